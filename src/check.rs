@@ -1,0 +1,355 @@
+//! Stage 5, check: what the template produced is valid Kubernetes and obeys DESIGN.md's rules,
+//! whoever wrote the template.
+//!
+//! Objects of the kinds a devbox uses are deserialised into k8s-openapi's typed structs, and
+//! every field those types do not know is reported (serde would silently drop it, and the API
+//! server would reject it with `--strict`). The safety rules (home volume protected, pod
+//! hardened, no Secret contents) are checked on the JSON, so a custom template cannot opt out.
+
+use std::collections::{BTreeMap, HashSet};
+
+use k8s_openapi::Resource;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::State;
+use crate::quantity::Quantity;
+use crate::render::{Object, RenderedBox};
+
+/// Label that marks the home volume; the rules below find it by this, not by its name.
+pub const HOME_ROLE_LABEL: &str = "devbox-gen.dev/role";
+pub const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
+pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
+
+/// The home PVC's name depends on the user's name only (rule 1 of DESIGN.md).
+pub fn home_volume_name(user: &str) -> String {
+    format!("{user}-home")
+}
+
+/// Checks every rendered box; all problems at once.
+pub fn check(boxes: &[RenderedBox], template: &str) -> Result<(), Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    for rendered in boxes {
+        for problem in check_box(rendered) {
+            diagnostics.push(
+                Diagnostic::error(format!("{template} produced an invalid bundle for {}", rendered.resolved.source))
+                    .in_path(rendered.resolved.source.clone())
+                    .help(problem),
+            );
+        }
+    }
+    if diagnostics.is_empty() { Ok(()) } else { Err(diagnostics) }
+}
+
+fn check_box(rendered: &RenderedBox) -> Vec<String> {
+    let name = &rendered.resolved.name;
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for object in &rendered.objects {
+        let id = object_id(object);
+        if !seen.insert(id.clone()) {
+            problems.push(format!("{id} is produced twice"));
+        }
+        problems.extend(check_object(object).into_iter().map(|p| format!("{id}: {p}")));
+    }
+    let homes: Vec<&Object> = rendered.objects.iter().filter(|o| is_home_volume(o)).collect();
+    match homes.as_slice() {
+        [home] => problems.extend(check_home_volume(home, name)),
+        [] => problems.push(format!(
+            "no home volume: the bundle needs a PersistentVolumeClaim labelled `{HOME_ROLE_LABEL}: home` named `{}`",
+            home_volume_name(name)
+        )),
+        _ => problems.push("more than one PersistentVolumeClaim is labelled as the home volume".into()),
+    }
+    let workloads = rendered.objects.iter().filter(|o| kind(o) == "StatefulSet").count();
+    if rendered.resolved.state == State::Archived && rendered.objects.len() != 1 {
+        problems.push("an archived box keeps only its home volume, but the template emitted more".into());
+    }
+    if rendered.resolved.state != State::Archived && workloads != 1 {
+        problems.push(format!("a {:?} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state).to_lowercase());
+    }
+    problems
+}
+
+pub fn kind(object: &Object) -> &str {
+    object.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn name(object: &Object) -> &str {
+    object.pointer_str("/metadata/name").unwrap_or("")
+}
+
+/// `Kind/namespace/name`, how reviewers and the diff refer to an object.
+pub fn object_id(object: &Object) -> String {
+    let namespace = object.pointer_str("/metadata/namespace").unwrap_or("");
+    format!("{}/{}/{}", kind(object), namespace, name(object)).replace("//", "/")
+}
+
+trait Pointer {
+    fn pointer_str(&self, pointer: &str) -> Option<&str>;
+    fn at(&self, pointer: &str) -> Option<&Value>;
+}
+
+impl Pointer for Object {
+    fn pointer_str(&self, pointer: &str) -> Option<&str> {
+        self.at(pointer).and_then(Value::as_str)
+    }
+
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        let (first, rest) = pointer.trim_start_matches('/').split_once('/').unwrap_or((pointer.trim_start_matches('/'), ""));
+        let value = self.get(first)?;
+        if rest.is_empty() { Some(value) } else { value.pointer(&format!("/{rest}")) }
+    }
+}
+
+fn is_home_volume(object: &Object) -> bool {
+    kind(object) == "PersistentVolumeClaim" && object.pointer_str(&format!("/metadata/labels/{}", HOME_ROLE_LABEL.replace('/', "~1"))) == Some("home")
+}
+
+fn check_object(object: &Object) -> Vec<String> {
+    let mut problems = Vec::new();
+    let api_version = object.get("apiVersion").and_then(Value::as_str);
+    let object_kind = object.get("kind").and_then(Value::as_str);
+    if api_version.is_none() || object_kind.is_none() {
+        problems.push("apiVersion and kind must be strings".into());
+        return problems;
+    }
+    match object.pointer_str("/metadata/name") {
+        Some(n) if crate::validate::is_dns_label(n) || n.split('.').all(crate::validate::is_dns_label) => {}
+        Some(n) => problems.push(format!("`{n}` is not a valid object name")),
+        None => problems.push("metadata.name is missing".into()),
+    }
+    if object_kind == Some("Secret") {
+        problems.push("Secrets must never be generated: their contents would be committed to Git. Reference a Secret created out of band instead".into());
+    }
+    problems.extend(typed_check(object));
+    if let Some(pod) = object.at("/spec/template/spec") {
+        problems.extend(check_pod(pod));
+    }
+    if object_kind == Some("StatefulSet") && object.at("/spec/volumeClaimTemplates").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+        problems.push("volumeClaimTemplates tie the home to the StatefulSet (it could not be recreated or resized without touching the data); use the standalone home PVC".into());
+    }
+    problems
+}
+
+/// Deserialises known kinds into k8s-openapi types; unknown fields and wrong types are errors.
+fn typed_check(object: &Object) -> Vec<String> {
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking};
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = kind(object);
+    macro_rules! typed {
+        ($($ty:ty),* $(,)?) => {
+            $(if api_version == <$ty>::API_VERSION && kind == <$ty>::KIND { return strict::<$ty>(object); })*
+        };
+    }
+    typed!(
+        apps::StatefulSet,
+        apps::Deployment,
+        core::ConfigMap,
+        core::PersistentVolumeClaim,
+        core::Service,
+        core::ServiceAccount,
+        core::Namespace,
+        core::Pod,
+        networking::NetworkPolicy,
+    );
+    Vec::new() // other kinds (CRDs from custom templates) are checked by their own controllers
+}
+
+fn strict<T: DeserializeOwned>(object: &Object) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let value = Value::Object(object.clone());
+    let result: Result<T, _> = serde_ignored::deserialize(value, |path| unknown.push(crate::source::ignored_path(&path)));
+    let mut problems: Vec<String> = unknown.into_iter().map(|p| format!("unknown field `{p}`")).collect();
+    if let Err(e) = result {
+        problems.push(format!("not a valid {}: {e}", kind(object)));
+    }
+    problems
+}
+
+/// The hardening DESIGN.md's rule 5 requires of every pod.
+fn check_pod(pod: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let truthy = |v: Option<&Value>| v.and_then(Value::as_bool) == Some(true);
+    let pod_context = pod.get("securityContext");
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if truthy(pod.get(host)) {
+            problems.push(format!("{host} must not be used"));
+        }
+    }
+    if pod.get("automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
+        problems.push("automountServiceAccountToken must be false: nothing in a devbox talks to the Kubernetes API".into());
+    }
+    let pod_non_root = truthy(pod_context.and_then(|c| c.get("runAsNonRoot")));
+    let pod_seccomp = pod_context.and_then(|c| c.pointer("/seccompProfile/type")).and_then(Value::as_str) == Some("RuntimeDefault");
+    let containers = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| pod.get(*k).and_then(Value::as_array))
+        .flatten();
+    for container in containers {
+        let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
+        let context = container.get("securityContext");
+        let field = |f: &str| context.and_then(|c| c.pointer(f));
+        if !(pod_non_root || truthy(field("/runAsNonRoot"))) {
+            problems.push(format!("container `{cname}` must set runAsNonRoot"));
+        }
+        if field("/allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false) {
+            problems.push(format!("container `{cname}` must set allowPrivilegeEscalation: false"));
+        }
+        if truthy(field("/privileged")) {
+            problems.push(format!("container `{cname}` must not be privileged"));
+        }
+        let drops_all = field("/capabilities/drop").and_then(Value::as_array).is_some_and(|d| d.iter().any(|c| c == "ALL"));
+        if !drops_all {
+            problems.push(format!("container `{cname}` must drop ALL capabilities"));
+        }
+        if field("/capabilities/add").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            problems.push(format!("container `{cname}` must not add capabilities"));
+        }
+        let seccomp = field("/seccompProfile/type").and_then(Value::as_str);
+        if !(seccomp == Some("RuntimeDefault") || seccomp.is_none() && pod_seccomp) {
+            problems.push(format!("container `{cname}` must use the RuntimeDefault seccomp profile"));
+        }
+    }
+    problems
+}
+
+fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected = home_volume_name(user);
+    if name(home) != expected {
+        problems.push(format!(
+            "the home volume is named `{}`; it must be `{expected}`, derived from the user's name only, so no other change can ever rename (and so lose) it",
+            name(home)
+        ));
+    }
+    let annotation = |key: &str| home.pointer_str(&format!("/metadata/annotations/{}", key.replace('/', "~1")));
+    let argo = annotation(ARGO_SYNC_OPTIONS).unwrap_or("");
+    if !(argo.contains("Prune=false") && argo.contains("Delete=false")) {
+        problems.push(format!("the home volume needs the annotation `{ARGO_SYNC_OPTIONS}: Prune=false,Delete=false` so Argo CD never deletes it"));
+    }
+    if annotation(FLUX_PRUNE) != Some("disabled") {
+        problems.push(format!("the home volume needs the annotation `{FLUX_PRUNE}: disabled` so Flux never prunes it"));
+    }
+    problems
+}
+
+/// What makes a home volume: its size and class, which Kubernetes can only grow / never change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HomeVolume {
+    pub size: String,
+    pub storage_class: Option<String>,
+}
+
+impl HomeVolume {
+    pub fn of(object: &Object) -> Option<Self> {
+        if !is_home_volume(object) {
+            return None;
+        }
+        Some(Self {
+            size: object.pointer_str("/spec/resources/requests/storage")?.to_string(),
+            storage_class: object.pointer_str("/spec/storageClassName").map(str::to_string),
+        })
+    }
+}
+
+/// A change Kubernetes cannot apply to a home volume that already exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImpossibleChange {
+    Shrink { user: String, from: String, to: String },
+    StorageClass { user: String, from: Option<String>, to: Option<String> },
+}
+
+impl ImpossibleChange {
+    pub fn user(&self) -> &str {
+        match self {
+            Self::Shrink { user, .. } | Self::StorageClass { user, .. } => user,
+        }
+    }
+
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let source = format!("users/{}.toml", self.user());
+        match self {
+            Self::Shrink { user, from, to } => Diagnostic::error(format!("the home volume of `{user}` would shrink from {from} to {to}"))
+                .in_path(source)
+                .help("Kubernetes cannot shrink a PersistentVolumeClaim: set `home.size` back to at least the current size")
+                .help("to really get a smaller volume, copy the data to a new box and archive this one"),
+            Self::StorageClass { user, from, to } => Diagnostic::error(format!(
+                "the storage class of `{user}`'s home volume would change from {} to {}",
+                from.as_deref().unwrap_or("the cluster default"),
+                to.as_deref().unwrap_or("the cluster default")
+            ))
+            .in_path(source)
+            .help("a PersistentVolumeClaim's storage class is immutable: set `home.storage_class` back")
+            .help("to move the data to another class, snapshot the volume and restore it into a new claim by hand"),
+        }
+    }
+}
+
+/// Compares home volumes before and after, by user: the changes `build` must refuse.
+pub fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<String, HomeVolume>) -> Vec<ImpossibleChange> {
+    let mut changes = Vec::new();
+    for (user, new) in after {
+        let Some(old) = before.get(user) else { continue };
+        if let (Ok(from), Ok(to)) = (Quantity::parse(&old.size), Quantity::parse(&new.size)) {
+            if to < from {
+                changes.push(ImpossibleChange::Shrink { user: user.clone(), from: old.size.clone(), to: new.size.clone() });
+            }
+        }
+        if old.storage_class != new.storage_class {
+            changes.push(ImpossibleChange::StorageClass { user: user.clone(), from: old.storage_class.clone(), to: new.storage_class.clone() });
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(size: &str, class: Option<&str>) -> HomeVolume {
+        HomeVolume { size: size.into(), storage_class: class.map(Into::into) }
+    }
+
+    #[test]
+    fn growing_is_fine_shrinking_and_reclassing_are_not() {
+        let before = BTreeMap::from([("a".to_string(), volume("100Gi", Some("std")))]);
+        let grow = BTreeMap::from([("a".to_string(), volume("200Gi", Some("std")))]);
+        assert!(impossible_changes(&before, &grow).is_empty());
+        let shrink = BTreeMap::from([("a".to_string(), volume("99Gi", Some("std")))]);
+        assert!(matches!(impossible_changes(&before, &shrink)[..], [ImpossibleChange::Shrink { .. }]));
+        let reclass = BTreeMap::from([("a".to_string(), volume("100Gi", None))]);
+        assert!(matches!(impossible_changes(&before, &reclass)[..], [ImpossibleChange::StorageClass { .. }]));
+        let new_user = BTreeMap::from([("b".to_string(), volume("1Gi", None))]);
+        assert!(impossible_changes(&before, &new_user).is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_of_known_kinds_are_reported_with_their_path() {
+        let object: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labelz": {}}, "data": {"a": "b"}
+        }))
+        .unwrap();
+        assert_eq!(typed_check(&object), vec!["unknown field `metadata.labelz`"]);
+    }
+
+    #[test]
+    fn wrong_types_are_reported() {
+        let object: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}, "spec": {"replicas": "one"}
+        }))
+        .unwrap();
+        let problems = typed_check(&object);
+        assert!(problems.iter().any(|p| p.contains("not a valid StatefulSet")), "{problems:?}");
+    }
+
+    #[test]
+    fn an_unhardened_pod_fails_every_rule() {
+        let pod = serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "securityContext": {"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}}}]});
+        let problems = check_pod(&pod);
+        for expected in ["hostNetwork", "automountServiceAccountToken", "runAsNonRoot", "allowPrivilegeEscalation", "privileged", "drop ALL", "add capabilities", "seccomp"] {
+            assert!(problems.iter().any(|p| p.contains(expected)), "missing {expected}: {problems:?}");
+        }
+    }
+}

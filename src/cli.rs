@@ -1,0 +1,59 @@
+//! The command line, as clap sees it. Only parsing lives here; each subcommand's behaviour is
+//! in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Compile one TOML file per person into GitOps-ready Kubernetes developer-box bundles.
+#[derive(Debug, Parser)]
+#[command(name = "devbox-gen", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The config repo: reads DIR/devbox.toml and DIR/users/*.toml, writes only inside DIR/out/.
+    #[arg(short = 'C', long = "root", value_name = "DIR", default_value = ".", global = true)]
+    pub root: PathBuf,
+
+    /// When to use colours.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile users/ into out/.
+    Build {
+        /// Write nothing; list what would change and exit 1 if out/ is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Parse and check user files (all of users/ when none is given); write nothing.
+    Validate {
+        /// User files to check, e.g. users/alice.toml.
+        files: Vec<PathBuf>,
+    },
+    /// Write the JSON Schemas of the file formats to schema/.
+    Schema {
+        /// Write nothing; exit 1 if schema/ is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print one user's bundle to stdout.
+    Show {
+        /// The user's name (the file stem of users/NAME.toml).
+        name: String,
+    },
+}

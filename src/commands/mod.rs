@@ -1,0 +1,20 @@
+//! One file per subcommand. Each is a short workflow over the pipeline; none prints a
+//! diagnostic itself (they are returned, and `run` prints them once).
+
+mod build;
+mod schema;
+mod show;
+mod validate;
+
+use crate::cli::Command;
+use crate::diagnostic::Diagnostics;
+use crate::{Context, Outcome};
+
+pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnostics> {
+    match command {
+        Command::Build { check } => build::run(context, *check),
+        Command::Validate { files } => validate::run(context, files),
+        Command::Schema { check } => schema::run(context, *check),
+        Command::Show { name } => show::run(context, name),
+    }
+}

@@ -1,0 +1,38 @@
+//! `devbox-gen schema [--check]`: the JSON Schemas editors use, written from the Rust types.
+
+use std::fs;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::schema;
+use crate::{Context, Outcome};
+
+pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+    let dir = context.root.join("schema");
+    let mut stale = Vec::new();
+    for (file, text) in schema::files() {
+        let path = dir.join(file);
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push((file, path, text));
+        }
+    }
+    if stale.is_empty() {
+        context.status("schema/ is up to date");
+        return Ok(Outcome::Clean);
+    }
+    if check_only {
+        for (file, _, _) in &stale {
+            println!("update schema/{file}");
+        }
+        context.status("schema/ is stale; run `devbox-gen schema`");
+        return Ok(Outcome::Changed);
+    }
+    let fail = |e: std::io::Error, path: &std::path::Path| -> Diagnostics {
+        Diagnostic::error(format!("cannot write {}: {e}", path.display())).in_path(path.display().to_string()).into()
+    };
+    fs::create_dir_all(&dir).map_err(|e| fail(e, &dir))?;
+    for (file, path, text) in stale {
+        fs::write(&path, text).map_err(|e| fail(e, &path))?;
+        context.status(&format!("wrote schema/{file}"));
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,33 @@
+//! `devbox-gen show NAME`: one user's bundle on stdout, as a multi-document YAML stream that
+//! `kubectl apply -f -` would accept, compiled exactly as `build` would.
+
+use std::io::Write;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::pipeline::compile;
+use crate::{Context, Outcome};
+
+pub fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
+    let compiled = compile(&context.root)?;
+    context.warn(compiled.warnings);
+    let prefix = format!("{name}/");
+    let files: Vec<(&String, &String)> =
+        compiled.tree.files.iter().filter(|(path, _)| path.starts_with(&prefix) && !path.ends_with("/kustomization.yaml")).collect();
+    if files.is_empty() {
+        let known: Vec<String> = compiled.boxes.iter().map(|b| b.resolved.name.clone()).collect();
+        let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
+        if let Some(near) = crate::read::closest(name, &known) {
+            error = error.help(format!("did you mean `{near}`?"));
+        }
+        return Err(error.into());
+    }
+    let mut stdout = std::io::stdout().lock();
+    for (i, (path, text)) in files.iter().enumerate() {
+        let separator = if i == 0 { "" } else { "---\n" };
+        // A closed pipe (`show alice | head`) is not an error.
+        if write!(stdout, "{separator}# out/{path}\n{text}").is_err() {
+            return Ok(Outcome::Clean);
+        }
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,172 @@
+//! Errors as values: every stage reports problems as [`Diagnostic`]s pointing into the files
+//! people wrote, and [`render`] prints them once, rustc-style, at the edge of the program.
+//! Collecting instead of failing fast is what lets one run report every mistake in every file.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use codespan_reporting::diagnostic::{Diagnostic as Report, Label, Severity as ReportSeverity};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, termcolor::WriteColor};
+
+use crate::source::SourceFile;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, with where it is and how to fix it.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    pub location: Option<Location>,
+    /// Short text under the marker.
+    pub label: String,
+    /// `help:` lines: what to do about it.
+    pub help: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A span in a file we parsed; the snippet is shown.
+    Span { file: Arc<SourceFile>, span: Range<usize> },
+    /// A span whose source must not be echoed (it may hold a secret): only `file:line:column`.
+    Hidden { file: Arc<SourceFile>, span: Range<usize> },
+    /// A whole file or directory (unreadable, not TOML, ...).
+    Path(String),
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { severity: Severity::Error, message: message.into(), location: None, label: String::new(), help: Vec::new() }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self { severity: Severity::Warning, ..Self::error(message) }
+    }
+
+    pub fn at(mut self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.location = Some(Location::Span { file: Arc::clone(file), span });
+        self.label = label.into();
+        self
+    }
+
+    pub fn at_hidden(mut self, file: &Arc<SourceFile>, span: Range<usize>) -> Self {
+        self.location = Some(Location::Hidden { file: Arc::clone(file), span });
+        self
+    }
+
+    pub fn in_path(mut self, path: impl Into<String>) -> Self {
+        self.location = Some(Location::Path(path.into()));
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help.push(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Sort key: by file, then position, so output reads top to bottom like the files do.
+    fn sort_key(&self) -> (String, usize) {
+        match &self.location {
+            Some(Location::Span { file, span } | Location::Hidden { file, span }) => (file.path.clone(), span.start),
+            Some(Location::Path(path)) => (path.clone(), 0),
+            None => (String::new(), 0),
+        }
+    }
+}
+
+/// Everything that went wrong in one run.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Err(self)` when anything is an error, so stages can end with `diagnostics.into_result(value)`.
+    pub fn into_result<T>(self, value: T) -> Result<(T, Diagnostics), Diagnostics> {
+        if self.has_errors() { Err(self) } else { Ok((value, self)) }
+    }
+
+    pub fn sorted(mut self) -> Self {
+        self.0.sort_by_key(Diagnostic::sort_key);
+        self
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(diagnostic: Diagnostic) -> Self {
+        Self(vec![diagnostic])
+    }
+}
+
+/// Prints diagnostics rustc-style; the only place that formats them.
+pub fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::Result<()> {
+    let mut files = SimpleFiles::new();
+    let mut ids: Vec<(*const SourceFile, usize)> = Vec::new();
+    let config = term::Config::default();
+    for diagnostic in &diagnostics.0 {
+        let severity = match diagnostic.severity {
+            Severity::Error => ReportSeverity::Error,
+            Severity::Warning => ReportSeverity::Warning,
+        };
+        let mut report = Report::new(severity).with_message(&diagnostic.message);
+        let mut notes: Vec<String> = Vec::new();
+        match &diagnostic.location {
+            Some(Location::Span { file, span }) => {
+                let key = Arc::as_ptr(file);
+                let id = match ids.iter().find(|(k, _)| *k == key) {
+                    Some((_, id)) => *id,
+                    None => {
+                        let id = files.add(file.path.clone(), file.text.clone());
+                        ids.push((key, id));
+                        id
+                    }
+                };
+                report = report.with_labels(vec![Label::primary(id, span.clone()).with_message(&diagnostic.label)]);
+            }
+            Some(Location::Hidden { file, span }) => {
+                let (line, column) = file.line_column(span.start);
+                notes.push(format!("at {}:{line}:{column} (the line is not shown: it may hold a secret)", file.path));
+            }
+            Some(Location::Path(path)) => notes.push(format!("in {path}")),
+            None => {}
+        }
+        notes.extend(diagnostic.help.iter().map(|h| format!("help: {h}")));
+        report = report.with_notes(notes);
+        term::emit_to_write_style(out, &config, &files, &report).map_err(std::io::Error::other)?;
+    }
+    out.flush()
+}
+
+/// Renders to a plain string (no colour): for tests and for embedding in other output.
+pub fn render_plain(diagnostics: &Diagnostics) -> String {
+    let mut buffer = codespan_reporting::term::termcolor::Buffer::no_color();
+    render(diagnostics, &mut buffer).expect("rendering into memory cannot fail");
+    String::from_utf8_lossy(buffer.as_slice()).into_owned()
+}

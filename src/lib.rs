@@ -1,0 +1,109 @@
+//! devbox-gen compiles one TOML file per person into Kubernetes developer-box bundles that
+//! Argo CD or Flux sync from Git.
+//!
+//! The modules follow the data: [`read`] → [`validate`] → [`resolve`] → [`render`] →
+//! [`check`] → [`emit`] → [`write`], strung together by [`pipeline::compile`]. Each command in
+//! [`commands`] is a thin workflow over that pipeline; [`run`] is the one place that prints
+//! diagnostics and decides the exit code.
+
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
+pub mod emit;
+pub mod model;
+pub mod pipeline;
+pub mod quantity;
+pub mod read;
+pub mod render;
+pub mod resolve;
+pub mod schema;
+pub mod source;
+pub mod validate;
+pub mod write;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use codespan_reporting::term::termcolor::{self, StandardStream};
+
+use crate::cli::{Cli, ColorChoice};
+use crate::diagnostic::Diagnostics;
+
+/// How a command ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Clean,
+    /// Exit 1: `--check` found something stale, `diff` found changes.
+    Changed,
+}
+
+/// Exit code for errors: bad input, a template failure, a refused change.
+pub const EXIT_ERROR: u8 = 2;
+
+/// What every command gets: where to work, and where warnings go.
+pub struct Context {
+    pub root: std::path::PathBuf,
+    pub quiet: bool,
+    warnings: Diagnostics,
+}
+
+impl Context {
+    pub fn warn(&mut self, warnings: Diagnostics) {
+        self.warnings.extend(warnings);
+    }
+
+    /// A progress or summary line on stderr, unless `--quiet`.
+    pub fn status(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
+        }
+    };
+    let mut context = Context { root: cli.root.clone(), quiet: cli.quiet, warnings: Diagnostics::default() };
+    let result = commands::run(&cli.command, &mut context);
+    let mut stderr = StandardStream::stderr(color_choice(cli.color));
+    let warnings = std::mem::take(&mut context.warnings).sorted();
+    if !cli.quiet && !warnings.is_empty() {
+        let _ = diagnostic::render(&warnings, &mut stderr);
+    }
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Changed) => ExitCode::from(1),
+        Err(errors) => {
+            let errors = errors.sorted();
+            let _ = diagnostic::render(&errors, &mut stderr);
+            let count = errors.error_count();
+            if count > 1 {
+                eprintln!("error: {count} problems; nothing under out/ was changed");
+            } else {
+                eprintln!("error: nothing under out/ was changed");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Colours only on a terminal, never with `NO_COLOR` (https://no-color.org).
+fn color_choice(choice: ColorChoice) -> termcolor::ColorChoice {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => termcolor::ColorChoice::Always,
+        ColorChoice::Never => termcolor::ColorChoice::Never,
+        ColorChoice::Auto if no_color || !std::io::stderr().is_terminal() => termcolor::ColorChoice::Never,
+        ColorChoice::Auto => termcolor::ColorChoice::Auto,
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    devbox_gen::run(std::env::args_os())
+}

@@ -1,0 +1,81 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::UserDefaults;
+
+/// `devbox.toml`: organisation-wide settings. Every field is optional.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "devbox-gen settings")]
+pub struct DevboxConfig {
+    /// Namespace of every box (default `devboxes`).
+    pub namespace: Option<String>,
+    /// Delivery manifests to emit: `argocd` and/or `flux`.
+    #[serde(default)]
+    pub gitops: Vec<GitOps>,
+    /// A jsonnet template that replaces the embedded one; it may
+    /// `import 'devbox-gen/devbox.libsonnet'` and extend it. Relative to this file.
+    pub template: Option<String>,
+    /// Defaults for every user file.
+    #[serde(default)]
+    pub defaults: UserDefaults,
+    /// The tailscale sidecar.
+    #[serde(default)]
+    pub tailscale: TailscaleSettings,
+    /// The user the image runs as (its `jupyter` account).
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// Where Argo CD / Flux read `out/` from.
+    pub repo: Option<RepoSource>,
+    /// Target clusters. With more than one, each user names theirs with `cluster = ...`.
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+}
+
+/// A GitOps engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GitOps {
+    Argocd,
+    Flux,
+}
+
+/// Settings of the tailscale sidecar shared by all boxes.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TailscaleSettings {
+    /// Sidecar image, pinned (e.g. `ghcr.io/tailscale/tailscale:v1.80.3`).
+    pub image: Option<String>,
+    /// Secret holding the auth key under `TS_AUTHKEY` (default `tailscale-auth`).
+    pub auth_key_secret: Option<String>,
+}
+
+/// The account the main container runs as; it must exist in the image as `jupyter`
+/// with its home at /storage/jupyter.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Runtime {
+    /// UID of `jupyter` in the image (default 10001).
+    pub uid: Option<u32>,
+    /// GID of `jupyter` in the image, also the volume's fsGroup (default 10001).
+    pub gid: Option<u32>,
+}
+
+/// The Git repository Argo CD / Flux sync from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RepoSource {
+    /// Clone URL.
+    pub url: String,
+    /// Branch, tag or commit (default `main`).
+    pub revision: Option<String>,
+}
+
+/// One target cluster.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Cluster {
+    /// Short name, used by `cluster = ...` in user files.
+    pub name: String,
+    /// API server URL as Argo CD knows it.
+    pub server: String,
+}

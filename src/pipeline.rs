@@ -1,0 +1,58 @@
+//! The whole compilation, readable top to bottom, like Tanka's `process.Process`:
+//!
+//! 1. [`read`]: devbox.toml and users/*.toml into typed values with source spans;
+//! 2. [`validate`]: every rule, every file, every problem;
+//! 3. [`resolve`]: defaults merged into one complete box per user;
+//! 4. [`render`]: the jsonnet template, once per box, in parallel;
+//! 5. [`check`]: the objects are valid Kubernetes and obey the safety rules;
+//! 6. [`emit`]: the bytes of every file of `out/`, in memory.
+//!
+//! Writing (`write`) and comparing (`diff`) happen after, in the commands: the compiled tree
+//! is the same either way.
+
+use std::path::Path;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::emit::{self, OutTree};
+use crate::read::{self, ConfigRepo};
+use crate::render::{self, RenderedBox, Template};
+use crate::{check, resolve, validate};
+
+/// The result of a successful compilation.
+#[derive(Debug)]
+pub struct Compiled {
+    pub tree: OutTree,
+    pub boxes: Vec<RenderedBox>,
+    /// Warnings found on the way (they do not stop the build).
+    pub warnings: Diagnostics,
+}
+
+/// Compiles the config repo at `root` into the tree `out/` should hold.
+pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
+    let (repo, mut found) = read::read(root)?;
+    found.extend(validate::validate(&repo));
+    if found.has_errors() {
+        return Err(found.sorted());
+    }
+    let warnings = found;
+    let boxes = resolve::resolve(&repo)?;
+    let template = template_of(&repo)?;
+    let rendered = render::render(boxes, &template, root)?;
+    check::check(&rendered, &template.describe(root))?;
+    let tree = emit::emit(&rendered);
+    Ok(Compiled { tree, boxes: rendered, warnings })
+}
+
+/// The template devbox.toml names, or the embedded one.
+pub fn template_of(repo: &ConfigRepo) -> Result<Template, Diagnostics> {
+    let Some(settings) = &repo.settings else { return Ok(Template::Embedded) };
+    let Some(relative) = &settings.value.template else { return Ok(Template::Embedded) };
+    let path = repo.root.join(relative);
+    match path.symlink_metadata() {
+        Ok(m) if m.is_file() => Ok(Template::File(path.canonicalize().unwrap_or(path))),
+        _ => Err(Diagnostic::error(format!("template `{relative}` does not exist"))
+            .at(&settings.source, settings.source.value_span("template"), "no such file")
+            .help("give a path relative to devbox.toml, or remove `template` to use the embedded default")
+            .into()),
+    }
+}

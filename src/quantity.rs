@@ -1,0 +1,182 @@
+//! Kubernetes resource quantities (`500m`, `32Gi`, `1e3`), parsed exactly as the API server
+//! does, so that `validate` rejects what Kubernetes would, and `check` can tell a volume that
+//! grows from one that shrinks.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// A parsed quantity, in billionths of the unit so `500m` and `1.5Gi` compare exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity {
+    nanos: u128,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct QuantityError {
+    pub message: String,
+    /// A corrected spelling, when the mistake is recognisable (`32GB` → `32Gi`).
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for QuantityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+const NANOS: u128 = 1_000_000_000;
+
+impl Quantity {
+    pub fn parse(text: &str) -> Result<Self, QuantityError> {
+        let number_end = text
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+            .map_or(text.len(), |(i, _)| i);
+        let (number, suffix) = text.split_at(number_end);
+        if text.starts_with(['+', '-']) {
+            return Err(error(format!("`{text}` must be a positive quantity without a sign"), Some(text.trim_start_matches(['+', '-']).to_string())));
+        }
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() || fraction.contains('.') || number.ends_with('.') {
+            return Err(error(format!("`{text}` is not a number followed by a unit"), None));
+        }
+        let scale_down = 10u128.pow(u32::try_from(fraction.len()).unwrap_or(u32::MAX).min(30));
+        let digits: u128 = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|_| error(format!("`{text}` is too large"), None))?;
+        let nanos = match multiplier(suffix) {
+            Some(Multiplier::Times(m)) => digits.checked_mul(m).and_then(|v| v.checked_mul(NANOS)),
+            Some(Multiplier::Nanos(n)) => digits.checked_mul(n),
+            None => return Err(unknown_suffix(text, number, suffix)),
+        }
+        .ok_or_else(|| error(format!("`{text}` is too large"), None))?;
+        Ok(Self { nanos: nanos / scale_down })
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.nanos == 0
+    }
+
+    /// Whole units, rounded down (bytes for memory, cores for CPU).
+    pub fn whole_units(self) -> u128 {
+        self.nanos / NANOS
+    }
+}
+
+impl PartialOrd<u128> for Quantity {
+    fn partial_cmp(&self, units: &u128) -> Option<Ordering> {
+        Some(self.nanos.cmp(&units.saturating_mul(NANOS)))
+    }
+}
+
+impl PartialEq<u128> for Quantity {
+    fn eq(&self, units: &u128) -> bool {
+        self.nanos == units.saturating_mul(NANOS)
+    }
+}
+
+enum Multiplier {
+    Times(u128),
+    /// For sub-unit suffixes: how many billionths one counts.
+    Nanos(u128),
+}
+
+fn multiplier(suffix: &str) -> Option<Multiplier> {
+    use Multiplier::{Nanos, Times};
+    Some(match suffix {
+        "" => Times(1),
+        "n" => Nanos(1),
+        "u" => Nanos(1_000),
+        "m" => Nanos(1_000_000),
+        "k" => Times(1_000),
+        "M" => Times(1_000_000),
+        "G" => Times(1_000_000_000),
+        "T" => Times(1_000_000_000_000),
+        "P" => Times(1_000_000_000_000_000),
+        "E" => Times(1_000_000_000_000_000_000),
+        "Ki" => Times(1 << 10),
+        "Mi" => Times(1 << 20),
+        "Gi" => Times(1 << 30),
+        "Ti" => Times(1 << 40),
+        "Pi" => Times(1 << 50),
+        "Ei" => Times(1 << 60),
+        exponent if exponent.starts_with(['e', 'E']) => {
+            let power: i32 = exponent[1..].parse().ok()?;
+            match power {
+                0..=18 => Times(10u128.pow(power.unsigned_abs())),
+                -9..=-1 => Nanos(10u128.pow(9 - power.unsigned_abs())),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn error(message: String, suggestion: Option<String>) -> QuantityError {
+    QuantityError { message, suggestion }
+}
+
+/// Recognises the units people write by habit and suggests the Kubernetes spelling.
+fn unknown_suffix(text: &str, number: &str, suffix: &str) -> QuantityError {
+    let binary = match suffix.to_ascii_lowercase().trim_end_matches('b') {
+        "k" | "ki" => Some("Ki"),
+        "m" | "mi" => Some("Mi"),
+        "g" | "gi" => Some("Gi"),
+        "t" | "ti" => Some("Ti"),
+        "p" | "pi" => Some("Pi"),
+        _ => None,
+    };
+    match binary {
+        Some(unit) if !number.is_empty() => error(
+            format!("`{text}` is not a Kubernetes quantity: `{suffix}` is not a unit Kubernetes knows"),
+            Some(format!("{number}{unit}")),
+        ),
+        _ => error(
+            format!("`{text}` is not a Kubernetes quantity"),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(text: &str) -> Quantity {
+        Quantity::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn parses_every_suffix_family() {
+        assert_eq!(q("32Gi"), 32u128 << 30);
+        assert_eq!(q("1G"), 1_000_000_000u128);
+        assert_eq!(q("1e3"), 1000u128);
+        assert_eq!(q("8"), 8u128);
+        assert_eq!(q("1.5Gi"), 3u128 << 29);
+        assert!(q("500m") < 1u128 && q("500m") > 0u128);
+        assert_eq!(q("500m"), q("0.5"));
+    }
+
+    #[test]
+    fn orders_sizes_across_units() {
+        assert!(q("200Gi") > q("199Gi"));
+        assert!(q("1Ti") > q("1000Gi"));
+        assert!(q("100G") < q("100Gi"));
+    }
+
+    #[test]
+    fn suggests_the_kubernetes_spelling_of_habitual_units() {
+        assert_eq!(Quantity::parse("32GB").unwrap_err().suggestion.as_deref(), Some("32Gi"));
+        assert_eq!(Quantity::parse("512mb").unwrap_err().suggestion.as_deref(), Some("512Mi"));
+        assert_eq!(Quantity::parse("2gi").unwrap_err().suggestion.as_deref(), Some("2Gi"));
+        assert!(Quantity::parse("lots").is_err());
+        assert!(Quantity::parse("").is_err());
+        assert!(Quantity::parse("1.2.3").is_err());
+        assert_eq!(Quantity::parse("-1").unwrap_err().suggestion.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn refuses_what_overflows_instead_of_wrapping() {
+        assert!(Quantity::parse("99999999999999999999999999999999999999Ei").is_err());
+    }
+}

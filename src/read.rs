@@ -1,0 +1,285 @@
+//! Stage 1, read: `devbox.toml` and `users/*.toml` from the config repo into typed values,
+//! each kept with its [`SourceFile`] so later stages can point at the exact key.
+//!
+//! Reading is strict about the *files* (regular `.toml` files only, no symlinks out of the
+//! repo, UTF-8, a sane size, never a private key) and lenient about nothing: every unknown key
+//! is reported with the closest known one, in every file, before anything is built.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use toml::de::DeTable;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::{DevboxConfig, UserFile};
+use crate::schema;
+use crate::source::SourceFile;
+
+/// Larger user files are refused: a person's box fits in a few hundred bytes, and a
+/// multi-megabyte file in users/ is a mistake (or an attack on the reviewer's patience).
+pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+
+/// A parsed file and the source it came from.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub source: Arc<SourceFile>,
+    pub value: T,
+}
+
+/// One user's file; `name` is its stem.
+pub type UserEntry = (String, Parsed<UserFile>);
+
+/// Everything the config repo says, as written.
+#[derive(Debug)]
+pub struct ConfigRepo {
+    pub root: PathBuf,
+    /// `None` when the repo has no devbox.toml (all defaults).
+    pub settings: Option<Parsed<DevboxConfig>>,
+    /// Sorted by name.
+    pub users: Vec<UserEntry>,
+}
+
+impl ConfigRepo {
+    pub fn settings(&self) -> DevboxConfig {
+        self.settings.as_ref().map(|s| s.value.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads the whole config repo. Files that cannot be parsed are left out of the repo and
+/// reported; the rest are returned so that validation can report *their* problems too.
+/// `Err` only when there is no config repo to read at all.
+pub fn read(root: &Path) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
+    read_selected(root, None)
+}
+
+/// Like [`read`], but only the given user files (for `validate FILE...`).
+pub fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    if !root.is_dir() {
+        return Err(Diagnostic::error(format!("config repo `{}` is not a directory", root.display()))
+            .help("pass the folder that holds devbox.toml and users/ with `-C DIR`")
+            .into());
+    }
+    let settings_path = root.join("devbox.toml");
+    let settings = if settings_path.symlink_metadata().is_ok() {
+        load::<DevboxConfig>(&settings_path, "devbox.toml".into(), &mut diagnostics)
+    } else {
+        None
+    };
+
+    let files = match only {
+        Some(paths) => paths.iter().map(|p| (p.clone(), display_path(root, p))).collect(),
+        None => list_user_files(root, &mut diagnostics),
+    };
+    let loaded: Vec<(Option<UserEntry>, Diagnostics)> = files
+        .par_iter()
+        .map(|(path, display)| {
+            let mut local = Diagnostics::default();
+            let entry = user_name(path, display, &mut local)
+                .and_then(|name| load::<UserFile>(path, display.clone(), &mut local).map(|parsed| (name, parsed)));
+            (entry, local)
+        })
+        .collect();
+    let mut users = Vec::with_capacity(loaded.len());
+    for (entry, local) in loaded {
+        diagnostics.extend(local);
+        users.extend(entry);
+    }
+    users.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((ConfigRepo { root: root.to_path_buf(), settings, users }, diagnostics))
+}
+
+fn display_path(root: &Path, path: &Path) -> String {
+    let shown = path.strip_prefix(root).unwrap_or(path);
+    shown.to_string_lossy().replace('\\', "/")
+}
+
+/// Lists `users/*.toml`, refusing what is not a regular TOML file.
+fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, String)> {
+    let dir = root.join("users");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diagnostics.push(
+                Diagnostic::error(format!("cannot read the users/ directory: {e}"))
+                    .in_path(dir.display().to_string())
+                    .help("create users/NAME.toml, one file per person"),
+            );
+            return Vec::new();
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let shown = display_path(root, &path);
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with('.') {
+            continue; // .gitkeep and editor files are not user files
+        }
+        let Ok(file_type) = entry.file_type() else { continue };
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        if file_type.is_symlink() {
+            diagnostics.push(
+                Diagnostic::error("symbolic links are not read in users/")
+                    .in_path(shown)
+                    .help("replace the link with the file itself: devbox-gen never follows links out of the config repo"),
+            );
+        } else if !file_type.is_file() || !is_toml {
+            diagnostics.push(
+                Diagnostic::error("users/ may only hold one `NAME.toml` file per person")
+                    .in_path(shown)
+                    .help("move this entry out of users/, or rename it to NAME.toml if it is a user file"),
+            );
+        } else {
+            files.push((path, shown));
+        }
+    }
+    files.sort();
+    files
+}
+
+fn user_name(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<String> {
+    match path.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) => Some(stem.to_string()),
+        None => {
+            diagnostics.push(Diagnostic::error("the file name is not valid UTF-8").in_path(shown.to_string()));
+            None
+        }
+    }
+}
+
+/// Reads and parses one TOML file into `T`, collecting every problem.
+fn load<T: DeserializeOwned>(path: &Path, shown: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
+    let text = read_text(path, &shown, diagnostics)?;
+    parse(shown, text, diagnostics)
+}
+
+fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<String> {
+    let fail = |message: String, help: &str| Diagnostic::error(message).in_path(shown.to_string()).help(help.to_string());
+    let metadata = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            diagnostics.push(fail(format!("cannot read {shown}: {e}"), "check the path and its permissions"));
+            return None;
+        }
+    };
+    if metadata.file_type().is_symlink() {
+        diagnostics.push(fail(format!("{shown} is a symbolic link"), "replace the link with the file itself"));
+        return None;
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        diagnostics.push(fail(
+            format!("{shown} is {} bytes, more than the {MAX_FILE_BYTES} a devbox file may have", metadata.len()),
+            "a user file describes one box in a few lines; check that the right file is in users/",
+        ));
+        return None;
+    }
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            diagnostics.push(fail(format!("cannot read {shown}: {e}"), "check the file's permissions"));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        // A BOM is what some Windows editors add; TOML does not allow it, people do not see it.
+        Ok(text) => Some(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)),
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            diagnostics.push(fail(
+                format!("{shown}:{line}:{column}: the file is not valid UTF-8"),
+                "save the file as UTF-8 (TOML files must be UTF-8)",
+            ));
+            None
+        }
+    }
+}
+
+/// The text of a PEM/OpenSSH private key header; checked before anything else so a pasted
+/// key is never parsed, echoed in a snippet, or written anywhere.
+const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
+
+fn parse<T: DeserializeOwned>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
+    if let Some(offset) = PRIVATE_KEY_MARKERS.iter().filter_map(|m| text.find(m)).min() {
+        let file = Arc::new(SourceFile::unparsed(shown, String::new()));
+        let (line, column) = line_column(&text, offset);
+        diagnostics.push(
+            Diagnostic::error(format!("{}:{line}:{column}: this file contains a private key", file.path))
+                .help("remove it now and rotate it: it must never be committed. A box's own key belongs in the Kubernetes Secret `NAME-ssh` (`kubectl -n devboxes create secret generic NAME-ssh --from-file=id_ed25519 --from-file=id_ed25519.pub`); users/ holds public keys only"),
+        );
+        return None;
+    }
+    let document = match DeTable::parse(&text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
+            diagnostics.push(toml_error(&file, &e, "this is not valid TOML"));
+            return None;
+        }
+    };
+    let file = Arc::new(SourceFile::indexed(shown, text.clone(), document.get_ref()));
+    let mut unknown = Vec::new();
+    let deserializer = toml::Deserializer::from(document);
+    let value = serde_ignored::deserialize(deserializer, |path| unknown.push(crate::source::ignored_path(&path)));
+    for key in unknown {
+        diagnostics.push(unknown_key::<T>(&file, &key));
+    }
+    match value {
+        Ok(value) => Some(Parsed { source: file, value }),
+        Err(e) => {
+            diagnostics.push(toml_error(&file, &e, "here"));
+            None
+        }
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    SourceFile::unparsed(String::new(), text.to_string()).line_column(offset)
+}
+
+fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, label: &str) -> Diagnostic {
+    let message = error.message().trim().to_string();
+    let span = error.span().unwrap_or(0..0);
+    let mut diagnostic = Diagnostic::error(first_line(&message)).at(file, span, label);
+    if message.contains("missing field") {
+        diagnostic = diagnostic.help("add it; users/*.toml in the devbox-gen repository are complete examples");
+    }
+    diagnostic
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).to_string()
+}
+
+fn unknown_key<T>(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
+    let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let known = if file.path == "devbox.toml" {
+        schema::known_keys::<DevboxConfig>(parent)
+    } else {
+        schema::known_keys::<UserFile>(parent)
+    };
+    let mut diagnostic = Diagnostic::error(format!("unknown field `{key}`")).at(file, file.key_span(path), "not a known field");
+    if let Some(suggestion) = closest(key, &known) {
+        diagnostic = diagnostic.help(format!("did you mean `{suggestion}`?"));
+    } else if !known.is_empty() {
+        diagnostic = diagnostic.help(format!("known fields here: {}", known.join(", ")));
+    }
+    diagnostic
+}
+
+/// The known name closest to `input`, when it is close enough to be a typo: at most a third
+/// of its letters wrong (`memroy` → `memory`, `nvidia-tesla-t5` → `nvidia-tesla-t4`).
+pub fn closest<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let allowed = (input.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::osa_distance(input, c), c))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c.as_str())
+}

@@ -1,0 +1,224 @@
+//! Stage 4, render: the jsonnet template, evaluated in-process by jrsonnet, once per box.
+//!
+//! The template is a function of one argument, `box` (a [`ResolvedBox`]), returning
+//! Kubernetes objects in any nesting of objects and arrays, as Tanka accepts them. The default
+//! template is compiled into the binary and importable as `devbox-gen/devbox.libsonnet`, so a
+//! custom template extends it instead of forking it.
+//!
+//! jrsonnet's `State` is not `Send`: each rayon worker keeps its own warm state with the
+//! template already evaluated to a function, so the per-box cost is one call.
+
+mod resolver;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use jrsonnet_evaluator::manifest::JsonFormat;
+use jrsonnet_evaluator::tla::TlaArg;
+use jrsonnet_evaluator::trace::{CompactFormat, PathResolver, TraceFormat};
+use jrsonnet_evaluator::{IStr, State, Val, apply_tla};
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::resolve::ResolvedBox;
+pub use resolver::{EMBEDDED, EMBEDDED_PREFIX};
+
+/// Which template renders the boxes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Template {
+    /// `devbox-gen/default.jsonnet`, compiled into the binary.
+    Embedded,
+    /// A file of the config repo (`template = ...` in devbox.toml), absolute path.
+    File(PathBuf),
+}
+
+impl Template {
+    /// Where the template is, as shown in messages.
+    pub fn describe(&self, root: &Path) -> String {
+        match self {
+            Template::Embedded => "the embedded default template".into(),
+            Template::File(path) => path.strip_prefix(root).unwrap_or(path).display().to_string(),
+        }
+    }
+}
+
+/// One rendered Kubernetes object, as JSON.
+pub type Object = Map<String, Value>;
+
+/// The objects of one box.
+#[derive(Debug, Clone)]
+pub struct RenderedBox {
+    pub resolved: ResolvedBox,
+    pub objects: Vec<Object>,
+}
+
+/// Renders every box in parallel; a template error is reported once per distinct message.
+pub fn render(boxes: Vec<ResolvedBox>, template: &Template, root: &Path) -> Result<Vec<RenderedBox>, Diagnostics> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let results: Vec<Result<RenderedBox, (String, String)>> = boxes
+        .into_par_iter()
+        .map(|resolved| {
+            render_one(&resolved, template, &root)
+                .map(|objects| RenderedBox { resolved: resolved.clone(), objects })
+                .map_err(|message| (resolved.source.clone(), message))
+        })
+        .collect();
+    let mut rendered = Vec::with_capacity(results.len());
+    let mut failures: Vec<(String, Vec<String>)> = Vec::new();
+    for result in results {
+        match result {
+            Ok(r) => rendered.push(r),
+            Err((source, message)) => match failures.iter_mut().find(|(m, _)| *m == message) {
+                Some((_, sources)) => sources.push(source),
+                None => failures.push((message, vec![source])),
+            },
+        }
+    }
+    if failures.is_empty() {
+        return Ok(rendered);
+    }
+    let described = template.describe(&root);
+    let mut diagnostics = Diagnostics::default();
+    for (message, sources) in failures {
+        let who = match sources.as_slice() {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} and {} more user files", rest.len()),
+            [] => unreachable!("a failure always has a source"),
+        };
+        diagnostics.push(
+            Diagnostic::error(format!("{described} failed for {who}"))
+                .in_path(sources[0].clone())
+                .help(message.trim_end().to_string()),
+        );
+    }
+    Err(diagnostics)
+}
+
+/// A warm jrsonnet state and the template's function, for one thread.
+struct Engine {
+    template: Template,
+    state: State,
+    function: Val,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Result<Vec<Object>, String> {
+    ENGINE.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|e| e.template != *template) {
+            *slot = Some(Engine::new(template, root)?);
+        }
+        let engine = slot.as_ref().expect("engine was just created");
+        engine.call(resolved, root)
+    })
+}
+
+impl Engine {
+    fn new(template: &Template, root: &Path) -> Result<Self, String> {
+        let mut builder = State::builder();
+        builder
+            .import_resolver(resolver::Resolver::new(root))
+            .context_initializer(jrsonnet_stdlib::ContextInitializer::new(PathResolver::Relative(root.to_path_buf())));
+        let state = builder.build();
+        let function = {
+            let _entered = state.try_enter();
+            let imported = match template {
+                Template::Embedded => state.import(format!("{EMBEDDED_PREFIX}default.jsonnet").as_str()),
+                Template::File(path) => state.import(path.as_path()),
+            };
+            imported.map_err(|e| format_error(&e, root))?
+        };
+        if !matches!(function, Val::Func(_)) {
+            return Err(format!(
+                "the template must evaluate to a function of the box, like `function(box) {{ ... }}`; it evaluated to {}",
+                function.value_type()
+            ));
+        }
+        Ok(Self { template: template.clone(), state, function })
+    }
+
+    fn call(&self, resolved: &ResolvedBox, root: &Path) -> Result<Vec<Object>, String> {
+        let _entered = self.state.try_enter();
+        let input = serde_json::to_value(resolved).expect("a resolved box is plain data");
+        let input = Val::deserialize(input).map_err(|e| format!("cannot pass the box to jsonnet: {e}"))?;
+        let mut args: HashMap<IStr, TlaArg> = HashMap::new();
+        args.insert("box".into(), TlaArg::Val(input));
+        let output = apply_tla(&args, self.function.clone()).map_err(|e| format_error(&e, root))?;
+        // Manifesting through jrsonnet keeps the jsonnet stack trace of lazy-field errors.
+        let json = output
+            .manifest(JsonFormat::minify())
+            .map_err(|e| format_error(&e, root))?;
+        let value: Value = serde_json::from_str(&json).map_err(|e| format!("the template produced invalid JSON: {e}"))?;
+        let mut objects = Vec::new();
+        extract(value, "", &mut objects)?;
+        Ok(objects)
+    }
+}
+
+fn format_error(error: &jrsonnet_evaluator::Error, root: &Path) -> String {
+    let format = CompactFormat { resolver: PathResolver::Relative(root.to_path_buf()), max_trace: 20, padding: 4 };
+    format.format(error).unwrap_or_else(|_| error.to_string())
+}
+
+/// Tanka's rule: an object with `apiVersion` and `kind` is a manifest (a `List` is unwrapped);
+/// any other object or array is searched; `null` is nothing.
+fn extract(value: Value, path: &str, out: &mut Vec<Object>) -> Result<(), String> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(object) if object.contains_key("apiVersion") && object.contains_key("kind") => {
+            if object.get("kind").and_then(Value::as_str) == Some("List") {
+                let items = object.get("items").cloned().unwrap_or(Value::Null);
+                return extract(items, &format!("{path}.items"), out);
+            }
+            out.push(object);
+            Ok(())
+        }
+        Value::Object(object) => {
+            for (key, child) in object {
+                extract(child, &format!("{path}.{key}"), out)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for (i, child) in items.into_iter().enumerate() {
+                extract(child, &format!("{path}[{i}]"), out)?;
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "the template returned {other} at `{}`, where a Kubernetes object (with apiVersion and kind) was expected",
+            if path.is_empty() { "." } else { path }
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn extracts_nested_objects_lists_and_skips_nulls() {
+        let value = json!({
+            "a": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}},
+            "nested": {"b": {"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b"}}]}},
+            "off": null,
+        });
+        let mut out = Vec::new();
+        extract(value, "", &mut out).unwrap();
+        let kinds: Vec<&str> = out.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["ConfigMap", "Service"]);
+    }
+
+    #[test]
+    fn says_where_a_non_object_was_returned() {
+        let mut out = Vec::new();
+        let error = extract(json!({"x": {"y": 3}}), "", &mut out).unwrap_err();
+        assert!(error.contains("`.x.y`"), "{error}");
+    }
+}

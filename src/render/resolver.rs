@@ -1,0 +1,69 @@
+//! Imports for templates: `devbox-gen/...` comes from the files compiled into the binary, so a
+//! custom template can `import 'devbox-gen/devbox.libsonnet'` and extend the default; anything
+//! else is a file, relative to the importing file.
+
+use std::path::Path;
+
+use jrsonnet_evaluator::{FileImportResolver, ImportResolver, Result, SourcePath, SourceVirtual, AsPathLike, ResolvePath};
+use jrsonnet_gcmodule::Acyclic;
+
+/// Import prefix of the embedded library.
+pub const EMBEDDED_PREFIX: &str = "devbox-gen/";
+
+/// The embedded template files, by import path.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("devbox-gen/default.jsonnet", include_str!("template/default.jsonnet")),
+    ("devbox-gen/devbox.libsonnet", include_str!("template/devbox.libsonnet")),
+    ("devbox-gen/start.sh", include_str!("template/start.sh")),
+    ("devbox-gen/sshd_config", include_str!("template/sshd_config")),
+];
+
+#[derive(Acyclic)]
+pub struct Resolver {
+    files: FileImportResolver,
+}
+
+impl Resolver {
+    pub fn new(root: &Path) -> Self {
+        // `lib/` and `vendor/` in the config repo are searched like Tanka's jpath.
+        Self { files: FileImportResolver::new(vec![root.join("lib"), root.join("vendor")]) }
+    }
+}
+
+fn embedded(name: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}
+
+impl ImportResolver for Resolver {
+    fn resolve_from(&self, from: &SourcePath, path: &dyn AsPathLike) -> Result<SourcePath> {
+        let requested = match path.as_path() {
+            ResolvePath::Str(s) => Some(s.to_string()),
+            ResolvePath::Path(p) => p.to_str().map(str::to_string),
+        };
+        if let Some(name) = requested.as_deref() {
+            if embedded(name).is_some() {
+                return Ok(SourcePath::new(SourceVirtual(name.into())));
+            }
+            // Relative imports inside the embedded library stay inside it.
+            if from.downcast_ref::<SourceVirtual>().is_some() {
+                let sibling = format!("{EMBEDDED_PREFIX}{name}");
+                if embedded(&sibling).is_some() {
+                    return Ok(SourcePath::new(SourceVirtual(sibling.into())));
+                }
+            }
+        }
+        if from.downcast_ref::<SourceVirtual>().is_some() {
+            return self.files.resolve_from_default(path);
+        }
+        self.files.resolve_from(from, path)
+    }
+
+    fn load_file_contents(&self, resolved: &SourcePath) -> Result<Vec<u8>> {
+        if let Some(virtual_path) = resolved.downcast_ref::<SourceVirtual>() {
+            if let Some(text) = embedded(&virtual_path.0) {
+                return Ok(text.as_bytes().to_vec());
+            }
+        }
+        self.files.load_file_contents(resolved)
+    }
+}

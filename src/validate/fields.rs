@@ -1,0 +1,350 @@
+//! One rule per field: each says what is wrong in words a person understands, and how to fix it.
+
+use crate::quantity::Quantity;
+
+/// What a rule found, before it is pointed at a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub message: String,
+    pub label: String,
+    pub help: Vec<String>,
+    pub warning: bool,
+}
+
+impl Finding {
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { message: message.into(), label: "here".into(), help: Vec::new(), warning: false }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self { warning: true, ..Self::error(message) }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help.push(help.into());
+        self
+    }
+}
+
+pub fn email(value: &str) -> Result<(), Finding> {
+    let valid = value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not an email address"))
+            .help("write the owner's address alone, like `alice@example.com`"))
+    }
+}
+
+/// `[registry[:port]/]path[:tag][@sha256:digest]`, pinned by a tag other than `latest` or a digest.
+pub fn image(value: &str) -> Result<(), Finding> {
+    let invalid = || {
+        Finding::error(format!("`{value}` is not a container image reference"))
+            .help("write it like `us-docker.pkg.dev/acme/devbox/jupyter:2024.06` or `…@sha256:<64 hex digits>`")
+    };
+    let (name_tag, digest) = match value.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (value, None),
+    };
+    if let Some(digest) = digest {
+        let hex = digest.strip_prefix("sha256:").ok_or_else(invalid)?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(invalid());
+        }
+    }
+    // A `:` after the last `/` separates the tag (one before it is a registry port).
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+        None => (name_tag, None),
+    };
+    let path_ok = !name.is_empty()
+        && name.split('/').enumerate().all(|(i, part)| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b) || (i == 0 && b == b':' && name.contains('/')))
+        });
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !t.starts_with(['.', '-'])
+    });
+    if !path_ok || !tag_ok {
+        return Err(invalid());
+    }
+    match (tag, digest) {
+        (_, Some(_)) => Ok(()),
+        (Some("latest"), None) => Err(Finding::error("`latest` is not a pinned image: the box would change under its owner without review")
+            .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`"))),
+        (Some(_), None) => Ok(()),
+        (None, None) => Err(Finding::error(format!("`{value}` has no tag or digest, so it means `latest` and is not pinned"))
+            .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`"))),
+    }
+}
+
+pub fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
+    if known.iter().any(|k| k == value) {
+        return Ok(());
+    }
+    let mut finding = Finding::error(format!("no cluster named `{value}` in devbox.toml")).label("unknown cluster");
+    if known.is_empty() {
+        finding = finding.help("devbox.toml lists no `[[clusters]]`: remove `cluster`, or add the cluster there");
+    } else if let Some(near) = crate::read::closest(value, known) {
+        finding = finding.help(format!("did you mean `{near}`?"));
+    } else {
+        finding = finding.help(format!("known clusters: {}", known.join(", ")));
+    }
+    Err(finding)
+}
+
+pub fn cpu(value: &str) -> Result<(), Finding> {
+    let quantity = parse_quantity(value, "CPU")?;
+    if quantity.is_zero() {
+        return Err(Finding::error("a box needs some CPU").help("use e.g. `\"2\"` or `\"500m\"`"));
+    }
+    if quantity > 256u128 {
+        return Err(Finding::error(format!("{value} CPUs is more than any node has")).help("CPU is counted in cores: `\"8\"` is eight cores, `\"500m\"` half of one"));
+    }
+    Ok(())
+}
+
+pub fn memory(value: &str) -> Result<(), Finding> {
+    // `m` is a valid suffix (thousandths) but for memory it is always a slip for `Mi`.
+    if let Some(number) = value.strip_suffix('m') {
+        return Err(Finding::error(format!("`{value}` means {number} thousandths of a byte"))
+            .help(format!("did you mean `{number}Mi`?")));
+    }
+    let quantity = parse_quantity(value, "memory")?;
+    if quantity < (128u128 << 20) {
+        return Err(Finding::error(format!("{value} of memory is too little to run a devbox")).help("use at least `\"512Mi\"`; `\"16Gi\"` is typical"));
+    }
+    Ok(())
+}
+
+pub fn home_size(value: &str) -> Result<(), Finding> {
+    let quantity = parse_quantity(value, "volume size")?;
+    if quantity < (1u128 << 30) {
+        return Err(Finding::error(format!("a {value} home volume is too small")).help("use at least `\"1Gi\"`; `\"100Gi\"` is typical"));
+    }
+    Ok(())
+}
+
+fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
+    Quantity::parse(value).map_err(|e| {
+        let finding = Finding::error(e.message).label(format!("not a Kubernetes {what} quantity"));
+        match e.suggestion {
+            Some(s) => finding.help(format!("did you mean `{s}`?")),
+            None => finding.help("write a number with a Kubernetes unit: `\"500m\"`, `\"8\"`, `\"512Mi\"`, `\"32Gi\"`"),
+        }
+    })
+}
+
+/// GKE accelerator names known today; others that look right are allowed with a warning so a
+/// new GPU generation does not need a release of this tool.
+const KNOWN_GPUS: &[&str] = &[
+    "nvidia-tesla-t4",
+    "nvidia-tesla-p4",
+    "nvidia-tesla-p100",
+    "nvidia-tesla-v100",
+    "nvidia-tesla-a100",
+    "nvidia-a100-80gb",
+    "nvidia-l4",
+    "nvidia-h100-80gb",
+    "nvidia-h100-mega-80gb",
+    "nvidia-h200-141gb",
+    "nvidia-b200",
+    "nvidia-gb200",
+    "nvidia-rtx-pro-6000",
+];
+
+pub fn gpu_type(value: &str) -> Result<(), Finding> {
+    if KNOWN_GPUS.contains(&value) {
+        return Ok(());
+    }
+    let known: Vec<String> = KNOWN_GPUS.iter().map(ToString::to_string).collect();
+    let near = crate::read::closest(value, &known);
+    let looks_right = value.starts_with("nvidia-") && super::is_dns_label(value);
+    let finding = if looks_right && near.is_none() {
+        Finding::warning(format!("`{value}` is not a GKE accelerator this version of devbox-gen knows"))
+            .help("check the name with `gcloud compute accelerator-types list`; the pod will not schedule if no node has it")
+    } else {
+        Finding::error(format!("`{value}` is not a GKE accelerator name")).label("unknown GPU type")
+    };
+    Err(match near {
+        Some(near) => finding.help(format!("did you mean `{near}`?")),
+        None if !looks_right => finding.help(format!("known types: {}", KNOWN_GPUS.join(", "))),
+        None => finding,
+    })
+}
+
+pub fn gpu_count(count: u32) -> Result<(), Finding> {
+    match count {
+        1 | 2 | 4 | 8 | 16 => Ok(()),
+        _ => Err(Finding::error(format!("{count} GPUs cannot be attached to one GKE node"))
+            .help("use 1, 2, 4, 8 or 16; remove `[gpu]` for none")),
+    }
+}
+
+/// A tailnet machine name: a DNS label (lowercase, as MagicDNS shows it).
+pub fn tailnet_hostname(value: &str) -> Result<(), Finding> {
+    if super::is_dns_label(value) {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a valid tailnet hostname"))
+            .help("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"))
+    }
+}
+
+/// Tailscale ACL tags: `tag:` then a letter, then letters, digits and `-`.
+pub fn tailnet_tag(value: &str) -> Result<(), Finding> {
+    let name = value.strip_prefix("tag:");
+    let valid = name.is_some_and(|n| {
+        n.starts_with(|c: char| c.is_ascii_alphabetic()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if valid {
+        return Ok(());
+    }
+    let finding = Finding::error(format!("`{value}` is not a Tailscale ACL tag"));
+    Err(match name {
+        None => finding.help(format!("tags start with `tag:`, e.g. `tag:{value}`")),
+        Some(_) => finding.help("after `tag:` use a letter, then letters, digits and `-`"),
+    })
+}
+
+/// Variables the bundle sets itself; overriding them would break the box.
+const RESERVED_ENV: &[&str] = &["HOME", "SSH_AUTH_SOCK", "DEVBOX_NAME"];
+const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"];
+
+pub fn env_var(name: &str, value: &str) -> Result<(), Finding> {
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(Finding::error(format!("`{name}` is not a portable environment variable name"))
+            .help("use letters, digits and `_`, not starting with a digit"));
+    }
+    if RESERVED_ENV.contains(&name) {
+        return Err(Finding::error(format!("`{name}` is set by devbox-gen and cannot be changed here"))
+            .help("remove it from `[env]`"));
+    }
+    let upper = name.to_ascii_uppercase();
+    if SECRET_WORDS.iter().any(|w| upper.contains(w)) && !value.is_empty() {
+        return Err(Finding::warning(format!("`{name}` looks like a secret, and `[env]` is committed to Git in clear text"))
+            .help("put secrets in a Kubernetes Secret, not in users/"));
+    }
+    Ok(())
+}
+
+pub fn server_url(value: &str) -> Result<(), Finding> {
+    if value.starts_with("https://") && value.len() > "https://".len() {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not an https:// API server URL"))
+            .help("use the URL Argo CD knows the cluster by, e.g. `https://kubernetes.default.svc`"))
+    }
+}
+
+pub fn repo_url(value: &str) -> Result<(), Finding> {
+    let ok = ["https://", "ssh://", "git@"].iter().any(|p| value.starts_with(p)) && !value.contains(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a Git URL Argo CD or Flux can clone"))
+            .help("use `https://github.com/acme/devboxes.git` or `ssh://git@github.com/acme/devboxes.git`"))
+    }
+}
+
+pub fn template_path(value: &str) -> Result<(), Finding> {
+    let path = std::path::Path::new(value);
+    if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(Finding::error("the template must live inside the config repo")
+            .help("use a path relative to devbox.toml, like `templates/devbox.jsonnet`, so every checkout builds the same"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_must_be_pinned_and_well_formed() {
+        for ok in [
+            "us-docker.pkg.dev/acme/devbox/jupyter:2024.06",
+            "localhost:5000/devbox:1",
+            "ubuntu:24.04",
+            &format!("ghcr.io/a/b@sha256:{}", "a".repeat(64)),
+            &format!("ghcr.io/a/b:1.2@sha256:{}", "0".repeat(64)),
+        ] {
+            assert!(image(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ubuntu", "ubuntu:latest", "Ubuntu/x:1", "a//b:1", "a:b:c", "x@sha256:abc", "x:", ""] {
+            assert!(image(bad).is_err(), "{bad}");
+        }
+        assert!(image("localhost:5000/devbox").unwrap_err().message.contains("no tag"));
+    }
+
+    #[test]
+    fn memory_catches_the_usual_slips() {
+        assert_eq!(memory("32GB").unwrap_err().help, vec!["did you mean `32Gi`?"]);
+        assert_eq!(memory("512m").unwrap_err().help, vec!["did you mean `512Mi`?"]);
+        assert!(memory("64Mi").is_err());
+        assert!(memory("16Gi").is_ok());
+        assert!(memory("16G").is_ok());
+    }
+
+    #[test]
+    fn cpu_and_sizes() {
+        assert!(cpu("500m").is_ok());
+        assert!(cpu("0").is_err());
+        assert!(cpu("1000").is_err());
+        assert!(home_size("100Mi").is_err());
+        assert!(home_size("1Ti").is_ok());
+    }
+
+    #[test]
+    fn gpus_known_new_and_wrong() {
+        assert!(gpu_type("nvidia-l4").is_ok());
+        let typo = gpu_type("nvidia-tesla-t5").unwrap_err();
+        assert!(!typo.warning);
+        assert_eq!(typo.help, vec!["did you mean `nvidia-tesla-t4`?"]);
+        assert!(gpu_type("nvidia-x9000-pro").unwrap_err().warning);
+        assert!(!gpu_type("amd-mi300").unwrap_err().warning);
+        assert!(gpu_count(3).is_err());
+        assert!(gpu_count(2).is_ok());
+    }
+
+    #[test]
+    fn tailnet_names_and_tags() {
+        assert!(tailnet_hostname("alice-devbox").is_ok());
+        assert!(tailnet_hostname("Alice_Box").is_err());
+        assert!(tailnet_tag("tag:devbox").is_ok());
+        assert_eq!(tailnet_tag("devbox").unwrap_err().help, vec!["tags start with `tag:`, e.g. `tag:devbox`"]);
+        assert!(tailnet_tag("tag:1x").is_err());
+    }
+
+    #[test]
+    fn env_names_reserved_and_secret_looking() {
+        assert!(env_var("EDITOR", "vim").is_ok());
+        assert!(env_var("1X", "").is_err());
+        assert!(env_var("MY-VAR", "").is_err());
+        assert!(!env_var("HOME", "/x").unwrap_err().warning);
+        assert!(env_var("GITHUB_TOKEN", "ghp_x").unwrap_err().warning);
+    }
+
+    #[test]
+    fn emails() {
+        assert!(email("alice@example.com").is_ok());
+        for bad in ["alice", "@example.com", "alice@localhost", "Alice <alice@example.com>", "a@b@c.d"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Stage 2, validate: every rule of DESIGN.md on the files as written, in all files at once.
+//!
+//! Rules look at one value and say what is wrong with it and how to fix it; this module only
+//! walks the files and points each finding at the key it is about. Cross-file rules (two
+//! people claiming the same tailnet hostname) run last, once every file is known.
+
+mod fields;
+mod names;
+mod ssh;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+pub use fields::Finding;
+pub use names::{MAX_NAME_LEN, is_dns_label};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::{DevboxConfig, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
+use crate::read::{ConfigRepo, Parsed};
+use crate::source::SourceFile;
+
+/// Checks the whole config repo; returns every problem, sorted by file and line.
+pub fn validate(repo: &ConfigRepo) -> Diagnostics {
+    let settings = repo.settings();
+    let mut diagnostics = Diagnostics::default();
+    if let Some(parsed) = &repo.settings {
+        diagnostics.extend(validate_settings(parsed));
+    }
+    let per_user: Vec<Diagnostics> = repo
+        .users
+        .par_iter()
+        .map(|(name, parsed)| validate_user(name, parsed, &settings))
+        .collect();
+    for found in per_user {
+        diagnostics.extend(found);
+    }
+    diagnostics.extend(validate_across_users(repo));
+    diagnostics.sorted()
+}
+
+/// Points findings at keys of one file.
+struct FileRules<'a> {
+    file: &'a Arc<SourceFile>,
+    found: Diagnostics,
+}
+
+impl<'a> FileRules<'a> {
+    fn new(file: &'a Arc<SourceFile>) -> Self {
+        Self { file, found: Diagnostics::default() }
+    }
+
+    fn check(&mut self, path: &str, result: Result<(), Finding>) {
+        if let Err(finding) = result {
+            self.report(path, finding);
+        }
+    }
+
+    fn report(&mut self, path: &str, finding: Finding) {
+        let span = self.file.value_span(path);
+        let mut diagnostic = match finding.warning {
+            true => Diagnostic::warning(finding.message),
+            false => Diagnostic::error(finding.message),
+        }
+        .at(self.file, span, finding.label);
+        for help in finding.help {
+            diagnostic = diagnostic.help(help);
+        }
+        self.found.push(diagnostic);
+    }
+}
+
+fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
+    let config = &parsed.value;
+    let mut rules = FileRules::new(&parsed.source);
+    if let Some(namespace) = &config.namespace {
+        rules.check("namespace", names::kubernetes_label("namespace", namespace));
+    }
+    if let Some(image) = &config.tailscale.image {
+        rules.check("tailscale.image", fields::image(image));
+    }
+    if let Some(secret) = &config.tailscale.auth_key_secret {
+        rules.check("tailscale.auth_key_secret", names::kubernetes_subdomain("Secret name", secret));
+    }
+    for (key, id) in [("runtime.uid", config.runtime.uid), ("runtime.gid", config.runtime.gid)] {
+        if id == Some(0) {
+            rules.report(key, Finding::error("the box must not run as root").help("use the uid/gid of the image's `jupyter` account, e.g. 10001"));
+        }
+    }
+    let mut seen = HashMap::new();
+    for (i, cluster) in config.clusters.iter().enumerate() {
+        rules.check(&format!("clusters[{i}].name"), names::kubernetes_label("cluster name", &cluster.name));
+        rules.check(&format!("clusters[{i}].server"), fields::server_url(&cluster.server));
+        if let Some(first) = seen.insert(cluster.name.clone(), i) {
+            rules.report(&format!("clusters[{i}].name"), Finding::error(format!("cluster `{}` is listed twice", cluster.name)).help(format!("remove one of the entries (the first is clusters[{first}])")));
+        }
+    }
+    if let Some(repo) = &config.repo {
+        rules.check("repo.url", fields::repo_url(&repo.url));
+    }
+    if let Some(template) = &config.template {
+        rules.check("template", fields::template_path(template));
+    }
+    let defaults = SharedFields::from_defaults(&config.defaults);
+    validate_shared(&mut rules, "defaults.", &defaults, config);
+    rules.found
+}
+
+fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig) -> Diagnostics {
+    let user = &parsed.value;
+    let mut rules = FileRules::new(&parsed.source);
+    if let Err(finding) = names::user_name(name) {
+        let mut diagnostic = Diagnostic::error(finding.message).in_path(parsed.source.path.clone());
+        for help in finding.help {
+            diagnostic = diagnostic.help(help);
+        }
+        rules.found.push(diagnostic);
+    }
+    rules.check("email", fields::email(&user.email));
+    if user.ssh.authorized_keys.is_empty() {
+        rules.report("ssh.authorized_keys", Finding::error("no public key: nobody could log in").help("add the output of `cat ~/.ssh/id_ed25519.pub`"));
+    }
+    let mut seen_keys = HashMap::new();
+    for (i, key) in user.ssh.authorized_keys.iter().enumerate() {
+        let path = format!("ssh.authorized_keys[{i}]");
+        match ssh::authorized_key(key) {
+            Ok(fingerprint) => {
+                if let Some(first) = seen_keys.insert(fingerprint, i) {
+                    rules.report(&path, Finding::error("this key is listed twice").help(format!("remove it; it is already authorized_keys[{first}]")));
+                }
+            }
+            Err(finding) => rules.report(&path, finding),
+        }
+    }
+    if let Some(secret) = &user.ssh.key_secret {
+        rules.check("ssh.key_secret", names::kubernetes_subdomain("Secret name", secret));
+    }
+    let shared = SharedFields::from_user(user);
+    validate_shared(&mut rules, "", &shared, settings);
+    rules.found
+}
+
+/// The fields a user file and `[defaults]` have in common, validated the same way.
+struct SharedFields<'a> {
+    image: Option<&'a String>,
+    cluster: Option<&'a String>,
+    resources: Option<&'a Resources>,
+    gpu: Option<&'a Gpu>,
+    home: Option<&'a Home>,
+    tailscale: Option<&'a Tailscale>,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl<'a> SharedFields<'a> {
+    fn from_user(user: &'a UserFile) -> Self {
+        Self {
+            image: user.image.as_ref(),
+            cluster: user.cluster.as_ref(),
+            resources: user.resources.as_ref(),
+            gpu: user.gpu.as_ref(),
+            home: user.home.as_ref(),
+            tailscale: user.tailscale.as_ref(),
+            env: &user.env,
+        }
+    }
+
+    fn from_defaults(defaults: &'a UserDefaults) -> Self {
+        Self {
+            image: defaults.image.as_ref(),
+            cluster: defaults.cluster.as_ref(),
+            resources: defaults.resources.as_ref(),
+            gpu: defaults.gpu.as_ref(),
+            home: defaults.home.as_ref(),
+            tailscale: defaults.tailscale.as_ref(),
+            env: &defaults.env,
+        }
+    }
+}
+
+fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedFields<'_>, settings: &DevboxConfig) {
+    let at = |key: &str| format!("{prefix}{key}");
+    if let Some(image) = fields.image {
+        rules.check(&at("image"), fields::image(image));
+    }
+    if let Some(cluster) = fields.cluster {
+        let known: Vec<String> = settings.clusters.iter().map(|c| c.name.clone()).collect();
+        rules.check(&at("cluster"), fields::cluster(cluster, &known));
+    }
+    if let Some(resources) = fields.resources {
+        if let Some(cpu) = &resources.cpu {
+            rules.check(&at("resources.cpu"), fields::cpu(cpu));
+        }
+        if let Some(memory) = &resources.memory {
+            rules.check(&at("resources.memory"), fields::memory(memory));
+        }
+    }
+    if let Some(gpu) = fields.gpu {
+        if let Some(kind) = &gpu.kind {
+            rules.check(&at("gpu.type"), fields::gpu_type(kind));
+        }
+        if let Some(count) = gpu.count {
+            rules.check(&at("gpu.count"), fields::gpu_count(count));
+        }
+    }
+    if let Some(home) = fields.home {
+        if let Some(size) = &home.size {
+            rules.check(&at("home.size"), fields::home_size(size));
+        }
+        if let Some(class) = &home.storage_class {
+            rules.check(&at("home.storage_class"), names::kubernetes_subdomain("StorageClass name", class));
+        }
+    }
+    if let Some(tailscale) = fields.tailscale {
+        if let Some(hostname) = &tailscale.hostname {
+            rules.check(&at("tailscale.hostname"), fields::tailnet_hostname(hostname));
+        }
+        for (i, tag) in tailscale.tags.iter().flatten().enumerate() {
+            rules.check(&at(&format!("tailscale.tags[{i}]")), fields::tailnet_tag(tag));
+        }
+    }
+    for (name, value) in fields.env {
+        rules.check(&at(&format!("env.{name}")), fields::env_var(name, value));
+    }
+}
+
+/// Rules that need every file: names that must be unique across people.
+fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let mut hostnames: HashMap<String, &str> = HashMap::new();
+    let mut secrets: HashMap<String, &str> = HashMap::new();
+    for (name, parsed) in &repo.users {
+        let user = &parsed.value;
+        let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| default_hostname(name));
+        if let Some(other) = hostnames.insert(hostname.clone(), name) {
+            diagnostics.push(
+                Diagnostic::error(format!("tailnet hostname `{hostname}` is also used by users/{other}.toml"))
+                    .at(&parsed.source, parsed.source.value_span("tailscale.hostname"), "taken")
+                    .help("every box needs its own hostname; pick another `tailscale.hostname`"),
+            );
+        }
+        let secret = user.ssh.key_secret.clone().unwrap_or_else(|| default_key_secret(name));
+        if let Some(other) = secrets.insert(secret.clone(), name) {
+            diagnostics.push(
+                Diagnostic::error(format!("Secret `{secret}` is also the key Secret of users/{other}.toml"))
+                    .at(&parsed.source, parsed.source.value_span("ssh.key_secret"), "shared")
+                    .help("each box gets its own key Secret: people must not share a GitHub key"),
+            );
+        }
+    }
+    diagnostics
+}
+
+/// `alice` → `alice-devbox` (DESIGN.md: "default: derived from the name").
+pub fn default_hostname(name: &str) -> String {
+    format!("{name}-devbox")
+}
+
+/// `alice` → `alice-ssh` (DESIGN.md).
+pub fn default_key_secret(name: &str) -> String {
+    format!("{name}-ssh")
+}

@@ -1,0 +1,110 @@
+//! Kubernetes name rules, and the length budget every object name derived from a user's name
+//! must fit in.
+
+use super::Finding;
+
+/// A StatefulSet's pods carry `controller-revision-hash: <name>-<hash>`, a label value of at
+/// most 63 characters where the hash part takes 11: so a user's name may have 52.
+pub const MAX_NAME_LEN: usize = 63 - 11;
+
+/// RFC 1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, <= 63.
+pub fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// The user's name (file stem) names the StatefulSet, the Service (an RFC 1035 label: it must
+/// start with a letter), the home PVC and the pod.
+pub fn user_name(name: &str) -> Result<(), Finding> {
+    let suggestion = sanitize(name);
+    let rename = |s: &str| format!("rename the file to users/{s}.toml");
+    if !is_dns_label(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        let mut finding = Finding::error(format!(
+            "`{name}` cannot name a box: use lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"
+        ));
+        if let Some(s) = suggestion.filter(|s| s.len() <= MAX_NAME_LEN) {
+            finding = finding.help(rename(&s));
+        }
+        return Err(finding);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Finding::error(format!(
+            "`{name}` is {} characters; a box name may have at most {MAX_NAME_LEN}, so that its pod's `controller-revision-hash` label stays within Kubernetes' 63",
+        name.len()
+        ))
+        .help(rename(&name[..MAX_NAME_LEN].trim_end_matches('-').to_string())));
+    }
+    Ok(())
+}
+
+fn sanitize(name: &str) -> Option<String> {
+    let mut out: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches(|c: char| c == '-' || c.is_ascii_digit()).to_string();
+    (!out.is_empty() && out != name).then_some(out)
+}
+
+pub fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
+    if is_dns_label(value) {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a valid {what}"))
+            .label("not an RFC 1123 label")
+            .help("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"))
+    }
+}
+
+/// RFC 1123 subdomain: dot-separated labels, <= 253 (Secret, StorageClass names).
+pub fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Finding> {
+    if value.len() <= 253 && value.split('.').all(is_dns_label) {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a valid {what}"))
+            .label("not an RFC 1123 subdomain")
+            .help("use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for name in ["alice", "bob-2", "a", &"x".repeat(MAX_NAME_LEN)] {
+            assert!(user_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_names_kubernetes_or_the_pod_label_would_refuse() {
+        for name in ["Alice", "-a", "a-", "a_b", "1alice", "", "a.b", &"x".repeat(MAX_NAME_LEN + 1)] {
+            assert!(user_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn suggests_a_usable_file_name() {
+        let finding = user_name("Alice.Smith").unwrap_err();
+        assert_eq!(finding.help, vec!["rename the file to users/alice-smith.toml"]);
+        let finding = user_name(&"y".repeat(60)).unwrap_err();
+        assert!(finding.message.contains("at most 52"), "{}", finding.message);
+    }
+
+    #[test]
+    fn subdomains_allow_dots() {
+        assert!(kubernetes_subdomain("x", "premium-rwo").is_ok());
+        assert!(kubernetes_subdomain("x", "a.b.c").is_ok());
+        assert!(kubernetes_subdomain("x", "A").is_err());
+        assert!(kubernetes_subdomain("x", "a..b").is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! Stage 6b, write: make `out/` equal to the emitted tree, or say how it differs (`--check`).
+//!
+//! Safety first, then speed. Nothing is written unless something changed. Otherwise the new
+//! `out/` is assembled in a staging directory beside it, unchanged files hard-linked rather
+//! than rewritten, and swapped in with one atomic `renameat2(RENAME_EXCHANGE)`: a crash, a full
+//! disk or an error leaves the previous `out/` whole. Files that devbox-gen did not generate
+//! are carried over and reported, never deleted; symbolic links are never followed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::emit::{GENERATED_MARKER, OutTree};
+
+/// What is in `out/` now.
+#[derive(Debug, Default)]
+pub struct Existing {
+    /// Files devbox-gen generated (they start with the marker line).
+    pub generated: BTreeMap<String, String>,
+    /// Anything else, by relative path: kept, reported.
+    pub foreign: Vec<String>,
+}
+
+impl Existing {
+    pub fn tree(&self) -> OutTree {
+        OutTree { files: self.generated.clone() }
+    }
+}
+
+/// How `out/` must change to match the emitted tree.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.updated.is_empty() && self.removed.is_empty()
+    }
+
+    pub fn count(&self) -> usize {
+        self.created.len() + self.updated.len() + self.removed.len()
+    }
+
+    /// One line per file, `out/`-relative paths, in path order.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<(String, &str)> = Vec::new();
+        lines.extend(self.created.iter().map(|p| (p.clone(), "create")));
+        lines.extend(self.updated.iter().map(|p| (p.clone(), "update")));
+        lines.extend(self.removed.iter().map(|p| (p.clone(), "remove")));
+        lines.sort();
+        lines.into_iter().map(|(path, verb)| format!("{verb} out/{path}")).collect()
+    }
+}
+
+pub fn out_dir(root: &Path) -> PathBuf {
+    root.join("out")
+}
+
+/// Reads `out/` without following links.
+pub fn read_existing(root: &Path) -> Result<Existing, Diagnostics> {
+    let out = out_dir(root);
+    let mut existing = Existing::default();
+    match out.symlink_metadata() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(existing),
+        Err(e) => return Err(io_error("cannot read out/", &out, &e)),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Diagnostic::error("out/ is a symbolic link")
+                .in_path(out.display().to_string())
+                .help("devbox-gen only writes inside the config repo: replace the link with a directory")
+                .into());
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Diagnostic::error("out/ is not a directory").in_path(out.display().to_string()).help("move the file away").into());
+        }
+        Ok(_) => {}
+    }
+    walk(&out, "", &mut existing)?;
+    Ok(existing)
+}
+
+fn walk(dir: &Path, prefix: &str, existing: &mut Existing) -> Result<(), Diagnostics> {
+    let entries = fs::read_dir(dir).map_err(|e| io_error("cannot read", dir, &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("cannot read", dir, &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let file_type = entry.file_type().map_err(|e| io_error("cannot read", &entry.path(), &e))?;
+        if file_type.is_dir() {
+            walk(&entry.path(), &relative, existing)?;
+        } else if file_type.is_file() {
+            match fs::read_to_string(entry.path()) {
+                Ok(text) if text.starts_with(GENERATED_MARKER) => {
+                    existing.generated.insert(relative, text);
+                }
+                _ => existing.foreign.push(relative),
+            }
+        } else {
+            existing.foreign.push(relative); // links and sockets are carried over, never followed
+        }
+    }
+    Ok(())
+}
+
+pub fn changes(existing: &Existing, tree: &OutTree) -> Changes {
+    let mut changes = Changes::default();
+    for (path, text) in &tree.files {
+        match existing.generated.get(path) {
+            None => changes.created.push(path.clone()),
+            Some(old) if old != text => changes.updated.push(path.clone()),
+            Some(_) => {}
+        }
+    }
+    changes.removed = existing.generated.keys().filter(|p| !tree.files.contains_key(*p)).cloned().collect();
+    changes
+}
+
+/// Warnings for files in `out/` that devbox-gen did not write.
+pub fn foreign_warnings(existing: &Existing) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    for path in &existing.foreign {
+        diagnostics.push(
+            Diagnostic::warning(format!("out/{path} was not generated by devbox-gen; it is kept"))
+                .in_path(format!("out/{path}"))
+                .help("out/ is generated: move hand-written manifests elsewhere, or delete the file if it is stale"),
+        );
+    }
+    diagnostics
+}
+
+/// Makes `out/` match `tree`. Writes nothing when nothing changed.
+pub fn apply(root: &Path, existing: &Existing, tree: &OutTree, changes: &Changes) -> Result<(), Diagnostics> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let out = out_dir(root);
+    let staging = tempfile::Builder::new()
+        .prefix(".out.devbox-gen-")
+        .tempdir_in(root)
+        .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
+    stage(&out, staging.path(), existing, tree).map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
+    swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
+    // `staging` now holds the previous out/; dropping it removes it.
+    drop(staging);
+    Ok(())
+}
+
+fn stage(out: &Path, staging: &Path, existing: &Existing, tree: &OutTree) -> io::Result<()> {
+    set_directory_mode(staging)?;
+    for (path, text) in &tree.files {
+        let target = staging.join(path);
+        create_parent(&target)?;
+        let unchanged = existing.generated.get(path).is_some_and(|old| old == text);
+        // A hard link keeps the unchanged file's inode and mtime: "rebuilding rewrites no file".
+        if !(unchanged && fs::hard_link(out.join(path), &target).is_ok()) {
+            fs::write(&target, text)?;
+        }
+    }
+    for path in &existing.foreign {
+        let source = out.join(path);
+        let target = staging.join(path);
+        create_parent(&target)?;
+        if fs::hard_link(&source, &target).is_err() {
+            let metadata = source.symlink_metadata()?;
+            if metadata.file_type().is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
+            } else {
+                fs::copy(&source, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> io::Result<()> {
+    let parent = path.parent().expect("staged files are inside the staging directory");
+    if !parent.exists() {
+        fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
+/// Temporary directories are private (0700); out/ is an ordinary, shared directory.
+fn set_directory_mode(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
+
+fn swap_in(staging: &Path, out: &Path) -> io::Result<()> {
+    if out.symlink_metadata().is_err() {
+        return fs::rename(staging, out);
+    }
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(()),
+        // Filesystems without RENAME_EXCHANGE: two renames, a moment without out/ in between.
+        Err(_) => {
+            let aside = staging.with_extension("previous");
+            fs::rename(out, &aside)?;
+            fs::rename(staging, out)?;
+            fs::rename(&aside, staging)
+        }
+    }
+}
+
+fn io_error(what: &str, path: &Path, error: &io::Error) -> Diagnostics {
+    Diagnostic::error(format!("{what} {}: {error}", path.display()))
+        .in_path(path.display().to_string())
+        .help("check the permissions and free space of the config repo; out/ was left as it was")
+        .into()
+}

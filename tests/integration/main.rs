@@ -1,0 +1,10 @@
+//! Integration tests: the real binary against temporary config repos, stating the exact
+//! outcome a person would see (exit code, the message, and what happened to out/).
+
+mod build;
+mod common;
+mod example_repo;
+mod schema;
+mod show;
+mod snapshots;
+mod validate;

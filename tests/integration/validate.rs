@@ -1,0 +1,100 @@
+use crate::common::{KEY_ALICE, Repo, SETTINGS, user_file};
+
+#[test]
+fn reports_every_problem_in_every_file_sorted_by_file_and_line() {
+    let repo = Repo::new(SETTINGS)
+        .user("bob", "email = \"bob\"\nstat = \"running\"\n[ssh]\nauthorized_keys = [\"not a key\"]\n")
+        .user("alice", "email = \"alice@example.com\"\narch = \"riscv\"\n[ssh]\nauthorized_keys = []\n");
+    let run = repo.run_ok(&["validate"], 2);
+    let order: Vec<usize> = ["users/alice.toml:2", "users/bob.toml:1", "users/bob.toml:2", "users/bob.toml:4"]
+        .iter()
+        .map(|needle| run.stderr.find(needle).unwrap_or_else(|| panic!("{needle} missing in:\n{}", run.stderr)))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "not sorted:\n{}", run.stderr);
+    assert!(run.stderr.contains("unknown variant `riscv`, expected `amd64` or `arm64`"), "{}", run.stderr);
+    assert!(run.stderr.contains("help: did you mean `state`?"), "{}", run.stderr);
+    assert!(run.stderr.ends_with("error: 4 problems; nothing under out/ was changed\n"), "{}", run.stderr);
+}
+
+#[test]
+fn the_exact_message_for_a_typo() {
+    let repo = Repo::new(SETTINGS).user("alice", &format!("{}[resources]\nmemroy = \"8Gi\"\n", user_file("alice@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_eq!(
+        run.stderr,
+        "error: unknown field `memroy`\n  ┌─ users/alice.toml:6:1\n  │\n6 │ memroy = \"8Gi\"\n  │ ^^^^^^ not a known field\n  │\n  = help: did you mean `memory`?\n\nerror: nothing under out/ was changed\n"
+    );
+}
+
+#[test]
+fn a_private_key_is_refused_without_being_echoed() {
+    let secret = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQ";
+    let repo = Repo::new(SETTINGS).user(
+        "alice",
+        &format!("email = \"alice@example.com\"\n[ssh]\nauthorized_keys = [\"-----BEGIN OPENSSH PRIVATE KEY-----\\n{secret}\"]\n"),
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert!(run.stderr.contains("users/alice.toml:3:40: this file contains a private key"), "{}", run.stderr);
+    assert!(!run.stderr.contains(secret), "the key was echoed:\n{}", run.stderr);
+    assert!(!repo.path().join("out").exists());
+}
+
+#[test]
+fn validates_only_the_named_files() {
+    let repo = Repo::with_alice().user("broken", "email = ");
+    repo.run_ok(&["validate", "users/alice.toml"], 0);
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("users/broken.toml:1:9"), "{}", run.stderr);
+}
+
+#[test]
+fn a_box_without_an_image_anywhere_is_an_error() {
+    let repo = Repo::new("").user("alice", &user_file("alice@example.com", KEY_ALICE));
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("error: no image for this box"), "{}", run.stderr);
+    assert!(run.stderr.contains("[defaults] image"), "{}", run.stderr);
+}
+
+#[test]
+fn unknown_cluster_suggests_the_near_one() {
+    let settings = format!("{SETTINGS}\n[[clusters]]\nname = \"prod\"\nserver = \"https://a\"\n\n[[clusters]]\nname = \"staging\"\nserver = \"https://b\"\n");
+    let repo = Repo::new(&settings).user("alice", &format!("cluster = \"prd\"\n{}", user_file("alice@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("no cluster named `prd` in devbox.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `prod`?"), "{}", run.stderr);
+}
+
+#[test]
+fn duplicate_hostnames_and_key_secrets_across_users() {
+    let repo = Repo::new(SETTINGS)
+        .user("alice", &format!("{}[tailscale]\nhostname = \"box\"\n", user_file("alice@example.com", KEY_ALICE)))
+        .user("bob", &format!("{}[tailscale]\nhostname = \"box\"\n", user_file("bob@example.com", KEY_ALICE).replace("[ssh]\n", "[ssh]\nkey_secret = \"alice-ssh\"\n")));
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("tailnet hostname `box` is also used by users/alice.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("Secret `alice-ssh` is also the key Secret of users/alice.toml"), "{}", run.stderr);
+}
+
+#[test]
+fn files_that_are_not_toml_or_are_links_are_refused() {
+    let repo = Repo::with_alice();
+    repo.write("users/notes.txt", "hi");
+    std::os::unix::fs::symlink("/etc/hostname", repo.path().join("users/evil.toml")).unwrap();
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("users/ may only hold one `NAME.toml` file per person"), "{}", run.stderr);
+    assert!(run.stderr.contains("symbolic links are not read in users/"), "{}", run.stderr);
+}
+
+#[test]
+fn odd_bytes_get_a_clear_outcome() {
+    let repo = Repo::new(SETTINGS);
+    repo.write("users/bom.toml", &format!("\u{feff}{}", user_file("bom@example.com", KEY_ALICE)));
+    repo.write("users/crlf.toml", &user_file("crlf@example.com", crate::common::KEY_ALICE_2).replace('\n', "\r\n"));
+    repo.run_ok(&["validate"], 0);
+    std::fs::write(repo.path().join("users/latin.toml"), b"email = \"j\xe9r\xf4me@example.com\"\n").unwrap();
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("users/latin.toml:1:11: the file is not valid UTF-8"), "{}", run.stderr);
+    std::fs::remove_file(repo.path().join("users/latin.toml")).unwrap();
+    repo.write("users/huge.toml", &"# padding\n".repeat(100_000));
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("more than the 262144 a devbox file may have"), "{}", run.stderr);
+}
