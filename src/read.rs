@@ -263,8 +263,11 @@ fn unknown_key<T>(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
     } else {
         schema::known_keys::<UserFile>(parent)
     };
+    let top_level = if file.path == "devbox.toml" { schema::known_keys::<DevboxConfig>("") } else { schema::known_keys::<UserFile>("") };
     let mut diagnostic = Diagnostic::error(format!("unknown field `{key}`")).at(file, file.key_span(path), "not a known field");
-    if let Some(suggestion) = closest(key, &known) {
+    if !parent.is_empty() && top_level.iter().any(|k| k == key) {
+        diagnostic = diagnostic.help(format!("`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`"));
+    } else if let Some(suggestion) = closest(key, &known) {
         diagnostic = diagnostic.help(format!("did you mean `{suggestion}`?"));
     } else if !known.is_empty() {
         diagnostic = diagnostic.help(format!("known fields here: {}", known.join(", ")));

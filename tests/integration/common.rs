@@ -12,6 +12,9 @@ use tempfile::TempDir;
 pub const KEY_ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 alice@laptop";
 pub const KEY_ALICE_2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBdloufJH9/lc9oxT6pQaIRDdlaIRhq+9JFt+ktuA2ZX alice@desktop";
 
+pub const KEY_DSA: &str = "ssh-dss AAAAB3NzaC1kc3MAAACBANmxMj5hhpHHXwV5ZbOIqejdZzGFU0TR3Oi5yIJUaAUF3fNf+Yh35rhEi1EYMZE32Ct+FjBDtJHh7lAAuXXXbXzfH7bwQoODYxKbq5+o77rFOL3uqn0MsdEEMHT661PEoFnzBT5Hi6YM56iF+4jkbhS/6jSBYgS5rF86NXghJtVJAAAAFQD6ccvb9V7j10h38OfaHwOYTNEGSQAAAIEAwmeH2QIijNxOYXC6vLMFlI1mzNL7L9bL7zmulVomBbxS2MlMh9UytyHsilC9LCvyNmQhEeOk7t+WtPhons9Nk+Yu33mSCXN4jV4XiTOd+xXNod0pOeckDw5Yc+ks5RGlcZmZHGe71KtJjeo6hzww0CzYkRONxOAuUE7KG3NrI4UAAACBAJbgakvl9K1THPE+87s67NVwHRi2wdrdmNDVVmkSIxKE0H3EIJwocCezfq69dr8zYfq/T9W97QsaW0wVZLd7e0yTVp2T/kOS+M8msyIe1FTLDir9Iz5/K51cNNMG4Flwa//fqFTR3ONavtmR31xYKXRTJxzy07uDVXwTuWtssUYO old";
+pub const KEY_RSA_1024: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCkYJZChQmStoMrVsQ30kWGMGMVj+bzfbSeD1plG2JmVo7FLOvbCsutjIXaT1EtghzB9iASNHddtU1gdsZRzx8LIvzaeFDPHbKBARpilOdbCEuoM/bPDtlK6xdFLX8GxWjMYlfKwduZ1v7TeON8aTpcLn7CuPzrtZfCRvlFLVfepw== weak";
+
 pub const SETTINGS: &str = r#"
 [defaults]
 image = "registry.example.com/devbox:1.0"

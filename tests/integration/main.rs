@@ -4,6 +4,7 @@
 mod build;
 mod common;
 mod example_repo;
+mod rules;
 mod schema;
 mod show;
 mod snapshots;

@@ -1,0 +1,102 @@
+//! Every validation rule, with a real bad input, checked through the CLI: exit 2, the message,
+//! the file and line, and a byte-identical out/ afterwards. The same cases generate
+//! docs/rules.md, so the documented errors are the real ones and cannot drift
+//! (`UPDATE_DOCS=1 cargo test --test integration rules` rewrites it).
+
+use std::fmt::Write;
+
+use crate::common::{KEY_ALICE, KEY_ALICE_2, KEY_DSA, KEY_RSA_1024, Repo, SETTINGS, user_file};
+
+struct Case {
+    rule: &'static str,
+    /// The file to write (relative to the config repo) and its contents.
+    file: &'static str,
+    contents: String,
+    /// Must appear in stderr.
+    expect: &'static str,
+    /// `file:line:column` the message must point at, when it points into a file.
+    at: Option<&'static str>,
+}
+
+fn user(extra_top: &str, extra_tables: &str) -> String {
+    format!("{extra_top}{}{extra_tables}", user_file("bob@example.com", KEY_ALICE_2))
+}
+
+fn cases() -> Vec<Case> {
+    let case = |rule, file, contents: String, expect, at| Case { rule, file, contents, expect, at };
+    vec![
+        case("Names are DNS labels", "users/Bob_Smith.toml", user("", ""), "`Bob_Smith` cannot name a box", None),
+        case("Names fit the pod's controller-revision-hash label", "users/a-name-that-is-fifty-three-characters-long-and-morexy.toml", user("", ""), "a box name may have at most 52", None),
+        case("Unknown fields suggest the closest known one", "users/bob.toml", user("stat = \"stopped\"\n", ""), "unknown field `stat`", Some("users/bob.toml:1:1")),
+        case("Required fields", "users/bob.toml", "state = \"running\"\n".into(), "missing field `email`", Some("users/bob.toml:1:1")),
+        case("TOML syntax", "users/bob.toml", "email = \"bob@example.com\n".into(), "invalid basic string", Some("users/bob.toml:1:25")),
+        case("Emails", "users/bob.toml", user("", "").replace("bob@example.com", "bob at example"), "is not an email address", Some("users/bob.toml:1:9")),
+        case("State", "users/bob.toml", user("state = \"paused\"\n", ""), "unknown variant `paused`", Some("users/bob.toml:1:9")),
+        case("Architecture", "users/bob.toml", user("arch = \"x86\"\n", ""), "unknown variant `x86`", Some("users/bob.toml:1:8")),
+        case("Images are pinned", "users/bob.toml", user("image = \"ubuntu:latest\"\n", ""), "`latest` is not a pinned image", Some("users/bob.toml:1:9")),
+        case("Image references", "users/bob.toml", user("image = \"Registry/Devbox\"\n", ""), "is not a container image reference", Some("users/bob.toml:1:9")),
+        case("Clusters exist", "users/bob.toml", user("cluster = \"prod\"\n", ""), "no cluster named `prod` in devbox.toml", Some("users/bob.toml:1:11")),
+        case("Memory quantities", "users/bob.toml", user("", "\n[resources]\nmemory = \"32GB\"\n"), "did you mean `32Gi`?", Some("users/bob.toml:7:10")),
+        case("Memory is not counted in thousandths", "users/bob.toml", user("", "\n[resources]\nmemory = \"512m\"\n"), "did you mean `512Mi`?", Some("users/bob.toml:7:10")),
+        case("CPU quantities", "users/bob.toml", user("", "\n[resources]\ncpu = \"four\"\n"), "is not a number followed by a unit", Some("users/bob.toml:7:7")),
+        case("GPU types", "users/bob.toml", user("", "\n[gpu]\ntype = \"nvidia-tesla-t5\"\n"), "did you mean `nvidia-tesla-t4`?", Some("users/bob.toml:7:8")),
+        case("GPU counts", "users/bob.toml", user("", "\n[gpu]\ntype = \"nvidia-l4\"\ncount = 3\n"), "3 GPUs cannot be attached", Some("users/bob.toml:8:9")),
+        case("Home volume size", "users/bob.toml", user("", "\n[home]\nsize = \"500Mi\"\n"), "home volume is too small", Some("users/bob.toml:7:8")),
+        case("Storage class names", "users/bob.toml", user("", "\n[home]\nstorage_class = \"Premium SSD\"\n"), "is not a valid StorageClass name", Some("users/bob.toml:7:17")),
+        case("SSH keys are parsed", "users/bob.toml", "email = \"bob@example.com\"\n[ssh]\nauthorized_keys = [\"ssh-ed25519 AAAAC3Nza bob@laptop\"]\n".into(), "this is not an OpenSSH public key", Some("users/bob.toml:3:20")),
+        case("DSA keys are refused", "users/bob.toml", format!("email = \"bob@example.com\"\n[ssh]\nauthorized_keys = [\"{KEY_DSA}\"]\n"), "DSA keys are refused", Some("users/bob.toml:3:20")),
+        case("RSA keys have at least 2048 bits", "users/bob.toml", format!("email = \"bob@example.com\"\n[ssh]\nauthorized_keys = [\"{KEY_RSA_1024}\"]\n"), "this RSA key has 1024 bits", Some("users/bob.toml:3:20")),
+        case("At least one key", "users/bob.toml", "email = \"bob@example.com\"\n[ssh]\nauthorized_keys = []\n".into(), "no public key: nobody could log in", Some("users/bob.toml:3:19")),
+        case("No key twice", "users/bob.toml", format!("email = \"bob@example.com\"\n[ssh]\nauthorized_keys = [\"{KEY_ALICE_2}\", \"{KEY_ALICE_2}\"]\n"), "this key is listed twice", None),
+        case("Private keys are refused and not echoed", "users/bob.toml", "email = \"bob@example.com\"\n[ssh]\nauthorized_keys = [\"-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjE\"]\n".into(), "users/bob.toml:3:40: this file contains a private key", None),
+        case("Key Secret names", "users/bob.toml", user("", "").replace("[ssh]\n", "[ssh]\nkey_secret = \"Bob's key\"\n"), "is not a valid Secret name", Some("users/bob.toml:4:14")),
+        case("Tailnet hostnames", "users/bob.toml", user("", "\n[tailscale]\nhostname = \"Bob's Box\"\n"), "is not a valid tailnet hostname", Some("users/bob.toml:7:12")),
+        case("Tailnet hostnames are unique", "users/bob.toml", user("", "\n[tailscale]\nhostname = \"alice-devbox\"\n"), "tailnet hostname `alice-devbox` is also used by users/alice.toml", Some("users/bob.toml:7:12")),
+        case("Tailnet tags", "users/bob.toml", user("", "\n[tailscale]\ntags = [\"devbox\"]\n"), "tags start with `tag:`", Some("users/bob.toml:7:9")),
+        case("Environment variable names", "users/bob.toml", user("", "\n[env]\n\"MY-VAR\" = \"1\"\n"), "is not a portable environment variable name", Some("users/bob.toml:7:12")),
+        case("Reserved environment variables", "users/bob.toml", user("", "\n[env]\nHOME = \"/home/bob\"\n"), "`HOME` is set by devbox-gen", Some("users/bob.toml:7:8")),
+        case("devbox.toml is checked too", "devbox.toml", format!("namespace = \"Dev Boxes\"\n{SETTINGS}"), "is not a valid namespace", Some("devbox.toml:1:13")),
+        case("Top-level fields placed under a table", "devbox.toml", format!("{SETTINGS}namespace = \"devboxes\"\n"), "`namespace` is a top-level field", Some("devbox.toml:4:1")),
+        case("Templates stay inside the config repo", "devbox.toml", format!("template = \"../shared.jsonnet\"\n{SETTINGS}"), "the template must live inside the config repo", Some("devbox.toml:1:12")),
+    ]
+}
+
+#[test]
+fn every_rule_exits_2_points_at_the_line_and_leaves_out_untouched() {
+    let mut doc = String::from(
+        "# Validation rules\n\nGenerated by `tests/integration/rules.rs` from the real output of `devbox-gen build`;\n\
+         do not edit (`UPDATE_DOCS=1 cargo test --test integration rules` rewrites it).\n\
+         Every case starts from a valid config repo with `users/alice.toml`, writes the file\n\
+         shown, and checks: exit code 2, the message, the file:line:column, and that `out/` is\n\
+         byte-for-byte unchanged.\n",
+    );
+    for case in cases().into_iter().filter(|c| !c.expect.is_empty()) {
+        let repo = Repo::with_alice();
+        repo.run_ok(&["build"], 0);
+        let before = repo.out_snapshot();
+        repo.write(case.file, &case.contents);
+        let run = repo.run(&["build"]);
+        assert_eq!(run.code, 2, "{}: exit {}\n{}", case.rule, run.code, run.stderr);
+        assert!(run.stderr.contains(case.expect), "{}: expected `{}` in:\n{}", case.rule, case.expect, run.stderr);
+        if let Some(at) = case.at {
+            assert!(run.stderr.contains(&format!("┌─ {at}")), "{}: expected it at {at}:\n{}", case.rule, run.stderr);
+        }
+        assert_eq!(repo.out_snapshot(), before, "{}: out/ changed", case.rule);
+        let _ = write!(doc, "\n## {}\n\n`{}`:\n\n```toml\n{}```\n\n```text\n{}```\n", case.rule, case.file, case.contents, run.stderr);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, &doc).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(committed == doc, "docs/rules.md is stale: run `UPDATE_DOCS=1 cargo test --test integration rules`");
+}
+
+#[test]
+fn a_nul_byte_is_a_toml_error_not_a_panic() {
+    let repo = Repo::with_alice();
+    repo.write("users/bob.toml", "email = \"b\u{0}\"");
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("users/bob.toml:1:"), "{}", run.stderr);
+    let _ = KEY_ALICE;
+}
