@@ -29,14 +29,20 @@ pub struct Compiled {
 
 /// Compiles the config repo at `root` into the tree `out/` should hold.
 pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
-    let (repo, mut found) = read::read(root)?;
-    found.extend(validate::validate(&repo));
+    let (repo, found) = read::read(root)?;
+    compile_repo(&repo, found)
+}
+
+/// Stages 2 to 6 on a config repo already read; `found` holds what reading reported.
+pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compiled, Diagnostics> {
+    let root = repo.root.as_path();
+    found.extend(validate::validate(repo));
     if found.has_errors() {
         return Err(found.sorted());
     }
     let warnings = found;
-    let boxes = resolve::resolve(&repo)?;
-    let template = template_of(&repo)?;
+    let boxes = resolve::resolve(repo)?;
+    let template = template_of(repo)?;
     let rendered = render::render(boxes, &template, root)?;
     check::check(&rendered, &template.describe(root))?;
     let tree = emit::emit(&rendered);

@@ -92,6 +92,30 @@ pub fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRep
     Ok((ConfigRepo { root: root.to_path_buf(), settings, users }, diagnostics))
 }
 
+/// Reads a config repo from texts instead of files (for fuzzing and tests of the later stages):
+/// the same parsing and the same diagnostics as [`read`].
+pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo, Diagnostics) {
+    let mut diagnostics = Diagnostics::default();
+    let settings = settings.and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), strip_bom(text.to_string()), &mut diagnostics));
+    let mut parsed_users = Vec::new();
+    for (name, text) in users {
+        let shown = format!("users/{name}.toml");
+        if let Some(parsed) = parse::<UserFile>(shown, strip_bom(text.to_string()), &mut diagnostics) {
+            parsed_users.push((name.to_string(), parsed));
+        }
+    }
+    parsed_users.sort_by(|a, b| a.0.cmp(&b.0));
+    (ConfigRepo { root: PathBuf::from("."), settings, users: parsed_users }, diagnostics)
+}
+
+/// A BOM is what some Windows editors add; TOML does not allow it, people do not see it.
+fn strip_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(stripped) => stripped.to_string(),
+        None => text,
+    }
+}
+
 fn display_path(root: &Path, path: &Path) -> String {
     let shown = path.strip_prefix(root).unwrap_or(path);
     shown.to_string_lossy().replace('\\', "/")
@@ -185,8 +209,7 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
         }
     };
     match String::from_utf8(bytes) {
-        // A BOM is what some Windows editors add; TOML does not allow it, people do not see it.
-        Ok(text) => Some(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)),
+        Ok(text) => Some(strip_bom(text)),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;

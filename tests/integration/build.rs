@@ -181,3 +181,35 @@ fn root_flag_works_before_or_after_the_subcommand() {
     assert_eq!(output.status.code(), Some(1));
     let _ = SETTINGS;
 }
+
+#[test]
+fn a_symlinked_out_is_refused() {
+    let repo = Repo::with_alice();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), repo.path().join("out")).unwrap();
+    let run = repo.run_ok(&["build"], 2);
+    assert!(run.stderr.contains("out/ is a symbolic link"), "{}", run.stderr);
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing was written through the link");
+}
+
+#[test]
+fn two_thousand_users_build_and_rebuild_as_a_no_op() {
+    let repo = Repo::new(SETTINGS);
+    for i in 0..2000 {
+        repo.write(&format!("users/u{i:04}.toml"), &user_file(&format!("u{i}@example.com"), KEY_ALICE));
+    }
+    let run = repo.run_ok(&["build"], 0);
+    assert_eq!(run.stderr, "built 2000 users into out/: 14000 created, 0 updated, 0 removed\n");
+    let run = repo.run_ok(&["build", "--check"], 0);
+    assert_eq!(run.stderr, "out/ is up to date (2000 users)\n");
+}
+
+#[test]
+fn the_staging_directory_never_outlives_a_build() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &user_file("alice@example.org", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    let leftovers: Vec<_> = fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
