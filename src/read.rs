@@ -71,7 +71,8 @@ pub fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRep
     };
 
     let files = match only {
-        Some(paths) => paths.iter().map(|p| (p.clone(), display_path(root, p))).collect(),
+        // Like `git -C`, relative paths are relative to the config repo.
+        Some(paths) => paths.iter().map(|p| root.join(p)).map(|p| { let shown = display_path(root, &p); (p, shown) }).collect(),
         None => list_user_files(root, &mut diagnostics),
     };
     let loaded: Vec<(Option<UserEntry>, Diagnostics)> = files

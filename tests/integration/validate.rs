@@ -42,7 +42,11 @@ fn a_private_key_is_refused_without_being_echoed() {
 #[test]
 fn validates_only_the_named_files() {
     let repo = Repo::with_alice().user("broken", "email = ");
+    repo.write("users/only-here.toml", "email = 1");
     repo.run_ok(&["validate", "users/alice.toml"], 0);
+    // Paths are relative to the config repo, like `git -C`.
+    let run = repo.run_ok(&["validate", "users/only-here.toml"], 2);
+    assert!(run.stderr.contains("users/only-here.toml:1:9"), "{}", run.stderr);
     let run = repo.run_ok(&["validate"], 2);
     assert!(run.stderr.contains("users/broken.toml:1:9"), "{}", run.stderr);
 }
