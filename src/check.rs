@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::emit::OutTree;
 use crate::model::State;
 use crate::quantity::Quantity;
 use crate::render::{Object, RenderedBox};
@@ -285,6 +286,33 @@ impl ImpossibleChange {
             .help("to move the data to another class, snapshot the volume and restore it into a new claim by hand"),
         }
     }
+}
+
+/// Home volumes by user, from the PVC files of a tree (`out/` on disk, at a git revision, or
+/// just compiled).
+pub fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
+    let mut volumes = BTreeMap::new();
+    for (path, text) in &tree.files {
+        let file = path.rsplit_once('/').map_or(path.as_str(), |(_, file)| file);
+        if !file.starts_with("persistentvolumeclaim-") {
+            continue;
+        }
+        let Ok(object) = serde_saphyr::from_str::<Object>(text) else { continue };
+        if let Some(volume) = HomeVolume::of(&object) {
+            volumes.insert(crate::emit::owner(path, text), volume);
+        }
+    }
+    volumes
+}
+
+/// What `build` and `diff` both refuse: going from `before` to `after` would need a change to a
+/// home volume that Kubernetes cannot apply.
+pub fn refuse_impossible_changes(before: &OutTree, after: &OutTree) -> Result<(), Diagnostics> {
+    let impossible = impossible_changes(&home_volumes(before), &home_volumes(after));
+    if impossible.is_empty() {
+        return Ok(());
+    }
+    Err(Diagnostics(impossible.iter().map(ImpossibleChange::to_diagnostic).collect()))
 }
 
 /// Compares home volumes before and after, by user: the changes `build` must refuse.

@@ -56,4 +56,23 @@ pub enum Command {
         /// The user's name (the file stem of users/NAME.toml).
         name: String,
     },
+    /// Show what compiling users/ changes in out/: a risk summary and a per-resource diff.
+    /// Writes nothing; exits 0 when nothing changes, 1 when something does.
+    Diff {
+        /// Compare with out/ as committed at this git revision (e.g. origin/main) instead of
+        /// out/ on disk. Read through git; the work tree is not touched.
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// text for terminals, markdown for a PR comment, json for bots.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// How `diff` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
 }

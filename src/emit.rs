@@ -48,6 +48,23 @@ fn header(source: &str) -> String {
     format!("{GENERATED_MARKER} from {source}. Do not edit: change {source} and run `devbox-gen build`.\n")
 }
 
+/// The file a generated file came from, read back from its header: `users/alice.toml`.
+pub fn source_of(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(GENERATED_MARKER)?.strip_prefix(" from ")?;
+    let line = rest.lines().next()?;
+    line.split_once(". Do not edit:").map(|(source, _)| source)
+}
+
+/// Who a file of `out/` belongs to: the user of `users/NAME.toml` named in its header, else
+/// that source, else the first directory of its path. Independent of the layout of `out/`, so
+/// a bundle that moves (another cluster) still belongs to the same person.
+pub fn owner(path: &str, text: &str) -> String {
+    match source_of(text) {
+        Some(source) => source.strip_prefix("users/").and_then(|s| s.strip_suffix(".toml")).unwrap_or(source).to_string(),
+        None => path.split_once('/').map_or(path, |(dir, _)| dir).to_string(),
+    }
+}
+
 /// `statefulset-alice.yaml`: stable as long as kind and name are, unique within a bundle.
 pub fn file_name(object: &Object) -> String {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("object").to_ascii_lowercase();
@@ -109,6 +126,15 @@ mod tests {
             assert!(!yaml.contains(bare), "`{bare}` left unquoted in:\n{yaml}");
         }
         assert!(yaml.contains("i: plain"), "{yaml}");
+    }
+
+    #[test]
+    fn the_header_names_the_owner() {
+        let text = format!("{}apiVersion: v1\n", header("users/alice.toml"));
+        assert_eq!(source_of(&text), Some("users/alice.toml"));
+        assert_eq!(owner("prod/alice/x.yaml", &text), "alice");
+        assert_eq!(owner("alice/x.yaml", "apiVersion: v1\n"), "alice");
+        assert_eq!(owner("x.yaml", &header("devbox.toml")), "devbox.toml");
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! Argo CD or Flux sync from Git.
 //!
 //! The modules follow the data: [`read`] → [`validate`] → [`resolve`] → [`render`] →
-//! [`check`] → [`emit`] → [`write`], strung together by [`pipeline::compile`]. Each command in
-//! [`commands`] is a thin workflow over that pipeline; [`run`] is the one place that prints
-//! diagnostics and decides the exit code.
+//! [`check`] → [`emit`] → [`write`] (or [`diff`], which compares instead of writing), strung
+//! together by [`pipeline::compile`]. Each command in [`commands`] is a thin workflow over that
+//! pipeline; [`run`] is the one place that prints diagnostics and decides the exit code.
 
 pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
+pub mod diff;
 pub mod emit;
 pub mod model;
 pub mod pipeline;
@@ -48,6 +49,8 @@ pub const EXIT_ERROR: u8 = 2;
 pub struct Context {
     pub root: std::path::PathBuf,
     pub quiet: bool,
+    /// `--color`, for commands that colour their stdout ([`color_choice`] decides).
+    pub color: ColorChoice,
     warnings: Diagnostics,
 }
 
@@ -73,9 +76,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
         }
     };
-    let mut context = Context { root: cli.root.clone(), quiet: cli.quiet, warnings: Diagnostics::default() };
+    let mut context = Context { root: cli.root.clone(), quiet: cli.quiet, color: cli.color, warnings: Diagnostics::default() };
     let result = commands::run(&cli.command, &mut context);
-    let mut stderr = StandardStream::stderr(color_choice(cli.color));
+    let mut stderr = StandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));
     let warnings = std::mem::take(&mut context.warnings).sorted();
     if !cli.quiet && !warnings.is_empty() {
         let _ = diagnostic::render(&warnings, &mut stderr);
@@ -97,13 +100,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Colours only on a terminal, never with `NO_COLOR` (https://no-color.org).
-fn color_choice(choice: ColorChoice) -> termcolor::ColorChoice {
+/// Colours only on a terminal (`is_terminal`: the stream written to is one), never with
+/// `NO_COLOR` (https://no-color.org).
+pub fn color_choice(choice: ColorChoice, is_terminal: bool) -> termcolor::ColorChoice {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     match choice {
         ColorChoice::Always => termcolor::ColorChoice::Always,
         ColorChoice::Never => termcolor::ColorChoice::Never,
-        ColorChoice::Auto if no_color || !std::io::stderr().is_terminal() => termcolor::ColorChoice::Never,
+        ColorChoice::Auto if no_color || !is_terminal => termcolor::ColorChoice::Never,
         ColorChoice::Auto => termcolor::ColorChoice::Auto,
     }
 }

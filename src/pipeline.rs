@@ -29,23 +29,34 @@ pub struct Compiled {
 
 /// Compiles the config repo at `root` into the tree `out/` should hold.
 pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
-    let (repo, found) = read::read(root)?;
+    let (repo, found) = timed("read", || read::read(root))?;
     compile_repo(&repo, found)
+}
+
+/// Runs one stage; with `DEVBOX_GEN_TIMINGS` set, prints how long it took to stderr.
+pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
+    if std::env::var_os("DEVBOX_GEN_TIMINGS").is_none() {
+        return f();
+    }
+    let start = std::time::Instant::now();
+    let result = f();
+    eprintln!("timing: {stage:<10} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+    result
 }
 
 /// Stages 2 to 6 on a config repo already read; `found` holds what reading reported.
 pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compiled, Diagnostics> {
     let root = repo.root.as_path();
-    found.extend(validate::validate(repo));
+    found.extend(timed("validate", || validate::validate(repo)));
     if found.has_errors() {
         return Err(found.sorted());
     }
     let warnings = found;
-    let boxes = resolve::resolve(repo)?;
+    let boxes = timed("resolve", || resolve::resolve(repo))?;
     let template = template_of(repo)?;
-    let rendered = render::render(boxes, &template, root)?;
-    check::check(&rendered, &template.describe(root))?;
-    let tree = emit::emit(&rendered);
+    let rendered = timed("render", || render::render(boxes, &template, root))?;
+    timed("check", || check::check(&rendered, &template.describe(root)))?;
+    let tree = timed("emit", || emit::emit(&rendered));
     Ok(Compiled { tree, boxes: rendered, warnings })
 }
 

@@ -2,6 +2,7 @@
 //! diagnostic itself (they are returned, and `run` prints them once).
 
 mod build;
+mod diff;
 mod schema;
 mod show;
 mod validate;
@@ -16,5 +17,6 @@ pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnost
         Command::Validate { files } => validate::run(context, files),
         Command::Schema { check } => schema::run(context, *check),
         Command::Show { name } => show::run(context, name),
+        Command::Diff { base, format } => diff::run(context, base.as_deref(), *format),
     }
 }

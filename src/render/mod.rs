@@ -154,6 +154,10 @@ impl Engine {
             .manifest(JsonFormat::minify())
             .map_err(|e| format_error(&e, root))?;
         let value: Value = serde_json::from_str(&json).map_err(|e| format!("the template produced invalid JSON: {e}"))?;
+        // jsonnet objects reference themselves (`self`), so reference counting alone never
+        // frees them: collect this thread's cycles after every box, or memory grows per user.
+        drop(output);
+        jrsonnet_gcmodule::collect_thread_cycles();
         let mut objects = Vec::new();
         extract(value, "", &mut objects)?;
         Ok(objects)

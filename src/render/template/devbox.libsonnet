@@ -371,6 +371,7 @@
     ],
   },
 
+  // Tolerations for the nodes the box's arch and GPU select.
   tolerations(box)::
     (
       // GKE taints its Arm nodes kubernetes.io/arch=arm64:NoSchedule.

@@ -4,6 +4,7 @@
 # Startup script of a devbox's main container. It runs as the image's
 # unprivileged `jupyter` user, with HOME=/storage/jupyter on the home volume:
 #   1. prepares $HOME and $HOME/.ssh so that sshd's StrictModes accepts them,
+#      and passes the pod's environment on to SSH sessions,
 #   2. creates the SSH host key once and keeps it on the home volume,
 #   3. installs the authorized keys from the ConfigMap, and keeps them in sync,
 #   4. starts an ssh-agent holding the GitHub key from the Secret at /secrets,
@@ -29,6 +30,10 @@
 # with DEVBOX_STATE_DIR's, so a test that moves DEVBOX_STATE_DIR ships its own
 # sshd_config in DEVBOX_CONFIG_DIR.
 set -euo pipefail
+
+# The container's environment as the pod set it (the image's ENV, the pod's
+# env with users/NAME.toml's [env]), before this script adds to it.
+mapfile -t pod_env_names < <(compgen -e)
 
 DEVBOX_CONFIG_DIR="${DEVBOX_CONFIG_DIR:-/etc/devbox}"
 DEVBOX_SECRETS_DIR="${DEVBOX_SECRETS_DIR:-/secrets}"
@@ -71,6 +76,34 @@ mkdir -p "$HOME"
 chmod 0755 "$HOME" || die "cannot chmod $HOME: it must be owned by $user (uid $uid)"
 install -d -m 0700 "$HOME/.ssh" || die "cannot create $HOME/.ssh with mode 0700"
 cd "$HOME"
+
+# sshd starts every session with a fresh environment: HOME and SHELL from
+# /etc/passwd and its compiled-in PATH. Without this file an SSH session (a
+# VS Code terminal) would lack the image's PATH (conda, CUDA) and the [env]
+# of users/NAME.toml, which Jupyter's terminals have. sshd_config's
+# PermitUserEnvironment makes sshd read it. Rewritten on every start, so
+# users/NAME.toml stays the place to change it. (Only jupyter can log in and
+# sshd runs as jupyter: the file lets no one do more than they already can.)
+write_session_env() {
+    local dst="$HOME/.ssh/environment" tmp name
+    tmp="$(mktemp "$HOME/.ssh/.environment.XXXXXX")" || return 1
+    if {
+        printf '# Written by start.sh from the pod'"'"'s environment on every start; set variables in users/NAME.toml [env].\n'
+        for name in "${pod_env_names[@]}"; do
+            case "$name" in PWD | OLDPWD | SHLVL | _) continue ;; esac
+            if [[ "${!name}" == *$'\n'* ]]; then
+                log "warning: \$$name contains a newline; SSH sessions do not get it"
+                continue
+            fi
+            printf '%s=%s\n' "$name" "${!name}"
+        done
+    } >"$tmp" && chmod 0600 "$tmp" && mv -f "$tmp" "$dst"; then
+        return 0
+    fi
+    rm -f "$tmp"
+    return 1
+}
+write_session_env || die "cannot write $HOME/.ssh/environment"
 
 # --- 2. SSH host key ------------------------------------------------------------
 # Created once, on the home volume, so the box keeps its identity across pod

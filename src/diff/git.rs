@@ -1,0 +1,130 @@
+//! `diff --base REF`: the `out/` committed at another revision, read from git's object store
+//! (`ls-tree`, then one `cat-file --batch` for every file), so neither the work tree nor the
+//! index is touched and a CI job can compare a PR with `origin/main` in place.
+//!
+//! The config repo may sit anywhere inside the git repository (`rev-parse --show-prefix`). As
+//! for `out/` on disk, only files that start with the generated marker count; the rest are
+//! someone else's.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::emit::{GENERATED_MARKER, OutTree};
+
+/// The generated files of `out/` at `rev`, relative to `out/` like [`crate::write::read_existing`].
+/// No `out/` at that revision (the PR that adds the first user) is an empty tree.
+pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
+    if rev.is_empty() || rev.starts_with('-') || rev.contains(|c: char| c.is_control() || c == ' ') {
+        return Err(Diagnostic::error(format!("`{}` is not a git revision", rev.escape_debug()))
+            .help("give a branch, tag or commit, e.g. `--base origin/main`")
+            .into());
+    }
+    let prefix = git(root, &["rev-parse", "--show-prefix"], None).map_err(|e| match e {
+        Failure::Spawn(e) => no_git(&e),
+        Failure::Exit(message) => Diagnostic::error(format!("`--base {rev}` reads out/ from git, but {} is not in a git repository", root.display()))
+            .help(message)
+            .help("leave out `--base` to compare with out/ on disk")
+            .into(),
+    })?;
+    let prefix = String::from_utf8_lossy(&prefix).trim_end_matches('\n').to_string();
+    let commit = git(root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], None).map_err(|e| match e {
+        Failure::Spawn(e) => no_git(&e),
+        Failure::Exit(_) => Diagnostic::error(format!("no commit `{rev}` in the git repository"))
+            .help("check the name (`git branch --all`); a remote branch needs its remote: `origin/main`")
+            .help("in CI, fetch it first: a shallow checkout has only the PR's commit (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`)")
+            .into(),
+    })?;
+    let commit = String::from_utf8_lossy(&commit).trim().to_string();
+    let out = format!("{commit}:{prefix}out");
+    let Ok(kind) = git(root, &["cat-file", "-t", &out], None) else {
+        return Ok(OutTree::default()); // no out/ at that revision
+    };
+    if kind != b"tree\n" {
+        return Ok(OutTree::default());
+    }
+    let listing = git(root, &["ls-tree", "-r", "-z", "--full-tree", &out], None).map_err(|e| failed(rev, e))?;
+    let mut paths = Vec::new();
+    let mut ids = String::new();
+    for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        // `<mode> SP <type> SP <object> TAB <path>`; links (120000) and submodules are not ours.
+        let Some(tab) = entry.iter().position(|b| *b == b'\t') else { continue };
+        let (meta, path) = (String::from_utf8_lossy(&entry[..tab]), &entry[tab + 1..]);
+        let mut fields = meta.split(' ');
+        let (Some(mode), Some(kind), Some(object)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        let Ok(path) = std::str::from_utf8(path) else { continue };
+        if !matches!(mode, "100644" | "100755") || kind != "blob" {
+            continue;
+        }
+        paths.push(path.to_string());
+        ids.push_str(object);
+        ids.push('\n');
+    }
+    if paths.is_empty() {
+        return Ok(OutTree::default());
+    }
+    let batch = git(root, &["cat-file", "--batch"], Some(ids.into_bytes())).map_err(|e| failed(rev, e))?;
+    let mut tree = OutTree::default();
+    let mut rest = batch.as_slice();
+    for path in paths {
+        // `<object> SP <type> SP <size> LF <contents> LF`
+        let Some(newline) = rest.iter().position(|b| *b == b'\n') else { break };
+        let header = String::from_utf8_lossy(&rest[..newline]).to_string();
+        rest = &rest[newline + 1..];
+        let Some(size) = header.rsplit(' ').next().and_then(|s| s.parse::<usize>().ok()) else { continue };
+        let Some(contents) = rest.get(..size) else { break };
+        rest = rest.get(size + 1..).unwrap_or_default();
+        if let Ok(text) = std::str::from_utf8(contents) {
+            if text.starts_with(GENERATED_MARKER) {
+                tree.files.insert(path, text.to_string());
+            }
+        }
+    }
+    Ok(tree)
+}
+
+enum Failure {
+    Spawn(io::Error),
+    /// git ran and failed; its message.
+    Exit(String),
+}
+
+/// Runs `git -C root ARGS`, feeding `input` on stdin; its stdout.
+fn git(root: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, Failure> {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Failure::Spawn)?;
+    // Written from another thread: git answers while it reads, and both pipes are bounded.
+    let writer = input.and_then(|bytes| child.stdin.take().map(|mut stdin| std::thread::spawn(move || stdin.write_all(&bytes))));
+    let output: Output = child.wait_with_output().map_err(Failure::Spawn)?;
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        Err(Failure::Exit(if message.is_empty() { format!("git {} failed ({})", args.join(" "), output.status) } else { message }))
+    }
+}
+
+fn no_git(error: &io::Error) -> Diagnostics {
+    Diagnostic::error(format!("`--base` reads out/ from git, but git cannot be run: {error}"))
+        .help("install git, or leave out `--base` to compare with out/ on disk")
+        .into()
+}
+
+fn failed(rev: &str, failure: Failure) -> Diagnostics {
+    let message = match failure {
+        Failure::Spawn(e) => e.to_string(),
+        Failure::Exit(message) => message,
+    };
+    Diagnostic::error(format!("cannot read out/ at `{rev}` from git")).help(message).into()
+}

@@ -1,0 +1,237 @@
+//! After emit, instead of write: what compiling users/ would change in `out/`, for the person
+//! reviewing the PR.
+//!
+//! [`plan`] compares two `out/` trees (committed and compiled) object by object, keyed by
+//! `Kind/namespace/name` rather than by file path ([`resource`]), groups the changes by the user
+//! they belong to, diffs each changed file ([`unified`]) and classifies what the change does to
+//! people and their data ([`risk`]). [`render`] prints the result for a terminal, a PR comment
+//! or a bot. [`git`] reads the committed `out/` of another revision. Nothing here writes.
+
+pub mod git;
+pub mod render;
+pub mod resource;
+pub mod risk;
+pub mod unified;
+
+use std::collections::BTreeMap;
+
+use crate::emit::OutTree;
+use resource::Resource;
+pub use risk::Risk;
+
+/// What happened to a resource, or to a user's whole bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        }
+    }
+}
+
+/// One object that differs.
+#[derive(Clone, Debug)]
+pub struct ResourceChange {
+    /// `StatefulSet/devboxes/alice`.
+    pub id: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub change: Change,
+    /// `out/`-relative paths on each side (they differ when a bundle moves).
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// Unified diff of the files, `--- a/out/...` first.
+    pub diff: String,
+}
+
+/// The changes of one user's bundle.
+#[derive(Clone, Debug)]
+pub struct UserChange {
+    pub user: String,
+    /// Added: no bundle before; removed: none after; changed: both.
+    pub change: Change,
+    pub resources: Vec<ResourceChange>,
+}
+
+/// Everything that differs, and what it means.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// By user name.
+    pub users: Vec<UserChange>,
+    /// Most dangerous first.
+    pub risks: Vec<Risk>,
+}
+
+/// How many of what, for the one-line summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub users_changed: usize,
+    pub resources_added: usize,
+    pub resources_removed: usize,
+    pub resources_changed: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for user in &self.users {
+            match user.change {
+                Change::Added => counts.users_added += 1,
+                Change::Removed => counts.users_removed += 1,
+                Change::Changed => counts.users_changed += 1,
+            }
+            for resource in &user.resources {
+                match resource.change {
+                    Change::Added => counts.resources_added += 1,
+                    Change::Removed => counts.resources_removed += 1,
+                    Change::Changed => counts.resources_changed += 1,
+                }
+            }
+        }
+        counts
+    }
+
+    /// "3 users changed: 1 added, 1 removed, 4 resources changed": users added and removed
+    /// whole, then how many resources changed in the bundles of the others.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return "no changes".into();
+        }
+        let counts = self.counts();
+        let mut parts = Vec::new();
+        if counts.users_added > 0 {
+            parts.push(format!("{} added", counts.users_added));
+        }
+        if counts.users_removed > 0 {
+            parts.push(format!("{} removed", counts.users_removed));
+        }
+        let in_changed: usize = self.users.iter().filter(|u| u.change == Change::Changed).map(|u| u.resources.len()).sum();
+        if in_changed > 0 {
+            parts.push(plural(in_changed, "resource changed", "resources changed"));
+        }
+        format!("{}: {}", plural(self.users.len(), "user changed", "users changed"), parts.join(", "))
+    }
+}
+
+/// `1 user`, `2 users`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn side(resource: Option<&Resource>) -> Option<(&str, &str)> {
+    resource.map(|r| (r.path.as_str(), r.text.as_str()))
+}
+
+/// Compares the `out/` trees before and after: the changes by user, and their risks.
+pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
+    let old = resource::resources(before);
+    let new = resource::resources(after);
+    let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
+    let ids: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for id in ids {
+        let (a, b) = (old.get(id), new.get(id));
+        let change = match (a, b) {
+            (None, Some(_)) => Change::Added,
+            (Some(_), None) => Change::Removed,
+            (Some(a), Some(b)) if a.text != b.text || a.path != b.path => Change::Changed,
+            _ => continue,
+        };
+        let Some(either) = b.or(a) else { continue };
+        let mut diff = unified::unified(side(a), side(b));
+        if let (true, Some(a), Some(b)) = (diff.is_empty(), a, b) {
+            diff = format!("--- a/out/{}\n+++ b/out/{}\n", a.path, b.path); // moved, unchanged
+        }
+        users.entry(either.owner.clone()).or_default().push(ResourceChange {
+            id: id.clone(),
+            kind: either.kind.clone(),
+            namespace: either.namespace.clone(),
+            name: either.name.clone(),
+            change,
+            before: a.map(|r| r.path.clone()),
+            after: b.map(|r| r.path.clone()),
+            diff,
+        });
+    }
+    let had = |user: &str, set: &resource::Resources| set.values().any(|r| r.owner == user);
+    let users = users
+        .into_iter()
+        .map(|(user, mut resources)| {
+            // Objects first, by id; the kustomization (a list of the files) last.
+            resources.sort_by(|a, b| (a.kind == "Kustomization", &a.id).cmp(&(b.kind == "Kustomization", &b.id)));
+            let change = match (had(&user, &old), had(&user, &new)) {
+                (false, _) => Change::Added,
+                (_, false) => Change::Removed,
+                _ => Change::Changed,
+            };
+            UserChange { user, change, resources }
+        })
+        .collect();
+    Plan { users, risks: risk::classify(&old, &new) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(user: &str, kind: &str, name: &str, extra: &str) -> (String, String) {
+        (
+            format!("{user}/{}-{name}.yaml", kind.to_lowercase()),
+            format!(
+                "# Generated by devbox-gen from users/{user}.toml. Do not edit: change users/{user}.toml and run `devbox-gen build`.\napiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\n{extra}"
+            ),
+        )
+    }
+
+    fn tree(files: Vec<(String, String)>) -> OutTree {
+        OutTree { files: files.into_iter().collect() }
+    }
+
+    #[test]
+    fn groups_by_user_and_summarises() {
+        let before = tree(vec![file("a", "ConfigMap", "a", "data: {x: '1'}\n"), file("b", "ConfigMap", "b", ""), file("b", "Service", "b", "")]);
+        let after = tree(vec![file("a", "ConfigMap", "a", "data: {x: '2'}\n"), file("a", "Service", "a", ""), file("c", "ConfigMap", "c", "")]);
+        let plan = plan(&before, &after);
+        let users: Vec<(&str, Change, usize)> = plan.users.iter().map(|u| (u.user.as_str(), u.change, u.resources.len())).collect();
+        assert_eq!(users, [("a", Change::Changed, 2), ("b", Change::Removed, 2), ("c", Change::Added, 1)]);
+        assert_eq!(plan.summary(), "3 users changed: 1 added, 1 removed, 2 resources changed");
+        assert_eq!(plan.users[0].resources[0].change, Change::Changed);
+        assert!(plan.users[0].resources[0].diff.contains("-data: {x: '1'}\n+data: {x: '2'}\n"), "{}", plan.users[0].resources[0].diff);
+    }
+
+    #[test]
+    fn a_bundle_that_moves_is_the_same_objects() {
+        let (path, text) = file("a", "ConfigMap", "a", "");
+        let before = tree(vec![(path, text.clone())]);
+        let after = tree(vec![(format!("prod/{}", "a/configmap-a.yaml"), text)]);
+        let plan = plan(&before, &after);
+        assert_eq!(plan.users.len(), 1);
+        let change = &plan.users[0].resources[0];
+        assert_eq!(
+            (change.change, change.before.as_deref(), change.after.as_deref()),
+            (Change::Changed, Some("a/configmap-a.yaml"), Some("prod/a/configmap-a.yaml"))
+        );
+        assert_eq!(plan.summary(), "1 user changed: 1 resource changed");
+    }
+
+    #[test]
+    fn nothing_changed() {
+        let same = tree(vec![file("a", "ConfigMap", "a", "")]);
+        assert!(plan(&same, &same).is_empty());
+        assert_eq!(plan(&same, &same).summary(), "no changes");
+    }
+}

@@ -1,0 +1,217 @@
+//! The PR comment: the risks first, then the summary, then one collapsed `<details>` section
+//! per user with a fenced `diff` block per resource, so a reviewer reads the risks and opens
+//! only what they need.
+//!
+//! GitHub refuses comments over 65,536 characters. The report stays under [`BUDGET`]: the
+//! risks and the summary always fit (a huge list of risks is cut with a count), diffs are added
+//! while they fit, and a note says what was left out and how to see it.
+
+use super::{Baseline, risks_heading, summary_line, user_heading};
+use crate::diff::risk::{Level, Risk};
+use crate::diff::{Change, Plan, ResourceChange};
+
+/// GitHub's limit on the body of an issue or PR comment, in characters.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+/// What the report may use of that (in bytes, which are never fewer than characters), leaving
+/// room for whatever a CI step adds around it.
+pub const BUDGET: usize = 60_000;
+
+/// Kept free for the closing note.
+const RESERVE: usize = 1_000;
+
+/// The first line: a hidden marker a CI step can find to update its previous comment.
+pub const MARKER: &str = "<!-- devbox-gen diff -->";
+
+pub fn render(plan: &Plan, baseline: &Baseline) -> String {
+    render_within(plan, baseline, BUDGET)
+}
+
+/// [`render`] with another size budget (bytes).
+pub fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> String {
+    let mut out = format!("{MARKER}\n### devbox-gen diff\n\n");
+    if plan.is_empty() {
+        out.push_str(&inline(&summary_line(plan, baseline)));
+        out.push('\n');
+        return out;
+    }
+    out.push_str(&format!("**{}**\n\n", inline(&risks_heading(plan))));
+    for (i, risk) in plan.risks.iter().enumerate() {
+        let item = risk_item(risk);
+        if out.len() + item.len() + RESERVE > budget / 2 {
+            out.push_str(&format!("- … and {} more: run `{}` to see them all\n", plan.risks.len() - i, baseline.command()));
+            break;
+        }
+        out.push_str(&item);
+    }
+    if !plan.risks.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!("**{}**\n\n", inline(&summary_line(plan, baseline))));
+
+    let total: usize = plan.users.iter().map(|u| u.resources.len()).sum();
+    let mut shown = 0;
+    let mut cut = false;
+    let close = "</details>\n\n";
+    'users: for user in &plan.users {
+        let open = format!("<details><summary><b>{}</b></summary>\n\n", html(&user_heading(user)));
+        if out.len() + open.len() + close.len() + RESERVE > budget {
+            cut = true;
+            break;
+        }
+        out.push_str(&open);
+        for resource in &user.resources {
+            let block = resource_block(resource, None);
+            if out.len() + block.len() + close.len() + RESERVE <= budget {
+                out.push_str(&block);
+                shown += 1;
+                continue;
+            }
+            let room = budget.saturating_sub(out.len() + close.len() + RESERVE);
+            out.push_str(&resource_block(resource, Some(room)));
+            out.push_str(close);
+            cut = true;
+            break 'users;
+        }
+        out.push_str(close);
+    }
+    if cut {
+        out.push_str(&format!(
+            "> [!NOTE]\n> The diff is cut here to stay under GitHub's limit of 65,536 characters per comment: {} of {total} resource diffs are not shown in full. The risks above are complete. Run `{}` to see everything.\n",
+            total - shown,
+            baseline.command()
+        ));
+    }
+    out
+}
+
+fn risk_item(risk: &Risk) -> String {
+    let label = match risk.level() {
+        Level::Data => "🛑 DATA",
+        Level::Sync => "🛑 SYNC",
+        Level::Access => "🔑 ACCESS",
+        Level::Downtime => "⚠️ DOWNTIME",
+        Level::Restart => "🔄 RESTART",
+    };
+    let mut item = format!("- **{label}** **{}**: {}\n", inline(&risk.user), inline(&risk.summary));
+    for detail in &risk.details {
+        item.push_str(&format!("  - {}\n", inline(detail)));
+    }
+    for help in &risk.help {
+        item.push_str(&format!("  - **help:** {}\n", inline(help)));
+    }
+    item
+}
+
+/// One resource's heading and fenced diff; with `room`, only as many lines as fit in it. A
+/// removed resource is one line: its contents are in the base already, and the comment's room
+/// is better spent on what is new.
+fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
+    if let (Change::Removed, Some(path)) = (resource.change, &resource.before) {
+        let lines = resource.diff.lines().filter(|l| l.starts_with('-') && !l.starts_with("--- ")).count();
+        return format!(
+            "**removed** {} ({}, {})\n\n",
+            inline(&crate::diff::risk::code(&resource.id)),
+            inline(&crate::diff::risk::code(&format!("out/{path}"))),
+            crate::diff::plural(lines, "line", "lines")
+        );
+    }
+    let longest_run = resource.diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest_run.max(2) + 1);
+    let mut block = format!("**{}** {}\n\n{fence}diff\n", resource.change.as_str(), inline(&crate::diff::risk::code(&resource.id)));
+    let end = format!("{fence}\n\n");
+    match room {
+        None => block.push_str(&resource.diff),
+        Some(room) => {
+            let cut_line = "… (cut)\n";
+            for line in resource.diff.split_inclusive('\n') {
+                if block.len() + line.len() + cut_line.len() + end.len() > room {
+                    block.push_str(cut_line);
+                    break;
+                }
+                block.push_str(line);
+            }
+        }
+    }
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    block.push_str(&end);
+    block
+}
+
+/// Text with code in backticks (rustc style), as Markdown: code spans kept, everything else
+/// escaped so no character of it is read as markup.
+pub fn inline(text: &str) -> String {
+    if text.matches('`').count() % 2 == 1 {
+        return escape(text);
+    }
+    text.split('`').enumerate().map(|(i, part)| if i % 2 == 1 { format!("`{part}`") } else { escape(part) }).collect()
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '#' | '!' | '&') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::UserChange;
+
+    fn plan(users: usize, lines: usize) -> Plan {
+        let diff: String =
+            std::iter::once("--- a/out/x\n+++ b/out/x\n@@ -1 +1 @@\n".to_string()).chain((0..lines).map(|i| format!("+line {i}\n"))).collect();
+        let resource = ResourceChange {
+            id: "ConfigMap/ns/x".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("ns".into()),
+            name: "x".into(),
+            change: Change::Changed,
+            before: Some("x".into()),
+            after: Some("x".into()),
+            diff,
+        };
+        Plan {
+            users: (0..users)
+                .map(|i| UserChange { user: format!("u{i}"), change: Change::Changed, resources: vec![resource.clone(), resource.clone()] })
+                .collect(),
+            risks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stays_under_the_budget_and_says_what_it_cut() {
+        let big = plan(50, 400);
+        let markdown = render_within(&big, &Baseline::Revision("origin/main"), 20_000);
+        assert!(markdown.len() <= 20_000, "{}", markdown.len());
+        assert!(markdown.contains("resource diffs are not shown in full"), "{markdown}");
+        assert!(markdown.contains("Run `devbox-gen diff --base origin/main` to see everything."));
+        assert_eq!(markdown.matches("<details>").count(), markdown.matches("</details>").count());
+        assert_eq!(markdown.matches("```diff").count() * 2, markdown.matches("```").count(), "fences are balanced");
+        let full = render(&plan(2, 10), &Baseline::Disk);
+        assert!(!full.contains("not shown"), "{full}");
+    }
+
+    #[test]
+    fn a_real_budget_holds_a_huge_change() {
+        let markdown = render(&plan(300, 200), &Baseline::Disk);
+        assert!(markdown.chars().count() < GITHUB_COMMENT_LIMIT && markdown.len() <= BUDGET, "{}", markdown.len());
+    }
+
+    #[test]
+    fn prose_is_escaped_and_code_is_kept() {
+        assert_eq!(inline("a *b* `c*d` <e>"), "a \\*b\\* `c*d` \\<e\\>");
+        assert_eq!(inline("odd ` one"), "odd \\` one");
+    }
+}

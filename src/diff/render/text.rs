@@ -1,0 +1,109 @@
+//! The terminal report: risks in coloured, aligned blocks, then `git diff`-style output per
+//! resource. Colour comes from the `WriteColor` it is given (the caller decides: `--color`, a
+//! TTY, `NO_COLOR`); control characters from the files are shown escaped, never sent to the
+//! terminal.
+
+use std::io;
+
+use codespan_reporting::term::termcolor::{Color, ColorSpec, WriteColor};
+
+use super::{Baseline, risks_heading, summary_line, user_heading};
+use crate::diff::Plan;
+use crate::diff::risk::Level;
+
+/// Width of the level column.
+const LEVEL_WIDTH: usize = 9;
+
+pub fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
+    if plan.is_empty() {
+        writeln!(out, "{}", summary_line(plan, baseline))?;
+        return Ok(());
+    }
+    bold(out, &risks_heading(plan))?;
+    if !plan.risks.is_empty() {
+        writeln!(out)?;
+    }
+    for risk in &plan.risks {
+        let (color, label) = level_style(risk.level());
+        out.set_color(ColorSpec::new().set_fg(Some(color)).set_bold(true))?;
+        write!(out, "  {label:<LEVEL_WIDTH$}")?;
+        out.reset()?;
+        out.set_color(ColorSpec::new().set_bold(true))?;
+        write!(out, "{}", clean(&risk.user))?;
+        out.reset()?;
+        writeln!(out, ": {}", clean(&risk.summary))?;
+        let indent = " ".repeat(LEVEL_WIDTH + 2);
+        for detail in &risk.details {
+            writeln!(out, "{indent}{}", clean(detail))?;
+        }
+        for help in &risk.help {
+            out.set_color(ColorSpec::new().set_fg(Some(Color::Cyan)))?;
+            write!(out, "{indent}help")?;
+            out.reset()?;
+            writeln!(out, ": {}", clean(help))?;
+        }
+    }
+    writeln!(out)?;
+    bold(out, &summary_line(plan, baseline))?;
+    writeln!(out)?;
+    for user in &plan.users {
+        out.set_color(ColorSpec::new().set_bold(true).set_underline(true))?;
+        write!(out, "{}", clean(&user_heading(user)))?;
+        out.reset()?;
+        writeln!(out)?;
+        for resource in &user.resources {
+            out.set_color(ColorSpec::new().set_bold(true))?;
+            writeln!(out, "{} {}", resource.change.as_str(), clean(&resource.id))?;
+            out.reset()?;
+            diff(out, &resource.diff)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn level_style(level: Level) -> (Color, &'static str) {
+    match level {
+        Level::Data => (Color::Red, "DATA"),
+        Level::Sync => (Color::Red, "SYNC"),
+        Level::Access => (Color::Magenta, "ACCESS"),
+        Level::Downtime => (Color::Yellow, "DOWNTIME"),
+        Level::Restart => (Color::Yellow, "RESTART"),
+    }
+}
+
+fn bold(out: &mut dyn WriteColor, line: &str) -> io::Result<()> {
+    out.set_color(ColorSpec::new().set_bold(true))?;
+    write!(out, "{line}")?;
+    out.reset()?;
+    writeln!(out)
+}
+
+/// A unified diff, coloured like git's: headers bold, hunk headers cyan, `-` red, `+` green.
+fn diff(out: &mut dyn WriteColor, diff: &str) -> io::Result<()> {
+    for (i, line) in diff.lines().enumerate() {
+        let mut spec = ColorSpec::new();
+        if i < 2 && (line.starts_with("--- ") || line.starts_with("+++ ")) {
+            spec.set_bold(true);
+        } else if line.starts_with("@@") {
+            spec.set_fg(Some(Color::Cyan));
+        } else if line.starts_with('-') {
+            spec.set_fg(Some(Color::Red));
+        } else if line.starts_with('+') {
+            spec.set_fg(Some(Color::Green));
+        }
+        out.set_color(&spec)?;
+        write!(out, "{}", clean(line))?;
+        out.reset()?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Control characters (an escape sequence in a committed file, say) shown, not interpreted.
+fn clean(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
+}

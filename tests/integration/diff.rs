@@ -1,0 +1,442 @@
+//! `devbox-gen diff`: real config repos, built, then edited the way a PR would edit them; the
+//! report a reviewer reads and the exit code CI acts on.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command as Process;
+
+use assert_cmd::Command;
+
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS};
+
+const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
+const KEY_ERIN: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS erin@laptop";
+
+/// A user file: top-level settings, the keys, then any tables.
+fn user(top: &str, email: &str, keys: &[&str], tables: &str) -> String {
+    let keys = keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+    format!("email = \"{email}\"\n{top}\n[ssh]\nauthorized_keys = [{keys}]\n\n{tables}")
+}
+
+fn alice(top: &str, keys: &[&str], tables: &str) -> String {
+    user(top, "alice@example.com", keys, tables)
+}
+
+/// A built config repo: alice and bob, out/ current.
+fn built() -> Repo {
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", &[KEY_ALICE], "")).user("bob", &user("", "bob@example.com", &[KEY_ALICE_2], ""));
+    repo.run_ok(&["build"], 0);
+    repo
+}
+
+/// `diff` in every format must agree on the exit code; returns the text run.
+fn diff(repo: &Repo, code: i32) -> Run {
+    let before = repo.out_snapshot();
+    for format in ["markdown", "json"] {
+        repo.run_ok(&["diff", "--format", format], code);
+    }
+    let run = repo.run_ok(&["diff"], code);
+    assert_eq!(repo.out_snapshot(), before, "diff must write nothing");
+    run
+}
+
+/// The risks of a change, as JSON `[kind, user]` pairs, most dangerous first.
+fn risks(repo: &Repo) -> Vec<(String, String)> {
+    let run = repo.run(&["diff", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    report["risks"].as_array().unwrap().iter().map(|r| (r["kind"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string())).collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(k, u)| (k.to_string(), u.to_string())).collect()
+}
+
+// --- exit codes and formats -------------------------------------------------------------------
+
+#[test]
+fn no_change_exits_0_in_every_format() {
+    let repo = built();
+    let run = diff(&repo, 0);
+    assert_eq!(run.stdout, "No changes: users/ compiles to exactly out/ on disk.\n");
+    assert_eq!(run.stderr, "");
+    let json: serde_json::Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 0).stdout).unwrap();
+    assert_eq!(json["changed"], false);
+    assert_eq!(json["users"], serde_json::json!([]));
+    let markdown = repo.run_ok(&["diff", "--format", "markdown"], 0).stdout;
+    assert_eq!(markdown, "<!-- devbox-gen diff -->\n### devbox-gen diff\n\nNo changes: users/ compiles to exactly out/ on disk.\n");
+}
+
+#[test]
+fn a_change_exits_1_in_every_format_and_writes_nothing() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[env]\nEDITOR = \"nano\"\n"));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("1 user changed: 1 resource changed (compared with out/ on disk)."), "{}", run.stdout);
+    assert!(run.stdout.contains("+          value: nano\n"), "{}", run.stdout);
+}
+
+#[test]
+fn an_error_exits_2_in_every_format_and_prints_nothing_on_stdout() {
+    let repo = built();
+    repo.write("users/alice.toml", "email = \"alice@example.com\"\n[resources]\nmemory = \"32GB\"\n[ssh]\nauthorized_keys = []\n");
+    for format in ["text", "markdown", "json"] {
+        let run = repo.run_ok(&["diff", "--format", format], 2);
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("`32GB` is not a Kubernetes quantity"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn json_is_the_documented_shape() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
+    let run = repo.run_ok(&["diff", "--format", "json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["base"], serde_json::Value::Null);
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["summary"], "1 user changed: 1 resource changed");
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"users": {"added": 0, "removed": 0, "changed": 1}, "resources": {"added": 0, "removed": 0, "changed": 1}})
+    );
+    let risk = &report["risks"][0];
+    assert_eq!(risk["level"], "restart");
+    assert_eq!(risk["kind"], "image-changed");
+    assert_eq!(risk["user"], "alice");
+    assert_eq!(risk["resource"], "StatefulSet/devboxes/alice");
+    assert_eq!(
+        risk["summary"],
+        "the image of container `devbox` changes from `registry.example.com/devbox:1.0` to `registry.example.com/devbox:2.0`: the pod restarts"
+    );
+    assert!(risk["details"].is_array() && risk["help"].is_array());
+    let user = &report["users"][0];
+    assert_eq!((&user["user"], &user["change"]), (&"alice".into(), &"changed".into()));
+    let resource = &user["resources"][0];
+    for (field, value) in [
+        ("id", "StatefulSet/devboxes/alice"),
+        ("kind", "StatefulSet"),
+        ("namespace", "devboxes"),
+        ("name", "alice"),
+        ("change", "changed"),
+        ("before", "out/alice/statefulset-alice.yaml"),
+        ("after", "out/alice/statefulset-alice.yaml"),
+    ] {
+        assert_eq!(resource[field], value, "{field}");
+    }
+    assert!(resource["diff"].as_str().unwrap().starts_with("--- a/out/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n@@ "));
+}
+
+#[test]
+fn text_is_coloured_only_when_asked_or_on_a_terminal() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
+    assert!(!repo.run_ok(&["diff"], 1).stdout.contains('\u{1b}'), "a pipe gets no colour");
+    let coloured = repo.run_ok(&["diff", "--color", "always"], 1).stdout;
+    assert!(coloured.contains("\u{1b}[0m\u{1b}[32m+        image: registry.example.com/devbox:2.0"), "{coloured:?}");
+    assert!(!repo.run_ok(&["diff", "--color", "always", "--format", "markdown"], 1).stdout.contains('\u{1b}'));
+    // A real terminal, through script(1) where it exists.
+    let on_tty = |no_color: bool| -> Option<String> {
+        let bin = assert_cmd::cargo::cargo_bin("devbox-gen");
+        let line = format!("{} -C {} diff", bin.display(), repo.path().display());
+        let mut command = Process::new("script");
+        command.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        command.output().ok().filter(|o| o.status.code() == Some(1)).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    if let (Some(tty), Some(tty_no_color)) = (on_tty(false), on_tty(true)) {
+        assert!(tty.contains('\u{1b}'), "a terminal gets colour: {tty:?}");
+        assert!(!tty_no_color.contains('\u{1b}'), "NO_COLOR is respected: {tty_no_color:?}");
+    }
+}
+
+// --- every risk, from a real before and after -------------------------------------------------
+
+#[test]
+fn removing_a_user_says_the_home_volume_stays() {
+    let repo = built();
+    fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    assert_eq!(risks(&repo), pairs(&[("home-volume-removed", "bob"), ("box-removed", "bob")]));
+    let run = diff(&repo, 1);
+    assert!(
+        run.stdout.starts_with(
+            "Risks, most dangerous first (2):\n\n  DATA     bob: the home volume `bob-home` leaves out/: `users/bob.toml` was removed\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("The volume and its data stay in the cluster: prune is disabled for it"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("help: to really delete the data once nobody needs it: `kubectl --namespace devboxes delete persistentvolumeclaim bob-home`"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 user changed: 1 removed (compared with out/ on disk)."), "{}", run.stdout);
+    // And build, which carries it out, says the same.
+    let build = repo.run_ok(&["build"], 0);
+    assert!(build.stderr.contains("its home volume stays in the cluster"), "{}", build.stderr);
+}
+
+#[test]
+fn renaming_a_user_gives_them_an_empty_home() {
+    let repo = built();
+    fs::remove_file(repo.path().join("users/alice.toml")).unwrap();
+    repo.write("users/alicia.toml", &alice("", &[KEY_ALICE], ""));
+    assert_eq!(risks(&repo), pairs(&[("home-volume-renamed", "alicia"), ("key-added", "alicia"), ("box-removed", "alice")]));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("alicia: the home volume is renamed: `alicia-home` replaces `alice-home` of `alice`"), "{}", run.stdout);
+    assert!(run.stdout.contains("the box starts with an empty home"), "{}", run.stdout);
+    assert!(run.stdout.contains("2 users changed: 1 added, 1 removed"), "{}", run.stdout);
+}
+
+#[test]
+fn a_bundle_that_moves_in_out_is_compared_by_object_and_the_data_does_not_follow() {
+    let repo = built();
+    // As if out/ had another layout (one directory per cluster) when it was committed.
+    fs::create_dir(repo.path().join("out/prod")).unwrap();
+    fs::rename(repo.path().join("out/alice"), repo.path().join("out/prod/alice")).unwrap();
+    assert_eq!(risks(&repo), pairs(&[("home-volume-moved", "alice")]));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("alice: the bundle moves from out/prod/alice/ to out/alice/"), "{}", run.stdout);
+    assert!(run.stdout.contains("--- a/out/prod/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("removed"), "moved objects are not removed and added:\n{}", run.stdout);
+}
+
+#[test]
+fn shrinking_or_reclassing_a_home_is_refused_like_build_does() {
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", &[KEY_ALICE], "[home]\nsize = \"200Gi\"\nstorage_class = \"premium-rwo\"\n"));
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"100Gi\"\nstorage_class = \"premium-rwo\"\n"));
+    let shrink = repo.run_ok(&["diff"], 2);
+    assert_eq!(shrink.stdout, "");
+    assert!(shrink.stderr.contains("error: the home volume of `alice` would shrink from 200Gi to 100Gi"), "{}", shrink.stderr);
+    assert!(shrink.stderr.contains("help: Kubernetes cannot shrink a PersistentVolumeClaim"), "{}", shrink.stderr);
+    assert_eq!(shrink.stderr, repo.run_ok(&["build"], 2).stderr, "the same explanation as build");
+
+    repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"200Gi\"\nstorage_class = \"standard-rwo\"\n"));
+    let reclass = repo.run_ok(&["diff", "--format", "json"], 2);
+    assert_eq!(reclass.stdout, "");
+    assert!(
+        reclass.stderr.contains("the storage class of `alice`'s home volume would change from premium-rwo to standard-rwo"),
+        "{}",
+        reclass.stderr
+    );
+    assert!(reclass.stderr.contains("a PersistentVolumeClaim's storage class is immutable"), "{}", reclass.stderr);
+
+    repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"300Gi\"\nstorage_class = \"premium-rwo\"\n"));
+    let grow = diff(&repo, 1);
+    assert!(grow.stdout.contains("-      storage: 200Gi\n+      storage: 300Gi\n"), "growing is fine:\n{}", grow.stdout);
+}
+
+#[test]
+fn immutable_statefulset_fields_come_with_the_orphan_delete_runbook() {
+    let repo = built();
+    repo.write(
+        "templates/devbox.jsonnet",
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\nfunction(box) devbox.bundle(box) + { statefulSet+: { spec+: { podManagementPolicy: 'Parallel' } } }\n",
+    );
+    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
+    assert_eq!(risks(&repo), pairs(&[("immutable-field", "alice"), ("immutable-field", "bob")]));
+    let run = diff(&repo, 1);
+    assert!(
+        run.stdout.contains("  SYNC     alice: StatefulSet `alice` changes fields Kubernetes cannot update: `podManagementPolicy`\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("the Argo CD or Flux sync of `StatefulSet/devboxes/alice` fails until the StatefulSet is recreated"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("help: after merging, delete only the StatefulSet object, leaving its pod running: `kubectl --namespace devboxes delete statefulset alice --cascade=orphan`"), "{}", run.stdout);
+    assert!(run.stdout.contains("`kubectl --namespace devboxes delete pod alice-0`"), "{}", run.stdout);
+}
+
+#[test]
+fn stopping_and_archiving_say_the_pod_goes_and_the_home_stays() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("state = \"stopped\"", &[KEY_ALICE], ""));
+    repo.write("users/bob.toml", &user("state = \"archived\"", "bob@example.com", &[KEY_ALICE_2], ""));
+    assert_eq!(risks(&repo), pairs(&[("box-archived", "bob"), ("box-stopped", "alice")]));
+    let run = diff(&repo, 1);
+    assert!(
+        run.stdout.contains("  DOWNTIME alice: the box is stopped (replicas 1 → 0): its pod is deleted, the home volume stays\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("  DOWNTIME bob: the box is archived: its pod goes away, the home volume stays\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("DATA"), "the home volume is kept:\n{}", run.stdout);
+}
+
+#[test]
+fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
+    repo.write("users/bob.toml", &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-l4\"\ncount = 1\n"));
+    assert_eq!(risks(&repo), pairs(&[("gpu-changed", "bob"), ("arch-changed", "bob"), ("image-changed", "alice")]));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("RESTART  bob: the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("stays Pending until one is free"), "{}", run.stdout);
+    assert!(run.stdout.contains("RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n"), "{}", run.stdout);
+    // Any other change to the pod restarts it too, and says what changed.
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], "[resources]\ncpu = \"3\"\n"));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("@@ spec.template.spec.containers[devbox].resources.limits.cpu\n"), "the hunk says where it is:\n{}", run.stdout);
+}
+
+#[test]
+fn authorized_keys_added_and_removed_are_named() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("", &[KEY_DAVE], ""));
+    assert_eq!(risks(&repo), pairs(&[("key-added", "alice"), ("key-removed", "alice")]));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("  ACCESS   alice: SSH key `dave@laptop` (ssh-ed25519 `SHA256:"), "{}", run.stdout);
+    assert!(run.stdout.contains("`) can now log in\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("Check that it belongs to `alice@example.com`."), "{}", run.stdout);
+    assert!(run.stdout.contains("  ACCESS   alice: SSH key `alice@laptop` (ssh-ed25519 `SHA256:"), "{}", run.stdout);
+    assert!(run.stdout.contains("`) can no longer log in\n"), "{}", run.stdout);
+    // A new comment on the same key is no access change.
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &alice("", &[&KEY_DAVE.replace("dave@laptop", "dave@desk")], ""));
+    assert_eq!(risks(&repo), pairs(&[]));
+}
+
+#[test]
+fn a_new_user_is_an_access_change() {
+    let repo = built();
+    repo.write("users/erin.toml", &user("", "erin@example.com", &[KEY_ERIN], ""));
+    assert_eq!(risks(&repo), pairs(&[("key-added", "erin")]));
+    let run = diff(&repo, 1);
+    assert!(run.stdout.contains("erin: SSH key `erin@laptop`"), "{}", run.stdout);
+    assert!(run.stdout.contains("can log in to the new box"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 user changed: 1 added (compared with out/ on disk)."), "{}", run.stdout);
+    assert!(run.stdout.contains("erin (new user): 7 added\n"), "{}", run.stdout);
+}
+
+// --- snapshots: what a reviewer reads --------------------------------------------------------
+
+/// alice gets a new image and a second key, bob is stopped; with `carol_leaves`, carol's file
+/// is removed too.
+fn review_scenario(carol_leaves: bool) -> Repo {
+    let repo = Repo::new(SETTINGS)
+        .user("alice", &alice("", &[KEY_ALICE], ""))
+        .user("bob", &user("", "bob@example.com", &[KEY_ALICE_2], ""))
+        .user("carol", &user("", "carol@example.com", &[KEY_ERIN], ""));
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE, KEY_DAVE], ""));
+    repo.write("users/bob.toml", &user("state = \"stopped\"", "bob@example.com", &[KEY_ALICE_2], ""));
+    if carol_leaves {
+        fs::remove_file(repo.path().join("users/carol.toml")).unwrap();
+    }
+    repo
+}
+
+#[test]
+fn text_report() {
+    let repo = review_scenario(false);
+    insta::assert_snapshot!(repo.run_ok(&["diff"], 1).stdout);
+}
+
+#[test]
+fn markdown_report() {
+    let repo = review_scenario(true);
+    insta::assert_snapshot!(repo.run_ok(&["diff", "--format", "markdown"], 1).stdout);
+}
+
+// --- --base REF: out/ as committed in git -----------------------------------------------------
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Process::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn devbox_gen(root: &Path, args: &[&str]) -> Run {
+    let output = Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(root).args(args).env_remove("NO_COLOR").output().unwrap();
+    Run { code: output.status.code().unwrap(), stdout: String::from_utf8(output.stdout).unwrap(), stderr: String::from_utf8(output.stderr).unwrap() }
+}
+
+#[test]
+fn base_compares_with_out_at_a_revision_without_touching_the_work_tree() {
+    // The config repo sits in a subdirectory of the git repository.
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("infra/devboxes");
+    fs::create_dir_all(root.join("users")).unwrap();
+    fs::write(root.join("devbox.toml"), SETTINGS).unwrap();
+    fs::write(root.join("users/alice.toml"), alice("", &[KEY_ALICE], "")).unwrap();
+    fs::write(root.join("users/bob.toml"), user("", "bob@example.com", &[KEY_ALICE_2], "")).unwrap();
+    assert_eq!(devbox_gen(&root, &["build"]).code, 0);
+    fs::write(root.join("out/README.md"), "not generated\n").unwrap();
+    git(top.path(), &["init", "-q", "-b", "main"]);
+    git(top.path(), &["add", "-A"]);
+    git(top.path(), &["commit", "-q", "-m", "base"]);
+
+    // The PR: alice's image changes and out/ is rebuilt, so out/ on disk shows nothing.
+    fs::write(root.join("users/alice.toml"), alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], "")).unwrap();
+    assert_eq!(devbox_gen(&root, &["build"]).code, 0);
+    git(top.path(), &["commit", "-q", "-am", "pr"]);
+    assert_eq!(devbox_gen(&root, &["diff"]).code, 0);
+
+    let run = devbox_gen(&root, &["diff", "--base", "main~1"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("RESTART  alice: the image of container `devbox` changes"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 user changed: 1 resource changed (compared with out/ at `main~1`)."), "{}", run.stdout);
+    assert!(!run.stdout.contains("README"), "files devbox-gen did not write are not compared:\n{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&devbox_gen(&root, &["diff", "--base", "main~1", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["base"], "main~1");
+    assert_eq!(devbox_gen(&root, &["diff", "--base", "main"]).code, 0);
+    assert_eq!(git(top.path(), &["status", "--porcelain"]), "", "the work tree and index are untouched");
+}
+
+#[test]
+fn base_with_no_out_at_that_revision_shows_everything_added() {
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", &[KEY_ALICE], ""));
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "users only"]);
+    let run = repo.run_ok(&["diff", "--base", "main"], 1);
+    assert!(run.stdout.contains("1 user changed: 1 added (compared with out/ at `main`)."), "{}", run.stdout);
+}
+
+#[test]
+fn base_errors_are_clear() {
+    let repo = built();
+    let run = repo.run_ok(&["diff", "--base", "main"], 2);
+    assert!(run.stderr.contains("error: `--base main` reads out/ from git, but"), "{}", run.stderr);
+    assert!(run.stderr.contains("is not in a git repository"), "{}", run.stderr);
+
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    let run = repo.run_ok(&["diff", "--base", "origin/main", "--format", "json"], 2);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("error: no commit `origin/main` in the git repository"), "{}", run.stderr);
+    assert!(run.stderr.contains("fetch-depth: 0"), "{}", run.stderr);
+    let run = repo.run_ok(&["diff", "--base=--output=/tmp/x"], 2);
+    assert!(run.stderr.contains("is not a git revision"), "{}", run.stderr);
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("devbox-gen")
+        .unwrap()
+        .arg("-C")
+        .arg(repo.path())
+        .args(["diff", "--base", "main"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: `--base` reads out/ from git, but git cannot be run"), "{stderr}");
+}
