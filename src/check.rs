@@ -18,6 +18,20 @@ use crate::model::State;
 use crate::quantity::Quantity;
 use crate::render::{Object, RenderedBox};
 
+/// Reports one box's problems, found by [`check_box`], against its user file.
+pub fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &str) -> Diagnostics {
+    Diagnostics(
+        problems
+            .into_iter()
+            .map(|problem| {
+                Diagnostic::error(format!("{template} produced an invalid bundle for {source}"))
+                    .in_path(source.to_string())
+                    .help(problem)
+            })
+            .collect(),
+    )
+}
+
 /// Label that marks the home volume; the rules below find it by this, not by its name.
 pub const HOME_ROLE_LABEL: &str = "devbox-gen.dev/role";
 pub const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
@@ -28,22 +42,8 @@ pub fn home_volume_name(user: &str) -> String {
     format!("{user}-home")
 }
 
-/// Checks every rendered box; all problems at once.
-pub fn check(boxes: &[RenderedBox], template: &str) -> Result<(), Diagnostics> {
-    let mut diagnostics = Diagnostics::default();
-    for rendered in boxes {
-        for problem in check_box(rendered) {
-            diagnostics.push(
-                Diagnostic::error(format!("{template} produced an invalid bundle for {}", rendered.resolved.source))
-                    .in_path(rendered.resolved.source.clone())
-                    .help(problem),
-            );
-        }
-    }
-    if diagnostics.is_empty() { Ok(()) } else { Err(diagnostics) }
-}
-
-fn check_box(rendered: &RenderedBox) -> Vec<String> {
+/// The problems of one rendered box, as sentences; empty when it obeys every rule.
+pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
     let name = &rendered.resolved.name;
     let mut problems = Vec::new();
     let mut seen = HashSet::new();

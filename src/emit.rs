@@ -28,20 +28,19 @@ impl OutTree {
     }
 }
 
-pub fn emit(boxes: &[RenderedBox]) -> OutTree {
-    let mut tree = OutTree::default();
-    for rendered in boxes {
-        let header = header(&rendered.resolved.source);
-        let mut names = Vec::with_capacity(rendered.objects.len());
-        for object in &rendered.objects {
-            let file = file_name(object);
-            tree.files.insert(format!("{}/{file}", rendered.resolved.name), format!("{header}{}", to_yaml(object)));
-            names.push(file);
-        }
-        names.sort();
-        tree.files.insert(format!("{}/kustomization.yaml", rendered.resolved.name), format!("{header}{}", kustomization(&names)));
+/// The files of one box's bundle: `(path under out/, contents)`.
+pub fn emit_box(rendered: &RenderedBox) -> Vec<(String, String)> {
+    let header = header(&rendered.resolved.source);
+    let mut files = Vec::with_capacity(rendered.objects.len() + 1);
+    let mut names = Vec::with_capacity(rendered.objects.len());
+    for object in &rendered.objects {
+        let file = file_name(object);
+        files.push((format!("{}/{file}", rendered.resolved.name), format!("{header}{}", to_yaml(object))));
+        names.push(file);
     }
-    tree
+    names.sort();
+    files.push((format!("{}/kustomization.yaml", rendered.resolved.name), format!("{header}{}", kustomization(&names))));
+    files
 }
 
 fn header(source: &str) -> String {

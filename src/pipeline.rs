@@ -3,9 +3,12 @@
 //! 1. [`read`]: devbox.toml and users/*.toml into typed values with source spans;
 //! 2. [`validate`]: every rule, every file, every problem;
 //! 3. [`resolve`]: defaults merged into one complete box per user;
-//! 4. [`render`]: the jsonnet template, once per box, in parallel;
+//! 4. [`render`]: the jsonnet template, once per box;
 //! 5. [`check`]: the objects are valid Kubernetes and obey the safety rules;
 //! 6. [`emit`]: the bytes of every file of `out/`, in memory.
+//!
+//! Stages 4 to 6 run per box, in parallel, so a box's objects are dropped as soon as its
+//! files exist: memory holds the output, not every intermediate form of it.
 //!
 //! Writing (`write`) and comparing (`diff`) happen after, in the commands: the compiled tree
 //! is the same either way.
@@ -15,14 +18,18 @@ use std::path::Path;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{self, OutTree};
 use crate::read::{self, ConfigRepo};
-use crate::render::{self, RenderedBox, Template};
+use rayon::prelude::*;
+
+use crate::render::{self, Template};
+use crate::resolve::ResolvedBox;
 use crate::{check, resolve, validate};
 
 /// The result of a successful compilation.
 #[derive(Debug)]
 pub struct Compiled {
     pub tree: OutTree,
-    pub boxes: Vec<RenderedBox>,
+    /// The names of the compiled boxes, sorted.
+    pub users: Vec<String>,
     /// Warnings found on the way (they do not stop the build).
     pub warnings: Diagnostics,
 }
@@ -54,10 +61,48 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compile
     let warnings = found;
     let boxes = timed("resolve", || resolve::resolve(repo))?;
     let template = template_of(repo)?;
-    let rendered = timed("render", || render::render(boxes, &template, root))?;
-    timed("check", || check::check(&rendered, &template.describe(root)))?;
-    let tree = timed("emit", || emit::emit(&rendered));
-    Ok(Compiled { tree, boxes: rendered, warnings })
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
+    let outcomes: Vec<BoxOutcome> =
+        timed("render+check+emit", || boxes.into_par_iter().map(|resolved| compile_box(resolved, &template, &root)).collect());
+    let mut tree = OutTree::default();
+    let mut failures = Vec::new();
+    let mut invalid = Diagnostics::default();
+    let described = template.describe(&root);
+    for outcome in outcomes {
+        match outcome {
+            BoxOutcome::Emitted(files) => tree.files.extend(files),
+            BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
+            BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(render::failures_to_diagnostics(failures, &template, &root));
+    }
+    if invalid.has_errors() {
+        return Err(invalid);
+    }
+    Ok(Compiled { tree, users, warnings })
+}
+
+enum BoxOutcome {
+    Emitted(Vec<(String, String)>),
+    TemplateFailed { source: String, message: String },
+    Invalid { source: String, problems: Vec<String> },
+}
+
+/// Render → check → emit for one box.
+fn compile_box(resolved: ResolvedBox, template: &Template, root: &Path) -> BoxOutcome {
+    let source = resolved.source.clone();
+    let rendered = match render::render_box(resolved, template, root) {
+        Ok(rendered) => rendered,
+        Err(message) => return BoxOutcome::TemplateFailed { source, message },
+    };
+    let problems = check::check_box(&rendered);
+    if !problems.is_empty() {
+        return BoxOutcome::Invalid { source, problems };
+    }
+    BoxOutcome::Emitted(emit::emit_box(&rendered))
 }
 
 /// The template devbox.toml names, or the embedded one.

@@ -6,26 +6,51 @@
 //! disk or an error leaves the previous `out/` whole. Files that devbox-gen did not generate
 //! are carried over and reported, never deleted; symbolic links are never followed.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{GENERATED_MARKER, OutTree};
 
-/// What is in `out/` now.
+/// What is in `out/` now. Only names are held: contents are read when compared, so a
+/// 10,000-user `out/` is never in memory twice.
 #[derive(Debug, Default)]
 pub struct Existing {
-    /// Files devbox-gen generated (they start with the marker line).
-    pub generated: BTreeMap<String, String>,
+    out: PathBuf,
+    /// Files devbox-gen generated (they start with the marker line), relative to out/.
+    pub generated: BTreeSet<String>,
     /// Anything else, by relative path: kept, reported.
     pub foreign: Vec<String>,
 }
 
 impl Existing {
+    /// The contents of a generated file (`None` if it vanished meanwhile).
+    pub fn read(&self, path: &str) -> Option<String> {
+        fs::read_to_string(self.out.join(path)).ok()
+    }
+
+    /// Every generated file with its contents (for `diff`, which shows them).
     pub fn tree(&self) -> OutTree {
-        OutTree { files: self.generated.clone() }
+        self.tree_of(|_| true)
+    }
+
+    /// Only the home volumes' files: what `build` needs to refuse impossible changes.
+    pub fn home_volume_tree(&self) -> OutTree {
+        self.tree_of(|path| path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-")))
+    }
+
+    fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
+        let files = self
+            .generated
+            .par_iter()
+            .filter(|path| wanted(path))
+            .filter_map(|path| self.read(path).map(|text| (path.clone(), text)))
+            .collect();
+        OutTree { files }
     }
 }
 
@@ -61,10 +86,10 @@ pub fn out_dir(root: &Path) -> PathBuf {
     root.join("out")
 }
 
-/// Reads `out/` without following links.
+/// Lists `out/` without following links, telling generated files from anyone else's.
 pub fn read_existing(root: &Path) -> Result<Existing, Diagnostics> {
     let out = out_dir(root);
-    let mut existing = Existing::default();
+    let mut existing = Existing { out: out.clone(), ..Existing::default() };
     match out.symlink_metadata() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(existing),
         Err(e) => return Err(io_error("cannot read out/", &out, &e)),
@@ -92,13 +117,8 @@ fn walk(dir: &Path, prefix: &str, existing: &mut Existing) -> Result<(), Diagnos
         let file_type = entry.file_type().map_err(|e| io_error("cannot read", &entry.path(), &e))?;
         if file_type.is_dir() {
             walk(&entry.path(), &relative, existing)?;
-        } else if file_type.is_file() {
-            match fs::read_to_string(entry.path()) {
-                Ok(text) if text.starts_with(GENERATED_MARKER) => {
-                    existing.generated.insert(relative, text);
-                }
-                _ => existing.foreign.push(relative),
-            }
+        } else if file_type.is_file() && starts_with_marker(&entry.path()) {
+            existing.generated.insert(relative);
         } else {
             existing.foreign.push(relative); // links and sockets are carried over, never followed
         }
@@ -106,16 +126,30 @@ fn walk(dir: &Path, prefix: &str, existing: &mut Existing) -> Result<(), Diagnos
     Ok(())
 }
 
+fn starts_with_marker(path: &Path) -> bool {
+    let mut head = [0u8; GENERATED_MARKER.len()];
+    fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == GENERATED_MARKER.as_bytes()
+}
+
+/// Compares every file of `tree` with `out/`, reading the old contents in parallel.
 pub fn changes(existing: &Existing, tree: &OutTree) -> Changes {
+    let verdicts: Vec<(&String, Option<bool>)> = tree
+        .files
+        .par_iter()
+        .map(|(path, text)| {
+            let same = existing.generated.contains(path).then(|| existing.read(path).as_deref() == Some(text.as_str()));
+            (path, same)
+        })
+        .collect();
     let mut changes = Changes::default();
-    for (path, text) in &tree.files {
-        match existing.generated.get(path) {
+    for (path, same) in verdicts {
+        match same {
             None => changes.created.push(path.clone()),
-            Some(old) if old != text => changes.updated.push(path.clone()),
-            Some(_) => {}
+            Some(false) => changes.updated.push(path.clone()),
+            Some(true) => {}
         }
     }
-    changes.removed = existing.generated.keys().filter(|p| !tree.files.contains_key(*p)).cloned().collect();
+    changes.removed = existing.generated.iter().filter(|p| !tree.files.contains_key(*p)).cloned().collect();
     changes
 }
 
@@ -142,44 +176,38 @@ pub fn apply(root: &Path, existing: &Existing, tree: &OutTree, changes: &Changes
         .prefix(".out.devbox-gen-")
         .tempdir_in(root)
         .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
-    stage(&out, staging.path(), existing, tree).map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
+    stage(&out, staging.path(), existing, tree, changes).map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
     swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
     // `staging` now holds the previous out/; dropping it removes it.
     drop(staging);
     Ok(())
 }
 
-fn stage(out: &Path, staging: &Path, existing: &Existing, tree: &OutTree) -> io::Result<()> {
+fn stage(out: &Path, staging: &Path, existing: &Existing, tree: &OutTree, changes: &Changes) -> io::Result<()> {
     set_directory_mode(staging)?;
-    for (path, text) in &tree.files {
+    let all: Vec<&String> = tree.files.keys().chain(&existing.foreign).collect();
+    let directories: BTreeSet<&str> = all.iter().filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir)).collect();
+    for directory in directories {
+        fs::create_dir_all(staging.join(directory))?;
+    }
+    let rewritten: BTreeSet<&String> = changes.created.iter().chain(&changes.updated).collect();
+    tree.files.par_iter().try_for_each(|(path, text)| {
         let target = staging.join(path);
-        create_parent(&target)?;
-        let unchanged = existing.generated.get(path).is_some_and(|old| old == text);
-        // A hard link keeps the unchanged file's inode and mtime: "rebuilding rewrites no file".
-        if !(unchanged && fs::hard_link(out.join(path), &target).is_ok()) {
+        // A hard link keeps an unchanged file's inode and mtime: "rebuilding rewrites no file".
+        if rewritten.contains(path) || fs::hard_link(out.join(path), &target).is_err() {
             fs::write(&target, text)?;
         }
-    }
+        Ok::<(), io::Error>(())
+    })?;
     for path in &existing.foreign {
-        let source = out.join(path);
-        let target = staging.join(path);
-        create_parent(&target)?;
+        let (source, target) = (out.join(path), staging.join(path));
         if fs::hard_link(&source, &target).is_err() {
-            let metadata = source.symlink_metadata()?;
-            if metadata.file_type().is_symlink() {
+            if source.symlink_metadata()?.file_type().is_symlink() {
                 std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
             } else {
                 fs::copy(&source, &target)?;
             }
         }
-    }
-    Ok(())
-}
-
-fn create_parent(path: &Path) -> io::Result<()> {
-    let parent = path.parent().expect("staged files are inside the staging directory");
-    if !parent.exists() {
-        fs::create_dir_all(parent)?;
     }
     Ok(())
 }

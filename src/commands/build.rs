@@ -12,11 +12,11 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
     let compiled = compile(&context.root)?;
     context.warn(compiled.warnings);
     let existing = timed("read out/", || write::read_existing(&context.root))?;
-    check::refuse_impossible_changes(&existing.tree(), &compiled.tree)?;
+    check::refuse_impossible_changes(&existing.home_volume_tree(), &compiled.tree)?;
     context.warn(write::foreign_warnings(&existing));
     let changes = timed("compare", || write::changes(&existing, &compiled.tree));
-    let users = compiled.boxes.len();
-    for removed in removed_bundles(&existing.tree(), &compiled.tree) {
+    let users = compiled.users.len();
+    for removed in removed_bundles(&changes, &compiled.tree) {
         context.status(&format!(
             "note: users/{removed}.toml is gone, so its bundle leaves out/; its home volume stays in the cluster (prune is disabled for it)"
         ));
@@ -46,7 +46,10 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
     Ok(Outcome::Clean)
 }
 
-fn removed_bundles<'a>(before: &'a OutTree, after: &OutTree) -> Vec<&'a str> {
+/// Bundles whose every file is removed: their user file is gone.
+fn removed_bundles<'a>(changes: &'a write::Changes, after: &OutTree) -> Vec<&'a str> {
     let kept: Vec<&str> = after.bundles().collect();
-    before.bundles().filter(|b| !kept.contains(b)).collect()
+    let mut removed: Vec<&str> = changes.removed.iter().filter_map(|p| p.split_once('/').map(|(dir, _)| dir)).filter(|b| !kept.contains(b)).collect();
+    removed.dedup();
+    removed
 }

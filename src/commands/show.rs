@@ -14,9 +14,8 @@ pub fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
     let files: Vec<(&String, &String)> =
         compiled.tree.files.iter().filter(|(path, _)| path.starts_with(&prefix) && !path.ends_with("/kustomization.yaml")).collect();
     if files.is_empty() {
-        let known: Vec<String> = compiled.boxes.iter().map(|b| b.resolved.name.clone()).collect();
-        let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
-        if let Some(near) = crate::read::closest(name, &known) {
+                let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
+        if let Some(near) = crate::read::closest(name, &compiled.users) {
             error = error.help(format!("did you mean `{near}`?"));
         }
         return Err(error.into());

@@ -18,7 +18,6 @@ use jrsonnet_evaluator::manifest::JsonFormat;
 use jrsonnet_evaluator::tla::TlaArg;
 use jrsonnet_evaluator::trace::{CompactFormat, PathResolver, TraceFormat};
 use jrsonnet_evaluator::{IStr, State, Val, apply_tla};
-use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -55,34 +54,27 @@ pub struct RenderedBox {
     pub objects: Vec<Object>,
 }
 
-/// Renders every box in parallel; a template error is reported once per distinct message.
-pub fn render(boxes: Vec<ResolvedBox>, template: &Template, root: &Path) -> Result<Vec<RenderedBox>, Diagnostics> {
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let results: Vec<Result<RenderedBox, (String, String)>> = boxes
-        .into_par_iter()
-        .map(|resolved| {
-            render_one(&resolved, template, &root)
-                .map(|objects| RenderedBox { resolved: resolved.clone(), objects })
-                .map_err(|message| (resolved.source.clone(), message))
-        })
-        .collect();
-    let mut rendered = Vec::with_capacity(results.len());
-    let mut failures: Vec<(String, Vec<String>)> = Vec::new();
-    for result in results {
-        match result {
-            Ok(r) => rendered.push(r),
-            Err((source, message)) => match failures.iter_mut().find(|(m, _)| *m == message) {
-                Some((_, sources)) => sources.push(source),
-                None => failures.push((message, vec![source])),
-            },
+/// Renders one box on this thread's warm engine. The error is jrsonnet's message with its
+/// stack trace; [`failures_to_diagnostics`] turns many of them into a report.
+pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Result<RenderedBox, String> {
+    let objects = render_one(&resolved, template, root)?;
+    Ok(RenderedBox { resolved, objects })
+}
+
+/// A template bug usually fails every box the same way: report each distinct message once,
+/// naming the user files it failed for.
+pub fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Template, root: &Path) -> Diagnostics {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (source, message) in failures {
+        match grouped.iter_mut().find(|(m, _)| *m == message) {
+            Some((_, sources)) => sources.push(source),
+            None => grouped.push((message, vec![source])),
         }
     }
-    if failures.is_empty() {
-        return Ok(rendered);
-    }
-    let described = template.describe(&root);
+    let described = template.describe(root);
     let mut diagnostics = Diagnostics::default();
-    for (message, sources) in failures {
+    for (message, mut sources) in grouped {
+        sources.sort();
         let who = match sources.as_slice() {
             [one] => one.clone(),
             [first, rest @ ..] => format!("{first} and {} more user files", rest.len()),
@@ -94,7 +86,7 @@ pub fn render(boxes: Vec<ResolvedBox>, template: &Template, root: &Path) -> Resu
                 .help(message.trim_end().to_string()),
         );
     }
-    Err(diagnostics)
+    diagnostics
 }
 
 /// A warm jrsonnet state and the template's function, for one thread.
