@@ -18,8 +18,12 @@ pub struct Cli {
     pub color: ColorChoice,
 
     /// Print only errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Also print how long each stage took.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +38,13 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script (e.g. `devbox-gen completions bash > /etc/bash_completion.d/devbox-gen`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (e.g. `devbox-gen man > devbox-gen.1`).
+    Man,
     /// Compile users/ into out/.
     Build {
         /// Write nothing; list what would change and exit 1 if out/ is stale.

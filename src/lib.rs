@@ -76,6 +76,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
         }
     };
+    pipeline::VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     let mut context = Context { root: cli.root.clone(), quiet: cli.quiet, color: cli.color, warnings: Diagnostics::default() };
     let result = commands::run(&cli.command, &mut context);
     let mut stderr = StandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));

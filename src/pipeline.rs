@@ -40,14 +40,18 @@ pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
     compile_repo(&repo, found)
 }
 
-/// Runs one stage; with `DEVBOX_GEN_TIMINGS` set, prints how long it took to stderr.
+/// Set by `--verbose`: print each stage's duration.
+pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs one stage; with `--verbose` (or `DEVBOX_GEN_TIMINGS` set), prints how long it took.
 pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
-    if std::env::var_os("DEVBOX_GEN_TIMINGS").is_none() {
+    let verbose = VERBOSE.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("DEVBOX_GEN_TIMINGS").is_some();
+    if !verbose {
         return f();
     }
     let start = std::time::Instant::now();
     let result = f();
-    eprintln!("timing: {stage:<10} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+    eprintln!("timing: {stage:<18} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
     result
 }
 

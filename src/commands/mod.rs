@@ -2,6 +2,7 @@
 //! diagnostic itself (they are returned, and `run` prints them once).
 
 mod build;
+mod completions;
 mod diff;
 mod schema;
 mod show;
@@ -14,6 +15,8 @@ use crate::{Context, Outcome};
 pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnostics> {
     match command {
         Command::Build { check } => build::run(context, *check),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man => completions::man(),
         Command::Validate { files } => validate::run(context, files),
         Command::Schema { check } => schema::run(context, *check),
         Command::Show { name } => show::run(context, name),

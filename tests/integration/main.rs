@@ -3,6 +3,7 @@
 
 mod build;
 mod common;
+mod completions;
 mod diff;
 mod example_repo;
 mod rules;
