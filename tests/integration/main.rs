@@ -10,4 +10,5 @@ mod rules;
 mod schema;
 mod show;
 mod snapshots;
+mod template;
 mod validate;

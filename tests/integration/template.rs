@@ -1,0 +1,65 @@
+//! Custom templates: the documented example (docs/examples/templates/devbox.jsonnet) builds,
+//! and the check stage holds a custom template to the same rules as the embedded one.
+
+use crate::common::{Repo, SETTINGS};
+
+fn with_template(template: &str) -> Repo {
+    let repo = Repo::with_alice();
+    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
+    repo.write("templates/devbox.jsonnet", template);
+    repo
+}
+
+#[test]
+fn the_documented_example_adds_a_label_and_a_sidecar() {
+    let example = include_str!("../../docs/examples/templates/devbox.jsonnet");
+    let repo = with_template(example);
+    repo.run_ok(&["build"], 0);
+    let statefulset = repo.read("out/alice/statefulset-alice.yaml");
+    assert!(statefulset.contains("    team: ml-platform\n"), "{statefulset}");
+    assert!(statefulset.contains("        name: code-server\n"), "{statefulset}");
+    assert!(statefulset.contains("        name: tailscale\n"), "the default sidecar stays:\n{statefulset}");
+}
+
+#[test]
+fn a_template_cannot_opt_out_of_the_safety_rules() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           homeVolume+: { metadata+: { name: 'home-' + box.name, annotations: {} } },\n\
+           statefulSet+: { spec+: { template+: { spec+: { hostNetwork: true } } } },\n\
+           secret: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' }, stringData: { k: 'v' } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    for expected in [
+        "templates/devbox.jsonnet produced an invalid bundle for users/alice.toml",
+        "the home volume is named `home-alice`; it must be `alice-home`",
+        "Prune=false,Delete=false",
+        "hostNetwork must not be used",
+        "Secrets must never be generated",
+    ] {
+        assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
+    }
+    assert!(!repo.path().join("out").exists());
+}
+
+#[test]
+fn a_jsonnet_error_shows_the_template_location_once_for_all_users() {
+    let repo = with_template("function(box) { x: error 'boom ' + box.name }\n");
+    repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
+    let run = repo.run_ok(&["build"], 2);
+    assert!(run.stderr.contains("failed for users/alice.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("boom alice"), "{}", run.stderr);
+    assert!(run.stderr.contains("templates/devbox.jsonnet:1"), "{}", run.stderr);
+}
+
+#[test]
+fn unknown_fields_in_objects_are_errors() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { service+: { spec+: { clusterIp: 'None' } } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert!(run.stderr.contains("unknown field `spec.clusterIp`"), "{}", run.stderr);
+}
