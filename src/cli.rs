@@ -67,6 +67,40 @@ pub enum Command {
         /// The user's name (the file stem of users/NAME.toml).
         name: String,
     },
+    /// Write a new users/NAME.toml (refuses to overwrite one), validated like every user file.
+    New {
+        /// The user's name: the file stem of users/NAME.toml.
+        name: String,
+        /// The owner's email address.
+        #[arg(long)]
+        email: String,
+        /// The public key allowed to log in, e.g. ~/.ssh/devbox.pub (read from this file).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The cluster of the box, when devbox.toml lists several and has no default.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Print the kubectl commands that create the Secrets a box references, reading the keys
+    /// from files. Reads and writes no secret itself.
+    Secrets {
+        /// The user's name (the file stem of users/NAME.toml).
+        name: String,
+        /// The private key the box uses for GitHub, as a file on your machine.
+        #[arg(long, value_name = "FILE", default_value = "~/.ssh/devbox_github")]
+        key: String,
+        /// A file holding the tailscale auth key (a reusable, tagged key).
+        #[arg(long, value_name = "FILE", default_value = "~/.config/devbox/tailscale-authkey")]
+        auth_key_file: String,
+    },
+    /// Print ~/.ssh/config entries for VS Code Remote-SSH: one box, or every running box.
+    SshConfig {
+        /// The user's name; without it, every running box.
+        name: Option<String>,
+        /// The private key to log in with.
+        #[arg(long, value_name = "FILE", default_value = "~/.ssh/devbox")]
+        identity_file: String,
+    },
     /// Show what compiling users/ changes in out/: a risk summary and a per-resource diff.
     /// Writes nothing; exits 0 when nothing changes, 1 when something does.
     Diff {

@@ -2,13 +2,14 @@
 //! Argo CD or Flux sync from Git.
 //!
 //! The modules follow the data: [`read`] → [`validate`] → [`resolve`] → [`render`] →
-//! [`check`] → [`emit`] → [`write`] (or [`diff`], which compares instead of writing), strung
+//! [`check`] → [`emit`] → [`delivery`] → [`write`] (or [`diff`], which compares instead of writing), strung
 //! together by [`pipeline::compile`]. Each command in [`commands`] is a thin workflow over that
 //! pipeline; [`run`] is the one place that prints diagnostics and decides the exit code.
 
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod delivery;
 pub mod diagnostic;
 pub mod diff;
 pub mod emit;

@@ -5,10 +5,12 @@
 //! 3. [`resolve`]: defaults merged into one complete box per user;
 //! 4. [`render`]: the jsonnet template, once per box;
 //! 5. [`check`]: the objects are valid Kubernetes and obey the safety rules;
-//! 6. [`emit`]: the bytes of every file of `out/`, in memory.
+//! 6. [`emit`]: the bytes of every file of `out/`, in memory;
+//! 7. [`delivery`]: what Argo CD and Flux need to sync the bundles (`out/_gitops/`).
 //!
 //! Stages 4 to 6 run per box, in parallel, so a box's objects are dropped as soon as its
-//! files exist: memory holds the output, not every intermediate form of it.
+//! files exist: memory holds the output, not every intermediate form of it. Stage 7 runs once,
+//! on what each box left behind for it ([`delivery::Delivered`]).
 //!
 //! Writing (`write`) and comparing (`diff`) happen after, in the commands: the compiled tree
 //! is the same either way.
@@ -22,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::render::{self, Template};
 use crate::resolve::ResolvedBox;
-use crate::{check, resolve, validate};
+use crate::{check, delivery, resolve, validate};
 
 /// The result of a successful compilation.
 #[derive(Debug)]
@@ -42,6 +44,17 @@ pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
 
 /// Set by `--verbose`: print each stage's duration.
 pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stages 1 to 3 only: every box, resolved, for the commands that need the boxes' settings
+/// but not their manifests (`secrets`, `ssh-config`). Returns the warnings beside the boxes.
+pub fn resolve_boxes(root: &Path) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+    let (repo, mut found) = read::read(root)?;
+    found.extend(validate::validate(&repo));
+    if found.has_errors() {
+        return Err(found.sorted());
+    }
+    Ok((resolve::resolve(&repo)?, found))
+}
 
 /// Runs one stage; with `--verbose` (or `DEVBOX_GEN_TIMINGS` set), prints how long it took.
 pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
@@ -70,12 +83,16 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compile
     let outcomes: Vec<BoxOutcome> =
         timed("render+check+emit", || boxes.into_par_iter().map(|resolved| compile_box(resolved, &template, &root)).collect());
     let mut tree = OutTree::default();
+    let mut delivered = Vec::with_capacity(outcomes.len());
     let mut failures = Vec::new();
     let mut invalid = Diagnostics::default();
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
-            BoxOutcome::Emitted(files) => tree.files.extend(files),
+            BoxOutcome::Emitted(files, summary) => {
+                tree.files.extend(files);
+                delivered.push(summary);
+            }
             BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
             BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
         }
@@ -86,11 +103,12 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compile
     if invalid.has_errors() {
         return Err(invalid);
     }
+    tree.files.extend(timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
     Ok(Compiled { tree, users, warnings })
 }
 
 enum BoxOutcome {
-    Emitted(Vec<(String, String)>),
+    Emitted(Vec<(String, String)>, delivery::Delivered),
     TemplateFailed { source: String, message: String },
     Invalid { source: String, problems: Vec<String> },
 }
@@ -106,7 +124,7 @@ fn compile_box(resolved: ResolvedBox, template: &Template, root: &Path) -> BoxOu
     if !problems.is_empty() {
         return BoxOutcome::Invalid { source, problems };
     }
-    BoxOutcome::Emitted(emit::emit_box(&rendered))
+    BoxOutcome::Emitted(emit::emit_box(&rendered), delivery::Delivered::of(&rendered))
 }
 
 /// The template devbox.toml names, or the embedded one.

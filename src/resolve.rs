@@ -106,6 +106,21 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
     if diagnostics.has_errors() { Err(diagnostics) } else { Ok(boxes) }
 }
 
+/// The box of user `name`, or an error that suggests the closest name.
+pub fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a ResolvedBox, Diagnostics> {
+    if let Some(found) = boxes.iter().find(|b| b.name == name) {
+        return Ok(found);
+    }
+    let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
+    let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
+    if let Some(near) = crate::read::closest(name, &names) {
+        error = error.help(format!("did you mean `{near}`?"));
+    } else {
+        error = error.help(format!("create it with `devbox-gen new {name} --email ... --key ~/.ssh/devbox.pub`"));
+    }
+    Err(error.into())
+}
+
 type Missing = Vec<(String, String)>;
 
 fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConfig) -> Result<ResolvedBox, Missing> {

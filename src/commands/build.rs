@@ -3,7 +3,7 @@
 
 use crate::check;
 use crate::diagnostic::Diagnostics;
-use crate::emit::OutTree;
+use crate::emit;
 use crate::pipeline::{compile, timed};
 use crate::write;
 use crate::{Context, Outcome};
@@ -16,7 +16,7 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
     context.warn(write::foreign_warnings(&existing));
     let changes = timed("compare", || write::changes(&existing, &compiled.tree));
     let users = compiled.users.len();
-    for removed in removed_bundles(&changes, &compiled.tree) {
+    for removed in removed_bundles(&changes, &compiled.users) {
         context.status(&format!(
             "note: users/{removed}.toml is gone, so its bundle leaves out/; its home volume stays in the cluster (prune is disabled for it)"
         ));
@@ -46,10 +46,10 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
     Ok(Outcome::Clean)
 }
 
-/// Bundles whose every file is removed: their user file is gone.
-fn removed_bundles<'a>(changes: &'a write::Changes, after: &OutTree) -> Vec<&'a str> {
-    let kept: Vec<&str> = after.bundles().collect();
-    let mut removed: Vec<&str> = changes.removed.iter().filter_map(|p| p.split_once('/').map(|(dir, _)| dir)).filter(|b| !kept.contains(b)).collect();
-    removed.dedup();
-    removed
+/// Users whose bundle leaves out/: their user file is gone (a bundle that only moves to another
+/// cluster's directory still has its user).
+fn removed_bundles<'a>(changes: &'a write::Changes, users: &[String]) -> Vec<&'a str> {
+    let removed: std::collections::BTreeSet<&str> =
+        changes.removed.iter().filter_map(|p| emit::bundle_of(p)).filter(|user| !users.iter().any(|u| u == user)).collect();
+    removed.into_iter().collect()
 }

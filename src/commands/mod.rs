@@ -4,8 +4,11 @@
 mod build;
 mod completions;
 mod diff;
+mod new;
 mod schema;
+mod secrets;
 mod show;
+mod ssh_config;
 mod validate;
 
 use crate::cli::Command;
@@ -21,5 +24,8 @@ pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnost
         Command::Schema { check } => schema::run(context, *check),
         Command::Show { name } => show::run(context, name),
         Command::Diff { base, format } => diff::run(context, base.as_deref(), *format),
+        Command::New { name, email, key, cluster } => new::run(context, name, email, cluster.as_deref(), key),
+        Command::Secrets { name, key, auth_key_file } => secrets::run(context, name, key, auth_key_file),
+        Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
     }
 }

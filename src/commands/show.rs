@@ -10,11 +10,14 @@ use crate::{Context, Outcome};
 pub fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
     let compiled = compile(&context.root)?;
     context.warn(compiled.warnings);
-    let prefix = format!("{name}/");
-    let files: Vec<(&String, &String)> =
-        compiled.tree.files.iter().filter(|(path, _)| path.starts_with(&prefix) && !path.ends_with("/kustomization.yaml")).collect();
+    let files: Vec<(&String, &String)> = compiled
+        .tree
+        .files
+        .iter()
+        .filter(|(path, _)| crate::emit::bundle_of(path) == Some(name) && !path.ends_with("/kustomization.yaml"))
+        .collect();
     if files.is_empty() {
-                let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
+        let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
         if let Some(near) = crate::read::closest(name, &compiled.users) {
             error = error.help(format!("did you mean `{near}`?"));
         }

@@ -37,8 +37,11 @@ impl Resource {
 /// Every resource of a tree, by id.
 pub type Resources = BTreeMap<String, Resource>;
 
-/// Reads a tree. Kustomizations have no name of their own: they are keyed by their owner
-/// (`Kustomization/alice`). A file that is not an object, or that repeats an id already seen,
+/// Reads a tree. A bundle's `kustomization.yaml` has no name of its own: it is keyed by its
+/// owner (`Kustomization/alice`). The delivery objects that exist once per cluster under the
+/// same name (the Namespace, Flux's GitRepository and shared Kustomizations, all in
+/// `_gitops/{namespace,flux}/<cluster>/`) are told apart by their cluster:
+/// `Namespace/devboxes@prod`. A file that is not an object, or that repeats an id already seen,
 /// is keyed by its path, so nothing is ever dropped from the comparison.
 pub fn resources(tree: &OutTree) -> Resources {
     let mut resources = Resources::new();
@@ -49,7 +52,7 @@ pub fn resources(tree: &OutTree) -> Resources {
             _ => None,
         });
         let (kind, namespace, name) = match &object {
-            Some(o) if crate::check::kind(o) == "Kustomization" => ("Kustomization".to_string(), None, owner.clone()),
+            Some(o) if is_bundle_kustomization(o) => ("Kustomization".to_string(), None, owner.clone()),
             Some(o) if !crate::check::kind(o).is_empty() && !crate::check::name(o).is_empty() => {
                 let namespace = o.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).filter(|n| !n.is_empty());
                 (crate::check::kind(o).to_string(), namespace.map(str::to_string), crate::check::name(o).to_string())
@@ -60,12 +63,28 @@ pub fn resources(tree: &OutTree) -> Resources {
             Some(namespace) => format!("{kind}/{namespace}/{name}"),
             None => format!("{kind}/{name}"),
         };
+        if let Some(cluster) = delivered_to(path) {
+            id = format!("{id}@{cluster}");
+        }
         if resources.contains_key(&id) {
             id = format!("File/{path}");
         }
         resources.insert(id.clone(), Resource { id, kind, namespace, name, path: path.clone(), owner, text: text.clone(), object });
     }
     resources
+}
+
+/// The `kustomization.yaml` of a bundle (kustomize's own), not a Flux Kustomization.
+fn is_bundle_kustomization(object: &Object) -> bool {
+    crate::check::kind(object) == "Kustomization"
+        && object.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
+}
+
+/// The cluster a per-cluster delivery file goes to: `prod` for `_gitops/flux/prod/...`.
+fn delivered_to(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(emit::GITOPS_DIR)?.strip_prefix('/')?;
+    let rest = rest.strip_prefix("flux/").or_else(|| rest.strip_prefix("namespace/"))?;
+    rest.split_once('/').map(|(cluster, _)| cluster)
 }
 
 #[cfg(test)]

@@ -214,20 +214,42 @@ fn dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
+/// The cluster of a bundle file in the per-cluster layout: `prod` for `prod/alice/x.yaml`.
+fn cluster_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    let (cluster, _user, _file, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+    rest.is_none().then_some(cluster)
+}
+
 fn home_volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
     let mut risks = Vec::new();
     let added: Vec<&Resource> = after.values().filter(|r| is_home(r) && !before.contains_key(&r.id)).collect();
     let users_after: BTreeSet<&str> = after.values().map(|r| r.owner.as_str()).collect();
     for old in before.values().filter(|r| is_home(r)) {
         match after.get(&old.id) {
-            Some(new) if dir(&old.path) != dir(&new.path) => risks.push(
-                Risk::new(Kind::HomeVolumeMoved, new, format!("the bundle moves from out/{}/ to out/{}/", dir(&old.path), dir(&new.path)))
+            Some(new) if dir(&old.path) != dir(&new.path) => {
+                let risk = match (cluster_of(&old.path), cluster_of(&new.path)) {
+                    (Some(from), Some(to)) => Risk::new(
+                        Kind::HomeVolumeMoved,
+                        new,
+                        format!("the box moves from cluster {} to cluster {}: its home does not follow", code(from), code(to)),
+                    )
                     .detail(format!(
-                        "If that is another cluster, the box there gets a new, empty home volume {}; the data stays in the volume of the old cluster, which keeps it (prune is disabled for it).",
-                        code(&new.name)
-                    ))
-                    .help("copy the data across before the box is used on the new cluster (a VolumeSnapshot, or rsync between the two boxes), then delete the old claim by hand"),
-            ),
+                        "On {} the box starts with a new, empty home volume {}. The data stays in the volume on {}, which keeps it (prune is disabled for it); nothing mounts it any more.",
+                        code(to),
+                        code(&new.name),
+                        code(from)
+                    )),
+                    _ => Risk::new(Kind::HomeVolumeMoved, new, format!("the bundle moves from out/{}/ to out/{}/", dir(&old.path), dir(&new.path)))
+                        .detail(format!(
+                            "If that is another cluster, the box there gets a new, empty home volume {}; the data stays in the volume of the old cluster, which keeps it (prune is disabled for it).",
+                            code(&new.name)
+                        )),
+                };
+                risks.push(risk.help(
+                    "copy the data across before the box is used on the new cluster (a VolumeSnapshot, or rsync between the two boxes), then delete the old claim by hand",
+                ));
+            }
             Some(_) => {}
             None => {
                 let successor =
@@ -666,6 +688,14 @@ mod tests {
     fn a_moved_bundle_warns_that_data_does_not_follow() {
         let risks = classify(&set(vec![home("alice", "alice/pvc.yaml")]), &set(vec![home("alice", "prod/alice/pvc.yaml")]));
         assert_eq!(kinds(&risks), ["home-volume-moved"]);
+    }
+
+    #[test]
+    fn a_box_moving_between_clusters_says_so() {
+        let risks = classify(&set(vec![home("alice", "prod/alice/pvc.yaml")]), &set(vec![home("alice", "staging/alice/pvc.yaml")]));
+        assert_eq!(kinds(&risks), ["home-volume-moved"]);
+        assert_eq!(risks[0].summary, "the box moves from cluster `prod` to cluster `staging`: its home does not follow");
+        assert!(risks[0].details[0].starts_with("On `staging` the box starts with a new, empty home volume `alice-home`."), "{:?}", risks[0]);
     }
 
     #[test]

@@ -24,8 +24,14 @@ pub struct DevboxConfig {
     /// The user the image runs as (its `jupyter` account).
     #[serde(default)]
     pub runtime: Runtime,
-    /// Where Argo CD / Flux read `out/` from.
+    /// Where Argo CD / Flux read `out/` from. Required when `gitops` is set.
     pub repo: Option<RepoSource>,
+    /// Argo CD delivery settings (with `gitops = ["argocd"]`).
+    #[serde(default)]
+    pub argocd: ArgoCdSettings,
+    /// Flux delivery settings (with `gitops = ["flux"]`).
+    #[serde(default)]
+    pub flux: FluxSettings,
     /// Target clusters. With more than one, each user names theirs with `cluster = ...`.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
@@ -66,8 +72,32 @@ pub struct Runtime {
 pub struct RepoSource {
     /// Clone URL.
     pub url: String,
-    /// Branch, tag or commit (default `main`).
+    /// Branch, tag or commit (default `main`). Flux reads a 40-hex-digit value as a commit,
+    /// `refs/...` as a full reference (`refs/tags/v1`), anything else as a branch.
     pub revision: Option<String>,
+    /// Directory of this config repo inside the Git repository, when it is not the
+    /// repository's root (e.g. `deploy/devboxes`). Default: the root.
+    pub path: Option<String>,
+}
+
+/// How the Argo CD objects are set up.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ArgoCdSettings {
+    /// The Argo CD project of the Applications (default `default`).
+    pub project: Option<String>,
+    /// The namespace Argo CD runs in, where its Applications and ApplicationSets live
+    /// (default `argocd`).
+    pub namespace: Option<String>,
+}
+
+/// How the Flux objects are set up.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct FluxSettings {
+    /// The namespace Flux runs in, where its GitRepository and Kustomizations live
+    /// (default `flux-system`).
+    pub namespace: Option<String>,
 }
 
 /// One target cluster.

@@ -8,5 +8,5 @@
 mod devbox;
 mod user;
 
-pub use devbox::{Cluster, DevboxConfig, GitOps, RepoSource, Runtime, TailscaleSettings};
+pub use devbox::{ArgoCdSettings, Cluster, DevboxConfig, FluxSettings, GitOps, RepoSource, Runtime, TailscaleSettings};
 pub use user::{Arch, Gpu, Home, Resources, Ssh, State, Tailscale, UserDefaults, UserFile};

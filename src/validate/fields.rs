@@ -262,6 +262,38 @@ pub fn repo_url(value: &str) -> Result<(), Finding> {
     }
 }
 
+/// Flux's GitRepository takes `http(s)://` and `ssh://` URLs only, not scp-like `git@host:path`.
+pub fn flux_repo_url(value: &str) -> Result<(), Finding> {
+    match value.strip_prefix("git@").and_then(|rest| rest.split_once(':')) {
+        Some((host, path)) => Err(Finding::error("Flux cannot clone an scp-like `git@host:path` URL")
+            .label("not an ssh:// URL")
+            .help(format!("write it as `ssh://git@{host}/{}`", path.trim_start_matches('/')))),
+        None => Ok(()),
+    }
+}
+
+/// A branch, tag, commit or full reference: one word.
+pub fn git_revision(value: &str) -> Result<(), Finding> {
+    if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '~' || c == '^' || c == ':') {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a Git branch, tag or commit")).help("use e.g. `main`, `refs/tags/v1` or a commit SHA"))
+    }
+}
+
+/// `deploy/devboxes`: relative, normalised, and plain enough to sit inside an Argo CD glob.
+pub fn repo_path(value: &str) -> Result<(), Finding> {
+    let segments_ok = value.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+    let chars_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if segments_ok && chars_ok {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{value}` is not a directory inside the repository"))
+            .help("write the config repo's directory relative to the repository root, like `deploy/devboxes`: no leading or trailing `/`, no `.` or `..`, only letters, digits, `-`, `_`, `.`")
+            .help("remove `path` when devbox.toml is at the repository root"))
+    }
+}
+
 pub fn template_path(value: &str) -> Result<(), Finding> {
     let path = std::path::Path::new(value);
     if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {

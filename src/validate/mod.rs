@@ -14,10 +14,10 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub use fields::Finding;
-pub use names::{MAX_NAME_LEN, is_dns_label};
+pub use names::{MAX_NAME_LEN, is_dns_label, user_name};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{DevboxConfig, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
+use crate::model::{DevboxConfig, GitOps, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
 use crate::read::{ConfigRepo, Parsed};
 use crate::source::SourceFile;
 
@@ -91,6 +91,7 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
     let mut seen = HashMap::new();
     for (i, cluster) in config.clusters.iter().enumerate() {
         rules.check(&format!("clusters[{i}].name"), names::kubernetes_label("cluster name", &cluster.name));
+        rules.check(&format!("clusters[{i}].name"), names::cluster_name_length(&cluster.name));
         rules.check(&format!("clusters[{i}].server"), fields::server_url(&cluster.server));
         if let Some(first) = seen.insert(cluster.name.clone(), i) {
             rules.report(&format!("clusters[{i}].name"), Finding::error(format!("cluster `{}` is listed twice", cluster.name)).help(format!("remove one of the entries (the first is clusters[{first}])")));
@@ -98,13 +99,58 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
     }
     if let Some(repo) = &config.repo {
         rules.check("repo.url", fields::repo_url(&repo.url));
+        if config.gitops.contains(&GitOps::Flux) {
+            rules.check("repo.url", fields::flux_repo_url(&repo.url));
+        }
+        if let Some(revision) = &repo.revision {
+            rules.check("repo.revision", fields::git_revision(revision));
+        }
+        if let Some(path) = &repo.path {
+            rules.check("repo.path", fields::repo_path(path));
+        }
     }
+    validate_delivery(&mut rules, config);
     if let Some(template) = &config.template {
         rules.check("template", fields::template_path(template));
     }
     let defaults = SharedFields::from_defaults(&config.defaults);
     validate_shared(&mut rules, "defaults.", &defaults, config);
     rules.found
+}
+
+/// What delivery (`gitops`) needs: a repository to read from, and names Argo CD and Flux accept.
+fn validate_delivery(rules: &mut FileRules<'_>, config: &DevboxConfig) {
+    if !config.gitops.is_empty() && config.repo.is_none() {
+        rules.report(
+            "gitops",
+            Finding::error("`gitops` needs `[repo]`: the Git repository Argo CD and Flux read out/ from")
+                .label("delivery manifests need a repository")
+                .help("add `[repo]` with `url = \"https://github.com/acme/devboxes.git\"` (and `revision = \"main\"`) to devbox.toml, or remove `gitops`"),
+        );
+    }
+    if let Some(project) = &config.argocd.project {
+        rules.check("argocd.project", names::kubernetes_subdomain("Argo CD project name", project));
+    }
+    if let Some(namespace) = &config.argocd.namespace {
+        rules.check("argocd.namespace", names::kubernetes_label("namespace", namespace));
+    }
+    if let Some(namespace) = &config.flux.namespace {
+        rules.check("flux.namespace", names::kubernetes_label("namespace", namespace));
+    }
+    let unused = |engine: GitOps, set: bool, table: &str| {
+        (set && !config.gitops.contains(&engine)).then(|| {
+            Finding::warning(format!("`[{table}]` is set, but `gitops` does not list `{table}`: no {table} manifests are emitted"))
+                .label("unused")
+                .help(format!("add `\"{table}\"` to `gitops`, or remove `[{table}]`"))
+        })
+    };
+    let argocd_set = config.argocd.project.is_some() || config.argocd.namespace.is_some();
+    if let Some(finding) = unused(GitOps::Argocd, argocd_set, "argocd") {
+        rules.report("argocd", finding);
+    }
+    if let Some(finding) = unused(GitOps::Flux, config.flux.namespace.is_some(), "flux") {
+        rules.report("flux", finding);
+    }
 }
 
 fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig) -> Diagnostics {

@@ -63,6 +63,20 @@ pub fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
     }
 }
 
+/// The longest cluster name: Argo CD names an Application `devboxes-namespace-<cluster>`, and
+/// with label tracking an Application's name is a label value (at most 63 characters).
+pub const MAX_CLUSTER_NAME_LEN: usize = 63 - "devboxes-namespace-".len();
+
+pub fn cluster_name_length(value: &str) -> Result<(), Finding> {
+    if value.len() <= MAX_CLUSTER_NAME_LEN {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("the cluster name is {} characters long, more than {MAX_CLUSTER_NAME_LEN}", value.len()))
+            .label("too long")
+            .help("delivery objects are named after the cluster (`devboxes-namespace-<cluster>`), and Argo CD's label tracking limits names to 63 characters: use a shorter name"))
+    }
+}
+
 /// RFC 1123 subdomain: dot-separated labels, <= 253 (Secret, StorageClass names).
 pub fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Finding> {
     if value.len() <= 253 && value.split('.').all(is_dns_label) {

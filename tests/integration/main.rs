@@ -4,8 +4,10 @@
 mod build;
 mod common;
 mod completions;
+mod delivery;
 mod diff;
 mod example_repo;
+mod helpers;
 mod rules;
 mod schema;
 mod show;

@@ -35,12 +35,17 @@ impl Baseline<'_> {
     }
 }
 
-/// `alice: 1 changed`, `carol (new user): 7 added`, `bob (user removed): 7 removed`.
+/// `alice: 1 changed`, `carol (new user): 7 added`, `bob (user removed): 7 removed`; the
+/// delivery files of devbox.toml (`out/_gitops/`) are grouped under `devbox.toml`, which is not
+/// a user (user names never hold a `.`).
 pub fn user_heading(user: &UserChange) -> String {
-    let status = match user.change {
-        Change::Added => " (new user)",
-        Change::Removed => " (user removed)",
-        Change::Changed => "",
+    let is_user = !user.user.contains('.');
+    let status = match (user.change, is_user) {
+        (Change::Added, true) => " (new user)",
+        (Change::Removed, true) => " (user removed)",
+        (Change::Added, false) => " (new)",
+        (Change::Removed, false) => " (removed)",
+        (Change::Changed, _) => "",
     };
     let mut parts = Vec::new();
     for change in [Change::Added, Change::Removed, Change::Changed] {

@@ -1,0 +1,383 @@
+//! Stage 7, delivery: what Argo CD and Flux need to sync the bundles, and nothing of ours in
+//! between: Git is the interface (DESIGN.md). From `gitops = [...]` in devbox.toml, per cluster:
+//!
+//! ```text
+//! out/_gitops/namespace/<cluster>/namespace-devboxes.yaml      the Namespace, Pod Security "restricted"
+//! out/_gitops/argocd/<cluster>/applicationset-devboxes.yaml    one Application per bundle directory
+//! out/_gitops/argocd/<cluster>/application-devboxes-namespace.yaml
+//! out/_gitops/argocd/<cluster>/application-devboxes-gitops.yaml  syncs this directory (applied once by hand)
+//! out/_gitops/flux/<cluster>/gitrepository-devboxes.yaml
+//! out/_gitops/flux/<cluster>/kustomization-devboxes-gitops.yaml  syncs this directory (applied once by hand)
+//! out/_gitops/flux/<cluster>/kustomization-devboxes-namespace.yaml
+//! out/_gitops/flux/<cluster>/kustomization-devbox-<user>.yaml  one per user
+//! ```
+//!
+//! `<cluster>` is `default` when devbox.toml declares no `[[clusters]]` (the bundles are then at
+//! `out/<user>/`, else at `out/<cluster>/<user>/`), and the shared objects of a cluster get its
+//! name as a suffix (`devboxes-prod`). All of it lives outside the bundle directories, so a
+//! directory-based app never picks a file up twice.
+//!
+//! Trade-offs, written down:
+//! - Argo CD: one ApplicationSet with a git *directory* generator, so a new user file is a new
+//!   Application without touching anything here; `preserveResourcesOnDeletion` so that deleting
+//!   the ApplicationSet (or a generator hiccup) never takes everyone's boxes with it.
+//! - Flux: one Kustomization *per user*, not per cluster: one broken bundle (a quota, a bad
+//!   image, an immutable field) fails only its owner's Kustomization, its health check waits
+//!   for that user's StatefulSet only, and it mirrors Argo CD's one Application per user. The
+//!   price is one small file per user here, regenerated like the rest of `out/`.
+//! - The Namespace is emitted only with `gitops`: it is delivered by its own Application or
+//!   Kustomization that never prunes (deleting a namespace deletes every home volume in it).
+
+use serde_json::{Map, Value, json};
+
+use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
+use crate::emit::{self, GITOPS_DIR};
+use crate::model::{DevboxConfig, GitOps, State};
+use crate::render::{Object, RenderedBox};
+use crate::resolve::DEFAULT_NAMESPACE;
+
+/// Argo CD's name for the cluster it runs in.
+pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+/// The cluster directory under `out/_gitops/<engine>/` when devbox.toml declares no clusters.
+pub const DEFAULT_CLUSTER_DIR: &str = "default";
+pub const DEFAULT_ARGOCD_NAMESPACE: &str = "argocd";
+pub const DEFAULT_ARGOCD_PROJECT: &str = "default";
+pub const DEFAULT_FLUX_NAMESPACE: &str = "flux-system";
+pub const DEFAULT_REVISION: &str = "main";
+/// The name of a user's Application and Kustomization: `devbox-alice` (at most 59 characters,
+/// so it stays a valid label value for Argo CD's label tracking).
+pub const USER_PREFIX: &str = "devbox-";
+/// The base name of the shared objects: `devboxes`, `devboxes-namespace`, `devboxes-gitops`.
+pub const BASE_NAME: &str = "devboxes";
+/// Who owns the shared files (their header, and so their group in `diff`).
+const SETTINGS_SOURCE: &str = "devbox.toml";
+
+/// What delivery needs to know about one compiled box.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub name: String,
+    /// `users/alice.toml`.
+    pub source: String,
+    pub cluster: Option<String>,
+    /// The bundle's directory under `out/`.
+    pub dir: String,
+    /// `(namespace, name)` of the StatefulSets the bundle holds: Flux's health checks.
+    pub statefulsets: Vec<(String, String)>,
+}
+
+impl Delivered {
+    pub fn of(rendered: &RenderedBox) -> Self {
+        let statefulsets = rendered
+            .objects
+            .iter()
+            .filter(|o| crate::check::kind(o) == "StatefulSet")
+            .map(|o| {
+                let namespace = o.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str);
+                (namespace.unwrap_or(&rendered.resolved.namespace).to_string(), crate::check::name(o).to_string())
+            })
+            .collect();
+        let statefulsets = if rendered.resolved.state == State::Archived { Vec::new() } else { statefulsets };
+        Self {
+            name: rendered.resolved.name.clone(),
+            source: rendered.resolved.source.clone(),
+            cluster: rendered.resolved.cluster.clone(),
+            dir: emit::bundle_dir(&rendered.resolved),
+            statefulsets,
+        }
+    }
+}
+
+/// One target cluster.
+struct Target<'a> {
+    /// `None`: no `[[clusters]]` in devbox.toml.
+    name: Option<&'a str>,
+    server: &'a str,
+}
+
+impl Target<'_> {
+    fn dir(&self) -> &str {
+        self.name.unwrap_or(DEFAULT_CLUSTER_DIR)
+    }
+
+    /// `devboxes` or `devboxes-prod`.
+    fn named(&self, base: &str) -> String {
+        match self.name {
+            Some(cluster) => format!("{base}-{cluster}"),
+            None => base.to_string(),
+        }
+    }
+}
+
+/// devbox.toml's delivery settings with their defaults.
+struct Settings<'a> {
+    namespace: &'a str,
+    url: &'a str,
+    revision: &'a str,
+    /// `deploy/devboxes/` or empty: where the config repo sits in the Git repository.
+    prefix: String,
+    argocd_namespace: &'a str,
+    project: &'a str,
+    flux_namespace: &'a str,
+}
+
+impl Settings<'_> {
+    /// A directory of `out/`, as a path in the Git repository: `out/_gitops/namespace/default`.
+    fn path(&self, under_out: &str) -> String {
+        format!("{}out/{under_out}", self.prefix)
+    }
+
+    /// The same, as Flux writes paths: `./out/alice`.
+    fn flux_path(&self, under_out: &str) -> String {
+        format!("./{}", self.path(under_out))
+    }
+}
+
+/// The delivery files of `out/`, from devbox.toml and the compiled boxes. Empty without `gitops`
+/// (validation guarantees `[repo]` with it).
+pub fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)> {
+    let Some(repo) = config.repo.as_ref().filter(|_| !config.gitops.is_empty()) else { return Vec::new() };
+    let settings = Settings {
+        namespace: config.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        url: &repo.url,
+        revision: repo.revision.as_deref().unwrap_or(DEFAULT_REVISION),
+        prefix: repo.path.as_deref().map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default(),
+        argocd_namespace: config.argocd.namespace.as_deref().unwrap_or(DEFAULT_ARGOCD_NAMESPACE),
+        project: config.argocd.project.as_deref().unwrap_or(DEFAULT_ARGOCD_PROJECT),
+        flux_namespace: config.flux.namespace.as_deref().unwrap_or(DEFAULT_FLUX_NAMESPACE),
+    };
+    let targets: Vec<Target> = if config.clusters.is_empty() {
+        vec![Target { name: None, server: IN_CLUSTER }]
+    } else {
+        config.clusters.iter().map(|c| Target { name: Some(&c.name), server: &c.server }).collect()
+    };
+    let mut files = Vec::new();
+    for target in &targets {
+        let dir = target.dir();
+        files.push(file(&format!("namespace/{dir}"), SETTINGS_SOURCE, &namespace(&settings)));
+        if config.gitops.contains(&GitOps::Argocd) {
+            let argocd = format!("argocd/{dir}");
+            files.push(file(&argocd, SETTINGS_SOURCE, &application_set(&settings, target)));
+            files.push(file(&argocd, SETTINGS_SOURCE, &namespace_application(&settings, target)));
+            files.push(file(&argocd, SETTINGS_SOURCE, &gitops_application(&settings, target)));
+        }
+        if config.gitops.contains(&GitOps::Flux) {
+            let flux = format!("flux/{dir}");
+            files.push(file(&flux, SETTINGS_SOURCE, &git_repository(&settings)));
+            files.push(file(&flux, SETTINGS_SOURCE, &flux_gitops(&settings, target)));
+            files.push(file(&flux, SETTINGS_SOURCE, &flux_namespace(&settings, target)));
+            for delivered in boxes.iter().filter(|b| b.cluster.as_deref() == target.name) {
+                files.push(file(&flux, &delivered.source, &flux_user(&settings, delivered)));
+            }
+        }
+    }
+    files
+}
+
+/// `(path under out/, contents)` of one object in `out/_gitops/<dir>/`.
+fn file(dir: &str, source: &str, object: &Value) -> (String, String) {
+    let object: &Object = object.as_object().expect("delivery objects are JSON objects");
+    (format!("{GITOPS_DIR}/{dir}/{}", emit::file_name(object)), format!("{}{}", emit::header(source), emit::to_yaml(object)))
+}
+
+fn metadata(name: &str, namespace: Option<&str>, source: &str) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), name.into());
+    if let Some(namespace) = namespace {
+        metadata.insert("namespace".into(), namespace.into());
+    }
+    metadata.insert(
+        "labels".into(),
+        json!({"app.kubernetes.io/managed-by": "devbox-gen", "app.kubernetes.io/part-of": BASE_NAME}),
+    );
+    metadata.insert("annotations".into(), json!({"devbox-gen.dev/source": source}));
+    Value::Object(metadata)
+}
+
+/// The boxes' namespace, enforcing the Pod Security Standard "restricted" (which every bundle
+/// meets), and never pruned or deleted by Argo CD or Flux: deleting it would delete every home.
+fn namespace(settings: &Settings) -> Value {
+    let mut metadata = metadata(settings.namespace, None, SETTINGS_SOURCE);
+    let labels = metadata["labels"].as_object_mut().expect("labels");
+    for mode in ["enforce", "audit", "warn"] {
+        labels.insert(format!("pod-security.kubernetes.io/{mode}"), "restricted".into());
+        labels.insert(format!("pod-security.kubernetes.io/{mode}-version"), "latest".into());
+    }
+    let annotations = metadata["annotations"].as_object_mut().expect("annotations");
+    annotations.insert(ARGO_SYNC_OPTIONS.into(), "Prune=false,Delete=false".into());
+    annotations.insert(FLUX_PRUNE.into(), "disabled".into());
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+}
+
+// --- Argo CD ---------------------------------------------------------------------------------
+
+fn application(settings: &Settings, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": metadata(name, Some(settings.argocd_namespace), SETTINGS_SOURCE),
+        "spec": spec,
+    })
+}
+
+fn source(settings: &Settings, path: &str) -> Value {
+    json!({"repoURL": settings.url, "targetRevision": settings.revision, "path": path})
+}
+
+/// One Application per bundle directory, named `devbox-<user>`. Go templates with
+/// `missingkey=error`, so a typo in a parameter fails instead of rendering an empty string.
+fn application_set(settings: &Settings, target: &Target) -> Value {
+    let directories = match target.name {
+        None => json!([
+            {"path": settings.path("*")},
+            {"path": settings.path(GITOPS_DIR), "exclude": true},
+        ]),
+        Some(cluster) => json!([{"path": settings.path(&format!("{cluster}/*"))}]),
+    };
+    let mut labels = json!({"app.kubernetes.io/managed-by": "devbox-gen", "devbox-gen.dev/user": "{{.path.basename}}"});
+    if let Some(cluster) = target.name {
+        labels["devbox-gen.dev/cluster"] = cluster.into();
+    }
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": metadata(&target.named(BASE_NAME), Some(settings.argocd_namespace), SETTINGS_SOURCE),
+        "spec": {
+            "goTemplate": true,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [{"git": {"repoURL": settings.url, "revision": settings.revision, "directories": directories}}],
+            // Deleting the ApplicationSet, or a generator that briefly finds nothing, must not
+            // delete anyone's box: the Applications go, their objects stay.
+            "syncPolicy": {"preserveResourcesOnDeletion": true},
+            "template": {
+                "metadata": {"name": format!("{USER_PREFIX}{{{{.path.basename}}}}"), "labels": labels},
+                "spec": {
+                    "project": settings.project,
+                    "source": source(settings, "{{.path.path}}"),
+                    "destination": {"server": target.server, "namespace": settings.namespace},
+                    "syncPolicy": {
+                        // The home PVC carries Prune=false,Delete=false: prune never reaches it.
+                        "automated": {"prune": true, "selfHeal": true},
+                        "syncOptions": ["CreateNamespace=true", "PruneLast=true"],
+                        "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// The Namespace, from its own directory, never pruned.
+fn namespace_application(settings: &Settings, target: &Target) -> Value {
+    application(
+        settings,
+        &target.named(&format!("{BASE_NAME}-namespace")),
+        json!({
+            "project": settings.project,
+            "source": source(settings, &settings.path(&format!("{GITOPS_DIR}/namespace/{}", target.dir()))),
+            "destination": {"server": target.server},
+            "syncPolicy": {"automated": {"prune": false, "selfHeal": true}},
+        }),
+    )
+}
+
+/// Syncs `out/_gitops/argocd/<cluster>/` itself (app of apps): applied once by hand, it keeps
+/// the ApplicationSet and the namespace Application current from then on.
+fn gitops_application(settings: &Settings, target: &Target) -> Value {
+    application(
+        settings,
+        &target.named(&format!("{BASE_NAME}-gitops")),
+        json!({
+            "project": settings.project,
+            "source": source(settings, &settings.path(&format!("{GITOPS_DIR}/argocd/{}", target.dir()))),
+            "destination": {"server": IN_CLUSTER, "namespace": settings.argocd_namespace},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
+        }),
+    )
+}
+
+// --- Flux ------------------------------------------------------------------------------------
+
+/// `main` → branch, `refs/tags/v1` → name, 40 hex digits → commit.
+fn git_ref(revision: &str) -> Value {
+    if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+        json!({"commit": revision})
+    } else if revision.starts_with("refs/") {
+        json!({"name": revision})
+    } else {
+        json!({"branch": revision})
+    }
+}
+
+fn git_repository(settings: &Settings) -> Value {
+    json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": metadata(BASE_NAME, Some(settings.flux_namespace), SETTINGS_SOURCE),
+        "spec": {"interval": "1m", "url": settings.url, "ref": git_ref(settings.revision)},
+    })
+}
+
+fn kustomization(settings: &Settings, name: &str, source: &str, spec: Value) -> Value {
+    let mut full = json!({
+        "interval": "10m",
+        "sourceRef": {"kind": "GitRepository", "name": BASE_NAME},
+    });
+    full.as_object_mut().expect("object").extend(spec.as_object().cloned().unwrap_or_default());
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": metadata(name, Some(settings.flux_namespace), source),
+        "spec": full,
+    })
+}
+
+/// Syncs `out/_gitops/flux/<cluster>/` itself: applied once by hand, it adds and prunes the
+/// users' Kustomizations as users/ changes.
+fn flux_gitops(settings: &Settings, target: &Target) -> Value {
+    let path = settings.flux_path(&format!("{GITOPS_DIR}/flux/{}", target.dir()));
+    kustomization(settings, &format!("{BASE_NAME}-gitops"), SETTINGS_SOURCE, json!({"path": path, "prune": true}))
+}
+
+/// The Namespace, never pruned.
+fn flux_namespace(settings: &Settings, target: &Target) -> Value {
+    let path = settings.flux_path(&format!("{GITOPS_DIR}/namespace/{}", target.dir()));
+    kustomization(settings, &format!("{BASE_NAME}-namespace"), SETTINGS_SOURCE, json!({"path": path, "prune": false}))
+}
+
+/// One user's bundle: pruned (the home PVC opts out with its annotation), healthy when its
+/// StatefulSet is.
+fn flux_user(settings: &Settings, delivered: &Delivered) -> Value {
+    let mut spec = json!({
+        "path": settings.flux_path(&delivered.dir),
+        "prune": true,
+        "retryInterval": "2m",
+        "timeout": "10m",
+        "dependsOn": [{"name": format!("{BASE_NAME}-namespace")}],
+    });
+    if !delivered.statefulsets.is_empty() {
+        spec["healthChecks"] = delivered
+            .statefulsets
+            .iter()
+            .map(|(namespace, name)| json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "namespace": namespace}))
+            .collect();
+    }
+    kustomization(settings, &format!("{USER_PREFIX}{}", delivered.name), &delivered.source, spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_become_the_right_flux_reference() {
+        assert_eq!(git_ref("main"), json!({"branch": "main"}));
+        assert_eq!(git_ref("refs/tags/v1.2"), json!({"name": "refs/tags/v1.2"}));
+        assert_eq!(git_ref(&"a".repeat(40)), json!({"commit": "a".repeat(40)}));
+    }
+
+    #[test]
+    fn nothing_without_gitops() {
+        let config = DevboxConfig { repo: Some(crate::model::RepoSource { url: "https://x/y.git".into(), ..Default::default() }), ..Default::default() };
+        assert!(emit(&config, &[]).is_empty());
+    }
+}
