@@ -31,7 +31,9 @@ fn stages(c: &mut Criterion) {
     });
     let boxes = resolve(&repo).expect("the example repo resolves");
     let alice = boxes[0].clone();
-    c.bench_function("render 1 box (warm jsonnet state)", |b| b.iter(|| black_box(render_box(alice.clone(), &Template::Embedded, root).unwrap())));
+    c.bench_function("render 1 box (warm jsonnet state)", |b| {
+        b.iter(|| black_box(render_box(alice.clone(), &Template::Embedded, root).unwrap()))
+    });
     let rendered = render_box(alice.clone(), &Template::Embedded, root).unwrap();
     c.bench_function("check 1 box", |b| b.iter(|| assert!(devbox_gen::check::check_box(black_box(&rendered)).is_empty())));
     c.bench_function("emit 1 box to YAML", |b| b.iter(|| black_box(devbox_gen::emit::emit_box(black_box(&rendered)))));

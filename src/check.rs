@@ -24,9 +24,7 @@ pub fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &s
         problems
             .into_iter()
             .map(|problem| {
-                Diagnostic::error(format!("{template} produced an invalid bundle for {source}"))
-                    .in_path(source.to_string())
-                    .help(problem)
+                Diagnostic::error(format!("{template} produced an invalid bundle for {source}")).in_path(source.to_string()).help(problem)
             })
             .collect(),
     )
@@ -105,7 +103,8 @@ impl Pointer for Object {
 }
 
 fn is_home_volume(object: &Object) -> bool {
-    kind(object) == "PersistentVolumeClaim" && object.pointer_str(&format!("/metadata/labels/{}", HOME_ROLE_LABEL.replace('/', "~1"))) == Some("home")
+    kind(object) == "PersistentVolumeClaim"
+        && object.pointer_str(&format!("/metadata/labels/{}", HOME_ROLE_LABEL.replace('/', "~1"))) == Some("home")
 }
 
 fn check_object(object: &Object) -> Vec<String> {
@@ -122,13 +121,18 @@ fn check_object(object: &Object) -> Vec<String> {
         None => problems.push("metadata.name is missing".into()),
     }
     if object_kind == Some("Secret") {
-        problems.push("Secrets must never be generated: their contents would be committed to Git. Reference a Secret created out of band instead".into());
+        problems.push(
+            "Secrets must never be generated: their contents would be committed to Git. Reference a Secret created out of band instead"
+                .into(),
+        );
     }
     problems.extend(typed_check(object));
     if let Some(pod) = object.at("/spec/template/spec") {
         problems.extend(check_pod(pod));
     }
-    if object_kind == Some("StatefulSet") && object.at("/spec/volumeClaimTemplates").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+    if object_kind == Some("StatefulSet")
+        && object.at("/spec/volumeClaimTemplates").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+    {
         problems.push("volumeClaimTemplates tie the home to the StatefulSet (it could not be recreated or resized without touching the data); use the standalone home PVC".into());
     }
     problems
@@ -184,10 +188,7 @@ fn check_pod(pod: &Value) -> Vec<String> {
     }
     let pod_non_root = truthy(pod_context.and_then(|c| c.get("runAsNonRoot")));
     let pod_seccomp = pod_context.and_then(|c| c.pointer("/seccompProfile/type")).and_then(Value::as_str) == Some("RuntimeDefault");
-    let containers = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| pod.get(*k).and_then(Value::as_array))
-        .flatten();
+    let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.get(*k).and_then(Value::as_array)).flatten();
     for container in containers {
         let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
         let context = container.get("securityContext");
@@ -228,7 +229,9 @@ fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
     let annotation = |key: &str| home.pointer_str(&format!("/metadata/annotations/{}", key.replace('/', "~1")));
     let argo = annotation(ARGO_SYNC_OPTIONS).unwrap_or("");
     if !(argo.contains("Prune=false") && argo.contains("Delete=false")) {
-        problems.push(format!("the home volume needs the annotation `{ARGO_SYNC_OPTIONS}: Prune=false,Delete=false` so Argo CD never deletes it"));
+        problems.push(format!(
+            "the home volume needs the annotation `{ARGO_SYNC_OPTIONS}: Prune=false,Delete=false` so Argo CD never deletes it"
+        ));
     }
     if annotation(FLUX_PRUNE) != Some("disabled") {
         problems.push(format!("the home volume needs the annotation `{FLUX_PRUNE}: disabled` so Flux never prunes it"));
@@ -326,7 +329,11 @@ pub fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMa
             }
         }
         if old.storage_class != new.storage_class {
-            changes.push(ImpossibleChange::StorageClass { user: user.clone(), from: old.storage_class.clone(), to: new.storage_class.clone() });
+            changes.push(ImpossibleChange::StorageClass {
+                user: user.clone(),
+                from: old.storage_class.clone(),
+                to: new.storage_class.clone(),
+            });
         }
     }
     changes
@@ -376,7 +383,16 @@ mod tests {
     fn an_unhardened_pod_fails_every_rule() {
         let pod = serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "securityContext": {"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}}}]});
         let problems = check_pod(&pod);
-        for expected in ["hostNetwork", "automountServiceAccountToken", "runAsNonRoot", "allowPrivilegeEscalation", "privileged", "drop ALL", "add capabilities", "seccomp"] {
+        for expected in [
+            "hostNetwork",
+            "automountServiceAccountToken",
+            "runAsNonRoot",
+            "allowPrivilegeEscalation",
+            "privileged",
+            "drop ALL",
+            "add capabilities",
+            "seccomp",
+        ] {
             assert!(problems.iter().any(|p| p.contains(expected)), "missing {expected}: {problems:?}");
         }
     }

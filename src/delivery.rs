@@ -185,10 +185,7 @@ fn metadata(name: &str, namespace: Option<&str>, source: &str) -> Value {
     if let Some(namespace) = namespace {
         metadata.insert("namespace".into(), namespace.into());
     }
-    metadata.insert(
-        "labels".into(),
-        json!({"app.kubernetes.io/managed-by": "devbox-gen", "app.kubernetes.io/part-of": BASE_NAME}),
-    );
+    metadata.insert("labels".into(), json!({"app.kubernetes.io/managed-by": "devbox-gen", "app.kubernetes.io/part-of": BASE_NAME}));
     metadata.insert("annotations".into(), json!({"devbox-gen.dev/source": source}));
     Value::Object(metadata)
 }
@@ -377,7 +374,10 @@ mod tests {
 
     #[test]
     fn nothing_without_gitops() {
-        let config = DevboxConfig { repo: Some(crate::model::RepoSource { url: "https://x/y.git".into(), ..Default::default() }), ..Default::default() };
+        let config = DevboxConfig {
+            repo: Some(crate::model::RepoSource { url: "https://x/y.git".into(), ..Default::default() }),
+            ..Default::default()
+        };
         assert!(emit(&config, &[]).is_empty());
     }
 }

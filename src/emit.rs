@@ -169,7 +169,8 @@ mod tests {
 
     #[test]
     fn multi_line_strings_stay_readable() {
-        let object: Object = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"s": "#!/bin/bash\necho hi\n"}})).unwrap();
+        let object: Object =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"s": "#!/bin/bash\necho hi\n"}})).unwrap();
         assert!(to_yaml(&object).contains("s: |\n    #!/bin/bash\n    echo hi\n"), "{}", to_yaml(&object));
     }
 }

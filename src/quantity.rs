@@ -28,22 +28,20 @@ const NANOS: u128 = 1_000_000_000;
 
 impl Quantity {
     pub fn parse(text: &str) -> Result<Self, QuantityError> {
-        let number_end = text
-            .char_indices()
-            .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
-            .map_or(text.len(), |(i, _)| i);
+        let number_end = text.char_indices().find(|(_, c)| !(c.is_ascii_digit() || *c == '.')).map_or(text.len(), |(i, _)| i);
         let (number, suffix) = text.split_at(number_end);
         if text.starts_with(['+', '-']) {
-            return Err(error(format!("`{text}` must be a positive quantity without a sign"), Some(text.trim_start_matches(['+', '-']).to_string())));
+            return Err(error(
+                format!("`{text}` must be a positive quantity without a sign"),
+                Some(text.trim_start_matches(['+', '-']).to_string()),
+            ));
         }
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if whole.is_empty() && fraction.is_empty() || fraction.contains('.') || number.ends_with('.') {
             return Err(error(format!("`{text}` is not a number followed by a unit"), None));
         }
         let scale_down = 10u128.pow(u32::try_from(fraction.len()).unwrap_or(u32::MAX).min(30));
-        let digits: u128 = format!("{whole}{fraction}")
-            .parse()
-            .map_err(|_| error(format!("`{text}` is too large"), None))?;
+        let digits: u128 = format!("{whole}{fraction}").parse().map_err(|_| error(format!("`{text}` is too large"), None))?;
         let nanos = match multiplier(suffix) {
             Some(Multiplier::Times(m)) => digits.checked_mul(m).and_then(|v| v.checked_mul(NANOS)),
             Some(Multiplier::Nanos(n)) => digits.checked_mul(n),
@@ -131,10 +129,7 @@ fn unknown_suffix(text: &str, number: &str, suffix: &str) -> QuantityError {
             format!("`{text}` is not a Kubernetes quantity: `{suffix}` is not a unit Kubernetes knows"),
             Some(format!("{number}{unit}")),
         ),
-        _ => error(
-            format!("`{text}` is not a Kubernetes quantity"),
-            None,
-        ),
+        _ => error(format!("`{text}` is not a Kubernetes quantity"), None),
     }
 }
 

@@ -72,7 +72,14 @@ pub fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRep
 
     let files = match only {
         // Like `git -C`, relative paths are relative to the config repo.
-        Some(paths) => paths.iter().map(|p| root.join(p)).map(|p| { let shown = display_path(root, &p); (p, shown) }).collect(),
+        Some(paths) => paths
+            .iter()
+            .map(|p| root.join(p))
+            .map(|p| {
+                let shown = display_path(root, &p);
+                (p, shown)
+            })
+            .collect(),
         None => list_user_files(root, &mut diagnostics),
     };
     let loaded: Vec<(Option<UserEntry>, Diagnostics)> = files
@@ -251,7 +258,7 @@ fn parse<T: DeserializeOwned>(shown: String, text: String, diagnostics: &mut Dia
     let deserializer = toml::Deserializer::from(document);
     let value = serde_ignored::deserialize(deserializer, |path| unknown.push(crate::source::ignored_path(&path)));
     for key in unknown {
-        diagnostics.push(unknown_key::<T>(&file, &key));
+        diagnostics.push(unknown_key(&file, &key));
     }
     match value {
         Ok(value) => Some(Parsed { source: file, value }),
@@ -280,17 +287,16 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).to_string()
 }
 
-fn unknown_key<T>(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
+fn unknown_key(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
     let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let known = if file.path == "devbox.toml" {
-        schema::known_keys::<DevboxConfig>(parent)
-    } else {
-        schema::known_keys::<UserFile>(parent)
-    };
+    let known =
+        if file.path == "devbox.toml" { schema::known_keys::<DevboxConfig>(parent) } else { schema::known_keys::<UserFile>(parent) };
     let top_level = if file.path == "devbox.toml" { schema::known_keys::<DevboxConfig>("") } else { schema::known_keys::<UserFile>("") };
     let mut diagnostic = Diagnostic::error(format!("unknown field `{key}`")).at(file, file.key_span(path), "not a known field");
     if !parent.is_empty() && top_level.iter().any(|k| k == key) {
-        diagnostic = diagnostic.help(format!("`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`"));
+        diagnostic = diagnostic.help(format!(
+            "`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`"
+        ));
     } else if let Some(suggestion) = closest(key, &known) {
         diagnostic = diagnostic.help(format!("did you mean `{suggestion}`?"));
     } else if !known.is_empty() {

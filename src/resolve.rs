@@ -94,11 +94,8 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
             Ok(resolved) => boxes.push(resolved),
             Err(missing) => {
                 for (message, help) in missing {
-                    diagnostics.push(
-                        Diagnostic::error(message)
-                            .at(&parsed.source, parsed.source.value_span(""), "in this file")
-                            .help(help),
-                    );
+                    diagnostics
+                        .push(Diagnostic::error(message).at(&parsed.source, parsed.source.value_span(""), "in this file").help(help));
                 }
             }
         }
@@ -148,7 +145,12 @@ fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConf
         _ => cluster,
     };
     let resources = |pick: fn(&crate::model::Resources) -> Option<&String>, fallback: &str| {
-        user.resources.as_ref().and_then(pick).or_else(|| defaults.resources.as_ref().and_then(pick)).cloned().unwrap_or_else(|| fallback.into())
+        user.resources
+            .as_ref()
+            .and_then(pick)
+            .or_else(|| defaults.resources.as_ref().and_then(pick))
+            .cloned()
+            .unwrap_or_else(|| fallback.into())
     };
     let gpu = user.gpu.as_ref().or(defaults.gpu.as_ref());
     let gpu_kind = gpu.and_then(|g| g.kind.clone()).or_else(|| defaults.gpu.as_ref().and_then(|g| g.kind.clone()));
@@ -178,7 +180,10 @@ fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConf
         cluster,
         image,
         arch: user.arch.or(defaults.arch).unwrap_or_default(),
-        resources: ResolvedResources { cpu: resources(|r| r.cpu.as_ref(), DEFAULT_CPU), memory: resources(|r| r.memory.as_ref(), DEFAULT_MEMORY) },
+        resources: ResolvedResources {
+            cpu: resources(|r| r.cpu.as_ref(), DEFAULT_CPU),
+            memory: resources(|r| r.memory.as_ref(), DEFAULT_MEMORY),
+        },
         gpu: gpu_kind.map(|kind| ResolvedGpu { kind, count: gpu.and_then(|g| g.count).unwrap_or(1) }),
         home: ResolvedHome {
             size: home(|h| h.size.as_ref()).unwrap_or_else(|| DEFAULT_HOME_SIZE.into()),

@@ -39,10 +39,7 @@ pub fn known_keys<T: JsonSchema>(path: &str) -> Vec<String> {
             None => return Vec::new(),
         }
     }
-    node.get("properties")
-        .and_then(Value::as_object)
-        .map(|props| props.keys().cloned().collect())
-        .unwrap_or_default()
+    node.get("properties").and_then(Value::as_object).map(|props| props.keys().cloned().collect()).unwrap_or_default()
 }
 
 /// Follows `$ref`, `allOf: [$ref]` and the `anyOf: [T, null]` that `Option<T>` becomes.

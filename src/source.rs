@@ -99,11 +99,7 @@ pub fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
 
 fn index_table(spans: &mut HashMap<String, KeySpans>, prefix: &str, table: &DeTable<'_>) {
     for (key, value) in table {
-        let path = if prefix.is_empty() {
-            key.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", key.get_ref())
-        };
+        let path = if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
         spans.insert(path.clone(), KeySpans { key: key.span(), value: value.span() });
         index_value(spans, &path, value);
     }

@@ -86,7 +86,11 @@ fn mostly_valid_user() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just(""), Just("state = \"stopped\"\n"), Just("state = \"archived\"\n")],
         prop_oneof![Just(""), Just("arch = \"arm64\"\n")],
-        prop_oneof![Just(String::new()), (1u32..20, prop_oneof![Just("Gi"), Just("Mi"), Just("G")]).prop_map(|(n, u)| format!("[resources]\nmemory = \"{n}{u}\"\ncpu = \"{n}\"\n"))],
+        prop_oneof![
+            Just(String::new()),
+            (1u32..20, prop_oneof![Just("Gi"), Just("Mi"), Just("G")])
+                .prop_map(|(n, u)| format!("[resources]\nmemory = \"{n}{u}\"\ncpu = \"{n}\"\n"))
+        ],
         prop_oneof![Just(""), Just("[gpu]\ntype = \"nvidia-tesla-t4\"\ncount = 2\n")],
         proptest::collection::btree_map("[A-Z_][A-Z0-9_]{0,8}", "[^\"\\\\\\n\\x00-\\x1f\\x7f]{0,12}", 0..4),
     )

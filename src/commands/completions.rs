@@ -5,9 +5,9 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
+use crate::Outcome;
 use crate::cli::Cli;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::Outcome;
 
 pub fn completions(shell: clap_complete::Shell) -> Result<Outcome, Diagnostics> {
     let mut buffer = Vec::new();

@@ -42,12 +42,12 @@ pub fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>
     let text = user_file(name, email, cluster, &keys, Some(&resolved));
     check(&repo, name, &text)?;
     write_new(&path, &text).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(format!("cannot write {relative}: {e}")).in_path(relative.clone()).help("check that users/ is writable"))
+        Diagnostics::from(
+            Diagnostic::error(format!("cannot write {relative}: {e}")).in_path(relative.clone()).help("check that users/ is writable"),
+        )
     })?;
     context.status(&format!("wrote {relative}"));
-    context.status(&format!(
-        "next: create its Secrets (`devbox-gen secrets {name}`), run `devbox-gen build`, and open a pull request"
-    ));
+    context.status(&format!("next: create its Secrets (`devbox-gen secrets {name}`), run `devbox-gen build`, and open a pull request"));
     Ok(Outcome::Clean)
 }
 
@@ -55,12 +55,15 @@ pub fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>
 fn public_keys(path: &Path) -> Result<Vec<String>, Diagnostics> {
     let path = expand_home(path);
     let shown = path.display().to_string();
-    let fail = |message: String, help: &str| -> Diagnostics { Diagnostic::error(message).in_path(shown.clone()).help(help.to_string()).into() };
-    let metadata = fs::metadata(&path).map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"))?;
+    let fail =
+        |message: String, help: &str| -> Diagnostics { Diagnostic::error(message).in_path(shown.clone()).help(help.to_string()).into() };
+    let metadata = fs::metadata(&path)
+        .map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"))?;
     if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
         return Err(fail(format!("{shown} is not a public key file"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"));
     }
-    let text = fs::read_to_string(&path).map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass a UTF-8 public key file"))?;
+    let text =
+        fs::read_to_string(&path).map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass a UTF-8 public key file"))?;
     if text.contains("PRIVATE KEY-----") || text.contains("PuTTY-User-Key-File") {
         // Never echoed, never copied anywhere.
         return Err(fail(

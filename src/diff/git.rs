@@ -23,10 +23,12 @@ pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
     }
     let prefix = git(root, &["rev-parse", "--show-prefix"], None).map_err(|e| match e {
         Failure::Spawn(e) => no_git(&e),
-        Failure::Exit(message) => Diagnostic::error(format!("`--base {rev}` reads out/ from git, but {} is not in a git repository", root.display()))
-            .help(message)
-            .help("leave out `--base` to compare with out/ on disk")
-            .into(),
+        Failure::Exit(message) => {
+            Diagnostic::error(format!("`--base {rev}` reads out/ from git, but {} is not in a git repository", root.display()))
+                .help(message)
+                .help("leave out `--base` to compare with out/ on disk")
+                .into()
+        }
     })?;
     let prefix = String::from_utf8_lossy(&prefix).trim_end_matches('\n').to_string();
     let commit = git(root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], None).map_err(|e| match e {

@@ -203,8 +203,10 @@ mod tests {
 
     #[test]
     fn groups_by_user_and_summarises() {
-        let before = tree(vec![file("a", "ConfigMap", "a", "data: {x: '1'}\n"), file("b", "ConfigMap", "b", ""), file("b", "Service", "b", "")]);
-        let after = tree(vec![file("a", "ConfigMap", "a", "data: {x: '2'}\n"), file("a", "Service", "a", ""), file("c", "ConfigMap", "c", "")]);
+        let before =
+            tree(vec![file("a", "ConfigMap", "a", "data: {x: '1'}\n"), file("b", "ConfigMap", "b", ""), file("b", "Service", "b", "")]);
+        let after =
+            tree(vec![file("a", "ConfigMap", "a", "data: {x: '2'}\n"), file("a", "Service", "a", ""), file("c", "ConfigMap", "c", "")]);
         let plan = plan(&before, &after);
         let users: Vec<(&str, Change, usize)> = plan.users.iter().map(|u| (u.user.as_str(), u.change, u.resources.len())).collect();
         assert_eq!(users, [("a", Change::Changed, 2), ("b", Change::Removed, 2), ("c", Change::Added, 1)]);

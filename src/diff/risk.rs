@@ -325,8 +325,10 @@ fn immutable_fields(old: &Resource, new: &Resource) -> Option<Risk> {
             .help("sync again (`argocd app sync ...` or `flux reconcile kustomization ...`): the StatefulSet is recreated with the new fields")
             .help(format!("then replace the old pod, which the new StatefulSet may not adopt: `kubectl {ns}delete pod {}-0`", new.name))
     } else {
-        risk.detail("The API server refuses this update, so the sync of this claim fails. A claim cannot be recreated without losing its data.")
-            .help("set the field back; to really change it, copy the data into a new claim by hand")
+        risk.detail(
+            "The API server refuses this update, so the sync of this claim fails. A claim cannot be recreated without losing its data.",
+        )
+        .help("set the field back; to really change it, copy the data into a new claim by hand")
     })
 }
 
@@ -377,7 +379,12 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
                 Risk::new(
                     Kind::ImageChanged,
                     new,
-                    format!("the image of container {} changes from {} to {}: the pod restarts", code(container), code(before), code(image)),
+                    format!(
+                        "the image of container {} changes from {} to {}: the pod restarts",
+                        code(container),
+                        code(before),
+                        code(image)
+                    ),
                 )
                 .detail(restart),
             );
@@ -409,7 +416,10 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
                 new,
                 format!("the architecture changes from {} to {}: the pod is rescheduled", code(old_arch.unwrap_or("any")), code(to)),
             )
-            .detail(format!("The pod restarts on a {} node; its image must have a variant for it, or the container will not start.", code(to)))
+            .detail(format!(
+                "The pod restarts on a {} node; its image must have a variant for it, or the container will not start.",
+                code(to)
+            ))
             .detail(restart),
         );
     }
@@ -566,7 +576,11 @@ fn keys(resource: &Resource) -> Vec<Key> {
                     algorithm: key.algorithm().to_string(),
                 }
             }
-            Err(_) => Key { identity: line.to_string(), comment: line.rsplit(' ').next().unwrap_or("").to_string(), algorithm: "unreadable".into() },
+            Err(_) => Key {
+                identity: line.to_string(),
+                comment: line.rsplit(' ').next().unwrap_or("").to_string(),
+                algorithm: "unreadable".into(),
+            },
         })
         .collect()
 }
@@ -695,7 +709,11 @@ mod tests {
         let risks = classify(&set(vec![home("alice", "prod/alice/pvc.yaml")]), &set(vec![home("alice", "staging/alice/pvc.yaml")]));
         assert_eq!(kinds(&risks), ["home-volume-moved"]);
         assert_eq!(risks[0].summary, "the box moves from cluster `prod` to cluster `staging`: its home does not follow");
-        assert!(risks[0].details[0].starts_with("On `staging` the box starts with a new, empty home volume `alice-home`."), "{:?}", risks[0]);
+        assert!(
+            risks[0].details[0].starts_with("On `staging` the box starts with a new, empty home volume `alice-home`."),
+            "{:?}",
+            risks[0]
+        );
     }
 
     #[test]
@@ -712,7 +730,8 @@ mod tests {
     #[test]
     fn stopping_restarting_and_rescheduling() {
         let before = set(vec![statefulset("a", 1, "i:1", None), statefulset("b", 1, "i:1", None), statefulset("c", 0, "i:1", None)]);
-        let after = set(vec![statefulset("a", 0, "i:1", None), statefulset("b", 1, "i:2", Some("nvidia-l4")), statefulset("c", 1, "i:2", None)]);
+        let after =
+            set(vec![statefulset("a", 0, "i:1", None), statefulset("b", 1, "i:2", Some("nvidia-l4")), statefulset("c", 1, "i:2", None)]);
         let risks = classify(&before, &after);
         assert_eq!(kinds(&risks), ["box-stopped", "gpu-changed", "image-changed"]);
         assert_eq!(risks[1].summary, "the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled");
@@ -726,7 +745,10 @@ mod tests {
         new.object.as_mut().unwrap()["spec"]["template"]["metadata"] = json!({"annotations": {"devbox-gen.dev/config-hash": "x"}});
         let risks = classify(&set(vec![old]), &set(vec![new]));
         assert_eq!(kinds(&risks), ["pod-restart"]);
-        assert_eq!(risks[0].summary, "the pod restarts: its template changes (the ConfigMap's scripts or sshd_config, `containers[devbox].env`)");
+        assert_eq!(
+            risks[0].summary,
+            "the pod restarts: its template changes (the ConfigMap's scripts or sshd_config, `containers[devbox].env`)"
+        );
     }
 
     #[test]

@@ -81,9 +81,7 @@ pub fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Templ
             [] => unreachable!("a failure always has a source"),
         };
         diagnostics.push(
-            Diagnostic::error(format!("{described} failed for {who}"))
-                .in_path(sources[0].clone())
-                .help(message.trim_end().to_string()),
+            Diagnostic::error(format!("{described} failed for {who}")).in_path(sources[0].clone()).help(message.trim_end().to_string()),
         );
     }
     diagnostics
@@ -138,13 +136,13 @@ impl Engine {
         let _entered = self.state.try_enter();
         let input = serde_json::to_value(resolved).expect("a resolved box is plain data");
         let input = Val::deserialize(input).map_err(|e| format!("cannot pass the box to jsonnet: {e}"))?;
+        // jrsonnet's own API takes this map; IStr's interior mutability is its interner's.
+        #[allow(clippy::mutable_key_type)]
         let mut args: HashMap<IStr, TlaArg> = HashMap::new();
         args.insert("box".into(), TlaArg::Val(input));
         let output = apply_tla(&args, self.function.clone()).map_err(|e| format_error(&e, root))?;
         // Manifesting through jrsonnet keeps the jsonnet stack trace of lazy-field errors.
-        let json = output
-            .manifest(JsonFormat::minify())
-            .map_err(|e| format_error(&e, root))?;
+        let json = output.manifest(JsonFormat::minify()).map_err(|e| format_error(&e, root))?;
         let value: Value = serde_json::from_str(&json).map_err(|e| format!("the template produced invalid JSON: {e}"))?;
         // jsonnet objects reference themselves (`self`), so reference counting alone never
         // frees them: collect this thread's cycles after every box, or memory grows per user.

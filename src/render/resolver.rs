@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use jrsonnet_evaluator::{FileImportResolver, ImportResolver, Result, SourcePath, SourceVirtual, AsPathLike, ResolvePath};
+use jrsonnet_evaluator::{AsPathLike, FileImportResolver, ImportResolver, ResolvePath, Result, SourcePath, SourceVirtual};
 use jrsonnet_gcmodule::Acyclic;
 
 /// Import prefix of the embedded library.

@@ -43,8 +43,7 @@ pub fn email(value: &str) -> Result<(), Finding> {
     if valid {
         Ok(())
     } else {
-        Err(Finding::error(format!("`{value}` is not an email address"))
-            .help("write the owner's address alone, like `alice@example.com`"))
+        Err(Finding::error(format!("`{value}` is not an email address")).help("write the owner's address alone, like `alice@example.com`"))
     }
 }
 
@@ -73,7 +72,9 @@ pub fn image(value: &str) -> Result<(), Finding> {
     let path_ok = !name.is_empty()
         && name.split('/').enumerate().all(|(i, part)| {
             !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b) || (i == 0 && b == b':' && name.contains('/')))
+                && part.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b) || (i == 0 && b == b':' && name.contains('/'))
+                })
         });
     let tag_ok = tag.is_none_or(|t| {
         !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !t.starts_with(['.', '-'])
@@ -83,8 +84,10 @@ pub fn image(value: &str) -> Result<(), Finding> {
     }
     match (tag, digest) {
         (_, Some(_)) => Ok(()),
-        (Some("latest"), None) => Err(Finding::error("`latest` is not a pinned image: the box would change under its owner without review")
-            .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`"))),
+        (Some("latest"), None) => {
+            Err(Finding::error("`latest` is not a pinned image: the box would change under its owner without review")
+                .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`")))
+        }
         (Some(_), None) => Ok(()),
         (None, None) => Err(Finding::error(format!("`{value}` has no tag or digest, so it means `latest` and is not pinned"))
             .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`"))),
@@ -112,7 +115,8 @@ pub fn cpu(value: &str) -> Result<(), Finding> {
         return Err(Finding::error("a box needs some CPU").help("use e.g. `\"2\"` or `\"500m\"`"));
     }
     if quantity > 256u128 {
-        return Err(Finding::error(format!("{value} CPUs is more than any node has")).help("CPU is counted in cores: `\"8\"` is eight cores, `\"500m\"` half of one"));
+        return Err(Finding::error(format!("{value} CPUs is more than any node has"))
+            .help("CPU is counted in cores: `\"8\"` is eight cores, `\"500m\"` half of one"));
     }
     Ok(())
 }
@@ -120,12 +124,12 @@ pub fn cpu(value: &str) -> Result<(), Finding> {
 pub fn memory(value: &str) -> Result<(), Finding> {
     // `m` is a valid suffix (thousandths) but for memory it is always a slip for `Mi`.
     if let Some(number) = value.strip_suffix('m') {
-        return Err(Finding::error(format!("`{value}` means {number} thousandths of a byte"))
-            .help(format!("did you mean `{number}Mi`?")));
+        return Err(Finding::error(format!("`{value}` means {number} thousandths of a byte")).help(format!("did you mean `{number}Mi`?")));
     }
     let quantity = parse_quantity(value, "memory")?;
     if quantity < (128u128 << 20) {
-        return Err(Finding::error(format!("{value} of memory is too little to run a devbox")).help("use at least `\"512Mi\"`; `\"16Gi\"` is typical"));
+        return Err(Finding::error(format!("{value} of memory is too little to run a devbox"))
+            .help("use at least `\"512Mi\"`; `\"16Gi\"` is typical"));
     }
     Ok(())
 }
@@ -207,9 +211,8 @@ pub fn tailnet_hostname(value: &str) -> Result<(), Finding> {
 /// Tailscale ACL tags: `tag:` then a letter, then letters, digits and `-`.
 pub fn tailnet_tag(value: &str) -> Result<(), Finding> {
     let name = value.strip_prefix("tag:");
-    let valid = name.is_some_and(|n| {
-        n.starts_with(|c: char| c.is_ascii_alphabetic()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
+    let valid =
+        name.is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     if valid {
         return Ok(());
     }
@@ -225,15 +228,14 @@ const RESERVED_ENV: &[&str] = &["HOME", "SSH_AUTH_SOCK", "DEVBOX_NAME"];
 const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"];
 
 pub fn env_var(name: &str, value: &str) -> Result<(), Finding> {
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid =
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         return Err(Finding::error(format!("`{name}` is not a portable environment variable name"))
             .help("use letters, digits and `_`, not starting with a digit"));
     }
     if RESERVED_ENV.contains(&name) {
-        return Err(Finding::error(format!("`{name}` is set by devbox-gen and cannot be changed here"))
-            .help("remove it from `[env]`"));
+        return Err(Finding::error(format!("`{name}` is set by devbox-gen and cannot be changed here")).help("remove it from `[env]`"));
     }
     let upper = name.to_ascii_uppercase();
     if SECRET_WORDS.iter().any(|w| upper.contains(w)) && !value.is_empty() {

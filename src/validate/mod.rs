@@ -28,11 +28,7 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
     if let Some(parsed) = &repo.settings {
         diagnostics.extend(validate_settings(parsed));
     }
-    let per_user: Vec<Diagnostics> = repo
-        .users
-        .par_iter()
-        .map(|(name, parsed)| validate_user(name, parsed, &settings))
-        .collect();
+    let per_user: Vec<Diagnostics> = repo.users.par_iter().map(|(name, parsed)| validate_user(name, parsed, &settings)).collect();
     for found in per_user {
         diagnostics.extend(found);
     }
@@ -85,7 +81,10 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
     }
     for (key, id) in [("runtime.uid", config.runtime.uid), ("runtime.gid", config.runtime.gid)] {
         if id == Some(0) {
-            rules.report(key, Finding::error("the box must not run as root").help("use the uid/gid of the image's `jupyter` account, e.g. 10001"));
+            rules.report(
+                key,
+                Finding::error("the box must not run as root").help("use the uid/gid of the image's `jupyter` account, e.g. 10001"),
+            );
         }
     }
     let mut seen = HashMap::new();
@@ -94,7 +93,11 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
         rules.check(&format!("clusters[{i}].name"), names::cluster_name_length(&cluster.name));
         rules.check(&format!("clusters[{i}].server"), fields::server_url(&cluster.server));
         if let Some(first) = seen.insert(cluster.name.clone(), i) {
-            rules.report(&format!("clusters[{i}].name"), Finding::error(format!("cluster `{}` is listed twice", cluster.name)).help(format!("remove one of the entries (the first is clusters[{first}])")));
+            rules.report(
+                &format!("clusters[{i}].name"),
+                Finding::error(format!("cluster `{}` is listed twice", cluster.name))
+                    .help(format!("remove one of the entries (the first is clusters[{first}])")),
+            );
         }
     }
     if let Some(repo) = &config.repo {
@@ -165,7 +168,10 @@ fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig)
     }
     rules.check("email", fields::email(&user.email));
     if user.ssh.authorized_keys.is_empty() {
-        rules.report("ssh.authorized_keys", Finding::error("no public key: nobody could log in").help("add the output of `cat ~/.ssh/id_ed25519.pub`"));
+        rules.report(
+            "ssh.authorized_keys",
+            Finding::error("no public key: nobody could log in").help("add the output of `cat ~/.ssh/id_ed25519.pub`"),
+        );
     }
     let mut seen_keys = HashMap::new();
     for (i, key) in user.ssh.authorized_keys.iter().enumerate() {
@@ -173,7 +179,10 @@ fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig)
         match ssh::authorized_key(key) {
             Ok(fingerprint) => {
                 if let Some(first) = seen_keys.insert(fingerprint, i) {
-                    rules.report(&path, Finding::error("this key is listed twice").help(format!("remove it; it is already authorized_keys[{first}]")));
+                    rules.report(
+                        &path,
+                        Finding::error("this key is listed twice").help(format!("remove it; it is already authorized_keys[{first}]")),
+                    );
                 }
             }
             Err(finding) => rules.report(&path, finding),

@@ -35,17 +35,13 @@ pub fn user_name(name: &str) -> Result<(), Finding> {
             "`{name}` is {} characters; a box name may have at most {MAX_NAME_LEN}, so that its pod's `controller-revision-hash` label stays within Kubernetes' 63",
         name.len()
         ))
-        .help(rename(&name[..MAX_NAME_LEN].trim_end_matches('-').to_string())));
+        .help(rename(name[..MAX_NAME_LEN].trim_end_matches('-'))));
     }
     Ok(())
 }
 
 fn sanitize(name: &str) -> Option<String> {
-    let mut out: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut out: String = name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }

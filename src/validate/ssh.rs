@@ -13,8 +13,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub fn authorized_key(line: &str) -> Result<String, Finding> {
     let line = line.trim();
     if line.contains('\n') {
-        return Err(Finding::error("one key per string: this one holds several lines")
-            .help("split it into separate strings of `authorized_keys`"));
+        return Err(
+            Finding::error("one key per string: this one holds several lines").help("split it into separate strings of `authorized_keys`")
+        );
     }
     let entry: Entry = line.parse().map_err(|_| {
         Finding::error("this is not an OpenSSH public key")

@@ -122,17 +122,26 @@ fn removing_a_user_removes_the_bundle_and_says_the_volume_stays() {
 #[test]
 fn shrinking_or_reclassing_a_home_volume_is_refused() {
     let repo = Repo::with_alice();
-    repo.write("users/alice.toml", &format!("{}\n[home]\nsize = \"200Gi\"\nstorage_class = \"premium-rwo\"\n", user_file("alice@example.com", KEY_ALICE)));
+    repo.write(
+        "users/alice.toml",
+        &format!("{}\n[home]\nsize = \"200Gi\"\nstorage_class = \"premium-rwo\"\n", user_file("alice@example.com", KEY_ALICE)),
+    );
     repo.run_ok(&["build"], 0);
     let before = repo.out_snapshot();
-    repo.write("users/alice.toml", &format!("{}\n[home]\nsize = \"100Gi\"\nstorage_class = \"standard-rwo\"\n", user_file("alice@example.com", KEY_ALICE)));
+    repo.write(
+        "users/alice.toml",
+        &format!("{}\n[home]\nsize = \"100Gi\"\nstorage_class = \"standard-rwo\"\n", user_file("alice@example.com", KEY_ALICE)),
+    );
     let run = repo.run_ok(&["build"], 2);
     assert!(run.stderr.contains("the home volume of `alice` would shrink from 200Gi to 100Gi"), "{}", run.stderr);
     assert!(run.stderr.contains("help: Kubernetes cannot shrink a PersistentVolumeClaim"), "{}", run.stderr);
     assert!(run.stderr.contains("would change from premium-rwo to standard-rwo"), "{}", run.stderr);
     assert_eq!(repo.out_snapshot(), before);
     // Growing is fine.
-    repo.write("users/alice.toml", &format!("{}\n[home]\nsize = \"300Gi\"\nstorage_class = \"premium-rwo\"\n", user_file("alice@example.com", KEY_ALICE)));
+    repo.write(
+        "users/alice.toml",
+        &format!("{}\n[home]\nsize = \"300Gi\"\nstorage_class = \"premium-rwo\"\n", user_file("alice@example.com", KEY_ALICE)),
+    );
     repo.run_ok(&["build"], 0);
 }
 
@@ -210,6 +219,7 @@ fn the_staging_directory_never_outlives_a_build() {
     repo.run_ok(&["build"], 0);
     repo.write("users/alice.toml", &user_file("alice@example.org", KEY_ALICE));
     repo.run_ok(&["build"], 0);
-    let leftovers: Vec<_> = fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
+    let leftovers: Vec<_> =
+        fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -65,14 +65,8 @@ impl Repo {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let output = Command::cargo_bin("devbox-gen")
-            .unwrap()
-            .arg("-C")
-            .arg(self.path())
-            .args(args)
-            .env_remove("NO_COLOR")
-            .output()
-            .unwrap();
+        let output =
+            Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(self.path()).args(args).env_remove("NO_COLOR").output().unwrap();
         Run {
             code: output.status.code().expect("exited normally"),
             stdout: String::from_utf8(output.stdout).unwrap(),

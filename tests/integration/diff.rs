@@ -24,7 +24,8 @@ fn alice(top: &str, keys: &[&str], tables: &str) -> String {
 
 /// A built config repo: alice and bob, out/ current.
 fn built() -> Repo {
-    let repo = Repo::new(SETTINGS).user("alice", &alice("", &[KEY_ALICE], "")).user("bob", &user("", "bob@example.com", &[KEY_ALICE_2], ""));
+    let repo =
+        Repo::new(SETTINGS).user("alice", &alice("", &[KEY_ALICE], "")).user("bob", &user("", "bob@example.com", &[KEY_ALICE_2], ""));
     repo.run_ok(&["build"], 0);
     repo
 }
@@ -44,7 +45,12 @@ fn diff(repo: &Repo, code: i32) -> Run {
 fn risks(repo: &Repo) -> Vec<(String, String)> {
     let run = repo.run(&["diff", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    report["risks"].as_array().unwrap().iter().map(|r| (r["kind"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string())).collect()
+    report["risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -124,7 +130,12 @@ fn json_is_the_documented_shape() {
     ] {
         assert_eq!(resource[field], value, "{field}");
     }
-    assert!(resource["diff"].as_str().unwrap().starts_with("--- a/out/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n@@ "));
+    assert!(
+        resource["diff"]
+            .as_str()
+            .unwrap()
+            .starts_with("--- a/out/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n@@ ")
+    );
 }
 
 #[test]
@@ -169,8 +180,9 @@ fn removing_a_user_says_the_home_volume_stays() {
     );
     assert!(run.stdout.contains("The volume and its data stay in the cluster: prune is disabled for it"), "{}", run.stdout);
     assert!(
-        run.stdout
-            .contains("help: to really delete the data once nobody needs it: `kubectl --namespace devboxes delete persistentvolumeclaim bob-home`"),
+        run.stdout.contains(
+            "help: to really delete the data once nobody needs it: `kubectl --namespace devboxes delete persistentvolumeclaim bob-home`"
+        ),
         "{}",
         run.stdout
     );
@@ -280,13 +292,25 @@ fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
     let run = diff(&repo, 1);
     assert!(run.stdout.contains("RESTART  bob: the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled\n"), "{}", run.stdout);
     assert!(run.stdout.contains("stays Pending until one is free"), "{}", run.stdout);
-    assert!(run.stdout.contains("RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n"),
+        "{}",
+        run.stdout
+    );
     // Any other change to the pod restarts it too, and says what changed.
     repo.run_ok(&["build"], 0);
     repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], "[resources]\ncpu = \"3\"\n"));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("@@ spec.template.spec.containers[devbox].resources.limits.cpu\n"), "the hunk says where it is:\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("@@ spec.template.spec.containers[devbox].resources.limits.cpu\n"),
+        "the hunk says where it is:\n{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -365,7 +389,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 fn devbox_gen(root: &Path, args: &[&str]) -> Run {
     let output = Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(root).args(args).env_remove("NO_COLOR").output().unwrap();
-    Run { code: output.status.code().unwrap(), stdout: String::from_utf8(output.stdout).unwrap(), stderr: String::from_utf8(output.stderr).unwrap() }
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
 }
 
 #[test]
@@ -394,7 +422,8 @@ fn base_compares_with_out_at_a_revision_without_touching_the_work_tree() {
     assert!(run.stdout.contains("RESTART  alice: the image of container `devbox` changes"), "{}", run.stdout);
     assert!(run.stdout.contains("1 user changed: 1 resource changed (compared with out/ at `main~1`)."), "{}", run.stdout);
     assert!(!run.stdout.contains("README"), "files devbox-gen did not write are not compared:\n{}", run.stdout);
-    let json: serde_json::Value = serde_json::from_str(&devbox_gen(&root, &["diff", "--base", "main~1", "--format", "json"]).stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&devbox_gen(&root, &["diff", "--base", "main~1", "--format", "json"]).stdout).unwrap();
     assert_eq!(json["base"], "main~1");
     assert_eq!(devbox_gen(&root, &["diff", "--base", "main"]).code, 0);
     assert_eq!(git(top.path(), &["status", "--porcelain"]), "", "the work tree and index are untouched");

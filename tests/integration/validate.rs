@@ -61,7 +61,9 @@ fn a_box_without_an_image_anywhere_is_an_error() {
 
 #[test]
 fn unknown_cluster_suggests_the_near_one() {
-    let settings = format!("{SETTINGS}\n[[clusters]]\nname = \"prod\"\nserver = \"https://a\"\n\n[[clusters]]\nname = \"staging\"\nserver = \"https://b\"\n");
+    let settings = format!(
+        "{SETTINGS}\n[[clusters]]\nname = \"prod\"\nserver = \"https://a\"\n\n[[clusters]]\nname = \"staging\"\nserver = \"https://b\"\n"
+    );
     let repo = Repo::new(&settings).user("alice", &format!("cluster = \"prd\"\n{}", user_file("alice@example.com", KEY_ALICE)));
     let run = repo.run_ok(&["validate"], 2);
     assert!(run.stderr.contains("no cluster named `prd` in devbox.toml"), "{}", run.stderr);
@@ -70,9 +72,14 @@ fn unknown_cluster_suggests_the_near_one() {
 
 #[test]
 fn duplicate_hostnames_and_key_secrets_across_users() {
-    let repo = Repo::new(SETTINGS)
-        .user("alice", &format!("{}[tailscale]\nhostname = \"box\"\n", user_file("alice@example.com", KEY_ALICE)))
-        .user("bob", &format!("{}[tailscale]\nhostname = \"box\"\n", user_file("bob@example.com", KEY_ALICE).replace("[ssh]\n", "[ssh]\nkey_secret = \"alice-ssh\"\n")));
+    let repo =
+        Repo::new(SETTINGS).user("alice", &format!("{}[tailscale]\nhostname = \"box\"\n", user_file("alice@example.com", KEY_ALICE))).user(
+            "bob",
+            &format!(
+                "{}[tailscale]\nhostname = \"box\"\n",
+                user_file("bob@example.com", KEY_ALICE).replace("[ssh]\n", "[ssh]\nkey_secret = \"alice-ssh\"\n")
+            ),
+        );
     let run = repo.run_ok(&["validate"], 2);
     assert!(run.stderr.contains("tailnet hostname `box` is also used by users/alice.toml"), "{}", run.stderr);
     assert!(run.stderr.contains("Secret `alice-ssh` is also the key Secret of users/alice.toml"), "{}", run.stderr);

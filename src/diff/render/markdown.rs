@@ -170,8 +170,9 @@ mod tests {
     use crate::diff::UserChange;
 
     fn plan(users: usize, lines: usize) -> Plan {
-        let diff: String =
-            std::iter::once("--- a/out/x\n+++ b/out/x\n@@ -1 +1 @@\n".to_string()).chain((0..lines).map(|i| format!("+line {i}\n"))).collect();
+        let diff: String = std::iter::once("--- a/out/x\n+++ b/out/x\n@@ -1 +1 @@\n".to_string())
+            .chain((0..lines).map(|i| format!("+line {i}\n")))
+            .collect();
         let resource = ResourceChange {
             id: "ConfigMap/ns/x".into(),
             kind: "ConfigMap".into(),

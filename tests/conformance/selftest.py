@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Each conformance check must be able to fail: break one running box's bundle in one
+way, run the check on it, and expect it to refuse (exit 1, not a usage or tool error).
+
+    selftest.py SOURCE_REPO CASE       run one case (exit 0 when the check refused it)
+    selftest.py --list                 the cases
+
+SOURCE_REPO is a built config repo (devbox.toml, users/, out/); the first running box
+with a StatefulSet is copied into a fresh repo of its own for each case.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bundles import Repo, containers, load_one, pod_spec  # noqa: E402
+
+Fixture = Path  # the temporary repo
+
+
+def statefulset(repo: Fixture) -> Path:
+    return next(repo.glob("out/**/statefulset-*.yaml"))
+
+
+def rewrite(path: Path, change: Callable[[dict], None], after: Callable[[str], str] = lambda t: t) -> None:
+    header = path.read_text().splitlines()[0] + "\n"
+    obj = load_one(path)
+    change(obj)
+    path.write_text(header + after(yaml.safe_dump(obj, sort_keys=False)))
+
+
+def main_container(obj: dict) -> dict:
+    return next(c for _, c in containers(pod_spec(obj)) if c["name"] == "devbox")
+
+
+def unknown_field(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: pod_spec(o).update(bogusField="x"))
+
+
+def wrong_type(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas="1"))
+
+
+def unquoted_yaml11(repo: Fixture) -> None:
+    """An env value written as the TOML says, but left unquoted: YAML 1.1 reads a bool."""
+    user = next(repo.glob("users/*.toml"))
+    text = user.read_text()
+    text += "\n" if not text.endswith("\n") else ""
+    if "[env]" in text:
+        text = text.replace("[env]\n", '[env]\nSELFTEST_FLAG = "on"\n', 1)
+    else:
+        text += '\n[env]\nSELFTEST_FLAG = "on"\n'
+    user.write_text(text)
+    rewrite(
+        statefulset(repo),
+        lambda o: main_container(o)["env"].append({"name": "SELFTEST_FLAG", "value": "on"}),
+        lambda t: t.replace("value: 'on'", "value: on"),
+    )
+
+
+def privileged(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: main_container(o)["securityContext"].update(privileged=True, allowPrivilegeEscalation=True))
+
+
+def host_path(repo: Fixture) -> None:
+    def change(o: dict) -> None:
+        pod_spec(o)["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
+        main_container(o)["volumeMounts"].append({"name": "docker", "mountPath": "/var/run/docker.sock"})
+
+    rewrite(statefulset(repo), change)
+
+
+def capability(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: main_container(o)["securityContext"].update(capabilities={"drop": ["ALL"], "add": ["NET_ADMIN"]}))
+
+
+def root_user(repo: Fixture) -> None:
+    def change(o: dict) -> None:
+        pod_spec(o)["securityContext"].update(runAsNonRoot=False, runAsUser=0)
+
+    rewrite(statefulset(repo), change)
+
+
+def unconfined(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: main_container(o)["securityContext"].update(seccompProfile={"type": "Unconfined"}))
+
+
+def many_skips(repo: Fixture) -> None:
+    notes = {f"checkov.io/skip{i + 4}": f"CKV_K8S_{10 + i}=because" for i in range(1, 5)}
+    rewrite(statefulset(repo), lambda o: o["metadata"].setdefault("annotations", {}).update(notes))
+
+
+def missing_resource(repo: Fixture) -> None:
+    path = next(repo.glob("out/**/kustomization.yaml"))
+    rewrite(path, lambda o: o["resources"].append("deployment-missing.yaml"))
+
+
+def no_header(repo: Fixture) -> None:
+    path = statefulset(repo)
+    path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
+
+
+def replicas_vs_state(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=0))
+
+
+def no_prune_protection(repo: Fixture) -> None:
+    path = next(repo.glob("out/**/persistentvolumeclaim-*.yaml"))
+    rewrite(path, lambda o: o["metadata"]["annotations"].pop("argocd.argoproj.io/sync-options", None))
+
+
+def bad_label(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: o["metadata"]["labels"].update(team="ML platform"))
+
+
+def bad_sshd_config(repo: Fixture) -> None:
+    path = next(repo.glob("out/**/configmap-*.yaml"))
+    rewrite(path, lambda o: o["data"].update(sshd_config=o["data"]["sshd_config"] + "PermitRootLogin maybe\n"))
+
+
+def truncated_key(repo: Fixture) -> None:
+    path = next(repo.glob("out/**/configmap-*.yaml"))
+    rewrite(path, lambda o: o["data"].update(authorized_keys=o["data"]["authorized_keys"][:60] + "\n"))
+
+
+CHECKS = {
+    "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
+    "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
+    "yaml": [sys.executable, str(HERE / "yaml_safety.py"), "{repo}"],
+    "pss": [sys.executable, str(HERE / "pss_restricted.py"), "{out}"],
+    "checkov": ["bash", str(HERE / "checkov.sh"), "{out}"],
+    "contract": [sys.executable, str(HERE / "contract.py"), "{repo}"],
+    "shipped": ["bash", str(HERE / "shipped_files.sh"), "{out}"],
+}
+CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
+    "k8s-unknown-field": (unknown_field, "k8s"),
+    "k8s-wrong-type": (wrong_type, "k8s"),
+    "k8s-yaml11-bool": (unquoted_yaml11, "k8s"),
+    "kustomize-missing-resource": (missing_resource, "kustomize"),
+    "yaml11-unquoted-on": (unquoted_yaml11, "yaml"),
+    "pss-privileged": (privileged, "pss"),
+    "pss-host-path": (host_path, "pss"),
+    "pss-net-admin": (capability, "pss"),
+    "pss-root": (root_user, "pss"),
+    "pss-seccomp-unconfined": (unconfined, "pss"),
+    "checkov-privileged": (privileged, "checkov"),
+    "checkov-four-skips": (many_skips, "checkov"),
+    "contract-no-header": (no_header, "contract"),
+    "contract-replicas": (replicas_vs_state, "contract"),
+    "contract-prunable-home": (no_prune_protection, "contract"),
+    "contract-label-value": (bad_label, "contract"),
+    "shipped-sshd-config": (bad_sshd_config, "shipped"),
+    "shipped-truncated-key": (truncated_key, "shipped"),
+}
+
+
+def fixture(source: Path, into: Path) -> Fixture:
+    repo = Repo(source)
+    for name, user in repo.users.items():
+        state = repo.pick(name, "state") or "running"
+        if state == "running" and any(repo.bundle(name).glob("statefulset-*.yaml")):
+            break
+    else:
+        raise SystemExit(f"no running box with a StatefulSet in {source}")
+    (into / "users").mkdir(parents=True)
+    if (source / "devbox.toml").exists():
+        shutil.copy(source / "devbox.toml", into / "devbox.toml")
+    shutil.copy(source / "users" / f"{name}.toml", into / "users" / f"{name}.toml")
+    shutil.copytree(repo.bundle(name), into / repo.bundle(name).relative_to(source))
+    return into
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(CASES))
+        return 0
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print(__doc__, file=sys.stderr)
+        return 2
+    source, case = Path(sys.argv[1]), sys.argv[2]
+    breaker, check = CASES[case]
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        fixture(source, repo)
+        command = [a.format(repo=repo, out=repo / "out") for a in CHECKS[check]]
+        # The unbroken fixture must pass, so that the refusal below is the breakage's doing.
+        before = subprocess.run(command, capture_output=True, text=True)
+        if before.returncode != 0:
+            print(before.stdout[-2000:], before.stderr[-2000:])
+            print(f"selftest {case}: the unbroken fixture already fails `{check}` (exit {before.returncode})")
+            return 1
+        breaker(repo)
+        after = subprocess.run(command, capture_output=True, text=True)
+        lines = [l for l in (after.stdout + after.stderr).splitlines() if l.strip()]
+        if after.returncode == 1:
+            first = next((l.strip() for l in lines if "FAIL" in l or "ERROR" in l), lines[-1] if lines else "")
+            print(f"selftest {case}: `{check}` refused the broken bundle: {first[:200]}")
+            return 0
+        print("\n".join(lines[-20:]))
+        print(f"selftest {case}: `{check}` exited {after.returncode} on the broken bundle, expected 1")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
