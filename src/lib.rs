@@ -92,10 +92,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             let errors = errors.sorted();
             let _ = diagnostic::render(&errors, &mut stderr);
             let count = errors.error_count();
-            if count > 1 {
-                eprintln!("error: {count} problems; nothing under out/ was changed");
-            } else {
-                eprintln!("error: nothing under out/ was changed");
+            // Only `build` writes; for it, say that the failure left out/ alone.
+            let writes = matches!(cli.command, cli::Command::Build { check: false });
+            match (count > 1, writes) {
+                (true, true) => eprintln!("error: {count} problems; nothing under out/ was changed"),
+                (false, true) => eprintln!("error: nothing under out/ was changed"),
+                (true, false) => eprintln!("error: {count} problems"),
+                (false, false) => {}
             }
             ExitCode::from(EXIT_ERROR)
         }

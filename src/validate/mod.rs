@@ -284,6 +284,8 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let mut hostnames: HashMap<String, &str> = HashMap::new();
     let mut secrets: HashMap<String, &str> = HashMap::new();
+    let auth_key_secret =
+        repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::resolve::DEFAULT_AUTH_KEY_SECRET.to_string());
     for (name, parsed) in &repo.users {
         let user = &parsed.value;
         let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| default_hostname(name));
@@ -295,6 +297,13 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
             );
         }
         let secret = user.ssh.key_secret.clone().unwrap_or_else(|| default_key_secret(name));
+        if secret == auth_key_secret {
+            diagnostics.push(
+                Diagnostic::error(format!("`{secret}` is the tailnet auth key Secret shared by every box"))
+                    .at(&parsed.source, parsed.source.value_span("ssh.key_secret"), "shared auth key")
+                    .help("this would mount the organisation's tailnet auth key in this person's box: name the box's own key Secret, e.g. `NAME-ssh`"),
+            );
+        }
         if let Some(other) = secrets.insert(secret.clone(), name) {
             diagnostics.push(
                 Diagnostic::error(format!("Secret `{secret}` is also the key Secret of users/{other}.toml"))

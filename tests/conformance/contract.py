@@ -16,7 +16,9 @@ What each user file asks for:
   - the key Secret (ssh.key_secret, default NAME-ssh) mounted at /secrets, owner-only;
   - every authorized key in the ConfigMap; the tailnet hostname and tags;
   - the owner's email in every object's annotations;
-  - rule 5: no Secret objects, no service-account token;
+  - rule 5: no Secret objects, no service-account token; a generated Namespace enforces
+    the `restricted` Pod Security Standard;
+  - files outside the user bundles (GitOps delivery) follow the same layout rules;
   - what the API server validates beyond the OpenAPI schemas kubernetes-validate knows:
     object, namespace, container, volume and port names, label and annotation keys and
     values (apimachinery's rules), the pod's `controller-revision-hash` label within 63,
@@ -71,8 +73,8 @@ def api_rules(obj: dict) -> list[str]:
     if namespace is not None and (len(namespace) > 63 or not DNS1123_LABEL.match(namespace)):
         problems.append(f"namespace {namespace!r} is not a DNS-1123 label")
     metas = [("metadata", meta)]
-    template_meta = dig(obj, "spec", "template", "metadata")
-    if isinstance(template_meta, dict):
+    template_meta = dig(obj, "spec", "template", "metadata") if pod_spec(obj) is not None else None
+    if isinstance(template_meta, dict):  # a pod template (an ApplicationSet's is a Go template)
         metas.append(("spec.template.metadata", template_meta))
     for where, m in metas:
         for key, value in (m.get("labels") or {}).items():
@@ -284,11 +286,34 @@ def main() -> int:
             continue
         state = check_bundle(repo, name, bundle, report)
         states[state] = states.get(state, 0) + 1
-    checked = {repo.bundle(name).relative_to(out).parts[0] for name in repo.users}
-    extra = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in checked) if out.is_dir() else []
+    # Everything else under out/ (the GitOps delivery manifests): generated, one object
+    # per file, named after it, acceptable to the API server; a Namespace enforces the
+    # `restricted` Pod Security Standard (rule 5).
+    bundles = {repo.bundle(name).resolve() for name in repo.users}
+    others = sorted(p for p in out.rglob("*.yaml") if p.parent.resolve() not in bundles) if out.is_dir() else []
+    for path in others:
+        rel = path.relative_to(root)
+        if not path.read_text(encoding="utf-8").startswith(GENERATED_MARKER):
+            report.fail(f"{rel} does not start with `{GENERATED_MARKER}`")
+        docs = load_all(path)
+        if len(docs) != 1 or not isinstance(docs[0], dict):
+            report.fail(f"{rel} holds {len(docs)} documents, not one object")
+            continue
+        obj = docs[0]
+        kind, obj_name = obj.get("kind", ""), dig(obj, "metadata", "name") or ""
+        if path.name != KUSTOMIZATION and path.name != f"{kind.lower()}-{obj_name}.yaml":
+            report.fail(f"{rel} holds {kind}/{obj_name}: expected file name {kind.lower()}-{obj_name}.yaml")
+        for problem in api_rules(obj):
+            report.fail(f"{rel}: {problem}")
+        if kind == "Secret":
+            report.fail(f"{rel}: a Secret in out/")
+        if kind == "Namespace":
+            labels = dig(obj, "metadata", "labels") or {}
+            if labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+                report.fail(f"{rel}: the Namespace does not enforce the restricted Pod Security Standard")
     summary = f"{len(repo.users)} bundles ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})"
-    if extra:
-        summary += f"; other directories not checked here: {extra}"
+    if others:
+        summary += f"; {len(others)} other files (GitOps delivery)"
     return report.finish(summary)
 
 

@@ -236,7 +236,7 @@ fn new_never_overwrites_a_user_file() {
     let run = repo.run_ok(&["new", "alice", "--email", "other@example.com", "--key", &key], 2);
     assert_eq!(
         run.stderr,
-        "error: users/alice.toml already exists\n = in users/alice.toml\n = help: edit users/alice.toml instead, or choose another name; `devbox-gen new` never overwrites a file\n\nerror: nothing under out/ was changed\n"
+        "error: users/alice.toml already exists\n = in users/alice.toml\n = help: edit users/alice.toml instead, or choose another name; `devbox-gen new` never overwrites a file\n\n"
     );
     assert_eq!(repo.read("users/alice.toml"), before);
 }

@@ -269,3 +269,12 @@ fn a_nul_byte_is_a_toml_error_not_a_panic() {
     assert!(run.stderr.contains("users/bob.toml:1:"), "{}", run.stderr);
     let _ = KEY_ALICE;
 }
+
+#[test]
+fn the_shared_tailnet_auth_key_cannot_be_a_box_key_secret() {
+    let repo = Repo::with_alice();
+    repo.write("users/bob.toml", &user("", "").replace("[ssh]\n", "[ssh]\nkey_secret = \"tailscale-auth\"\n"));
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.contains("`tailscale-auth` is the tailnet auth key Secret shared by every box"), "{}", run.stderr);
+    assert!(run.stderr.contains("┌─ users/bob.toml:4:14"), "{}", run.stderr);
+}
