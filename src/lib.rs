@@ -15,6 +15,7 @@ pub mod diff;
 pub mod emit;
 pub mod model;
 pub mod pipeline;
+pub mod progress;
 pub mod quantity;
 pub mod read;
 pub mod render;
@@ -58,6 +59,11 @@ pub struct Context {
 impl Context {
     pub fn warn(&mut self, warnings: Diagnostics) {
         self.warnings.extend(warnings);
+    }
+
+    /// A progress line on a terminal while slow work runs (see [`progress`]), unless `--quiet`.
+    pub fn progress(&self, message: &str) -> progress::Progress {
+        progress::Progress::start(message, !self.quiet)
     }
 
     /// A progress or summary line on stderr, unless `--quiet`.

@@ -9,12 +9,17 @@ use crate::write;
 use crate::{Context, Outcome};
 
 pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+    let working = context.progress("compiling users/");
     let compiled = compile(&context.root)?;
     context.warn(compiled.warnings);
     let existing = timed("read out/", || write::read_existing(&context.root))?;
     check::refuse_impossible_changes(&existing.home_volume_tree(), &compiled.tree)?;
     context.warn(write::foreign_warnings(&existing));
     let changes = timed("compare", || write::changes(&existing, &compiled.tree));
+    if !check_only {
+        timed("write", || write::apply(&context.root, &existing, &compiled.tree, &changes))?;
+    }
+    drop(working);
     let users = compiled.users.len();
     for removed in removed_bundles(&changes, &compiled.users) {
         context.status(&format!(
@@ -32,7 +37,6 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
         context.status(&format!("out/ is stale: {} files would change; run `devbox-gen build`", changes.count()));
         return Ok(Outcome::Changed);
     }
-    timed("write", || write::apply(&context.root, &existing, &compiled.tree, &changes))?;
     if changes.is_empty() {
         context.status(&format!("out/ is up to date ({users} users)"));
     } else {

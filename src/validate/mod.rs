@@ -284,8 +284,7 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let mut hostnames: HashMap<String, &str> = HashMap::new();
     let mut secrets: HashMap<String, &str> = HashMap::new();
-    let auth_key_secret =
-        repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::resolve::DEFAULT_AUTH_KEY_SECRET.to_string());
+    let auth_key_secret = repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::resolve::DEFAULT_AUTH_KEY_SECRET.to_string());
     for (name, parsed) in &repo.users {
         let user = &parsed.value;
         let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| default_hostname(name));
