@@ -64,8 +64,8 @@ def count_files(path: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
 
 
-def gojsonnet_command(binary: str, repo: Path, out: Path) -> list[str]:
-    return [sys.executable, str(HERE / "gojsonnet_render.py"), "--binary", binary, "--repo", str(repo), "--out", str(out)]
+def gojsonnet_command(python: str, binary: str, repo: Path, out: Path) -> list[str]:
+    return [python, str(HERE / "gojsonnet_render.py"), "--binary", binary, "--repo", str(repo), "--out", str(out)]
 
 
 def main() -> None:
@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--binary", default=str(REPO / "target/release/devbox-gen"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--gojsonnet", action="store_true")
+    parser.add_argument("--gojsonnet", action="store_true", help="also time go-jsonnet (needs PyPI gojsonnet and PyYAML in --python)")
+    parser.add_argument("--python", default=sys.executable, help="the Python that runs bench/gojsonnet_render.py")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     binary = str(Path(args.binary).resolve())
@@ -116,7 +117,7 @@ def main() -> None:
         clean_copy()
         if args.gojsonnet:
             gout = work / "out-gojsonnet"
-            results["go-jsonnet render"] = best(1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(binary, work, gout))
+            results["go-jsonnet render"] = best(1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout))
         for name, (wall, cpu, mem) in results.items():
             rows.append((n, files, name, wall, cpu, mem, wall / cold[0]))
         print(f"N={n} done ({files} files)", file=sys.stderr)

@@ -65,7 +65,13 @@ pub enum Command {
     /// Print one user's bundle to stdout.
     Show {
         /// The user's name (the file stem of users/NAME.toml).
-        name: String,
+        #[arg(required_unless_present = "input")]
+        name: Option<String>,
+        /// Print the template's input instead: the resolved `box` as JSON (all users, as an
+        /// array, when no NAME is given). What a custom template receives, and what
+        /// `bench/gojsonnet_render.py` feeds go-jsonnet.
+        #[arg(long)]
+        input: bool,
     },
     /// Write a new users/NAME.toml (refuses to overwrite one), validated like every user file.
     New {

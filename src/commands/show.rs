@@ -5,7 +5,35 @@ use std::io::Write;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::pipeline::compile;
-use crate::{Context, Outcome};
+use crate::{Context, Outcome, read, resolve, validate};
+
+/// `show --input [NAME]`: the resolved boxes as JSON, after reading and validating everything.
+pub fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
+    let (repo, mut found) = read::read(&context.root)?;
+    found.extend(validate::validate(&repo));
+    if found.has_errors() {
+        return Err(found);
+    }
+    context.warn(found);
+    let boxes = resolve::resolve(&repo)?;
+    let json = match name {
+        None => serde_json::to_string_pretty(&boxes),
+        Some(name) => match boxes.iter().find(|b| b.name == name) {
+            Some(found) => serde_json::to_string_pretty(found),
+            None => {
+                let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
+                let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
+                if let Some(near) = read::closest(name, &names) {
+                    error = error.help(format!("did you mean `{near}`?"));
+                }
+                return Err(error.into());
+            }
+        },
+    }
+    .expect("a resolved box is plain data");
+    let _ = writeln!(std::io::stdout().lock(), "{json}");
+    Ok(Outcome::Clean)
+}
 
 pub fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
     let compiled = compile(&context.root)?;

@@ -16,3 +16,18 @@ fn an_unknown_name_suggests_the_close_one() {
     assert!(run.stderr.contains("no user `alcie`"), "{}", run.stderr);
     assert!(run.stderr.contains("did you mean `alice`?"), "{}", run.stderr);
 }
+
+#[test]
+fn input_prints_what_the_template_receives() {
+    let repo = Repo::with_alice();
+    let run = repo.run_ok(&["show", "--input", "alice"], 0);
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(value["name"], "alice");
+    assert_eq!(value["ssh"]["key_secret"], "alice-ssh");
+    assert_eq!(value["tailscale"]["hostname"], "alice-devbox");
+    assert_eq!(value["home"]["storage_class"], serde_json::Value::Null);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&repo.run_ok(&["show", "--input"], 0).stdout).unwrap();
+    assert_eq!(all.len(), 1);
+    let run = repo.run_ok(&["show"], 2);
+    assert!(run.stderr.contains("required arguments were not provided"), "{}", run.stderr);
+}
