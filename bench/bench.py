@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--binary", default=str(REPO / "target/release/devbox-gen"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--gojsonnet", action="store_true", help="also time go-jsonnet (needs PyPI gojsonnet and PyYAML in --python)")
+    parser.add_argument("--gojsonnet-max", type=int, default=1000, help="largest N to render with go-jsonnet (about 40 ms a box)")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs bench/gojsonnet_render.py")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
 
         results["cp -r out/"] = best(args.runs, clean_copy, ["cp", "-r", str(out), str(copy)])
         clean_copy()
-        if args.gojsonnet:
+        if args.gojsonnet and n <= args.gojsonnet_max:
             gout = work / "out-gojsonnet"
             results["go-jsonnet render"] = best(1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout))
         for name, (wall, cpu, mem) in results.items():
