@@ -323,10 +323,10 @@ pub fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMa
     let mut changes = Vec::new();
     for (user, new) in after {
         let Some(old) = before.get(user) else { continue };
-        if let (Ok(from), Ok(to)) = (Quantity::parse(&old.size), Quantity::parse(&new.size)) {
-            if to < from {
-                changes.push(ImpossibleChange::Shrink { user: user.clone(), from: old.size.clone(), to: new.size.clone() });
-            }
+        if let (Ok(from), Ok(to)) = (Quantity::parse(&old.size), Quantity::parse(&new.size))
+            && to < from
+        {
+            changes.push(ImpossibleChange::Shrink { user: user.clone(), from: old.size.clone(), to: new.size.clone() });
         }
         if old.storage_class != new.storage_class {
             changes.push(ImpossibleChange::StorageClass {

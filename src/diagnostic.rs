@@ -108,11 +108,6 @@ impl Diagnostics {
         self.0.is_empty()
     }
 
-    /// `Err(self)` when anything is an error, so stages can end with `diagnostics.into_result(value)`.
-    pub fn into_result<T>(self, value: T) -> Result<(T, Diagnostics), Diagnostics> {
-        if self.has_errors() { Err(self) } else { Ok((value, self)) }
-    }
-
     pub fn sorted(mut self) -> Self {
         self.0.sort_by_key(Diagnostic::sort_key);
         self

@@ -45,10 +45,11 @@ pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
 /// Set by `--verbose`: print each stage's duration.
 pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Stages 1 to 3 only: every box, resolved, for the commands that need the boxes' settings
-/// but not their manifests (`secrets`, `ssh-config`). Returns the warnings beside the boxes.
-pub fn resolve_boxes(root: &Path) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
-    let (repo, mut found) = read::read(root)?;
+/// Stages 1 to 3 only: every box (or those of `only`, user files relative to `root`), resolved,
+/// for the commands that need the boxes' settings but not their manifests (`validate`,
+/// `secrets`, `ssh-config`, `show --input`). Returns the warnings beside the boxes.
+pub fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+    let (repo, mut found) = read::read_selected(root, only)?;
     found.extend(validate::validate(&repo));
     if found.has_errors() {
         return Err(found.sorted());

@@ -54,11 +54,6 @@ impl Quantity {
     pub fn is_zero(self) -> bool {
         self.nanos == 0
     }
-
-    /// Whole units, rounded down (bytes for memory, cores for CPU).
-    pub fn whole_units(self) -> u128 {
-        self.nanos / NANOS
-    }
 }
 
 impl PartialOrd<u128> for Quantity {

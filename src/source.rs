@@ -47,10 +47,6 @@ impl SourceFile {
         self.lookup(path).map_or_else(|| self.first_line(), |s| s.key.clone())
     }
 
-    pub fn has(&self, path: &str) -> bool {
-        self.spans.contains_key(path)
-    }
-
     fn lookup(&self, path: &str) -> Option<&KeySpans> {
         let mut current = path;
         loop {

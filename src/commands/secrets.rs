@@ -20,7 +20,7 @@ pub const AUTH_KEY_KEY: &str = "TS_AUTHKEY";
 pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str) -> Result<Outcome, Diagnostics> {
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
-    let (boxes, warnings) = resolve_boxes(&context.root)?;
+    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
     print!("{}", commands(resolved, key, auth_key_file));

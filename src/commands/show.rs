@@ -4,18 +4,13 @@
 use std::io::Write;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::pipeline::compile;
-use crate::{Context, Outcome, read, resolve, validate};
+use crate::pipeline::{compile, resolve_boxes};
+use crate::{Context, Outcome, read};
 
 /// `show --input [NAME]`: the resolved boxes as JSON, after reading and validating everything.
 pub fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
-    let (repo, mut found) = read::read(&context.root)?;
-    found.extend(validate::validate(&repo));
-    if found.has_errors() {
-        return Err(found);
-    }
-    context.warn(found);
-    let boxes = resolve::resolve(&repo)?;
+    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    context.warn(warnings);
     let json = match name {
         None => serde_json::to_string_pretty(&boxes),
         Some(name) => match boxes.iter().find(|b| b.name == name) {

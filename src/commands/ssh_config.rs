@@ -16,7 +16,7 @@ pub const SSH_PORT: u16 = 2222;
 pub const SSH_USER: &str = "jupyter";
 
 pub fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Result<Outcome, Diagnostics> {
-    let (boxes, warnings) = resolve_boxes(&context.root)?;
+    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
     context.warn(warnings);
     let selected: Vec<&ResolvedBox> = match name {
         Some(name) => vec![resolve::find(&boxes, name)?],

@@ -77,10 +77,10 @@ pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
         let Some(size) = header.rsplit(' ').next().and_then(|s| s.parse::<usize>().ok()) else { continue };
         let Some(contents) = rest.get(..size) else { break };
         rest = rest.get(size + 1..).unwrap_or_default();
-        if let Ok(text) = std::str::from_utf8(contents) {
-            if text.starts_with(GENERATED_MARKER) {
-                tree.files.insert(path, text.to_string());
-            }
+        if let Ok(text) = std::str::from_utf8(contents)
+            && text.starts_with(GENERATED_MARKER)
+        {
+            tree.files.insert(path, text.to_string());
         }
     }
     Ok(tree)

@@ -497,15 +497,15 @@ fn changed_paths(old: &Value, new: &Value, at: &mut Vec<String>, out: &mut Vec<V
         Value::Array(_) => Some(Value::Array(Vec::new())),
         _ => None,
     };
-    if old.is_null() {
-        if let Some(old) = empty(new) {
-            return changed_paths(&old, new, at, out);
-        }
+    if old.is_null()
+        && let Some(old) = empty(new)
+    {
+        return changed_paths(&old, new, at, out);
     }
-    if new.is_null() {
-        if let Some(new) = empty(old) {
-            return changed_paths(old, &new, at, out);
-        }
+    if new.is_null()
+        && let Some(new) = empty(old)
+    {
+        return changed_paths(old, &new, at, out);
     }
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {

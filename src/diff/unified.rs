@@ -105,10 +105,11 @@ pub fn yaml_paths(text: &str) -> Vec<String> {
             let value = value.trim();
             if key == "name" && !value.is_empty() {
                 // Name the enclosing list item after its `name:`.
-                if let Some(&(item_indent, node, _)) = stack.last() {
-                    if nodes[node].item && item_indent + 2 == key_indent {
-                        nodes[node].label = format!("[{}]", unquote(value));
-                    }
+                if let Some(&(item_indent, node, _)) = stack.last()
+                    && nodes[node].item
+                    && item_indent + 2 == key_indent
+                {
+                    nodes[node].label = format!("[{}]", unquote(value));
                 }
             }
             nodes.push(Node { label: unquote(key).to_string(), item: false });

@@ -59,10 +59,10 @@ impl ImportResolver for Resolver {
     }
 
     fn load_file_contents(&self, resolved: &SourcePath) -> Result<Vec<u8>> {
-        if let Some(virtual_path) = resolved.downcast_ref::<SourceVirtual>() {
-            if let Some(text) = embedded(&virtual_path.0) {
-                return Ok(text.as_bytes().to_vec());
-            }
+        if let Some(virtual_path) = resolved.downcast_ref::<SourceVirtual>()
+            && let Some(text) = embedded(&virtual_path.0)
+        {
+            return Ok(text.as_bytes().to_vec());
         }
         self.files.load_file_contents(resolved)
     }
