@@ -53,7 +53,7 @@ pub const BASE_NAME: &str = "devboxes";
 const SETTINGS_SOURCE: &str = "devbox.toml";
 
 /// What delivery needs to know about one compiled box.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Delivered {
     pub name: String,
     /// `users/alice.toml`.

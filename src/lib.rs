@@ -6,6 +6,7 @@
 //! together by [`pipeline::compile`]. Each command in [`commands`] is a thin workflow over that
 //! pipeline; [`run`] is the one place that prints diagnostics and decides the exit code.
 
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -12,11 +12,16 @@
 //! files exist: memory holds the output, not every intermediate form of it. Stage 7 runs once,
 //! on what each box left behind for it ([`delivery::Delivered`]).
 //!
+//! A box whose inputs are those of the last build, and whose files `out/` still holds byte for
+//! byte, skips stages 4 to 6: its files are *kept* ([`Earlier`], [`crate::cache`]).
+//!
 //! Writing (`write`) and comparing (`diff`) happen after, in the commands: the compiled tree
 //! is the same either way.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::cache::{self, BuildCache, BundleRecord, Digest};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{self, OutTree};
 use crate::read::{self, ConfigRepo};
@@ -24,12 +29,18 @@ use rayon::prelude::*;
 
 use crate::render::{self, Template};
 use crate::resolve::ResolvedBox;
+use crate::write::Existing;
 use crate::{check, delivery, resolve, validate};
 
 /// The result of a successful compilation.
 #[derive(Debug)]
 pub struct Compiled {
+    /// The files of the boxes that were rendered, and of `out/_gitops/`.
     pub tree: OutTree,
+    /// Files of the boxes that were not rendered again: `out/` already holds them, unchanged.
+    pub kept: BTreeSet<String>,
+    /// What each user file rendered to, for the next build's cache.
+    pub bundles: BTreeMap<String, BundleRecord>,
     /// The names of the compiled boxes, sorted.
     pub users: Vec<String>,
     /// Warnings found on the way (they do not stop the build).
@@ -37,9 +48,25 @@ pub struct Compiled {
 }
 
 /// Compiles the config repo at `root` into the tree `out/` should hold.
+/// Every box is rendered: nothing is taken from an earlier build.
 pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
     let (repo, found) = timed("read", || read::read(root))?;
-    compile_repo(&repo, found)
+    compile_repo(&repo, found, None)
+}
+
+/// What an earlier build left that this one may reuse: its cache, and `out/` as it is now.
+pub struct Earlier<'a> {
+    pub cache: &'a BuildCache,
+    pub existing: &'a Existing,
+}
+
+impl Earlier<'_> {
+    /// The files of this user's bundle, if the last build rendered them from the same inputs
+    /// and `out/` still holds them byte for byte.
+    fn reusable(&self, source: &str, fingerprint: Digest) -> Option<&BundleRecord> {
+        let record = self.cache.bundle(source, fingerprint)?;
+        record.files.iter().all(|(path, digest)| self.existing.holds(path, *digest)).then_some(record)
+    }
 }
 
 /// Set by `--verbose`: print each stage's duration.
@@ -57,10 +84,13 @@ pub fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result
     Ok((resolve::resolve(&repo)?, found))
 }
 
+fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("DEVBOX_GEN_TIMINGS").is_some()
+}
+
 /// Runs one stage; with `--verbose` (or `DEVBOX_GEN_TIMINGS` set), prints how long it took.
 pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
-    let verbose = VERBOSE.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("DEVBOX_GEN_TIMINGS").is_some();
-    if !verbose {
+    if !verbose() {
         return f();
     }
     let start = std::time::Instant::now();
@@ -69,8 +99,9 @@ pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Stages 2 to 6 on a config repo already read; `found` holds what reading reported.
-pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compiled, Diagnostics> {
+/// Stages 2 to 7 on a config repo already read; `found` holds what reading reported. Boxes
+/// that `earlier` vouches for are not rendered again.
+pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&Earlier>) -> Result<Compiled, Diagnostics> {
     let root = repo.root.as_path();
     found.extend(timed("validate", || validate::validate(repo)));
     if found.has_errors() {
@@ -81,22 +112,45 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compile
     let template = template_of(repo)?;
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
-    let outcomes: Vec<BoxOutcome> =
-        timed("render+check+emit", || boxes.into_par_iter().map(|resolved| compile_box(resolved, &template, &root)).collect());
+    let outcomes: Vec<BoxOutcome> = timed("render+check+emit", || {
+        boxes
+            .into_par_iter()
+            .map(|resolved| {
+                let fingerprint = cache::fingerprint(&resolved);
+                match earlier.and_then(|earlier| earlier.reusable(&resolved.source, fingerprint)) {
+                    Some(record) => BoxOutcome::Kept(record.clone()),
+                    None => compile_box(resolved, fingerprint, &template, &root),
+                }
+            })
+            .collect()
+    });
     let mut tree = OutTree::default();
+    let mut kept = BTreeSet::new();
+    let mut bundles = BTreeMap::new();
     let mut delivered = Vec::with_capacity(outcomes.len());
+    let mut reused = 0;
     let mut failures = Vec::new();
     let mut invalid = Diagnostics::default();
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
-            BoxOutcome::Emitted(files, summary) => {
+            BoxOutcome::Emitted(files, record) => {
                 tree.files.extend(files);
-                delivered.push(summary);
+                delivered.push(record.delivered.clone());
+                bundles.insert(record.delivered.source.clone(), record);
+            }
+            BoxOutcome::Kept(record) => {
+                reused += 1;
+                kept.extend(record.files.iter().map(|(path, _)| path.clone()));
+                delivered.push(record.delivered.clone());
+                bundles.insert(record.delivered.source.clone(), record);
             }
             BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
             BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
         }
+    }
+    if verbose() && earlier.is_some() {
+        eprintln!("cache: {reused} of {} bundles unchanged since the last build, not rendered again", delivered.len());
     }
     if !failures.is_empty() {
         return Err(render::failures_to_diagnostics(failures, &template, &root));
@@ -105,17 +159,18 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics) -> Result<Compile
         return Err(invalid);
     }
     tree.files.extend(timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
-    Ok(Compiled { tree, users, warnings })
+    Ok(Compiled { tree, kept, bundles, users, warnings })
 }
 
 enum BoxOutcome {
-    Emitted(Vec<(String, String)>, delivery::Delivered),
+    Emitted(Vec<(String, String)>, BundleRecord),
+    Kept(BundleRecord),
     TemplateFailed { source: String, message: String },
     Invalid { source: String, problems: Vec<String> },
 }
 
 /// Render → check → emit for one box.
-fn compile_box(resolved: ResolvedBox, template: &Template, root: &Path) -> BoxOutcome {
+fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, root: &Path) -> BoxOutcome {
     let source = resolved.source.clone();
     let rendered = match render::render_box(resolved, template, root) {
         Ok(rendered) => rendered,
@@ -125,7 +180,9 @@ fn compile_box(resolved: ResolvedBox, template: &Template, root: &Path) -> BoxOu
     if !problems.is_empty() {
         return BoxOutcome::Invalid { source, problems };
     }
-    BoxOutcome::Emitted(emit::emit_box(&rendered), delivery::Delivered::of(&rendered))
+    let files = emit::emit_box(&rendered);
+    let digests = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    BoxOutcome::Emitted(files, BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) })
 }
 
 /// The template devbox.toml names, or the embedded one.

@@ -6,23 +6,25 @@
 //! disk or an error leaves the previous `out/` whole. Files that devbox-gen did not generate
 //! are carried over and reported, never deleted; symbolic links are never followed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::cache::{BuildCache, Digest, Seen, Stamp};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::emit::{GENERATED_MARKER, OutTree};
+use crate::emit::{self, GENERATED_MARKER, OutTree};
 
-/// What is in `out/` now. Only names are held: contents are read when compared, so a
-/// 10,000-user `out/` is never in memory twice.
+/// What is in `out/` now. Only names and hashes are held: contents are read again when they
+/// must be shown, so a 10,000-user `out/` is never in memory twice.
 #[derive(Debug, Default)]
 pub struct Existing {
     out: PathBuf,
-    /// Files devbox-gen generated (they start with the marker line), relative to out/.
-    pub generated: BTreeSet<String>,
+    /// Files devbox-gen generated (they start with the marker line), relative to out/, with
+    /// their stamp and the hash of their bytes.
+    pub generated: BTreeMap<String, Seen>,
     /// Anything else, by relative path: kept, reported.
     pub foreign: Vec<String>,
 }
@@ -33,23 +35,28 @@ impl Existing {
         fs::read_to_string(self.out.join(path)).ok()
     }
 
+    /// Whether `out/` holds exactly these bytes at `path`, as a file devbox-gen generated.
+    pub fn holds(&self, path: &str, digest: Digest) -> bool {
+        self.generated.get(path).is_some_and(|seen| seen.digest == digest)
+    }
+
     /// Every generated file with its contents (for `diff`, which shows them).
     pub fn tree(&self) -> OutTree {
         self.tree_of(|_| true)
     }
 
-    /// Only the home volumes' files: what `build` needs to refuse impossible changes.
-    pub fn home_volume_tree(&self) -> OutTree {
-        self.tree_of(|path| path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-")))
+    /// The home volumes' files of these users' bundles: what `build` needs to refuse impossible
+    /// changes to the bundles it rendered.
+    pub fn home_volume_tree(&self, users: &BTreeSet<&str>) -> OutTree {
+        self.tree_of(|path| {
+            path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
+                && emit::bundle_of(path).is_some_and(|user| users.contains(user))
+        })
     }
 
     fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
-        let files = self
-            .generated
-            .par_iter()
-            .filter(|path| wanted(path))
-            .filter_map(|path| self.read(path).map(|text| (path.clone(), text)))
-            .collect();
+        let paths: Vec<&String> = self.generated.keys().filter(|path| wanted(path)).collect();
+        let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
         OutTree { files }
     }
 }
@@ -86,8 +93,9 @@ pub fn out_dir(root: &Path) -> PathBuf {
     root.join("out")
 }
 
-/// Lists `out/` without following links, telling generated files from anyone else's.
-pub fn read_existing(root: &Path) -> Result<Existing, Diagnostics> {
+/// Lists `out/` without following links, telling generated files from anyone else's. Files
+/// the cache vouches for are only stat'ed; the rest are read and hashed, in parallel.
+pub fn read_existing(root: &Path, cache: &BuildCache) -> Result<Existing, Diagnostics> {
     let out = out_dir(root);
     let mut existing = Existing { out: out.clone(), ..Existing::default() };
     match out.symlink_metadata() {
@@ -104,11 +112,39 @@ pub fn read_existing(root: &Path) -> Result<Existing, Diagnostics> {
         }
         Ok(_) => {}
     }
-    walk(&out, "", &mut existing)?;
+    let mut files = Vec::new();
+    walk(&out, "", &mut files, &mut existing.foreign)?;
+    let seen: Vec<(String, Option<Seen>)> = files
+        .into_par_iter()
+        .map(|relative| {
+            let seen = look_at(&out.join(&relative), &relative, cache).map_err(|e| io_error("cannot read", &out.join(&relative), &e))?;
+            Ok((relative, seen))
+        })
+        .collect::<Result<_, Diagnostics>>()?;
+    for (relative, seen) in seen {
+        match seen {
+            Some(seen) => {
+                existing.generated.insert(relative, seen);
+            }
+            None => existing.foreign.push(relative),
+        }
+    }
+    existing.foreign.sort();
     Ok(existing)
 }
 
-fn walk(dir: &Path, prefix: &str, existing: &mut Existing) -> Result<(), Diagnostics> {
+/// The stamp and hash of a file devbox-gen generated; `None` for anyone else's file.
+fn look_at(path: &Path, relative: &str, cache: &BuildCache) -> io::Result<Option<Seen>> {
+    let stamp = Stamp::of(&path.symlink_metadata()?);
+    if let Some(digest) = cache.digest_if_unchanged(relative, stamp) {
+        return Ok(Some(Seen { stamp, digest }));
+    }
+    let bytes = fs::read(path)?;
+    Ok(bytes.starts_with(GENERATED_MARKER.as_bytes()).then(|| Seen { stamp, digest: Digest::of(&bytes) }))
+}
+
+/// Regular files go to `files`; links, sockets and the like to `foreign`, never followed.
+fn walk(dir: &Path, prefix: &str, files: &mut Vec<String>, foreign: &mut Vec<String>) -> Result<(), Diagnostics> {
     let entries = fs::read_dir(dir).map_err(|e| io_error("cannot read", dir, &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| io_error("cannot read", dir, &e))?;
@@ -116,28 +152,24 @@ fn walk(dir: &Path, prefix: &str, existing: &mut Existing) -> Result<(), Diagnos
         let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
         let file_type = entry.file_type().map_err(|e| io_error("cannot read", &entry.path(), &e))?;
         if file_type.is_dir() {
-            walk(&entry.path(), &relative, existing)?;
-        } else if file_type.is_file() && starts_with_marker(&entry.path()) {
-            existing.generated.insert(relative);
+            walk(&entry.path(), &relative, files, foreign)?;
+        } else if file_type.is_file() {
+            files.push(relative);
         } else {
-            existing.foreign.push(relative); // links and sockets are carried over, never followed
+            foreign.push(relative);
         }
     }
     Ok(())
 }
 
-fn starts_with_marker(path: &Path) -> bool {
-    let mut head = [0u8; GENERATED_MARKER.len()];
-    fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == GENERATED_MARKER.as_bytes()
-}
-
-/// Compares every file of `tree` with `out/`, reading the old contents in parallel.
-pub fn changes(existing: &Existing, tree: &OutTree) -> Changes {
+/// Compares every file of `tree` with `out/` by hash. `kept` are files known to be in `out/`
+/// already, unchanged (their bundles were not rendered again).
+pub fn changes(existing: &Existing, tree: &OutTree, kept: &BTreeSet<String>) -> Changes {
     let verdicts: Vec<(&String, Option<bool>)> = tree
         .files
         .par_iter()
         .map(|(path, text)| {
-            let same = existing.generated.contains(path).then(|| existing.read(path).as_deref() == Some(text.as_str()));
+            let same = existing.generated.get(path).map(|seen| seen.digest == Digest::of(text.as_bytes()));
             (path, same)
         })
         .collect();
@@ -149,7 +181,7 @@ pub fn changes(existing: &Existing, tree: &OutTree) -> Changes {
             Some(true) => {}
         }
     }
-    changes.removed = existing.generated.iter().filter(|p| !tree.files.contains_key(*p)).cloned().collect();
+    changes.removed = existing.generated.keys().filter(|p| !tree.files.contains_key(*p) && !kept.contains(*p)).cloned().collect();
     changes
 }
 
@@ -166,38 +198,63 @@ pub fn foreign_warnings(existing: &Existing) -> Diagnostics {
     diagnostics
 }
 
-/// Makes `out/` match `tree`. Writes nothing when nothing changed.
-pub fn apply(root: &Path, existing: &Existing, tree: &OutTree, changes: &Changes) -> Result<(), Diagnostics> {
+/// Makes `out/` match `tree` plus the `kept` files. Writes nothing when nothing changed.
+/// Returns the stamps of the files it wrote.
+pub fn apply(
+    root: &Path,
+    existing: &Existing,
+    tree: &OutTree,
+    kept: &BTreeSet<String>,
+    changes: &Changes,
+) -> Result<BTreeMap<String, Stamp>, Diagnostics> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(BTreeMap::new());
     }
     let out = out_dir(root);
     let staging = tempfile::Builder::new()
         .prefix(".out.devbox-gen-")
         .tempdir_in(root)
         .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
-    stage(&out, staging.path(), existing, tree, changes).map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
+    let written = stage(&out, staging.path(), existing, tree, kept, changes)
+        .map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
     swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
     // `staging` now holds the previous out/; dropping it removes it.
     drop(staging);
-    Ok(())
+    Ok(written)
 }
 
-fn stage(out: &Path, staging: &Path, existing: &Existing, tree: &OutTree, changes: &Changes) -> io::Result<()> {
+fn stage(
+    out: &Path,
+    staging: &Path,
+    existing: &Existing,
+    tree: &OutTree,
+    kept: &BTreeSet<String>,
+    changes: &Changes,
+) -> io::Result<BTreeMap<String, Stamp>> {
     set_directory_mode(staging)?;
-    let all: Vec<&String> = tree.files.keys().chain(&existing.foreign).collect();
+    let all: Vec<&String> = tree.files.keys().chain(kept).chain(&existing.foreign).collect();
     let directories: BTreeSet<&str> = all.iter().filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir)).collect();
     for directory in directories {
         fs::create_dir_all(staging.join(directory))?;
     }
     let rewritten: BTreeSet<&String> = changes.created.iter().chain(&changes.updated).collect();
-    tree.files.par_iter().try_for_each(|(path, text)| {
-        let target = staging.join(path);
-        // A hard link keeps an unchanged file's inode and mtime: "rebuilding rewrites no file".
-        if rewritten.contains(path) || fs::hard_link(out.join(path), &target).is_err() {
+    let written = tree
+        .files
+        .par_iter()
+        .map(|(path, text)| {
+            let target = staging.join(path);
+            // A hard link keeps an unchanged file's inode and mtime: "rebuilding rewrites no file".
+            if !rewritten.contains(path) && fs::hard_link(out.join(path), &target).is_ok() {
+                return Ok(None);
+            }
             fs::write(&target, text)?;
-        }
-        Ok::<(), io::Error>(())
+            Ok(Some((path.clone(), Stamp::of(&target.symlink_metadata()?))))
+        })
+        .filter_map(Result::transpose)
+        .collect::<io::Result<BTreeMap<String, Stamp>>>()?;
+    kept.par_iter().try_for_each(|path| {
+        let target = staging.join(path);
+        fs::hard_link(out.join(path), &target).or_else(|_| fs::copy(out.join(path), &target).map(drop))
     })?;
     for path in &existing.foreign {
         let (source, target) = (out.join(path), staging.join(path));
@@ -209,7 +266,7 @@ fn stage(out: &Path, staging: &Path, existing: &Existing, tree: &OutTree, change
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Temporary directories are private (0700); out/ is an ordinary, shared directory.

@@ -1,27 +1,61 @@
 //! `devbox-gen build [--check]`: compile, refuse what Kubernetes cannot apply, then write
 //! (or, with `--check`, only list what would change).
+//!
+//! The build cache ([`crate::cache`]) lets a build skip the boxes whose inputs and files have
+//! not changed since the last one; `--check` uses it too, but never writes it.
 
-use crate::check;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cache::{BuildCache, Digest, Seen, Stamp};
 use crate::diagnostic::Diagnostics;
-use crate::emit;
-use crate::pipeline::{compile, timed};
-use crate::write;
-use crate::{Context, Outcome};
+use crate::pipeline::{Compiled, Earlier, compile_repo, template_of, timed};
+use crate::write::{self, Changes, Existing};
+use crate::{Context, Outcome, check, emit, read, render};
 
 pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
     let working = context.progress("compiling users/");
-    let compiled = compile(&context.root)?;
-    context.warn(compiled.warnings);
-    let existing = timed("read out/", || write::read_existing(&context.root))?;
-    check::refuse_impossible_changes(&existing.home_volume_tree(), &compiled.tree)?;
+    let root = &context.root.clone();
+    let (repo, found) = timed("read", || read::read(root))?;
+    // A missing template is reported by compile_repo, after the user files' own problems.
+    let cache = match template_of(&repo) {
+        Ok(template) => timed("load cache", || BuildCache::load(root, &template)),
+        Err(_) => BuildCache::default(),
+    };
+    let existing = timed("read out/", || write::read_existing(root, &cache))?;
+    let mut compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }))?;
+    context.warn(std::mem::take(&mut compiled.warnings));
+    let rendered: BTreeSet<&str> = compiled.tree.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
+    check::refuse_impossible_changes(&existing.home_volume_tree(&rendered), &compiled.tree)?;
     context.warn(write::foreign_warnings(&existing));
-    let changes = timed("compare", || write::changes(&existing, &compiled.tree));
+    let changes = timed("compare", || write::changes(&existing, &compiled.tree, &compiled.kept));
     if !check_only {
-        timed("write", || write::apply(&context.root, &existing, &compiled.tree, &changes))?;
+        let written = timed("write", || write::apply(&context.root, &existing, &compiled.tree, &compiled.kept, &changes))?;
+        let files = files_now(&existing, &compiled, &changes, &written);
+        timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
     }
     drop(working);
+    report(context, &compiled, &changes, check_only)
+}
+
+/// Every generated file of `out/` after writing, as the next build's cache should know it.
+fn files_now(existing: &Existing, compiled: &Compiled, changes: &Changes, written: &BTreeMap<String, Stamp>) -> BTreeMap<String, Seen> {
+    let mut files = BTreeMap::new();
+    let gone: BTreeSet<&String> = changes.removed.iter().collect();
+    for (path, seen) in &existing.generated {
+        if !gone.contains(path) {
+            files.insert(path.clone(), *seen);
+        }
+    }
+    for (path, stamp) in written {
+        let digest = Digest::of(compiled.tree.files[path].as_bytes());
+        files.insert(path.clone(), Seen { stamp: *stamp, digest });
+    }
+    files
+}
+
+fn report(context: &Context, compiled: &Compiled, changes: &Changes, check_only: bool) -> Result<Outcome, Diagnostics> {
     let users = compiled.users.len();
-    for removed in removed_bundles(&changes, &compiled.users) {
+    for removed in removed_bundles(changes, &compiled.users) {
         context.status(&format!(
             "note: users/{removed}.toml is gone, so its bundle leaves out/; its home volume stays in the cluster (prune is disabled for it)"
         ));
@@ -52,8 +86,8 @@ pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnosti
 
 /// Users whose bundle leaves out/: their user file is gone (a bundle that only moves to another
 /// cluster's directory still has its user).
-fn removed_bundles<'a>(changes: &'a write::Changes, users: &[String]) -> Vec<&'a str> {
-    let removed: std::collections::BTreeSet<&str> =
+fn removed_bundles<'a>(changes: &'a Changes, users: &[String]) -> Vec<&'a str> {
+    let removed: BTreeSet<&str> =
         changes.removed.iter().filter_map(|p| emit::bundle_of(p)).filter(|user| !users.iter().any(|u| u == user)).collect();
     removed.into_iter().collect()
 }

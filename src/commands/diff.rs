@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 
 use codespan_reporting::term::termcolor::{BufferWriter, ColorChoice};
 
+use crate::cache::BuildCache;
 use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
@@ -18,7 +19,7 @@ pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<
     let compiled = compile(&context.root)?;
     context.warn(compiled.warnings);
     let (before, baseline) = match base {
-        None => (write::read_existing(&context.root)?.tree(), Baseline::Disk),
+        None => (write::read_existing(&context.root, &BuildCache::default())?.tree(), Baseline::Disk),
         Some(rev) => (git::read_out_at(&context.root, rev)?, Baseline::Revision(rev)),
     };
     check::refuse_impossible_changes(&before, &compiled.tree)?;

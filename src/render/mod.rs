@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::resolve::ResolvedBox;
-pub use resolver::{EMBEDDED, EMBEDDED_PREFIX};
+pub use resolver::{EMBEDDED, EMBEDDED_PREFIX, imported};
 
 /// Which template renders the boxes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

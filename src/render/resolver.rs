@@ -2,7 +2,9 @@
 //! custom template can `import 'devbox-gen/devbox.libsonnet'` and extend the default; anything
 //! else is a file, relative to the importing file.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use jrsonnet_evaluator::{AsPathLike, FileImportResolver, ImportResolver, ResolvePath, Result, SourcePath, SourceVirtual};
 use jrsonnet_gcmodule::Acyclic;
@@ -17,6 +19,15 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/start.sh", include_str!("template/start.sh")),
     ("devbox-gen/sshd_config", include_str!("template/sshd_config")),
 ];
+
+/// Every file a template read through [`Resolver`] in this process: what the build cache must
+/// watch, since jsonnet reads nothing else.
+static IMPORTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// The files templates have imported so far (the template itself included).
+pub fn imported() -> BTreeSet<PathBuf> {
+    IMPORTED.lock().map(|files| files.clone()).unwrap_or_default()
+}
 
 #[derive(Acyclic)]
 pub struct Resolver {
@@ -63,6 +74,11 @@ impl ImportResolver for Resolver {
             && let Some(text) = embedded(&virtual_path.0)
         {
             return Ok(text.as_bytes().to_vec());
+        }
+        if let Some(path) = resolved.path()
+            && let Ok(mut files) = IMPORTED.lock()
+        {
+            files.insert(path.to_path_buf());
         }
         self.files.load_file_contents(resolved)
     }

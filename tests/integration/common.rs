@@ -40,6 +40,11 @@ impl Repo {
         Self { dir }
     }
 
+    /// A config repo already written to `dir`.
+    pub fn at(dir: TempDir) -> Self {
+        Self { dir }
+    }
+
     /// The usual start: default settings and one user, alice.
     pub fn with_alice() -> Self {
         Self::new(SETTINGS).user("alice", &user_file("alice@example.com", KEY_ALICE))

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, user_file};
 
-const GITOPS: &str = r#"
+/// Argo CD and Flux delivery, one cluster.
+pub const GITOPS: &str = r#"
 gitops = ["argocd", "flux"]
 
 [defaults]

@@ -2,6 +2,7 @@
 //! outcome a person would see (exit code, the message, and what happened to out/).
 
 mod build;
+mod cache;
 mod common;
 mod completions;
 mod delivery;

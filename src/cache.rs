@@ -1,0 +1,322 @@
+//! What the last build knew, so the next one only does the work that changed: Cargo's
+//! fingerprints and git's index, for `out/`. Kept in `.devbox-gen/build-cache.json` beside
+//! `out/`, never committed (the directory ignores itself, as Cargo's `target/` does).
+//!
+//! Two records:
+//! - **files**: for every generated file of `out/`, its [`Stamp`] (size, mtime, inode) and a
+//!   hash of its bytes. A file whose stamp has not changed is not read again.
+//! - **bundles**: for every user file, a fingerprint of its resolved box, and the hash of
+//!   every file its bundle rendered to. When the fingerprint is the same and `out/` still holds
+//!   exactly those bytes, the box is not rendered, checked or emitted again.
+//!
+//! The cache is only ever a shortcut. A missing, unreadable or foreign cache is ignored and the
+//! build does everything; so is one written by another devbox-gen binary or for another
+//! template, or when any file the template imported has changed. `build --check` reads it but
+//! never writes it, so checking stays read-only.
+//!
+//! Racy stamps, as git calls them: a file rewritten within the filesystem's timestamp tick of
+//! the moment it was recorded keeps its mtime. Stamps that recent are not trusted: the file is
+//! read and hashed, and the next build records it again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::Delivered;
+use crate::render::Template;
+use crate::resolve::ResolvedBox;
+
+/// The cache directory, relative to the config repo.
+pub const CACHE_DIR: &str = ".devbox-gen";
+const CACHE_FILE: &str = "build-cache.json";
+/// Bumped whenever what is stored, or what it means, changes.
+const FORMAT: u32 = 1;
+/// Stamps younger than this, relative to when the cache was written, are verified by content.
+const RACY_WINDOW_NS: i64 = 100_000_000;
+
+/// A 128-bit xxh3 hash: of a file's bytes, or of a box's inputs. Not cryptographic, and need not
+/// be: the cache is local and never decides anything a re-render could not overturn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Digest(u128);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(xxhash_rust::xxh3::xxh3_128(bytes))
+    }
+}
+
+impl From<Digest> for String {
+    fn from(digest: Digest) -> String {
+        format!("{:032x}", digest.0)
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = std::num::ParseIntError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        u128::from_str_radix(&text, 16).map(Digest)
+    }
+}
+
+/// What identifies a file's contents without reading them (git's stat data, minus ctime, which
+/// hard-linking a file into the staging directory changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub len: u64,
+    pub mtime_ns: i64,
+    pub ino: u64,
+}
+
+impl Stamp {
+    pub fn of(metadata: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: metadata.len(),
+            mtime_ns: metadata.mtime().saturating_mul(1_000_000_000).saturating_add(metadata.mtime_nsec()),
+            ino: metadata.ino(),
+        }
+    }
+}
+
+/// A file of `out/` as last seen: its stamp and the hash of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub stamp: Stamp,
+    pub digest: Digest,
+}
+
+/// What the last build rendered for one user file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BundleRecord {
+    /// Of the resolved box: [`fingerprint`].
+    pub fingerprint: Digest,
+    /// Every file the box rendered to, `out/`-relative, with the hash of its bytes.
+    pub files: Vec<(String, Digest)>,
+    /// What delivery needs of the box, so `out/_gitops/` can be emitted without rendering it.
+    pub delivered: Delivered,
+}
+
+/// The fingerprint of a box: everything the template, the check and emit see of it.
+pub fn fingerprint(resolved: &ResolvedBox) -> Digest {
+    Digest::of(&serde_json::to_vec(resolved).expect("a resolved box is plain data"))
+}
+
+/// Everything besides the boxes that decides the output: the binary and the template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Generator {
+    /// devbox-gen's version and its executable's stamp: another build of the tool, another cache.
+    tool: String,
+    /// `embedded`, or the template file's path.
+    template: String,
+    /// Every file the template imported (itself included), with the hash of its bytes.
+    imports: Vec<(PathBuf, Digest)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    generator: Generator,
+    /// When the cache was written, in nanoseconds since the epoch: the racy-stamp reference.
+    written_ns: i64,
+    files: BTreeMap<String, Seen>,
+    /// By user file (`users/alice.toml`).
+    bundles: BTreeMap<String, BundleRecord>,
+}
+
+/// The cache as loaded: empty when there was none or it no longer applies.
+#[derive(Debug, Default)]
+pub struct BuildCache {
+    /// `None` when this binary cannot identify itself: nothing is reused or saved.
+    tool: Option<String>,
+    template: String,
+    imports: Vec<(PathBuf, Digest)>,
+    written_ns: i64,
+    files: BTreeMap<String, Seen>,
+    bundles: BTreeMap<String, BundleRecord>,
+    /// Whether what was loaded is what would be saved (then saving writes nothing).
+    loaded: bool,
+}
+
+impl BuildCache {
+    /// The cache of the config repo at `root`, for `template`; empty if it does not apply.
+    pub fn load(root: &Path, template: &Template) -> Self {
+        let mut cache = BuildCache { tool: tool_identity(), template: template_identity(template), ..BuildCache::default() };
+        let Some(tool) = &cache.tool else { return cache };
+        let Ok(bytes) = fs::read(root.join(CACHE_DIR).join(CACHE_FILE)) else { return cache };
+        let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else { return cache };
+        let generator = &stored.generator;
+        if stored.format != FORMAT || generator.tool != *tool || generator.template != cache.template || !unchanged(&generator.imports) {
+            return cache;
+        }
+        cache.imports = stored.generator.imports;
+        cache.written_ns = stored.written_ns;
+        cache.files = stored.files;
+        cache.bundles = stored.bundles;
+        cache.loaded = true;
+        cache
+    }
+
+    /// The hash of a file of `out/`, if its stamp says it has not changed since it was recorded.
+    pub fn digest_if_unchanged(&self, path: &str, stamp: Stamp) -> Option<Digest> {
+        let seen = self.files.get(path)?;
+        (seen.stamp == stamp && stamp.mtime_ns < self.written_ns - RACY_WINDOW_NS).then_some(seen.digest)
+    }
+
+    /// What the last build rendered for this user file, if its inputs were the same.
+    pub fn bundle(&self, source: &str, fingerprint: Digest) -> Option<&BundleRecord> {
+        self.bundles.get(source).filter(|record| record.fingerprint == fingerprint)
+    }
+
+    /// Records what this build knows and writes it, unless it is what was loaded. Failing to
+    /// write is not an error: the next build is only slower.
+    pub fn save(
+        mut self,
+        root: &Path,
+        files: BTreeMap<String, Seen>,
+        bundles: BTreeMap<String, BundleRecord>,
+        imported: BTreeSet<PathBuf>,
+    ) {
+        let Some(tool) = self.tool.take() else { return };
+        let known: BTreeSet<&PathBuf> = self.imports.iter().map(|(path, _)| path).collect();
+        let new_imports = imported.iter().any(|path| !known.contains(path));
+        if self.loaded && !new_imports && files == self.files && bundles == self.bundles && !self.has_racy_stamps() {
+            return;
+        }
+        let mut imports: BTreeSet<PathBuf> = self.imports.into_iter().map(|(path, _)| path).collect();
+        imports.extend(imported);
+        let Some(imports) = imports.into_iter().map(|path| Some((Digest::of(&fs::read(&path).ok()?), path))).collect::<Option<Vec<_>>>()
+        else {
+            return; // an import vanished meanwhile: record nothing rather than something wrong
+        };
+        let generator = Generator { tool, template: self.template, imports: imports.into_iter().map(|(d, p)| (p, d)).collect() };
+        let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
+        let _ = write_atomically(&root.join(CACHE_DIR), &stored);
+    }
+
+    /// Whether some recorded stamp is too recent to be trusted next time: then the cache is
+    /// written again, with a later reference time, once those files have been verified.
+    fn has_racy_stamps(&self) -> bool {
+        self.files.values().any(|seen| seen.stamp.mtime_ns >= self.written_ns - RACY_WINDOW_NS)
+    }
+}
+
+fn write_atomically(dir: &Path, stored: &Stored) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    // Like Cargo's target/: the directory keeps itself out of git and out of backups.
+    for (name, text) in [(".gitignore", "# Created by devbox-gen: a local build cache.\n*\n"), ("CACHEDIR.TAG", CACHEDIR_TAG)] {
+        let path = dir.join(name);
+        if !path.exists() {
+            fs::write(path, text)?;
+        }
+    }
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(std::io::BufWriter::new(&mut file), stored)?;
+    file.flush()?;
+    file.persist(dir.join(CACHE_FILE))?;
+    Ok(())
+}
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by devbox-gen.\n# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+fn unchanged(imports: &[(PathBuf, Digest)]) -> bool {
+    imports.iter().all(|(path, digest)| fs::read(path).is_ok_and(|bytes| Digest::of(&bytes) == *digest))
+}
+
+fn tool_identity() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let stamp = Stamp::of(&fs::metadata(&exe).ok()?);
+    Some(format!("devbox-gen {} {} {} {}", env!("CARGO_PKG_VERSION"), stamp.len, stamp.mtime_ns, stamp.ino))
+}
+
+fn template_identity(template: &Template) -> String {
+    match template {
+        Template::Embedded => "embedded".into(),
+        Template::File(path) => path.display().to_string(),
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(mtime_ns: i64) -> Stamp {
+        Stamp { len: 10, mtime_ns, ino: 7 }
+    }
+
+    fn cache_with(file: &str, seen: Seen, written_ns: i64) -> BuildCache {
+        BuildCache { tool: Some("t".into()), written_ns, files: BTreeMap::from([(file.to_string(), seen)]), ..BuildCache::default() }
+    }
+
+    #[test]
+    fn a_stamp_is_trusted_only_when_equal_and_old_enough() {
+        let digest = Digest::of(b"x");
+        let written = 10 * RACY_WINDOW_NS;
+        let cache = cache_with("a/f.yaml", Seen { stamp: stamp(written - 2 * RACY_WINDOW_NS), digest }, written);
+        assert_eq!(cache.digest_if_unchanged("a/f.yaml", stamp(written - 2 * RACY_WINDOW_NS)), Some(digest));
+        assert_eq!(cache.digest_if_unchanged("a/f.yaml", Stamp { len: 11, ..stamp(written - 2 * RACY_WINDOW_NS) }), None);
+        assert_eq!(cache.digest_if_unchanged("a/g.yaml", stamp(written - 2 * RACY_WINDOW_NS)), None);
+        // Recorded in the same tick as the cache was written: it could have changed unseen.
+        let racy = cache_with("a/f.yaml", Seen { stamp: stamp(written - 1), digest }, written);
+        assert_eq!(racy.digest_if_unchanged("a/f.yaml", stamp(written - 1)), None);
+        assert!(racy.has_racy_stamps());
+    }
+
+    #[test]
+    fn digests_round_trip_as_hex() {
+        let digest = Digest::of(b"devbox");
+        let text: String = digest.into();
+        assert_eq!(text.len(), 32);
+        assert_eq!(Digest::try_from(text).unwrap(), digest);
+    }
+
+    #[test]
+    fn saves_and_loads_and_ignores_another_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = Template::Embedded;
+        let cache = BuildCache::load(dir.path(), &template);
+        assert!(!cache.loaded);
+        let seen = Seen { stamp: stamp(1), digest: Digest::of(b"x") };
+        cache.save(dir.path(), BTreeMap::from([("a/f.yaml".into(), seen)]), BTreeMap::new(), BTreeSet::new());
+        assert!(dir.path().join(CACHE_DIR).join(".gitignore").exists());
+        let loaded = BuildCache::load(dir.path(), &template);
+        assert!(loaded.loaded);
+        assert_eq!(loaded.files.get("a/f.yaml"), Some(&seen));
+        let other = BuildCache::load(dir.path(), &Template::File(dir.path().join("t.jsonnet")));
+        assert!(!other.loaded && other.files.is_empty());
+    }
+
+    #[test]
+    fn an_edited_import_invalidates_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonnet");
+        fs::write(&path, "function(box) {}").unwrap();
+        let template = Template::File(path.clone());
+        let seen = Seen { stamp: stamp(1), digest: Digest::of(b"x") };
+        BuildCache::load(dir.path(), &template).save(
+            dir.path(),
+            BTreeMap::from([("a/f.yaml".into(), seen)]),
+            BTreeMap::new(),
+            BTreeSet::from([path.clone()]),
+        );
+        assert!(BuildCache::load(dir.path(), &template).loaded);
+        fs::write(&path, "function(box) { a: 1 }").unwrap();
+        assert!(!BuildCache::load(dir.path(), &template).loaded);
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(CACHE_DIR)).unwrap();
+        fs::write(dir.path().join(CACHE_DIR).join(CACHE_FILE), "{not json").unwrap();
+        assert!(!BuildCache::load(dir.path(), &Template::Embedded).loaded);
+    }
+}

@@ -1,0 +1,144 @@
+//! The build cache (`.devbox-gen/`): a build after a build renders nothing, an edit renders
+//! only its user, and whatever the cache holds, the result is the one a build without it gives.
+
+use std::fs;
+use std::path::Path;
+
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, user_file};
+use crate::delivery::GITOPS;
+
+fn reused(run: &crate::common::Run) -> &str {
+    let line = run.stderr.lines().find(|l| l.starts_with("cache: ")).unwrap_or_else(|| panic!("no cache line in:\n{}", run.stderr));
+    line.trim_start_matches("cache: ").split(" bundles").next().unwrap()
+}
+
+/// The same config repo built from nothing, without a cache: what `out/` must equal.
+fn fresh_out(repo: &Repo) -> Vec<(String, String)> {
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(repo.path(), copy.path(), &|name| name != "out" && name != ".devbox-gen");
+    let fresh = Repo::at(copy);
+    fresh.run_ok(&["build"], 0);
+    contents(&fresh)
+}
+
+fn contents(repo: &Repo) -> Vec<(String, String)> {
+    repo.out_snapshot().into_iter().map(|(path, (text, ..))| (path.display().to_string(), text)).collect()
+}
+
+fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&str) -> bool) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep(&name) {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            fs::create_dir_all(to.join(&name)).unwrap();
+            copy_tree(&entry.path(), &to.join(&name), &|_| true);
+        } else {
+            fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn alice_and_bob() -> Repo {
+    Repo::new(GITOPS).user("alice", &user_file("alice@example.com", KEY_ALICE)).user("bob", &user_file("bob@example.com", KEY_ALICE_2))
+}
+
+#[test]
+fn a_build_after_a_build_renders_nothing_and_an_edit_renders_its_user_only() {
+    let repo = alice_and_bob();
+    let first = repo.run_ok(&["-v", "build"], 0);
+    assert_eq!(reused(&first), "0 of 2");
+    assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "2 of 2");
+    assert_eq!(reused(&repo.run_ok(&["-v", "build", "--check"], 0)), "2 of 2");
+
+    repo.write("users/bob.toml", &format!("{}\n[env]\nEDITOR = \"nano\"\n", user_file("bob@example.com", KEY_ALICE_2)));
+    let run = repo.run_ok(&["-v", "build"], 0);
+    assert_eq!(reused(&run), "1 of 2");
+    assert!(run.stderr.contains("built 2 users into out/: 0 created, 1 updated, 0 removed"), "{}", run.stderr);
+    // Comments and formatting of a user file are not inputs of its box.
+    repo.write("users/bob.toml", &format!("# bob's box\n{}\n[env]\nEDITOR = \"nano\"\n", user_file("bob@example.com", KEY_ALICE_2)));
+    assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "2 of 2");
+    assert_eq!(contents(&repo), fresh_out(&repo));
+}
+
+#[test]
+fn after_any_edit_a_cached_build_equals_a_build_from_nothing() {
+    let repo = alice_and_bob();
+    repo.run_ok(&["build"], 0);
+    // A user changed, one removed, one added, and a default every box inherits.
+    repo.write("users/alice.toml", &format!("image = \"registry.example.com/devbox:2.0\"\n{}", user_file("alice@example.com", KEY_ALICE)));
+    fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    repo.write("users/carol.toml", &user_file("carol@example.com", KEY_ALICE_2));
+    repo.run_ok(&["build"], 0);
+    assert_eq!(contents(&repo), fresh_out(&repo));
+
+    repo.write("devbox.toml", &format!("{GITOPS}\n[defaults.resources]\nmemory = \"16Gi\"\n"));
+    let run = repo.run_ok(&["-v", "build"], 0);
+    assert_eq!(reused(&run), "0 of 2", "a default changes every box");
+    assert_eq!(contents(&repo), fresh_out(&repo));
+}
+
+#[test]
+fn hand_edits_and_deletions_in_out_are_found_despite_the_cache() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    let good = repo.read("out/alice/statefulset-alice.yaml");
+    repo.write("out/alice/statefulset-alice.yaml", &good.replace("replicas: 1", "replicas: 3"));
+    let run = repo.run_ok(&["build", "--check"], 1);
+    assert_eq!(run.stdout, "update out/alice/statefulset-alice.yaml\n");
+    repo.run_ok(&["build"], 0);
+    assert_eq!(repo.read("out/alice/statefulset-alice.yaml"), good);
+
+    fs::remove_file(repo.path().join("out/alice/service-alice.yaml")).unwrap();
+    let run = repo.run_ok(&["build", "--check"], 1);
+    assert_eq!(run.stdout, "create out/alice/service-alice.yaml\n");
+    repo.run_ok(&["build"], 0);
+    assert_eq!(contents(&repo), fresh_out(&repo));
+}
+
+#[test]
+fn an_edited_template_import_renders_every_box_again() {
+    let repo = Repo::with_alice();
+    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
+    repo.write(
+        "templates/devbox.jsonnet",
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\nlocal team = import 'team.libsonnet';\n\
+         function(box) devbox.bundle(box) + { statefulSet+: { metadata+: { labels+: { team: team } } } }\n",
+    );
+    repo.write("templates/team.libsonnet", "'ml'\n");
+    repo.run_ok(&["build"], 0);
+    assert!(repo.read("out/alice/statefulset-alice.yaml").contains("team: ml\n"));
+    assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "1 of 1");
+
+    repo.write("templates/team.libsonnet", "'infra'\n");
+    let run = repo.run_ok(&["-v", "build"], 0);
+    assert_eq!(reused(&run), "0 of 1");
+    assert!(repo.read("out/alice/statefulset-alice.yaml").contains("team: infra\n"));
+    assert_eq!(contents(&repo), fresh_out(&repo));
+}
+
+#[test]
+fn check_never_writes_the_cache_and_the_cache_ignores_itself() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build", "--check"], 1);
+    assert!(!repo.path().join(".devbox-gen").exists(), "--check is read-only");
+    repo.run_ok(&["build"], 0);
+    assert_eq!(repo.read(".devbox-gen/.gitignore").lines().last(), Some("*"));
+    assert!(repo.read(".devbox-gen/CACHEDIR.TAG").starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
+}
+
+#[test]
+fn a_corrupt_or_missing_cache_only_costs_time() {
+    let repo = alice_and_bob();
+    repo.run_ok(&["build"], 0);
+    repo.write(".devbox-gen/build-cache.json", "{\"format\": 1, \"generator\": ");
+    repo.write("users/alice.toml", &user_file("alice@example.org", KEY_ALICE));
+    let run = repo.run_ok(&["-v", "build"], 0);
+    assert_eq!(reused(&run), "0 of 2");
+    assert_eq!(contents(&repo), fresh_out(&repo));
+    fs::remove_dir_all(repo.path().join(".devbox-gen")).unwrap();
+    let run = repo.run_ok(&["-v", "build"], 0);
+    assert!(run.stderr.contains("out/ is up to date"), "{}", run.stderr);
+}
