@@ -164,8 +164,7 @@ fn typed_check(object: &Object) -> Vec<String> {
 
 fn strict<T: DeserializeOwned>(object: &Object) -> Vec<String> {
     let mut unknown = Vec::new();
-    let value = Value::Object(object.clone());
-    let result: Result<T, _> = serde_ignored::deserialize(value, |path| unknown.push(crate::source::ignored_path(&path)));
+    let result: Result<T, _> = serde_ignored::deserialize(object, |path| unknown.push(crate::source::ignored_path(&path)));
     let mut problems: Vec<String> = unknown.into_iter().map(|p| format!("unknown field `{p}`")).collect();
     if let Err(e) = result {
         problems.push(format!("not a valid {}: {e}", kind(object)));

@@ -104,18 +104,29 @@ fn kustomization(resources: &[String]) -> String {
 /// YAML that YAML 1.1 readers (Kubernetes') read back identically: serde-saphyr quotes every
 /// string that 1.1 would turn into a bool, number or null (`on`, `yes`, `n`, `0755`, `1e3`).
 pub fn to_yaml(object: &Object) -> String {
-    let mut ordered = Map::with_capacity(object.len());
-    for key in ["apiVersion", "kind", "metadata"] {
-        if let Some(value) = object.get(key) {
-            ordered.insert(key.to_string(), value.clone());
+    serde_saphyr::to_string_with_options(&IdentityFirst(object), yaml_options()).expect("JSON values always serialise to YAML")
+}
+
+/// An object serialised with `apiVersion`, `kind` and `metadata` first, the rest in its own
+/// order, without copying it.
+struct IdentityFirst<'a>(&'a Object);
+
+const IDENTITY: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+impl serde::Serialize for IdentityFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for key in IDENTITY {
+            if let Some(value) = self.0.get(key) {
+                map.serialize_entry(key, value)?;
+            }
         }
-    }
-    for (key, value) in object {
-        if !ordered.contains_key(key) {
-            ordered.insert(key.clone(), value.clone());
+        for (key, value) in self.0.iter().filter(|(key, _)| !IDENTITY.contains(&key.as_str())) {
+            map.serialize_entry(key, value)?;
         }
+        map.end()
     }
-    serde_saphyr::to_string_with_options(&ordered, yaml_options()).expect("JSON values always serialise to YAML")
 }
 
 /// Multi-line strings (scripts, sshd_config) as `|` blocks; long single-line strings (image

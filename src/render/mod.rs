@@ -141,9 +141,15 @@ impl Engine {
         let mut args: HashMap<IStr, TlaArg> = HashMap::new();
         args.insert("box".into(), TlaArg::Val(input));
         let output = apply_tla(&args, self.function.clone()).map_err(|e| format_error(&e, root))?;
-        // Manifesting through jrsonnet keeps the jsonnet stack trace of lazy-field errors.
-        let json = output.manifest(JsonFormat::minify()).map_err(|e| format_error(&e, root))?;
-        let value: Value = serde_json::from_str(&json).map_err(|e| format!("the template produced invalid JSON: {e}"))?;
+        // Straight to JSON values, without printing and parsing JSON. When that fails (a lazy
+        // field's error), manifesting gives the same error with jrsonnet's field frames.
+        let value = match to_json(&output) {
+            Ok(value) => value,
+            Err(plain) => {
+                let manifested = output.manifest(JsonFormat::minify()).map_err(|e| format_error(&e, root));
+                return Err(manifested.err().unwrap_or_else(|| format_error(&plain, root)));
+            }
+        };
         // jsonnet objects reference themselves (`self`), so reference counting alone never
         // frees them: collect this thread's cycles after every box, or memory grows per user.
         drop(output);
@@ -151,6 +157,39 @@ impl Engine {
         let mut objects = Vec::new();
         extract(value, "", &mut objects)?;
         Ok(objects)
+    }
+}
+
+/// A jsonnet value as JSON, with the semantics of jsonnet's manifestation: object assertions
+/// run (even on objects without visible fields), hidden fields are left out, fields come
+/// sorted, and whole numbers are integers.
+fn to_json(value: &Val) -> jrsonnet_evaluator::Result<Value> {
+    Ok(match value {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Str(s) => Value::String(s.clone().into_flat().to_string()),
+        Val::Num(n) => number(n.get()),
+        Val::Arr(items) => Value::Array(items.iter().map(|item| to_json(&item?)).collect::<jrsonnet_evaluator::Result<_>>()?),
+        Val::Obj(object) => {
+            object.run_assertions()?;
+            let mut map = Map::with_capacity(object.len() as usize);
+            for (key, field) in object.iter() {
+                map.insert(key.to_string(), to_json(&field?)?);
+            }
+            Value::Object(map)
+        }
+        Val::Func(_) => jrsonnet_evaluator::bail!("tried to manifest function"),
+    })
+}
+
+/// Whole numbers in the range of i64 as integers (as jsonnet prints them), the rest as floats.
+fn number(n: f64) -> Value {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if n.fract() == 0.0 && (-LIMIT..LIMIT).contains(&n) {
+        #[allow(clippy::cast_possible_truncation)] // whole and in range: exact
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
     }
 }
 
@@ -207,6 +246,35 @@ mod tests {
         extract(value, "", &mut out).unwrap();
         let kinds: Vec<&str> = out.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, vec!["ConfigMap", "Service"]);
+    }
+
+    fn evaluate(code: &str) -> Result<Value, String> {
+        let state = State::default();
+        let _entered = state.try_enter();
+        let value = state.evaluate_snippet("test.jsonnet", code).map_err(|e| e.to_string())?;
+        to_json(&value).map_err(|e| e.to_string())
+    }
+
+    fn manifested(code: &str) -> Value {
+        let state = State::default();
+        let _entered = state.try_enter();
+        let value = state.evaluate_snippet("test.jsonnet", code).unwrap();
+        serde_json::from_str(&value.manifest(JsonFormat::minify()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn converts_like_jsonnet_manifests() {
+        let code = "{ b: [1, 2.5, -3, 1e300, 4294967296, 'x\\n\\u00e9', null, true], a:: 'hidden', c: { z: 1, y: 2 } }";
+        let value = evaluate(code).unwrap();
+        assert_eq!(value, json!({"b": [1, 2.5, -3, 1e300, 4294967296_i64, "x\n\u{e9}", null, true], "c": {"y": 2, "z": 1}}));
+        assert_eq!(value, manifested(code));
+    }
+
+    #[test]
+    fn object_assertions_run_even_without_visible_fields() {
+        let error = evaluate("{ checks: { assert 1 == 2 : 'the box needs a key' } }").unwrap_err();
+        assert!(error.contains("the box needs a key"), "{error}");
+        assert!(evaluate("{ f: function(x) x }").unwrap_err().contains("function"));
     }
 
     #[test]
