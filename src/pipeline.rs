@@ -54,6 +54,21 @@ pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
     compile_repo(&repo, found, None)
 }
 
+/// Compiles the config repo at `root` against `out/` as it is now: boxes that the build cache
+/// and `out/` vouch for are kept, not rendered. Returns what `out/` holds and the cache beside
+/// the result, for the command to write, compare and save.
+pub fn compile_against_out(root: &Path) -> Result<(Compiled, Existing, BuildCache), Diagnostics> {
+    let (repo, found) = timed("read", || read::read(root))?;
+    // A missing template is reported by compile_repo, after the user files' own problems.
+    let cache = match template_of(&repo) {
+        Ok(template) => timed("load cache", || BuildCache::load(root, &template)),
+        Err(_) => BuildCache::default(),
+    };
+    let existing = timed("read out/", || crate::write::read_existing(root, &cache))?;
+    let compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }))?;
+    Ok((compiled, existing, cache))
+}
+
 /// What an earlier build left that this one may reuse: its cache, and `out/` as it is now.
 pub struct Earlier<'a> {
     pub cache: &'a BuildCache,

@@ -54,7 +54,8 @@ impl Existing {
         })
     }
 
-    fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
+    /// The generated files `wanted` picks, with their contents.
+    pub fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
         let paths: Vec<&String> = self.generated.keys().filter(|path| wanted(path)).collect();
         let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
         OutTree { files }

@@ -6,23 +6,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cache::{BuildCache, Digest, Seen, Stamp};
+use crate::cache::{Digest, Seen, Stamp};
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::{Compiled, Earlier, compile_repo, template_of, timed};
+use crate::pipeline::{Compiled, compile_against_out, timed};
 use crate::write::{self, Changes, Existing};
-use crate::{Context, Outcome, check, emit, read, render};
+use crate::{Context, Outcome, check, emit, render};
 
 pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
     let working = context.progress("compiling users/");
     let root = &context.root.clone();
-    let (repo, found) = timed("read", || read::read(root))?;
-    // A missing template is reported by compile_repo, after the user files' own problems.
-    let cache = match template_of(&repo) {
-        Ok(template) => timed("load cache", || BuildCache::load(root, &template)),
-        Err(_) => BuildCache::default(),
-    };
-    let existing = timed("read out/", || write::read_existing(root, &cache))?;
-    let mut compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }))?;
+    let (mut compiled, existing, cache) = compile_against_out(root)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let rendered: BTreeSet<&str> = compiled.tree.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
     check::refuse_impossible_changes(&existing.home_volume_tree(&rendered), &compiled.tree)?;

@@ -3,27 +3,25 @@
 //! the risks first, then a diff per resource. Writes nothing. Refuses, like `build`, what
 //! Kubernetes cannot apply.
 
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
 use codespan_reporting::term::termcolor::{BufferWriter, ColorChoice};
 
-use crate::cache::BuildCache;
+use crate::cache::Digest;
 use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
 use crate::diff::{self, git};
-use crate::pipeline::compile;
-use crate::{Context, Outcome, check, write};
+use crate::emit::{self, OutTree};
+use crate::pipeline::{compile, compile_against_out};
+use crate::{Context, Outcome, check};
 
 pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<Outcome, Diagnostics> {
-    let compiled = compile(&context.root)?;
-    context.warn(compiled.warnings);
-    let (before, baseline) = match base {
-        None => (write::read_existing(&context.root, &BuildCache::default())?.tree(), Baseline::Disk),
-        Some(rev) => (git::read_out_at(&context.root, rev)?, Baseline::Revision(rev)),
+    let (plan, baseline) = match base {
+        None => (against_disk(context)?, Baseline::Disk),
+        Some(rev) => (against_revision(context, rev)?, Baseline::Revision(rev)),
     };
-    check::refuse_impossible_changes(&before, &compiled.tree)?;
-    let plan = diff::plan(&before, &compiled.tree);
 
     let color = match format {
         Format::Text => crate::color_choice(context.color, std::io::stdout().is_terminal()),
@@ -41,4 +39,45 @@ pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<
         let _ = writer.print(&buffer);
     }
     Ok(if plan.is_empty() { Outcome::Clean } else { Outcome::Changed })
+}
+
+/// The plan against `out/` on disk. Only what differs is read and parsed: bundles the build
+/// cache vouches for are not even rendered, and files whose hash matches are not read.
+fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
+    let (mut compiled, existing, _cache) = compile_against_out(&context.root)?;
+    context.warn(std::mem::take(&mut compiled.warnings));
+    let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
+    let (after, same, mut unchanged_owners) =
+        split_unchanged(std::mem::take(&mut compiled.tree), |path, text| existing.holds(path, Digest::of(text.as_bytes())));
+    unchanged_owners.extend(kept_owners);
+    let before = existing.tree_of(|path| !compiled.kept.contains(path) && !same.contains(path));
+    check::refuse_impossible_changes(&before, &after)?;
+    Ok(diff::plan_changes(&before, &after, &unchanged_owners))
+}
+
+/// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
+/// tree, not the revision), but only the blobs that differ are read.
+fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diagnostics> {
+    let mut compiled = compile(&context.root)?;
+    context.warn(std::mem::take(&mut compiled.warnings));
+    let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
+    let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
+    let (after, _, unchanged_owners) = split_unchanged(compiled.tree, |path, _| same.contains(path));
+    check::refuse_impossible_changes(&at.differing, &after)?;
+    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners))
+}
+
+/// Splits a compiled tree into the files that differ from the baseline and the paths of those
+/// that do not, with the users who own the latter.
+fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) -> (OutTree, BTreeSet<String>, BTreeSet<String>) {
+    let (mut differing, mut same, mut owners) = (OutTree::default(), BTreeSet::new(), BTreeSet::new());
+    for (path, text) in tree.files {
+        if unchanged(&path, &text) {
+            owners.insert(emit::owner(&path, &text));
+            same.insert(path);
+        } else {
+            differing.files.insert(path, text);
+        }
+    }
+    (differing, same, owners)
 }

@@ -2,6 +2,9 @@
 //! (`ls-tree`, then one `cat-file --batch` for every file), so neither the work tree nor the
 //! index is touched and a CI job can compare a PR with `origin/main` in place.
 //!
+//! Files git already holds byte for byte, as its object ids show, are not read at all, so a
+//! one-user PR reads one user's files.
+//!
 //! The config repo may sit anywhere inside the git repository (`rev-parse --show-prefix`). As
 //! for `out/` on disk, only files that start with the generated marker count; the rest are
 //! someone else's.
@@ -13,9 +16,28 @@ use std::process::{Command, Output, Stdio};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{GENERATED_MARKER, OutTree};
 
-/// The generated files of `out/` at `rev`, relative to `out/` like [`crate::write::read_existing`].
-/// No `out/` at that revision (the PR that adds the first user) is an empty tree.
-pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
+/// `out/` at a revision, as far as it differs from a compiled tree.
+#[derive(Debug, Default)]
+pub struct OutAt {
+    /// The generated files that differ from the compiled tree (or are not in it).
+    pub differing: OutTree,
+    /// Paths whose blob is byte for byte the compiled file: not read.
+    pub same: Vec<String>,
+}
+
+/// The object id git gives a blob of these bytes (SHA-1 repositories).
+pub fn blob_id(bytes: &[u8]) -> String {
+    let mut hasher = sha1_smol::Sha1::new();
+    hasher.update(format!("blob {}\0", bytes.len()).as_bytes());
+    hasher.update(bytes);
+    hasher.digest().to_string()
+}
+
+/// The generated files of `out/` at `rev`, relative to `out/` like [`crate::write::read_existing`],
+/// except those that are byte for byte the file of `compiled` at the same path: git's object
+/// ids say so without reading them. No `out/` at that revision (the PR that adds the first
+/// user) is an empty tree.
+pub fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<OutAt, Diagnostics> {
     if rev.is_empty() || rev.starts_with('-') || rev.contains(|c: char| c.is_control() || c == ' ') {
         return Err(Diagnostic::error(format!("`{}` is not a git revision", rev.escape_debug()))
             .help("give a branch, tag or commit, e.g. `--base origin/main`")
@@ -41,11 +63,12 @@ pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
     let commit = String::from_utf8_lossy(&commit).trim().to_string();
     let out = format!("{commit}:{prefix}out");
     let Ok(kind) = git(root, &["cat-file", "-t", &out], None) else {
-        return Ok(OutTree::default()); // no out/ at that revision
+        return Ok(OutAt::default()); // no out/ at that revision
     };
     if kind != b"tree\n" {
-        return Ok(OutTree::default());
+        return Ok(OutAt::default());
     }
+    let mut at = OutAt::default();
     let listing = git(root, &["ls-tree", "-r", "-z", "--full-tree", &out], None).map_err(|e| failed(rev, e))?;
     let mut paths = Vec::new();
     let mut ids = String::new();
@@ -59,15 +82,19 @@ pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
         if !matches!(mode, "100644" | "100755") || kind != "blob" {
             continue;
         }
+        if compiled.files.get(path).is_some_and(|text| blob_id(text.as_bytes()) == object) {
+            at.same.push(path.to_string());
+            continue;
+        }
         paths.push(path.to_string());
         ids.push_str(object);
         ids.push('\n');
     }
     if paths.is_empty() {
-        return Ok(OutTree::default());
+        return Ok(at);
     }
     let batch = git(root, &["cat-file", "--batch"], Some(ids.into_bytes())).map_err(|e| failed(rev, e))?;
-    let mut tree = OutTree::default();
+    let tree = &mut at.differing;
     let mut rest = batch.as_slice();
     for path in paths {
         // `<object> SP <type> SP <size> LF <contents> LF`
@@ -83,7 +110,7 @@ pub fn read_out_at(root: &Path, rev: &str) -> Result<OutTree, Diagnostics> {
             tree.files.insert(path, text.to_string());
         }
     }
-    Ok(tree)
+    Ok(at)
 }
 
 enum Failure {
@@ -129,4 +156,14 @@ fn failed(rev: &str, failure: Failure) -> Diagnostics {
         Failure::Exit(message) => message,
     };
     Diagnostic::error(format!("cannot read out/ at `{rev}` from git")).help(message).into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blob_ids_are_gits() {
+        // `git hash-object /dev/null` and `printf 'hello\n' | git hash-object --stdin`.
+        assert_eq!(super::blob_id(b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+        assert_eq!(super::blob_id(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+    }
 }

@@ -13,9 +13,9 @@ pub mod resource;
 pub mod risk;
 pub mod unified;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::emit::OutTree;
+use crate::emit::{self, OutTree};
 use resource::Resource;
 pub use risk::Risk;
 
@@ -137,8 +137,22 @@ fn side(resource: Option<&Resource>) -> Option<(&str, &str)> {
     resource.map(|r| (r.path.as_str(), r.text.as_str()))
 }
 
-/// Compares the `out/` trees before and after: the changes by user, and their risks.
+/// Compares the `out/` trees before and after: the changes by user, and their risks. Files
+/// that are the same bytes at the same path on both sides are set aside before anything is
+/// parsed, so the cost follows the size of the change, not of `out/`.
 pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
+    let same = |path: &String, text: &String| after.files.get(path) == Some(text) && before.files.get(path) == Some(text);
+    let unchanged_owners =
+        before.files.iter().filter(|(path, text)| same(path, text)).map(|(path, text)| emit::owner(path, text)).collect();
+    let changed = |tree: &OutTree| OutTree {
+        files: tree.files.iter().filter(|(path, text)| !same(path, text)).map(|(path, text)| (path.clone(), text.clone())).collect(),
+    };
+    plan_changes(&changed(before), &changed(after), &unchanged_owners)
+}
+
+/// [`plan`] of trees that hold only what differs. `unchanged_owners` are the users who also have
+/// files that did not change (so they are neither added nor removed).
+pub fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: &BTreeSet<String>) -> Plan {
     let old = resource::resources(before);
     let new = resource::resources(after);
     let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
@@ -167,7 +181,7 @@ pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
             diff,
         });
     }
-    let had = |user: &str, set: &resource::Resources| set.values().any(|r| r.owner == user);
+    let had = |user: &str, set: &resource::Resources| unchanged_owners.contains(user) || set.values().any(|r| r.owner == user);
     let users = users
         .into_iter()
         .map(|(user, mut resources)| {
@@ -181,7 +195,7 @@ pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
             UserChange { user, change, resources }
         })
         .collect();
-    Plan { users, risks: risk::classify(&old, &new) }
+    Plan { users, risks: risk::classify(&old, &new, unchanged_owners) }
 }
 
 #[cfg(test)]
@@ -228,6 +242,17 @@ mod tests {
             (Change::Changed, Some("a/configmap-a.yaml"), Some("prod/a/configmap-a.yaml"))
         );
         assert_eq!(plan.summary(), "1 user changed: 1 resource changed");
+    }
+
+    #[test]
+    fn unchanged_files_of_a_user_keep_them_changed_not_added() {
+        let before = tree(vec![file("a", "ConfigMap", "a", ""), file("a", "Service", "a", "")]);
+        let after = tree(vec![file("a", "ConfigMap", "a", ""), file("a", "Service", "a", "spec: {}\n"), file("a", "Secret", "a", "")]);
+        let plan = plan(&before, &after);
+        assert_eq!(plan.users.len(), 1);
+        assert_eq!(plan.users[0].change, Change::Changed);
+        let changes: Vec<(&str, Change)> = plan.users[0].resources.iter().map(|r| (r.id.as_str(), r.change)).collect();
+        assert_eq!(changes, [("Secret/a", Change::Added), ("Service/a", Change::Changed)]);
     }
 
     #[test]

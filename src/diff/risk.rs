@@ -128,8 +128,9 @@ impl Risk {
     }
 }
 
-/// Every risk of going from `before` to `after`, most dangerous first.
-pub fn classify(before: &Resources, after: &Resources) -> Vec<Risk> {
+/// Every risk of going from `before` to `after`, most dangerous first. `before` and `after` may
+/// hold only the resources that differ; `unchanged_owners` are the users who keep others.
+pub fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
     let mut risks = Vec::new();
     risks.extend(home_volumes(before, after));
     for (id, old) in before {
@@ -137,7 +138,7 @@ pub fn classify(before: &Resources, after: &Resources) -> Vec<Risk> {
             risks.extend(immutable_fields(old, new));
             risks.extend(workload(old, new));
         } else if old.kind == "StatefulSet" {
-            risks.push(workload_removed(old, after));
+            risks.push(workload_removed(old, after, unchanged_owners));
         }
     }
     risks.extend(authorized_keys(before, after));
@@ -342,8 +343,10 @@ fn pod(resource: &Resource) -> Option<&Value> {
     spec(resource, "template")?.get("spec")
 }
 
-fn workload_removed(old: &Resource, after: &Resources) -> Risk {
-    let home_stays = after.values().any(|r| is_home(r) && r.owner == old.owner);
+fn workload_removed(old: &Resource, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Risk {
+    // A bundle that keeps anything without its StatefulSet is archived: the check stage allows
+    // an archived box its home volume only, so what it keeps is its home.
+    let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
     let pod_name = format!("{}-0", old.name);
     if home_stays {
         Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
@@ -682,7 +685,7 @@ mod tests {
     #[test]
     fn a_removed_user_leaves_the_volume_and_the_pod_goes() {
         let before = set(vec![home("bob", "bob/pvc.yaml"), statefulset("bob", 1, "i:1", None)]);
-        let risks = classify(&before, &Resources::new());
+        let risks = classify(&before, &Resources::new(), &BTreeSet::new());
         assert_eq!(kinds(&risks), ["home-volume-removed", "box-removed"]);
         assert_eq!(risks[0].summary, "the home volume `bob-home` leaves out/: `users/bob.toml` was removed");
         assert!(risks[0].details[0].contains("stay in the cluster"), "{:?}", risks[0]);
@@ -693,20 +696,25 @@ mod tests {
     fn a_renamed_user_gets_an_empty_home() {
         let before = set(vec![home("alice", "alice/pvc.yaml")]);
         let after = set(vec![home("alicia", "alicia/pvc.yaml")]);
-        let risks = classify(&before, &after);
+        let risks = classify(&before, &after, &BTreeSet::new());
         assert_eq!(kinds(&risks), ["home-volume-renamed"]);
         assert_eq!(risks[0].user, "alicia");
     }
 
     #[test]
     fn a_moved_bundle_warns_that_data_does_not_follow() {
-        let risks = classify(&set(vec![home("alice", "alice/pvc.yaml")]), &set(vec![home("alice", "prod/alice/pvc.yaml")]));
+        let risks =
+            classify(&set(vec![home("alice", "alice/pvc.yaml")]), &set(vec![home("alice", "prod/alice/pvc.yaml")]), &BTreeSet::new());
         assert_eq!(kinds(&risks), ["home-volume-moved"]);
     }
 
     #[test]
     fn a_box_moving_between_clusters_says_so() {
-        let risks = classify(&set(vec![home("alice", "prod/alice/pvc.yaml")]), &set(vec![home("alice", "staging/alice/pvc.yaml")]));
+        let risks = classify(
+            &set(vec![home("alice", "prod/alice/pvc.yaml")]),
+            &set(vec![home("alice", "staging/alice/pvc.yaml")]),
+            &BTreeSet::new(),
+        );
         assert_eq!(kinds(&risks), ["home-volume-moved"]);
         assert_eq!(risks[0].summary, "the box moves from cluster `prod` to cluster `staging`: its home does not follow");
         assert!(
@@ -721,7 +729,7 @@ mod tests {
         let old = statefulset("alice", 1, "i:1", None);
         let mut new = old.clone();
         new.object.as_mut().unwrap()["spec"]["serviceName"] = json!("other");
-        let risks = classify(&set(vec![old]), &set(vec![new]));
+        let risks = classify(&set(vec![old]), &set(vec![new]), &BTreeSet::new());
         assert_eq!(kinds(&risks), ["immutable-field"]);
         assert!(risks[0].summary.contains("`serviceName`"));
         assert!(risks[0].help[0].contains("--cascade=orphan"));
@@ -732,7 +740,7 @@ mod tests {
         let before = set(vec![statefulset("a", 1, "i:1", None), statefulset("b", 1, "i:1", None), statefulset("c", 0, "i:1", None)]);
         let after =
             set(vec![statefulset("a", 0, "i:1", None), statefulset("b", 1, "i:2", Some("nvidia-l4")), statefulset("c", 1, "i:2", None)]);
-        let risks = classify(&before, &after);
+        let risks = classify(&before, &after, &BTreeSet::new());
         assert_eq!(kinds(&risks), ["box-stopped", "gpu-changed", "image-changed"]);
         assert_eq!(risks[1].summary, "the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled");
     }
@@ -743,7 +751,7 @@ mod tests {
         let mut new = old.clone();
         new.object.as_mut().unwrap()["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "EDITOR", "value": "vim"}]);
         new.object.as_mut().unwrap()["spec"]["template"]["metadata"] = json!({"annotations": {"devbox-gen.dev/config-hash": "x"}});
-        let risks = classify(&set(vec![old]), &set(vec![new]));
+        let risks = classify(&set(vec![old]), &set(vec![new]), &BTreeSet::new());
         assert_eq!(kinds(&risks), ["pod-restart"]);
         assert_eq!(
             risks[0].summary,

@@ -142,3 +142,24 @@ fn a_corrupt_or_missing_cache_only_costs_time() {
     let run = repo.run_ok(&["-v", "build"], 0);
     assert!(run.stderr.contains("out/ is up to date"), "{}", run.stderr);
 }
+
+#[test]
+fn diff_says_the_same_with_and_without_the_cache() {
+    let repo = Repo::new(GITOPS)
+        .user("alice", &user_file("alice@example.com", KEY_ALICE))
+        .user("bob", &user_file("bob@example.com", KEY_ALICE_2))
+        .user("carol", &user_file("carol@example.com", KEY_ALICE_2));
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &format!("state = \"stopped\"\n{}", user_file("alice@example.com", KEY_ALICE)));
+    repo.write("users/bob.toml", &format!("state = \"archived\"\n{}", user_file("bob@example.com", KEY_ALICE_2)));
+    repo.write("users/dave.toml", &user_file("dave@example.com", KEY_ALICE));
+    let cached = repo.run_ok(&["-v", "diff", "--format", "json"], 1);
+    assert_eq!(reused(&cached), "1 of 4", "carol is unchanged");
+    fs::remove_dir_all(repo.path().join(".devbox-gen")).unwrap();
+    let uncached = repo.run_ok(&["diff", "--format", "json"], 1);
+    assert_eq!(cached.stdout, uncached.stdout);
+    for expected in ["\"box-stopped\"", "\"box-archived\""] {
+        assert!(cached.stdout.contains(expected), "{expected} in:\n{}", cached.stdout);
+    }
+    assert!(!cached.stdout.contains("\"box-removed\""), "bob keeps his home:\n{}", cached.stdout);
+}

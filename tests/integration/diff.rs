@@ -470,3 +470,25 @@ fn base_errors_are_clear() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("error: `--base` reads out/ from git, but git cannot be run"), "{stderr}");
 }
+
+#[test]
+fn base_and_disk_agree_on_the_same_change() {
+    // Only what differs is read in both modes (git's blob ids; the build cache and hashes):
+    // whatever each side skips, the plans must be the same.
+    let repo = built();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    repo.write("users/alice.toml", &alice("state = \"stopped\"", &[KEY_ALICE], ""));
+    repo.write("users/bob.toml", &user("state = \"archived\"", "bob@example.com", &[KEY_ALICE_2], ""));
+    repo.write("users/carol.toml", &user("", "carol@example.com", &[KEY_ALICE], ""));
+    let plan = |args: &[&str]| {
+        let mut json: serde_json::Value = serde_json::from_str(&repo.run_ok(args, 1).stdout).unwrap();
+        json.as_object_mut().unwrap().remove("base");
+        json
+    };
+    let on_disk = plan(&["diff", "--format", "json"]);
+    assert_eq!(on_disk, plan(&["diff", "--base", "main", "--format", "json"]));
+    let risks: Vec<&str> = on_disk["risks"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(risks, ["key-added", "box-archived", "box-stopped"]);
+}
