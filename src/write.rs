@@ -1,10 +1,18 @@
 //! Stage 6b, write: make `out/` equal to the emitted tree, or say how it differs (`--check`).
 //!
-//! Safety first, then speed. Nothing is written unless something changed. Otherwise the new
-//! `out/` is assembled in a staging directory beside it, unchanged files hard-linked rather
-//! than rewritten, and swapped in with one atomic `renameat2(RENAME_EXCHANGE)`: a crash, a full
-//! disk or an error leaves the previous `out/` whole. Files that devbox-gen did not generate
-//! are carried over and reported, never deleted; symbolic links are never followed.
+//! Safety first, then speed. Nothing is written unless something changed, and the cost follows
+//! the size of the change:
+//! - A new `out/`, or a change to more than a quarter of its files (a template or default
+//!   every box inherits): the new `out/` is assembled in a staging directory beside it,
+//!   unchanged files hard-linked rather than rewritten, and swapped in with one atomic
+//!   `renameat2(RENAME_EXCHANGE)`. A crash, a full disk or an error leaves the previous `out/`
+//!   whole.
+//! - A smaller change (a PR that edits a few users): each changed file is written beside its
+//!   target and renamed over it, so every file is always whole; removed files are unlinked.
+//!   An interrupted build leaves some bundles new and some old, and the next build finishes it.
+//!
+//! Files that devbox-gen did not generate are carried over and reported, never deleted;
+//! symbolic links are never followed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -212,6 +220,9 @@ pub fn apply(
         return Ok(BTreeMap::new());
     }
     let out = out_dir(root);
+    if out.is_dir() && changes.count() * 4 <= existing.generated.len() {
+        return update_in_place(&out, tree, changes).map_err(|e| io_error("cannot update", &out, &e));
+    }
     let staging = tempfile::Builder::new()
         .prefix(".out.devbox-gen-")
         .tempdir_in(root)
@@ -221,6 +232,39 @@ pub fn apply(
     swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
     // `staging` now holds the previous out/; dropping it removes it.
     drop(staging);
+    Ok(written)
+}
+
+/// Writes each created or updated file beside its target and renames it over, and unlinks the
+/// removed ones (and the directories they leave empty).
+fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> io::Result<BTreeMap<String, Stamp>> {
+    let written = changes
+        .created
+        .par_iter()
+        .chain(changes.updated.par_iter())
+        .map(|path| {
+            let target = out.join(path);
+            let directory = target.parent().unwrap_or(out);
+            fs::create_dir_all(directory)?;
+            let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // A crash can leave this behind; it starts with the marker, so the next build removes it.
+            let temporary = directory.join(format!(".{name}.{}.devbox-gen-tmp", std::process::id()));
+            fs::write(&temporary, &tree.files[path])?;
+            fs::rename(&temporary, &target)?;
+            Ok((path.clone(), Stamp::of(&target.symlink_metadata()?)))
+        })
+        .collect::<io::Result<BTreeMap<String, Stamp>>>()?;
+    for path in &changes.removed {
+        let target = out.join(path);
+        fs::remove_file(&target)?;
+        let mut directory = target.parent();
+        while let Some(dir) = directory.filter(|dir| *dir != out) {
+            if fs::remove_dir(dir).is_err() {
+                break; // not empty
+            }
+            directory = dir.parent();
+        }
+    }
     Ok(written)
 }
 

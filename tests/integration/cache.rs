@@ -2,6 +2,7 @@
 //! only its user, and whatever the cache holds, the result is the one a build without it gives.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, user_file};
@@ -162,4 +163,27 @@ fn diff_says_the_same_with_and_without_the_cache() {
         assert!(cached.stdout.contains(expected), "{expected} in:\n{}", cached.stdout);
     }
     assert!(!cached.stdout.contains("\"box-removed\""), "bob keeps his home:\n{}", cached.stdout);
+}
+
+#[test]
+fn a_small_change_is_written_in_place_and_leaves_nothing_behind() {
+    let mut repo = Repo::new(SETTINGS);
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank", "hal", "ivy", "jo", "kim", "lee", "max"];
+    for name in names {
+        repo = repo.user(name, &user_file(&format!("{name}@example.com"), KEY_ALICE));
+    }
+    repo.run_ok(&["build"], 0);
+    let out_inode = fs::metadata(repo.path().join("out")).unwrap().ino();
+    let mode = fs::metadata(repo.path().join("out/alice/service-alice.yaml")).unwrap().mode();
+    fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    repo.write("users/gina.toml", &user_file("gina@example.com", KEY_ALICE_2));
+    let run = repo.run_ok(&["build"], 0);
+    assert!(run.stderr.contains("built 12 users into out/: 7 created, 0 updated, 7 removed"), "{}", run.stderr);
+    assert_eq!(fs::metadata(repo.path().join("out")).unwrap().ino(), out_inode, "out/ was updated, not replaced");
+    assert!(!repo.path().join("out/bob").exists(), "bob's emptied bundle directory is gone");
+    assert_eq!(fs::metadata(repo.path().join("out/gina/service-gina.yaml")).unwrap().mode(), mode);
+    let stray: Vec<String> =
+        repo.out_snapshot().into_keys().map(|p| p.display().to_string()).filter(|p| p.contains("devbox-gen-tmp")).collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    assert_eq!(contents(&repo), fresh_out(&repo));
 }
