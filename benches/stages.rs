@@ -40,7 +40,7 @@ fn stages(c: &mut Criterion) {
     c.bench_function("compile 5 users end to end", |b| {
         b.iter(|| {
             let (repo, found) = from_texts(settings.as_deref(), &texts);
-            black_box(compile_repo(&repo, found, None).unwrap())
+            black_box(compile_repo(&repo, found, None, None).unwrap())
         })
     });
 }

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::render::{self, Template};
 use crate::resolve::ResolvedBox;
-use crate::write::Existing;
+use crate::write::{Existing, Staging};
 use crate::{check, delivery, resolve, validate};
 
 /// The result of a successful compilation.
@@ -39,6 +39,8 @@ pub struct Compiled {
     pub tree: OutTree,
     /// Files of the boxes that were not rendered again: `out/` already holds them, unchanged.
     pub kept: BTreeSet<String>,
+    /// Files already written to the staging directory of a new `out/` (not in `tree`).
+    pub staged: BTreeSet<String>,
     /// What each user file rendered to, for the next build's cache.
     pub bundles: BTreeMap<String, BundleRecord>,
     /// The names of the compiled boxes, sorted.
@@ -51,13 +53,15 @@ pub struct Compiled {
 /// Every box is rendered: nothing is taken from an earlier build.
 pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
     let (repo, found) = timed("read", || read::read(root))?;
-    compile_repo(&repo, found, None)
+    compile_repo(&repo, found, None, None)
 }
 
 /// Compiles the config repo at `root` against `out/` as it is now: boxes that the build cache
 /// and `out/` vouch for are kept, not rendered. Returns what `out/` holds and the cache beside
-/// the result, for the command to write, compare and save.
-pub fn compile_against_out(root: &Path) -> Result<(Compiled, Existing, BuildCache), Diagnostics> {
+/// the result, for the command to write, compare and save. With `stage`, a build into an
+/// `out/` that holds nothing generated yet writes each bundle into a staging directory as soon
+/// as it is emitted, so the writing overlaps the compiling and the tree is never all in memory.
+pub fn compile_against_out(root: &Path, stage: bool) -> Result<Against, Diagnostics> {
     let (repo, found) = timed("read", || read::read(root))?;
     // A missing template is reported by compile_repo, after the user files' own problems.
     let cache = match template_of(&repo) {
@@ -65,8 +69,18 @@ pub fn compile_against_out(root: &Path) -> Result<(Compiled, Existing, BuildCach
         Err(_) => BuildCache::default(),
     };
     let existing = timed("read out/", || crate::write::read_existing(root, &cache))?;
-    let compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }))?;
-    Ok((compiled, existing, cache))
+    let staging = if stage && existing.generated.is_empty() { Some(Staging::new(root)?) } else { None };
+    let compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }), staging.as_ref())?;
+    Ok(Against { compiled, existing, cache, staging })
+}
+
+/// A compilation against `out/`, with what it was compiled against.
+pub struct Against {
+    pub compiled: Compiled,
+    pub existing: Existing,
+    pub cache: BuildCache,
+    /// The new `out/` being assembled, when bundles were written as they were emitted.
+    pub staging: Option<Staging>,
 }
 
 /// What an earlier build left that this one may reuse: its cache, and `out/` as it is now.
@@ -115,8 +129,14 @@ pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// Stages 2 to 7 on a config repo already read; `found` holds what reading reported. Boxes
-/// that `earlier` vouches for are not rendered again.
-pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&Earlier>) -> Result<Compiled, Diagnostics> {
+/// that `earlier` vouches for are not rendered again; with `staging`, bundles are written there
+/// as they are emitted.
+pub fn compile_repo(
+    repo: &ConfigRepo,
+    mut found: Diagnostics,
+    earlier: Option<&Earlier>,
+    staging: Option<&Staging>,
+) -> Result<Compiled, Diagnostics> {
     let root = repo.root.as_path();
     found.extend(timed("validate", || validate::validate(repo)));
     if found.has_errors() {
@@ -134,13 +154,15 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&
                 let fingerprint = cache::fingerprint(&resolved);
                 match earlier.and_then(|earlier| earlier.reusable(&resolved.source, fingerprint)) {
                     Some(record) => BoxOutcome::Kept(record.clone()),
-                    None => compile_box(resolved, fingerprint, &template, &root),
+                    None => compile_box(resolved, fingerprint, &template, &root, staging),
                 }
             })
             .collect()
     });
     let mut tree = OutTree::default();
     let mut kept = BTreeSet::new();
+    let mut staged = BTreeSet::new();
+    let mut unwritable = Diagnostics::default();
     let mut bundles = BTreeMap::new();
     let mut delivered = Vec::with_capacity(outcomes.len());
     let mut reused = 0;
@@ -150,6 +172,9 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&
     for outcome in outcomes {
         match outcome {
             BoxOutcome::Emitted(files, record) => {
+                if staging.is_some() {
+                    staged.extend(record.files.iter().map(|(path, _)| path.clone()));
+                }
                 tree.files.extend(files);
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
@@ -161,6 +186,7 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&
                 bundles.insert(record.delivered.source.clone(), record);
             }
             BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
+            BoxOutcome::Unwritable(diagnostics) => unwritable.extend(diagnostics),
             BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
         }
     }
@@ -173,19 +199,23 @@ pub fn compile_repo(repo: &ConfigRepo, mut found: Diagnostics, earlier: Option<&
     if invalid.has_errors() {
         return Err(invalid);
     }
+    if unwritable.has_errors() {
+        return Err(unwritable);
+    }
     tree.files.extend(timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
-    Ok(Compiled { tree, kept, bundles, users, warnings })
+    Ok(Compiled { tree, kept, staged, bundles, users, warnings })
 }
 
 enum BoxOutcome {
     Emitted(Vec<(String, String)>, BundleRecord),
     Kept(BundleRecord),
     TemplateFailed { source: String, message: String },
+    Unwritable(Diagnostics),
     Invalid { source: String, problems: Vec<String> },
 }
 
 /// Render → check → emit for one box.
-fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, root: &Path) -> BoxOutcome {
+fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, root: &Path, staging: Option<&Staging>) -> BoxOutcome {
     let source = resolved.source.clone();
     let rendered = match render::render_box(resolved, template, root) {
         Ok(rendered) => rendered,
@@ -197,7 +227,14 @@ fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, 
     }
     let files = emit::emit_box(&rendered);
     let digests = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
-    BoxOutcome::Emitted(files, BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) })
+    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) };
+    match staging {
+        None => BoxOutcome::Emitted(files, record),
+        Some(staging) => match staging.write_bundle(&files) {
+            Ok(()) => BoxOutcome::Emitted(Vec::new(), record),
+            Err(diagnostics) => BoxOutcome::Unwritable(diagnostics),
+        },
+    }
 }
 
 /// The template devbox.toml names, or the embedded one.

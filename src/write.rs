@@ -18,12 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::cache::{BuildCache, Digest, Seen, Stamp};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{self, GENERATED_MARKER, OutTree};
+use crate::pipeline::Compiled;
 
 /// What is in `out/` now. Only names and hashes are held: contents are read again when they
 /// must be shown, so a 10,000-user `out/` is never in memory twice.
@@ -67,6 +69,56 @@ impl Existing {
         let paths: Vec<&String> = self.generated.keys().filter(|path| wanted(path)).collect();
         let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
         OutTree { files }
+    }
+}
+
+/// A new `out/` being assembled in a directory beside the old one, written to by the compile
+/// while other boxes are still rendering; [`apply`] completes it and swaps it in. Dropped
+/// without that (an error), it is removed, and `out/` was never touched.
+#[derive(Debug)]
+pub struct Staging {
+    dir: tempfile::TempDir,
+    /// The stamps of the files written so far.
+    written: Mutex<BTreeMap<String, Stamp>>,
+}
+
+impl Staging {
+    pub fn new(root: &Path) -> Result<Self, Diagnostics> {
+        let dir = tempfile::Builder::new()
+            .prefix(".out.devbox-gen-")
+            .tempdir_in(root)
+            .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
+        set_directory_mode(dir.path()).map_err(|e| io_error("cannot create a staging directory", root, &e))?;
+        Ok(Self { dir, written: Mutex::new(BTreeMap::new()) })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes one bundle's files (they share a directory).
+    pub fn write_bundle(&self, files: &[(String, String)]) -> Result<(), Diagnostics> {
+        let mut stamps = Vec::with_capacity(files.len());
+        let mut made = BTreeSet::new();
+        for (path, text) in files {
+            let target = self.path().join(path);
+            let written = (|| {
+                if let Some(parent) = target.parent()
+                    && made.insert(parent.to_path_buf())
+                {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::write(&target, text)?;
+                target.symlink_metadata()
+            })();
+            let metadata = written.map_err(|e| io_error("cannot write the new out/", &target, &e))?;
+            stamps.push((path.clone(), Stamp::of(&metadata)));
+        }
+        self.written
+            .lock()
+            .map_err(|_| io_error("cannot write the new out/", self.path(), &io::Error::other("a writer panicked")))?
+            .extend(stamps);
+        Ok(())
     }
 }
 
@@ -171,9 +223,10 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<String>, foreign: &mut Vec<Str
     Ok(())
 }
 
-/// Compares every file of `tree` with `out/` by hash. `kept` are files known to be in `out/`
-/// already, unchanged (their bundles were not rendered again).
-pub fn changes(existing: &Existing, tree: &OutTree, kept: &BTreeSet<String>) -> Changes {
+/// Compares every file of the compiled tree with `out/` by hash. Its `kept` files are known to be
+/// in `out/` already, unchanged; its `staged` ones are new.
+pub fn changes(existing: &Existing, compiled: &Compiled) -> Changes {
+    let (tree, kept) = (&compiled.tree, &compiled.kept);
     let verdicts: Vec<(&String, Option<bool>)> = tree
         .files
         .par_iter()
@@ -190,7 +243,14 @@ pub fn changes(existing: &Existing, tree: &OutTree, kept: &BTreeSet<String>) -> 
             Some(true) => {}
         }
     }
-    changes.removed = existing.generated.keys().filter(|p| !tree.files.contains_key(*p) && !kept.contains(*p)).cloned().collect();
+    changes.created.extend(compiled.staged.iter().filter(|path| !existing.generated.contains_key(*path)).cloned());
+    changes.created.sort();
+    changes.removed = existing
+        .generated
+        .keys()
+        .filter(|p| !tree.files.contains_key(*p) && !kept.contains(*p) && !compiled.staged.contains(*p))
+        .cloned()
+        .collect();
     changes
 }
 
@@ -207,30 +267,31 @@ pub fn foreign_warnings(existing: &Existing) -> Diagnostics {
     diagnostics
 }
 
-/// Makes `out/` match `tree` plus the `kept` files. Writes nothing when nothing changed.
-/// Returns the stamps of the files it wrote.
+/// Makes `out/` match the compiled tree. Writes nothing when nothing changed; completes and
+/// swaps in `staging` when the compile started one. Returns the stamps of the files it wrote.
 pub fn apply(
     root: &Path,
     existing: &Existing,
-    tree: &OutTree,
-    kept: &BTreeSet<String>,
+    compiled: &Compiled,
     changes: &Changes,
+    staging: Option<Staging>,
 ) -> Result<BTreeMap<String, Stamp>, Diagnostics> {
     if changes.is_empty() {
         return Ok(BTreeMap::new());
     }
     let out = out_dir(root);
-    if out.is_dir() && changes.count() * 4 <= existing.generated.len() {
-        return update_in_place(&out, tree, changes).map_err(|e| io_error("cannot update", &out, &e));
+    if staging.is_none() && out.is_dir() && changes.count() * 4 <= existing.generated.len() {
+        return update_in_place(&out, &compiled.tree, changes).map_err(|e| io_error("cannot update", &out, &e));
     }
-    let staging = tempfile::Builder::new()
-        .prefix(".out.devbox-gen-")
-        .tempdir_in(root)
-        .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
-    let written = stage(&out, staging.path(), existing, tree, kept, changes)
+    let staging = match staging {
+        Some(staging) => staging,
+        None => Staging::new(root)?,
+    };
+    let mut written = stage(&out, staging.path(), existing, &compiled.tree, &compiled.kept, changes)
         .map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
     swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
-    // `staging` now holds the previous out/; dropping it removes it.
+    written.extend(std::mem::take(&mut *staging.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
+    // `staging` now holds the previous out/ (if there was one); dropping it removes it.
     drop(staging);
     Ok(written)
 }
@@ -276,7 +337,6 @@ fn stage(
     kept: &BTreeSet<String>,
     changes: &Changes,
 ) -> io::Result<BTreeMap<String, Stamp>> {
-    set_directory_mode(staging)?;
     let all: Vec<&String> = tree.files.keys().chain(kept).chain(&existing.foreign).collect();
     let directories: BTreeSet<&str> = all.iter().filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir)).collect();
     for directory in directories {

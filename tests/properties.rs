@@ -105,7 +105,7 @@ fn mostly_valid_user() -> impl Strategy<Value = String> {
 
 fn diagnostics_of(text: &str) -> Option<String> {
     let (repo, found) = from_texts(Some(settings()), &[("alice", text)]);
-    match compile_repo(&repo, found, None) {
+    match compile_repo(&repo, found, None, None) {
         Ok(_) => None,
         Err(errors) => Some(render_plain(&errors)),
     }
@@ -127,7 +127,7 @@ proptest! {
     #[test]
     fn whatever_validates_builds_and_reads_back(text in mostly_valid_user()) {
         let (repo, found) = from_texts(Some(settings()), &[("alice", &text)]);
-        let compiled = match compile_repo(&repo, found, None) {
+        let compiled = match compile_repo(&repo, found, None, None) {
             Ok(compiled) => compiled,
             // Only a validation rule may refuse it (too little memory, a reserved env name),
             // pointing into the user file: never the template or the check stage.

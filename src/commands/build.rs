@@ -8,21 +8,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::{Digest, Seen, Stamp};
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::{Compiled, compile_against_out, timed};
+use crate::pipeline::{Against, Compiled, compile_against_out, timed};
 use crate::write::{self, Changes, Existing};
 use crate::{Context, Outcome, check, emit, render};
 
 pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
     let working = context.progress("compiling users/");
     let root = &context.root.clone();
-    let (mut compiled, existing, cache) = compile_against_out(root)?;
+    let Against { mut compiled, existing, cache, staging } = compile_against_out(root, !check_only)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let rendered: BTreeSet<&str> = compiled.tree.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
     check::refuse_impossible_changes(&existing.home_volume_tree(&rendered), &compiled.tree)?;
     context.warn(write::foreign_warnings(&existing));
-    let changes = timed("compare", || write::changes(&existing, &compiled.tree, &compiled.kept));
+    let changes = timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
-        let written = timed("write", || write::apply(&context.root, &existing, &compiled.tree, &compiled.kept, &changes))?;
+        let written = timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
         let files = files_now(&existing, &compiled, &changes, &written);
         timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
     }
@@ -39,9 +39,19 @@ fn files_now(existing: &Existing, compiled: &Compiled, changes: &Changes, writte
             files.insert(path.clone(), *seen);
         }
     }
+    // Staged files are no longer in memory; their bundles' records hold their hashes.
+    let staged: BTreeMap<&String, Digest> = compiled
+        .bundles
+        .values()
+        .flat_map(|record| &record.files)
+        .filter(|(path, _)| compiled.staged.contains(path))
+        .map(|(p, d)| (p, *d))
+        .collect();
     for (path, stamp) in written {
-        let digest = Digest::of(compiled.tree.files[path].as_bytes());
-        files.insert(path.clone(), Seen { stamp: *stamp, digest });
+        let digest = compiled.tree.files.get(path).map(|text| Digest::of(text.as_bytes())).or_else(|| staged.get(path).copied());
+        if let Some(digest) = digest {
+            files.insert(path.clone(), Seen { stamp: *stamp, digest });
+        }
     }
     files
 }

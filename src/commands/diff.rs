@@ -14,7 +14,7 @@ use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
 use crate::diff::{self, git};
 use crate::emit::{self, OutTree};
-use crate::pipeline::{compile, compile_against_out};
+use crate::pipeline::{Against, compile, compile_against_out};
 use crate::{Context, Outcome, check};
 
 pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<Outcome, Diagnostics> {
@@ -44,7 +44,7 @@ pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<
 /// The plan against `out/` on disk. Only what differs is read and parsed: bundles the build
 /// cache vouches for are not even rendered, and files whose hash matches are not read.
 fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
-    let (mut compiled, existing, _cache) = compile_against_out(&context.root)?;
+    let Against { mut compiled, existing, .. } = compile_against_out(&context.root, false)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
     let (after, same, mut unchanged_owners) =

@@ -223,3 +223,21 @@ fn the_staging_directory_never_outlives_a_build() {
         fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_failure_while_bundles_are_being_written_leaves_no_out_and_no_staging() {
+    // From an empty out/, bundles are written to a staging directory as they are emitted; a
+    // box that fails after others were written must still leave nothing behind.
+    let repo = Repo::with_alice().user("bob", &user_file("bob@example.com", KEY_ALICE_2));
+    repo.write("devbox.toml", &format!("template = \"t.jsonnet\"\n{SETTINGS}"));
+    repo.write(
+        "t.jsonnet",
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\nfunction(box) if box.name == 'bob' then error 'no bob' else devbox.bundle(box)\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert!(run.stderr.contains("no bob"), "{}", run.stderr);
+    assert!(!repo.path().join("out").exists());
+    let leftovers: Vec<_> =
+        fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
