@@ -154,7 +154,7 @@ pub fn compile_repo(
                 let fingerprint = cache::fingerprint(&resolved);
                 match earlier.and_then(|earlier| earlier.reusable(&resolved.source, fingerprint)) {
                     Some(record) => BoxOutcome::Kept(record.clone()),
-                    None => compile_box(resolved, fingerprint, &template, &root, staging),
+                    None => compile_box(resolved, fingerprint, &template, &root, earlier, staging),
                 }
             })
             .collect()
@@ -171,11 +171,12 @@ pub fn compile_repo(
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
-            BoxOutcome::Emitted(files, record) => {
+            BoxOutcome::Emitted { changed, unchanged, record } => {
                 if staging.is_some() {
                     staged.extend(record.files.iter().map(|(path, _)| path.clone()));
                 }
-                tree.files.extend(files);
+                tree.files.extend(changed);
+                kept.extend(unchanged);
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
@@ -207,15 +208,35 @@ pub fn compile_repo(
 }
 
 enum BoxOutcome {
-    Emitted(Vec<(String, String)>, BundleRecord),
+    /// Rendered: the files `out/` does not hold yet (empty when they went to the staging
+    /// directory), and the paths of those it holds byte for byte.
+    Emitted {
+        changed: Vec<(String, String)>,
+        unchanged: Vec<String>,
+        record: BundleRecord,
+    },
     Kept(BundleRecord),
-    TemplateFailed { source: String, message: String },
+    TemplateFailed {
+        source: String,
+        message: String,
+    },
     Unwritable(Diagnostics),
-    Invalid { source: String, problems: Vec<String> },
+    Invalid {
+        source: String,
+        problems: Vec<String>,
+    },
 }
 
-/// Render → check → emit for one box.
-fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, root: &Path, staging: Option<&Staging>) -> BoxOutcome {
+/// Render → check → emit for one box. Files `out/` already holds byte for byte are not kept
+/// in memory (a `build --check` on a fresh clone holds only what changed).
+fn compile_box(
+    resolved: ResolvedBox,
+    fingerprint: Digest,
+    template: &Template,
+    root: &Path,
+    earlier: Option<&Earlier>,
+    staging: Option<&Staging>,
+) -> BoxOutcome {
     let source = resolved.source.clone();
     let rendered = match render::render_box(resolved, template, root) {
         Ok(rendered) => rendered,
@@ -226,15 +247,21 @@ fn compile_box(resolved: ResolvedBox, fingerprint: Digest, template: &Template, 
         return BoxOutcome::Invalid { source, problems };
     }
     let files = emit::emit_box(&rendered);
-    let digests = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    let digests: Vec<(String, Digest)> = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    let on_disk: Vec<String> = digests
+        .iter()
+        .filter(|(path, digest)| earlier.is_some_and(|e| e.existing.holds(path, *digest)))
+        .map(|(path, _)| path.clone())
+        .collect();
     let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) };
-    match staging {
-        None => BoxOutcome::Emitted(files, record),
-        Some(staging) => match staging.write_bundle(&files) {
-            Ok(()) => BoxOutcome::Emitted(Vec::new(), record),
+    if let Some(staging) = staging {
+        return match staging.write_bundle(&files) {
+            Ok(()) => BoxOutcome::Emitted { changed: Vec::new(), unchanged: Vec::new(), record },
             Err(diagnostics) => BoxOutcome::Unwritable(diagnostics),
-        },
+        };
     }
+    let changed = files.into_iter().filter(|(path, _)| !on_disk.contains(path)).collect();
+    BoxOutcome::Emitted { changed, unchanged: on_disk, record }
 }
 
 /// The template devbox.toml names, or the embedded one.
