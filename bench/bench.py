@@ -2,25 +2,37 @@
 """Measure devbox-gen against the floor (`cp -r`) and the engine people use instead.
 
     python3 bench/bench.py [--sizes 100,1000,10000] [--binary target/release/devbox-gen]
-                           [--gojsonnet] [--runs 3] [--markdown FILE]
+                           [--gojsonnet] [--kapitan] [--runs 3] [--markdown FILE]
 
 For each N, a synthetic config repo is generated (bench/generate.py, fixed seed) under
 bench/work/, and these are measured as wall time, CPU time (user+sys) and peak RSS of the
 process, the best of --runs:
 
-  build (empty out/)   devbox-gen build from nothing
-  build (no-op)        a second build: nothing changed, nothing may be written
-  build --check        is out/ current?
-  build (one user)     one user file edited, then build
-  diff                 compile and compare with out/ (when the binary has `diff`)
-  validate             parse and check only
-  cp -r out/           the floor: copying the result's bytes
-  go-jsonnet           (--gojsonnet) PyPI gojsonnet rendering the same embedded template
-                       over the same resolved boxes (`devbox-gen resolve`) to the same files
+  build (empty out/)        devbox-gen build from nothing: no out/, no build cache
+  build (no-op)             a second build: nothing changed, nothing may be written
+  build --check             is out/ current? (with the build cache a build left)
+  build --check (no cache)  the same on a fresh clone, as CI runs it: every box rendered
+  build (one user)          one user file edited, then build
+  diff                      one user edited: compile and compare with out/ on disk
+  diff (no cache)           the same on a fresh clone
+  validate                  parse and check only
+  cp -r out/                the floor: copying the result's bytes
+  go-jsonnet render         (--gojsonnet) PyPI gojsonnet rendering the same embedded template
+                            over the same resolved boxes (`devbox-gen show --input`) to the
+                            same files, one evaluation per box (bench/gojsonnet_render.py)
+  kapitan compile           (--kapitan) `kapitan compile` of a project with one target per
+                            user and the same template (bench/kapitan_render.py, which also
+                            checks that its output equals ours), with Kapitan's default engine
 
-Ratios are printed against our cold build. Peak memory is ru_maxrss of that one process
-(os.wait4), so nothing else on the machine is counted. Standard library only, except
-gojsonnet and PyYAML for the go-jsonnet comparison.
+The cold build and `cp -r` are timed in turn, each after deleting its own previous output,
+`sync` and --settle seconds: on ext4 without a journal (these machines), creating files right
+after deleting tens of thousands skips over the recently freed inodes one by one, which can
+make either side several times slower, whichever happens to land on them.
+
+"out/ files written" counts files of out/ whose inode or mtime changed, for the rows that must
+write none. Ratios are printed against our cold build. Peak memory is ru_maxrss of that one
+process (os.wait4), so nothing else on the machine is counted. Standard library only, except
+gojsonnet, kapitan and PyYAML for the comparisons.
 """
 
 from __future__ import annotations
@@ -60,8 +72,43 @@ def best(runs: int, prepare, argv: list[str], **kw) -> tuple[float, float, float
     return min(results)
 
 
+def settle(seconds: float) -> None:
+    """Flush and wait after deleting a tree, before timing the writing of a new one."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def count_files(path: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
+
+
+def stamps(path: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file under path: what a write would change."""
+    found = {}
+    for directory, _, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(directory, name))
+            found[os.path.join(directory, name)] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def written_by(out: Path, runs: int, prepare, argv: list[str]) -> tuple[tuple[float, float, float], int]:
+    """best() of argv, and how many files of out/ the measured runs wrote."""
+    before = stamps(out)
+    result = best(runs, prepare, argv)
+    after = stamps(out)
+    return result, sum(1 for path, stamp in after.items() if before.get(path) != stamp) + sum(1 for path in before if path not in after)
+
+
+def kapitan(python: str, binary: str, repo: Path) -> tuple[float, float, float]:
+    """`kapitan compile` of the same users and template, timed alone; then its output is checked."""
+    script = str(HERE / "kapitan_render.py")
+    work = repo.parent / (repo.name + "-kapitan")
+    common = [python, script, "--binary", binary, "--repo", str(repo), "--work", str(work)]
+    subprocess.run(common + ["--project-only"], check=True, stdout=subprocess.DEVNULL)
+    result = best(1, None, [str(Path(python).parent / "kapitan"), "compile"], cwd=work)
+    subprocess.run(common + ["--check-only"], check=True, stdout=subprocess.DEVNULL)
+    return result
 
 
 def gojsonnet_command(python: str, binary: str, repo: Path, out: Path) -> list[str]:
@@ -76,10 +123,13 @@ def main() -> None:
     parser.add_argument("--gojsonnet", action="store_true", help="also time go-jsonnet (needs PyPI gojsonnet and PyYAML in --python)")
     parser.add_argument("--gojsonnet-max", type=int, default=1000, help="largest N to render with go-jsonnet (about 40 ms a box)")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs bench/gojsonnet_render.py")
+    parser.add_argument("--kapitan", action="store_true", help="also time Kapitan (needs PyPI kapitan and PyYAML in --kapitan-python)")
+    parser.add_argument("--kapitan-python", default=sys.executable, help="the Python with kapitan installed")
+    parser.add_argument("--kapitan-max", type=int, default=1000, help="largest N to compile with Kapitan (about 65 ms a target)")
+    parser.add_argument("--settle", type=float, default=5, help="seconds to wait after deleting out/ before a timed cold build or copy")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     binary = str(Path(args.binary).resolve())
-    has_diff = subprocess.run([binary, "diff", "--help"], capture_output=True).returncode == 0
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         work = HERE / "work" / f"n{n}"
@@ -89,12 +139,36 @@ def main() -> None:
 
         def clean() -> None:
             shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
 
-        cold = best(args.runs, clean, dg + ["build"])
+        def no_cache() -> None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+        cache = work / ".devbox-gen"
+        copy = work / "out-copy"
+
+        def clean_copy() -> None:
+            shutil.rmtree(copy, ignore_errors=True)
+
+        # The cold build and its floor, interleaved, each after deleting its own previous
+        # output and letting the filesystem settle (see --settle).
+        colds, copies = [], []
+        for _ in range(args.runs):
+            clean()
+            settle(args.settle)
+            colds.append(measure(dg + ["build"])[:3])
+            clean_copy()
+            settle(args.settle)
+            copies.append(measure(["cp", "-r", str(out), str(copy)])[:3])
+        clean_copy()
+        cold = min(colds)
         files = count_files(out)
-        results = {"build (empty out/)": cold}
-        results["build (no-op)"] = best(args.runs, None, dg + ["build"])
-        results["build --check"] = best(args.runs, None, dg + ["build", "--check"])
+        results = {"build (empty out/)": cold, "cp -r out/": min(copies)}
+        written = {}
+        results["build (no-op)"], written["build (no-op)"] = written_by(out, args.runs, None, dg + ["build"])
+        results["build --check"], written["build --check"] = written_by(out, args.runs, None, dg + ["build", "--check"])
+        results["build --check (no cache)"], written["build --check (no cache)"] = written_by(out, args.runs, no_cache, dg + ["build", "--check"])
+        measure(dg + ["build"])  # the cache back
         first_user = sorted((work / "users").iterdir())[0]
         original = first_user.read_text()
 
@@ -104,27 +178,25 @@ def main() -> None:
         results["build (one user)"] = best(args.runs, edit_one, dg + ["build"])
         first_user.write_text(original)
         measure(dg + ["build"])
-        if has_diff:
-            results["diff"] = best(args.runs, edit_one, dg + ["diff"])
-            first_user.write_text(original)
-            measure(dg + ["build"])
+        results["diff"] = best(args.runs, edit_one, dg + ["diff"])
+        results["diff (no cache)"] = best(args.runs, lambda: (edit_one(), no_cache()), dg + ["diff"])
+        first_user.write_text(original)
+        measure(dg + ["build"])
         results["validate"] = best(args.runs, None, dg + ["validate"])
-        copy = work / "out-copy"
-
-        def clean_copy() -> None:
-            shutil.rmtree(copy, ignore_errors=True)
-
-        results["cp -r out/"] = best(args.runs, clean_copy, ["cp", "-r", str(out), str(copy)])
-        clean_copy()
         if args.gojsonnet and n <= args.gojsonnet_max:
             gout = work / "out-gojsonnet"
             results["go-jsonnet render"] = best(1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout))
+            shutil.rmtree(gout, ignore_errors=True)
+        if args.kapitan and n <= args.kapitan_max:
+            results["kapitan compile"] = kapitan(args.kapitan_python, binary, work)
         for name, (wall, cpu, mem) in results.items():
-            rows.append((n, files, name, wall, cpu, mem, wall / cold[0]))
+            rows.append((n, files, name, wall, cpu, mem, wall / cold[0], written.get(name)))
         print(f"N={n} done ({files} files)", file=sys.stderr)
 
-    header = "| users | files | what | wall s | CPU s | peak MiB | × cold build |\n|---:|---:|---|---:|---:|---:|---:|\n"
-    table = header + "".join(f"| {n} | {f} | {name} | {w:.3f} | {c:.3f} | {m:.0f} | {r:.2f} |\n" for n, f, name, w, c, m, r in rows)
+    header = "| users | files | what | wall s | CPU s | peak MiB | × cold build | out/ files written |\n|---:|---:|---|---:|---:|---:|---:|---:|\n"
+    table = header + "".join(
+        f"| {n} | {f} | {name} | {w:.3f} | {c:.3f} | {m:.0f} | {r:.2f} | {'' if wr is None else wr} |\n" for n, f, name, w, c, m, r, wr in rows
+    )
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)

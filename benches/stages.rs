@@ -43,6 +43,24 @@ fn stages(c: &mut Criterion) {
             black_box(compile_repo(&repo, found, None, None).unwrap())
         })
     });
+    c.bench_function("fingerprint 1 box", |b| b.iter(|| black_box(devbox_gen::cache::fingerprint(black_box(&alice)))));
+
+    // The no-op rebuild's path: read, resolve, look every box up in the build cache, stat out/.
+    let built = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("devbox.toml"), built.path().join("devbox.toml")).unwrap();
+    std::fs::create_dir(built.path().join("users")).unwrap();
+    for (name, text) in &users {
+        std::fs::write(built.path().join("users").join(format!("{name}.toml")), text).unwrap();
+    }
+    let args = ["devbox-gen", "-q", "-C", built.path().to_str().unwrap(), "build"];
+    assert_eq!(devbox_gen::run(args.map(std::ffi::OsString::from)), std::process::ExitCode::SUCCESS);
+    c.bench_function("compile 5 users against out/ (all reused)", |b| {
+        b.iter(|| {
+            let against = devbox_gen::pipeline::compile_against_out(built.path(), false).unwrap();
+            assert!(against.compiled.tree.files.keys().all(|path| path.starts_with("_gitops/")), "every bundle is reused");
+            black_box(against)
+        })
+    });
 }
 
 criterion_group!(benches, stages);
