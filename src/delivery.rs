@@ -50,7 +50,7 @@ pub const USER_PREFIX: &str = "devbox-";
 /// The base name of the shared objects: `devboxes`, `devboxes-namespace`, `devboxes-gitops`.
 pub const BASE_NAME: &str = "devboxes";
 /// Who owns the shared files (their header, and so their group in `diff`).
-const SETTINGS_SOURCE: &str = "devbox.toml";
+pub const SETTINGS_SOURCE: &str = "devbox.toml";
 
 /// What delivery needs to know about one compiled box.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

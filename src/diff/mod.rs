@@ -53,13 +53,21 @@ pub struct ResourceChange {
     pub diff: String,
 }
 
-/// The changes of one user's bundle.
+/// The changes of one user's bundle, or of the delivery manifests devbox.toml owns.
 #[derive(Clone, Debug)]
 pub struct UserChange {
     pub user: String,
     /// Added: no bundle before; removed: none after; changed: both.
     pub change: Change,
     pub resources: Vec<ResourceChange>,
+}
+
+impl UserChange {
+    /// The group of `out/_gitops/`'s shared objects (ApplicationSet, GitRepository, the
+    /// Namespace...): devbox.toml's, not a person's.
+    pub fn is_shared(&self) -> bool {
+        self.user == crate::delivery::SETTINGS_SOURCE
+    }
 }
 
 /// Everything that differs, and what it means.
@@ -80,6 +88,8 @@ pub struct Counts {
     pub resources_added: usize,
     pub resources_removed: usize,
     pub resources_changed: usize,
+    /// Resources of the shared delivery manifests (devbox.toml's group) that changed in any way.
+    pub shared_resources: usize,
 }
 
 impl Plan {
@@ -91,6 +101,7 @@ impl Plan {
         let mut counts = Counts::default();
         for user in &self.users {
             match user.change {
+                _ if user.is_shared() => counts.shared_resources += user.resources.len(),
                 Change::Added => counts.users_added += 1,
                 Change::Removed => counts.users_removed += 1,
                 Change::Changed => counts.users_changed += 1,
@@ -107,12 +118,20 @@ impl Plan {
     }
 
     /// "3 users changed: 1 added, 1 removed, 4 resources changed": users added and removed
-    /// whole, then how many resources changed in the bundles of the others.
+    /// whole, then how many resources changed in the bundles of the others; then the shared
+    /// delivery manifests, which are nobody's bundle.
     pub fn summary(&self) -> String {
         if self.is_empty() {
             return "no changes".into();
         }
         let counts = self.counts();
+        let shared = (counts.shared_resources > 0).then(|| {
+            format!("{} (devbox.toml)", plural(counts.shared_resources, "delivery resource changed", "delivery resources changed"))
+        });
+        let people = counts.users_added + counts.users_removed + counts.users_changed;
+        if people == 0 {
+            return shared.unwrap_or_default();
+        }
         let mut parts = Vec::new();
         if counts.users_added > 0 {
             parts.push(format!("{} added", counts.users_added));
@@ -120,11 +139,16 @@ impl Plan {
         if counts.users_removed > 0 {
             parts.push(format!("{} removed", counts.users_removed));
         }
-        let in_changed: usize = self.users.iter().filter(|u| u.change == Change::Changed).map(|u| u.resources.len()).sum();
+        let in_changed: usize =
+            self.users.iter().filter(|u| u.change == Change::Changed && !u.is_shared()).map(|u| u.resources.len()).sum();
         if in_changed > 0 {
             parts.push(plural(in_changed, "resource changed", "resources changed"));
         }
-        format!("{}: {}", plural(self.users.len(), "user changed", "users changed"), parts.join(", "))
+        let users = format!("{}: {}", plural(people, "user changed", "users changed"), parts.join(", "));
+        match shared {
+            Some(shared) => format!("{users}; {shared}"),
+            None => users,
+        }
     }
 }
 
@@ -253,6 +277,23 @@ mod tests {
         assert_eq!(plan.users[0].change, Change::Changed);
         let changes: Vec<(&str, Change)> = plan.users[0].resources.iter().map(|r| (r.id.as_str(), r.change)).collect();
         assert_eq!(changes, [("Secret/a", Change::Added), ("Service/a", Change::Changed)]);
+    }
+
+    #[test]
+    fn the_shared_delivery_manifests_are_not_counted_as_a_user() {
+        let shared = |extra: &str| file("x", "ApplicationSet", "devboxes", extra);
+        let retag =
+            |(path, text): (String, String)| (path.replace("x/", "_gitops/argocd/default/"), text.replace("users/x.toml", "devbox.toml"));
+        let before = tree(vec![retag(shared("")), file("a", "ConfigMap", "a", "")]);
+        let after = tree(vec![retag(shared("spec: {}\n")), file("a", "ConfigMap", "a", "")]);
+        let plan = plan(&before, &after);
+        assert_eq!(plan.summary(), "1 delivery resource changed (devbox.toml)");
+        assert_eq!(plan.counts().users_changed, 0);
+        let after = tree(vec![retag(shared("spec: {}\n")), file("a", "ConfigMap", "a", "data: {}\n"), file("b", "ConfigMap", "b", "")]);
+        assert_eq!(
+            super::plan(&before, &after).summary(),
+            "2 users changed: 1 added, 1 resource changed; 1 delivery resource changed (devbox.toml)"
+        );
     }
 
     #[test]

@@ -104,7 +104,11 @@ fn json_is_the_documented_shape() {
     assert_eq!(report["summary"], "1 user changed: 1 resource changed");
     assert_eq!(
         report["counts"],
-        serde_json::json!({"users": {"added": 0, "removed": 0, "changed": 1}, "resources": {"added": 0, "removed": 0, "changed": 1}})
+        serde_json::json!({
+            "users": {"added": 0, "removed": 0, "changed": 1},
+            "resources": {"added": 0, "removed": 0, "changed": 1},
+            "shared_resources": 0
+        })
     );
     let risk = &report["risks"][0];
     assert_eq!(risk["level"], "restart");

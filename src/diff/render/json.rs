@@ -29,6 +29,7 @@ pub fn value(plan: &Plan, baseline: &Baseline) -> Value {
         "counts": {
             "users": {"added": counts.users_added, "removed": counts.users_removed, "changed": counts.users_changed},
             "resources": {"added": counts.resources_added, "removed": counts.resources_removed, "changed": counts.resources_changed},
+            "shared_resources": counts.shared_resources,
         },
         "risks": plan.risks.iter().map(|risk| json!({
             "level": risk.level().as_str(),
