@@ -352,8 +352,16 @@ fn workload_removed(old: &Resource, after: &Resources, unchanged_owners: &BTreeS
         Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
             .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home.", code(&pod_name)))
     } else {
+        let namespace = old.namespace.as_deref().unwrap_or("default");
         Risk::new(Kind::BoxRemoved, old, "the box is removed: its pod goes away".into())
-            .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}.", code(&pod_name)))
+            .detail(format!(
+                "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet and its pod {}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects running.",
+                code(&pod_name)
+            ))
+            .help(format!(
+                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount --selector app.kubernetes.io/instance={}`",
+                old.owner
+            ))
     }
 }
 
