@@ -50,11 +50,6 @@ impl Existing {
         self.generated.get(path).is_some_and(|seen| seen.digest == digest)
     }
 
-    /// Every generated file with its contents (for `diff`, which shows them).
-    pub fn tree(&self) -> OutTree {
-        self.tree_of(|_| true)
-    }
-
     /// The home volumes' files of these users' bundles: what `build` needs to refuse impossible
     /// changes to the bundles it rendered.
     pub fn home_volume_tree(&self, users: &BTreeSet<&str>) -> OutTree {
@@ -64,7 +59,8 @@ impl Existing {
         })
     }
 
-    /// The generated files `wanted` picks, with their contents.
+    /// The generated files `wanted` picks, with their contents (for `diff`, which shows those
+    /// that differ).
     pub fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
         let paths: Vec<&String> = self.generated.keys().filter(|path| wanted(path)).collect();
         let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
