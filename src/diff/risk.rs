@@ -106,6 +106,8 @@ pub struct Risk {
     pub details: Vec<String>,
     /// What to do about it: runbook steps and commands.
     pub help: Vec<String>,
+    /// The values the sentences mention, raw, for bots (`fingerprint`, `from`, `to`...).
+    pub facts: BTreeMap<&'static str, String>,
 }
 
 impl Risk {
@@ -114,7 +116,20 @@ impl Risk {
     }
 
     fn new(kind: Kind, resource: &Resource, summary: String) -> Self {
-        Self { kind, user: resource.owner.clone(), resource: resource.id.clone(), summary, details: Vec::new(), help: Vec::new() }
+        Self {
+            kind,
+            user: resource.owner.clone(),
+            resource: resource.id.clone(),
+            summary,
+            details: Vec::new(),
+            help: Vec::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.facts.insert(name, value.into());
+        self
     }
 
     fn detail(mut self, text: impl Into<String>) -> Self {
@@ -141,7 +156,7 @@ pub fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeS
             risks.push(workload_removed(old, after, unchanged_owners));
         }
     }
-    risks.extend(authorized_keys(before, after));
+    risks.extend(authorized_keys(before, after, unchanged_owners));
     risks.sort_by(|a, b| (a.level(), a.kind, &a.user, &a.resource, &a.summary).cmp(&(b.level(), b.kind, &b.user, &b.resource, &b.summary)));
     risks
 }
@@ -235,6 +250,8 @@ fn home_volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                         new,
                         format!("the box moves from cluster {} to cluster {}: its home does not follow", code(from), code(to)),
                     )
+                    .fact("from", from)
+                    .fact("to", to)
                     .detail(format!(
                         "On {} the box starts with a new, empty home volume {}. The data stays in the volume on {}, which keeps it (prune is disabled for it); nothing mounts it any more.",
                         code(to),
@@ -242,6 +259,8 @@ fn home_volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                         code(from)
                     )),
                     _ => Risk::new(Kind::HomeVolumeMoved, new, format!("the bundle moves from out/{}/ to out/{}/", dir(&old.path), dir(&new.path)))
+                        .fact("from", format!("out/{}/", dir(&old.path)))
+                        .fact("to", format!("out/{}/", dir(&new.path)))
                         .detail(format!(
                             "If that is another cluster, the box there gets a new, empty home volume {}; the data stays in the volume of the old cluster, which keeps it (prune is disabled for it).",
                             code(&new.name)
@@ -262,6 +281,8 @@ fn home_volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                             new,
                             format!("the home volume is renamed: {} replaces {} of {}", code(&new.name), code(&old.name), code(&old.owner)),
                         )
+                        .fact("from", &old.name)
+                        .fact("to", &new.name)
                         .detail(format!("Kubernetes sees a new claim: the box starts with an empty home. {}", stays_in_cluster(old)))
                         .help(format!(
                             "to keep the data, keep the user's name (`users/{}.toml`): the home volume's name derives from it",
@@ -282,6 +303,7 @@ fn home_volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                         };
                         risks.push(
                             Risk::new(Kind::HomeVolumeRemoved, old, format!("the home volume {} leaves out/: {why}", code(&old.name)))
+                                .fact("volume", &old.name)
                                 .detail(stays_in_cluster(old))
                                 .detail(format!(
                                     "Nothing mounts it any more. Adding `users/{}.toml` back attaches the same volume again.",
@@ -319,7 +341,7 @@ fn immutable_fields(old: &Resource, new: &Resource) -> Option<Risk> {
     let list = changed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
     let summary = format!("{} {} changes fields Kubernetes cannot update: {list}", old.kind, code(&old.name));
     let ns = namespace_flag(new);
-    let risk = Risk::new(Kind::ImmutableField, new, summary);
+    let risk = Risk::new(Kind::ImmutableField, new, summary).fact("fields", changed.join(","));
     Some(if old.kind == "StatefulSet" {
         risk.detail(format!("The API server refuses this update, so the Argo CD or Flux sync of {} fails until the StatefulSet is recreated. The home volume is a standalone claim: recreating the StatefulSet does not touch it.", code(&new.id)))
             .help(format!("after merging, delete only the StatefulSet object, leaving its pod running: `kubectl {ns}delete statefulset {} --cascade=orphan`", new.name))
@@ -373,6 +395,7 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
     if is == 0 {
         if was > 0 {
             return vec![Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
+                .fact("replicas_from", was.to_string())
                 .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.")];
         }
         return Vec::new();
@@ -397,6 +420,9 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
                         code(image)
                     ),
                 )
+                .fact("container", container.as_str())
+                .fact("from", before.as_str())
+                .fact("to", image.as_str())
                 .detail(restart),
             );
         }
@@ -414,6 +440,8 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
                 new,
                 format!("the GPU changes from {} to {}: the pod is rescheduled", describe_gpu(&old_gpu), describe_gpu(&new_gpu)),
             )
+            .fact("from", plain_gpu(&old_gpu))
+            .fact("to", plain_gpu(&new_gpu))
             .detail(detail)
             .detail(restart),
         );
@@ -427,6 +455,8 @@ fn workload(old: &Resource, new: &Resource) -> Vec<Risk> {
                 new,
                 format!("the architecture changes from {} to {}: the pod is rescheduled", code(old_arch.unwrap_or("any")), code(to)),
             )
+            .fact("from", old_arch.unwrap_or("any"))
+            .fact("to", new_arch.unwrap_or("any"))
             .detail(format!(
                 "The pod restarts on a {} node; its image must have a variant for it, or the container will not start.",
                 code(to)
@@ -462,6 +492,14 @@ fn gpu(pod: &Value) -> Vec<(String, String)> {
         .collect();
     let kind = node_selector(pod, "cloud.google.com/gke-accelerator").unwrap_or("GPU");
     count.into_iter().map(|c| (c, kind.to_string())).collect()
+}
+
+/// `1 × nvidia-l4`, or `none`, without markup.
+fn plain_gpu(gpu: &[(String, String)]) -> String {
+    if gpu.is_empty() {
+        return "none".into();
+    }
+    gpu.iter().map(|(count, kind)| format!("{count} × {kind}")).collect::<Vec<_>>().join(" + ")
 }
 
 fn describe_gpu(gpu: &[(String, String)]) -> String {
@@ -602,7 +640,12 @@ fn describe_key(key: &Key) -> String {
     format!("{} ({}{fingerprint})", code(name), key.algorithm.replace('`', "'"))
 }
 
-fn authorized_keys(before: &Resources, after: &Resources) -> Vec<Risk> {
+fn key_facts(risk: Risk, key: &Key) -> Risk {
+    let risk = risk.fact("comment", key.comment.as_str()).fact("algorithm", key.algorithm.as_str());
+    if key.identity.starts_with("SHA256:") { risk.fact("fingerprint", key.identity.as_str()) } else { risk }
+}
+
+fn authorized_keys(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
     let mut risks = Vec::new();
     let ids: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for id in ids {
@@ -615,16 +658,16 @@ fn authorized_keys(before: &Resources, after: &Resources) -> Vec<Risk> {
         }
         for key in new_keys.iter().filter(|k| !old_keys.iter().any(|o| o.identity == k.identity)) {
             let owner = new.and_then(owner_email).map_or(String::new(), |e| format!(" Check that it belongs to {}.", code(e)));
-            let new_box = !before.values().any(|r| r.owner == resource.owner);
+            let new_box = !unchanged_owners.contains(&resource.owner) && !before.values().any(|r| r.owner == resource.owner);
             let summary = if new_box { "can log in to the new box" } else { "can now log in" };
             risks.push(
-                Risk::new(Kind::KeyAdded, resource, format!("SSH key {} {summary}", describe_key(key)))
+                key_facts(Risk::new(Kind::KeyAdded, resource, format!("SSH key {} {summary}", describe_key(key))), key)
                     .detail(format!("Whoever holds its private key gets a shell on the box, with its home volume and GitHub key.{owner}")),
             );
         }
         for key in old_keys.iter().filter(|k| !new_keys.iter().any(|n| n.identity == k.identity)) {
             risks.push(
-                Risk::new(Kind::KeyRemoved, resource, format!("SSH key {} can no longer log in", describe_key(key)))
+                key_facts(Risk::new(Kind::KeyRemoved, resource, format!("SSH key {} can no longer log in", describe_key(key))), key)
                     .detail("The box drops it from its authorized keys without a restart; sessions already open stay open.")
                     .help(format!(
                         "if the key is compromised, end its sessions by restarting the box: `kubectl {}delete pod {}-0`",

@@ -120,6 +120,10 @@ fn json_is_the_documented_shape() {
         "the image of container `devbox` changes from `registry.example.com/devbox:1.0` to `registry.example.com/devbox:2.0`: the pod restarts"
     );
     assert!(risk["details"].is_array() && risk["help"].is_array());
+    assert_eq!(
+        risk["facts"],
+        serde_json::json!({"container": "devbox", "from": "registry.example.com/devbox:1.0", "to": "registry.example.com/devbox:2.0"})
+    );
     let user = &report["users"][0];
     assert_eq!((&user["user"], &user["change"]), (&"alice".into(), &"changed".into()));
     let resource = &user["resources"][0];
@@ -329,6 +333,10 @@ fn authorized_keys_added_and_removed_are_named() {
     assert!(run.stdout.contains("Check that it belongs to `alice@example.com`."), "{}", run.stdout);
     assert!(run.stdout.contains("  ACCESS   alice: SSH key `alice@laptop` (ssh-ed25519 `SHA256:"), "{}", run.stdout);
     assert!(run.stdout.contains("`) can no longer log in\n"), "{}", run.stdout);
+    let report: serde_json::Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 1).stdout).unwrap();
+    let added = &report["risks"].as_array().unwrap().iter().find(|r| r["kind"] == "key-added").unwrap()["facts"];
+    assert_eq!((&added["comment"], &added["algorithm"]), (&"dave@laptop".into(), &"ssh-ed25519".into()));
+    assert!(added["fingerprint"].as_str().unwrap().starts_with("SHA256:"), "{added}");
     // A new comment on the same key is no access change.
     repo.run_ok(&["build"], 0);
     repo.write("users/alice.toml", &alice("", &[&KEY_DAVE.replace("dave@laptop", "dave@desk")], ""));

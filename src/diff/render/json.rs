@@ -39,6 +39,7 @@ pub fn value(plan: &Plan, baseline: &Baseline) -> Value {
             "summary": risk.summary,
             "details": risk.details,
             "help": risk.help,
+            "facts": risk.facts,
         })).collect::<Vec<_>>(),
         "users": plan.users.iter().map(|user| json!({
             "user": user.user,
