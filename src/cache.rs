@@ -189,11 +189,14 @@ impl BuildCache {
         }
         let mut imports: BTreeSet<PathBuf> = self.imports.into_iter().map(|(path, _)| path).collect();
         imports.extend(imported);
-        let Some(imports) = imports.into_iter().map(|path| Some((Digest::of(&fs::read(&path).ok()?), path))).collect::<Option<Vec<_>>>()
-        else {
-            return; // an import vanished meanwhile: record nothing rather than something wrong
-        };
-        let generator = Generator { tool, template: self.template, imports: imports.into_iter().map(|(d, p)| (p, d)).collect() };
+        let mut hashed = Vec::with_capacity(imports.len());
+        for path in imports {
+            let Ok(bytes) = fs::read(&path) else {
+                return; // an import vanished meanwhile: record nothing rather than something wrong
+            };
+            hashed.push((path, Digest::of(&bytes)));
+        }
+        let generator = Generator { tool, template: self.template, imports: hashed };
         let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
         let _ = write_atomically(&root.join(CACHE_DIR), &stored);
     }

@@ -13,7 +13,7 @@ use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
 use crate::diff::{self, git};
-use crate::emit::{self, OutTree};
+use crate::emit;
 use crate::pipeline::{Against, compile, compile_against_out};
 use crate::{Context, Outcome, check};
 
@@ -48,7 +48,7 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     context.warn(std::mem::take(&mut compiled.warnings));
     let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
     let (after, same, mut unchanged_owners) =
-        split_unchanged(std::mem::take(&mut compiled.tree), |path, text| existing.holds(path, Digest::of(text.as_bytes())));
+        diff::split_unchanged(std::mem::take(&mut compiled.tree), |path, text| existing.holds(path, Digest::of(text.as_bytes())));
     unchanged_owners.extend(kept_owners);
     let before = existing.tree_of(|path| !compiled.kept.contains(path) && !same.contains(path));
     check::refuse_impossible_changes(&before, &after)?;
@@ -62,22 +62,7 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     context.warn(std::mem::take(&mut compiled.warnings));
     let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
-    let (after, _, unchanged_owners) = split_unchanged(compiled.tree, |path, _| same.contains(path));
+    let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
     check::refuse_impossible_changes(&at.differing, &after)?;
     Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners))
-}
-
-/// Splits a compiled tree into the files that differ from the baseline and the paths of those
-/// that do not, with the users who own the latter.
-fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) -> (OutTree, BTreeSet<String>, BTreeSet<String>) {
-    let (mut differing, mut same, mut owners) = (OutTree::default(), BTreeSet::new(), BTreeSet::new());
-    for (path, text) in tree.files {
-        if unchanged(&path, &text) {
-            owners.insert(emit::owner(&path, &text));
-            same.insert(path);
-        } else {
-            differing.files.insert(path, text);
-        }
-    }
-    (differing, same, owners)
 }

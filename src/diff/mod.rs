@@ -165,13 +165,25 @@ fn side(resource: Option<&Resource>) -> Option<(&str, &str)> {
 /// that are the same bytes at the same path on both sides are set aside before anything is
 /// parsed, so the cost follows the size of the change, not of `out/`.
 pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
-    let same = |path: &String, text: &String| after.files.get(path) == Some(text) && before.files.get(path) == Some(text);
-    let unchanged_owners =
-        before.files.iter().filter(|(path, text)| same(path, text)).map(|(path, text)| emit::owner(path, text)).collect();
-    let changed = |tree: &OutTree| OutTree {
-        files: tree.files.iter().filter(|(path, text)| !same(path, text)).map(|(path, text)| (path.clone(), text.clone())).collect(),
-    };
-    plan_changes(&changed(before), &changed(after), &unchanged_owners)
+    let (after, same, unchanged_owners) = split_unchanged(after.clone(), |path, text| before.files.get(path).is_some_and(|t| t == text));
+    let before =
+        OutTree { files: before.files.iter().filter(|(path, _)| !same.contains(*path)).map(|(p, t)| (p.clone(), t.clone())).collect() };
+    plan_changes(&before, &after, &unchanged_owners)
+}
+
+/// Splits a compiled tree into the files that differ from the baseline and the paths of those
+/// that do not (`unchanged` says which), with the users who own the latter.
+pub fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) -> (OutTree, BTreeSet<String>, BTreeSet<String>) {
+    let (mut differing, mut same, mut owners) = (OutTree::default(), BTreeSet::new(), BTreeSet::new());
+    for (path, text) in tree.files {
+        if unchanged(&path, &text) {
+            owners.insert(emit::owner(&path, &text));
+            same.insert(path);
+        } else {
+            differing.files.insert(path, text);
+        }
+    }
+    (differing, same, owners)
 }
 
 /// [`plan`] of trees that hold only what differs. `unchanged_owners` are the users who also have
