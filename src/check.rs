@@ -120,9 +120,9 @@ fn check_object(object: &Object) -> Vec<String> {
         Some(n) => problems.push(format!("`{n}` is not a valid object name")),
         None => problems.push("metadata.name is missing".into()),
     }
-    if object_kind == Some("Secret") {
+    if object_kind == Some("Secret") && ["data", "stringData"].iter().any(|field| object.get(*field).is_some()) {
         problems.push(
-            "Secrets must never be generated: their contents would be committed to Git. Reference a Secret created out of band instead"
+            "Secrets must never carry data here: their contents would be committed to Git. Reference a Secret created out of band instead (an empty Secret that a controller fills is fine)"
                 .into(),
         );
     }
@@ -140,7 +140,7 @@ fn check_object(object: &Object) -> Vec<String> {
 
 /// Deserialises known kinds into k8s-openapi types; unknown fields and wrong types are errors.
 fn typed_check(object: &Object) -> Vec<String> {
-    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking};
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking, rbac::v1 as rbac};
     let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = kind(object);
     macro_rules! typed {
@@ -152,12 +152,15 @@ fn typed_check(object: &Object) -> Vec<String> {
         apps::StatefulSet,
         apps::Deployment,
         core::ConfigMap,
+        core::Secret,
         core::PersistentVolumeClaim,
         core::Service,
         core::ServiceAccount,
         core::Namespace,
         core::Pod,
         networking::NetworkPolicy,
+        rbac::Role,
+        rbac::RoleBinding,
     );
     Vec::new() // other kinds (CRDs from custom templates) are checked by their own controllers
 }
@@ -183,7 +186,17 @@ fn check_pod(pod: &Value) -> Vec<String> {
         }
     }
     if pod.get("automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
-        problems.push("automountServiceAccountToken must be false: nothing in a devbox talks to the Kubernetes API".into());
+        problems.push("automountServiceAccountToken must be false: a token mounted into every container would reach the person's code; project one into the container that needs it".into());
+    }
+    if let Some(main) = pod.get("containers").and_then(Value::as_array).and_then(|c| c.first()) {
+        let token_volumes = token_volumes(pod);
+        let mounts = main.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
+        for mounted in mounts.filter_map(|m| m.get("name").and_then(Value::as_str)).filter(|n| token_volumes.contains(n)) {
+            let cname = main.get("name").and_then(Value::as_str).unwrap_or("?");
+            problems.push(format!(
+                "container `{cname}` runs the person's code and must not mount the service-account token of volume `{mounted}`"
+            ));
+        }
     }
     let pod_non_root = truthy(pod_context.and_then(|c| c.get("runAsNonRoot")));
     let pod_seccomp = pod_context.and_then(|c| c.pointer("/seccompProfile/type")).and_then(Value::as_str) == Some("RuntimeDefault");
@@ -214,6 +227,18 @@ fn check_pod(pod: &Value) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The pod's volumes that hold a service-account token.
+fn token_volumes(pod: &Value) -> Vec<&str> {
+    let volumes = pod.get("volumes").and_then(Value::as_array).into_iter().flatten();
+    volumes
+        .filter(|v| {
+            let sources = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+            sources.clone().any(|s| s.get("serviceAccountToken").is_some())
+        })
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect()
 }
 
 fn check_home_volume(home: &Object, user: &str) -> Vec<String> {

@@ -98,6 +98,10 @@ pub enum Command {
         /// A file holding the tailscale auth key (a reusable, tagged key).
         #[arg(long, value_name = "FILE", default_value = "~/.config/devbox/tailscale-authkey")]
         auth_key_file: String,
+        /// With Flux and `[repo] secret`: the private deploy key Flux clones the config repo with
+        /// (ssh://), or a file holding the access token (https).
+        #[arg(long, value_name = "FILE", default_value = "~/.ssh/devboxes_deploy")]
+        deploy_key: String,
     },
     /// Print ~/.ssh/config entries for VS Code Remote-SSH: one box, or every running box.
     SshConfig {

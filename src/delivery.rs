@@ -115,6 +115,8 @@ struct Settings<'a> {
     revision: &'a str,
     /// `deploy/devboxes/` or empty: where the config repo sits in the Git repository.
     prefix: String,
+    /// The Secret Flux clones with.
+    secret: Option<&'a str>,
     argocd_namespace: &'a str,
     project: &'a str,
     flux_namespace: &'a str,
@@ -141,6 +143,7 @@ pub fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)>
         url: &repo.url,
         revision: repo.revision.as_deref().unwrap_or(DEFAULT_REVISION),
         prefix: repo.path.as_deref().map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default(),
+        secret: repo.secret.as_deref(),
         argocd_namespace: config.argocd.namespace.as_deref().unwrap_or(DEFAULT_ARGOCD_NAMESPACE),
         project: config.argocd.project.as_deref().unwrap_or(DEFAULT_ARGOCD_PROJECT),
         flux_namespace: config.flux.namespace.as_deref().unwrap_or(DEFAULT_FLUX_NAMESPACE),
@@ -305,12 +308,19 @@ fn git_ref(revision: &str) -> Value {
     }
 }
 
+/// The source of every Flux Kustomization. A private repository needs `secretRef`: a Secret in
+/// Flux's namespace with `identity`/`identity.pub`/`known_hosts` (ssh://) or
+/// `username`/`password` (https), as source-controller's GitRepository spec defines them.
 fn git_repository(settings: &Settings) -> Value {
+    let mut spec = json!({"interval": "1m", "url": settings.url, "ref": git_ref(settings.revision)});
+    if let Some(secret) = settings.secret {
+        spec["secretRef"] = json!({"name": secret});
+    }
     json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
         "metadata": metadata(BASE_NAME, Some(settings.flux_namespace), SETTINGS_SOURCE),
-        "spec": {"interval": "1m", "url": settings.url, "ref": git_ref(settings.revision)},
+        "spec": spec,
     })
 }
 

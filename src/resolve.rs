@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{Arch, DevboxConfig, State, UserFile};
+use crate::model::{Arch, DevboxConfig, MetadataAccess, State, UserFile};
 use crate::read::ConfigRepo;
 use crate::validate::{default_hostname, default_key_secret};
 
@@ -42,6 +42,12 @@ pub struct ResolvedBox {
     pub tailscale: ResolvedTailscale,
     pub env: BTreeMap<String, String>,
     pub runtime: ResolvedRuntime,
+    pub network: ResolvedNetwork,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ResolvedNetwork {
+    pub metadata: MetadataAccess,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -201,5 +207,6 @@ fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConf
         },
         env,
         runtime: ResolvedRuntime { uid, gid: settings.runtime.gid.unwrap_or(uid) },
+        network: ResolvedNetwork { metadata: settings.network.metadata.unwrap_or_default() },
     })
 }

@@ -26,7 +26,7 @@ pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnost
         Command::Show { name, input: false } => show::run(context, name.as_deref().unwrap_or_default()),
         Command::Diff { base, format } => diff::run(context, base.as_deref(), *format),
         Command::New { name, email, key, cluster } => new::run(context, name, email, cluster.as_deref(), key),
-        Command::Secrets { name, key, auth_key_file } => secrets::run(context, name, key, auth_key_file),
+        Command::Secrets { name, key, auth_key_file, deploy_key } => secrets::run(context, name, key, auth_key_file, deploy_key),
         Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
     }
 }

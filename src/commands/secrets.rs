@@ -1,5 +1,6 @@
 //! `devbox-gen secrets NAME`: the exact commands that create the Secrets a box references (its
-//! GitHub key, the tailscale auth key), replacing the old README's manual steps.
+//! GitHub key, the tailscale auth key) and, with Flux, the one it clones the config repo with,
+//! replacing the old README's manual steps.
 //!
 //! Secrets never pass through devbox-gen: it prints commands in which `kubectl` reads each key
 //! from a file (`--from-file`), so no key is ever on a command line (where `ps` and the shell
@@ -7,7 +8,7 @@
 //! take *paths*, and one that looks like a key itself is refused without being echoed.
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::State;
+use crate::model::{DevboxConfig, GitOps, State};
 use crate::pipeline::resolve_boxes;
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
@@ -17,14 +18,50 @@ pub const KEY_FILE: &str = "id_ed25519";
 /// The key inside the tailscale Secret (tailscale's own Kubernetes examples use it).
 pub const AUTH_KEY_KEY: &str = "TS_AUTHKEY";
 
-pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str) -> Result<Outcome, Diagnostics> {
+pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, deploy_key: &str) -> Result<Outcome, Diagnostics> {
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
+    refuse_secret("--deploy-key", deploy_key)?;
     let (boxes, warnings) = resolve_boxes(&context.root, None)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
+    // devbox.toml alone: no user file is read again.
+    let (settings, _) = crate::read::read_selected(&context.root, Some(&[]))?;
     print!("{}", commands(resolved, key, auth_key_file));
+    print!("{}", flux_repo_commands(&settings.settings(), deploy_key));
     Ok(Outcome::Clean)
+}
+
+/// With Flux and `[repo] secret`: the Secret source-controller clones the config repo with, in
+/// Flux's namespace. The `flux` CLI reads the private key from its file and scans the host's
+/// key into `known_hosts` itself; an https token goes in through a file, like every key here.
+pub fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
+    let (Some(repo), true) = (config.repo.as_ref(), config.gitops.contains(&GitOps::Flux)) else { return String::new() };
+    let Some(secret) = repo.secret.as_deref() else { return String::new() };
+    let namespace = config.flux.namespace.as_deref().unwrap_or(crate::delivery::DEFAULT_FLUX_NAMESPACE);
+    let url = &repo.url;
+    let key = shell_path(deploy_key);
+    if url.starts_with("ssh://") {
+        format!(
+            "\n# 3. Flux's read access to the config repo ([repo] secret), in namespace `{namespace}`: once per\n\
+             #    cluster. A deploy key: ssh-keygen -t ed25519 -N '' -C flux-devboxes -f {key}\n\
+             #    then add {deploy_key}.pub to the repository as a read-only deploy key.\n\
+             flux create secret git {secret} \\\n\
+             \x20   --namespace={namespace} \\\n\
+             \x20   --url={url} \\\n\
+             \x20   --private-key-file={key}\n"
+        )
+    } else {
+        format!(
+            "\n# 3. Flux's read access to the config repo ([repo] secret), in namespace `{namespace}`: once per\n\
+             #    cluster. Save a read-only access token without echoing it:\n\
+             #    (umask 077; cat > {key})   then paste, Enter, Ctrl-D\n\
+             kubectl --namespace {namespace} create secret generic {secret} \\\n\
+             \x20   --from-literal=username=git \\\n\
+             \x20   --from-file=password={key} \\\n\
+             \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n"
+        )
+    }
 }
 
 /// The text printed for one box.

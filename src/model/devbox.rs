@@ -35,6 +35,31 @@ pub struct DevboxConfig {
     /// Target clusters. With more than one, each user names theirs with `cluster = ...`.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// What the boxes may reach on the network.
+    #[serde(default)]
+    pub network: NetworkSettings,
+}
+
+/// The boxes' egress.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// Egress to the cloud metadata server 169.254.169.254: `block` (default) or `allow`.
+    /// Without Workload Identity the metadata server gives any pod the node's service-account
+    /// token; choose `allow` only when the boxes use Workload Identity (GKE's metadata server
+    /// then answers there with the box's own identity).
+    pub metadata: Option<MetadataAccess>,
+}
+
+/// Whether a box may reach the cloud metadata server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataAccess {
+    /// A NetworkPolicy denies egress to 169.254.169.254/32; everything else stays open.
+    #[default]
+    Block,
+    /// No egress restriction (for Workload Identity).
+    Allow,
 }
 
 /// A GitOps engine.
@@ -78,6 +103,11 @@ pub struct RepoSource {
     /// Directory of this config repo inside the Git repository, when it is not the
     /// repository's root (e.g. `deploy/devboxes`). Default: the root.
     pub path: Option<String>,
+    /// Secret with the credentials Flux clones with (its GitRepository's `spec.secretRef`), in
+    /// Flux's namespace: `identity`, `identity.pub` and `known_hosts` for an `ssh://` URL,
+    /// `username` and `password` for https. Required with `flux` and an `ssh://` URL.
+    /// `devbox-gen secrets` prints how to create it.
+    pub secret: Option<String>,
 }
 
 /// How the Argo CD objects are set up.

@@ -8,5 +8,7 @@
 mod devbox;
 mod user;
 
-pub use devbox::{ArgoCdSettings, Cluster, DevboxConfig, FluxSettings, GitOps, RepoSource, Runtime, TailscaleSettings};
+pub use devbox::{
+    ArgoCdSettings, Cluster, DevboxConfig, FluxSettings, GitOps, MetadataAccess, NetworkSettings, RepoSource, Runtime, TailscaleSettings,
+};
 pub use user::{Arch, Gpu, Home, Resources, Ssh, State, Tailscale, UserDefaults, UserFile};

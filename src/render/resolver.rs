@@ -18,6 +18,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/devbox.libsonnet", include_str!("template/devbox.libsonnet")),
     ("devbox-gen/start.sh", include_str!("template/start.sh")),
     ("devbox-gen/sshd_config", include_str!("template/sshd_config")),
+    ("devbox-gen/profile.sh", include_str!("template/profile.sh")),
 ];
 
 /// Every file a template read through [`Resolver`] in this process: what the build cache must

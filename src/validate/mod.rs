@@ -111,6 +111,18 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
         if let Some(path) = &repo.path {
             rules.check("repo.path", fields::repo_path(path));
         }
+        if let Some(secret) = &repo.secret {
+            rules.check("repo.secret", names::kubernetes_subdomain("Secret name", secret));
+        }
+        if config.gitops.contains(&GitOps::Flux) && repo.secret.is_none() && repo.url.starts_with("ssh://") {
+            rules.report(
+                "repo.url",
+                Finding::error("Flux needs credentials to clone an ssh:// URL, and `[repo]` names no `secret`")
+                    .label("cloned over SSH")
+                    .help("add `secret = \"devboxes-repo\"` to `[repo]`: the Secret in Flux's namespace with the deploy key (`identity`, `identity.pub`) and `known_hosts`")
+                    .help("`devbox-gen secrets` prints the `flux create secret git` command that makes it"),
+            );
+        }
     }
     validate_delivery(&mut rules, config);
     if let Some(template) = &config.template {

@@ -6,7 +6,7 @@ use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, user_file};
 fn builds_one_bundle_per_user_with_a_kustomization() {
     let repo = Repo::with_alice().user("bob", &user_file("bob@example.com", KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2 users into out/: 14 created, 0 updated, 0 removed\n");
+    assert_eq!(run.stderr, "built 2 users into out/: 20 created, 0 updated, 0 removed\n");
     let files: Vec<String> = repo.out_snapshot().keys().map(|p| p.display().to_string()).collect();
     assert_eq!(
         files,
@@ -15,6 +15,9 @@ fn builds_one_bundle_per_user_with_a_kustomization() {
             "alice/kustomization.yaml",
             "alice/networkpolicy-alice.yaml",
             "alice/persistentvolumeclaim-alice-home.yaml",
+            "alice/role-alice-tailscale.yaml",
+            "alice/rolebinding-alice-tailscale.yaml",
+            "alice/secret-alice-tailnet.yaml",
             "alice/service-alice.yaml",
             "alice/serviceaccount-alice.yaml",
             "alice/statefulset-alice.yaml",
@@ -22,6 +25,9 @@ fn builds_one_bundle_per_user_with_a_kustomization() {
             "bob/kustomization.yaml",
             "bob/networkpolicy-bob.yaml",
             "bob/persistentvolumeclaim-bob-home.yaml",
+            "bob/role-bob-tailscale.yaml",
+            "bob/rolebinding-bob-tailscale.yaml",
+            "bob/secret-bob-tailnet.yaml",
             "bob/service-bob.yaml",
             "bob/serviceaccount-bob.yaml",
             "bob/statefulset-bob.yaml",
@@ -208,7 +214,7 @@ fn two_thousand_users_build_and_rebuild_as_a_no_op() {
         repo.write(&format!("users/u{i:04}.toml"), &user_file(&format!("u{i}@example.com"), KEY_ALICE));
     }
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2000 users into out/: 14000 created, 0 updated, 0 removed\n");
+    assert_eq!(run.stderr, "built 2000 users into out/: 20000 created, 0 updated, 0 removed\n");
     let run = repo.run_ok(&["build", "--check"], 0);
     assert_eq!(run.stderr, "out/ is up to date (2000 users)\n");
 }
@@ -240,4 +246,21 @@ fn a_failure_while_bundles_are_being_written_leaves_no_out_and_no_staging() {
     let leftovers: Vec<_> =
         fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn egress_to_the_metadata_server_is_blocked_unless_allowed() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    let policy: serde_json::Value = serde_saphyr::from_str(&repo.read("out/alice/networkpolicy-alice.yaml")).unwrap();
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    let egress = policy["spec"]["egress"].to_string();
+    assert!(egress.contains(r#"{"cidr":"0.0.0.0/0","except":["169.254.169.254/32"]}"#), "{egress}");
+    assert!(egress.contains(r#""port":53"#), "DNS stays open: {egress}");
+
+    repo.write("devbox.toml", &format!("{SETTINGS}\n[network]\nmetadata = \"allow\"\n"));
+    repo.run_ok(&["build"], 0);
+    let policy: serde_json::Value = serde_saphyr::from_str(&repo.read("out/alice/networkpolicy-alice.yaml")).unwrap();
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress"]), "allow: egress is not restricted");
+    assert!(policy["spec"].get("egress").is_none());
 }

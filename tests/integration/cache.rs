@@ -178,7 +178,7 @@ fn a_small_change_is_written_in_place_and_leaves_nothing_behind() {
     fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
     repo.write("users/gina.toml", &user_file("gina@example.com", KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 0);
-    assert!(run.stderr.contains("built 12 users into out/: 7 created, 0 updated, 7 removed"), "{}", run.stderr);
+    assert!(run.stderr.contains("built 12 users into out/: 10 created, 0 updated, 10 removed"), "{}", run.stderr);
     assert_eq!(fs::metadata(repo.path().join("out")).unwrap().ino(), out_inode, "out/ was updated, not replaced");
     assert!(!repo.path().join("out/bob").exists(), "bob's emptied bundle directory is gone");
     assert_eq!(fs::metadata(repo.path().join("out/gina/service-gina.yaml")).unwrap().mode(), mode);

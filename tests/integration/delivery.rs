@@ -67,7 +67,7 @@ fn yaml(repo: &Repo, path: &str) -> Value {
 fn one_cluster_keeps_bundles_at_the_top_and_delivery_in_gitops() {
     let repo = single();
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2 users into out/: 23 created, 0 updated, 0 removed\n");
+    assert_eq!(run.stderr, "built 2 users into out/: 29 created, 0 updated, 0 removed\n");
     assert_eq!(
         files_under(&repo, "_gitops"),
         [
@@ -208,6 +208,29 @@ fn flux_refuses_an_scp_like_url_and_says_how_to_write_it() {
     let run = repo.run_ok(&["validate"], 2);
     assert!(run.stderr.contains("error: Flux cannot clone an scp-like `git@host:path` URL"), "{}", run.stderr);
     assert!(run.stderr.contains("help: write it as `ssh://git@github.com/acme/devboxes.git`"), "{}", run.stderr);
+}
+
+#[test]
+fn flux_clones_a_private_repository_with_the_named_secret_and_secrets_says_how_to_make_it() {
+    let settings = GITOPS.replace(
+        "url = \"https://github.com/acme/devboxes.git\"",
+        "url = \"ssh://git@github.com/acme/devboxes.git\"\nsecret = \"devboxes-repo\"",
+    );
+    let repo = Repo::new(&settings).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    let source = yaml(&repo, "_gitops/flux/default/gitrepository-devboxes.yaml");
+    assert_eq!(source["spec"]["secretRef"], json!({"name": "devboxes-repo"}));
+    assert_eq!(source["spec"]["url"], "ssh://git@github.com/acme/devboxes.git");
+    let run = repo.run_ok(&["secrets", "alice", "--deploy-key", "/keys/deploy"], 0);
+    assert!(
+        run.stdout.contains(
+            "flux create secret git devboxes-repo \\\n    --namespace=flux-system \\\n    --url=ssh://git@github.com/acme/devboxes.git \\\n    --private-key-file=/keys/deploy\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let refused = repo.run_ok(&["secrets", "alice", "--deploy-key=-----BEGIN OPENSSH PRIVATE KEY-----"], 2);
+    assert!(!refused.stderr.contains("BEGIN OPENSSH"), "the key is not echoed:\n{}", refused.stderr);
 }
 
 #[test]

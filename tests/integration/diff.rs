@@ -257,7 +257,7 @@ fn immutable_statefulset_fields_come_with_the_orphan_delete_runbook() {
     let repo = built();
     repo.write(
         "templates/devbox.jsonnet",
-        "local devbox = import 'devbox-gen/devbox.libsonnet';\nfunction(box) devbox.bundle(box) + { statefulSet+: { spec+: { podManagementPolicy: 'Parallel' } } }\n",
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\nfunction(box) devbox.bundle(box) + { statefulSet+: { spec+: { podManagementPolicy: 'OrderedReady' } } }\n",
     );
     repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
     assert_eq!(risks(&repo), pairs(&[("immutable-field", "alice"), ("immutable-field", "bob")]));
@@ -289,7 +289,12 @@ fn stopping_and_archiving_say_the_pod_goes_and_the_home_stays() {
         run.stdout
     );
     assert!(run.stdout.contains("  DOWNTIME bob: the box is archived: its pod goes away, the home volume stays\n"), "{}", run.stdout);
-    assert!(!run.stdout.contains("DATA"), "the home volume is kept:\n{}", run.stdout);
+    assert!(!run.stdout.contains("\n  DATA "), "the home volume is kept:\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("the machine `bob-devbox` stays in the tailnet's machine list, offline, until someone removes it"),
+        "archiving says what becomes of the tailnet machine:\n{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -352,7 +357,7 @@ fn a_new_user_is_an_access_change() {
     assert!(run.stdout.contains("erin: SSH key `erin@laptop`"), "{}", run.stdout);
     assert!(run.stdout.contains("can log in to the new box"), "{}", run.stdout);
     assert!(run.stdout.contains("1 user changed: 1 added (compared with out/ on disk)."), "{}", run.stdout);
-    assert!(run.stdout.contains("erin (new user): 7 added\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("erin (new user): 10 added\n"), "{}", run.stdout);
 }
 
 // --- snapshots: what a reviewer reads --------------------------------------------------------

@@ -221,6 +221,20 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:4:1"),
         ),
         case(
+            "Metadata server access",
+            "devbox.toml",
+            format!("{SETTINGS}\n[network]\nmetadata = \"open\"\n"),
+            "unknown variant `open`, expected `block` or `allow`",
+            Some("devbox.toml:6:12"),
+        ),
+        case(
+            "Flux needs a Secret to clone over SSH",
+            "devbox.toml",
+            format!("gitops = [\"flux\"]\n{SETTINGS}\n[repo]\nurl = \"ssh://git@github.com/acme/devboxes.git\"\n"),
+            "Flux needs credentials to clone an ssh:// URL, and `[repo]` names no `secret`",
+            Some("devbox.toml:7:7"),
+        ),
+        case(
             "Templates stay inside the config repo",
             "devbox.toml",
             format!("template = \"../shared.jsonnet\"\n{SETTINGS}"),

@@ -37,7 +37,7 @@ fn a_template_cannot_opt_out_of_the_safety_rules() {
         "the home volume is named `home-alice`; it must be `alice-home`",
         "Prune=false,Delete=false",
         "hostNetwork must not be used",
-        "Secrets must never be generated",
+        "Secrets must never carry data here",
     ] {
         assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
     }

@@ -8,7 +8,8 @@
 // tailscale, env, runtime; see the default template's header).
 //
 // bundle(box) returns an object keyed by component:
-//   serviceAccount, configMap, homeVolume, statefulSet, service, networkPolicy
+//   serviceAccount, configMap, homeVolume, tailscaleState, tailscaleRole,
+//   tailscaleRoleBinding, statefulSet, service, networkPolicy
 // devbox-gen writes every value that has apiVersion and kind to its own file,
 // so a custom template customises with ordinary jsonnet:
 //
@@ -60,11 +61,25 @@
   // must have homeDir as its home in /etc/passwd (see start.sh).
   homeMountPath:: '/storage',
   homeDir:: '/storage/jupyter',
-  // Subdirectory of the home volume that holds tailscaled's state (node key):
-  // each box keeps its own tailnet identity, across restarts, on its own
-  // volume; no Secret shared by all users holds any box's state.
-  tailscaleStateSubPath:: '.tailscale',
   configMountPath:: '/etc/devbox',
+  // Login shells (ssh, VS Code and Jupyter terminals) source /etc/profile,
+  // which on Debian and Ubuntu resets PATH; this file, from the ConfigMap,
+  // restores the container's PATH after it (see profile.sh).
+  profileScriptPath:: '/etc/profile.d/devbox.sh',
+  // sshd's pid file (sshd_config's PidFile), read by the probes.
+  sshdPidFile:: '/tmp/sshd.pid',
+  // Where client-go, and so tailscale's containerboot, looks for the
+  // service-account token, CA and namespace. Only the tailscale sidecar
+  // mounts a token there.
+  serviceAccountTokenPath:: '/var/run/secrets/kubernetes.io/serviceaccount',
+  // The token's lifetime, as the kubelet's own automounted token has it; the
+  // kubelet rotates it well before it expires, and containerboot re-reads
+  // it every 30 minutes.
+  serviceAccountTokenSeconds:: 3607,
+  // The cloud metadata server (GCE, EKS, AKS all answer on it). Without
+  // Workload Identity it hands out the node's service-account token to any
+  // pod that asks, so `[network] metadata = "block"` (the default) denies it.
+  metadataServerCidr:: '169.254.169.254/32',
   secretsMountPath:: '/secrets',
   tailscaleAuthMountPath:: '/etc/tailscale-auth',
   // The key of the auth key in tailscale.auth_key_secret (tailscale's own
@@ -82,6 +97,14 @@
     '--port=' + $.jupyterPort,
     '--no-browser',
     '--ServerApp.root_dir=' + $.homeDir,
+    // Jupyter listens on loopback, where the tailscale sidecar delivers
+    // tailnet connections, but with --ip=127.0.0.1 jupyter_server refuses any
+    // request whose Host header is not local ("Blocking request with
+    // non-local 'Host'"): http://alice-devbox:8888 and the node's 100.x
+    // address would get 403. The Host check guards against DNS rebinding of a
+    // server on a laptop's localhost; here the only way in is the tailnet
+    // (ACLs) or an ssh tunnel, and the token is still required.
+    '--ServerApp.allow_remote_access=True',
   ],
 
   // The tailscale sidecar's requests and limits (equal, so the pod keeps the
@@ -97,6 +120,7 @@
   files:: {
     'start.sh': importstr 'devbox-gen/start.sh',
     sshd_config: importstr 'devbox-gen/sshd_config',
+    'profile.sh': importstr 'devbox-gen/profile.sh',
   },
 
   // ---------------------------------------------------------------------------
@@ -110,6 +134,12 @@
     serviceAccount: box.name,
     configMap: box.name + '-devbox',
     homeVolume: box.name + '-home',
+    // tailscaled's state (the node key: the box's tailnet identity), written
+    // by the sidecar only. Every suffix keeps a 52-character name within 63.
+    tailscaleState: box.name + '-tailnet',
+    // The Role and RoleBinding that let the sidecar read and write that one
+    // Secret.
+    tailscaleRole: box.name + '-tailscale',
     statefulSet: box.name,
     service: box.name,
     networkPolicy: box.name,
@@ -135,9 +165,14 @@
     'devbox-gen.dev/source': box.source,
   },
 
-  // Argo CD applies lower waves first: the home volume, the ConfigMap and
-  // the ServiceAccount exist before the StatefulSet's pod needs them.
-  syncWaveFirst:: { 'argocd.argoproj.io/sync-wave': '-1' },
+  // No object carries an Argo CD sync wave. Within one wave Argo CD applies
+  // kinds in a fixed order (ServiceAccount, Secret, ConfigMap, PVC, Role,
+  // RoleBinding, Service, StatefulSet, ...), which already creates what the
+  // pod needs first. An earlier wave for the home volume would deadlock: a
+  // PVC whose StorageClass binds WaitForFirstConsumer (GKE's standard-rwo and
+  // premium-rwo, most CSI classes) stays Pending, which Argo CD counts as
+  // Progressing, until a pod uses it, and the next wave starts only once the
+  // earlier one is Healthy (argoproj/argo-cd#12840).
 
   // metadata of a namespaced object of this box.
   metadata(box, name, component, extraAnnotations={}):: {
@@ -154,7 +189,11 @@
   // change rolls the pod. authorized_keys is left out on purpose: start.sh
   // picks up key changes in the running pod, and adding a key should not
   // restart anyone's kernels.
-  configHash(data):: std.md5(data['start.sh'] + data.sshd_config),
+  configHash(data):: std.md5(std.join('', [
+    data[file]
+    for file in ['start.sh', 'sshd_config', 'profile.sh']
+    if std.objectHas(data, file)
+  ])),
 
   // The same fields, hidden: present for mix-ins, absent from the output.
   hide(obj):: std.foldl(function(acc, k) acc { [k]:: obj[k] }, std.objectFields(obj), {}),
@@ -174,14 +213,60 @@
   // Components
   // ---------------------------------------------------------------------------
 
-  // Nothing in the pod talks to the Kubernetes API, so no token is mounted;
-  // a ServiceAccount of its own still gives the box an identity that RBAC or
-  // Workload Identity can be granted to later, one box at a time.
+  // The box's identity towards the Kubernetes API. Its only permission is
+  // the tailscale sidecar's Role on the box's own state Secret, and its
+  // token is never automounted: the pod projects one into the sidecar only,
+  // so nothing the box's user runs can use it.
   serviceAccount(box):: {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
-    metadata: $.metadata(box, $.names(box).serviceAccount, 'service-account', $.syncWaveFirst),
+    metadata: $.metadata(box, $.names(box).serviceAccount, 'service-account'),
     automountServiceAccountToken: false,
+  },
+
+  // tailscaled's state, in a Secret instead of on the home volume, which the
+  // box's user can read: the node key in it is a tagged tailnet identity
+  // that would outlive the box. devbox-gen emits it empty, and never any
+  // data: containerboot (TS_KUBE_SECRET) writes the state into it. Emitting
+  // it means the sidecar needs no `create` on Secrets (which RBAC cannot
+  // limit to one name), and archiving or removing the box prunes it, so the
+  // node key is gone with the box.
+  tailscaleState(box):: {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: $.metadata(box, $.names(box).tailscaleState, 'tailnet'),
+    type: 'Opaque',
+  },
+
+  // What containerboot needs with TS_KUBE_SECRET, and nothing more: read and
+  // write the box's own state Secret, by name (tailscale's docs/k8s/role.yaml
+  // without its `create`, which RBAC cannot limit to one name), and record
+  // events about the pod.
+  tailscaleRole(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: $.metadata(box, $.names(box).tailscaleRole, 'tailscale'),
+    rules: [
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: [$.names(box).tailscaleState],
+        verbs: ['get', 'update', 'patch'],
+      },
+      {
+        apiGroups: [''],
+        resources: ['events'],
+        verbs: ['create', 'patch', 'get'],
+      },
+    ],
+  },
+
+  tailscaleRoleBinding(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: $.metadata(box, $.names(box).tailscaleRole, 'tailscale'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: $.names(box).tailscaleRole },
+    subjects: [{ kind: 'ServiceAccount', name: $.names(box).serviceAccount, namespace: box.namespace }],
   },
 
   // Public keys (reviewed in the pull request), the startup script and the
@@ -190,9 +275,14 @@
   configMap(box):: {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: $.metadata(box, $.names(box).configMap, 'config', $.syncWaveFirst),
+    metadata: $.metadata(box, $.names(box).configMap, 'config'),
     data: {
       authorized_keys: std.join('', [key + '\n' for key in box.ssh.authorized_keys]),
+      // Read by the sidecar at its start (an env valueFrom), so changing the
+      // tags restarts nothing: tailscale applies --advertise-tags only when
+      // the node first logs in (TS_AUTH_ONCE); `devbox-gen diff` says how to
+      // retag a running node.
+      'tailscale-extra-args': $.tailscaleExtraArgs(box),
     } + $.files,
   },
 
@@ -203,7 +293,7 @@
   homeVolume(box):: {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
-    metadata: $.metadata(box, $.names(box).homeVolume, 'home', $.syncWaveFirst {
+    metadata: $.metadata(box, $.names(box).homeVolume, 'home', {
       'argocd.argoproj.io/sync-options': 'Prune=false,Delete=false',
       'kustomize.toolkit.fluxcd.io/prune': 'disabled',
     }) + {
@@ -236,12 +326,19 @@
     ]
   ),
 
-  // A check that sshd accepts connections on loopback. It has to be an exec
-  // probe: sshd listens on 127.0.0.1 only, which the kubelet's tcpSocket
-  // probe (it dials the pod IP) cannot reach. bash's /dev/tcp needs no tool
-  // in the image; the connection is closed at once.
+  // A check that sshd is up and listening on loopback, without connecting
+  // to it: every connection, even one closed at once, costs two lines in
+  // sshd's log (about 11,500 a day at these periods). sshd's pid is alive
+  // and the pod's network namespace has a socket in state LISTEN (0A) on
+  // 127.0.0.1 (0100007F, as /proc/net/tcp prints it) and the ssh port, so
+  // the kernel completes the handshake of the next connection. An exec probe
+  // either way: sshd listens on 127.0.0.1 only, which the kubelet's tcpSocket
+  // probe (it dials the pod IP) cannot reach.
   sshProbe:: {
-    exec: { command: ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/' + $.sshPort] },
+    exec: { command: ['sh', '-c', std.join(' && ', [
+      'kill -0 "$(cat %s)"' % $.sshdPidFile,
+      "grep -q '^ *[0-9]*: 0100007F:%04X 00000000:0000 0A ' /proc/net/tcp" % $.sshPort,
+    ])] },
     timeoutSeconds: 5,
   },
 
@@ -290,6 +387,10 @@
     volumeMounts: [
       { name: 'home', mountPath: $.homeMountPath },
       { name: 'config', mountPath: $.configMountPath, readOnly: true },
+      // A file of the ConfigMap, not the directory: the image's own
+      // /etc/profile.d stays. (A subPath mount is not updated in place; the
+      // script only reads what start.sh writes on each start.)
+      { name: 'config', mountPath: $.profileScriptPath, subPath: 'profile.sh', readOnly: true },
       { name: 'ssh-key', mountPath: $.secretsMountPath, readOnly: true },
       // The root filesystem is read-only: sshd's log and pid file, the agent
       // socket and everything else temporary go here.
@@ -315,15 +416,22 @@
       // Log in only when the state holds no node key yet; restarts reuse
       // the node, and an expired or revoked auth key only matters once.
       { name: 'TS_AUTH_ONCE', value: 'true' },
-      // State on the box's own home volume, not in a Kubernetes Secret...
-      { name: 'TS_STATE_DIR', value: '/var/lib/tailscale' },
-      { name: 'TS_KUBE_SECRET', value: '' },
-      // ...and no Kubernetes API access at all. containerboot creates its
-      // Kubernetes client whenever KUBERNETES_SERVICE_HOST is set, even with
-      // TS_KUBE_SECRET empty, and fails without a service-account token
-      // (tailscale/tailscale#8188); unsetting it makes containerboot behave
-      // as outside Kubernetes.
-      { name: 'KUBERNETES_SERVICE_HOST', value: '' },
+      // State in the box's own Secret, through the token projected into this
+      // container only: the box's user, who can read the home volume, never
+      // sees the node key.
+      // containerboot checks get, update and patch on it at start, writes
+      // with PATCH, and needs `create` only if the Secret is missing, which
+      // the bundle rules out. Besides tailscaled's own keys it records
+      // device_id, device_fqdn and device_ips there: what the runbooks use.
+      { name: 'TS_KUBE_SECRET', value: $.names(box).tailscaleState },
+      // With TS_KUBE_SECRET, TS_STATE_DIR only holds certificates and
+      // Taildrop files; unset, it is /tmp, an emptyDir of this container.
+      // Logs' state likewise, instead of trying the read-only root.
+      { name: 'TS_LOGS_DIR', value: '/tmp' },
+      // For the events containerboot records on the pod (optional: without
+      // them it logs a line and goes on).
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
       // The CLI's default socket path, so `kubectl exec -c tailscale --
       // tailscale status` works without --socket.
       { name: 'TS_SOCKET', value: '/var/run/tailscale/tailscaled.sock' },
@@ -334,11 +442,12 @@
       // /healthz answers 200 once the node has a tailnet address.
       { name: 'TS_ENABLE_HEALTH_CHECK', value: 'true' },
       { name: 'TS_LOCAL_ADDR_PORT', value: '[::]:' + $.tailscaleHealthPort },
-    ] + (
-      if std.length(box.tailscale.tags) > 0 then
-        [{ name: 'TS_EXTRA_ARGS', value: '--advertise-tags=' + std.join(',', box.tailscale.tags) }]
-      else []
-    ),
+      // From the ConfigMap: see configMap's `tailscale-extra-args`.
+      {
+        name: 'TS_EXTRA_ARGS',
+        valueFrom: { configMapKeyRef: { name: $.names(box).configMap, key: 'tailscale-extra-args' } },
+      },
+    ],
     ports: [
       { name: 'wireguard', containerPort: $.wireguardPort, protocol: 'UDP' },
       { name: 'ts-health', containerPort: $.tailscaleHealthPort, protocol: 'TCP' },
@@ -364,12 +473,16 @@
     },
     securityContext: $.restrictedSecurityContext,
     volumeMounts: [
-      { name: 'home', mountPath: '/var/lib/tailscale', subPath: $.tailscaleStateSubPath },
+      { name: 'tailscale-api', mountPath: $.serviceAccountTokenPath, readOnly: true },
       { name: 'tailscale-auth', mountPath: $.tailscaleAuthMountPath, readOnly: true },
       { name: 'tailscale-run', mountPath: '/var/run/tailscale' },
       { name: 'tailscale-tmp', mountPath: '/tmp' },
     ],
   },
+
+  // tailscaled's arguments beyond containerboot's own.
+  tailscaleExtraArgs(box)::
+    if std.length(box.tailscale.tags) > 0 then '--advertise-tags=' + std.join(',', box.tailscale.tags) else '',
 
   // Tolerations for the nodes the box's arch and GPU select.
   tolerations(box)::
@@ -421,6 +534,20 @@
       // the auth key is not needed, and a rotated-away Secret must not keep
       // the box from starting.
       { name: 'tailscale-auth', secret: { secretName: box.tailscale.auth_key_secret, defaultMode: 256, optional: true } },
+      // What automountServiceAccountToken would mount, for the tailscale
+      // sidecar alone: a short-lived token the kubelet rotates, the cluster's
+      // CA and the namespace.
+      {
+        name: 'tailscale-api',
+        projected: {
+          defaultMode: 256,
+          sources: [
+            { serviceAccountToken: { path: 'token', expirationSeconds: $.serviceAccountTokenSeconds } },
+            { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+            { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+          ],
+        },
+      },
       { name: 'tmp', emptyDir: {} },
       { name: 'var-tmp', emptyDir: {} },
       { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
@@ -454,6 +581,13 @@
     spec: {
       // stopped: no pod, no compute; the home volume and everything else stay.
       replicas: if box.state == 'running' then 1 else 0,
+      // Parallel, not the default OrderedReady: OrderedReady never replaces a
+      // pod that is not Running and Ready (kubernetes/kubernetes#67250), so a
+      // bad image tag or a missing tailscale key would leave the box stuck on
+      // the broken revision even after the change is reverted. With one
+      // replica there is no order to keep. Immutable: see CHANGELOG.md for
+      // moving an existing StatefulSet.
+      podManagementPolicy: 'Parallel',
       serviceName: $.names(box).service,
       selector: { matchLabels: $.selectorLabels(box) },
       template: {
@@ -482,19 +616,38 @@
   },
 
   // Ingress: only direct WireGuard connections to tailscaled; sshd and
-  // Jupyter listen on loopback and arrive through the tailnet. Egress is not
-  // restricted: a devbox is a workstation that needs the internet (package
-  // registries, GitHub, the tailnet's coordination and DERP servers), and a
-  // list of allowed destinations would be both incomplete and bypassable
-  // through the tailnet.
+  // Jupyter listen on loopback and arrive through the tailnet.
+  //
+  // Egress: everything but the cloud metadata server (`[network] metadata`,
+  // default "block"). A devbox is a workstation that needs the internet
+  // (package registries, GitHub, the tailnet's coordination and DERP
+  // servers) and in-cluster services; a list of allowed destinations would
+  // be both incomplete and bypassable through the tailnet. The metadata
+  // server is the exception: without Workload Identity it gives any pod the
+  // node's service-account token. Written to mean the same on every CNI:
+  // ipBlocks for addresses outside the cluster (on Cilium, GKE Dataplane V2,
+  // an ipBlock does not match pods), a namespaceSelector for every pod, and
+  // DNS on port 53 to any destination (kube-dns pods, NodeLocal DNSCache).
+  // With "allow" (for Workload Identity, whose GKE metadata server answers
+  // on the same address) egress is not restricted at all.
   networkPolicy(box):: {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: $.metadata(box, $.names(box).networkPolicy, 'network-policy'),
     spec: {
       podSelector: { matchLabels: $.selectorLabels(box) },
-      policyTypes: ['Ingress'],
+      policyTypes: ['Ingress'] + (if box.network.metadata == 'block' then ['Egress'] else []),
       ingress: [{ ports: [{ protocol: 'UDP', port: $.wireguardPort }] }],
+      [if box.network.metadata == 'block' then 'egress']: [
+        { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+        {
+          to: [
+            { ipBlock: { cidr: '0.0.0.0/0', except: [$.metadataServerCidr] } },
+            { ipBlock: { cidr: '::/0' } },
+            { namespaceSelector: {} },
+          ],
+        },
+      ],
     },
   },
 
@@ -506,6 +659,9 @@
     local workload = {
       local b = self,
       serviceAccount: $.serviceAccount(box),
+      tailscaleState: $.tailscaleState(box),
+      tailscaleRole: $.tailscaleRole(box),
+      tailscaleRoleBinding: $.tailscaleRoleBinding(box),
       configMap: $.configMap(box),
       // The config hash follows the ConfigMap that is actually emitted, so
       // it stays right when a template patches the ConfigMap's files.

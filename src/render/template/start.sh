@@ -4,7 +4,8 @@
 # Startup script of a devbox's main container. It runs as the image's
 # unprivileged `jupyter` user, with HOME=/storage/jupyter on the home volume:
 #   1. prepares $HOME and $HOME/.ssh so that sshd's StrictModes accepts them,
-#      and passes the pod's environment on to SSH sessions,
+#      creates the persistent Python environment $HOME/.venv the person
+#      installs into, and passes the environment on to SSH sessions,
 #   2. creates the SSH host key once and keeps it on the home volume,
 #   3. installs the authorized keys from the ConfigMap, and keeps them in sync,
 #   4. starts an ssh-agent holding the GitHub key from the Secret at /secrets,
@@ -23,13 +24,20 @@
 #   DEVBOX_CONFIG_DIR           ConfigMap mount: authorized_keys, sshd_config (/etc/devbox)
 #   DEVBOX_SECRETS_DIR          GitHub key Secret mount: id_ed25519 (/secrets)
 #   DEVBOX_STATE_DIR            per-box state on the home volume (/storage/.devbox)
-#   DEVBOX_KEY_REFRESH_SECONDS  how often keys are re-synced (30)
+#   DEVBOX_KEY_REFRESH_SECONDS  how often keys are re-synced and the log size checked (30)
+#   DEVBOX_SSHD_LOG_MAX_BYTES   /tmp/sshd.log is rotated to sshd.log.1 past this size (10 MiB)
+#   DEVBOX_VENV                 the persistent venv ($HOME/.venv); empty: none
 #   SSHD                        the sshd binary (/usr/sbin/sshd)
 #   SSH_AUTH_SOCK               the agent socket (/tmp/devbox-ssh-agent.sock)
 # The host key path is written in sshd_config too (HostKey); its default agrees
 # with DEVBOX_STATE_DIR's, so a test that moves DEVBOX_STATE_DIR ships its own
 # sshd_config in DEVBOX_CONFIG_DIR.
 set -euo pipefail
+
+# As PID 1 the shell ignores SIGTERM unless it traps it: without this, a pod
+# deleted during the first start (creating the venv, say) would wait out its
+# whole grace period. Replaced by the forwarding trap once Jupyter runs.
+trap 'exit 143' TERM INT HUP
 
 # The container's environment as the pod set it (the image's ENV, the pod's
 # env with users/NAME.toml's [env]), before this script adds to it.
@@ -39,6 +47,8 @@ DEVBOX_CONFIG_DIR="${DEVBOX_CONFIG_DIR:-/etc/devbox}"
 DEVBOX_SECRETS_DIR="${DEVBOX_SECRETS_DIR:-/secrets}"
 DEVBOX_STATE_DIR="${DEVBOX_STATE_DIR:-/storage/.devbox}"
 DEVBOX_KEY_REFRESH_SECONDS="${DEVBOX_KEY_REFRESH_SECONDS:-30}"
+DEVBOX_SSHD_LOG_MAX_BYTES="${DEVBOX_SSHD_LOG_MAX_BYTES:-10485760}"
+DEVBOX_VENV="${DEVBOX_VENV-$HOME/.venv}"
 SSHD="${SSHD:-/usr/sbin/sshd}"
 SSH_AUTH_SOCK="${SSH_AUTH_SOCK:-/tmp/devbox-ssh-agent.sock}"
 export SSH_AUTH_SOCK
@@ -77,13 +87,106 @@ chmod 0755 "$HOME" || die "cannot chmod $HOME: it must be owned by $user (uid $u
 install -d -m 0700 "$HOME/.ssh" || die "cannot create $HOME/.ssh with mode 0700"
 cd "$HOME"
 
+# Earlier versions kept tailscaled's state (the node key, a lasting tailnet
+# identity) on the home volume, where every SSH session could read it. It now
+# lives in a Secret that only the sidecar can reach; the old copy goes.
+legacy_tailscale_state="${DEVBOX_STATE_DIR%/*}/.tailscale"
+if [[ -e "$legacy_tailscale_state" ]]; then
+    if rm -rf "$legacy_tailscale_state"; then
+        log "removed the old tailscale state $legacy_tailscale_state (the sidecar keeps its state in a Secret now)"
+    else
+        log "warning: cannot remove the old tailscale state $legacy_tailscale_state; delete it: it holds a tailnet node key"
+    fi
+fi
+
+# --- 1b. a Python environment the person can install into ---------------------
+# The image's environments are root-owned, and the root filesystem is
+# read-only, so `pip install` into them fails (and `pip install --user` is
+# refused inside a venv). $HOME/.venv is a venv on the home volume layered
+# over the image's Python: the image's packages stay importable (a .pth file
+# adds its site directories after the venv's own), `pip install` and a
+# notebook's `%pip install` put packages into the venv, and they survive
+# restarts and image upgrades. A new Python minor version in the image moves
+# the old venv aside (its compiled packages would not load) and starts a new
+# one. DEVBOX_VENV="" in users/NAME.toml [env] turns this off.
+python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+setup_home_venv() {
+    local venv="$1" python version old purelib kernel_dir kernel_json
+    python="$(command -v python3 || command -v python)" || {
+        log "no python3 on the image's PATH: no $venv"
+        return 1
+    }
+    version="$(python_version "$python")" || {
+        log "warning: $python does not run: no $venv"
+        return 1
+    }
+    # Only a venv this script made (it holds the marker) is ever moved or
+    # changed; any other directory at that path is the person's and stays.
+    if [[ -e "$venv" && ! -e "$venv/.devbox-gen" ]]; then
+        log "warning: $venv was not made by devbox-gen: left alone and not activated; set DEVBOX_VENV in users/NAME.toml [env] to use another path"
+        return 1
+    fi
+    if [[ -e "$venv" ]]; then
+        old="$(python_version "$venv/bin/python")" || old=broken
+        if [[ "$old" != "$version" ]]; then
+            local aside="$venv.python$old" n=1
+            while [[ -e "$aside" ]]; do aside="$venv.python$old.$((n++))"; done
+            mv "$venv" "$aside" || return 1
+            log "the image's Python is $version, $venv was for $old: moved it to $aside; reinstall what you need (pip freeze lists it there)"
+        fi
+    fi
+    if [[ ! -e "$venv" ]]; then
+        # --without-pip: no download and no ensurepip needed; the image's pip,
+        # importable through the .pth file, installs into this venv.
+        "$python" -m venv --without-pip "$venv" || return 1
+        printf 'made by devbox-gen start.sh over %s; see README, "Installing packages"\n' "$python" >"$venv/.devbox-gen"
+        local tool
+        for tool in pip pip3; do
+            # shellcheck disable=SC2016 # the wrapper's own $0 and $@
+            printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m pip "$@"\n' >"$venv/bin/$tool" && chmod 0755 "$venv/bin/$tool"
+        done
+        log "created the Python environment $venv over $python ($version)"
+    fi
+    purelib="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || return 1
+    # Rewritten on every start: an image upgrade may move its site directories.
+    # site.addsitedir (not a bare path) also runs the image's own .pth files.
+    "$python" -c '
+import site, sys
+for d in site.getsitepackages():
+    print("import site; site.addsitedir(%r)" % d)
+' >"$purelib/_devbox_image.pth" || return 1
+    # Jupyter kernels run the venv's Python, so %pip in a notebook installs
+    # into it. A user-level kernelspec named python3 takes precedence over
+    # the image's; one without our marker is the person's own and stays.
+    if "$venv/bin/python" -c 'import ipykernel' 2>/dev/null; then
+        kernel_dir="${JUPYTER_DATA_DIR:-$HOME/.local/share/jupyter}/kernels/python3"
+        kernel_json="$kernel_dir/kernel.json"
+        if [[ ! -e "$kernel_json" ]] || grep -q '"devbox-gen"' "$kernel_json"; then
+            mkdir -p "$kernel_dir" &&
+                printf '{\n "argv": ["%s", "-m", "ipykernel_launcher", "-f", "{connection_file}"],\n "display_name": "Python 3 (ipykernel)",\n "language": "python",\n "metadata": {"debugger": true, "devbox-gen": "written by start.sh on every start; remove this key to keep your own"}\n}\n' \
+                    "$venv/bin/python" >"$kernel_json"
+        fi
+    fi
+}
+if [[ -n "$DEVBOX_VENV" ]]; then
+    if setup_home_venv "$DEVBOX_VENV"; then
+        export VIRTUAL_ENV="$DEVBOX_VENV"
+        export PATH="$DEVBOX_VENV/bin:$PATH"
+        [[ " ${pod_env_names[*]} " == *" VIRTUAL_ENV "* ]] || pod_env_names+=(VIRTUAL_ENV)
+    else
+        log "warning: no persistent Python environment; pip can install only into environments you create"
+    fi
+fi
+
 # sshd starts every session with a fresh environment: HOME and SHELL from
 # /etc/passwd and its compiled-in PATH. Without this file an SSH session (a
-# VS Code terminal) would lack the image's PATH (conda, CUDA) and the [env]
-# of users/NAME.toml, which Jupyter's terminals have. sshd_config's
-# PermitUserEnvironment makes sshd read it. Rewritten on every start, so
-# users/NAME.toml stays the place to change it. (Only jupyter can log in and
-# sshd runs as jupyter: the file lets no one do more than they already can.)
+# VS Code terminal) would lack the image's PATH (conda, CUDA, $HOME/.venv)
+# and the [env] of users/NAME.toml, which Jupyter's terminals have.
+# sshd_config's PermitUserEnvironment makes sshd read it, and
+# /etc/profile.d/devbox.sh restores its PATH in login shells, after
+# /etc/profile has reset it. Rewritten on every start, so users/NAME.toml
+# stays the place to change it. (Only jupyter can log in and sshd runs as
+# jupyter: the file lets no one do more than they already can.)
 write_session_env() {
     local dst="$HOME/.ssh/environment" tmp name
     tmp="$(mktemp "$HOME/.ssh/.environment.XXXXXX")" || return 1
@@ -191,10 +294,17 @@ fi
 
 # --- 5. sshd ----------------------------------------------------------------------
 # Keep the log (on the emptyDir /tmp, which survives container restarts) from
-# growing without bound.
-if [[ -f "$sshd_log" ]] && (($(stat -c %s "$sshd_log") > 10 * 1024 * 1024)); then
-    mv -f "$sshd_log" "$sshd_log.1"
-fi
+# growing without bound: at start and in the refresh loop, a log past the
+# limit becomes sshd.log.1 (replacing the previous one). sshd opens the log
+# anew for every connection (-E), so new sessions write to a new file.
+rotate_sshd_log() {
+    local size
+    size="$(stat -c %s "$sshd_log" 2>/dev/null)" || return 0
+    if ((size > DEVBOX_SSHD_LOG_MAX_BYTES)); then
+        mv -f "$sshd_log" "$sshd_log.1"
+    fi
+}
+rotate_sshd_log
 sshd_failed() {
     log "error: $*; last lines of $sshd_log:"
     tail -n 20 "$sshd_log" >&2 || true
@@ -227,15 +337,24 @@ done
 ((i < 50)) || sshd_failed "sshd is not listening on $sshd_addr:$sshd_port"
 log "sshd listening on $sshd_addr:$sshd_port"
 
-# --- background: keep keys in sync ----------------------------------------------
+# --- background: keep keys in sync, bound the log ----------------------------------
 (
     while sleep "$DEVBOX_KEY_REFRESH_SECONDS"; do
         sync_authorized_keys || log "warning: could not refresh $HOME/.ssh/authorized_keys"
         load_github_key || true
+        rotate_sshd_log || true
     done
 ) &
 
 # --- 6. the main process --------------------------------------------------------------
+# Jupyter's server files live on the home volume. A server that died without
+# cleaning up (a node failure, a forced delete) leaves its jpserver-PID.json,
+# and PIDs repeat from one start to the next: `jupyter server list` would then
+# print the dead server's URL and token first. No server of this container
+# runs yet, so every one of them is stale.
+jupyter_runtime="${JUPYTER_RUNTIME_DIR:-$HOME/.local/share/jupyter/runtime}"
+rm -f "$jupyter_runtime"/jpserver-*.json "$jupyter_runtime"/jpserver-*-open.html
+
 # No arguments: just keep the container (and sshd) running.
 if (($# == 0)); then
     set -- sleep infinity

@@ -7,6 +7,8 @@
 //! apply at all (shrinking a home volume, changing its storage class) are not risks but errors,
 //! refused before a plan exists (`check::refuse_impossible_changes`).
 
+mod tailnet;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -51,6 +53,8 @@ pub enum Kind {
     ImmutableField,
     KeyAdded,
     KeyRemoved,
+    TailnetNodeReplaced,
+    TailnetTagsNotApplied,
     BoxRemoved,
     BoxArchived,
     BoxStopped,
@@ -65,7 +69,7 @@ impl Kind {
         match self {
             Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => Level::Data,
             Kind::ImmutableField => Level::Sync,
-            Kind::KeyAdded | Kind::KeyRemoved => Level::Access,
+            Kind::KeyAdded | Kind::KeyRemoved | Kind::TailnetNodeReplaced | Kind::TailnetTagsNotApplied => Level::Access,
             Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped => Level::Downtime,
             Kind::GpuChanged | Kind::ArchChanged | Kind::ImageChanged | Kind::PodRestart => Level::Restart,
         }
@@ -80,6 +84,8 @@ impl Kind {
             Kind::ImmutableField => "immutable-field",
             Kind::KeyAdded => "key-added",
             Kind::KeyRemoved => "key-removed",
+            Kind::TailnetNodeReplaced => "tailnet-node-replaced",
+            Kind::TailnetTagsNotApplied => "tailnet-tags-not-applied",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
             Kind::BoxStopped => "box-stopped",
@@ -152,6 +158,10 @@ pub fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeS
         if let Some(new) = after.get(id) {
             risks.extend(immutable_fields(old, new));
             risks.extend(workload(old, new));
+            if old.kind == "StatefulSet" {
+                risks.extend(tailnet::state_moved(old, new));
+            }
+            risks.extend(tailnet::tags_changed(old, new));
         } else if old.kind == "StatefulSet" {
             risks.push(workload_removed(old, after, unchanged_owners));
         }
@@ -371,19 +381,21 @@ fn workload_removed(old: &Resource, after: &Resources, unchanged_owners: &BTreeS
     let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
     let pod_name = format!("{}-0", old.name);
     if home_stays {
-        Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
-            .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home.", code(&pod_name)))
+        let archived = Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
+            .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home.", code(&pod_name)));
+        tailnet::machine_left_behind(old, archived)
     } else {
         let namespace = old.namespace.as_deref().unwrap_or("default");
-        Risk::new(Kind::BoxRemoved, old, "the box is removed: its pod goes away".into())
+        let removed = Risk::new(Kind::BoxRemoved, old, "the box is removed: its pod goes away".into())
             .detail(format!(
                 "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet and its pod {}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects running.",
                 code(&pod_name)
             ))
             .help(format!(
-                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount --selector app.kubernetes.io/instance={}`",
+                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
                 old.owner
-            ))
+            ));
+        tailnet::machine_left_behind(old, removed)
     }
 }
 
