@@ -117,8 +117,17 @@ def api_rules(obj: dict) -> list[str]:
     return problems
 
 
-def env_of(container: dict) -> dict:
-    return {v.get("name"): v.get("value") for v in container.get("env") or []}
+def env_of(container: dict, config_maps: dict | None = None) -> dict:
+    """A container's environment as the kubelet sets it: literal values, and values from a
+    ConfigMap of the bundle (`config_maps`: name -> data) where one is given."""
+    env = {}
+    for v in container.get("env") or []:
+        ref = dig(v, "valueFrom", "configMapKeyRef") or {}
+        if "value" in v:
+            env[v.get("name")] = v["value"]
+        elif ref and config_maps is not None:
+            env[v.get("name")] = (config_maps.get(ref.get("name")) or {}).get(ref.get("key"))
+    return env
 
 
 def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
@@ -151,8 +160,8 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
             fail(f"{file}: annotation {OWNER_ANNOTATION} is not {user.get('email')!r}")
         for problem in api_rules(obj):
             fail(f"{file}: {problem}")
-        if kind == "Secret":
-            fail(f"{file}: a Secret in out/ (rule 5: Secret references, never Secret contents)")
+        if kind == "Secret" and ("data" in obj or "stringData" in obj):
+            fail(f"{file}: a Secret with contents in out/ (rule 5: Secret references, never Secret contents)")
         if kind == "ServiceAccount" and obj.get("automountServiceAccountToken") is not False:
             fail(f"{file}: the ServiceAccount automounts its token")
         objects.append((file, obj))
@@ -258,9 +267,30 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
         hostname = repo.pick(name, "tailscale", "hostname") or f"{name}-devbox"
         if env_of(sidecar).get("TS_HOSTNAME") != hostname:
             fail(f"TS_HOSTNAME {env_of(sidecar).get('TS_HOSTNAME')!r}, expected {hostname!r}")
+        config_maps = {dig(cm, "metadata", "name"): cm.get("data") or {} for cm in by_kind.get("ConfigMap", [])}
+        sidecar_env = env_of(sidecar, config_maps)
         for tag in repo.pick(name, "tailscale", "tags") or []:
-            if tag not in (env_of(sidecar).get("TS_EXTRA_ARGS") or ""):
+            if tag not in (sidecar_env.get("TS_EXTRA_ARGS") or ""):
                 fail(f"tag {tag} is not advertised")
+        # The node key: in the box's own Secret, which only the sidecar can reach (a token
+        # projected into it alone, a Role naming that Secret), never on a volume the
+        # person's container mounts.
+        state_secret = sidecar_env.get("TS_KUBE_SECRET")
+        secrets = {dig(o, "metadata", "name") for o in by_kind.get("Secret", [])}
+        if not state_secret or state_secret not in secrets:
+            fail(f"TS_KUBE_SECRET {state_secret!r} is not a Secret of the bundle")
+        granted = [
+            rule for role in by_kind.get("Role", []) for rule in role.get("rules") or []
+            if "secrets" in (rule.get("resources") or []) and state_secret in (rule.get("resourceNames") or [])
+        ]
+        if not granted or any("create" in r.get("verbs", []) or "*" in r.get("verbs", []) for r in granted):
+            fail(f"no Role grants exactly get/update/patch on Secret {state_secret!r} by name")
+        shared = {m.get("name") for m in main.get("volumeMounts") or []} & {m.get("name") for m in sidecar.get("volumeMounts") or []}
+        if shared:
+            fail(f"the devbox and tailscale containers share volumes {sorted(shared)}: the sidecar's state must be out of the person's reach")
+        token = {v.get("name") for v in spec.get("volumes") or [] if any("serviceAccountToken" in src for src in dig(v, "projected", "sources") or [])}
+        if token & {m.get("name") for m in main.get("volumeMounts") or []}:
+            fail("the devbox container mounts a service-account token")
 
     config = " ".join(str(v) for cm in by_kind.get("ConfigMap", []) for v in (cm.get("data") or {}).values())
     for key in dig(user, "ssh", "authorized_keys") or []:
@@ -305,8 +335,8 @@ def main() -> int:
             report.fail(f"{rel} holds {kind}/{obj_name}: expected file name {kind.lower()}-{obj_name}.yaml")
         for problem in api_rules(obj):
             report.fail(f"{rel}: {problem}")
-        if kind == "Secret":
-            report.fail(f"{rel}: a Secret in out/")
+        if kind == "Secret" and ("data" in obj or "stringData" in obj):
+            report.fail(f"{rel}: a Secret with contents in out/")
         if kind == "Namespace":
             labels = dig(obj, "metadata", "labels") or {}
             if labels.get("pod-security.kubernetes.io/enforce") != "restricted":

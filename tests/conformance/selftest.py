@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -69,6 +70,24 @@ def unquoted_yaml11(repo: Fixture) -> None:
 
 def privileged(repo: Fixture) -> None:
     rewrite(statefulset(repo), lambda o: main_container(o)["securityContext"].update(privileged=True, allowPrivilegeEscalation=True))
+
+
+def sidecar_state_on_home(repo: Fixture) -> None:
+    """The tailscale sidecar keeps its state on the home volume, which the person can read."""
+    def change(o: dict) -> None:
+        sidecar = next(c for _, c in containers(pod_spec(o)) if c["name"] == "tailscale")
+        sidecar["volumeMounts"].append({"name": "home", "mountPath": "/var/lib/tailscale", "subPath": ".tailscale"})
+
+    rewrite(statefulset(repo), change)
+
+
+def token_in_main_container(repo: Fixture) -> None:
+    """The person's container mounts the service-account token meant for the sidecar."""
+    def change(o: dict) -> None:
+        token = next(v["name"] for v in pod_spec(o)["volumes"] if "projected" in v)
+        main_container(o)["volumeMounts"].append({"name": token, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
+
+    rewrite(statefulset(repo), change)
 
 
 def host_path(repo: Fixture) -> None:
@@ -132,6 +151,34 @@ def truncated_key(repo: Fixture) -> None:
     rewrite(path, lambda o: o["data"].update(authorized_keys=o["data"]["authorized_keys"][:60] + "\n"))
 
 
+WAVE = "argocd.argoproj.io/sync-wave"
+
+
+def early_home_volume(repo: Fixture) -> None:
+    """The home PVC one sync wave before its StatefulSet (-1 against the default 0)."""
+    wave = int(str((load_one(statefulset(repo))["metadata"].get("annotations") or {}).get(WAVE, "0")))
+    claims = repo.glob("out/**/persistentvolumeclaim-*.yaml")
+    home = next(p for p in claims if load_one(p)["metadata"]["labels"].get("devbox-gen.dev/role") == "home")
+    rewrite(home, lambda o: o["metadata"].setdefault("annotations", {}).update({WAVE: str(wave - 1)}))
+
+
+def ordered_ready(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: o["spec"].update(podManagementPolicy="OrderedReady"))
+
+
+def flux_ssh_without_secret(repo: Fixture) -> None:
+    path = next(repo.glob("out/_gitops/flux/*/gitrepository-*.yaml"), None)
+    if path is None:
+        raise SystemExit("no out/_gitops/flux/*/gitrepository-*.yaml: the source repo has no gitops = [\"flux\"]")
+
+    def change(o: dict) -> None:
+        url = urlsplit(o["spec"]["url"])
+        o["spec"]["url"] = f"ssh://git@{url.hostname}{url.path}"
+        o["spec"].pop("secretRef", None)
+
+    rewrite(path, change)
+
+
 CHECKS = {
     "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
     "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
@@ -140,6 +187,7 @@ CHECKS = {
     "checkov": ["bash", str(HERE / "checkov.sh"), "{out}"],
     "contract": [sys.executable, str(HERE / "contract.py"), "{repo}"],
     "shipped": ["bash", str(HERE / "shipped_files.sh"), "{out}"],
+    "engine": [sys.executable, str(HERE / "engine_rules.py"), "{repo}"],
 }
 CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "k8s-unknown-field": (unknown_field, "k8s"),
@@ -158,12 +206,19 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "contract-replicas": (replicas_vs_state, "contract"),
     "contract-prunable-home": (no_prune_protection, "contract"),
     "contract-label-value": (bad_label, "contract"),
+    "contract-tailnet-state-on-home": (sidecar_state_on_home, "contract"),
+    "contract-token-in-devbox": (token_in_main_container, "contract"),
     "shipped-sshd-config": (bad_sshd_config, "shipped"),
     "shipped-truncated-key": (truncated_key, "shipped"),
+    "engine-home-pvc-early-wave": (early_home_volume, "engine"),
+    "engine-ordered-ready": (ordered_ready, "engine"),
+    "engine-flux-ssh-no-secret": (flux_ssh_without_secret, "engine"),
 }
 
 
-def fixture(source: Path, into: Path) -> Fixture:
+def fixture(source: Path, into: Path, delivery: bool = False) -> Fixture:
+    """A repo of the first running box alone; with `delivery`, also the out/_gitops/ files
+    `build` would write for it (the shared ones, and this user's own Flux Kustomization)."""
     repo = Repo(source)
     for name, user in repo.users.items():
         state = repo.pick(name, "state") or "running"
@@ -176,6 +231,13 @@ def fixture(source: Path, into: Path) -> Fixture:
         shutil.copy(source / "devbox.toml", into / "devbox.toml")
     shutil.copy(source / "users" / f"{name}.toml", into / "users" / f"{name}.toml")
     shutil.copytree(repo.bundle(name), into / repo.bundle(name).relative_to(source))
+    if delivery:
+        for path in sorted((source / "out" / "_gitops").rglob("*.yaml")):
+            origin = (load_one(path)["metadata"].get("annotations") or {}).get("devbox-gen.dev/source", "")
+            if origin.startswith("users/") and origin != f"users/{name}.toml":
+                continue  # another user's Flux Kustomization
+            (into / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, into / path.relative_to(source))
     return into
 
 
@@ -190,7 +252,7 @@ def main() -> int:
     breaker, check = CASES[case]
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        fixture(source, repo)
+        fixture(source, repo, delivery=check == "engine")
         command = [a.format(repo=repo, out=repo / "out") for a in CHECKS[check]]
         # The unbroken fixture must pass, so that the refusal below is the breakage's doing.
         before = subprocess.run(command, capture_output=True, text=True)

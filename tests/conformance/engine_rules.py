@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""What Argo CD, Flux and the StatefulSet controller are published to do, as rules every
+bundle of out/ must meet so that the engine delivering it converges. Each rule names where
+the behaviour is written down (a doc, a source file, an issue); so does each failure.
+
+  R1 argo-wave-health  Argo CD applies wave N+1 only once every resource of wave N is
+     Healthy, and a Pending PVC is Progressing: with a WaitForFirstConsumer StorageClass it
+     stays Pending until a pod using it is scheduled. So nothing in an earlier sync wave (or
+     phase) than a pod-creating workload of the same Application (bundle directory) may be
+     of a kind whose health needs a pod or a cloud: only kinds Argo CD has no health check
+     for (ConfigMap, Secret, ServiceAccount, Role, RoleBinding, NetworkPolicy, ...) and
+     Services that are not type LoadBalancer. A non-integer sync-wave is refused as well
+     (Argo CD silently reads it as helm.sh/hook-weight, else 0).
+     Sources: argo-cd docs/user-guide/sync-waves.md ("How sync waves work?");
+     gitops-engine pkg/sync/sync_context.go (a multi-step sync waits for running tasks to
+     be Healthy; "some objects (e.g. secret) do not have health") and pkg/health/health.go
+     (which kinds have a health check), pkg/health/health_pvc.go (Pending -> Progressing),
+     pkg/health/health_service.go, pkg/sync/syncwaves/waves.go; argoproj/argo-cd#12840
+     (the deadlock), #29201 (WaitForFirstConsumer PVCs shown Progressing, open).
+  R2 argo-kind-order   Within one phase and wave Argo CD applies objects by kind, in
+     gitops-engine's kindOrder (pkg/sync/sync_tasks.go, the list below). Every object of
+     the bundle a workload's pods need (ServiceAccount, ConfigMap, Secret, PVC, and the
+     Role/RoleBinding granting its ServiceAccount) must be applied before the workload: an
+     earlier phase or wave, or the same wave and earlier in kindOrder.
+  R3 sts-parallel      Every StatefulSet of a box has `podManagementPolicy: Parallel`. With
+     the default OrderedReady the controller does not get past a pod that is not Running
+     and Ready, so a bad image or a missing tailscale key leaves the box stuck even after
+     the revert. Sources: kubernetes/kubernetes#67250; the StatefulSet docs, "Forced
+     rollback"; pkg/controller/statefulset/stateful_set_control.go (processReplica returns
+     early on a not Running-and-Ready pod only when `monotonic`, i.e. not Parallel).
+  R4 flux-source       Per out/_gitops/flux/<cluster>/: a GitRepository's spec.url is
+     http(s):// or ssh:// (the CRD's pattern; scp-like `git@host:path` is not supported);
+     an ssh:// URL has spec.secretRef.name (the Secret carries `identity` and
+     `known_hosts`, both required for ssh). Every Kustomization's sourceRef names a
+     GitRepository emitted there (default: the Kustomization's namespace); its spec.path
+     is a directory of the repository holding manifests; every dependsOn names a
+     Kustomization emitted there, without cycles; every healthChecks entry names an object
+     (group, kind, name, namespace) of the manifests at that path.
+     Sources: source-controller docs/spec/v1/gitrepositories.md ("URL", "Secret
+     reference", "SSH authentication") and api/v1/gitrepository_types.go
+     (`Pattern="^(http|https|ssh)://.*$"`); fluxcd/pkg git/options.go (ssh: identity and
+     known_hosts required); kustomize-controller docs/spec/v1/kustomizations.md ("Source
+     reference", "Path", "Dependencies", "Health checks") and internal/inventory
+     (healthChecks: apiVersion defaults to apps/v1, no namespace = cluster-scoped).
+  R5 argo-appset       Per out/_gitops/argocd/<cluster>/: the ApplicationSets' git
+     directory generators (Go path.Match, exclude rules win, hidden directories skipped)
+     match every bundle directory exactly once and nothing else (no out/_gitops, no
+     cluster directory); the template syncs `{{.path.path}}`; generated Application names
+     are unique; syncPolicy.preserveResourcesOnDeletion is true; every Application's
+     source path is a directory of the repository. Sources: argo-cd
+     docs/operator-manual/applicationset/Generators-Git.md, applicationset/generators/git.go
+     (path.Match), reposerver/repository/repository.go (GetGitDirectories),
+     docs/operator-manual/applicationset/Application-Deletion.md.
+
+Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
+kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of DESIGN.md).
+
+Paths in spec.path and generator paths are paths of the Git repository: devbox.toml's
+[repo].path, when set, is where this config repo sits in it. The Git directory generator is
+checked against the directories under out/ (what the generated patterns can reach).
+
+    engine_rules.py REPO       checks REPO/out; exit 1 on any violation
+"""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Python puts this script's directory on sys.path.
+from bundles import KUSTOMIZATION, Repo, dig, load_all, pod_spec
+
+GITOPS_DIR = "_gitops"
+WAVE = "argocd.argoproj.io/sync-wave"
+HOOK = "argocd.argoproj.io/hook"
+HELM_WEIGHT = "helm.sh/hook-weight"
+
+ARGO_WAVES = "https://argo-cd.readthedocs.io/en/stable/user-guide/sync-waves/"
+ARGO_ENGINE = "https://github.com/argoproj/argo-cd/blob/master/gitops-engine"  # was argoproj/gitops-engine
+ARGO_ISSUES = "https://github.com/argoproj/argo-cd/issues"
+CITE = {
+    "R1": (
+        f"{ARGO_WAVES}; {ARGO_ENGINE}/pkg/sync/sync_context.go; {ARGO_ENGINE}/pkg/health/health.go; "
+        f"{ARGO_ENGINE}/pkg/health/health_pvc.go; {ARGO_ISSUES}/12840; {ARGO_ISSUES}/29201"
+    ),
+    "R2": f"{ARGO_ENGINE}/pkg/sync/sync_tasks.go (kindOrder); {ARGO_WAVES}",
+    "R3": (
+        "https://github.com/kubernetes/kubernetes/issues/67250; "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#forced-rollback; "
+        "kubernetes pkg/controller/statefulset/stateful_set_control.go"
+    ),
+    "R4": (
+        "https://fluxcd.io/flux/components/source/gitrepositories/#url (source-controller docs/spec/v1/gitrepositories.md); "
+        "https://fluxcd.io/flux/components/kustomize/kustomizations/ (kustomize-controller docs/spec/v1/kustomizations.md)"
+    ),
+    "R5": (
+        "https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Generators-Git/; "
+        "https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Application-Deletion/"
+    ),
+}
+RULE_NAMES = {
+    "R1": "argo-wave-health",
+    "R2": "argo-kind-order",
+    "R3": "sts-parallel",
+    "R4": "flux-source",
+    "R5": "argo-appset",
+    "load": "load",
+}
+
+# gitops-engine pkg/sync/sync_tasks.go, kindOrder (from Helm's kind_sorter.go): a kind's
+# position is i - len(kinds), so every listed kind sorts before an unlisted one (0).
+KIND_ORDER_LIST = [
+    "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+    "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap",
+    "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition",
+    "ClusterRole", "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role",
+    "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod",
+    "ReplicationController", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler",
+    "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+]  # fmt: skip
+KIND_ORDER = {kind: i - len(KIND_ORDER_LIST) for i, kind in enumerate(KIND_ORDER_LIST)}
+
+# gitops-engine pkg/sync/sync_tasks.go, syncPhaseOrder.
+PHASE_ORDER = {"PreSync": -1, "Sync": 0, "PostSync": 1, "SyncFail": 2}
+
+# R1's pod-creating workloads (bundles.POD_TEMPLATE_PATHS but PodTemplate).
+POD_CREATING = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"}
+# Kinds with no health check in gitops-engine (pkg/health/health.go GetHealthCheckFunc) nor a
+# built-in one in argo-cd's resource_customizations/: no health is success, at once
+# (pkg/sync/sync_context.go). Application: its health check was removed in Argo CD 1.8
+# (docs/operator-manual/health.md). Everything else (PVC, LoadBalancer Service, Ingress,
+# HPA, PodDisruptionBudget, CRD, custom resources, workloads) may wait on something.
+NO_HEALTH = {
+    "ConfigMap", "Secret", "ServiceAccount", "Role", "RoleBinding", "ClusterRole",
+    "ClusterRoleBinding", "NetworkPolicy", "Namespace", "ResourceQuota", "LimitRange",
+    "PersistentVolume", "StorageClass", "PriorityClass", "Application", "ApplicationSet",
+    "AppProject",
+}  # fmt: skip
+
+INTEGER = re.compile(r"^[+-]?[0-9]+$")  # Go's strconv.Atoi, which syncwaves.Wave uses
+GITREPO_URL = re.compile(r"^(http|https|ssh)://.*$")  # source-controller api/v1 GitRepositorySpec.URL
+SCP_LIKE = re.compile(r"^[^/:@]+@[^/:]+:")
+
+
+@dataclass
+class Obj:
+    path: Path
+    doc: dict
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        return str(dig(self.doc, "metadata", "name") or "")
+
+    @property
+    def namespace(self) -> str:
+        return str(dig(self.doc, "metadata", "namespace") or "")
+
+    @property
+    def group(self) -> str:
+        api = str(self.doc.get("apiVersion") or "")
+        return api.rpartition("/")[0] if "/" in api else ""
+
+    @property
+    def annotations(self) -> dict:
+        return dig(self.doc, "metadata", "annotations") or {}
+
+    def label(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass
+class Checker:
+    root: Path
+    prefix: str  # where the config repo sits in the Git repository ("" or "deploy/devboxes/")
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, rule: str, path: Path, message: str) -> None:
+        rel = path.relative_to(self.root) if path.is_absolute() and path.is_relative_to(self.root) else path
+        source = f" [{CITE[rule]}]" if rule in CITE else ""
+        self.problems.append((rule, str(rel), f"{message}{source}"))
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    # --- loading ----------------------------------------------------------------------
+
+    def load(self, path: Path) -> list[Obj]:
+        try:
+            docs = load_all(path)
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            self.fail("load", path, f"not readable YAML: {e}")
+            return []
+        return [Obj(path, d) for d in docs if isinstance(d, dict)]
+
+    def objects_of(self, directory: Path) -> list[Obj]:
+        """The objects of one directory (not its subdirectories), kustomization.yaml aside."""
+        objs: list[Obj] = []
+        for path in sorted(directory.glob("*.yaml")):
+            if path.name != KUSTOMIZATION:
+                objs += self.load(path)
+        return objs
+
+    def manifests_at(self, directory: Path) -> tuple[list[Obj], str]:
+        """What Flux applies from a directory: kustomization.yaml's resources (and its
+        `namespace`), or, without one, every YAML file beneath (Flux generates one)."""
+        kustomization = directory / KUSTOMIZATION
+        if not kustomization.is_file():
+            objs: list[Obj] = []
+            for path in sorted(directory.rglob("*.yaml")):
+                objs += self.load(path)
+            return objs, ""
+        spec = next(iter(self.load(kustomization)), None)
+        doc = spec.doc if spec else {}
+        objs = []
+        for entry in doc.get("resources") or []:
+            target = directory / str(entry)
+            if target.is_dir():
+                objs += self.manifests_at(target)[0]
+            elif target.is_file():
+                objs += self.load(target)
+        return objs, str(doc.get("namespace") or "")
+
+    def repo_dir(self, git_path: str) -> Path | None:
+        """A path of the Git repository as a directory of this config repo (None: outside it)."""
+        path = posixpath.normpath(git_path.strip() or ".")
+        path = "" if path == "." else path
+        prefix = self.prefix.rstrip("/")
+        if prefix:
+            if path != prefix and not path.startswith(prefix + "/"):
+                return None
+            path = path[len(prefix) :].lstrip("/")
+        if path.startswith(".."):
+            return None
+        return self.root / path if path else self.root
+
+    def git_path(self, directory: Path) -> str:
+        return self.prefix + directory.relative_to(self.root).as_posix()
+
+    # --- R1, R2: sync waves and kind order of one Argo CD Application -----------------
+
+    def order_key(self, obj: Obj) -> tuple[int, int] | None:
+        """(phase, wave) as gitops-engine sorts them; None for a Skip hook (never applied)."""
+        notes = obj.annotations
+        phase = 0
+        if HOOK in notes:
+            hooks = [h.strip() for h in str(notes[HOOK]).split(",") if h.strip()]
+            if "Skip" in hooks:
+                return None
+            phase = min((PHASE_ORDER[h] for h in hooks if h in PHASE_ORDER), default=0)
+        wave = 0
+        if WAVE in notes:
+            text = str(notes[WAVE])
+            if INTEGER.match(text):
+                wave = int(text)
+            else:
+                self.fail(
+                    "R1",
+                    obj.path,
+                    f"{obj.label()}: {WAVE} {text!r} is not an integer; Argo CD ignores it and falls back to "
+                    f"{HELM_WEIGHT} or 0 ({ARGO_ENGINE}/pkg/sync/syncwaves/waves.go)",
+                )
+                weight = str(notes.get(HELM_WEIGHT, "0"))
+                wave = int(weight) if INTEGER.match(weight) else 0
+        elif HELM_WEIGHT in notes and INTEGER.match(str(notes[HELM_WEIGHT])):
+            wave = int(str(notes[HELM_WEIGHT]))
+        return phase, wave
+
+    @staticmethod
+    def healthy_without_pods(obj: Obj) -> bool:
+        if obj.kind == "Service" and obj.group == "":
+            return dig(obj.doc, "spec", "type") != "LoadBalancer"  # health_service.go
+        return obj.kind in NO_HEALTH
+
+    @staticmethod
+    def needs(obj: Obj, spec: dict, objs: list[Obj]) -> set[tuple[str, str]]:
+        """(kind, name) of the objects of the same Application that the workload's pods use."""
+        wanted: set[tuple[str, str]] = set()
+        sa = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        if sa:
+            wanted.add(("ServiceAccount", sa))
+        for v in spec.get("volumes") or []:
+            if dig(v, "configMap", "name"):
+                wanted.add(("ConfigMap", v["configMap"]["name"]))
+            if dig(v, "secret", "secretName"):
+                wanted.add(("Secret", v["secret"]["secretName"]))
+            if dig(v, "persistentVolumeClaim", "claimName"):
+                wanted.add(("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"]))
+            for source in dig(v, "projected", "sources") or []:
+                if dig(source, "configMap", "name"):
+                    wanted.add(("ConfigMap", source["configMap"]["name"]))
+                if dig(source, "secret", "name"):
+                    wanted.add(("Secret", source["secret"]["name"]))
+        for s in spec.get("imagePullSecrets") or []:
+            if s.get("name"):
+                wanted.add(("Secret", s["name"]))
+        for group in ("initContainers", "containers", "ephemeralContainers"):
+            for c in spec.get(group) or []:
+                for e in c.get("env") or []:
+                    if dig(e, "valueFrom", "configMapKeyRef", "name"):
+                        wanted.add(("ConfigMap", e["valueFrom"]["configMapKeyRef"]["name"]))
+                    if dig(e, "valueFrom", "secretKeyRef", "name"):
+                        wanted.add(("Secret", e["valueFrom"]["secretKeyRef"]["name"]))
+                for e in c.get("envFrom") or []:
+                    if dig(e, "configMapRef", "name"):
+                        wanted.add(("ConfigMap", e["configMapRef"]["name"]))
+                    if dig(e, "secretRef", "name"):
+                        wanted.add(("Secret", e["secretRef"]["name"]))
+        # The RBAC granting the pods' ServiceAccount: its RoleBindings and their Roles.
+        if sa:
+            for binding in objs:
+                if binding.kind not in ("RoleBinding", "ClusterRoleBinding"):
+                    continue
+                subjects = binding.doc.get("subjects") or []
+                if any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in subjects):
+                    wanted.add((binding.kind, binding.name))
+                    ref = binding.doc.get("roleRef") or {}
+                    if ref.get("kind") and ref.get("name"):
+                        wanted.add((ref["kind"], ref["name"]))
+        return wanted
+
+    def application(self, directory: Path) -> None:
+        """R1 and R2 on one directory Argo CD syncs as one Application."""
+        keyed = [(o, k) for o in self.objects_of(directory) if (k := self.order_key(o)) is not None]
+        if not keyed:
+            return
+        self.count("directories synced as Argo CD Applications")
+        workloads = [(o, k) for o, k in keyed if o.kind in POD_CREATING]
+        # R1: nothing before a workload may wait on a pod (or on a cloud load balancer).
+        for obj, key in keyed:
+            later = [(w, wk) for w, wk in workloads if w is not obj and wk > key]
+            if not later or self.healthy_without_pods(obj):
+                continue
+            claim = ("PersistentVolumeClaim", obj.name)
+            mounting = [(w, wk) for w, wk in later if obj.kind == claim[0] and claim in self.needs(w, pod_spec(w.doc) or {}, [])]
+            if mounting:
+                message = (
+                    f"{obj.label()} is in {at(key)}, before {', '.join(f'{w.label()} ({at(wk)})' for w, wk in mounting)} "
+                    "that mounts it: under a WaitForFirstConsumer StorageClass the PVC stays Pending (Argo CD: "
+                    "Progressing) until that pod is scheduled, and Argo CD does not apply the later wave until the PVC "
+                    "is Healthy (deadlock)"
+                )
+            else:
+                message = (
+                    f"{obj.label()} is in {at(key)}, before {', '.join(f'{w.label()} ({at(wk)})' for w, wk in later)}, "
+                    f"but Argo CD's health of a {obj.kind} can wait on a pod (or a cloud load balancer), and Argo CD "
+                    "does not apply the later wave until it is Healthy; only kinds without a health check (ConfigMap, "
+                    "Secret, ServiceAccount, Role, RoleBinding, NetworkPolicy, ...) and non-LoadBalancer Services "
+                    "may come before a workload"
+                )
+            self.fail("R1", obj.path, message)
+        # R2: what the pods need is applied before the workload.
+        by_ref = {(o.kind, o.name): (o, k) for o, k in keyed}
+        for w, wk in workloads:
+            spec = pod_spec(w.doc)
+            if spec is None:
+                continue
+            for ref in sorted(self.needs(w, spec, [o for o, _ in keyed])):
+                if ref not in by_ref:
+                    continue  # not in the bundle (a Secret made by hand, a ClusterRole)
+                dep, dk = by_ref[ref]
+                dep_order, w_order = KIND_ORDER.get(dep.kind, 0), KIND_ORDER.get(w.kind, 0)
+                if dk > wk:
+                    self.fail("R2", dep.path, f"{dep.label()} ({at(dk)}) is used by {w.label()}'s pods but applied after it ({at(wk)})")
+                elif dk == wk and dep_order >= w_order:
+                    self.fail(
+                        "R2",
+                        dep.path,
+                        f"{dep.label()} is used by {w.label()}'s pods, in the same {at(wk)}, but kindOrder applies "
+                        f"{dep.kind} ({dep_order}) after {w.kind} ({w_order})",
+                    )
+
+    # --- R3 ------------------------------------------------------------------------------
+
+    def statefulsets(self, directory: Path) -> None:
+        for obj in self.objects_of(directory):
+            if obj.kind != "StatefulSet":
+                continue
+            self.count("StatefulSets")
+            policy = dig(obj.doc, "spec", "podManagementPolicy") or "OrderedReady (the default)"
+            if policy != "Parallel":
+                self.fail(
+                    "R3",
+                    obj.path,
+                    f"{obj.label()}: podManagementPolicy is {policy}, not Parallel: a pod that never becomes Running and "
+                    f"Ready (a bad image, a missing tailscale key) is not replaced after the revert",
+                )
+
+    # --- R4: Flux ------------------------------------------------------------------------
+
+    def flux(self, directory: Path) -> None:
+        objs = self.objects_of(directory)
+        self.count("Flux directories")
+        repos = {(o.namespace, o.name): o for o in objs if o.kind == "GitRepository"}
+        kustomizations = {(o.namespace, o.name): o for o in objs if o.kind == "Kustomization"}
+        for repo in repos.values():
+            url = str(dig(repo.doc, "spec", "url") or "")
+            if not GITREPO_URL.match(url):
+                hint = " (scp-like syntax is not supported; write ssh://user@host/path)" if SCP_LIKE.match(url) else ""
+                self.fail("R4", repo.path, f"{repo.label()}: spec.url {url!r} is not http://, https:// or ssh://{hint}")
+            elif url.startswith("ssh://") and not dig(repo.doc, "spec", "secretRef", "name"):
+                self.fail(
+                    "R4",
+                    repo.path,
+                    f"{repo.label()}: spec.url {url!r} is ssh:// but spec.secretRef.name is not set: ssh needs a Secret "
+                    f"with `identity` and `known_hosts` (fluxcd/pkg git/options.go)",
+                )
+        for _, ks in sorted(kustomizations.items()):
+            spec = ks.doc.get("spec") or {}
+            self.count("Flux Kustomizations")
+            ref = spec.get("sourceRef") or {}
+            ref_key = (ref.get("namespace") or ks.namespace, ref.get("name"))
+            if ref.get("kind") != "GitRepository" or ref_key not in repos:
+                self.fail(
+                    "R4",
+                    ks.path,
+                    f"{ks.label()}: sourceRef {ref.get('kind')}/{ref_key[0]}/{ref_key[1]} is not a GitRepository of "
+                    f"{directory.relative_to(self.root)}/",
+                )
+            for dep in spec.get("dependsOn") or []:
+                dep_key = (dep.get("namespace") or ks.namespace, dep.get("name"))
+                if dep_key not in kustomizations:
+                    self.fail(
+                        "R4",
+                        ks.path,
+                        f"{ks.label()}: dependsOn {dep_key[0]}/{dep_key[1]} is not a Kustomization of {directory.relative_to(self.root)}/",
+                    )
+            git_path = str(spec.get("path") or "")
+            target = self.repo_dir(git_path)
+            if target is None or not target.is_dir():
+                where = "outside the config repo" if target is None else "not a directory of the repo"
+                self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} is {where}")
+                continue
+            manifests, kustomize_ns = self.manifests_at(target)
+            if not manifests:
+                self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} holds no manifests")
+            target_ns = spec.get("targetNamespace") or kustomize_ns
+            present = {(m.group, m.kind, m.name, target_ns or m.namespace) for m in manifests}
+            for check in spec.get("healthChecks") or []:
+                api = str(check.get("apiVersion") or "apps/v1")  # internal/inventory: v1beta1 compatibility
+                group = api.rpartition("/")[0] if "/" in api else ""
+                wanted = (group, check.get("kind"), check.get("name"), check.get("namespace") or "")
+                if wanted not in present:
+                    self.fail(
+                        "R4",
+                        ks.path,
+                        f"{ks.label()}: healthChecks entry {api} {wanted[1]}/{wanted[2]} in namespace {wanted[3] or '(none)'} "
+                        f"is not among the manifests at {git_path!r}: the health check can never pass",
+                    )
+        # dependsOn cycles: "the interdependent Kustomizations will never be applied".
+        graph = {
+            key: [(d.get("namespace") or key[0], d.get("name")) for d in (ks.doc.get("spec") or {}).get("dependsOn") or []]
+            for key, ks in kustomizations.items()
+        }
+        done: set[tuple] = set()
+
+        def visit(node: tuple, trail: list[tuple]) -> None:
+            if node in trail:
+                cycle = " -> ".join(name for _, name in trail[trail.index(node) :] + [node])
+                self.fail("R4", kustomizations[trail[-1]].path, f"dependsOn cycle {cycle}: none of it is ever applied")
+            elif node in graph and node not in done:
+                for nxt in graph[node]:
+                    visit(nxt, trail + [node])
+                done.add(node)
+
+        for node in sorted(graph):
+            visit(node, [])
+
+    # --- R5: Argo CD ApplicationSet --------------------------------------------------------
+
+    def argocd(self, directories: list[Path], bundles: list[Path]) -> None:
+        out = self.root / "out"
+        # What the repo server lists (GetGitDirectories): directories, hidden ones skipped; Git
+        # keeps no empty directory.
+        repo_dirs = sorted(
+            d
+            for d in out.rglob("*")
+            if d.is_dir() and not any(p.startswith(".") for p in d.relative_to(self.root).parts) and any(f.is_file() for f in d.rglob("*"))
+        )
+        repo_dirs.insert(0, out)
+        matched: dict[Path, list[str]] = {}
+        names: dict[str, str] = {}
+        bundle_set = set(bundles)
+        for directory in directories:
+            for obj in self.objects_of(directory):
+                if obj.kind == "Application":
+                    self.count("Argo CD Applications")
+                    if obj.name in names:
+                        self.fail("R5", obj.path, f"{obj.label()}: Application name also generated by {names[obj.name]}")
+                    names[obj.name] = obj.label()
+                    spec = obj.doc.get("spec") or {}
+                    for source in [spec.get("source")] + list(spec.get("sources") or []):
+                        if not isinstance(source, dict) or "path" not in source:
+                            continue
+                        target = self.repo_dir(str(source["path"]))
+                        if target is None or not target.is_dir():
+                            self.fail("R5", obj.path, f"{obj.label()}: source path {source['path']!r} is not a directory of the repo")
+                if obj.kind != "ApplicationSet":
+                    continue
+                self.count("ApplicationSets")
+                spec = obj.doc.get("spec") or {}
+                if dig(spec, "syncPolicy", "preserveResourcesOnDeletion") is not True:
+                    self.fail(
+                        "R5",
+                        obj.path,
+                        f"{obj.label()}: syncPolicy.preserveResourcesOnDeletion is not true: deleting the ApplicationSet "
+                        f"deletes every box's objects, home volumes included",
+                    )
+                template_path = str(dig(spec, "template", "spec", "source", "path") or "")
+                if re.sub(r"\s", "", template_path) != "{{.path.path}}":
+                    self.fail(
+                        "R5", obj.path, f"{obj.label()}: the template syncs {template_path!r}, not the matched directory {{{{.path.path}}}}"
+                    )
+                template_name = str(dig(spec, "template", "metadata", "name") or "")
+                for generator in spec.get("generators") or []:
+                    directories_spec = dig(generator, "git", "directories")
+                    if not directories_spec:
+                        continue
+                    include = [str(d.get("path", "")) for d in directories_spec if not d.get("exclude")]
+                    exclude = [str(d.get("path", "")) for d in directories_spec if d.get("exclude")]
+                    for d in repo_dirs:
+                        git_path = self.git_path(d)
+                        if any(go_path_match(p, git_path) for p in include) and not any(go_path_match(p, git_path) for p in exclude):
+                            matched.setdefault(d, []).append(obj.label())
+                            app = re.sub(r"{{\s*\.path\.basename(Normalized)?\s*}}", d.name, template_name)
+                            if "{{" not in app:
+                                if app in names:
+                                    self.fail(
+                                        "R5",
+                                        obj.path,
+                                        f"{obj.label()}: generates Application {app} for {git_path}, a name already taken by {names[app]}",
+                                    )
+                                names[app] = f"{obj.label()} ({git_path})"
+        if not self.counts.get("ApplicationSets"):
+            return  # Argo CD delivery without an ApplicationSet is not this generator's
+        for d in bundles:
+            count = len(matched.get(d, []))
+            if count != 1:
+                by = f" (by {', '.join(matched[d])})" if count else ""
+                self.fail(
+                    "R5",
+                    d,
+                    f"bundle directory {d.relative_to(self.root)}/ is matched by {count} ApplicationSet generator(s){by}, not exactly one",
+                )
+        for d, by in sorted(matched.items()):
+            if d not in bundle_set:
+                self.fail(
+                    "R5",
+                    d,
+                    f"{d.relative_to(self.root)}/ is not a bundle directory but {', '.join(by)} makes an Application of it",
+                )
+
+
+def at(key: tuple[int, int]) -> str:
+    """`wave -1`, or `PreSync phase, wave 0` for a hook."""
+    phase = next((name for name, order in PHASE_ORDER.items() if order == key[0]), str(key[0]))
+    return f"wave {key[1]}" if phase == "Sync" else f"{phase} phase, wave {key[1]}"
+
+
+def go_path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match: `*` and `?` never cross a `/`; `[...]` classes, `^` negates."""
+    regex, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            regex.append("[^/]*")
+        elif c == "?":
+            regex.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            regex.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                return False  # ErrBadPattern: Argo CD logs it and matches nothing
+            body = pattern[i + 1 : end]
+            negate = body.startswith("^")
+            body = body[1:] if negate else body
+            regex.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
+            i = end
+        else:
+            regex.append(re.escape(c))
+        i += 1
+    return re.fullmatch("".join(regex), name) is not None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("repo", type=Path, metavar="REPO", help="a built config repo (devbox.toml, users/, out/)")
+    args = parser.parse_args()
+    root: Path = args.repo.resolve()
+    out = root / "out"
+    if not out.is_dir():
+        print(f"engine rules: no {out}", file=sys.stderr)
+        return 2
+    repo_path = str(dig(Repo(root).settings, "repo", "path") or "").strip("/")
+    checker = Checker(root, f"{repo_path}/" if repo_path else "")
+
+    gitops = out / GITOPS_DIR
+    bundles = sorted(d for d in (p.parent for p in out.rglob(KUSTOMIZATION)) if gitops not in d.parents and d != gitops)
+    # Every directory Argo CD may sync as an Application: the bundles, and the delivery
+    # directories of the namespace and of the Argo CD objects themselves.
+    argo_apps = bundles + sorted(d for kind in ("namespace", "argocd") for d in (gitops / kind).glob("*") if d.is_dir())
+    for directory in argo_apps:
+        checker.application(directory)
+    for directory in bundles:
+        checker.statefulsets(directory)
+    for directory in sorted(d for d in (gitops / "flux").glob("*") if d.is_dir()):
+        checker.flux(directory)
+    argocd_dirs = sorted(d for d in (gitops / "argocd").glob("*") if d.is_dir())
+    checker.argocd(argocd_dirs, bundles)
+
+    for rule, path, message in checker.problems:
+        print(f"  FAIL [{rule} {RULE_NAMES[rule]}] {path}: {message}")
+    checked = f"{len(bundles)} bundles" + "".join(f", {n} {what}" for what, n in sorted(checker.counts.items()))
+    if not (gitops.is_dir()):
+        checked += "; no out/_gitops (no delivery files)"
+    if checker.problems:
+        per_rule: dict[str, int] = {}
+        for rule, _, _ in checker.problems:
+            per_rule[rule] = per_rule.get(rule, 0) + 1
+        summary = ", ".join(f"{rule} {RULE_NAMES[rule]}: {n}" for rule, n in sorted(per_rule.items()))
+        print(f"engine rules: {len(checker.problems)} problem(s) ({summary}); {checked}")
+        return 1
+    print(f"engine rules: ok; {checked}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
