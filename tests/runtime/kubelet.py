@@ -6,7 +6,7 @@ kubelet and container-runtime behaviours it reproduces and which it does not.
 
     kubelet.py start   --bundle out/NAME --pod-dir DIR --pv CLAIM=HOSTDIR
                        [--secret NAME=HOSTDIR] [--image-user NAME:UID:GID:HOME:SHELL]
-                       [--image-file PATH=HOSTFILE] [--image-volume PATH]
+                       [--image-file PATH=HOSTFILE] [--image-volume PATH] [--image-path DIR]
                        [--upstream-strict-modes] [--fs-group-change-policy POLICY]
     kubelet.py exec    --pod-dir DIR [--timeout S] -- CMD...   (kubectl exec)
     kubelet.py ready   --pod-dir DIR --timeout S               (the readinessProbe until it passes)
@@ -36,9 +36,11 @@ import time
 import yaml
 
 PYTHON = "/usr/bin/python3"
-# The image's ENV PATH (Debian's default), which the runtime puts first in
-# the container's environment.
+# The image's ENV PATH (Debian's default, after the --image-path
+# directories), which the runtime puts first in the container's environment.
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Where the ServiceAccount admission plugin mounts the automounted token.
+SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # pkg/volume/volume_linux.go
 RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110
@@ -166,7 +168,9 @@ def resolve_pod(args):
 
     # Environment: the image's, HOSTNAME from the runtime, then the
     # container's env in order, each value expanded against the ones before.
-    env = {"PATH": IMAGE_PATH, "HOSTNAME": sts["metadata"]["name"] + "-0"}
+    # Only this container's env is read: other containers' (valueFrom
+    # included) do not concern it.
+    env = {"PATH": ":".join(args.image_path + [IMAGE_PATH]), "HOSTNAME": sts["metadata"]["name"] + "-0"}
     declared = {}
     for e in container.get("env") or []:
         if "value" not in e:
@@ -208,13 +212,34 @@ def resolve_pod(args):
         "volumes": {},
         "mounts": [],
         "subPaths": [],
+        "serviceAccountToken": None,
     }
 
+    # The ServiceAccount admission plugin adds a token volume to every
+    # container unless the pod (or else its ServiceAccount) opts out, or the
+    # container already mounts something at the token's path.
+    automount = spec.get("automountServiceAccountToken")
+    if automount is None:
+        sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        sas = find(objs, "ServiceAccount", sa_name)
+        automount = sas[0].get("automountServiceAccountToken", True) if sas else True
+    if automount and not any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_PATH
+                             for m in container.get("volumeMounts") or []):
+        pod["serviceAccountToken"] = sts["metadata"].get("namespace", "default")
+
+    # Volumes: all the pod's containers mount are set up (the kubelet sets
+    # them up before any container starts), but a type that is not emulated
+    # is refused only when the emulated container mounts it.
+    own = {m["name"] for m in container.get("volumeMounts") or []}
     used = {m["name"] for c in containers for m in c.get("volumeMounts") or []}
     for name in sorted(used):
         v = volumes.get(name)
         if v is None:
             raise Refused(f"volumeMount {name} has no volume")
+        if name not in own and not any(t in v for t in ("configMap", "secret", "persistentVolumeClaim", "emptyDir")):
+            kind = next((k for k in v if k != "name"), "?")
+            log(f"volume {name}: {kind} not emulated; skipped, as container {container['name']} does not mount it")
+            continue
         if "configMap" in v:
             src = v["configMap"]
             cms = find(objs, "ConfigMap", src["name"])
@@ -237,7 +262,7 @@ def resolve_pod(args):
             raise Refused(f"volume {name}: type not emulated")
     for c in containers:
         for m in c.get("volumeMounts") or []:
-            if m.get("subPath"):
+            if m.get("subPath") and m["name"] in pod["volumes"]:
                 pod["subPaths"].append([m["name"], m["subPath"]])
     for m in container.get("volumeMounts") or []:
         pod["mounts"].append({"name": m["name"], "mountPath": m["mountPath"], "subPath": m.get("subPath", ""),
@@ -399,6 +424,15 @@ def setup_volumes(pod_dir, pod, objs):
             project_volume(pod, name, d, objs)
         elif v["type"] == "secret":
             os.makedirs(d, exist_ok=True)  # mount point of its tmpfs
+    if pod["serviceAccountToken"] is not None:
+        # The automounted kube-api-access volume (projected: token, ca.crt,
+        # namespace; defaultMode 0644). The token is a dummy: no API server.
+        d = os.path.join(pod_dir, "volumes", "serviceaccount")
+        empty_dir(d)
+        payload = {"token": (b"emulated-service-account-token", 0o644),
+                   "ca.crt": (b"-----BEGIN CERTIFICATE-----\nemulated\n-----END CERTIFICATE-----\n", 0o644),
+                   "namespace": (pod["serviceAccountToken"].encode(), 0o644)}
+        atomic_write(d, payload, lambda: set_volume_ownership(d, pod["fsGroup"], True, "Always"))
     # subPath directories, created by the kubelet for every container that
     # mounts one: owned by the kubelet (root), with the mode of the volume's
     # root (setgid included), in the volume's group through setgid.
@@ -421,6 +455,33 @@ def setup_volumes(pod_dir, pod, objs):
 
 def mount(*args):
     run("mount", *args)
+
+
+def in_root(root, path):
+    """PATH inside ROOT with every symlink resolved inside ROOT (runc's
+    securejoin): an absolute link such as /var/run -> /run stays in the
+    container's root instead of reaching the host's."""
+    parts = [p for p in path.split("/") if p]
+    cur, links = root, 0
+    while parts:
+        p = parts.pop(0)
+        if p == ".":
+            continue
+        if p == "..":
+            cur = root if cur == root else os.path.dirname(cur)
+            continue
+        nxt = os.path.join(cur, p)
+        if os.path.islink(nxt):
+            links += 1
+            if links > 40:
+                raise Refused(f"{path}: too many levels of symbolic links")
+            target = os.readlink(nxt)
+            if target.startswith("/"):
+                cur = root
+            parts = [x for x in target.split("/") if x] + parts
+            continue
+        cur = nxt
+    return cur
 
 
 def build_rootfs(pod_dir, pod, root):
@@ -521,9 +582,22 @@ def sandbox(pod_dir):
     # mount shadows that part of it.
     mounts = []
     for m in pod["mounts"]:
-        src = os.path.join(host_volume_dir(pod_dir, pod, m["name"]), m["subPath"])
-        ro = m["readOnly"] or pod["volumes"][m["name"]].get("readOnly")
+        v = pod["volumes"][m["name"]]
+        base = host_volume_dir(pod_dir, pod, m["name"])
+        src = base
+        if m["subPath"]:
+            # The kubelet resolves a subPath's symlinks (a configMap key is a
+            # symlink into ..data) and refuses one that leaves the volume; a
+            # file is bind-mounted as a file.
+            src = os.path.realpath(os.path.join(base, m["subPath"]))
+            real_base = os.path.realpath(base)
+            if src != real_base and not src.startswith(real_base + "/"):
+                raise Refused(f"subPath {m['subPath']} of volume {m['name']} leaves the volume")
+        # configMap and Secret volumes are always mounted read-only.
+        ro = m["readOnly"] or v.get("readOnly") or v["type"] in ("configMap", "secret")
         mounts.append((os.path.normpath(m["mountPath"]), src, ro))
+    if pod["serviceAccountToken"] is not None:
+        mounts.append((SERVICE_ACCOUNT_PATH, os.path.join(pod_dir, "volumes", "serviceaccount"), True))
     for i, path in enumerate(pod["imageVolumes"]):
         path = os.path.normpath(path)
         if any(path == dst for dst, _, _ in mounts):
@@ -537,8 +611,14 @@ def sandbox(pod_dir):
         mounts.append((path, src, False))
         log(f"image VOLUME {path}: container-local directory")
     for dst, src, ro in sorted(mounts, key=lambda m: m[0].count("/")):
-        target = os.path.join(root, dst.lstrip("/"))
-        os.makedirs(target, exist_ok=True)
+        target = in_root(root, dst)
+        if os.path.isdir(src):
+            os.makedirs(target, exist_ok=True)
+        else:
+            # A file (subPath): bind-mounted onto an empty file, as runc does.
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "w").close()
         mount("--bind", src, target)
         if ro:
             mount("-o", "remount,bind,ro", target)
@@ -660,8 +740,10 @@ def exec_argv(pod_dir, pod, argv):
     user = ["/usr/bin/setpriv", f"--reuid={pod['uid']}", f"--regid={pod['gid']}"]
     user += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
     user += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if pod["dropAll"] else []
+    # The working directory is changed inside the container's root: nsenter's
+    # --wd=DIR would resolve DIR outside the chroot the sandbox runs in.
     return (["nsenter", f"--target={init}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
-             f"--wd={pod['workingDir']}"] + user + ["--"] + argv)
+             "/usr/bin/env", f"--chdir={pod['workingDir']}"] + user + ["--"] + argv)
 
 
 def cmd_exec(args):
@@ -769,6 +851,8 @@ def main():
     p.add_argument("--image-user", metavar="NAME:UID:GID:HOME:SHELL")
     p.add_argument("--image-file", action="append", default=[], metavar="PATH=HOSTFILE")
     p.add_argument("--image-volume", action="append", default=[], metavar="PATH")
+    p.add_argument("--image-path", action="append", default=[], metavar="DIR",
+                   help="put DIR before the image's ENV PATH (repeatable, in order)")
     p.add_argument("--upstream-strict-modes", action="store_true",
                    help="make Debian's sshd refuse a group-writable home like upstream OpenSSH")
     p.add_argument("--fs-group-change-policy", choices=["Always", "OnRootMismatch"])

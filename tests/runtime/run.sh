@@ -31,7 +31,9 @@ missing=()
 [[ -x /usr/bin/unshare && -x /usr/bin/nsenter && -x /usr/bin/setpriv ]] || missing+=(util-linux)
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     # openssh-server's postinst would start an sshd on the host: forbid
@@ -62,6 +64,36 @@ fi
     say "no devbox-gen binary at $DEVBOX_GEN"
     exit 2
 }
+
+# --- the image's Python environment ----------------------------------------------------
+# A real JupyterLab from PyPI (requirements.txt, every package pinned) in a venv
+# of Debian's /usr/bin/python3. It plays the image's /opt/venv: root-owned, on
+# the emulated image's PATH, and read-only in the pod, where it sits at the same
+# path because the image's /usr and /var are the host's (so its python symlink
+# and the scripts' #! lines resolve). Installed once per requirements.txt and
+# Python version, then cached across runs.
+venv_cache=/var/cache/devbox-gen-runtime
+image_venv="$venv_cache/venv-$({ cat "$here/requirements.txt" && /usr/bin/python3 -VV; } | sha256sum | cut -c1-12)"
+mkdir -p "$venv_cache"
+exec 9>"$venv_cache/.lock"
+flock 9
+if [[ ! -e $image_venv/.installed ]]; then
+    say "installing the image's Python environment (JupyterLab, tests/runtime/requirements.txt) into $image_venv"
+    rm -rf "$image_venv"
+    (
+        umask 022
+        /usr/bin/python3 -m venv "$image_venv" &&
+            "$image_venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt" &&
+            "$image_venv/bin/pip" check >/dev/null
+    ) || {
+        rm -rf "$image_venv"
+        say "could not install tests/runtime/requirements.txt into $image_venv"
+        exit 2
+    }
+    touch "$image_venv/.installed"
+fi
+exec 9>&-
+image_path="$image_venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # --- work directory and cleanup ------------------------------------------------------
 work="$(mktemp -d /tmp/devbox-runtime.XXXXXX)"
@@ -115,10 +147,10 @@ github_fp="$(ssh-keygen -lf "$work/secret-tester-ssh/id_ed25519.pub" | awk '{pri
 
 # A config repo with one user. The emulated image is the host's Debian with
 # openssh-server, a jupyter user whose home is /storage/jupyter (README, "What
-# the image must provide") and the VOLUME /home/jupyter of the images the
-# bundle has to work around; its sshd applies upstream OpenSSH's StrictModes
-# (not Debian's laxer check of group-writable homes). Jupyter is not in it:
-# a stub stands in for it (logs its arguments, then sleeps like a server).
+# the image must provide"), the VOLUME /home/jupyter of the images the bundle
+# has to work around, and JupyterLab in a root-owned venv on its PATH; its sshd
+# applies upstream OpenSSH's StrictModes (not Debian's laxer check of
+# group-writable homes).
 cat >"$work/repo/devbox.toml" <<'EOF'
 namespace = "devboxes"
 [defaults]
@@ -127,7 +159,7 @@ image = "registry.example.com/devbox/jupyter:2024.06"
 uid = 10001
 gid = 10001
 EOF
-write_user() { # the authorized key files, in order
+write_user() { # the authorized key files, in order; extra [env] lines in $extra_env
     local keys=() k
     for k in "$@"; do keys+=("\"$(cat "$work/keys/$k.pub")\""); done
     cat >"$work/repo/users/tester.toml" <<EOF
@@ -139,6 +171,8 @@ authorized_keys = [$(
     )]
 [env]
 EDITOR = "vim"
+DEVBOX_KEY_REFRESH_SECONDS = "1"
+${extra_env:-}
 EOF
 }
 build() {
@@ -148,25 +182,29 @@ build() {
     }
 }
 bundle="$work/repo/out/tester"
-printf '#!/bin/sh\necho "jupyter (stub): $*" >&2\nexec sleep infinity\n' >"$work/jupyter-stub"
+pv="$work/pv-tester-home"
 
 start_pod() { # NAME [kubelet.py start options...]
     pod=$1
     shift
     "${kubelet[@]}" start --bundle "$bundle" --pod-dir "$work/pods/$pod" \
-        --pv tester-home="$work/pv-tester-home" --secret tester-ssh="$work/secret-tester-ssh" \
+        --pv tester-home="$pv" --secret tester-ssh="$work/secret-tester-ssh" \
         --image-user jupyter:10001:10001:/storage/jupyter:/bin/bash \
-        --image-file /usr/local/bin/jupyter="$work/jupyter-stub" --image-volume /home/jupyter \
+        --image-path "$image_venv/bin" --image-volume /home/jupyter \
         --upstream-strict-modes "$@" >>"$work/kubelet.log" 2>&1 ||
         fail "the pod did not start: $(tail -n 20 "$work/kubelet.log")"
-    "${kubelet[@]}" ready --pod-dir "$work/pods/$pod" --timeout 30 >>"$work/kubelet.log" 2>&1 ||
-        fail "the readinessProbe did not pass within 30s: $(tail -n 5 "$work/kubelet.log")"
+    "${kubelet[@]}" ready --pod-dir "$work/pods/$pod" --timeout 60 >>"$work/kubelet.log" 2>&1 ||
+        fail "the readinessProbe did not pass within 60s: $(tail -n 5 "$work/kubelet.log")"
 }
 stop_pod() {
     local how
     how="$("${kubelet[@]}" stop --pod-dir "$work/pods/$pod" --grace 30 2>>"$work/kubelet.log")" ||
         fail "the container did not stop on SIGTERM ($how)"
 }
+kexec() { "${kubelet[@]}" exec --pod-dir "$work/pods/$pod" -- "$@"; } # kubectl exec
+pod_log() { cat "$work/pods/$pod/container.log"; }                  # kubectl logs
+pod_tmp="" # the pod's /tmp (an emptyDir), seen from the node
+set_pod_tmp() { pod_tmp="$work/pods/$pod/volumes/emptyDir/tmp"; }
 
 # ssh as a person would, from inside the pod's network namespace (where the
 # tailscale sidecar would forward from): the real client, strict host key
@@ -175,7 +213,7 @@ known_hosts="$work/known_hosts"
 ssh_opts=(-F /dev/null -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known_hosts"
     -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none
     -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR)
-in_pod_net() { timeout 30 nsenter --target "$(cat "$work/pods/$pod/init.pid")" --net -- "$@"; }
+in_pod_net() { timeout 60 nsenter --target "$(cat "$work/pods/$pod/init.pid")" --net -- "$@"; }
 box() { # KEY CMD...: run CMD in the box over ssh
     local key=$1
     shift
@@ -196,15 +234,90 @@ expect_refused() { # KEY WHAT
 host_key_fp() {
     in_pod_net ssh-keyscan -p 2222 -t ed25519 127.0.0.1 2>/dev/null | ssh-keygen -lf - | awk '{print $2}'
 }
+# The pod's processes, seen from the node: "PID ARGV..." per line.
+pod_procs() {
+    local pidns p
+    pidns="$(readlink "/proc/$(cat "$work/pods/$pod/init.pid")/ns/pid")"
+    for p in /proc/[0-9]*; do
+        [[ "$(readlink "$p/ns/pid" 2>/dev/null)" == "$pidns" ]] || continue
+        printf '%s %s\n' "${p#/proc/}" "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")"
+    done
+}
+argv0() { tr '\0' '\n' <"/proc/$1/cmdline" | head -n1; }
+env_of() { tr '\0' '\n' <"/proc/$1/environ" | sed -n "s/^$2=//p"; } # PID NAME
+
+# HTTP from inside the pod's network namespace: the status code only, or the
+# body with -b. The tailscale sidecar (userspace networking) delivers tailnet
+# connections to 127.0.0.1 with the Host header the browser sent.
+http() { # [-b] URL [curl options...]
+    local body=
+    [[ $1 != -b ]] || {
+        body=1
+        shift
+    }
+    if [[ -n $body ]]; then
+        in_pod_net curl -sS --max-time 30 "$@"
+    else
+        in_pod_net curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@"
+    fi
+}
+wait_http() { # URL SECONDS: until something answers on URL
+    local deadline=$((SECONDS + $2)) code
+    while :; do
+        code="$(http "$1" || true)"
+        [[ $code == 000 || -z $code ]] || return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+}
+
+# A pure-Python wheel, built here (no network, no build backend).
+make_wheel() { # NAME OUTDIR: writes OUTDIR/NAME-1.0-py3-none-any.whl
+    /usr/bin/python3 - "$1" "$2" <<'EOF'
+import base64, hashlib, os, sys, zipfile
+name, outdir = sys.argv[1], sys.argv[2]
+dist = f"{name}-1.0.dist-info"
+files = {
+    f"{name}/__init__.py": f"WHO = {name!r}\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests/runtime/run.sh\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for path, text in files.items():
+    data = text.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(os.path.join(outdir, f"{name}-1.0-py3-none-any.whl"), "w") as z:
+    for path, text in files.items():
+        z.writestr(path, text)
+EOF
+}
+
+# A browser's or a notebook's side of Jupyter (jupyter_probe.py, with the image
+# venv's tornado and jupyter_client).
+jupyter_probe() { in_pod_net "$image_venv/bin/python" "$here/jupyter_probe.py" "$@"; }
+
+ts_hostname() { # the tailnet name the bundle gives the box
+    /usr/bin/python3 -c '
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    for c in doc["spec"]["template"]["spec"]["containers"]:
+        for e in c.get("env") or []:
+            if e["name"] == "TS_HOSTNAME":
+                print(e["value"])
+' "$bundle/statefulset-tester.yaml"
+}
 
 # --- 1. a fresh box ------------------------------------------------------------------
 write_user old
 build
 start_pod pod1
+set_pod_tmp
 pass "bundle built; pod started on a new home volume (kubelet volume layout, fsGroup, read-only root) and its readinessProbe passed"
 
 # The host key the box created on its home volume, trusted from there.
-host_pub="$work/pv-tester-home/.devbox/ssh/ssh_host_ed25519_key.pub"
+host_pub="$pv/.devbox/ssh/ssh_host_ed25519_key.pub"
 [[ -s $host_pub ]] || fail "no host key on the home volume at .devbox/ssh/"
 printf '[127.0.0.1]:2222 %s\n' "$(cut -d' ' -f1,2 "$host_pub")" >"$known_hosts"
 first_fp="$(host_key_fp)"
@@ -236,16 +349,171 @@ in_pod_net scp "${ssh_opts[@]}" -P 2222 -i "$work/keys/old" "$work/upload" jupyt
 [[ "$(box old 'cat ~/upload')" == "data $marker" ]] || fail "the uploaded file differs"
 pass "an interactive PTY session and scp (SFTP) work"
 
-out="$(box old 'printf "%s|%s|%s\n" "${EDITOR:-}" "${DEVBOX_NAME:-}" "$PATH"' 2>&1)" || fail "session failed: $out"
-[[ $out == "vim|tester|/usr/local/sbin:/usr/local/bin:"* ]] ||
-    fail "an SSH session lacks the pod's environment (EDITOR|DEVBOX_NAME|PATH): $out"
-pass "SSH sessions get the pod's environment (users/tester.toml [env], the image's PATH)"
+out="$(box old 'printf "%s|%s|%s\n" "${EDITOR:-}" "${DEVBOX_NAME:-}" "${VIRTUAL_ENV:-}"' 2>&1)" || fail "session failed: $out"
+[[ $out == "vim|tester|/storage/jupyter/.venv" ]] ||
+    fail "an SSH session lacks the pod's environment (EDITOR|DEVBOX_NAME|VIRTUAL_ENV): $out"
+pass "SSH sessions get the pod's environment (users/tester.toml [env], start.sh's VIRTUAL_ENV)"
 
-# --- 2. key rotation, then a restart on the same home volume -------------------------
+# --- 2. Jupyter, reached as a person reaches it ------------------------------------------
+wait_http http://127.0.0.1:8888/api/status 90 || fail "Jupyter did not answer on 127.0.0.1:8888 within 90s"
+jupyter_pid="$(pod_procs | awk '/jupyter-lab/ && /--port=8888/ {print $1}')"
+[[ $jupyter_pid =~ ^[0-9]+$ ]] || fail "not exactly one jupyter-lab process on port 8888: $(pod_procs)"
+get_token() { # KEY: sets $token as a person gets it, with `jupyter server list` over ssh
+    local out
+    out="$(box "$1" 'jupyter server list' 2>&1)" || fail "ssh box 'jupyter server list' failed: $out"
+    token="$(sed -n 's|^http://127\.0\.0\.1:8888/?token=\([0-9a-f]*\) :: /storage/jupyter$|\1|p' <<<"$out")"
+    [[ $token =~ ^[0-9a-f]{16,}$ ]] ||
+        fail "ssh box 'jupyter server list' does not show one server on 127.0.0.1:8888 with a token and root /storage/jupyter: $out"
+}
+get_token old
+pass "JupyterLab (real, $("$image_venv/bin/jupyter-lab" --version)) runs from the image's venv; ssh box 'jupyter server list' gives its URL and token"
+
+tailnet_host="$(ts_hostname)"
+[[ -n $tailnet_host ]] || fail "no TS_HOSTNAME in the bundle"
+for host in "$tailnet_host:8888" "100.101.102.103:8888"; do
+    code="$(http http://127.0.0.1:8888/api/status -H "Host: $host" -H "Authorization: token $token")"
+    [[ $code == 200 ]] || fail "GET /api/status with Host: $host and the token: $code, expected 200 (403: Jupyter's Host check)"
+    code="$(http http://127.0.0.1:8888/api/status -H "Host: $host")"
+    [[ $code == 403 ]] || fail "GET /api/status with Host: $host without the token: $code, expected 403"
+done
+code="$(http "http://127.0.0.1:8888/lab?token=$token" -H "Host: $tailnet_host:8888")"
+[[ $code == 200 ]] || fail "GET /lab?token=... with Host: $tailnet_host:8888: $code, expected 200"
+! pod_log | grep -F "Blocking request with non-local 'Host'" || fail "Jupyter blocked a tailnet Host header"
+pass "over the tailnet (Host: $tailnet_host:8888 and Host: 100.101.102.103:8888, delivered to loopback) Jupyter answers 200 with the token, 403 without"
+
+# The same Jupyter without --ServerApp.allow_remote_access, started by hand in
+# the pod: it refuses those requests, so the step above can tell.
+neg_token="neg$RANDOM$RANDOM"
+kexec bash -c 'JUPYTER_RUNTIME_DIR=/tmp/neg-runtime nohup jupyter lab --ip=127.0.0.1 --port=8899 --no-browser \
+    --ServerApp.root_dir=/storage/jupyter --IdentityProvider.token='"$neg_token"' >/tmp/jupyter-neg.log 2>&1 & echo $! >/tmp/jupyter-neg.pid' ||
+    fail "could not start a second Jupyter in the pod"
+wait_http http://127.0.0.1:8899/api/status 90 || fail "the second Jupyter did not answer on 8899: $(cat "$pod_tmp/jupyter-neg.log")"
+code="$(http http://127.0.0.1:8899/api/status -H "Host: $tailnet_host:8888" -H "Authorization: token $neg_token")"
+[[ $code == 403 ]] || fail "without allow_remote_access, Host: $tailnet_host:8888 got $code, expected 403"
+code="$(http http://127.0.0.1:8899/api/status -H "Authorization: token $neg_token")"
+[[ $code == 200 ]] || fail "without allow_remote_access, Host: 127.0.0.1:8899 got $code, expected 200"
+grep -qF "Blocking request with non-local 'Host' $tailnet_host" "$pod_tmp/jupyter-neg.log" ||
+    fail "the second Jupyter did not log the blocked Host: $(cat "$pod_tmp/jupyter-neg.log")"
+kexec sh -c 'kill "$(cat /tmp/jupyter-neg.pid)"' || fail "could not stop the second Jupyter"
+pass "without --ServerApp.allow_remote_access the same Jupyter answers 403 to Host: $tailnet_host:8888 (and logs 'Blocking request with non-local Host')"
+
+# VS Code's and `ssh -L`'s way in: a TCP forward through sshd.
+timeout 60 nsenter --target "$(cat "$work/pods/$pod/init.pid")" --net -- ssh "${ssh_opts[@]}" -N \
+    -o ExitOnForwardFailure=yes -L 127.0.0.1:18888:127.0.0.1:8888 -p 2222 -i "$work/keys/old" jupyter@127.0.0.1 &
+forward=$!
+deadline=$((SECONDS + 20))
+until [[ "$(http "http://127.0.0.1:18888/api/status?token=$token" || true)" == 200 ]]; do
+    kill -0 "$forward" 2>/dev/null || fail "ssh -L 127.0.0.1:18888:127.0.0.1:8888 exited"
+    ((SECONDS < deadline)) || fail "no 200 through ssh -L 127.0.0.1:18888:127.0.0.1:8888 within 20s"
+    sleep 0.5
+done
+kill "$forward"
+wait "$forward" 2>/dev/null || true
+pass "through an ssh forward (ssh -N -L 18888:127.0.0.1:8888, as VS Code tunnels) GET /api/status?token=... answers 200"
+
+# --- 3. PATH: the same in Jupyter, in ssh sessions and in login shells -------------------
+want_path="/storage/jupyter/.venv/bin:$image_path"
+jupyter_path="$(env_of "$jupyter_pid" PATH)"
+[[ $jupyter_path == "$want_path" ]] || fail "Jupyter's PATH is $jupyter_path, expected $want_path"
+out="$(box old 'echo "$PATH"' 2>&1)" || fail "ssh failed: $out"
+[[ $out == "$jupyter_path" ]] || fail "a non-interactive ssh session's PATH is $out, Jupyter's is $jupyter_path"
+out="$(printf 'echo "PATH=[$PATH]"; exit\n' | box_tty old 2>&1)" || fail "an interactive login over ssh failed: $out"
+# (The terminal echoes the input line first; bash adds bracketed-paste escapes.)
+login_path="$(tr -d '\r' <<<"$out" | sed -n 's/.*PATH=\[\([^]$]*\)\].*/\1/p')"
+[[ $login_path == "$jupyter_path" ]] ||
+    fail "an interactive login shell's PATH is '$login_path', Jupyter's is $jupyter_path (/etc/profile resets it; /etc/profile.d/devbox.sh must restore it); session: $out"
+out="$(box old 'bash -lc "echo \$PATH"' 2>&1)" || fail "ssh box bash -lc failed: $out"
+[[ $out == "$jupyter_path" ]] || fail "bash -lc's PATH over ssh is $out, Jupyter's is $jupyter_path"
+out="$(jupyter_probe terminal http://127.0.0.1:8888 "$token" "$tailnet_host:8888" 2>&1)" ||
+    fail "a Jupyter terminal (websocket, Host: $tailnet_host:8888) failed: $out"
+[[ $out == "$jupyter_path" ]] || fail "a Jupyter terminal's PATH is $out, Jupyter's is $jupyter_path (it runs sh -l)"
+pass "PATH is the same in Jupyter, ssh box CMD, an interactive login, bash -lc and a Jupyter terminal (sh -l over the tailnet): $want_path"
+
+# --- 4. pip install into the persistent home venv ----------------------------------------
+mkdir -p "$work/wheels"
+make_wheel devbox_probe_ssh "$work/wheels"
+make_wheel devbox_probe_nb "$work/wheels"
+in_pod_net scp "${ssh_opts[@]}" -P 2222 -i "$work/keys/old" "$work/wheels/"*.whl jupyter@127.0.0.1: >/dev/null 2>&1 ||
+    fail "scp of the wheels failed"
+out="$(box old 'pip install --no-index ./devbox_probe_ssh-1.0-py3-none-any.whl' 2>&1)" || fail "ssh box 'pip install' failed: $out"
+out="$(box old 'python -c "import devbox_probe_ssh; print(devbox_probe_ssh.__file__)"' 2>&1)" ||
+    fail "the package pip installed is not importable: $out"
+[[ $out == /storage/jupyter/.venv/lib/python3*/site-packages/devbox_probe_ssh/__init__.py ]] ||
+    fail "pip installed it outside the home venv: $out"
+out="$(box old '"$HOME"/.venv/bin/python -c "import jupyterlab, devbox_probe_ssh; print(jupyterlab.__file__)"' 2>&1)" ||
+    fail "the home venv does not see both the image's packages and its own: $out"
+[[ $out == "$image_venv/"* ]] || fail "jupyterlab comes from $out, not the image's venv"
+pass "ssh box 'pip install ./x.whl' installs into ~/.venv; the home venv imports it and the image's jupyterlab"
+
+default_kernel() { # Jupyter's default kernelspec must run the home venv's python
+    local specs out
+    specs="$(http -b http://127.0.0.1:8888/api/kernelspecs -H "Authorization: token $token")" ||
+        fail "GET /api/kernelspecs failed: $specs"
+    out="$(/usr/bin/python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["default"], s["kernelspecs"][s["default"]]["spec"]["argv"][0])' <<<"$specs")" ||
+        fail "unexpected /api/kernelspecs: $specs"
+    [[ $out == "python3 /storage/jupyter/.venv/bin/python" ]] || fail "Jupyter's default kernel is not the home venv's python: $out"
+}
+default_kernel
+kernel="$(http -b -X POST http://127.0.0.1:8888/api/kernels -H "Authorization: token $token" \
+    -H 'Content-Type: application/json' -d '{"name": "python3"}')" || fail "POST /api/kernels failed: $kernel"
+kernel_id="$(/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$kernel")" ||
+    fail "POST /api/kernels: $kernel"
+deadline=$((SECONDS + 30))
+until kernel_pid="$(pod_procs | awk -v f="kernel-$kernel_id.json" 'index($0, f) {print $1}')" && [[ -n $kernel_pid ]]; do
+    ((SECONDS < deadline)) || fail "no kernel process for kernel $kernel_id: $(pod_procs)"
+    sleep 0.5
+done
+[[ "$(argv0 "$kernel_pid")" == /storage/jupyter/.venv/bin/python ]] ||
+    fail "the kernel runs $(argv0 "$kernel_pid"), not the home venv's python"
+out="$(jupyter_probe kernel-ws http://127.0.0.1:8888 "$token" "$tailnet_host:8888" "$kernel_id" 2>&1)" ||
+    fail "the kernel's websocket with Host and Origin http://$tailnet_host:8888 failed: $out"
+[[ $out == "ipython python 3."* ]] || fail "unexpected kernel_info_reply over the websocket: $out"
+# %pip in a notebook: a cell executed in that kernel through its connection file.
+kernel_run() { # CODE: run CODE in the kernel, print its output
+    jupyter_probe kernel-exec "$pv/jupyter/.local/share/jupyter/runtime/kernel-$kernel_id.json" "$1"
+}
+out="$(kernel_run $'%pip install --no-index /storage/jupyter/devbox_probe_nb-1.0-py3-none-any.whl\nimport sys, devbox_probe_nb, devbox_probe_ssh\nprint("prefix", sys.prefix)' 2>&1)" ||
+    fail "%pip install in the kernel failed: $out"
+[[ $out == *"prefix /storage/jupyter/.venv"* ]] || fail "the kernel's sys.prefix is not the home venv: $out"
+out="$(box old 'python -c "import devbox_probe_nb; print(devbox_probe_nb.__file__)"' 2>&1)" ||
+    fail "what %pip installed in the notebook is not importable over ssh: $out"
+[[ $out == /storage/jupyter/.venv/* ]] || fail "%pip installed outside the home venv: $out"
+code="$(http -X DELETE "http://127.0.0.1:8888/api/kernels/$kernel_id" -H "Authorization: token $token")"
+[[ $code == 204 ]] || fail "DELETE /api/kernels/$kernel_id: $code"
+pass "Jupyter's python3 kernelspec and a kernel started through its REST API run ~/.venv/bin/python (its websocket answers over the tailnet Host); %pip install in it lands in ~/.venv"
+
+# --- 5. the readinessProbe does not connect to sshd --------------------------------------
+closed() { grep -cE 'Connection closed|Connection reset|\[preauth\]' "$pod_tmp/sshd.log" || true; }
+before="$(closed)"
+for _ in 1 2 3 4 5; do
+    "${kubelet[@]}" ready --pod-dir "$work/pods/$pod" --timeout 10 >>"$work/kubelet.log" 2>&1 ||
+        fail "the readinessProbe failed on a running box"
+done
+sleep 1
+[[ "$(closed)" == "$before" ]] || fail "the readinessProbe left lines in sshd's log: $(tail -n 5 "$pod_tmp/sshd.log")"
+# A probe that connects (the old one) does leave them: the check can tell.
+kexec bash -c 'exec 3<>/dev/tcp/127.0.0.1/2222' || fail "cannot connect to sshd from the pod"
+deadline=$((SECONDS + 10))
+until (($(closed) > before)); do
+    ((SECONDS < deadline)) || fail "a bare TCP connection left no line in sshd's log, so this check proves nothing"
+    sleep 0.5
+done
+pass "5 readinessProbe runs pass and leave nothing in sshd's log (a bare connection to sshd does)"
+
+# --- 6. key rotation, then a restart on the same home volume -------------------------
+# The home volume as an older devbox-gen left it: tailscaled's state in a
+# subPath .tailscale that the kubelet created (root, the volume root's mode),
+# written by the sidecar as the box's user.
+install -d -o root -g 10001 -m 2775 "$pv/.tailscale"
+install -d -o 10001 -g 10001 -m 0700 "$pv/.tailscale/files"
+printf '{"_machinekey":"privkey:%064d"}\n' 0 >"$pv/.tailscale/tailscaled.state"
+chown 10001:10001 "$pv/.tailscale/tailscaled.state"
+chmod 0600 "$pv/.tailscale/tailscaled.state"
 write_user new
 build
 stop_pod
 start_pod pod2
+set_pod_tmp
 expect_refused old "the removed key after the restart"
 out="$(box new 'cat ~/marker' 2>&1)" || fail "the new key does not work after the restart: $out"
 pass "rotation + rebuild + restart on the same home: the new key works, the removed key is refused"
@@ -254,7 +522,23 @@ pass "rotation + rebuild + restart on the same home: the new key works, the remo
 [[ "$(host_key_fp)" == "$first_fp" ]] || fail "the host key changed across the restart"
 pass "the restart kept \$HOME's files and the host key (strict host key checking passed, $first_fp)"
 
-# --- 3. key rotation reaching the running pod ------------------------------------------
+out="$(box new 'python -c "import devbox_probe_ssh, devbox_probe_nb; print(devbox_probe_ssh.WHO, devbox_probe_nb.WHO)"' 2>&1)" ||
+    fail "the packages installed before the restart are gone: $out"
+[[ $out == "devbox_probe_ssh devbox_probe_nb" ]] || fail "unexpected: $out"
+! pod_log | grep -F "created the Python environment" || fail "start.sh recreated the home venv on a restart"
+wait_http http://127.0.0.1:8888/api/status 90 || fail "Jupyter did not come back after the restart"
+get_token new
+default_kernel
+pass "the restart kept the home venv and what pip and %pip installed into it; the kernelspec still runs it"
+
+[[ ! -e $pv/.tailscale ]] || fail "start.sh left the old tailscale state: $(ls -la "$pv/.tailscale")"
+pod_log | grep -qF "removed the old tailscale state /storage/.tailscale" || fail "start.sh did not log the removal: $(pod_log)"
+out="$(box new 'test -e /var/run/secrets/kubernetes.io/serviceaccount && echo token-mounted; find /storage -name tailscaled.state 2>/dev/null; ls -d /storage/.tailscale 2>/dev/null; echo end' 2>&1)" ||
+    fail "ssh failed: $out"
+[[ $out == end ]] || fail "an ssh session can see tailnet or API credentials: $out"
+pass "an old box's /storage/.tailscale (node key) is removed at start; ssh sessions have no service-account token and no tailscaled.state"
+
+# --- 7. key rotation reaching the running pod ------------------------------------------
 # authorized_keys is left out of the pod template's config hash, so in a
 # cluster this rebuild restarts nothing: the kubelet rewrites the ConfigMap
 # volume in place and start.sh's refresh loop has to pick it up.
@@ -273,19 +557,49 @@ done
 expect_refused new "the removed key in the running pod"
 pass "a rotation reaches the running pod (ConfigMap updated in place, no restart): the new key works, the removed one is refused"
 
-# --- 4. a recursive fsGroup change on the home volume ----------------------------------
+# --- 8. a recursive fsGroup change on the home volume ----------------------------------
 # fsGroupChangePolicy Always (or a volume restored from a snapshot) makes
 # every file on the home group-writable; sshd's StrictModes would then refuse
-# every key unless start.sh repairs the modes.
+# every key unless start.sh repairs the modes. This pod also gets a small
+# sshd log limit, for step 9.
+log_max=4000
+extra_env="DEVBOX_SSHD_LOG_MAX_BYTES = \"$log_max\""
+write_user later
+build
 stop_pod
 start_pod pod3 --fs-group-change-policy Always
+set_pod_tmp
 out="$(box later 'stat -c "%a %n" ~ ~/.ssh ~/.ssh/authorized_keys' 2>&1)" ||
     fail "login failed after a recursive fsGroup change: $out"
 [[ $out == $'2755 /storage/jupyter\n2700 /storage/jupyter/.ssh\n600 /storage/jupyter/.ssh/authorized_keys' ]] ||
     fail "unexpected modes: $out"
 pass "after a recursive fsGroup change (policy Always) start.sh restores the modes sshd's StrictModes needs"
 
-# --- 5. shutdown ----------------------------------------------------------------------
+# --- 9. sshd's log stays bounded ---------------------------------------------------------
+for i in $(seq 1 30); do
+    box later true || fail "login $i failed"
+done
+sleep 3 # three refresh periods (DEVBOX_KEY_REFRESH_SECONDS=1)
+[[ -s $pod_tmp/sshd.log.1 ]] || fail "30 logins later /tmp/sshd.log was never rotated to sshd.log.1 (limit $log_max bytes): $(ls -l "$pod_tmp")"
+size="$(stat -c %s "$pod_tmp/sshd.log" 2>/dev/null || echo 0)"
+((size <= log_max)) || fail "/tmp/sshd.log is $size bytes, over the limit of $log_max, after 3 refresh periods"
+old_size="$(stat -c %s "$pod_tmp/sshd.log.1")"
+((old_size <= 4 * log_max)) || fail "/tmp/sshd.log.1 is $old_size bytes"
+client_port="$(box later 'echo "${SSH_CLIENT:-}"' | awk '{print $2}')"
+[[ $client_port =~ ^[0-9]+$ ]] || fail "no SSH_CLIENT in the session"
+sleep 0.5
+cat "$pod_tmp/sshd.log.1" "$pod_tmp/sshd.log" 2>/dev/null | grep -q "Accepted publickey for jupyter from 127.0.0.1 port $client_port " ||
+    fail "a login after the rotation (port $client_port) is in neither /tmp/sshd.log nor sshd.log.1: sshd writes to a removed file"
+pass "/tmp/sshd.log is rotated past DEVBOX_SSHD_LOG_MAX_BYTES ($size bytes now, sshd.log.1 $old_size), and logins after that are logged in it"
+
+# Without sshd the readinessProbe fails (it checks sshd's pid and socket).
+kexec sh -c 'kill "$(cat /tmp/sshd.pid)"' || fail "could not stop sshd in the pod"
+if "${kubelet[@]}" ready --pod-dir "$work/pods/$pod" --timeout 3 >>"$work/kubelet.log" 2>&1; then
+    fail "the readinessProbe passes with sshd stopped"
+fi
+pass "with sshd stopped the readinessProbe fails"
+
+# --- 10. shutdown ----------------------------------------------------------------------
 init="$(cat "$work/pods/$pod/init.pid")"
 pidns="$(readlink "/proc/$init/ns/pid")"
 stop_pod
