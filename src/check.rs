@@ -61,6 +61,7 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
         )),
         _ => problems.push("more than one PersistentVolumeClaim is labelled as the home volume".into()),
     }
+    problems.extend(sync_wave_deadlocks(&rendered.objects));
     let workloads = rendered.objects.iter().filter(|o| kind(o) == "StatefulSet").count();
     if rendered.resolved.state == State::Archived && rendered.objects.len() != 1 {
         problems.push("an archived box keeps only its home volume, but the template emitted more".into());
@@ -224,6 +225,49 @@ fn check_pod(pod: &Value) -> Vec<String> {
         let seccomp = field("/seccompProfile/type").and_then(Value::as_str);
         if !(seccomp == Some("RuntimeDefault") || seccomp.is_none() && pod_seccomp) {
             problems.push(format!("container `{cname}` must use the RuntimeDefault seccomp profile"));
+        }
+    }
+    problems
+}
+
+pub const ARGO_SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+
+/// An object's Argo CD sync wave: its annotation, 0 without one; `Err` with the text when the
+/// annotation is not an integer.
+fn sync_wave(object: &Object) -> Result<i64, &str> {
+    match object.pointer_str(&format!("/metadata/annotations/{}", ARGO_SYNC_WAVE.replace('/', "~1"))) {
+        None => Ok(0),
+        Some(text) => text.trim().parse().map_err(|_| text),
+    }
+}
+
+/// Argo CD applies a sync wave only once every object of the earlier waves is Healthy, and a
+/// PersistentVolumeClaim whose StorageClass binds WaitForFirstConsumer (GKE's standard-rwo and
+/// premium-rwo, most CSI classes) stays Pending, which Argo CD reports as Progressing, until a
+/// pod uses it. A claim in an earlier wave than the workload that mounts it is a sync that
+/// never finishes (argoproj/argo-cd#12840).
+fn sync_wave_deadlocks(objects: &[Object]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for object in objects {
+        if let Err(text) = sync_wave(object) {
+            problems.push(format!("{}: `{ARGO_SYNC_WAVE}: {text}` is not an integer", object_id(object)));
+        }
+    }
+    for workload in objects {
+        let Some(pod) = workload.at("/spec/template/spec") else { continue };
+        let Ok(wave) = sync_wave(workload) else { continue };
+        let volumes = pod.get("volumes").and_then(Value::as_array).into_iter().flatten();
+        let claims: Vec<&str> = volumes.filter_map(|v| v.pointer("/persistentVolumeClaim/claimName")?.as_str()).collect();
+        for claim in objects.iter().filter(|o| kind(o) == "PersistentVolumeClaim" && claims.contains(&name(o))) {
+            if let Ok(claim_wave) = sync_wave(claim)
+                && claim_wave < wave
+            {
+                problems.push(format!(
+                    "{} is in Argo CD sync wave {claim_wave}, before {} (wave {wave}) that mounts it: a claim that binds WaitForFirstConsumer stays Pending until a pod uses it, so Argo CD never gets to the later wave (argoproj/argo-cd#12840); put both in one wave, where Argo CD applies the claim first anyway",
+                    object_id(claim),
+                    object_id(workload)
+                ));
+            }
         }
     }
     problems

@@ -63,3 +63,23 @@ fn unknown_fields_in_objects_are_errors() {
     let run = repo.run_ok(&["build"], 2);
     assert!(run.stderr.contains("unknown field `spec.clusterIp`"), "{}", run.stderr);
 }
+
+#[test]
+fn a_home_volume_in_an_earlier_sync_wave_than_its_statefulset_is_refused() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           homeVolume+: { metadata+: { annotations+: { 'argocd.argoproj.io/sync-wave': '-1' } } },\n\
+           configMap+: { metadata+: { annotations+: { 'argocd.argoproj.io/sync-wave': 'early' } } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    for expected in [
+        "PersistentVolumeClaim/devboxes/alice-home is in Argo CD sync wave -1, before StatefulSet/devboxes/alice (wave 0) that mounts it",
+        "(argoproj/argo-cd#12840)",
+        "ConfigMap/devboxes/alice-devbox: `argocd.argoproj.io/sync-wave: early` is not an integer",
+    ] {
+        assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
+    }
+    assert!(!repo.path().join("out").exists());
+}

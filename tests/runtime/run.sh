@@ -509,6 +509,15 @@ install -d -o 10001 -g 10001 -m 0700 "$pv/.tailscale/files"
 printf '{"_machinekey":"privkey:%064d"}\n' 0 >"$pv/.tailscale/tailscaled.state"
 chown 10001:10001 "$pv/.tailscale/tailscaled.state"
 chmod 0600 "$pv/.tailscale/tailscaled.state"
+# A server file left by a Jupyter that died without cleaning up (a node
+# failure), under a PID that is alive in every new pod: 1, start.sh itself.
+# `jupyter server list` would show its URL and token first; start.sh must
+# remove it (get_token below wants exactly one server).
+runtime_dir="$pv/jupyter/.local/share/jupyter/runtime"
+install -d -o 10001 -g 10001 "$runtime_dir"
+printf '{"base_url": "/", "hostname": "127.0.0.1", "password": false, "pid": 1, "port": 8888, "root_dir": "/storage/jupyter", "secure": false, "sock": "", "token": "%s", "url": "http://127.0.0.1:8888/", "version": "2.0.0"}\n' \
+    "$(printf 'dead%.0s' {1..12})" >"$runtime_dir/jpserver-1.json"
+chown 10001:10001 "$runtime_dir/jpserver-1.json"
 write_user new
 build
 stop_pod
@@ -529,7 +538,8 @@ out="$(box new 'python -c "import devbox_probe_ssh, devbox_probe_nb; print(devbo
 wait_http http://127.0.0.1:8888/api/status 90 || fail "Jupyter did not come back after the restart"
 get_token new
 default_kernel
-pass "the restart kept the home venv and what pip and %pip installed into it; the kernelspec still runs it"
+[[ ! -e $runtime_dir/jpserver-1.json ]] || fail "start.sh left a dead server's jpserver-1.json"
+pass "the restart kept the home venv and what pip and %pip installed into it; the kernelspec still runs it; a dead server's file was removed, so jupyter server list shows the live one only"
 
 [[ ! -e $pv/.tailscale ]] || fail "start.sh left the old tailscale state: $(ls -la "$pv/.tailscale")"
 pod_log | grep -qF "removed the old tailscale state /storage/.tailscale" || fail "start.sh did not log the removal: $(pod_log)"
