@@ -74,8 +74,14 @@ pub(super) fn state_moved(old: &Resource, new: &Resource) -> Option<Risk> {
                 code(host),
                 code(&format!("{host}-1")),
             ))
-            .help(format!("before this syncs, remove the old machine: tailscale admin console → Machines → {} → Remove (or `DELETE /api/v2/device/DEVICE_ID`)", code(host)))
-            .help("make sure the auth key Secret holds a valid, reusable key: the box needs it once more"),
+            .help("before this syncs, make sure the auth key Secret holds a valid, reusable key: the box needs it once more")
+            .help(format!(
+                "once the new pod is on the tailnet, remove the old machine {} (tailscale admin console → Machines → Remove, or `DELETE /api/v2/device/DEVICE_ID`), then rename {} back to {} (Machines → Edit machine name)",
+                code(host),
+                code(&format!("{host}-1")),
+                code(host)
+            ))
+            .help("not earlier: a pod whose machine is removed logs in again with the auth key, so the old pod would take the name back"),
     )
 }
 
@@ -178,7 +184,8 @@ mod tests {
         assert_eq!(risk.facts["from"], "volume home, directory .tailscale");
         assert_eq!(risk.facts["to"], "Secret alice-tailnet");
         assert!(risk.details[0].contains("the new one is named `alice-devbox-1`"), "{:?}", risk.details);
-        assert!(risk.help[0].starts_with("before this syncs, remove the old machine"), "{:?}", risk.help);
+        assert!(risk.help[1].starts_with("once the new pod is on the tailnet, remove the old machine `alice-devbox`"), "{:?}", risk.help);
+        assert!(risk.help[1].ends_with("rename `alice-devbox-1` back to `alice-devbox` (Machines → Edit machine name)"), "{:?}", risk.help);
         assert!(state_moved(&in_secret(), &in_secret()).is_none(), "no move, no risk");
     }
 
