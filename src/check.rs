@@ -1,4 +1,4 @@
-//! Stage 5, check: what the template produced is valid Kubernetes and obeys DESIGN.md's rules,
+//! Stage 5, check: what the template produced is valid Kubernetes and obeys the rules of docs/design.md,
 //! whoever wrote the template.
 //!
 //! Objects of the kinds a devbox uses are deserialised into k8s-openapi's typed structs, and
@@ -35,7 +35,7 @@ pub const HOME_ROLE_LABEL: &str = "devbox-gen.dev/role";
 pub const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
 pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
 
-/// The home PVC's name depends on the user's name only (rule 1 of DESIGN.md).
+/// The home PVC's name depends on the user's name only (rule 1 of docs/design.md).
 pub fn home_volume_name(user: &str) -> String {
     format!("{user}-home")
 }
@@ -176,7 +176,7 @@ fn strict<T: DeserializeOwned>(object: &Object) -> Vec<String> {
     problems
 }
 
-/// The hardening DESIGN.md's rule 5 requires of every pod.
+/// The hardening rule 5 of docs/design.md requires of every pod.
 fn check_pod(pod: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let truthy = |v: Option<&Value>| v.and_then(Value::as_bool) == Some(true);

@@ -1,5 +1,5 @@
 //! Stage 7, delivery: what Argo CD and Flux need to sync the bundles, and nothing of ours in
-//! between: Git is the interface (DESIGN.md). From `gitops = [...]` in devbox.toml, per cluster:
+//! between: Git is the interface (docs/design.md). From `gitops = [...]` in devbox.toml, per cluster:
 //!
 //! ```text
 //! out/_gitops/namespace/<cluster>/namespace-devboxes.yaml      the Namespace, Pod Security "restricted"

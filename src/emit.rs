@@ -1,6 +1,6 @@
-//! Stage 6a, emit: checked objects become the files of `out/`, in memory, byte for byte.
+//! Stage 6, emit: checked objects become the files of `out/`, in memory, byte for byte.
 //!
-//! Layout (DESIGN.md rule 3): `out/<name>/<kind>-<object name>.yaml`, one object per file,
+//! Layout (rule 3 of docs/design.md): `out/<name>/<kind>-<object name>.yaml`, one object per file,
 //! each with a header naming its source, plus a `kustomization.yaml` per bundle; with
 //! `[[clusters]]` in devbox.toml, `out/<cluster>/<name>/...`. What Argo CD and Flux need to
 //! deliver the bundles lives beside them in `out/_gitops/` ([`crate::delivery`]), where no

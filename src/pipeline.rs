@@ -15,8 +15,8 @@
 //! A box whose inputs are those of the last build, and whose files `out/` still holds byte for
 //! byte, skips stages 4 to 6: its files are *kept* ([`Earlier`], [`crate::cache`]).
 //!
-//! Writing (`write`) and comparing (`diff`) happen after, in the commands: the compiled tree
-//! is the same either way.
+//! Stage 8 happens after, in the commands: writing (`write`) or, instead, comparing (`diff`);
+//! the compiled tree is the same either way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Stage 6b, write: make `out/` equal to the emitted tree, or say how it differs (`--check`).
+//! Stage 8, write: make `out/` equal to the emitted tree, or say how it differs (`--check`).
 //!
 //! Safety first, then speed. Nothing is written unless something changed, and the cost follows
 //! the size of the change:

@@ -2,7 +2,7 @@
 //!
 //! These types are the single source of truth for parsing *and* for the JSON Schemas in
 //! `schema/` (editors validate and complete while typing), so every field carries the doc
-//! comment a person reads on hover. Everything is optional here except what DESIGN.md
+//! comment a person reads on hover. Everything is optional here except what docs/design.md
 //! requires; defaults are merged later by `resolve`, where the whole picture is known.
 
 mod devbox;

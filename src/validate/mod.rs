@@ -1,4 +1,4 @@
-//! Stage 2, validate: every rule of DESIGN.md on the files as written, in all files at once.
+//! Stage 2, validate: every rule of docs/design.md on the files as written, in all files at once.
 //!
 //! Rules look at one value and say what is wrong with it and how to fix it; this module only
 //! walks the files and points each finding at the key it is about. Cross-file rules (two
@@ -326,12 +326,12 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
     diagnostics
 }
 
-/// `alice` → `alice-devbox` (DESIGN.md: "default: derived from the name").
+/// `alice` → `alice-devbox` (docs/design.md: the default is derived from the name).
 pub fn default_hostname(name: &str) -> String {
     format!("{name}-devbox")
 }
 
-/// `alice` → `alice-ssh` (DESIGN.md).
+/// `alice` → `alice-ssh` (docs/design.md).
 pub fn default_key_secret(name: &str) -> String {
     format!("{name}-ssh")
 }

@@ -53,7 +53,7 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      docs/operator-manual/applicationset/Application-Deletion.md.
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
-kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of DESIGN.md).
+kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
 
 Paths in spec.path and generator paths are paths of the Git repository: devbox.toml's
 [repo].path, when set, is where this config repo sits in it. The Git directory generator is

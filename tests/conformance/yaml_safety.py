@@ -3,7 +3,7 @@
 
 Kubernetes tooling has read YAML 1.1 (go-yaml v2, PyYAML), where unquoted `on`, `yes`,
 `n`, `~`, `0755`, `1.20` or `12:30` are booleans, nulls and numbers, while YAML 1.2 and
-JSON readers see strings or other numbers. DESIGN.md rule 4: such strings are quoted.
+JSON readers see strings or other numbers. Rule 4 of docs/design.md: such strings are quoted.
 
 For every file of out/:
   1. PyYAML (YAML 1.1) and ruamel.yaml (YAML 1.2) must read the same documents, type for

@@ -129,7 +129,7 @@
 
   // Object names. They depend on the user's name only, so no other change
   // to a user file renames (that is, deletes and recreates) an object; the
-  // home volume's name in particular must never change (DESIGN.md, rule 1).
+  // home volume's name in particular must never change (docs/design.md, rule 1).
   names(box):: {
     serviceAccount: box.name,
     configMap: box.name + '-devbox',
@@ -461,7 +461,7 @@
       failureThreshold: 3,
     },
     // Liveness: off the tailnet for five minutes. Restarting the sidecar is
-    // cheap (the node and its key survive on the home volume, TS_AUTH_ONCE
+    // cheap (the node and its key survive in the state Secret, TS_AUTH_ONCE
     // skips the login) and leaves the devbox container alone, and it is the
     // only automatic remedy for a wedged tailscaled. Not sooner: a short
     // coordination-server outage must not restart anything.
@@ -530,7 +530,7 @@
       // by the user's group. Optional, so a box starts before its Secret
       // exists; start.sh loads the key once it appears.
       { name: 'ssh-key', secret: { secretName: box.ssh.key_secret, defaultMode: 256, optional: true } },
-      // Optional too: once the node is logged in (state on the home volume)
+      // Optional too: once the node is logged in (state in its Secret)
       // the auth key is not needed, and a rotated-away Secret must not keep
       // the box from starting.
       { name: 'tailscale-auth', secret: { secretName: box.tailscale.auth_key_secret, defaultMode: 256, optional: true } },
