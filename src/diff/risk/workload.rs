@@ -1,0 +1,279 @@
+//! Downtime and restart risks of the box itself: stopped, archived or removed (its pod goes away,
+//! its home may stay); restarted by a new image or any other template change; rescheduled onto
+//! other nodes by a GPU or architecture change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{Kind, Risk, code, containers, is_home, pod, spec, tailnet};
+use crate::diff::resource::{Resource, Resources};
+
+fn replicas(resource: &Resource) -> u64 {
+    spec(resource, "replicas").and_then(Value::as_u64).unwrap_or(1)
+}
+
+pub(super) fn removed(old: &Resource, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Risk {
+    // A bundle that keeps anything without its StatefulSet is archived: the check stage allows
+    // an archived box its home volume only, so what it keeps is its home.
+    let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
+    let pod_name = format!("{}-0", old.name);
+    if home_stays {
+        let archived = Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
+            .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home.", code(&pod_name)));
+        tailnet::machine_left_behind(old, archived)
+    } else {
+        let namespace = old.namespace.as_deref().unwrap_or("default");
+        let removed = Risk::new(Kind::BoxRemoved, old, "the box is removed: its pod goes away".into())
+            .detail(format!(
+                "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet and its pod {}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects running.",
+                code(&pod_name)
+            ))
+            .help(format!(
+                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
+                old.owner
+            ));
+        tailnet::machine_left_behind(old, removed)
+    }
+}
+
+pub(super) fn changed(old: &Resource, new: &Resource) -> Vec<Risk> {
+    if old.kind != "StatefulSet" {
+        return Vec::new();
+    }
+    let (was, is) = (replicas(old), replicas(new));
+    if is == 0 {
+        if was > 0 {
+            return vec![Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
+                .fact("replicas_from", was.to_string())
+                .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.")];
+        }
+        return Vec::new();
+    }
+    if was == 0 {
+        return Vec::new(); // started: nothing is lost
+    }
+    let (Some(old_pod), Some(new_pod)) = (pod(old), pod(new)) else { return Vec::new() };
+    let mut risks = Vec::new();
+    let restart = "Processes and open sessions end; the home volume is kept, anything written outside it is lost.";
+    let (old_images, new_images) = (images(old_pod), images(new_pod));
+    for (container, image) in &new_images {
+        if let Some(before) = old_images.get(container).filter(|b| *b != image) {
+            risks.push(
+                Risk::new(
+                    Kind::ImageChanged,
+                    new,
+                    format!(
+                        "the image of container {} changes from {} to {}: the pod restarts",
+                        code(container),
+                        code(before),
+                        code(image)
+                    ),
+                )
+                .fact("container", container.as_str())
+                .fact("from", before.as_str())
+                .fact("to", image.as_str())
+                .detail(restart),
+            );
+        }
+    }
+    let (old_gpu, new_gpu) = (gpu(old_pod), gpu(new_pod));
+    if old_gpu != new_gpu {
+        let detail = if new_gpu.is_empty() {
+            "The pod restarts on a node without a GPU.".to_string()
+        } else {
+            "The pod restarts on a node with that GPU, and stays Pending until one is free (GKE may need minutes to add a node, longer when GPUs are scarce).".to_string()
+        };
+        risks.push(
+            Risk::new(
+                Kind::GpuChanged,
+                new,
+                format!("the GPU changes from {} to {}: the pod is rescheduled", describe_gpu(&old_gpu), describe_gpu(&new_gpu)),
+            )
+            .fact("from", plain_gpu(&old_gpu))
+            .fact("to", plain_gpu(&new_gpu))
+            .detail(detail)
+            .detail(restart),
+        );
+    }
+    let (old_arch, new_arch) = (node_selector(old_pod, "kubernetes.io/arch"), node_selector(new_pod, "kubernetes.io/arch"));
+    if old_arch != new_arch {
+        let to = new_arch.unwrap_or("any architecture");
+        risks.push(
+            Risk::new(
+                Kind::ArchChanged,
+                new,
+                format!("the architecture changes from {} to {}: the pod is rescheduled", code(old_arch.unwrap_or("any")), code(to)),
+            )
+            .fact("from", old_arch.unwrap_or("any"))
+            .fact("to", new_arch.unwrap_or("any"))
+            .detail(format!(
+                "The pod restarts on a {} node; its image must have a variant for it, or the container will not start.",
+                code(to)
+            ))
+            .detail(restart),
+        );
+    }
+    let template_changed = spec(old, "template") != spec(new, "template");
+    if risks.is_empty() && template_changed {
+        let reasons = restart_reasons(spec(old, "template"), spec(new, "template"));
+        risks.push(Risk::new(Kind::PodRestart, new, format!("the pod restarts: its template changes ({reasons})")).detail(restart));
+    }
+    risks
+}
+
+fn images(pod: &Value) -> BTreeMap<String, String> {
+    containers(pod).filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c.get("image")?.as_str()?.to_string()))).collect()
+}
+
+fn node_selector<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
+    pod.get("nodeSelector")?.get(key)?.as_str()
+}
+
+/// `(count, type)` of the GPUs a pod asks for; empty when it asks for none.
+fn gpu(pod: &Value) -> Vec<(String, String)> {
+    let count: Vec<String> = containers(pod)
+        .filter_map(|c| c.pointer("/resources/limits")?.get("nvidia.com/gpu"))
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        .collect();
+    let kind = node_selector(pod, "cloud.google.com/gke-accelerator").unwrap_or("GPU");
+    count.into_iter().map(|c| (c, kind.to_string())).collect()
+}
+
+/// `1 × nvidia-l4`, or `none`, without markup.
+fn plain_gpu(gpu: &[(String, String)]) -> String {
+    if gpu.is_empty() {
+        return "none".into();
+    }
+    gpu.iter().map(|(count, kind)| format!("{count} × {kind}")).collect::<Vec<_>>().join(" + ")
+}
+
+fn describe_gpu(gpu: &[(String, String)]) -> String {
+    if gpu.is_empty() {
+        return "none".into();
+    }
+    gpu.iter().map(|(count, kind)| code(&format!("{count} × {kind}"))).collect::<Vec<_>>().join(" + ")
+}
+
+/// A few words on what changed in a pod template: `containers[devbox].env`, `the ConfigMap`.
+fn restart_reasons(old: Option<&Value>, new: Option<&Value>) -> String {
+    let mut paths = Vec::new();
+    changed_paths(old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null), &mut Vec::new(), &mut paths);
+    let mut reasons: Vec<String> = Vec::new();
+    for path in paths {
+        let reason = if path.iter().any(|s| s.ends_with("config-hash")) {
+            "the ConfigMap's scripts or sshd_config".to_string()
+        } else {
+            let segments: Vec<&str> = path.iter().map(String::as_str).skip_while(|s| *s == "spec").take(2).collect();
+            let mut reason = segments.join(".");
+            if let Some(i) = reason.rfind('[').filter(|_| reason.ends_with(']') && segments.len() > 1) {
+                reason.truncate(i);
+            }
+            format!("`{}`", reason.replace('`', "'"))
+        };
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    if reasons.len() > 4 {
+        let more = reasons.len() - 3;
+        reasons.truncate(3);
+        reasons.push(format!("{more} more"));
+    }
+    reasons.join(", ")
+}
+
+/// Paths (as segments; list items appended to their list's segment, `containers[devbox]`) of
+/// the leaves that differ.
+fn changed_paths(old: &Value, new: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    // Something added or removed whole is compared with an empty one, to name what is inside.
+    let empty = |other: &Value| match other {
+        Value::Object(_) => Some(Value::Object(serde_json::Map::new())),
+        Value::Array(_) => Some(Value::Array(Vec::new())),
+        _ => None,
+    };
+    if old.is_null()
+        && let Some(old) = empty(new)
+    {
+        return changed_paths(&old, new, at, out);
+    }
+    if new.is_null()
+        && let Some(new) = empty(old)
+    {
+        return changed_paths(old, &new, at, out);
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                if x != y {
+                    at.push(key.clone());
+                    changed_paths(x, y, at, out);
+                    at.pop();
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let named = |items: &Vec<Value>| -> Option<BTreeMap<String, Value>> {
+                items.iter().map(|i| Some((i.get("name")?.as_str()?.to_string(), i.clone()))).collect()
+            };
+            let last = at.pop().unwrap_or_default();
+            match (named(a), named(b)) {
+                (Some(x), Some(y)) => {
+                    let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                    for name in names {
+                        let (p, q) = (x.get(name).unwrap_or(&Value::Null), y.get(name).unwrap_or(&Value::Null));
+                        if p != q {
+                            at.push(format!("{last}[{name}]"));
+                            changed_paths(p, q, at, out);
+                            at.pop();
+                        }
+                    }
+                }
+                _ => {
+                    at.push(last);
+                    out.push(at.clone());
+                    at.pop();
+                    return;
+                }
+            }
+            at.push(last);
+        }
+        _ => out.push(at.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use crate::diff::risk::classify;
+    use crate::diff::risk::test_support::{kinds, set, statefulset};
+
+    #[test]
+    fn stopping_restarting_and_rescheduling() {
+        let before = set(vec![statefulset("a", 1, "i:1", None), statefulset("b", 1, "i:1", None), statefulset("c", 0, "i:1", None)]);
+        let after =
+            set(vec![statefulset("a", 0, "i:1", None), statefulset("b", 1, "i:2", Some("nvidia-l4")), statefulset("c", 1, "i:2", None)]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["box-stopped", "gpu-changed", "image-changed"]);
+        assert_eq!(risks[1].summary, "the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled");
+    }
+
+    #[test]
+    fn any_other_template_change_restarts_the_pod() {
+        let old = statefulset("a", 1, "i:1", None);
+        let mut new = old.clone();
+        new.object.as_mut().unwrap()["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "EDITOR", "value": "vim"}]);
+        new.object.as_mut().unwrap()["spec"]["template"]["metadata"] = json!({"annotations": {"devbox-gen.dev/config-hash": "x"}});
+        let risks = classify(&set(vec![old]), &set(vec![new]), &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["pod-restart"]);
+        assert_eq!(
+            risks[0].summary,
+            "the pod restarts: its template changes (the ConfigMap's scripts or sshd_config, `containers[devbox].env`)"
+        );
+    }
+}
