@@ -67,7 +67,7 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
         problems.push("an archived box keeps only its home volume, but the template emitted more".into());
     }
     if rendered.resolved.state != State::Archived && workloads != 1 {
-        problems.push(format!("a {:?} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state).to_lowercase());
+        problems.push(format!("a {} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state));
     }
     problems
 }

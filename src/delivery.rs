@@ -34,16 +34,12 @@ use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
 use crate::emit::{self, GITOPS_DIR};
 use crate::model::{DevboxConfig, GitOps, State};
 use crate::render::{Object, RenderedBox};
-use crate::resolve::DEFAULT_NAMESPACE;
+use crate::resolve::{self, ResolvedSettings};
 
 /// Argo CD's name for the cluster it runs in.
 pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 /// The cluster directory under `out/_gitops/<engine>/` when devbox.toml declares no clusters.
 pub const DEFAULT_CLUSTER_DIR: &str = "default";
-pub const DEFAULT_ARGOCD_NAMESPACE: &str = "argocd";
-pub const DEFAULT_ARGOCD_PROJECT: &str = "default";
-pub const DEFAULT_FLUX_NAMESPACE: &str = "flux-system";
-pub const DEFAULT_REVISION: &str = "main";
 /// The name of a user's Application and Kustomization: `devbox-alice` (at most 59 characters,
 /// so it stays a valid label value for Argo CD's label tracking).
 pub const USER_PREFIX: &str = "devbox-";
@@ -108,7 +104,7 @@ impl Target<'_> {
     }
 }
 
-/// devbox.toml's delivery settings with their defaults.
+/// devbox.toml's delivery settings, defaults filled in (by [`resolve::resolve_settings`]).
 struct Settings<'a> {
     namespace: &'a str,
     url: &'a str,
@@ -138,15 +134,16 @@ impl Settings<'_> {
 /// (validation guarantees `[repo]` with it).
 pub fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)> {
     let Some(repo) = config.repo.as_ref().filter(|_| !config.gitops.is_empty()) else { return Vec::new() };
+    let resolved: ResolvedSettings = resolve::resolve_settings(config);
     let settings = Settings {
-        namespace: config.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        namespace: &resolved.namespace,
         url: &repo.url,
-        revision: repo.revision.as_deref().unwrap_or(DEFAULT_REVISION),
+        revision: &resolved.revision,
         prefix: repo.path.as_deref().map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default(),
         secret: repo.secret.as_deref(),
-        argocd_namespace: config.argocd.namespace.as_deref().unwrap_or(DEFAULT_ARGOCD_NAMESPACE),
-        project: config.argocd.project.as_deref().unwrap_or(DEFAULT_ARGOCD_PROJECT),
-        flux_namespace: config.flux.namespace.as_deref().unwrap_or(DEFAULT_FLUX_NAMESPACE),
+        argocd_namespace: &resolved.argocd_namespace,
+        project: &resolved.argocd_project,
+        flux_namespace: &resolved.flux_namespace,
     };
     let targets: Vec<Target> = if config.clusters.is_empty() {
         vec![Target { name: None, server: IN_CLUSTER }]

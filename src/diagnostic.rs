@@ -33,8 +33,6 @@ pub struct Diagnostic {
 pub enum Location {
     /// A span in a file we parsed; the snippet is shown.
     Span { file: Arc<SourceFile>, span: Range<usize> },
-    /// A span whose source must not be echoed (it may hold a secret): only `file:line:column`.
-    Hidden { file: Arc<SourceFile>, span: Range<usize> },
     /// A whole file or directory (unreadable, not TOML, ...).
     Path(String),
 }
@@ -48,14 +46,13 @@ impl Diagnostic {
         Self { severity: Severity::Warning, ..Self::error(message) }
     }
 
-    pub fn at(mut self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Self {
-        self.location = Some(Location::Span { file: Arc::clone(file), span });
-        self.label = label.into();
-        self
+    pub fn at(self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Self {
+        Self { label: label.into(), ..self.at_span(file, span) }
     }
 
-    pub fn at_hidden(mut self, file: &Arc<SourceFile>, span: Range<usize>) -> Self {
-        self.location = Some(Location::Hidden { file: Arc::clone(file), span });
+    /// Like [`Diagnostic::at`], keeping the label the diagnostic already has.
+    pub fn at_span(mut self, file: &Arc<SourceFile>, span: Range<usize>) -> Self {
+        self.location = Some(Location::Span { file: Arc::clone(file), span });
         self
     }
 
@@ -76,7 +73,7 @@ impl Diagnostic {
     /// Sort key: by file, then position, so output reads top to bottom like the files do.
     fn sort_key(&self) -> (String, usize) {
         match &self.location {
-            Some(Location::Span { file, span } | Location::Hidden { file, span }) => (file.path.clone(), span.start),
+            Some(Location::Span { file, span }) => (file.path.clone(), span.start),
             Some(Location::Path(path)) => (path.clone(), 0),
             None => (String::new(), 0),
         }
@@ -144,10 +141,6 @@ pub fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::R
                     }
                 };
                 report = report.with_labels(vec![Label::primary(id, span.clone()).with_message(&diagnostic.label)]);
-            }
-            Some(Location::Hidden { file, span }) => {
-                let (line, column) = file.line_column(span.start);
-                notes.push(format!("at {}:{line}:{column} (the line is not shown: it may hold a secret)", file.path));
             }
             Some(Location::Path(path)) => notes.push(format!("in {path}")),
             None => {}

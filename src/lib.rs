@@ -10,6 +10,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod defaults;
 pub mod delivery;
 pub mod diagnostic;
 pub mod diff;

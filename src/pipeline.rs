@@ -103,14 +103,53 @@ pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 /// Stages 1 to 3 only: every box (or those of `only`, user files relative to `root`), resolved,
 /// for the commands that need the boxes' settings but not their manifests (`validate`,
-/// `secrets`, `ssh-config`, `show --input`). Returns the warnings beside the boxes.
+/// `show --input`). Returns the warnings beside the boxes.
 pub fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+    let (_, boxes, warnings) = resolve_repo(root, only)?;
+    Ok((boxes, warnings))
+}
+
+/// [`resolve_boxes`], with the config repo it read: for the commands that go on to render some
+/// of the boxes ([`render_as_running`]) or read devbox.toml.
+pub fn resolve_repo(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(ConfigRepo, Vec<ResolvedBox>, Diagnostics), Diagnostics> {
     let (repo, mut found) = read::read_selected(root, only)?;
     found.extend(validate::validate(&repo));
     if found.has_errors() {
         return Err(found.sorted());
     }
-    Ok((resolve::resolve(&repo)?, found))
+    let boxes = resolve::resolve(&repo)?;
+    Ok((repo, boxes, found))
+}
+
+/// Stage 4 alone, for the commands that read back what the template decides
+/// ([`render::contract`]: `ssh-config`'s port, `secrets`' mounts): the objects of each box, in
+/// order, rendered as if the box were running (a stopped or archived box runs with the same
+/// settings once it is back; an archived bundle holds no pod). Nothing is checked or written.
+pub fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Result<Vec<Vec<render::Object>>, Diagnostics> {
+    if boxes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let template = template_of(repo)?;
+    let root = repo.root.canonicalize().unwrap_or_else(|_| repo.root.clone());
+    let rendered: Vec<Result<Vec<render::Object>, (String, String)>> = boxes
+        .par_iter()
+        .map(|resolved| {
+            let running = ResolvedBox { state: crate::model::State::Running, ..(*resolved).clone() };
+            match render::render_box(running, &template, &root) {
+                Ok(rendered) => Ok(rendered.objects),
+                Err(message) => Err((resolved.source.clone(), message)),
+            }
+        })
+        .collect();
+    let mut objects = Vec::with_capacity(rendered.len());
+    let mut failures = Vec::new();
+    for result in rendered {
+        match result {
+            Ok(rendered) => objects.push(rendered),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    if failures.is_empty() { Ok(objects) } else { Err(render::failures_to_diagnostics(failures, &template, &root)) }
 }
 
 fn verbose() -> bool {

@@ -18,7 +18,12 @@ pub struct Progress {
 
 impl Progress {
     pub fn start(message: &str, enabled: bool) -> Self {
-        if !enabled || !std::io::stderr().is_terminal() {
+        Self::start_on(message, enabled, std::io::stderr().is_terminal())
+    }
+
+    /// [`Progress::start`] with whether stderr is a terminal given, so tests need not be on one.
+    fn start_on(message: &str, enabled: bool, terminal: bool) -> Self {
+        if !enabled || !terminal {
             return Self { done: None, thread: None };
         }
         let (done, finished) = mpsc::channel::<()>();
@@ -54,11 +59,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn off_the_terminal_it_starts_no_thread() {
-        // Tests run with stderr captured, not on a terminal.
-        let progress = Progress::start("compiling", true);
-        assert!(progress.thread.is_none());
-        let disabled = Progress::start("compiling", false);
-        assert!(disabled.thread.is_none());
+    fn a_line_is_shown_only_when_enabled_and_on_a_terminal() {
+        for (enabled, terminal) in [(true, false), (false, true), (false, false)] {
+            let progress = Progress::start_on("compiling", enabled, terminal);
+            assert!(progress.thread.is_none() && progress.done.is_none(), "enabled {enabled}, terminal {terminal}");
+        }
+        let shown = Progress::start_on("compiling", true, true);
+        assert!(shown.thread.is_some() && shown.done.is_some());
+        drop(shown); // done before the delay: dropping ends and joins the thread, which never writes
+    }
+
+    #[test]
+    fn disabled_it_starts_no_thread_wherever_stderr_is() {
+        assert!(Progress::start("compiling", false).thread.is_none());
     }
 }

@@ -2,26 +2,51 @@
 //!
 //! This is the whole contract with the template: it receives exactly this struct as its `box`
 //! argument, nothing optional left to guess. Precedence, field by field: the user file, then
-//! `[defaults]` in devbox.toml, then the built-in defaults below.
+//! `[defaults]` in devbox.toml, then the built-in defaults of [`crate::defaults`]. devbox.toml's
+//! own settings (namespace, sidecar, delivery) resolve the same way into [`ResolvedSettings`],
+//! which the boxes, `delivery` and the commands share.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::defaults;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Arch, DevboxConfig, MetadataAccess, State, UserFile};
 use crate::read::ConfigRepo;
-use crate::validate::{default_hostname, default_key_secret};
 
-pub const DEFAULT_NAMESPACE: &str = "devboxes";
-pub const DEFAULT_CPU: &str = "2";
-pub const DEFAULT_MEMORY: &str = "8Gi";
-pub const DEFAULT_HOME_SIZE: &str = "50Gi";
-/// Pinned: a sidecar that changes under everyone's box must be a reviewed change.
-pub const DEFAULT_TAILSCALE_IMAGE: &str = "ghcr.io/tailscale/tailscale:v1.80.3";
-pub const DEFAULT_AUTH_KEY_SECRET: &str = "tailscale-auth";
-/// High enough to never collide with a host account (checkov CKV_K8S_40).
-pub const DEFAULT_UID: u32 = 10001;
+/// devbox.toml's settings that are not per box, with the built-in defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedSettings {
+    /// The namespace of every box (and of `out/_gitops/`'s Namespace).
+    pub namespace: String,
+    pub tailscale_image: String,
+    pub auth_key_secret: String,
+    pub runtime: ResolvedRuntime,
+    pub network: ResolvedNetwork,
+    /// `[repo] revision`, for Argo CD and Flux.
+    pub revision: String,
+    pub argocd_namespace: String,
+    pub argocd_project: String,
+    pub flux_namespace: String,
+}
+
+/// devbox.toml's shared settings: devbox.toml, then the built-in defaults.
+pub fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
+    let or = |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| default.to_string());
+    let uid = config.runtime.uid.unwrap_or(defaults::UID);
+    ResolvedSettings {
+        namespace: or(&config.namespace, defaults::NAMESPACE),
+        tailscale_image: or(&config.tailscale.image, defaults::TAILSCALE_IMAGE),
+        auth_key_secret: or(&config.tailscale.auth_key_secret, defaults::AUTH_KEY_SECRET),
+        runtime: ResolvedRuntime { uid, gid: config.runtime.gid.unwrap_or(uid) },
+        network: ResolvedNetwork { metadata: config.network.metadata.unwrap_or(defaults::METADATA_ACCESS) },
+        revision: or(&config.repo.as_ref().and_then(|r| r.revision.clone()), defaults::REVISION),
+        argocd_namespace: or(&config.argocd.namespace, defaults::ARGOCD_NAMESPACE),
+        argocd_project: or(&config.argocd.project, defaults::ARGOCD_PROJECT),
+        flux_namespace: or(&config.flux.namespace, defaults::FLUX_NAMESPACE),
+    }
+}
 
 /// One box, complete: what the template renders.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -93,10 +118,11 @@ pub struct ResolvedRuntime {
 /// Resolves every user; reports what no layer provides (an image, a cluster among several).
 pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
     let settings = repo.settings();
+    let shared = resolve_settings(&settings);
     let mut diagnostics = Diagnostics::default();
     let mut boxes = Vec::with_capacity(repo.users.len());
     for (name, parsed) in &repo.users {
-        match resolve_user(name, &parsed.source.path, &parsed.value, &settings) {
+        match resolve_user(name, &parsed.source.path, &parsed.value, &settings, &shared) {
             Ok(resolved) => boxes.push(resolved),
             Err(missing) => {
                 for (message, help) in missing {
@@ -126,7 +152,13 @@ pub fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a ResolvedBox,
 
 type Missing = Vec<(String, String)>;
 
-fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConfig) -> Result<ResolvedBox, Missing> {
+fn resolve_user(
+    name: &str,
+    source: &str,
+    user: &UserFile,
+    settings: &DevboxConfig,
+    shared: &ResolvedSettings,
+) -> Result<ResolvedBox, Missing> {
     let defaults = &settings.defaults;
     let mut missing = Missing::new();
 
@@ -158,9 +190,13 @@ fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConf
             .cloned()
             .unwrap_or_else(|| fallback.into())
     };
-    let gpu = user.gpu.as_ref().or(defaults.gpu.as_ref());
-    let gpu_kind = gpu.and_then(|g| g.kind.clone()).or_else(|| defaults.gpu.as_ref().and_then(|g| g.kind.clone()));
-    if gpu.is_some() && gpu_kind.is_none() {
+    // A box has a GPU when its user file or `[defaults]` has a `[gpu]` table; each of its keys
+    // then comes from the user's table, else from `[defaults]`'s.
+    let has_gpu = user.gpu.is_some() || defaults.gpu.is_some();
+    let gpu_kind = user.gpu.as_ref().and_then(|g| g.kind.clone()).or_else(|| defaults.gpu.as_ref().and_then(|g| g.kind.clone()));
+    let gpu_count =
+        user.gpu.as_ref().and_then(|g| g.count).or_else(|| defaults.gpu.as_ref().and_then(|g| g.count)).unwrap_or(defaults::GPU_COUNT);
+    if has_gpu && gpu_kind.is_none() {
         missing.push(("`[gpu]` needs a `type`".into(), "add e.g. `type = \"nvidia-tesla-t4\"`".into()));
     }
     let home = |pick: fn(&crate::model::Home) -> Option<&String>| {
@@ -176,37 +212,372 @@ fn resolve_user(name: &str, source: &str, user: &UserFile, settings: &DevboxConf
     env.extend(user.env.clone());
 
     let (Some(image), true) = (image, missing.is_empty()) else { return Err(missing) };
-    let uid = settings.runtime.uid.unwrap_or(DEFAULT_UID);
     Ok(ResolvedBox {
         name: name.to_string(),
         source: source.to_string(),
         email: user.email.clone(),
-        state: user.state.or(defaults.state).unwrap_or_default(),
-        namespace: settings.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+        state: user.state.or(defaults.state).unwrap_or(defaults::STATE),
+        namespace: shared.namespace.clone(),
         cluster,
         image,
-        arch: user.arch.or(defaults.arch).unwrap_or_default(),
+        arch: user.arch.or(defaults.arch).unwrap_or(defaults::ARCH),
         resources: ResolvedResources {
-            cpu: resources(|r| r.cpu.as_ref(), DEFAULT_CPU),
-            memory: resources(|r| r.memory.as_ref(), DEFAULT_MEMORY),
+            cpu: resources(|r| r.cpu.as_ref(), defaults::CPU),
+            memory: resources(|r| r.memory.as_ref(), defaults::MEMORY),
         },
-        gpu: gpu_kind.map(|kind| ResolvedGpu { kind, count: gpu.and_then(|g| g.count).unwrap_or(1) }),
+        gpu: gpu_kind.map(|kind| ResolvedGpu { kind, count: gpu_count }),
         home: ResolvedHome {
-            size: home(|h| h.size.as_ref()).unwrap_or_else(|| DEFAULT_HOME_SIZE.into()),
+            size: home(|h| h.size.as_ref()).unwrap_or_else(|| defaults::HOME_SIZE.into()),
             storage_class: home(|h| h.storage_class.as_ref()),
         },
         ssh: ResolvedSsh {
             authorized_keys: user.ssh.authorized_keys.iter().map(|k| k.trim().to_string()).collect(),
-            key_secret: user.ssh.key_secret.clone().unwrap_or_else(|| default_key_secret(name)),
+            key_secret: user.ssh.key_secret.clone().unwrap_or_else(|| defaults::key_secret(name)),
         },
         tailscale: ResolvedTailscale {
-            hostname: user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| default_hostname(name)),
+            hostname: user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| defaults::hostname(name)),
             tags,
-            image: settings.tailscale.image.clone().unwrap_or_else(|| DEFAULT_TAILSCALE_IMAGE.into()),
-            auth_key_secret: settings.tailscale.auth_key_secret.clone().unwrap_or_else(|| DEFAULT_AUTH_KEY_SECRET.into()),
+            image: shared.tailscale_image.clone(),
+            auth_key_secret: shared.auth_key_secret.clone(),
         },
         env,
-        runtime: ResolvedRuntime { uid, gid: settings.runtime.gid.unwrap_or(uid) },
-        network: ResolvedNetwork { metadata: settings.network.metadata.unwrap_or_default() },
+        runtime: shared.runtime.clone(),
+        network: shared.network.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every user file of these tests has an image, so only the field under test can be missing.
+    const USER: &str =
+        "email = \"alice@example.com\"\nimage = \"registry.example.com/box:1\"\nssh.authorized_keys = [\"ssh-ed25519 AAAA alice\"]\n";
+
+    fn config(toml: &str) -> DevboxConfig {
+        toml::from_str(toml).unwrap_or_else(|e| panic!("{toml}: {e}"))
+    }
+
+    /// Alice's box from the user file `USER` + `user` and devbox.toml `settings` (dotted keys
+    /// only, so that fragments concatenate), or the first thing reported missing.
+    fn alice(user: &str, settings: &str) -> Result<ResolvedBox, String> {
+        let file: UserFile = toml::from_str(&format!("{USER}{user}")).unwrap_or_else(|e| panic!("{user}: {e}"));
+        let settings = config(settings);
+        resolve_user("alice", "users/alice.toml", &file, &settings, &resolve_settings(&settings))
+            .map_err(|missing| format!("error: {}", missing[0].0))
+    }
+
+    /// One field of a box, set in the user file, in `[defaults]`, in both or in neither.
+    struct Layered {
+        field: &'static str,
+        /// In every run: what makes the field meaningful (a `[gpu]` table, say).
+        base_user: &'static str,
+        base_settings: &'static str,
+        user: &'static str,
+        /// Empty: the field has no `[defaults]` layer.
+        defaults: &'static str,
+        get: fn(&ResolvedBox) -> String,
+        /// With `user` and `defaults`; with `defaults` alone; with neither (the built-in).
+        expected: [&'static str; 3],
+    }
+
+    fn gpu(b: &ResolvedBox) -> String {
+        b.gpu.as_ref().map_or("no gpu".into(), |g| format!("{} x{}", g.kind, g.count))
+    }
+
+    #[test]
+    fn each_box_field_takes_the_user_file_then_defaults_then_the_built_in() {
+        let cases = [
+            Layered {
+                field: "state",
+                base_user: "",
+                base_settings: "",
+                user: "state = \"stopped\"",
+                defaults: "defaults.state = \"archived\"",
+                get: |b| format!("{:?}", b.state),
+                expected: ["Stopped", "Archived", "Running"],
+            },
+            Layered {
+                field: "arch",
+                base_user: "",
+                base_settings: "",
+                user: "arch = \"amd64\"",
+                defaults: "defaults.arch = \"arm64\"",
+                get: |b| format!("{:?}", b.arch),
+                expected: ["Amd64", "Arm64", "Amd64"],
+            },
+            Layered {
+                field: "cluster",
+                base_user: "",
+                base_settings: "",
+                user: "cluster = \"east\"",
+                defaults: "defaults.cluster = \"west\"",
+                get: |b| format!("{:?}", b.cluster),
+                expected: ["Some(\"east\")", "Some(\"west\")", "None"],
+            },
+            Layered {
+                field: "cluster, when devbox.toml lists one",
+                base_user: "",
+                base_settings: "clusters = [{ name = \"only\", server = \"https://k8s.example.com\" }]\n",
+                user: "cluster = \"east\"",
+                defaults: "defaults.cluster = \"west\"",
+                get: |b| format!("{:?}", b.cluster),
+                expected: ["Some(\"east\")", "Some(\"west\")", "Some(\"only\")"],
+            },
+            Layered {
+                field: "resources.cpu",
+                base_user: "",
+                base_settings: "",
+                user: "resources.cpu = \"8\"",
+                defaults: "defaults.resources.cpu = \"4\"",
+                get: |b| b.resources.cpu.clone(),
+                expected: ["8", "4", "2"],
+            },
+            Layered {
+                field: "resources.cpu, key by key",
+                base_user: "resources.memory = \"32Gi\"\n",
+                base_settings: "",
+                user: "resources.cpu = \"8\"",
+                defaults: "defaults.resources.cpu = \"4\"",
+                get: |b| format!("{} {}", b.resources.cpu, b.resources.memory),
+                expected: ["8 32Gi", "4 32Gi", "2 32Gi"],
+            },
+            Layered {
+                field: "resources.memory",
+                base_user: "",
+                base_settings: "",
+                user: "resources.memory = \"32Gi\"",
+                defaults: "defaults.resources.memory = \"16Gi\"",
+                get: |b| b.resources.memory.clone(),
+                expected: ["32Gi", "16Gi", "8Gi"],
+            },
+            Layered {
+                field: "gpu.type",
+                base_user: "",
+                base_settings: "",
+                user: "gpu.type = \"nvidia-l4\"",
+                defaults: "defaults.gpu.type = \"nvidia-tesla-t4\"",
+                get: gpu,
+                expected: ["nvidia-l4 x1", "nvidia-tesla-t4 x1", "no gpu"],
+            },
+            Layered {
+                field: "gpu.type, the user's [gpu] without one",
+                base_user: "gpu.count = 2\n",
+                base_settings: "",
+                user: "gpu.type = \"nvidia-l4\"",
+                defaults: "defaults.gpu.type = \"nvidia-tesla-t4\"",
+                get: gpu,
+                expected: ["nvidia-l4 x2", "nvidia-tesla-t4 x2", "error: `[gpu]` needs a `type`"],
+            },
+            // The bug this fixes: a user's [gpu] without `count` took 1, not [defaults]' count.
+            Layered {
+                field: "gpu.count, the user's [gpu] without one",
+                base_user: "gpu.type = \"nvidia-l4\"\n",
+                base_settings: "",
+                user: "gpu.count = 4",
+                defaults: "defaults.gpu.count = 2",
+                get: gpu,
+                expected: ["nvidia-l4 x4", "nvidia-l4 x2", "nvidia-l4 x1"],
+            },
+            Layered {
+                field: "gpu.count, the GPU from [defaults]",
+                base_user: "",
+                base_settings: "defaults.gpu.type = \"nvidia-tesla-t4\"\n",
+                user: "gpu.count = 4",
+                defaults: "defaults.gpu.count = 2",
+                get: gpu,
+                expected: ["nvidia-tesla-t4 x4", "nvidia-tesla-t4 x2", "nvidia-tesla-t4 x1"],
+            },
+            Layered {
+                field: "home.size",
+                base_user: "",
+                base_settings: "",
+                user: "home.size = \"200Gi\"",
+                defaults: "defaults.home.size = \"100Gi\"",
+                get: |b| b.home.size.clone(),
+                expected: ["200Gi", "100Gi", "50Gi"],
+            },
+            Layered {
+                field: "home.storage_class",
+                base_user: "home.size = \"200Gi\"\n",
+                base_settings: "",
+                user: "home.storage_class = \"premium-rwo\"",
+                defaults: "defaults.home.storage_class = \"standard-rwo\"",
+                get: |b| format!("{:?}", b.home.storage_class),
+                expected: ["Some(\"premium-rwo\")", "Some(\"standard-rwo\")", "None"],
+            },
+            Layered {
+                field: "tailscale.tags (one value)",
+                base_user: "",
+                base_settings: "",
+                user: "tailscale.tags = [\"tag:gpu\"]",
+                defaults: "defaults.tailscale.tags = [\"tag:devbox\", \"tag:eu\"]",
+                get: |b| b.tailscale.tags.join(","),
+                expected: ["tag:gpu", "tag:devbox,tag:eu", ""],
+            },
+            Layered {
+                field: "env (name by name)",
+                base_user: "env.OWN = \"1\"\n",
+                base_settings: "",
+                user: "env.EDITOR = \"vim\"",
+                defaults: "defaults.env.EDITOR = \"nano\"",
+                get: |b| format!("{:?}", b.env),
+                expected: ["{\"EDITOR\": \"vim\", \"OWN\": \"1\"}", "{\"EDITOR\": \"nano\", \"OWN\": \"1\"}", "{\"OWN\": \"1\"}"],
+            },
+            Layered {
+                field: "ssh.key_secret (no [defaults] layer)",
+                base_user: "",
+                base_settings: "",
+                user: "ssh.key_secret = \"alice-github\"",
+                defaults: "",
+                get: |b| b.ssh.key_secret.clone(),
+                expected: ["alice-github", "alice-ssh", "alice-ssh"],
+            },
+            Layered {
+                field: "tailscale.hostname (no [defaults] layer)",
+                base_user: "",
+                base_settings: "",
+                user: "tailscale.hostname = \"alice-gpu\"",
+                defaults: "",
+                get: |b| b.tailscale.hostname.clone(),
+                expected: ["alice-gpu", "alice-devbox", "alice-devbox"],
+            },
+        ];
+        for case in cases {
+            let (base_user, base_settings) = (case.base_user, case.base_settings);
+            let runs = [
+                (format!("{base_user}{}\n", case.user), format!("{base_settings}{}\n", case.defaults)),
+                (base_user.to_string(), format!("{base_settings}{}\n", case.defaults)),
+                (base_user.to_string(), base_settings.to_string()),
+            ];
+            for ((user, settings), expected) in runs.iter().zip(case.expected) {
+                let got = alice(user, settings).map_or_else(|error| error, |b| (case.get)(&b));
+                assert_eq!(got, expected, "{}\nuser file: {user}\ndevbox.toml: {settings}", case.field);
+            }
+        }
+    }
+
+    #[test]
+    fn the_image_has_no_built_in_default() {
+        let image = |user: &str, settings: &str| -> Result<String, String> {
+            let file: UserFile = toml::from_str(&format!("email = \"a@example.com\"\nssh.authorized_keys = [\"k\"]\n{user}")).unwrap();
+            let settings = config(settings);
+            resolve_user("alice", "users/alice.toml", &file, &settings, &resolve_settings(&settings))
+                .map(|b| b.image)
+                .map_err(|missing| missing[0].0.clone())
+        };
+        assert_eq!(image("image = \"u:1\"", "defaults.image = \"d:1\""), Ok("u:1".into()));
+        assert_eq!(image("", "defaults.image = \"d:1\""), Ok("d:1".into()));
+        assert_eq!(image("", ""), Err("no image for this box".into()));
+    }
+
+    /// One setting of devbox.toml: set there, or the built-in default.
+    struct Setting {
+        field: &'static str,
+        base: &'static str,
+        set: &'static str,
+        get: fn(&ResolvedSettings) -> String,
+        /// Set; not set (the built-in).
+        expected: [&'static str; 2],
+    }
+
+    #[test]
+    fn each_setting_takes_devbox_toml_then_the_built_in() {
+        let cases = [
+            Setting {
+                field: "namespace",
+                base: "",
+                set: "namespace = \"boxes\"",
+                get: |s| s.namespace.clone(),
+                expected: ["boxes", "devboxes"],
+            },
+            Setting {
+                field: "tailscale.image",
+                base: "",
+                set: "tailscale.image = \"ghcr.io/tailscale/tailscale:v1.90.0\"",
+                get: |s| s.tailscale_image.clone(),
+                expected: ["ghcr.io/tailscale/tailscale:v1.90.0", "ghcr.io/tailscale/tailscale:v1.80.3"],
+            },
+            Setting {
+                field: "tailscale.auth_key_secret",
+                base: "",
+                set: "tailscale.auth_key_secret = \"ts-key\"",
+                get: |s| s.auth_key_secret.clone(),
+                expected: ["ts-key", "tailscale-auth"],
+            },
+            Setting {
+                field: "runtime.uid",
+                base: "",
+                set: "runtime.uid = 2000",
+                get: |s| s.runtime.uid.to_string(),
+                expected: ["2000", "10001"],
+            },
+            Setting {
+                field: "runtime.gid",
+                base: "",
+                set: "runtime.gid = 3000",
+                get: |s| s.runtime.gid.to_string(),
+                expected: ["3000", "10001"],
+            },
+            Setting {
+                field: "runtime.gid, the uid set",
+                base: "runtime.uid = 2000\n",
+                set: "runtime.gid = 3000",
+                get: |s| s.runtime.gid.to_string(),
+                expected: ["3000", "2000"],
+            },
+            Setting {
+                field: "network.metadata",
+                base: "",
+                set: "network.metadata = \"allow\"",
+                get: |s| format!("{:?}", s.network.metadata),
+                expected: ["Allow", "Block"],
+            },
+            Setting {
+                field: "repo.revision",
+                base: "repo.url = \"https://git.example.com/devboxes.git\"\n",
+                set: "repo.revision = \"refs/tags/v1\"",
+                get: |s| s.revision.clone(),
+                expected: ["refs/tags/v1", "main"],
+            },
+            Setting {
+                field: "argocd.namespace",
+                base: "",
+                set: "argocd.namespace = \"gitops\"",
+                get: |s| s.argocd_namespace.clone(),
+                expected: ["gitops", "argocd"],
+            },
+            Setting {
+                field: "argocd.project",
+                base: "",
+                set: "argocd.project = \"devboxes\"",
+                get: |s| s.argocd_project.clone(),
+                expected: ["devboxes", "default"],
+            },
+            Setting {
+                field: "flux.namespace",
+                base: "",
+                set: "flux.namespace = \"flux\"",
+                get: |s| s.flux_namespace.clone(),
+                expected: ["flux", "flux-system"],
+            },
+        ];
+        for case in cases {
+            let runs = [format!("{}{}\n", case.base, case.set), case.base.to_string()];
+            for (settings, expected) in runs.iter().zip(case.expected) {
+                assert_eq!((case.get)(&resolve_settings(&config(settings))), expected, "{}\ndevbox.toml: {settings}", case.field);
+            }
+        }
+    }
+
+    #[test]
+    fn boxes_carry_the_resolved_settings() {
+        let settings = "namespace = \"boxes\"\ntailscale.image = \"ts:2\"\ntailscale.auth_key_secret = \"ts-key\"\nruntime.uid = 2000\nnetwork.metadata = \"allow\"\n";
+        let shared = resolve_settings(&config(settings));
+        let resolved = alice("", settings).unwrap();
+        assert_eq!(
+            (resolved.namespace, resolved.tailscale.image, resolved.tailscale.auth_key_secret, resolved.runtime, resolved.network),
+            (shared.namespace, shared.tailscale_image, shared.auth_key_secret, shared.runtime, shared.network)
+        );
+    }
 }

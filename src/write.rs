@@ -376,6 +376,7 @@ fn set_directory_mode(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
 }
 
+/// Puts `staging` in place of `out`, and the previous `out` (if any) at `staging`.
 fn swap_in(staging: &Path, out: &Path) -> io::Result<()> {
     if out.symlink_metadata().is_err() {
         return fs::rename(staging, out);
@@ -383,14 +384,27 @@ fn swap_in(staging: &Path, out: &Path) -> io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
         Ok(()) => Ok(()),
-        // Filesystems without RENAME_EXCHANGE: two renames, a moment without out/ in between.
-        Err(_) => {
+        // A kernel or filesystem without RENAME_EXCHANGE: two renames, a moment without out/
+        // in between. Any other error (permissions, a missing directory) is the answer.
+        Err(errno) if exchange_unsupported(errno) => {
             let aside = staging.with_extension("previous");
             fs::rename(out, &aside)?;
-            fs::rename(staging, out)?;
+            if let Err(error) = fs::rename(staging, out) {
+                // Put the previous out/ back rather than leave none.
+                let _ = fs::rename(&aside, out);
+                return Err(error);
+            }
             fs::rename(&aside, staging)
         }
+        Err(errno) => Err(errno.into()),
     }
+}
+
+/// What `renameat2(RENAME_EXCHANGE)` answers where it is not supported: `EINVAL` (a filesystem
+/// without it), `ENOSYS` (a kernel without `renameat2`), `EOPNOTSUPP`.
+fn exchange_unsupported(errno: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP].contains(&errno)
 }
 
 fn io_error(what: &str, path: &Path, error: &io::Error) -> Diagnostics {
@@ -398,4 +412,46 @@ fn io_error(what: &str, path: &Path, error: &io::Error) -> Diagnostics {
         .in_path(path.display().to_string())
         .help("check the permissions and free space of the config repo; out/ was left as it was")
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_in_exchanges_the_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let (staging, out) = (root.path().join("staging"), root.path().join("out"));
+        fs::create_dir(&staging).unwrap();
+        fs::create_dir(&out).unwrap();
+        fs::write(staging.join("new"), "new").unwrap();
+        fs::write(out.join("old"), "old").unwrap();
+        swap_in(&staging, &out).unwrap();
+        assert_eq!(fs::read_to_string(out.join("new")).unwrap(), "new");
+        assert_eq!(fs::read_to_string(staging.join("old")).unwrap(), "old");
+    }
+
+    #[test]
+    fn swap_in_fails_without_moving_out_when_the_exchange_fails() {
+        // ENOENT is not "unsupported": no fallback, which would have moved out/ aside first.
+        let root = tempfile::tempdir().unwrap();
+        let (staging, out) = (root.path().join("staging"), root.path().join("out"));
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("old"), "old").unwrap();
+        let error = swap_in(&staging, &out).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+        assert_eq!(fs::read_to_string(out.join("old")).unwrap(), "old");
+        assert!(!root.path().join("staging.previous").exists());
+    }
+
+    #[test]
+    fn only_unsupported_exchanges_fall_back_to_two_renames() {
+        use rustix::io::Errno;
+        for errno in [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP] {
+            assert!(exchange_unsupported(errno), "{errno}");
+        }
+        for errno in [Errno::NOENT, Errno::ACCESS, Errno::PERM, Errno::XDEV, Errno::NOSPC, Errno::BUSY] {
+            assert!(!exchange_unsupported(errno), "{errno}");
+        }
+    }
 }

@@ -21,11 +21,7 @@ const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 pub fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>, key: &Path) -> Result<Outcome, Diagnostics> {
     let relative = format!("users/{name}.toml");
     if let Err(finding) = validate::user_name(name) {
-        let mut error = Diagnostic::error(finding.message).in_path(relative);
-        for help in finding.help {
-            error = error.help(help);
-        }
-        return Err(error.into());
+        return Err(Diagnostic::from(finding).in_path(relative).into());
     }
     let path = context.root.join(&relative);
     if path.symlink_metadata().is_ok() {
@@ -107,9 +103,9 @@ fn user_file(name: &str, email: &str, cluster: Option<&str>, keys: &[String], re
         out.push_str(&format!("cluster = {}\n", toml_string(cluster)));
     }
     if let Some(resolved) = resolved {
-        out.push_str(&line("state", "running", "running | stopped | archived"));
+        out.push_str(&line("state", resolved.state.as_str(), "running | stopped | archived"));
         out.push_str(&line("image", &resolved.image, ""));
-        out.push_str(&line("arch", &format!("{:?}", resolved.arch).to_lowercase(), "amd64 | arm64"));
+        out.push_str(&line("arch", resolved.arch.as_str(), "amd64 | arm64"));
         if let (None, Some(cluster)) = (cluster, &resolved.cluster) {
             out.push_str(&line("cluster", cluster, ""));
         }
@@ -145,7 +141,7 @@ fn check(repo: &ConfigRepo, name: &str, text: &str) -> Result<ResolvedBox, Diagn
     all.users.extend(new_users);
     all.users.sort_by(|a, b| a.0.cmp(&b.0));
     let concerns = |d: &Diagnostic| match &d.location {
-        Some(Location::Span { file, .. } | Location::Hidden { file, .. }) => file.path == relative || file.path == "devbox.toml",
+        Some(Location::Span { file, .. }) => file.path == relative || file.path == "devbox.toml",
         Some(Location::Path(path)) => *path == relative || path == "devbox.toml",
         None => false,
     };

@@ -9,27 +9,64 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{DevboxConfig, GitOps, State};
-use crate::pipeline::resolve_boxes;
+use crate::pipeline::{render_as_running, resolve_repo};
+use crate::render::{Object, contract};
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
 
-/// The file names inside the box's key Secret, as the template mounts them at /secrets.
-pub const KEY_FILE: &str = "id_ed25519";
-/// The key inside the tailscale Secret (tailscale's own Kubernetes examples use it).
-pub const AUTH_KEY_KEY: &str = "TS_AUTHKEY";
+/// The files the box expects in its key Secret's mount: start.sh loads `id_ed25519` into the
+/// ssh-agent, its public half beside it as ssh-keygen writes them. The names are start.sh's (a
+/// script, not a setting devbox-gen can read back); where the Secret is mounted, and which of its
+/// keys become these files (the volume's `items`), are the template's: [`Mounts::of`].
+pub const KEY_FILES: [&str; 2] = ["id_ed25519", "id_ed25519.pub"];
 
 pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, deploy_key: &str) -> Result<Outcome, Diagnostics> {
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
     refuse_secret("--deploy-key", deploy_key)?;
-    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
-    // devbox.toml alone: no user file is read again.
-    let (settings, _) = crate::read::read_selected(&context.root, Some(&[]))?;
-    print!("{}", commands(resolved, key, auth_key_file));
-    print!("{}", flux_repo_commands(&settings.settings(), deploy_key));
+    let rendered = render_as_running(&repo, &[resolved])?;
+    let mounts = Mounts::of(resolved, &rendered[0])?;
+    print!("{}", commands(resolved, &mounts, key, auth_key_file));
+    print!("{}", flux_repo_commands(&repo.settings(), deploy_key));
     Ok(Outcome::Clean)
+}
+
+/// What the template decides about a box's two Secrets, read back from its rendered bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mounts {
+    /// Where the box's key Secret is mounted (`/secrets`).
+    pub key_dir: String,
+    /// The key Secret's keys that become [`KEY_FILES`]; `None`: the volume's items leave that
+    /// file out.
+    pub key_keys: [Option<String>; 2],
+    /// The key of the tailscale auth key Secret that `TS_AUTHKEY` reads (`TS_AUTHKEY`).
+    pub auth_key_key: String,
+}
+
+impl Mounts {
+    pub fn of(resolved: &ResolvedBox, objects: &[Object]) -> Result<Self, Diagnostics> {
+        let source = &resolved.source;
+        let secret = &resolved.ssh.key_secret;
+        let Some(mount) = contract::secret_mount(objects, secret) else {
+            return Err(Diagnostic::error(format!("the template's StatefulSet mounts no Secret `{secret}` (ssh.key_secret)"))
+                .in_path(source.clone())
+                .help("secrets reads where the box's key goes from the rendered box: mount the Secret `box.ssh.key_secret` in a container, as the embedded template does")
+                .into());
+        };
+        let auth_secret = &resolved.tailscale.auth_key_secret;
+        let Some(auth_key_key) = contract::auth_key_key(objects, auth_secret) else {
+            return Err(Diagnostic::error(format!(
+                "the template's StatefulSet reads no `TS_AUTHKEY` from the Secret `{auth_secret}` ([tailscale] auth_key_secret)"
+            ))
+            .in_path(source.clone())
+            .help("secrets reads the auth key's name from it: set TS_AUTHKEY to `file:` and a file of that Secret's mount, or to a `secretKeyRef` to it, as the embedded template does")
+            .into());
+        };
+        Ok(Self { key_dir: mount.mount_path.clone(), key_keys: KEY_FILES.map(|file| mount.key_at(file)), auth_key_key })
+    }
 }
 
 /// With Flux and `[repo] secret`: the Secret source-controller clones the config repo with, in
@@ -38,7 +75,7 @@ pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, de
 pub fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
     let (Some(repo), true) = (config.repo.as_ref(), config.gitops.contains(&GitOps::Flux)) else { return String::new() };
     let Some(secret) = repo.secret.as_deref() else { return String::new() };
-    let namespace = config.flux.namespace.as_deref().unwrap_or(crate::delivery::DEFAULT_FLUX_NAMESPACE);
+    let namespace = crate::resolve::resolve_settings(config).flux_namespace;
     let url = &repo.url;
     let key = shell_path(deploy_key);
     if url.starts_with("ssh://") {
@@ -65,7 +102,7 @@ pub fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
 }
 
 /// The text printed for one box.
-pub fn commands(resolved: &ResolvedBox, key: &str, auth_key_file: &str) -> String {
+pub fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_key_file: &str) -> String {
     let ResolvedBox { name, source, namespace, .. } = resolved;
     let on_cluster = resolved.cluster.as_ref().map_or(String::new(), |c| format!(" on cluster `{c}`"));
     let mut out = format!(
@@ -82,18 +119,22 @@ pub fn commands(resolved: &ResolvedBox, key: &str, auth_key_file: &str) -> Strin
     let tags = resolved.tailscale.tags.join(", ");
     let tagged = if tags.is_empty() { String::new() } else { format!("\n#    (allowed to advertise {tags})") };
     let auth_secret = &resolved.tailscale.auth_key_secret;
+    let key_dir = &mounts.key_dir;
+    let from_files: String = mounts
+        .key_keys
+        .iter()
+        .zip([shell_path(key), shell_path(&format!("{key}.pub"))])
+        .filter_map(|(secret_key, file)| Some(format!("    --from-file={}={file} \\\n", secret_key.as_ref()?)))
+        .collect();
     out.push_str(&format!(
-        "\n# 1. {name}'s own GitHub key (ssh.key_secret), mounted at /secrets in the box.\n\
+        "\n# 1. {name}'s own GitHub key (ssh.key_secret), mounted at {key_dir} in the box.\n\
          #    No key yet? ssh-keygen -t ed25519 -N '' -C {name}-devbox -f {}\n\
          #    then add {}.pub to GitHub.\n\
          kubectl --namespace {namespace} create secret generic {secret} \\\n\
-         \x20   --from-file={KEY_FILE}={} \\\n\
-         \x20   --from-file={KEY_FILE}.pub={} \\\n\
+         {from_files}\
          \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n",
         shell_path(key),
         key,
-        shell_path(key),
-        shell_path(&format!("{key}.pub")),
     ));
     out.push_str(&format!(
         "\n# 2. The tailscale auth key ([tailscale] auth_key_secret), shared by every box: once per\n\
@@ -101,10 +142,11 @@ pub fn commands(resolved: &ResolvedBox, key: &str, auth_key_file: &str) -> Strin
          #    and save it without echoing it:\n\
          #    (umask 077; mkdir -p \"$(dirname {file})\"; cat > {file})   then paste, Enter, Ctrl-D\n\
          kubectl --namespace {namespace} create secret generic {auth_secret} \\\n\
-         \x20   --from-file={AUTH_KEY_KEY}={} \\\n\
+         \x20   --from-file={auth_key_key}={} \\\n\
          \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n",
         shell_path(auth_key_file),
         file = shell_path(auth_key_file),
+        auth_key_key = mounts.auth_key_key,
     ));
     out
 }

@@ -1,50 +1,67 @@
 //! `devbox-gen ssh-config [NAME]`: `~/.ssh/config` entries for VS Code Remote-SSH, one per box.
 //!
 //! A box is reached over the tailnet by its tailnet hostname (MagicDNS), where the tailscale
-//! sidecar forwards to sshd on port 2222, running as the image's `jupyter` user. Without NAME,
-//! every running box: stopped and archived boxes have no pod to answer.
+//! sidecar forwards to sshd, running as the image's `jupyter` user. sshd's port is the
+//! template's to decide (the embedded one's `sshPort`, 2222): it is read from the rendered box,
+//! its StatefulSet's container port named `ssh`. Without NAME, every running box: stopped and
+//! archived boxes have no pod to answer.
 
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::State;
-use crate::pipeline::resolve_boxes;
+use crate::pipeline::{render_as_running, resolve_repo};
+use crate::render::contract;
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
 
-/// sshd's port in the box (`sshPort` of the embedded template; it cannot bind 22 as non-root).
-pub const SSH_PORT: u16 = 2222;
-/// The account sshd runs as and logs in (the image's `jupyter`).
+/// The account sshd runs as and logs in: the image's `jupyter`, whose uid `[runtime] uid`
+/// names (start.sh and sshd_config's `AllowUsers` require it; not a setting of the template).
 pub const SSH_USER: &str = "jupyter";
 
 pub fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Result<Outcome, Diagnostics> {
-    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
     context.warn(warnings);
     let selected: Vec<&ResolvedBox> = match name {
         Some(name) => vec![resolve::find(&boxes, name)?],
         None => boxes.iter().filter(|b| b.state == State::Running).collect(),
     };
-    print!("{}", config(&selected, identity_file));
+    let rendered = render_as_running(&repo, &selected)?;
+    let mut hosts = Vec::with_capacity(selected.len());
+    let mut missing = Diagnostics::default();
+    for (resolved, objects) in selected.into_iter().zip(&rendered) {
+        match contract::ssh_port(objects) {
+            Some(port) => hosts.push((resolved, port)),
+            None => missing.push(
+                Diagnostic::error("the template's StatefulSet has no container port named `ssh`")
+                    .in_path(resolved.source.clone())
+                    .help("ssh-config reads sshd's port from it: name sshd's port `ssh` in the devbox container, as the embedded template does (`sshPort`)"),
+            ),
+        }
+    }
+    if missing.has_errors() {
+        return Err(missing);
+    }
+    print!("{}", config(&hosts, identity_file));
     Ok(Outcome::Clean)
 }
 
-/// The entries, with a first line saying where they go.
-pub fn config(boxes: &[&ResolvedBox], identity_file: &str) -> String {
+/// The entries, with a first line saying where they go: each box with sshd's port in it.
+pub fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> String {
     let mut out = String::from("# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config\n");
     if boxes.is_empty() {
         out.push_str("# (no running boxes)\n");
     }
-    for resolved in boxes {
+    for (resolved, port) in boxes {
         let host = &resolved.tailscale.hostname;
         out.push('\n');
         match resolved.state {
             State::Running => {}
             State::Stopped | State::Archived => out.push_str(&format!(
                 "# {} is {}: nothing answers until its user file says `state = \"running\"`\n",
-                resolved.name,
-                format!("{:?}", resolved.state).to_lowercase()
+                resolved.name, resolved.state
             )),
         }
         out.push_str(&format!(
-            "Host {host}\n    HostName {host}\n    User {SSH_USER}\n    Port {SSH_PORT}\n    IdentityFile {}\n    IdentitiesOnly yes\n",
+            "Host {host}\n    HostName {host}\n    User {SSH_USER}\n    Port {port}\n    IdentityFile {}\n    IdentitiesOnly yes\n",
             quoted(identity_file)
         ));
     }

@@ -28,12 +28,6 @@ pub struct Resource {
     pub object: Option<Object>,
 }
 
-impl Resource {
-    pub fn is_kustomization(&self) -> bool {
-        self.kind == "Kustomization"
-    }
-}
-
 /// Every resource of a tree, by id.
 pub type Resources = BTreeMap<String, Resource>;
 

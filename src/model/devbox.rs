@@ -62,6 +62,8 @@ pub enum MetadataAccess {
     Allow,
 }
 
+serde_names!(MetadataAccess { Block => "block", Allow => "allow" });
+
 /// A GitOps engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +71,8 @@ pub enum GitOps {
     Argocd,
     Flux,
 }
+
+serde_names!(GitOps { Argocd => "argocd", Flux => "flux" });
 
 /// Settings of the tailscale sidecar shared by all boxes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

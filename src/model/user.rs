@@ -75,6 +75,8 @@ pub enum State {
     Archived,
 }
 
+serde_names!(State { Running => "running", Stopped => "stopped", Archived => "archived" });
+
 /// CPU architecture (the `kubernetes.io/arch` node label).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +85,8 @@ pub enum Arch {
     Amd64,
     Arm64,
 }
+
+serde_names!(Arch { Amd64 => "amd64", Arm64 => "arm64" });
 
 /// CPU and memory as Kubernetes quantities; requests equal limits (Guaranteed QoS).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -8,6 +8,7 @@
 //! jrsonnet's `State` is not `Send`: each rayon worker keeps its own warm state with the
 //! template already evaluated to a function, so the per-box cost is one call.
 
+pub mod contract;
 mod resolver;
 
 use std::cell::RefCell;

@@ -1,5 +1,6 @@
 //! One rule per field: each says what is wrong in words a person understands, and how to fix it.
 
+use crate::diagnostic::Diagnostic;
 use crate::quantity::Quantity;
 
 /// What a rule found, before it is pointed at a file.
@@ -28,6 +29,16 @@ impl Finding {
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help.push(help.into());
         self
+    }
+}
+
+/// A finding not yet pointed anywhere: locate it with [`Diagnostic::at_span`] (which keeps
+/// its label) or [`Diagnostic::in_path`].
+impl From<Finding> for Diagnostic {
+    fn from(finding: Finding) -> Self {
+        let Finding { message, label, help, warning } = finding;
+        let diagnostic = if warning { Diagnostic::warning(message) } else { Diagnostic::error(message) };
+        Diagnostic { label, help, ..diagnostic }
     }
 }
 

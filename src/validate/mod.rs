@@ -55,15 +55,7 @@ impl<'a> FileRules<'a> {
 
     fn report(&mut self, path: &str, finding: Finding) {
         let span = self.file.value_span(path);
-        let mut diagnostic = match finding.warning {
-            true => Diagnostic::warning(finding.message),
-            false => Diagnostic::error(finding.message),
-        }
-        .at(self.file, span, finding.label);
-        for help in finding.help {
-            diagnostic = diagnostic.help(help);
-        }
-        self.found.push(diagnostic);
+        self.found.push(Diagnostic::from(finding).at_span(self.file, span));
     }
 }
 
@@ -128,6 +120,15 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
     if let Some(template) = &config.template {
         rules.check("template", fields::template_path(template));
     }
+    if config.defaults.tailscale.as_ref().is_some_and(|t| t.hostname.is_some()) {
+        // resolve never takes a hostname from `[defaults]`: it would name every box the same.
+        rules.report(
+            "defaults.tailscale.hostname",
+            Finding::error("a tailnet hostname in `[defaults]` would give every box the same name on the tailnet")
+                .label("not a default")
+                .help("set `[tailscale] hostname` in each user file, or leave it out for NAME-devbox"),
+        );
+    }
     let defaults = SharedFields::from_defaults(&config.defaults);
     validate_shared(&mut rules, "defaults.", &defaults, config);
     rules.found
@@ -152,7 +153,8 @@ fn validate_delivery(rules: &mut FileRules<'_>, config: &DevboxConfig) {
     if let Some(namespace) = &config.flux.namespace {
         rules.check("flux.namespace", names::kubernetes_label("namespace", namespace));
     }
-    let unused = |engine: GitOps, set: bool, table: &str| {
+    let unused = |engine: GitOps, set: bool| {
+        let table = engine.as_str();
         (set && !config.gitops.contains(&engine)).then(|| {
             Finding::warning(format!("`[{table}]` is set, but `gitops` does not list `{table}`: no {table} manifests are emitted"))
                 .label("unused")
@@ -160,10 +162,10 @@ fn validate_delivery(rules: &mut FileRules<'_>, config: &DevboxConfig) {
         })
     };
     let argocd_set = config.argocd.project.is_some() || config.argocd.namespace.is_some();
-    if let Some(finding) = unused(GitOps::Argocd, argocd_set, "argocd") {
+    if let Some(finding) = unused(GitOps::Argocd, argocd_set) {
         rules.report("argocd", finding);
     }
-    if let Some(finding) = unused(GitOps::Flux, config.flux.namespace.is_some(), "flux") {
+    if let Some(finding) = unused(GitOps::Flux, config.flux.namespace.is_some()) {
         rules.report("flux", finding);
     }
 }
@@ -172,11 +174,7 @@ fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig)
     let user = &parsed.value;
     let mut rules = FileRules::new(&parsed.source);
     if let Err(finding) = names::user_name(name) {
-        let mut diagnostic = Diagnostic::error(finding.message).in_path(parsed.source.path.clone());
-        for help in finding.help {
-            diagnostic = diagnostic.help(help);
-        }
-        rules.found.push(diagnostic);
+        rules.found.push(Diagnostic::from(finding).in_path(parsed.source.path.clone()));
     }
     rules.check("email", fields::email(&user.email));
     if user.ssh.authorized_keys.is_empty() {
@@ -217,6 +215,8 @@ struct SharedFields<'a> {
     home: Option<&'a Home>,
     tailscale: Option<&'a Tailscale>,
     env: &'a BTreeMap<String, String>,
+    /// `tailscale.hostname`: personal, so never in `[defaults]` (validate_settings refuses it there).
+    hostname: Option<&'a String>,
 }
 
 impl<'a> SharedFields<'a> {
@@ -229,6 +229,7 @@ impl<'a> SharedFields<'a> {
             home: user.home.as_ref(),
             tailscale: user.tailscale.as_ref(),
             env: &user.env,
+            hostname: user.tailscale.as_ref().and_then(|t| t.hostname.as_ref()),
         }
     }
 
@@ -241,6 +242,7 @@ impl<'a> SharedFields<'a> {
             home: defaults.home.as_ref(),
             tailscale: defaults.tailscale.as_ref(),
             env: &defaults.env,
+            hostname: None,
         }
     }
 }
@@ -278,10 +280,10 @@ fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedField
             rules.check(&at("home.storage_class"), names::kubernetes_subdomain("StorageClass name", class));
         }
     }
+    if let Some(hostname) = fields.hostname {
+        rules.check(&at("tailscale.hostname"), fields::tailnet_hostname(hostname));
+    }
     if let Some(tailscale) = fields.tailscale {
-        if let Some(hostname) = &tailscale.hostname {
-            rules.check(&at("tailscale.hostname"), fields::tailnet_hostname(hostname));
-        }
         for (i, tag) in tailscale.tags.iter().flatten().enumerate() {
             rules.check(&at(&format!("tailscale.tags[{i}]")), fields::tailnet_tag(tag));
         }
@@ -296,10 +298,10 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let mut hostnames: HashMap<String, &str> = HashMap::new();
     let mut secrets: HashMap<String, &str> = HashMap::new();
-    let auth_key_secret = repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::resolve::DEFAULT_AUTH_KEY_SECRET.to_string());
+    let auth_key_secret = repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::defaults::AUTH_KEY_SECRET.to_string());
     for (name, parsed) in &repo.users {
         let user = &parsed.value;
-        let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| default_hostname(name));
+        let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| crate::defaults::hostname(name));
         if let Some(other) = hostnames.insert(hostname.clone(), name) {
             diagnostics.push(
                 Diagnostic::error(format!("tailnet hostname `{hostname}` is also used by users/{other}.toml"))
@@ -307,7 +309,7 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
                     .help("every box needs its own hostname; pick another `tailscale.hostname`"),
             );
         }
-        let secret = user.ssh.key_secret.clone().unwrap_or_else(|| default_key_secret(name));
+        let secret = user.ssh.key_secret.clone().unwrap_or_else(|| crate::defaults::key_secret(name));
         if secret == auth_key_secret {
             diagnostics.push(
                 Diagnostic::error(format!("`{secret}` is the tailnet auth key Secret shared by every box"))
@@ -324,14 +326,4 @@ fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
         }
     }
     diagnostics
-}
-
-/// `alice` → `alice-devbox` (docs/design.md: the default is derived from the name).
-pub fn default_hostname(name: &str) -> String {
-    format!("{name}-devbox")
-}
-
-/// `alice` → `alice-ssh` (docs/design.md).
-pub fn default_key_secret(name: &str) -> String {
-    format!("{name}-ssh")
 }
