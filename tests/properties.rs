@@ -2,7 +2,9 @@
 //! coverage-guided fuzzer (cargo fuzz needs a nightly toolchain). Two properties:
 //!
 //! 1. No input panics: arbitrary text, and TOML documents assembled from the real field names
-//!    with hostile values, only ever produce diagnostics, and those render.
+//!    with hostile values, only ever produce diagnostics, and those render. A refused file gets
+//!    at least one error, and every error names users/alice.toml, at a line and column that
+//!    are in it when it gives one: a person can always find what to fix.
 //! 2. Whatever validates, builds: if a generated user file passes validation, the whole
 //!    pipeline succeeds, and every emitted YAML file reads back to a value that emits the
 //!    same bytes.
@@ -10,7 +12,7 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test properties` runs it for longer; failures
 //! are kept in `tests/properties.proptest-regressions` and replayed on every run.
 
-use devbox_gen::diagnostic::render_plain;
+use devbox_gen::diagnostic::{Diagnostics, render_plain};
 use devbox_gen::pipeline::compile_repo;
 use devbox_gen::read::from_texts;
 use proptest::prelude::*;
@@ -103,24 +105,49 @@ fn mostly_valid_user() -> impl Strategy<Value = String> {
         })
 }
 
-fn diagnostics_of(text: &str) -> Option<String> {
+/// The diagnostics that refuse `text` as users/alice.toml, or None when it compiles.
+fn diagnostics_of(text: &str) -> Option<Diagnostics> {
     let (repo, found) = from_texts(Some(settings()), &[("alice", text)]);
-    match compile_repo(&repo, found, None, None) {
-        Ok(_) => None,
-        Err(errors) => Some(render_plain(&errors)),
+    compile_repo(&repo, found, None, None).err()
+}
+
+/// A refusal a person can act on: at least one error, and each error, rendered, says what is
+/// wrong and names users/alice.toml, at a line and column of `text` when it gives one.
+fn assert_points_into_the_file(errors: &Diagnostics, text: &str) -> Result<(), TestCaseError> {
+    let rendered = render_plain(errors);
+    prop_assert!(errors.has_errors(), "refused without an error:\n{}", rendered);
+    let lines: Vec<&str> = text.split('\n').collect();
+    for error in errors.0.iter().filter(|d| d.is_error()) {
+        let alone = render_plain(&Diagnostics::from(error.clone()));
+        let headline = error.message.lines().next().unwrap_or_default();
+        prop_assert!(!headline.trim().is_empty(), "an error without a message:\n{}", alone);
+        prop_assert!(alone.starts_with(&format!("error: {headline}")), "{}", alone);
+        let place = alone.split("users/alice.toml").nth(1);
+        prop_assert!(place.is_some(), "the error does not name users/alice.toml:\n{}", alone);
+        // `users/alice.toml:LINE:COLUMN`, when it points into the file (not only at it).
+        let numbers: Vec<usize> =
+            place.unwrap().strip_prefix(':').unwrap_or("").split([':', ' ', '\n']).take(2).map_while(|n| n.parse().ok()).collect();
+        if let [line, column] = numbers[..] {
+            prop_assert!(line >= 1 && line <= lines.len(), "line {} of {}:\n{}", line, lines.len(), alone);
+            let width = lines[line - 1].chars().count();
+            prop_assert!(column >= 1 && column <= width + 1, "column {} of {}:\n{}", column, width, alone);
+        }
     }
+    Ok(())
 }
 
 proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
-        let _ = diagnostics_of(&text);
+        if let Some(errors) = diagnostics_of(&text) {
+            assert_points_into_the_file(&errors, &text)?;
+        }
     }
 
     #[test]
     fn hostile_user_files_get_diagnostics_not_panics(text in user_file()) {
-        if let Some(rendered) = diagnostics_of(&text) {
-            prop_assert!(rendered.contains("error"), "{rendered}");
+        if let Some(errors) = diagnostics_of(&text) {
+            assert_points_into_the_file(&errors, &text)?;
         }
     }
 
@@ -132,6 +159,7 @@ proptest! {
             // Only a validation rule may refuse it (too little memory, a reserved env name),
             // pointing into the user file: never the template or the check stage.
             Err(errors) => {
+                assert_points_into_the_file(&errors, &text)?;
                 let rendered = render_plain(&errors);
                 prop_assert!(rendered.contains("┌─ users/alice.toml:"), "{rendered}");
                 prop_assert!(!rendered.contains("invalid bundle") && !rendered.contains("template failed"), "{rendered}");

@@ -3,9 +3,8 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, assert_not_contains, user_file, walk};
 use crate::delivery::GITOPS;
 
 fn reused(run: &crate::common::Run) -> &str {
@@ -16,7 +15,17 @@ fn reused(run: &crate::common::Run) -> &str {
 /// The same config repo built from nothing, without a cache: what `out/` must equal.
 fn fresh_out(repo: &Repo) -> Vec<(String, String)> {
     let copy = tempfile::tempdir().unwrap();
-    copy_tree(repo.path(), copy.path(), &|name| name != "out" && name != ".devbox-gen");
+    for path in walk(repo.path()) {
+        if path.starts_with("out") || path.starts_with(".devbox-gen") {
+            continue;
+        }
+        let (from, to) = (repo.path().join(&path), copy.path().join(&path));
+        if fs::symlink_metadata(&from).unwrap().is_dir() {
+            fs::create_dir_all(to).unwrap();
+        } else {
+            fs::copy(from, to).unwrap();
+        }
+    }
     let fresh = Repo::at(copy);
     fresh.run_ok(&["build"], 0);
     contents(&fresh)
@@ -24,22 +33,6 @@ fn fresh_out(repo: &Repo) -> Vec<(String, String)> {
 
 fn contents(repo: &Repo) -> Vec<(String, String)> {
     repo.out_snapshot().into_iter().map(|(path, (text, ..))| (path.display().to_string(), text)).collect()
-}
-
-fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&str) -> bool) {
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !keep(&name) {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            fs::create_dir_all(to.join(&name)).unwrap();
-            copy_tree(&entry.path(), &to.join(&name), &|_| true);
-        } else {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
 }
 
 fn alice_and_bob() -> Repo {
@@ -57,7 +50,7 @@ fn a_build_after_a_build_renders_nothing_and_an_edit_renders_its_user_only() {
     repo.write("users/bob.toml", &format!("{}\n[env]\nEDITOR = \"nano\"\n", user_file("bob@example.com", KEY_ALICE_2)));
     let run = repo.run_ok(&["-v", "build"], 0);
     assert_eq!(reused(&run), "1 of 2");
-    assert!(run.stderr.contains("built 2 users into out/: 0 created, 1 updated, 0 removed"), "{}", run.stderr);
+    assert_contains!(run.stderr, "built 2 users into out/: 0 created, 1 updated, 0 removed");
     // Comments and formatting of a user file are not inputs of its box.
     repo.write("users/bob.toml", &format!("# bob's box\n{}\n[env]\nEDITOR = \"nano\"\n", user_file("bob@example.com", KEY_ALICE_2)));
     assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "2 of 2");
@@ -110,13 +103,13 @@ fn an_edited_template_import_renders_every_box_again() {
     );
     repo.write("templates/team.libsonnet", "'ml'\n");
     repo.run_ok(&["build"], 0);
-    assert!(repo.read("out/alice/statefulset-alice.yaml").contains("team: ml\n"));
+    assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "team: ml\n");
     assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "1 of 1");
 
     repo.write("templates/team.libsonnet", "'infra'\n");
     let run = repo.run_ok(&["-v", "build"], 0);
     assert_eq!(reused(&run), "0 of 1");
-    assert!(repo.read("out/alice/statefulset-alice.yaml").contains("team: infra\n"));
+    assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "team: infra\n");
     assert_eq!(contents(&repo), fresh_out(&repo));
 }
 
@@ -141,7 +134,7 @@ fn a_corrupt_or_missing_cache_only_costs_time() {
     assert_eq!(contents(&repo), fresh_out(&repo));
     fs::remove_dir_all(repo.path().join(".devbox-gen")).unwrap();
     let run = repo.run_ok(&["-v", "build"], 0);
-    assert!(run.stderr.contains("out/ is up to date"), "{}", run.stderr);
+    assert_contains!(run.stderr, "out/ is up to date");
 }
 
 #[test]
@@ -160,9 +153,9 @@ fn diff_says_the_same_with_and_without_the_cache() {
     let uncached = repo.run_ok(&["diff", "--format", "json"], 1);
     assert_eq!(cached.stdout, uncached.stdout);
     for expected in ["\"box-stopped\"", "\"box-archived\""] {
-        assert!(cached.stdout.contains(expected), "{expected} in:\n{}", cached.stdout);
+        assert_contains!(cached.stdout, expected);
     }
-    assert!(!cached.stdout.contains("\"box-removed\""), "bob keeps his home:\n{}", cached.stdout);
+    assert_not_contains!(cached.stdout, "\"box-removed\"", "bob keeps his home");
 }
 
 #[test]
@@ -178,7 +171,7 @@ fn a_small_change_is_written_in_place_and_leaves_nothing_behind() {
     fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
     repo.write("users/gina.toml", &user_file("gina@example.com", KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 0);
-    assert!(run.stderr.contains("built 12 users into out/: 10 created, 0 updated, 10 removed"), "{}", run.stderr);
+    assert_contains!(run.stderr, "built 12 users into out/: 10 created, 0 updated, 10 removed");
     assert_eq!(fs::metadata(repo.path().join("out")).unwrap().ino(), out_inode, "out/ was updated, not replaced");
     assert!(!repo.path().join("out/bob").exists(), "bob's emptied bundle directory is gone");
     assert_eq!(fs::metadata(repo.path().join("out/gina/service-gina.yaml")).unwrap().mode(), mode);

@@ -1,4 +1,4 @@
-//! A temporary config repo and a way to run devbox-gen in it.
+//! A temporary config repo, a way to run devbox-gen in it, and what the tests check with.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -88,29 +88,93 @@ impl Repo {
 
     /// Every file under out/ with its contents, inode and mtime: to prove nothing was touched.
     pub fn out_snapshot(&self) -> BTreeMap<PathBuf, (String, u64, i64, i64)> {
-        let mut files = BTreeMap::new();
         let out = self.path().join("out");
-        if out.exists() {
-            walk(&out, &out, &mut files);
+        if !out.exists() {
+            return BTreeMap::new();
         }
-        files
+        files_under(&out)
+            .into_iter()
+            .map(|path| {
+                let full = out.join(&path);
+                let meta = fs::metadata(&full).unwrap();
+                let text = fs::read_to_string(&full).unwrap_or_default();
+                (path, (text, meta.ino(), meta.mtime(), meta.mtime_nsec()))
+            })
+            .collect()
     }
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, (String, u64, i64, i64)>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(root, &path, files);
-        } else {
-            let meta = fs::metadata(&path).unwrap();
-            let text = fs::read_to_string(&path).unwrap_or_default();
-            files.insert(path.strip_prefix(root).unwrap().to_path_buf(), (text, meta.ino(), meta.mtime(), meta.mtime_nsec()));
+/// Every path under `dir` (directories too), relative to it, sorted; links are not followed.
+/// The one directory walker of these tests.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    fn visit(root: &Path, dir: &Path, all: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let entry = entry.unwrap();
+            all.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            if entry.file_type().unwrap().is_dir() {
+                visit(root, &entry.path(), all);
+            }
         }
     }
+    let mut all = Vec::new();
+    visit(dir, dir, &mut all);
+    all.sort();
+    all
+}
+
+/// Every file (not directory) under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir).into_iter().filter(|path| !fs::symlink_metadata(dir.join(path)).unwrap().is_dir()).collect()
+}
+
+/// alice (running), bob (stopped) and carol (running, with her own tailnet hostname and tags).
+pub fn alice_bob_carol() -> Repo {
+    let stopped = format!("state = \"stopped\"\n{}", user_file("bob@example.com", KEY_ALICE_2));
+    let tagged = format!(
+        "{}\n[tailscale]\nhostname = \"carol-gpu\"\ntags = [\"tag:devbox\", \"tag:gpu\"]\n",
+        user_file("carol@example.com", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ carol@laptop")
+    );
+    Repo::with_alice().user("bob", &stopped).user("carol", &tagged)
 }
 
 /// A minimal valid user file.
 pub fn user_file(email: &str, key: &str) -> String {
     format!("email = \"{email}\"\n\n[ssh]\nauthorized_keys = [\"{key}\"]\n")
 }
+
+/// Asserts that `haystack` contains `needle`, printing both when it does not (and the optional
+/// format arguments after them).
+macro_rules! assert_contains {
+    ($haystack:expr, $needle:expr $(,)?) => {
+        $crate::common::assert_contains!($haystack, $needle, "")
+    };
+    ($haystack:expr, $needle:expr, $($context:tt)+) => {{
+        let (haystack, needle): (&str, &str) = (&$haystack, &$needle);
+        assert!(
+            haystack.contains(needle),
+            "`{}` does not contain `{}` {}\n--- expected to find:\n{needle}\n--- in:\n{haystack}\n---",
+            stringify!($haystack),
+            stringify!($needle),
+            format_args!($($context)+),
+        );
+    }};
+}
+pub(crate) use assert_contains;
+
+/// Asserts that `haystack` does not contain `needle`, printing both when it does.
+macro_rules! assert_not_contains {
+    ($haystack:expr, $needle:expr $(,)?) => {
+        $crate::common::assert_not_contains!($haystack, $needle, "")
+    };
+    ($haystack:expr, $needle:expr, $($context:tt)+) => {{
+        let (haystack, needle): (&str, &str) = (&$haystack, &$needle);
+        assert!(
+            !haystack.contains(needle),
+            "`{}` contains `{}` {}\n--- expected not to find:\n{needle}\n--- in:\n{haystack}\n---",
+            stringify!($haystack),
+            stringify!($needle),
+            format_args!($($context)+),
+        );
+    }};
+}
+pub(crate) use assert_not_contains;

@@ -7,7 +7,7 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains};
 
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
 const KEY_ERIN: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS erin@laptop";
@@ -77,8 +77,8 @@ fn a_change_exits_1_in_every_format_and_writes_nothing() {
     let repo = built();
     repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[env]\nEDITOR = \"nano\"\n"));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("1 user changed: 1 resource changed (compared with out/ on disk)."), "{}", run.stdout);
-    assert!(run.stdout.contains("+          value: nano\n"), "{}", run.stdout);
+    assert_contains!(run.stdout, "1 user changed: 1 resource changed (compared with out/ on disk).");
+    assert_contains!(run.stdout, "+          value: nano\n");
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn an_error_exits_2_in_every_format_and_prints_nothing_on_stdout() {
     for format in ["text", "markdown", "json"] {
         let run = repo.run_ok(&["diff", "--format", format], 2);
         assert_eq!(run.stdout, "");
-        assert!(run.stderr.contains("`32GB` is not a Kubernetes quantity"), "{}", run.stderr);
+        assert_contains!(run.stderr, "`32GB` is not a Kubernetes quantity");
     }
 }
 
@@ -150,10 +150,10 @@ fn json_is_the_documented_shape() {
 fn text_is_coloured_only_when_asked_or_on_a_terminal() {
     let repo = built();
     repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
-    assert!(!repo.run_ok(&["diff"], 1).stdout.contains('\u{1b}'), "a pipe gets no colour");
+    assert_not_contains!(repo.run_ok(&["diff"], 1).stdout, "\u{1b}", "a pipe gets no colour");
     let coloured = repo.run_ok(&["diff", "--color", "always"], 1).stdout;
-    assert!(coloured.contains("\u{1b}[0m\u{1b}[32m+        image: registry.example.com/devbox:2.0"), "{coloured:?}");
-    assert!(!repo.run_ok(&["diff", "--color", "always", "--format", "markdown"], 1).stdout.contains('\u{1b}'));
+    assert_contains!(coloured, "\u{1b}[0m\u{1b}[32m+        image: registry.example.com/devbox:2.0", "{coloured:?}");
+    assert_not_contains!(repo.run_ok(&["diff", "--color", "always", "--format", "markdown"], 1).stdout, "\u{1b}");
     // A real terminal, through script(1) where it exists.
     let on_tty = |no_color: bool| -> Option<String> {
         let bin = assert_cmd::cargo::cargo_bin("devbox-gen");
@@ -166,8 +166,8 @@ fn text_is_coloured_only_when_asked_or_on_a_terminal() {
         command.output().ok().filter(|o| o.status.code() == Some(1)).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     };
     if let (Some(tty), Some(tty_no_color)) = (on_tty(false), on_tty(true)) {
-        assert!(tty.contains('\u{1b}'), "a terminal gets colour: {tty:?}");
-        assert!(!tty_no_color.contains('\u{1b}'), "NO_COLOR is respected: {tty_no_color:?}");
+        assert_contains!(tty, "\u{1b}", "a terminal gets colour: {tty:?}");
+        assert_not_contains!(tty_no_color, "\u{1b}", "NO_COLOR is respected: {tty_no_color:?}");
     }
 }
 
@@ -186,18 +186,15 @@ fn removing_a_user_says_the_home_volume_stays() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("The volume and its data stay in the cluster: prune is disabled for it"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains(
-            "help: to really delete the data once nobody needs it: `kubectl --namespace devboxes delete persistentvolumeclaim bob-home`"
-        ),
-        "{}",
-        run.stdout
+    assert_contains!(run.stdout, "The volume and its data stay in the cluster: prune is disabled for it");
+    assert_contains!(
+        run.stdout,
+        "help: to really delete the data once nobody needs it: `kubectl --namespace devboxes delete persistentvolumeclaim bob-home`"
     );
-    assert!(run.stdout.contains("1 user changed: 1 removed (compared with out/ on disk)."), "{}", run.stdout);
+    assert_contains!(run.stdout, "1 user changed: 1 removed (compared with out/ on disk).");
     // And build, which carries it out, says the same.
     let build = repo.run_ok(&["build"], 0);
-    assert!(build.stderr.contains("its home volume stays in the cluster"), "{}", build.stderr);
+    assert_contains!(build.stderr, "its home volume stays in the cluster");
 }
 
 #[test]
@@ -207,9 +204,9 @@ fn renaming_a_user_gives_them_an_empty_home() {
     repo.write("users/alicia.toml", &alice("", &[KEY_ALICE], ""));
     assert_eq!(risks(&repo), pairs(&[("home-volume-renamed", "alicia"), ("key-added", "alicia"), ("box-removed", "alice")]));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("alicia: the home volume is renamed: `alicia-home` replaces `alice-home` of `alice`"), "{}", run.stdout);
-    assert!(run.stdout.contains("the box starts with an empty home"), "{}", run.stdout);
-    assert!(run.stdout.contains("2 users changed: 1 added, 1 removed"), "{}", run.stdout);
+    assert_contains!(run.stdout, "alicia: the home volume is renamed: `alicia-home` replaces `alice-home` of `alice`");
+    assert_contains!(run.stdout, "the box starts with an empty home");
+    assert_contains!(run.stdout, "2 users changed: 1 added, 1 removed");
 }
 
 #[test]
@@ -220,9 +217,9 @@ fn a_bundle_that_moves_in_out_is_compared_by_object_and_the_data_does_not_follow
     fs::rename(repo.path().join("out/alice"), repo.path().join("out/prod/alice")).unwrap();
     assert_eq!(risks(&repo), pairs(&[("home-volume-moved", "alice")]));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("alice: the bundle moves from out/prod/alice/ to out/alice/"), "{}", run.stdout);
-    assert!(run.stdout.contains("--- a/out/prod/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n"), "{}", run.stdout);
-    assert!(!run.stdout.contains("removed"), "moved objects are not removed and added:\n{}", run.stdout);
+    assert_contains!(run.stdout, "alice: the bundle moves from out/prod/alice/ to out/alice/");
+    assert_contains!(run.stdout, "--- a/out/prod/alice/statefulset-alice.yaml\n+++ b/out/alice/statefulset-alice.yaml\n");
+    assert_not_contains!(run.stdout, "removed", "moved objects are not removed and added");
 }
 
 #[test]
@@ -232,24 +229,20 @@ fn shrinking_or_reclassing_a_home_is_refused_like_build_does() {
     repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"100Gi\"\nstorage_class = \"premium-rwo\"\n"));
     let shrink = repo.run_ok(&["diff"], 2);
     assert_eq!(shrink.stdout, "");
-    assert!(shrink.stderr.contains("error: the home volume of `alice` would shrink from 200Gi to 100Gi"), "{}", shrink.stderr);
-    assert!(shrink.stderr.contains("help: Kubernetes cannot shrink a PersistentVolumeClaim"), "{}", shrink.stderr);
+    assert_contains!(shrink.stderr, "error: the home volume of `alice` would shrink from 200Gi to 100Gi");
+    assert_contains!(shrink.stderr, "help: Kubernetes cannot shrink a PersistentVolumeClaim");
     let build = repo.run_ok(&["build"], 2).stderr;
     assert_eq!(format!("{}error: nothing under out/ was changed\n", shrink.stderr), build, "the same explanation as build");
 
     repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"200Gi\"\nstorage_class = \"standard-rwo\"\n"));
     let reclass = repo.run_ok(&["diff", "--format", "json"], 2);
     assert_eq!(reclass.stdout, "");
-    assert!(
-        reclass.stderr.contains("the storage class of `alice`'s home volume would change from premium-rwo to standard-rwo"),
-        "{}",
-        reclass.stderr
-    );
-    assert!(reclass.stderr.contains("a PersistentVolumeClaim's storage class is immutable"), "{}", reclass.stderr);
+    assert_contains!(reclass.stderr, "the storage class of `alice`'s home volume would change from premium-rwo to standard-rwo");
+    assert_contains!(reclass.stderr, "a PersistentVolumeClaim's storage class is immutable");
 
     repo.write("users/alice.toml", &alice("", &[KEY_ALICE], "[home]\nsize = \"300Gi\"\nstorage_class = \"premium-rwo\"\n"));
     let grow = diff(&repo, 1);
-    assert!(grow.stdout.contains("-      storage: 200Gi\n+      storage: 300Gi\n"), "growing is fine:\n{}", grow.stdout);
+    assert_contains!(grow.stdout, "-      storage: 200Gi\n+      storage: 300Gi\n", "growing is fine");
 }
 
 #[test]
@@ -262,18 +255,13 @@ fn immutable_statefulset_fields_come_with_the_orphan_delete_runbook() {
     repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
     assert_eq!(risks(&repo), pairs(&[("immutable-field", "alice"), ("immutable-field", "bob")]));
     let run = diff(&repo, 1);
-    assert!(
-        run.stdout.contains("  SYNC     alice: StatefulSet `alice` changes fields Kubernetes cannot update: `podManagementPolicy`\n"),
-        "{}",
-        run.stdout
+    assert_contains!(run.stdout, "  SYNC     alice: StatefulSet `alice` changes fields Kubernetes cannot update: `podManagementPolicy`\n");
+    assert_contains!(run.stdout, "the Argo CD or Flux sync of `StatefulSet/devboxes/alice` fails until the StatefulSet is recreated");
+    assert_contains!(
+        run.stdout,
+        "help: after merging, delete only the StatefulSet object, leaving its pod running: `kubectl --namespace devboxes delete statefulset alice --cascade=orphan`"
     );
-    assert!(
-        run.stdout.contains("the Argo CD or Flux sync of `StatefulSet/devboxes/alice` fails until the StatefulSet is recreated"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("help: after merging, delete only the StatefulSet object, leaving its pod running: `kubectl --namespace devboxes delete statefulset alice --cascade=orphan`"), "{}", run.stdout);
-    assert!(run.stdout.contains("`kubectl --namespace devboxes delete pod alice-0`"), "{}", run.stdout);
+    assert_contains!(run.stdout, "`kubectl --namespace devboxes delete pod alice-0`");
 }
 
 #[test]
@@ -283,17 +271,13 @@ fn stopping_and_archiving_say_the_pod_goes_and_the_home_stays() {
     repo.write("users/bob.toml", &user("state = \"archived\"", "bob@example.com", &[KEY_ALICE_2], ""));
     assert_eq!(risks(&repo), pairs(&[("box-archived", "bob"), ("box-stopped", "alice")]));
     let run = diff(&repo, 1);
-    assert!(
-        run.stdout.contains("  DOWNTIME alice: the box is stopped (replicas 1 → 0): its pod is deleted, the home volume stays\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("  DOWNTIME bob: the box is archived: its pod goes away, the home volume stays\n"), "{}", run.stdout);
-    assert!(!run.stdout.contains("\n  DATA "), "the home volume is kept:\n{}", run.stdout);
-    assert!(
-        run.stdout.contains("the machine `bob-devbox` stays in the tailnet's machine list, offline, until someone removes it"),
-        "archiving says what becomes of the tailnet machine:\n{}",
-        run.stdout
+    assert_contains!(run.stdout, "  DOWNTIME alice: the box is stopped (replicas 1 → 0): its pod is deleted, the home volume stays\n");
+    assert_contains!(run.stdout, "  DOWNTIME bob: the box is archived: its pod goes away, the home volume stays\n");
+    assert_not_contains!(run.stdout, "\n  DATA ", "the home volume is kept");
+    assert_contains!(
+        run.stdout,
+        "the machine `bob-devbox` stays in the tailnet's machine list, offline, until someone removes it",
+        "archiving says what becomes of the tailnet machine"
     );
 }
 
@@ -304,27 +288,15 @@ fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
     repo.write("users/bob.toml", &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-l4\"\ncount = 1\n"));
     assert_eq!(risks(&repo), pairs(&[("gpu-changed", "bob"), ("arch-changed", "bob"), ("image-changed", "alice")]));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("RESTART  bob: the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("stays Pending until one is free"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n"),
-        "{}",
-        run.stdout
-    );
+    assert_contains!(run.stdout, "RESTART  bob: the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled\n");
+    assert_contains!(run.stdout, "stays Pending until one is free");
+    assert_contains!(run.stdout, "RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n");
     // Any other change to the pod restarts it too, and says what changed.
     repo.run_ok(&["build"], 0);
     repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], "[resources]\ncpu = \"3\"\n"));
     let run = diff(&repo, 1);
-    assert!(
-        run.stdout.contains("RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("@@ spec.template.spec.containers[devbox].resources.limits.cpu\n"),
-        "the hunk says where it is:\n{}",
-        run.stdout
-    );
+    assert_contains!(run.stdout, "RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n");
+    assert_contains!(run.stdout, "@@ spec.template.spec.containers[devbox].resources.limits.cpu\n", "the hunk says where it is");
 }
 
 #[test]
@@ -333,11 +305,11 @@ fn authorized_keys_added_and_removed_are_named() {
     repo.write("users/alice.toml", &alice("", &[KEY_DAVE], ""));
     assert_eq!(risks(&repo), pairs(&[("key-added", "alice"), ("key-removed", "alice")]));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("  ACCESS   alice: SSH key `dave@laptop` (ssh-ed25519 `SHA256:"), "{}", run.stdout);
-    assert!(run.stdout.contains("`) can now log in\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("Check that it belongs to `alice@example.com`."), "{}", run.stdout);
-    assert!(run.stdout.contains("  ACCESS   alice: SSH key `alice@laptop` (ssh-ed25519 `SHA256:"), "{}", run.stdout);
-    assert!(run.stdout.contains("`) can no longer log in\n"), "{}", run.stdout);
+    assert_contains!(run.stdout, "  ACCESS   alice: SSH key `dave@laptop` (ssh-ed25519 `SHA256:");
+    assert_contains!(run.stdout, "`) can now log in\n");
+    assert_contains!(run.stdout, "Check that it belongs to `alice@example.com`.");
+    assert_contains!(run.stdout, "  ACCESS   alice: SSH key `alice@laptop` (ssh-ed25519 `SHA256:");
+    assert_contains!(run.stdout, "`) can no longer log in\n");
     let report: serde_json::Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 1).stdout).unwrap();
     let added = &report["risks"].as_array().unwrap().iter().find(|r| r["kind"] == "key-added").unwrap()["facts"];
     assert_eq!((&added["comment"], &added["algorithm"]), (&"dave@laptop".into(), &"ssh-ed25519".into()));
@@ -354,10 +326,10 @@ fn a_new_user_is_an_access_change() {
     repo.write("users/erin.toml", &user("", "erin@example.com", &[KEY_ERIN], ""));
     assert_eq!(risks(&repo), pairs(&[("key-added", "erin")]));
     let run = diff(&repo, 1);
-    assert!(run.stdout.contains("erin: SSH key `erin@laptop`"), "{}", run.stdout);
-    assert!(run.stdout.contains("can log in to the new box"), "{}", run.stdout);
-    assert!(run.stdout.contains("1 user changed: 1 added (compared with out/ on disk)."), "{}", run.stdout);
-    assert!(run.stdout.contains("erin (new user): 10 added\n"), "{}", run.stdout);
+    assert_contains!(run.stdout, "erin: SSH key `erin@laptop`");
+    assert_contains!(run.stdout, "can log in to the new box");
+    assert_contains!(run.stdout, "1 user changed: 1 added (compared with out/ on disk).");
+    assert_contains!(run.stdout, "erin (new user): 10 added\n");
 }
 
 // --- snapshots: what a reviewer reads --------------------------------------------------------
@@ -437,9 +409,9 @@ fn base_compares_with_out_at_a_revision_without_touching_the_work_tree() {
 
     let run = devbox_gen(&root, &["diff", "--base", "main~1"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("RESTART  alice: the image of container `devbox` changes"), "{}", run.stdout);
-    assert!(run.stdout.contains("1 user changed: 1 resource changed (compared with out/ at `main~1`)."), "{}", run.stdout);
-    assert!(!run.stdout.contains("README"), "files devbox-gen did not write are not compared:\n{}", run.stdout);
+    assert_contains!(run.stdout, "RESTART  alice: the image of container `devbox` changes");
+    assert_contains!(run.stdout, "1 user changed: 1 resource changed (compared with out/ at `main~1`).");
+    assert_not_contains!(run.stdout, "README", "files devbox-gen did not write are not compared");
     let json: serde_json::Value =
         serde_json::from_str(&devbox_gen(&root, &["diff", "--base", "main~1", "--format", "json"]).stdout).unwrap();
     assert_eq!(json["base"], "main~1");
@@ -454,25 +426,25 @@ fn base_with_no_out_at_that_revision_shows_everything_added() {
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-q", "-m", "users only"]);
     let run = repo.run_ok(&["diff", "--base", "main"], 1);
-    assert!(run.stdout.contains("1 user changed: 1 added (compared with out/ at `main`)."), "{}", run.stdout);
+    assert_contains!(run.stdout, "1 user changed: 1 added (compared with out/ at `main`).");
 }
 
 #[test]
 fn base_errors_are_clear() {
     let repo = built();
     let run = repo.run_ok(&["diff", "--base", "main"], 2);
-    assert!(run.stderr.contains("error: `--base main` reads out/ from git, but"), "{}", run.stderr);
-    assert!(run.stderr.contains("is not in a git repository"), "{}", run.stderr);
+    assert_contains!(run.stderr, "error: `--base main` reads out/ from git, but");
+    assert_contains!(run.stderr, "is not in a git repository");
 
     git(repo.path(), &["init", "-q", "-b", "main"]);
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-q", "-m", "base"]);
     let run = repo.run_ok(&["diff", "--base", "origin/main", "--format", "json"], 2);
     assert_eq!(run.stdout, "");
-    assert!(run.stderr.contains("error: no commit `origin/main` in the git repository"), "{}", run.stderr);
-    assert!(run.stderr.contains("fetch-depth: 0"), "{}", run.stderr);
+    assert_contains!(run.stderr, "error: no commit `origin/main` in the git repository");
+    assert_contains!(run.stderr, "fetch-depth: 0");
     let run = repo.run_ok(&["diff", "--base=--output=/tmp/x"], 2);
-    assert!(run.stderr.contains("is not a git revision"), "{}", run.stderr);
+    assert_contains!(run.stderr, "is not a git revision");
 
     let empty = tempfile::tempdir().unwrap();
     let output = Command::cargo_bin("devbox-gen")
@@ -485,7 +457,7 @@ fn base_errors_are_clear() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: `--base` reads out/ from git, but git cannot be run"), "{stderr}");
+    assert_contains!(stderr, "error: `--base` reads out/ from git, but git cannot be run");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, KEY_DSA, KEY_RSA_1024, Repo, SETTINGS, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, KEY_DSA, KEY_RSA_1024, Repo, SETTINGS, assert_contains, user_file};
 
 struct Case {
     rule: &'static str,
@@ -186,6 +186,13 @@ fn cases() -> Vec<Case> {
             Some("users/bob.toml:7:12"),
         ),
         case(
+            "Tailnet hostnames are personal",
+            "devbox.toml",
+            format!("{SETTINGS}\n[defaults.tailscale]\nhostname = \"devbox\"\n"),
+            "a tailnet hostname in `[defaults]` would give every box the same name on the tailnet",
+            Some("devbox.toml:6:12"),
+        ),
+        case(
             "Tailnet tags",
             "users/bob.toml",
             user("", "\n[tailscale]\ntags = [\"devbox\"]\n"),
@@ -260,9 +267,9 @@ fn every_rule_exits_2_points_at_the_line_and_leaves_out_untouched() {
         repo.write(case.file, &case.contents);
         let run = repo.run(&["build"]);
         assert_eq!(run.code, 2, "{}: exit {}\n{}", case.rule, run.code, run.stderr);
-        assert!(run.stderr.contains(case.expect), "{}: expected `{}` in:\n{}", case.rule, case.expect, run.stderr);
+        assert_contains!(run.stderr, case.expect, "{}", case.rule);
         if let Some(at) = case.at {
-            assert!(run.stderr.contains(&format!("┌─ {at}")), "{}: expected it at {at}:\n{}", case.rule, run.stderr);
+            assert_contains!(run.stderr, &format!("┌─ {at}"), "{}: expected it at {at}", case.rule);
         }
         assert_eq!(repo.out_snapshot(), before, "{}: out/ changed", case.rule);
         let _ = write!(doc, "\n## {}\n\n`{}`:\n\n```toml\n{}```\n\n```text\n{}```\n", case.rule, case.file, case.contents, run.stderr);
@@ -280,7 +287,7 @@ fn a_nul_byte_is_a_toml_error_not_a_panic() {
     let repo = Repo::with_alice();
     repo.write("users/bob.toml", "email = \"b\u{0}\"");
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("users/bob.toml:1:"), "{}", run.stderr);
+    assert_contains!(run.stderr, "users/bob.toml:1:");
     let _ = KEY_ALICE;
 }
 
@@ -289,6 +296,6 @@ fn the_shared_tailnet_auth_key_cannot_be_a_box_key_secret() {
     let repo = Repo::with_alice();
     repo.write("users/bob.toml", &user("", "").replace("[ssh]\n", "[ssh]\nkey_secret = \"tailscale-auth\"\n"));
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("`tailscale-auth` is the tailnet auth key Secret shared by every box"), "{}", run.stderr);
-    assert!(run.stderr.contains("┌─ users/bob.toml:4:14"), "{}", run.stderr);
+    assert_contains!(run.stderr, "`tailscale-auth` is the tailnet auth key Secret shared by every box");
+    assert_contains!(run.stderr, "┌─ users/bob.toml:4:14");
 }

@@ -1,4 +1,4 @@
-use crate::common::Repo;
+use crate::common::{Repo, assert_contains};
 
 #[test]
 fn prints_one_bundle_as_a_yaml_stream() {
@@ -13,8 +13,8 @@ fn prints_one_bundle_as_a_yaml_stream() {
 fn an_unknown_name_suggests_the_close_one() {
     let repo = Repo::with_alice();
     let run = repo.run_ok(&["show", "alcie"], 2);
-    assert!(run.stderr.contains("no user `alcie`"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `alice`?"), "{}", run.stderr);
+    assert_contains!(run.stderr, "no user `alcie`");
+    assert_contains!(run.stderr, "did you mean `alice`?");
 }
 
 #[test]
@@ -29,5 +29,5 @@ fn input_prints_what_the_template_receives() {
     let all: Vec<serde_json::Value> = serde_json::from_str(&repo.run_ok(&["show", "--input"], 0).stdout).unwrap();
     assert_eq!(all.len(), 1);
     let run = repo.run_ok(&["show"], 2);
-    assert!(run.stderr.contains("required arguments were not provided"), "{}", run.stderr);
+    assert_contains!(run.stderr, "required arguments were not provided");
 }

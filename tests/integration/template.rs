@@ -1,7 +1,7 @@
 //! Custom templates: the documented example (docs/examples/templates/devbox.jsonnet) builds,
 //! and the check stage holds a custom template to the same rules as the embedded one.
 
-use crate::common::{Repo, SETTINGS};
+use crate::common::{Repo, SETTINGS, assert_contains};
 
 fn with_template(template: &str) -> Repo {
     let repo = Repo::with_alice();
@@ -16,9 +16,9 @@ fn the_documented_example_adds_a_label_and_a_sidecar() {
     let repo = with_template(example);
     repo.run_ok(&["build"], 0);
     let statefulset = repo.read("out/alice/statefulset-alice.yaml");
-    assert!(statefulset.contains("    team: ml-platform\n"), "{statefulset}");
-    assert!(statefulset.contains("        name: code-server\n"), "{statefulset}");
-    assert!(statefulset.contains("        name: tailscale\n"), "the default sidecar stays:\n{statefulset}");
+    assert_contains!(statefulset, "    team: ml-platform\n");
+    assert_contains!(statefulset, "        name: code-server\n");
+    assert_contains!(statefulset, "        name: tailscale\n", "the default sidecar stays");
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn a_template_cannot_opt_out_of_the_safety_rules() {
         "hostNetwork must not be used",
         "Secrets must never carry data here",
     ] {
-        assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
+        assert_contains!(run.stderr, expected);
     }
     assert!(!repo.path().join("out").exists());
 }
@@ -49,9 +49,9 @@ fn a_jsonnet_error_shows_the_template_location_once_for_all_users() {
     let repo = with_template("function(box) { x: error 'boom ' + box.name }\n");
     repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 2);
-    assert!(run.stderr.contains("failed for users/alice.toml"), "{}", run.stderr);
-    assert!(run.stderr.contains("boom alice"), "{}", run.stderr);
-    assert!(run.stderr.contains("templates/devbox.jsonnet:1"), "{}", run.stderr);
+    assert_contains!(run.stderr, "failed for users/alice.toml");
+    assert_contains!(run.stderr, "boom alice");
+    assert_contains!(run.stderr, "templates/devbox.jsonnet:1");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn unknown_fields_in_objects_are_errors() {
          function(box) devbox.bundle(box) + { service+: { spec+: { clusterIp: 'None' } } }\n",
     );
     let run = repo.run_ok(&["build"], 2);
-    assert!(run.stderr.contains("unknown field `spec.clusterIp`"), "{}", run.stderr);
+    assert_contains!(run.stderr, "unknown field `spec.clusterIp`");
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn a_home_volume_in_an_earlier_sync_wave_than_its_statefulset_is_refused() {
         "(argoproj/argo-cd#12840)",
         "ConfigMap/devboxes/alice-devbox: `argocd.argoproj.io/sync-wave: early` is not an integer",
     ] {
-        assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
+        assert_contains!(run.stderr, expected);
     }
     assert!(!repo.path().join("out").exists());
 }

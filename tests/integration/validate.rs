@@ -1,4 +1,4 @@
-use crate::common::{KEY_ALICE, Repo, SETTINGS, user_file};
+use crate::common::{KEY_ALICE, Repo, SETTINGS, assert_contains, assert_not_contains, user_file};
 
 #[test]
 fn reports_every_problem_in_every_file_sorted_by_file_and_line() {
@@ -11,8 +11,8 @@ fn reports_every_problem_in_every_file_sorted_by_file_and_line() {
         .map(|needle| run.stderr.find(needle).unwrap_or_else(|| panic!("{needle} missing in:\n{}", run.stderr)))
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "not sorted:\n{}", run.stderr);
-    assert!(run.stderr.contains("unknown variant `riscv`, expected `amd64` or `arm64`"), "{}", run.stderr);
-    assert!(run.stderr.contains("help: did you mean `state`?"), "{}", run.stderr);
+    assert_contains!(run.stderr, "unknown variant `riscv`, expected `amd64` or `arm64`");
+    assert_contains!(run.stderr, "help: did you mean `state`?");
     assert!(run.stderr.ends_with("error: 4 problems\n"), "{}", run.stderr);
 }
 
@@ -34,8 +34,8 @@ fn a_private_key_is_refused_without_being_echoed() {
         &format!("email = \"alice@example.com\"\n[ssh]\nauthorized_keys = [\"-----BEGIN OPENSSH PRIVATE KEY-----\\n{secret}\"]\n"),
     );
     let run = repo.run_ok(&["build"], 2);
-    assert!(run.stderr.contains("users/alice.toml:3:40: this file contains a private key"), "{}", run.stderr);
-    assert!(!run.stderr.contains(secret), "the key was echoed:\n{}", run.stderr);
+    assert_contains!(run.stderr, "users/alice.toml:3:40: this file contains a private key");
+    assert_not_contains!(run.stderr, secret, "the key was echoed");
     assert!(!repo.path().join("out").exists());
 }
 
@@ -46,17 +46,17 @@ fn validates_only_the_named_files() {
     repo.run_ok(&["validate", "users/alice.toml"], 0);
     // Paths are relative to the config repo, like `git -C`.
     let run = repo.run_ok(&["validate", "users/only-here.toml"], 2);
-    assert!(run.stderr.contains("users/only-here.toml:1:9"), "{}", run.stderr);
+    assert_contains!(run.stderr, "users/only-here.toml:1:9");
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("users/broken.toml:1:9"), "{}", run.stderr);
+    assert_contains!(run.stderr, "users/broken.toml:1:9");
 }
 
 #[test]
 fn a_box_without_an_image_anywhere_is_an_error() {
     let repo = Repo::new("").user("alice", &user_file("alice@example.com", KEY_ALICE));
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("error: no image for this box"), "{}", run.stderr);
-    assert!(run.stderr.contains("[defaults] image"), "{}", run.stderr);
+    assert_contains!(run.stderr, "error: no image for this box");
+    assert_contains!(run.stderr, "[defaults] image");
 }
 
 #[test]
@@ -66,8 +66,8 @@ fn unknown_cluster_suggests_the_near_one() {
     );
     let repo = Repo::new(&settings).user("alice", &format!("cluster = \"prd\"\n{}", user_file("alice@example.com", KEY_ALICE)));
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("no cluster named `prd` in devbox.toml"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `prod`?"), "{}", run.stderr);
+    assert_contains!(run.stderr, "no cluster named `prd` in devbox.toml");
+    assert_contains!(run.stderr, "did you mean `prod`?");
 }
 
 #[test]
@@ -81,8 +81,8 @@ fn duplicate_hostnames_and_key_secrets_across_users() {
             ),
         );
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("tailnet hostname `box` is also used by users/alice.toml"), "{}", run.stderr);
-    assert!(run.stderr.contains("Secret `alice-ssh` is also the key Secret of users/alice.toml"), "{}", run.stderr);
+    assert_contains!(run.stderr, "tailnet hostname `box` is also used by users/alice.toml");
+    assert_contains!(run.stderr, "Secret `alice-ssh` is also the key Secret of users/alice.toml");
 }
 
 #[test]
@@ -91,8 +91,8 @@ fn files_that_are_not_toml_or_are_links_are_refused() {
     repo.write("users/notes.txt", "hi");
     std::os::unix::fs::symlink("/etc/hostname", repo.path().join("users/evil.toml")).unwrap();
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("users/ may only hold one `NAME.toml` file per person"), "{}", run.stderr);
-    assert!(run.stderr.contains("symbolic links are not read in users/"), "{}", run.stderr);
+    assert_contains!(run.stderr, "users/ may only hold one `NAME.toml` file per person");
+    assert_contains!(run.stderr, "symbolic links are not read in users/");
 }
 
 #[test]
@@ -103,9 +103,9 @@ fn odd_bytes_get_a_clear_outcome() {
     repo.run_ok(&["validate"], 0);
     std::fs::write(repo.path().join("users/latin.toml"), b"email = \"j\xe9r\xf4me@example.com\"\n").unwrap();
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("users/latin.toml:1:11: the file is not valid UTF-8"), "{}", run.stderr);
+    assert_contains!(run.stderr, "users/latin.toml:1:11: the file is not valid UTF-8");
     std::fs::remove_file(repo.path().join("users/latin.toml")).unwrap();
     repo.write("users/huge.toml", &"# padding\n".repeat(100_000));
     let run = repo.run_ok(&["validate"], 2);
-    assert!(run.stderr.contains("more than the 262144 a devbox file may have"), "{}", run.stderr);
+    assert_contains!(run.stderr, "more than the 262144 a devbox file may have");
 }

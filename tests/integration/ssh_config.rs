@@ -1,0 +1,49 @@
+//! `devbox-gen ssh-config`: the ~/.ssh/config entries for VS Code Remote-SSH. What it prints is
+//! what people append to their config, so it is stated exactly.
+
+use crate::common::alice_bob_carol;
+
+#[test]
+fn lists_every_running_box() {
+    let repo = alice_bob_carol();
+    let run = repo.run_ok(&["ssh-config"], 0);
+    assert_eq!(
+        run.stdout,
+        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+
+Host alice-devbox
+    HostName alice-devbox
+    User jupyter
+    Port 2222
+    IdentityFile ~/.ssh/devbox
+    IdentitiesOnly yes
+
+Host carol-gpu
+    HostName carol-gpu
+    User jupyter
+    Port 2222
+    IdentityFile ~/.ssh/devbox
+    IdentitiesOnly yes
+"
+    );
+}
+
+#[test]
+fn for_one_box_says_when_it_is_stopped() {
+    let repo = alice_bob_carol();
+    let run = repo.run_ok(&["ssh-config", "bob", "--identity-file", "~/.ssh/my key"], 0);
+    assert_eq!(
+        run.stdout,
+        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+
+# bob is stopped: nothing answers until its user file says `state = \"running\"`
+Host bob-devbox
+    HostName bob-devbox
+    User jupyter
+    Port 2222
+    IdentityFile \"~/.ssh/my key\"
+    IdentitiesOnly yes
+"
+    );
+    assert!(!repo.path().join("out").exists());
+}
