@@ -31,7 +31,7 @@ use crate::render::Template;
 use crate::resolve::ResolvedBox;
 
 /// The cache directory, relative to the config repo.
-pub const CACHE_DIR: &str = ".devbox-gen";
+pub(crate) const CACHE_DIR: &str = ".devbox-gen";
 const CACHE_FILE: &str = "build-cache.json";
 /// Bumped whenever what is stored, or what it means, changes.
 const FORMAT: u32 = 1;
@@ -45,7 +45,7 @@ const RACY_WINDOW_NS: i64 = 100_000_000;
 pub struct Digest(u128);
 
 impl Digest {
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Digest(xxhash_rust::xxh3::xxh3_128(bytes))
     }
 }
@@ -66,14 +66,14 @@ impl TryFrom<String> for Digest {
 /// What identifies a file's contents without reading them (git's stat data, minus ctime, which
 /// hard-linking a file into the staging directory changes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub len: u64,
     pub mtime_ns: i64,
     pub ino: u64,
 }
 
 impl Stamp {
-    pub fn of(metadata: &fs::Metadata) -> Self {
+    pub(crate) fn of(metadata: &fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Stamp {
             len: metadata.len(),
@@ -85,14 +85,14 @@ impl Stamp {
 
 /// A file of `out/` as last seen: its stamp and the hash of its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub stamp: Stamp,
     pub digest: Digest,
 }
 
 /// What the last build rendered for one user file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BundleRecord {
+pub(crate) struct BundleRecord {
     /// Of the resolved box: [`fingerprint`].
     pub fingerprint: Digest,
     /// Every file the box rendered to, `out/`-relative, with the hash of its bytes.
@@ -130,7 +130,7 @@ struct Stored {
 
 /// The cache as loaded: empty when there was none or it no longer applies.
 #[derive(Debug, Default)]
-pub struct BuildCache {
+pub(crate) struct BuildCache {
     /// `None` when this binary cannot identify itself: nothing is reused or saved.
     tool: Option<String>,
     template: String,
@@ -144,7 +144,7 @@ pub struct BuildCache {
 
 impl BuildCache {
     /// The cache of the config repo at `root`, for `template`; empty if it does not apply.
-    pub fn load(root: &Path, template: &Template) -> Self {
+    pub(crate) fn load(root: &Path, template: &Template) -> Self {
         let mut cache = BuildCache { tool: tool_identity(), template: template_identity(template), ..BuildCache::default() };
         let Some(tool) = &cache.tool else { return cache };
         let Ok(bytes) = fs::read(root.join(CACHE_DIR).join(CACHE_FILE)) else { return cache };
@@ -162,19 +162,19 @@ impl BuildCache {
     }
 
     /// The hash of a file of `out/`, if its stamp says it has not changed since it was recorded.
-    pub fn digest_if_unchanged(&self, path: &str, stamp: Stamp) -> Option<Digest> {
+    pub(crate) fn digest_if_unchanged(&self, path: &str, stamp: Stamp) -> Option<Digest> {
         let seen = self.files.get(path)?;
         (seen.stamp == stamp && stamp.mtime_ns < self.written_ns - RACY_WINDOW_NS).then_some(seen.digest)
     }
 
     /// What the last build rendered for this user file, if its inputs were the same.
-    pub fn bundle(&self, source: &str, fingerprint: Digest) -> Option<&BundleRecord> {
+    pub(crate) fn bundle(&self, source: &str, fingerprint: Digest) -> Option<&BundleRecord> {
         self.bundles.get(source).filter(|record| record.fingerprint == fingerprint)
     }
 
     /// Records what this build knows and writes it, unless it is what was loaded. Failing to
     /// write is not an error: the next build is only slower.
-    pub fn save(
+    pub(crate) fn save(
         mut self,
         root: &Path,
         files: BTreeMap<String, Seen>,

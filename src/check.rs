@@ -19,7 +19,7 @@ use crate::quantity::Quantity;
 use crate::render::{Object, RenderedBox};
 
 /// Reports one box's problems, found by [`check_box`], against its user file.
-pub fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &str) -> Diagnostics {
+pub(crate) fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &str) -> Diagnostics {
     Diagnostics(
         problems
             .into_iter()
@@ -31,12 +31,12 @@ pub fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &s
 }
 
 /// Label that marks the home volume; the rules below find it by this, not by its name.
-pub const HOME_ROLE_LABEL: &str = "devbox-gen.dev/role";
-pub const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
-pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
+pub(crate) const HOME_ROLE_LABEL: &str = "devbox-gen.dev/role";
+pub(crate) const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
+pub(crate) const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
 
 /// The home PVC's name depends on the user's name only (rule 1 of docs/design.md).
-pub fn home_volume_name(user: &str) -> String {
+pub(crate) fn home_volume_name(user: &str) -> String {
     format!("{user}-home")
 }
 
@@ -72,16 +72,16 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
     problems
 }
 
-pub fn kind(object: &Object) -> &str {
+pub(crate) fn kind(object: &Object) -> &str {
     object.get("kind").and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn name(object: &Object) -> &str {
+pub(crate) fn name(object: &Object) -> &str {
     object.pointer_str("/metadata/name").unwrap_or("")
 }
 
 /// `Kind/namespace/name`, how reviewers and the diff refer to an object.
-pub fn object_id(object: &Object) -> String {
+pub(crate) fn object_id(object: &Object) -> String {
     let namespace = object.pointer_str("/metadata/namespace").unwrap_or("");
     format!("{}/{}/{}", kind(object), namespace, name(object)).replace("//", "/")
 }
@@ -230,7 +230,7 @@ fn check_pod(pod: &Value) -> Vec<String> {
     problems
 }
 
-pub const ARGO_SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+pub(crate) const ARGO_SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 
 /// An object's Argo CD sync wave: its annotation, 0 without one; `Err` with the text when the
 /// annotation is not an integer.
@@ -309,13 +309,13 @@ fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
 
 /// What makes a home volume: its size and class, which Kubernetes can only grow / never change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HomeVolume {
+pub(crate) struct HomeVolume {
     pub size: String,
     pub storage_class: Option<String>,
 }
 
 impl HomeVolume {
-    pub fn of(object: &Object) -> Option<Self> {
+    pub(crate) fn of(object: &Object) -> Option<Self> {
         if !is_home_volume(object) {
             return None;
         }
@@ -328,19 +328,19 @@ impl HomeVolume {
 
 /// A change Kubernetes cannot apply to a home volume that already exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImpossibleChange {
+pub(crate) enum ImpossibleChange {
     Shrink { user: String, from: String, to: String },
     StorageClass { user: String, from: Option<String>, to: Option<String> },
 }
 
 impl ImpossibleChange {
-    pub fn user(&self) -> &str {
+    pub(crate) fn user(&self) -> &str {
         match self {
             Self::Shrink { user, .. } | Self::StorageClass { user, .. } => user,
         }
     }
 
-    pub fn to_diagnostic(&self) -> Diagnostic {
+    pub(crate) fn to_diagnostic(&self) -> Diagnostic {
         let source = format!("users/{}.toml", self.user());
         match self {
             Self::Shrink { user, from, to } => Diagnostic::error(format!("the home volume of `{user}` would shrink from {from} to {to}"))
@@ -361,7 +361,7 @@ impl ImpossibleChange {
 
 /// Home volumes by user, from the PVC files of a tree (`out/` on disk, at a git revision, or
 /// just compiled).
-pub fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
+pub(crate) fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
     let mut volumes = BTreeMap::new();
     for (path, text) in &tree.files {
         let file = path.rsplit_once('/').map_or(path.as_str(), |(_, file)| file);
@@ -378,7 +378,7 @@ pub fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
 
 /// What `build` and `diff` both refuse: going from `before` to `after` would need a change to a
 /// home volume that Kubernetes cannot apply.
-pub fn refuse_impossible_changes(before: &OutTree, after: &OutTree) -> Result<(), Diagnostics> {
+pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree) -> Result<(), Diagnostics> {
     let impossible = impossible_changes(&home_volumes(before), &home_volumes(after));
     if impossible.is_empty() {
         return Ok(());
@@ -387,7 +387,7 @@ pub fn refuse_impossible_changes(before: &OutTree, after: &OutTree) -> Result<()
 }
 
 /// Compares home volumes before and after, by user: the changes `build` must refuse.
-pub fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<String, HomeVolume>) -> Vec<ImpossibleChange> {
+pub(crate) fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<String, HomeVolume>) -> Vec<ImpossibleChange> {
     let mut changes = Vec::new();
     for (user, new) in after {
         let Some(old) = before.get(user) else { continue };

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Compile one TOML file per person into GitOps-ready Kubernetes developer-box bundles.
 #[derive(Debug, Parser)]
 #[command(name = "devbox-gen", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The config repo: reads DIR/devbox.toml and DIR/users/*.toml, writes only inside DIR/out/.
     #[arg(short = 'C', long = "root", value_name = "DIR", default_value = ".", global = true)]
     pub root: PathBuf,
@@ -30,14 +30,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print a shell completion script (e.g. `devbox-gen completions bash > /etc/bash_completion.d/devbox-gen`).
     Completions {
         /// The shell to complete in.
@@ -126,7 +126,7 @@ pub enum Command {
 
 /// How `diff` prints its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Markdown,
     Json,

@@ -37,20 +37,20 @@ use crate::render::{Object, RenderedBox};
 use crate::resolve::{self, ResolvedSettings};
 
 /// Argo CD's name for the cluster it runs in.
-pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 /// The cluster directory under `out/_gitops/<engine>/` when devbox.toml declares no clusters.
-pub const DEFAULT_CLUSTER_DIR: &str = "default";
+pub(crate) const DEFAULT_CLUSTER_DIR: &str = "default";
 /// The name of a user's Application and Kustomization: `devbox-alice` (at most 59 characters,
 /// so it stays a valid label value for Argo CD's label tracking).
-pub const USER_PREFIX: &str = "devbox-";
+pub(crate) const USER_PREFIX: &str = "devbox-";
 /// The base name of the shared objects: `devboxes`, `devboxes-namespace`, `devboxes-gitops`.
-pub const BASE_NAME: &str = "devboxes";
+pub(crate) const BASE_NAME: &str = "devboxes";
 /// Who owns the shared files (their header, and so their group in `diff`).
-pub const SETTINGS_SOURCE: &str = "devbox.toml";
+pub(crate) const SETTINGS_SOURCE: &str = "devbox.toml";
 
 /// What delivery needs to know about one compiled box.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub name: String,
     /// `users/alice.toml`.
     pub source: String,
@@ -62,7 +62,7 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    pub fn of(rendered: &RenderedBox) -> Self {
+    pub(crate) fn of(rendered: &RenderedBox) -> Self {
         let statefulsets = rendered
             .objects
             .iter()
@@ -132,7 +132,7 @@ impl Settings<'_> {
 
 /// The delivery files of `out/`, from devbox.toml and the compiled boxes. Empty without `gitops`
 /// (validation guarantees `[repo]` with it).
-pub fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)> {
+pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)> {
     let Some(repo) = config.repo.as_ref().filter(|_| !config.gitops.is_empty()) else { return Vec::new() };
     let resolved: ResolvedSettings = resolve::resolve_settings(config);
     let settings = Settings {

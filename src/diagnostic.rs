@@ -12,7 +12,7 @@ use codespan_reporting::term::{self, termcolor::WriteColor};
 use crate::source::SourceFile;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warning,
 }
@@ -20,17 +20,17 @@ pub enum Severity {
 /// One problem, with where it is and how to fix it.
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     pub message: String,
-    pub location: Option<Location>,
+    pub(crate) location: Option<Location>,
     /// Short text under the marker.
-    pub label: String,
+    pub(crate) label: String,
     /// `help:` lines: what to do about it.
-    pub help: Vec<String>,
+    pub(crate) help: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
-pub enum Location {
+pub(crate) enum Location {
     /// A span in a file we parsed; the snippet is shown.
     Span { file: Arc<SourceFile>, span: Range<usize> },
     /// A whole file or directory (unreadable, not TOML, ...).
@@ -38,30 +38,30 @@ pub enum Location {
 }
 
 impl Diagnostic {
-    pub fn error(message: impl Into<String>) -> Self {
+    pub(crate) fn error(message: impl Into<String>) -> Self {
         Self { severity: Severity::Error, message: message.into(), location: None, label: String::new(), help: Vec::new() }
     }
 
-    pub fn warning(message: impl Into<String>) -> Self {
+    pub(crate) fn warning(message: impl Into<String>) -> Self {
         Self { severity: Severity::Warning, ..Self::error(message) }
     }
 
-    pub fn at(self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Self {
+    pub(crate) fn at(self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Self {
         Self { label: label.into(), ..self.at_span(file, span) }
     }
 
     /// Like [`Diagnostic::at`], keeping the label the diagnostic already has.
-    pub fn at_span(mut self, file: &Arc<SourceFile>, span: Range<usize>) -> Self {
+    pub(crate) fn at_span(mut self, file: &Arc<SourceFile>, span: Range<usize>) -> Self {
         self.location = Some(Location::Span { file: Arc::clone(file), span });
         self
     }
 
-    pub fn in_path(mut self, path: impl Into<String>) -> Self {
+    pub(crate) fn in_path(mut self, path: impl Into<String>) -> Self {
         self.location = Some(Location::Path(path.into()));
         self
     }
 
-    pub fn help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help.push(help.into());
         self
     }
@@ -85,11 +85,11 @@ impl Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
-    pub fn push(&mut self, diagnostic: Diagnostic) {
+    pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
         self.0.push(diagnostic);
     }
 
-    pub fn extend(&mut self, other: Diagnostics) {
+    pub(crate) fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
 
@@ -97,15 +97,15 @@ impl Diagnostics {
         self.0.iter().any(Diagnostic::is_error)
     }
 
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.0.iter().filter(|d| d.is_error()).count()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn sorted(mut self) -> Self {
+    pub(crate) fn sorted(mut self) -> Self {
         self.0.sort_by_key(Diagnostic::sort_key);
         self
     }
@@ -118,7 +118,7 @@ impl From<Diagnostic> for Diagnostics {
 }
 
 /// Prints diagnostics rustc-style; the only place that formats them.
-pub fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::Result<()> {
+pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::Result<()> {
     let mut files = SimpleFiles::new();
     let mut ids: Vec<(*const SourceFile, usize)> = Vec::new();
     let config = term::Config::default();

@@ -1,31 +1,60 @@
 //! devbox-gen compiles one TOML file per person into Kubernetes developer-box bundles that
 //! Argo CD or Flux sync from Git.
 //!
-//! The modules follow the data: [`read`] → [`validate`] → [`resolve`] → [`render`] →
-//! [`check`] → [`emit`] → [`delivery`] → [`write`] (or [`diff`], which compares instead of writing), strung
-//! together by [`pipeline::compile`]. Each command in [`commands`] is a thin workflow over that
-//! pipeline; [`run`] is the one place that prints diagnostics and decides the exit code.
+//! This library is the binary's, not a stable API: the command line (and the files it reads
+//! and writes, docs/design.md) is the contract. What is public is what the binary, the
+//! property tests (`tests/properties.rs`) and the benchmarks (`benches/stages.rs`) call, stage
+//! by stage:
+//!
+//! - [`run`]: the whole command line, as `main` runs it;
+//! - [`read()`] (a config repo on disk) or [`from_texts`] (in memory) → [`ConfigRepo`];
+//! - [`validate()`] → [`Diagnostics`] ([`Diagnostic`] each, [`render_plain`] to read them);
+//! - [`resolve()`] → one [`ResolvedBox`] per user, and its [`fingerprint`] (the build cache's key);
+//! - [`render_box`] with a [`Template`] → [`RenderedBox`]; [`check_box`]; [`emit_box`] (and
+//!   [`to_yaml`], one object);
+//! - [`compile_repo`]: all of the above after reading, into a [`Compiled`] tree ([`OutTree`]);
+//!   [`compile_against_out`]: the same against `out/` and the build cache ([`Against`]);
+//! - [`schema_files`]: the JSON Schemas of devbox.toml and a user file.
+//!
+//! Inside, the modules follow the data: read → validate → resolve → render → check → emit →
+//! delivery → write (or diff, which compares instead of writing), strung together by the
+//! pipeline module. Each command is a thin workflow over that pipeline; [`run`] is the one
+//! place that prints diagnostics and decides the exit code. Everything else is `pub(crate)`;
+//! docs/architecture.md is the map.
 
-pub mod cache;
-pub mod check;
-pub mod cli;
-pub mod commands;
-pub mod defaults;
-pub mod delivery;
-pub mod diagnostic;
-pub mod diff;
-pub mod emit;
-pub mod model;
-pub mod pipeline;
-pub mod progress;
-pub mod quantity;
-pub mod read;
-pub mod render;
-pub mod resolve;
-pub mod schema;
-pub mod source;
-pub mod validate;
-pub mod write;
+#![warn(unreachable_pub)]
+
+mod cache;
+mod check;
+mod cli;
+mod commands;
+mod defaults;
+mod delivery;
+mod diagnostic;
+mod diff;
+mod emit;
+mod model;
+mod pipeline;
+mod progress;
+mod quantity;
+mod read;
+mod render;
+mod resolve;
+mod schema;
+mod source;
+mod validate;
+mod write;
+
+pub use crate::cache::fingerprint;
+pub use crate::check::check_box;
+pub use crate::diagnostic::{Diagnostic, Diagnostics, render_plain};
+pub use crate::emit::{OutTree, emit_box, to_yaml};
+pub use crate::pipeline::{Against, Compiled, compile_against_out, compile_repo};
+pub use crate::read::{ConfigRepo, from_texts, read};
+pub use crate::render::{RenderedBox, Template, render_box};
+pub use crate::resolve::{ResolvedBox, resolve};
+pub use crate::schema::files as schema_files;
+pub use crate::validate::validate;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -35,11 +64,10 @@ use clap::Parser;
 use codespan_reporting::term::termcolor::{self, StandardStream};
 
 use crate::cli::{Cli, ColorChoice};
-use crate::diagnostic::Diagnostics;
 
 /// How a command ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Exit 0.
     Clean,
     /// Exit 1: `--check` found something stale, `diff` found changes.
@@ -47,32 +75,52 @@ pub enum Outcome {
 }
 
 /// Exit code for errors: bad input, a template failure, a refused change.
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
-/// What every command gets: where to work, and where warnings go.
-pub struct Context {
-    pub root: std::path::PathBuf,
-    pub quiet: bool,
+/// What every command gets: where to work, what to print, and where warnings go.
+pub(crate) struct Context {
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) quiet: bool,
+    /// `--verbose` (or `DEVBOX_GEN_TIMINGS` set): print each stage's duration ([`Context::timed`]).
+    pub(crate) verbose: bool,
     /// `--color`, for commands that colour their stdout ([`color_choice`] decides).
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
     warnings: Diagnostics,
 }
 
 impl Context {
-    pub fn warn(&mut self, warnings: Diagnostics) {
+    /// A context for `root` with the command line's defaults: not quiet, no timings (unless
+    /// `DEVBOX_GEN_TIMINGS` is set), colours on a terminal only.
+    fn new(root: std::path::PathBuf) -> Self {
+        let verbose = std::env::var_os("DEVBOX_GEN_TIMINGS").is_some();
+        Self { root, quiet: false, verbose, color: ColorChoice::Auto, warnings: Diagnostics::default() }
+    }
+
+    pub(crate) fn warn(&mut self, warnings: Diagnostics) {
         self.warnings.extend(warnings);
     }
 
     /// A progress line on a terminal while slow work runs (see [`progress`]), unless `--quiet`.
-    pub fn progress(&self, message: &str) -> progress::Progress {
+    pub(crate) fn progress(&self, message: &str) -> progress::Progress {
         progress::Progress::start(message, !self.quiet)
     }
 
     /// A progress or summary line on stderr, unless `--quiet`.
-    pub fn status(&self, line: &str) {
+    pub(crate) fn status(&self, line: &str) {
         if !self.quiet {
             eprintln!("{line}");
         }
+    }
+
+    /// Runs one stage; with `--verbose` (or `DEVBOX_GEN_TIMINGS` set), prints how long it took.
+    pub(crate) fn timed<T>(&self, stage: &str, f: impl FnOnce() -> T) -> T {
+        if !self.verbose {
+            return f();
+        }
+        let start = std::time::Instant::now();
+        let result = f();
+        eprintln!("timing: {stage:<18} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+        result
     }
 }
 
@@ -85,8 +133,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
         }
     };
-    pipeline::VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
-    let mut context = Context { root: cli.root.clone(), quiet: cli.quiet, color: cli.color, warnings: Diagnostics::default() };
+    let mut context = Context::new(cli.root.clone());
+    context.quiet = cli.quiet;
+    context.verbose |= cli.verbose;
+    context.color = cli.color;
     let result = commands::run(&cli.command, &mut context);
     let mut stderr = StandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));
     let warnings = std::mem::take(&mut context.warnings).sorted();
@@ -114,8 +164,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// Colours only on a terminal (`is_terminal`: the stream written to is one), never with
-/// `NO_COLOR` (https://no-color.org).
-pub fn color_choice(choice: ColorChoice, is_terminal: bool) -> termcolor::ColorChoice {
+/// `NO_COLOR` (<https://no-color.org>).
+pub(crate) fn color_choice(choice: ColorChoice, is_terminal: bool) -> termcolor::ColorChoice {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     match choice {
         ColorChoice::Always => termcolor::ColorChoice::Always,

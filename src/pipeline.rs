@@ -1,8 +1,8 @@
 //! The whole compilation, readable top to bottom, like Tanka's `process.Process`:
 //!
 //! 1. [`read`]: devbox.toml and users/*.toml into typed values with source spans;
-//! 2. [`validate`]: every rule, every file, every problem;
-//! 3. [`resolve`]: defaults merged into one complete box per user;
+//! 2. [`validate`](mod@validate): every rule, every file, every problem;
+//! 3. [`resolve`](mod@resolve): defaults merged into one complete box per user;
 //! 4. [`render`]: the jsonnet template, once per box;
 //! 5. [`check`]: the objects are valid Kubernetes and obey the safety rules;
 //! 6. [`emit`]: the bytes of every file of `out/`, in memory;
@@ -16,7 +16,9 @@
 //! byte, skips stages 4 to 6: its files are *kept* ([`Earlier`], [`crate::cache`]).
 //!
 //! Stage 8 happens after, in the commands: writing (`write`) or, instead, comparing (`diff`);
-//! the compiled tree is the same either way.
+//! the compiled tree is the same either way. This module reads but never writes: a build into
+//! a new `out/` passes a [`Sink`] that writes each bundle as soon as it is emitted, and the
+//! compilation only hands the files over.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,8 +31,8 @@ use rayon::prelude::*;
 
 use crate::render::{self, Template};
 use crate::resolve::ResolvedBox;
-use crate::write::{Existing, Staging};
-use crate::{check, delivery, resolve, validate};
+use crate::write::Existing;
+use crate::{Context, check, delivery, resolve, validate};
 
 /// The result of a successful compilation.
 #[derive(Debug)]
@@ -38,55 +40,97 @@ pub struct Compiled {
     /// The files of the boxes that were rendered, and of `out/_gitops/`.
     pub tree: OutTree,
     /// Files of the boxes that were not rendered again: `out/` already holds them, unchanged.
-    pub kept: BTreeSet<String>,
-    /// Files already written to the staging directory of a new `out/` (not in `tree`).
-    pub staged: BTreeSet<String>,
+    pub(crate) kept: BTreeSet<String>,
+    /// Files handed to the build's [`Sink`] as they were emitted (not in `tree`).
+    pub(crate) staged: BTreeSet<String>,
     /// What each user file rendered to, for the next build's cache.
-    pub bundles: BTreeMap<String, BundleRecord>,
+    pub(crate) bundles: BTreeMap<String, BundleRecord>,
     /// The names of the compiled boxes, sorted.
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
     /// Warnings found on the way (they do not stop the build).
-    pub warnings: Diagnostics,
+    pub(crate) warnings: Diagnostics,
 }
 
-/// Compiles the config repo at `root` into the tree `out/` should hold.
+/// Compiles the config repo at the context's root into the tree `out/` should hold.
 /// Every box is rendered: nothing is taken from an earlier build.
-pub fn compile(root: &Path) -> Result<Compiled, Diagnostics> {
-    let (repo, found) = timed("read", || read::read(root))?;
-    compile_repo(&repo, found, None, None)
+pub(crate) fn compile(context: &Context) -> Result<Compiled, Diagnostics> {
+    let (repo, found) = context.timed("read", || read::read(&context.root))?;
+    compile_stages(context, &repo, found, None, None)
 }
 
-/// Compiles the config repo at `root` against `out/` as it is now: boxes that the build cache
-/// and `out/` vouch for are kept, not rendered. Returns what `out/` holds and the cache beside
-/// the result, for the command to write, compare and save. With `stage`, a build into an
-/// `out/` that holds nothing generated yet writes each bundle into a staging directory as soon
-/// as it is emitted, so the writing overlaps the compiling and the tree is never all in memory.
-pub fn compile_against_out(root: &Path, stage: bool) -> Result<Against, Diagnostics> {
-    let (repo, found) = timed("read", || read::read(root))?;
-    // A missing template is reported by compile_repo, after the user files' own problems.
+/// Stages 2 to 7 on a config repo already read (by [`read()`](crate::read()) or
+/// [`from_texts`](crate::from_texts)); `found` holds what reading reported. Every box is
+/// rendered, `out/` is neither read nor written, and the result is all in memory.
+pub fn compile_repo(repo: &ConfigRepo, found: Diagnostics) -> Result<Compiled, Diagnostics> {
+    compile_stages(&Context::new(repo.root.clone()), repo, found, None, None)
+}
+
+/// Compiles the config repo at `root` against `out/` as it is now, as `build --check` and
+/// `diff` do: boxes that the build cache and `out/` vouch for are kept, not rendered. Nothing
+/// is written.
+pub fn compile_against_out(root: &Path) -> Result<Against, Diagnostics> {
+    let context = Context::new(root.to_path_buf());
+    read_against_out(&context)?.compile(&context, None)
+}
+
+/// Stage 1 for a compilation against `out/`: the config repo, and the build cache and `out/`
+/// as they are now. The command looks at `out/` (is it new?) before it compiles, to decide
+/// where the bundles go ([`Before::compile`]'s `sink`).
+pub(crate) fn read_against_out(context: &Context) -> Result<Before, Diagnostics> {
+    let root = context.root.as_path();
+    let (repo, found) = context.timed("read", || read::read(root))?;
+    // A missing template is reported by compile_stages, after the user files' own problems.
     let cache = match template_of(&repo) {
-        Ok(template) => timed("load cache", || BuildCache::load(root, &template)),
+        Ok(template) => context.timed("load cache", || BuildCache::load(root, &template)),
         Err(_) => BuildCache::default(),
     };
-    let existing = timed("read out/", || crate::write::read_existing(root, &cache))?;
-    let staging = if stage && existing.generated.is_empty() { Some(Staging::new(root)?) } else { None };
-    let compiled = compile_repo(&repo, found, Some(&Earlier { cache: &cache, existing: &existing }), staging.as_ref())?;
-    Ok(Against { compiled, existing, cache, staging })
+    let existing = context.timed("read out/", || crate::write::read_existing(root, &cache))?;
+    Ok(Before { repo, found, cache, existing })
 }
+
+/// The config repo as read, and what an earlier build left that this one may reuse.
+pub(crate) struct Before {
+    repo: ConfigRepo,
+    /// What reading reported.
+    found: Diagnostics,
+    cache: BuildCache,
+    existing: Existing,
+}
+
+impl Before {
+    /// Whether `out/` holds no generated file yet (a first build, a fresh clone).
+    pub(crate) fn out_is_new(&self) -> bool {
+        self.existing.generated.is_empty()
+    }
+
+    /// Stages 2 to 7, against `out/` as read. With `sink`, each rendered bundle's files go to
+    /// it as soon as they are emitted, instead of into [`Compiled::tree`].
+    pub(crate) fn compile(self, context: &Context, sink: Option<Sink>) -> Result<Against, Diagnostics> {
+        let Before { repo, found, cache, existing } = self;
+        let compiled = compile_stages(context, &repo, found, Some(&Earlier { cache: &cache, existing: &existing }), sink)?;
+        Ok(Against { compiled, existing, cache })
+    }
+}
+
+/// Where a build that streams puts each rendered bundle's files (`out/`-relative path,
+/// contents) as soon as they are emitted. It is called from the rayon workers, one bundle at a
+/// time, in no particular order; `build` passes one that writes into the staging directory of
+/// a new `out/` ([`crate::write::Staging::write_bundle`]), so the writing overlaps the
+/// compiling and the tree is never all in memory.
+pub(crate) type Sink<'a> = &'a (dyn Fn(&[(String, String)]) -> Result<(), Diagnostics> + Sync);
 
 /// A compilation against `out/`, with what it was compiled against.
 pub struct Against {
+    /// The compiled tree; its `kept` files are those `out/` holds already.
     pub compiled: Compiled,
-    pub existing: Existing,
-    pub cache: BuildCache,
-    /// The new `out/` being assembled, when bundles were written as they were emitted.
-    pub staging: Option<Staging>,
+    pub(crate) existing: Existing,
+    pub(crate) cache: BuildCache,
 }
 
 /// What an earlier build left that this one may reuse: its cache, and `out/` as it is now.
-pub struct Earlier<'a> {
-    pub cache: &'a BuildCache,
-    pub existing: &'a Existing,
+struct Earlier<'a> {
+    cache: &'a BuildCache,
+    existing: &'a Existing,
 }
 
 impl Earlier<'_> {
@@ -98,20 +142,20 @@ impl Earlier<'_> {
     }
 }
 
-/// Set by `--verbose`: print each stage's duration.
-pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Stages 1 to 3 only: every box (or those of `only`, user files relative to `root`), resolved,
 /// for the commands that need the boxes' settings but not their manifests (`validate`,
 /// `show --input`). Returns the warnings beside the boxes.
-pub fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+pub(crate) fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
     let (_, boxes, warnings) = resolve_repo(root, only)?;
     Ok((boxes, warnings))
 }
 
 /// [`resolve_boxes`], with the config repo it read: for the commands that go on to render some
 /// of the boxes ([`render_as_running`]) or read devbox.toml.
-pub fn resolve_repo(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(ConfigRepo, Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+pub(crate) fn resolve_repo(
+    root: &Path,
+    only: Option<&[std::path::PathBuf]>,
+) -> Result<(ConfigRepo, Vec<ResolvedBox>, Diagnostics), Diagnostics> {
     let (repo, mut found) = read::read_selected(root, only)?;
     found.extend(validate::validate(&repo));
     if found.has_errors() {
@@ -125,7 +169,7 @@ pub fn resolve_repo(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<
 /// ([`render::contract`]: `ssh-config`'s port, `secrets`' mounts): the objects of each box, in
 /// order, rendered as if the box were running (a stopped or archived box runs with the same
 /// settings once it is back; an archived bundle holds no pod). Nothing is checked or written.
-pub fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Result<Vec<Vec<render::Object>>, Diagnostics> {
+pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Result<Vec<Vec<render::Object>>, Diagnostics> {
     if boxes.is_empty() {
         return Ok(Vec::new());
     }
@@ -152,48 +196,34 @@ pub fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Result<Ve
     if failures.is_empty() { Ok(objects) } else { Err(render::failures_to_diagnostics(failures, &template, &root)) }
 }
 
-fn verbose() -> bool {
-    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("DEVBOX_GEN_TIMINGS").is_some()
-}
-
-/// Runs one stage; with `--verbose` (or `DEVBOX_GEN_TIMINGS` set), prints how long it took.
-pub fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
-    if !verbose() {
-        return f();
-    }
-    let start = std::time::Instant::now();
-    let result = f();
-    eprintln!("timing: {stage:<18} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
-    result
-}
-
 /// Stages 2 to 7 on a config repo already read; `found` holds what reading reported. Boxes
-/// that `earlier` vouches for are not rendered again; with `staging`, bundles are written there
-/// as they are emitted.
-pub fn compile_repo(
+/// that `earlier` vouches for are not rendered again; with `sink`, bundles go there as they are
+/// emitted.
+fn compile_stages(
+    context: &Context,
     repo: &ConfigRepo,
     mut found: Diagnostics,
     earlier: Option<&Earlier>,
-    staging: Option<&Staging>,
+    sink: Option<Sink>,
 ) -> Result<Compiled, Diagnostics> {
     let root = repo.root.as_path();
-    found.extend(timed("validate", || validate::validate(repo)));
+    found.extend(context.timed("validate", || validate::validate(repo)));
     if found.has_errors() {
         return Err(found.sorted());
     }
     let warnings = found;
-    let boxes = timed("resolve", || resolve::resolve(repo))?;
+    let boxes = context.timed("resolve", || resolve::resolve(repo))?;
     let template = template_of(repo)?;
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
-    let outcomes: Vec<BoxOutcome> = timed("render+check+emit", || {
+    let outcomes: Vec<BoxOutcome> = context.timed("render+check+emit", || {
         boxes
             .into_par_iter()
             .map(|resolved| {
                 let fingerprint = cache::fingerprint(&resolved);
                 match earlier.and_then(|earlier| earlier.reusable(&resolved.source, fingerprint)) {
                     Some(record) => BoxOutcome::Kept(record.clone()),
-                    None => compile_box(resolved, fingerprint, &template, &root, earlier, staging),
+                    None => compile_box(resolved, fingerprint, &template, &root, earlier, sink),
                 }
             })
             .collect()
@@ -211,7 +241,7 @@ pub fn compile_repo(
     for outcome in outcomes {
         match outcome {
             BoxOutcome::Emitted { changed, unchanged, record } => {
-                if staging.is_some() {
+                if sink.is_some() {
                     staged.extend(record.files.iter().map(|(path, _)| path.clone()));
                 }
                 tree.files.extend(changed);
@@ -230,7 +260,7 @@ pub fn compile_repo(
             BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
         }
     }
-    if verbose() && earlier.is_some() {
+    if context.verbose && earlier.is_some() {
         eprintln!("cache: {reused} of {} bundles unchanged since the last build, not rendered again", delivered.len());
     }
     if !failures.is_empty() {
@@ -242,13 +272,13 @@ pub fn compile_repo(
     if unwritable.has_errors() {
         return Err(unwritable);
     }
-    tree.files.extend(timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
+    tree.files.extend(context.timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
     Ok(Compiled { tree, kept, staged, bundles, users, warnings })
 }
 
 enum BoxOutcome {
-    /// Rendered: the files `out/` does not hold yet (empty when they went to the staging
-    /// directory), and the paths of those it holds byte for byte.
+    /// Rendered: the files `out/` does not hold yet (empty when they went to the sink), and
+    /// the paths of those it holds byte for byte.
     Emitted {
         changed: Vec<(String, String)>,
         unchanged: Vec<String>,
@@ -259,6 +289,7 @@ enum BoxOutcome {
         source: String,
         message: String,
     },
+    /// The sink refused the bundle's files.
     Unwritable(Diagnostics),
     Invalid {
         source: String,
@@ -274,7 +305,7 @@ fn compile_box(
     template: &Template,
     root: &Path,
     earlier: Option<&Earlier>,
-    staging: Option<&Staging>,
+    sink: Option<Sink>,
 ) -> BoxOutcome {
     let source = resolved.source.clone();
     let rendered = match render::render_box(resolved, template, root) {
@@ -293,8 +324,8 @@ fn compile_box(
         .map(|(path, _)| path.clone())
         .collect();
     let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) };
-    if let Some(staging) = staging {
-        return match staging.write_bundle(&files) {
+    if let Some(sink) = sink {
+        return match sink(&files) {
             Ok(()) => BoxOutcome::Emitted { changed: Vec::new(), unchanged: Vec::new(), record },
             Err(diagnostics) => BoxOutcome::Unwritable(diagnostics),
         };
@@ -304,7 +335,7 @@ fn compile_box(
 }
 
 /// The template devbox.toml names, or the embedded one.
-pub fn template_of(repo: &ConfigRepo) -> Result<Template, Diagnostics> {
+pub(crate) fn template_of(repo: &ConfigRepo) -> Result<Template, Diagnostics> {
     let Some(settings) = &repo.settings else { return Ok(Template::Embedded) };
     let Some(relative) = &settings.value.template else { return Ok(Template::Embedded) };
     let path = repo.root.join(relative);

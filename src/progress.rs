@@ -11,13 +11,13 @@ use std::time::Duration;
 const DELAY: Duration = Duration::from_millis(400);
 
 /// Shows `message` on stderr after [`DELAY`] until dropped.
-pub struct Progress {
+pub(crate) struct Progress {
     done: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Progress {
-    pub fn start(message: &str, enabled: bool) -> Self {
+    pub(crate) fn start(message: &str, enabled: bool) -> Self {
         Self::start_on(message, enabled, std::io::stderr().is_terminal())
     }
 

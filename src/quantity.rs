@@ -7,12 +7,12 @@ use std::fmt;
 
 /// A parsed quantity, in billionths of the unit so `500m` and `1.5Gi` compare exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Quantity {
+pub(crate) struct Quantity {
     nanos: u128,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct QuantityError {
+pub(crate) struct QuantityError {
     pub message: String,
     /// A corrected spelling, when the mistake is recognisable (`32GB` → `32Gi`).
     pub suggestion: Option<String>,
@@ -27,7 +27,7 @@ impl fmt::Display for QuantityError {
 const NANOS: u128 = 1_000_000_000;
 
 impl Quantity {
-    pub fn parse(text: &str) -> Result<Self, QuantityError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, QuantityError> {
         let number_end = text.char_indices().find(|(_, c)| !(c.is_ascii_digit() || *c == '.')).map_or(text.len(), |(i, _)| i);
         let (number, suffix) = text.split_at(number_end);
         if text.starts_with(['+', '-']) {
@@ -51,7 +51,7 @@ impl Quantity {
         Ok(Self { nanos: nanos / scale_down })
     }
 
-    pub fn is_zero(self) -> bool {
+    pub(crate) fn is_zero(self) -> bool {
         self.nanos == 0
     }
 }

@@ -20,30 +20,30 @@ use crate::source::SourceFile;
 
 /// Larger user files are refused: a person's box fits in a few hundred bytes, and a
 /// multi-megabyte file in users/ is a mistake (or an attack on the reviewer's patience).
-pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 /// A parsed file and the source it came from.
 #[derive(Debug)]
-pub struct Parsed<T> {
+pub(crate) struct Parsed<T> {
     pub source: Arc<SourceFile>,
     pub value: T,
 }
 
 /// One user's file; `name` is its stem.
-pub type UserEntry = (String, Parsed<UserFile>);
+pub(crate) type UserEntry = (String, Parsed<UserFile>);
 
 /// Everything the config repo says, as written.
 #[derive(Debug)]
 pub struct ConfigRepo {
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// `None` when the repo has no devbox.toml (all defaults).
-    pub settings: Option<Parsed<DevboxConfig>>,
+    pub(crate) settings: Option<Parsed<DevboxConfig>>,
     /// Sorted by name.
-    pub users: Vec<UserEntry>,
+    pub(crate) users: Vec<UserEntry>,
 }
 
 impl ConfigRepo {
-    pub fn settings(&self) -> DevboxConfig {
+    pub(crate) fn settings(&self) -> DevboxConfig {
         self.settings.as_ref().map(|s| s.value.clone()).unwrap_or_default()
     }
 }
@@ -56,7 +56,7 @@ pub fn read(root: &Path) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
 }
 
 /// Like [`read`], but only the given user files (for `validate FILE...`).
-pub fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
+pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     if !root.is_dir() {
         return Err(Diagnostic::error(format!("config repo `{}` is not a directory", root.display()))
@@ -307,7 +307,7 @@ fn unknown_key(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
 
 /// The known name closest to `input`, when it is close enough to be a typo: at most a third
 /// of its letters wrong (`memroy` → `memory`, `nvidia-tesla-t5` → `nvidia-tesla-t4`).
-pub fn closest<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str> {
     let allowed = (input.chars().count() / 3).max(1);
     candidates
         .iter()

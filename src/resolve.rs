@@ -17,7 +17,7 @@ use crate::read::ConfigRepo;
 
 /// devbox.toml's settings that are not per box, with the built-in defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ResolvedSettings {
+pub(crate) struct ResolvedSettings {
     /// The namespace of every box (and of `out/_gitops/`'s Namespace).
     pub namespace: String,
     pub tailscale_image: String,
@@ -32,7 +32,7 @@ pub struct ResolvedSettings {
 }
 
 /// devbox.toml's shared settings: devbox.toml, then the built-in defaults.
-pub fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
+pub(crate) fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
     let or = |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| default.to_string());
     let uid = config.runtime.uid.unwrap_or(defaults::UID);
     ResolvedSettings {
@@ -51,58 +51,58 @@ pub fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
 /// One box, complete: what the template renders.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ResolvedBox {
-    pub name: String,
+    pub(crate) name: String,
     /// The user file, relative to the config repo (`users/alice.toml`).
-    pub source: String,
-    pub email: String,
-    pub state: State,
-    pub namespace: String,
-    pub cluster: Option<String>,
-    pub image: String,
-    pub arch: Arch,
-    pub resources: ResolvedResources,
-    pub gpu: Option<ResolvedGpu>,
-    pub home: ResolvedHome,
-    pub ssh: ResolvedSsh,
-    pub tailscale: ResolvedTailscale,
-    pub env: BTreeMap<String, String>,
-    pub runtime: ResolvedRuntime,
-    pub network: ResolvedNetwork,
+    pub(crate) source: String,
+    pub(crate) email: String,
+    pub(crate) state: State,
+    pub(crate) namespace: String,
+    pub(crate) cluster: Option<String>,
+    pub(crate) image: String,
+    pub(crate) arch: Arch,
+    pub(crate) resources: ResolvedResources,
+    pub(crate) gpu: Option<ResolvedGpu>,
+    pub(crate) home: ResolvedHome,
+    pub(crate) ssh: ResolvedSsh,
+    pub(crate) tailscale: ResolvedTailscale,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) runtime: ResolvedRuntime,
+    pub(crate) network: ResolvedNetwork,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedNetwork {
+pub(crate) struct ResolvedNetwork {
     pub metadata: MetadataAccess,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedResources {
+pub(crate) struct ResolvedResources {
     pub cpu: String,
     pub memory: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedGpu {
+pub(crate) struct ResolvedGpu {
     #[serde(rename = "type")]
     pub kind: String,
     pub count: u32,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedHome {
+pub(crate) struct ResolvedHome {
     pub size: String,
     /// `None`: the cluster's default StorageClass.
     pub storage_class: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedSsh {
+pub(crate) struct ResolvedSsh {
     pub authorized_keys: Vec<String>,
     pub key_secret: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedTailscale {
+pub(crate) struct ResolvedTailscale {
     pub hostname: String,
     pub tags: Vec<String>,
     pub image: String,
@@ -110,7 +110,7 @@ pub struct ResolvedTailscale {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ResolvedRuntime {
+pub(crate) struct ResolvedRuntime {
     pub uid: u32,
     pub gid: u32,
 }
@@ -136,7 +136,7 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
 }
 
 /// The box of user `name`, or an error that suggests the closest name.
-pub fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a ResolvedBox, Diagnostics> {
+pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a ResolvedBox, Diagnostics> {
     if let Some(found) = boxes.iter().find(|b| b.name == name) {
         return Ok(found);
     }

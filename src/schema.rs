@@ -17,7 +17,7 @@ pub fn files() -> Vec<(&'static str, String)> {
 }
 
 /// Draft-07, because taplo's validator knows drafts 4, 6 and 7 only.
-pub fn schema_for<T: JsonSchema>() -> Schema {
+pub(crate) fn schema_for<T: JsonSchema>() -> Schema {
     SchemaSettings::draft07().into_generator().into_root_schema_for::<T>()
 }
 
@@ -28,7 +28,7 @@ fn to_pretty_json(schema: &Schema) -> String {
 }
 
 /// The field names allowed in the table at dotted `path` of `T` (empty path: the top level).
-pub fn known_keys<T: JsonSchema>(path: &str) -> Vec<String> {
+pub(crate) fn known_keys<T: JsonSchema>(path: &str) -> Vec<String> {
     let root = schema_for::<T>();
     let root = root.as_value();
     let mut node = resolve(root, root);

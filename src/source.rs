@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 /// A TOML file read from the config repo.
 #[derive(Debug)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     /// Path relative to the config repo root, with `/` separators (`users/alice.toml`).
     pub path: String,
     pub text: String,
@@ -25,12 +25,12 @@ struct KeySpans {
 impl SourceFile {
     /// A file whose text could not be parsed as TOML (or was never parsed): diagnostics can
     /// still point into it, but no key can be located.
-    pub fn unparsed(path: String, text: String) -> Self {
+    pub(crate) fn unparsed(path: String, text: String) -> Self {
         Self { path, text, spans: HashMap::new() }
     }
 
     /// Indexes every key of a parsed document by its dotted path (`ssh.authorized_keys[1]`).
-    pub fn indexed(path: String, text: String, root: &DeTable<'_>) -> Self {
+    pub(crate) fn indexed(path: String, text: String, root: &DeTable<'_>) -> Self {
         let mut spans = HashMap::new();
         index_table(&mut spans, "", root);
         Self { path, text, spans }
@@ -38,12 +38,12 @@ impl SourceFile {
 
     /// The span of the value at `path`, falling back to its nearest ancestor that exists, then
     /// to the first line: a diagnostic always has somewhere to point.
-    pub fn value_span(&self, path: &str) -> Range<usize> {
+    pub(crate) fn value_span(&self, path: &str) -> Range<usize> {
         self.lookup(path).map_or_else(|| self.first_line(), |s| s.value.clone())
     }
 
     /// The span of the key at `path` (for unknown or misplaced keys).
-    pub fn key_span(&self, path: &str) -> Range<usize> {
+    pub(crate) fn key_span(&self, path: &str) -> Range<usize> {
         self.lookup(path).map_or_else(|| self.first_line(), |s| s.key.clone())
     }
 
@@ -71,7 +71,7 @@ impl SourceFile {
     }
 
     /// 1-based line and column of a byte offset, for messages that must not show the source.
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -80,7 +80,7 @@ impl SourceFile {
 }
 
 /// The dotted path [`SourceFile`] indexes by: `ssh.authorized_keys[0]`, `resources.memroy`.
-pub fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+pub(crate) fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
     match path {
         Path::Root => String::new(),

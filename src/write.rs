@@ -30,7 +30,7 @@ use crate::pipeline::Compiled;
 /// What is in `out/` now. Only names and hashes are held: contents are read again when they
 /// must be shown, so a 10,000-user `out/` is never in memory twice.
 #[derive(Debug, Default)]
-pub struct Existing {
+pub(crate) struct Existing {
     out: PathBuf,
     /// Files devbox-gen generated (they start with the marker line), relative to out/, with
     /// their stamp and the hash of their bytes.
@@ -41,18 +41,18 @@ pub struct Existing {
 
 impl Existing {
     /// The contents of a generated file (`None` if it vanished meanwhile).
-    pub fn read(&self, path: &str) -> Option<String> {
+    pub(crate) fn read(&self, path: &str) -> Option<String> {
         fs::read_to_string(self.out.join(path)).ok()
     }
 
     /// Whether `out/` holds exactly these bytes at `path`, as a file devbox-gen generated.
-    pub fn holds(&self, path: &str, digest: Digest) -> bool {
+    pub(crate) fn holds(&self, path: &str, digest: Digest) -> bool {
         self.generated.get(path).is_some_and(|seen| seen.digest == digest)
     }
 
     /// The home volumes' files of these users' bundles: what `build` needs to refuse impossible
     /// changes to the bundles it rendered.
-    pub fn home_volume_tree(&self, users: &BTreeSet<&str>) -> OutTree {
+    pub(crate) fn home_volume_tree(&self, users: &BTreeSet<&str>) -> OutTree {
         self.tree_of(|path| {
             path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
                 && emit::bundle_of(path).is_some_and(|user| users.contains(user))
@@ -61,7 +61,7 @@ impl Existing {
 
     /// The generated files `wanted` picks, with their contents (for `diff`, which shows those
     /// that differ).
-    pub fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
+    pub(crate) fn tree_of(&self, wanted: impl Fn(&str) -> bool + Sync) -> OutTree {
         let paths: Vec<&String> = self.generated.keys().filter(|path| wanted(path)).collect();
         let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
         OutTree { files }
@@ -72,14 +72,14 @@ impl Existing {
 /// while other boxes are still rendering; [`apply`] completes it and swaps it in. Dropped
 /// without that (an error), it is removed, and `out/` was never touched.
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     dir: tempfile::TempDir,
     /// The stamps of the files written so far.
     written: Mutex<BTreeMap<String, Stamp>>,
 }
 
 impl Staging {
-    pub fn new(root: &Path) -> Result<Self, Diagnostics> {
+    pub(crate) fn new(root: &Path) -> Result<Self, Diagnostics> {
         let dir = tempfile::Builder::new()
             .prefix(".out.devbox-gen-")
             .tempdir_in(root)
@@ -93,7 +93,7 @@ impl Staging {
     }
 
     /// Writes one bundle's files (they share a directory).
-    pub fn write_bundle(&self, files: &[(String, String)]) -> Result<(), Diagnostics> {
+    pub(crate) fn write_bundle(&self, files: &[(String, String)]) -> Result<(), Diagnostics> {
         let mut stamps = Vec::with_capacity(files.len());
         let mut made = BTreeSet::new();
         for (path, text) in files {
@@ -120,23 +120,23 @@ impl Staging {
 
 /// How `out/` must change to match the emitted tree.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Changes {
+pub(crate) struct Changes {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub removed: Vec<String>,
 }
 
 impl Changes {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.created.is_empty() && self.updated.is_empty() && self.removed.is_empty()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.created.len() + self.updated.len() + self.removed.len()
     }
 
     /// One line per file, `out/`-relative paths, in path order.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut lines: Vec<(String, &str)> = Vec::new();
         lines.extend(self.created.iter().map(|p| (p.clone(), "create")));
         lines.extend(self.updated.iter().map(|p| (p.clone(), "update")));
@@ -146,13 +146,13 @@ impl Changes {
     }
 }
 
-pub fn out_dir(root: &Path) -> PathBuf {
+pub(crate) fn out_dir(root: &Path) -> PathBuf {
     root.join("out")
 }
 
 /// Lists `out/` without following links, telling generated files from anyone else's. Files
 /// the cache vouches for are only stat'ed; the rest are read and hashed, in parallel.
-pub fn read_existing(root: &Path, cache: &BuildCache) -> Result<Existing, Diagnostics> {
+pub(crate) fn read_existing(root: &Path, cache: &BuildCache) -> Result<Existing, Diagnostics> {
     let out = out_dir(root);
     let mut existing = Existing { out: out.clone(), ..Existing::default() };
     match out.symlink_metadata() {
@@ -221,7 +221,7 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<String>, foreign: &mut Vec<Str
 
 /// Compares every file of the compiled tree with `out/` by hash. Its `kept` files are known to be
 /// in `out/` already, unchanged; its `staged` ones are new.
-pub fn changes(existing: &Existing, compiled: &Compiled) -> Changes {
+pub(crate) fn changes(existing: &Existing, compiled: &Compiled) -> Changes {
     let (tree, kept) = (&compiled.tree, &compiled.kept);
     let verdicts: Vec<(&String, Option<bool>)> = tree
         .files
@@ -251,7 +251,7 @@ pub fn changes(existing: &Existing, compiled: &Compiled) -> Changes {
 }
 
 /// Warnings for files in `out/` that devbox-gen did not write.
-pub fn foreign_warnings(existing: &Existing) -> Diagnostics {
+pub(crate) fn foreign_warnings(existing: &Existing) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     for path in &existing.foreign {
         diagnostics.push(
@@ -265,7 +265,7 @@ pub fn foreign_warnings(existing: &Existing) -> Diagnostics {
 
 /// Makes `out/` match the compiled tree. Writes nothing when nothing changed; completes and
 /// swaps in `staging` when the compile started one. Returns the stamps of the files it wrote.
-pub fn apply(
+pub(crate) fn apply(
     root: &Path,
     existing: &Existing,
     compiled: &Compiled,

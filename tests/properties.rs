@@ -12,9 +12,7 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test properties` runs it for longer; failures
 //! are kept in `tests/properties.proptest-regressions` and replayed on every run.
 
-use devbox_gen::diagnostic::{Diagnostics, render_plain};
-use devbox_gen::pipeline::compile_repo;
-use devbox_gen::read::from_texts;
+use devbox_gen::{Diagnostics, compile_repo, from_texts, render_plain};
 use proptest::prelude::*;
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 alice@laptop";
@@ -108,7 +106,7 @@ fn mostly_valid_user() -> impl Strategy<Value = String> {
 /// The diagnostics that refuse `text` as users/alice.toml, or None when it compiles.
 fn diagnostics_of(text: &str) -> Option<Diagnostics> {
     let (repo, found) = from_texts(Some(settings()), &[("alice", text)]);
-    compile_repo(&repo, found, None, None).err()
+    compile_repo(&repo, found).err()
 }
 
 /// A refusal a person can act on: at least one error, and each error, rendered, says what is
@@ -154,7 +152,7 @@ proptest! {
     #[test]
     fn whatever_validates_builds_and_reads_back(text in mostly_valid_user()) {
         let (repo, found) = from_texts(Some(settings()), &[("alice", &text)]);
-        let compiled = match compile_repo(&repo, found, None, None) {
+        let compiled = match compile_repo(&repo, found) {
             Ok(compiled) => compiled,
             // Only a validation rule may refuse it (too little memory, a reserved env name),
             // pointing into the user file: never the template or the check stage.
@@ -169,7 +167,7 @@ proptest! {
         for (path, text) in &compiled.tree.files {
             let body = text.split_once('\n').map_or("", |(_, body)| body);
             let back: serde_json::Map<String, serde_json::Value> = serde_saphyr::from_str(body).expect("emitted YAML parses");
-            prop_assert_eq!(devbox_gen::emit::to_yaml(&back), body, "{} does not read back to itself", path);
+            prop_assert_eq!(devbox_gen::to_yaml(&back), body, "{} does not read back to itself", path);
         }
     }
 }

@@ -8,23 +8,32 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::{Digest, Seen, Stamp};
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::{Against, Compiled, compile_against_out, timed};
-use crate::write::{self, Changes, Existing};
+use crate::pipeline::{self, Against, Compiled, Sink};
+use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
 
-pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
     let working = context.progress("compiling users/");
-    let root = &context.root.clone();
-    let Against { mut compiled, existing, cache, staging } = compile_against_out(root, !check_only)?;
+    let before = pipeline::read_against_out(context)?;
+    // Into an `out/` that holds nothing generated yet, each bundle is written into the new
+    // `out/` as soon as it is emitted: the writing overlaps the compiling, and the tree is
+    // never all in memory.
+    let staging = if !check_only && before.out_is_new() { Some(Staging::new(&context.root)?) } else { None };
+    let write_bundle = staging.as_ref().map(|staging| |files: &[(String, String)]| staging.write_bundle(files));
+    let sink: Option<Sink> = match &write_bundle {
+        Some(write) => Some(write),
+        None => None,
+    };
+    let Against { mut compiled, existing, cache } = before.compile(context, sink)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let rendered: BTreeSet<&str> = compiled.tree.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
     check::refuse_impossible_changes(&existing.home_volume_tree(&rendered), &compiled.tree)?;
     context.warn(write::foreign_warnings(&existing));
-    let changes = timed("compare", || write::changes(&existing, &compiled));
+    let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
-        let written = timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
+        let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
         let files = files_now(&existing, &compiled, &changes, &written);
-        timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
+        context.timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
     }
     drop(working);
     report(context, &compiled, &changes, check_only)

@@ -9,13 +9,13 @@ use crate::Outcome;
 use crate::cli::Cli;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 
-pub fn completions(shell: clap_complete::Shell) -> Result<Outcome, Diagnostics> {
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<Outcome, Diagnostics> {
     let mut buffer = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "devbox-gen", &mut buffer);
     print(&buffer)
 }
 
-pub fn man() -> Result<Outcome, Diagnostics> {
+pub(super) fn man() -> Result<Outcome, Diagnostics> {
     let mut buffer = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut buffer)

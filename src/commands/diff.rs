@@ -14,10 +14,10 @@ use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
 use crate::diff::{self, git};
 use crate::emit;
-use crate::pipeline::{Against, compile, compile_against_out};
+use crate::pipeline::{self, Against};
 use crate::{Context, Outcome, check};
 
-pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<Outcome, Diagnostics> {
     let (plan, baseline) = match base {
         None => (against_disk(context)?, Baseline::Disk),
         Some(rev) => (against_revision(context, rev)?, Baseline::Revision(rev)),
@@ -44,7 +44,7 @@ pub fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<
 /// The plan against `out/` on disk. Only what differs is read and parsed: bundles the build
 /// cache vouches for are not even rendered, and files whose hash matches are not read.
 fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
-    let Against { mut compiled, existing, .. } = compile_against_out(&context.root, false)?;
+    let Against { mut compiled, existing, .. } = pipeline::read_against_out(context)?.compile(context, None)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
     let (after, same, mut unchanged_owners) =
@@ -58,7 +58,7 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
 /// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
 /// tree, not the revision), but only the blobs that differ are read.
 fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diagnostics> {
-    let mut compiled = compile(&context.root)?;
+    let mut compiled = pipeline::compile(context)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();

@@ -15,7 +15,7 @@ use crate::cli::Command;
 use crate::diagnostic::Diagnostics;
 use crate::{Context, Outcome};
 
-pub fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnostics> {
+pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, Diagnostics> {
     match command {
         Command::Build { check } => build::run(context, *check),
         Command::Completions { shell } => completions::completions(*shell),

@@ -18,7 +18,7 @@ use crate::{Context, Outcome, validate};
 /// A public key file is a few hundred bytes; anything much larger is the wrong file.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
-pub fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>, key: &Path) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>, key: &Path) -> Result<Outcome, Diagnostics> {
     let relative = format!("users/{name}.toml");
     if let Err(finding) = validate::user_name(name) {
         return Err(Diagnostic::from(finding).in_path(relative).into());

@@ -6,7 +6,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::schema;
 use crate::{Context, Outcome};
 
-pub fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
     let dir = context.root.join("schema");
     let mut stale = Vec::new();
     for (file, text) in schema::files() {

@@ -18,9 +18,9 @@ use crate::{Context, Outcome};
 /// ssh-agent, its public half beside it as ssh-keygen writes them. The names are start.sh's (a
 /// script, not a setting devbox-gen can read back); where the Secret is mounted, and which of its
 /// keys become these files (the volume's `items`), are the template's: [`Mounts::of`].
-pub const KEY_FILES: [&str; 2] = ["id_ed25519", "id_ed25519.pub"];
+pub(super) const KEY_FILES: [&str; 2] = ["id_ed25519", "id_ed25519.pub"];
 
-pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, deploy_key: &str) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, deploy_key: &str) -> Result<Outcome, Diagnostics> {
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
     refuse_secret("--deploy-key", deploy_key)?;
@@ -36,7 +36,7 @@ pub fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &str, de
 
 /// What the template decides about a box's two Secrets, read back from its rendered bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mounts {
+pub(super) struct Mounts {
     /// Where the box's key Secret is mounted (`/secrets`).
     pub key_dir: String,
     /// The key Secret's keys that become [`KEY_FILES`]; `None`: the volume's items leave that
@@ -47,7 +47,7 @@ pub struct Mounts {
 }
 
 impl Mounts {
-    pub fn of(resolved: &ResolvedBox, objects: &[Object]) -> Result<Self, Diagnostics> {
+    pub(super) fn of(resolved: &ResolvedBox, objects: &[Object]) -> Result<Self, Diagnostics> {
         let source = &resolved.source;
         let secret = &resolved.ssh.key_secret;
         let Some(mount) = contract::secret_mount(objects, secret) else {
@@ -72,7 +72,7 @@ impl Mounts {
 /// With Flux and `[repo] secret`: the Secret source-controller clones the config repo with, in
 /// Flux's namespace. The `flux` CLI reads the private key from its file and scans the host's
 /// key into `known_hosts` itself; an https token goes in through a file, like every key here.
-pub fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
+pub(super) fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
     let (Some(repo), true) = (config.repo.as_ref(), config.gitops.contains(&GitOps::Flux)) else { return String::new() };
     let Some(secret) = repo.secret.as_deref() else { return String::new() };
     let namespace = crate::resolve::resolve_settings(config).flux_namespace;
@@ -102,7 +102,7 @@ pub fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> String {
 }
 
 /// The text printed for one box.
-pub fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_key_file: &str) -> String {
+pub(super) fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_key_file: &str) -> String {
     let ResolvedBox { name, source, namespace, .. } = resolved;
     let on_cluster = resolved.cluster.as_ref().map_or(String::new(), |c| format!(" on cluster `{c}`"));
     let mut out = format!(
@@ -153,7 +153,7 @@ pub fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_key_fil
 
 /// A path for a POSIX shell: a leading `~/` becomes `"$HOME/..."`, anything else is quoted when
 /// it needs to be.
-pub fn shell_path(path: &str) -> String {
+pub(super) fn shell_path(path: &str) -> String {
     let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+,@%=:".contains(c));
     match path.strip_prefix("~/") {
         Some(rest) => {

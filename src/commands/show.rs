@@ -8,7 +8,7 @@ use crate::pipeline::{compile, resolve_boxes};
 use crate::{Context, Outcome, read};
 
 /// `show --input [NAME]`: the resolved boxes as JSON, after reading and validating everything.
-pub fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
+pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
     let (boxes, warnings) = resolve_boxes(&context.root, None)?;
     context.warn(warnings);
     let json = match name {
@@ -30,8 +30,8 @@ pub fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagn
     Ok(Outcome::Clean)
 }
 
-pub fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
-    let compiled = compile(&context.root)?;
+pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
+    let compiled = compile(context)?;
     context.warn(compiled.warnings);
     let files: Vec<(&String, &String)> = compiled
         .tree

@@ -15,9 +15,9 @@ use crate::{Context, Outcome};
 
 /// The account sshd runs as and logs in: the image's `jupyter`, whose uid `[runtime] uid`
 /// names (start.sh and sshd_config's `AllowUsers` require it; not a setting of the template).
-pub const SSH_USER: &str = "jupyter";
+pub(super) const SSH_USER: &str = "jupyter";
 
-pub fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Result<Outcome, Diagnostics> {
     let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
     context.warn(warnings);
     let selected: Vec<&ResolvedBox> = match name {
@@ -45,7 +45,7 @@ pub fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Re
 }
 
 /// The entries, with a first line saying where they go: each box with sshd's port in it.
-pub fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> String {
+pub(super) fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> String {
     let mut out = String::from("# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config\n");
     if boxes.is_empty() {
         out.push_str("# (no running boxes)\n");

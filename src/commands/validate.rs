@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostics;
 use crate::pipeline::resolve_boxes;
 use crate::{Context, Outcome};
 
-pub fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, Diagnostics> {
     let only = (!files.is_empty()).then_some(files);
     // Resolving too finds what no layer provides (an image, a cluster among several).
     let (boxes, warnings) = resolve_boxes(&context.root, only)?;

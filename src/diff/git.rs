@@ -18,7 +18,7 @@ use crate::emit::{GENERATED_MARKER, OutTree};
 
 /// `out/` at a revision, as far as it differs from a compiled tree.
 #[derive(Debug, Default)]
-pub struct OutAt {
+pub(crate) struct OutAt {
     /// The generated files that differ from the compiled tree (or are not in it).
     pub differing: OutTree,
     /// Paths whose blob is byte for byte the compiled file: not read.
@@ -26,7 +26,7 @@ pub struct OutAt {
 }
 
 /// The object id git gives a blob of these bytes (SHA-1 repositories).
-pub fn blob_id(bytes: &[u8]) -> String {
+pub(crate) fn blob_id(bytes: &[u8]) -> String {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(format!("blob {}\0", bytes.len()).as_bytes());
     hasher.update(bytes);
@@ -37,7 +37,7 @@ pub fn blob_id(bytes: &[u8]) -> String {
 /// except those that are byte for byte the file of `compiled` at the same path: git's object
 /// ids say so without reading them. No `out/` at that revision (the PR that adds the first
 /// user) is an empty tree.
-pub fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<OutAt, Diagnostics> {
+pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<OutAt, Diagnostics> {
     if rev.is_empty() || rev.starts_with('-') || rev.contains(|c: char| c.is_control() || c == ' ') {
         return Err(Diagnostic::error(format!("`{}` is not a git revision", rev.escape_debug()))
             .help("give a branch, tag or commit, e.g. `--base origin/main`")

@@ -1,34 +1,35 @@
 //! After emit, instead of write: what compiling users/ would change in `out/`, for the person
 //! reviewing the PR.
 //!
-//! [`plan`] compares two `out/` trees (committed and compiled) object by object, keyed by
+//! [`plan_changes`] compares two `out/` trees (committed and compiled; [`split_unchanged`] sets
+//! aside the files that are the same bytes first) object by object, keyed by
 //! `Kind/namespace/name` rather than by file path ([`resource`]), groups the changes by the user
 //! they belong to, diffs each changed file ([`unified`]) and classifies what the change does to
 //! people and their data ([`risk`]). [`render`] prints the result for a terminal, a PR comment
 //! or a bot. [`git`] reads the committed `out/` of another revision. Nothing here writes.
 
-pub mod git;
-pub mod render;
-pub mod resource;
-pub mod risk;
-pub mod unified;
+pub(crate) mod git;
+pub(crate) mod render;
+pub(crate) mod resource;
+pub(crate) mod risk;
+pub(crate) mod unified;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::emit::{self, OutTree};
 use resource::Resource;
-pub use risk::Risk;
+pub(crate) use risk::Risk;
 
 /// What happened to a resource, or to a user's whole bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
+pub(crate) enum Change {
     Added,
     Removed,
     Changed,
 }
 
 impl Change {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Change::Added => "added",
             Change::Removed => "removed",
@@ -39,7 +40,7 @@ impl Change {
 
 /// One object that differs.
 #[derive(Clone, Debug)]
-pub struct ResourceChange {
+pub(crate) struct ResourceChange {
     /// `StatefulSet/devboxes/alice`.
     pub id: String,
     pub kind: String,
@@ -55,7 +56,7 @@ pub struct ResourceChange {
 
 /// The changes of one user's bundle, or of the delivery manifests devbox.toml owns.
 #[derive(Clone, Debug)]
-pub struct UserChange {
+pub(crate) struct UserChange {
     pub user: String,
     /// Added: no bundle before; removed: none after; changed: both.
     pub change: Change,
@@ -65,14 +66,14 @@ pub struct UserChange {
 impl UserChange {
     /// The group of `out/_gitops/`'s shared objects (ApplicationSet, GitRepository, the
     /// Namespace...): devbox.toml's, not a person's.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.user == crate::delivery::SETTINGS_SOURCE
     }
 }
 
 /// Everything that differs, and what it means.
 #[derive(Clone, Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// By user name.
     pub users: Vec<UserChange>,
     /// Most dangerous first.
@@ -81,7 +82,7 @@ pub struct Plan {
 
 /// How many of what, for the one-line summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub users_added: usize,
     pub users_removed: usize,
     pub users_changed: usize,
@@ -93,11 +94,11 @@ pub struct Counts {
 }
 
 impl Plan {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         let mut counts = Counts::default();
         for user in &self.users {
             match user.change {
@@ -120,7 +121,7 @@ impl Plan {
     /// "3 users changed: 1 added, 1 removed, 4 resources changed": users added and removed
     /// whole, then how many resources changed in the bundles of the others; then the shared
     /// delivery manifests, which are nobody's bundle.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if self.is_empty() {
             return "no changes".into();
         }
@@ -153,7 +154,7 @@ impl Plan {
 }
 
 /// `1 user`, `2 users`.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -161,19 +162,9 @@ fn side(resource: Option<&Resource>) -> Option<(&str, &str)> {
     resource.map(|r| (r.path.as_str(), r.text.as_str()))
 }
 
-/// Compares the `out/` trees before and after: the changes by user, and their risks. Files
-/// that are the same bytes at the same path on both sides are set aside before anything is
-/// parsed, so the cost follows the size of the change, not of `out/`.
-pub fn plan(before: &OutTree, after: &OutTree) -> Plan {
-    let (after, same, unchanged_owners) = split_unchanged(after.clone(), |path, text| before.files.get(path).is_some_and(|t| t == text));
-    let before =
-        OutTree { files: before.files.iter().filter(|(path, _)| !same.contains(*path)).map(|(p, t)| (p.clone(), t.clone())).collect() };
-    plan_changes(&before, &after, &unchanged_owners)
-}
-
 /// Splits a compiled tree into the files that differ from the baseline and the paths of those
 /// that do not (`unchanged` says which), with the users who own the latter.
-pub fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) -> (OutTree, BTreeSet<String>, BTreeSet<String>) {
+pub(crate) fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) -> (OutTree, BTreeSet<String>, BTreeSet<String>) {
     let (mut differing, mut same, mut owners) = (OutTree::default(), BTreeSet::new(), BTreeSet::new());
     for (path, text) in tree.files {
         if unchanged(&path, &text) {
@@ -186,9 +177,11 @@ pub fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> bool) ->
     (differing, same, owners)
 }
 
-/// [`plan`] of trees that hold only what differs. `unchanged_owners` are the users who also have
-/// files that did not change (so they are neither added nor removed).
-pub fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: &BTreeSet<String>) -> Plan {
+/// The changes by user, and their risks, between two `out/` trees that hold only what differs
+/// ([`split_unchanged`] sets the rest aside before anything is parsed, so the cost follows the
+/// size of the change, not of `out/`). `unchanged_owners` are the users who also have files
+/// that did not change (so they are neither added nor removed).
+pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: &BTreeSet<String>) -> Plan {
     let old = resource::resources(before);
     let new = resource::resources(after);
     let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
@@ -237,6 +230,17 @@ pub fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: &BTreeS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compares the `out/` trees before and after: the changes by user, and their risks. Files
+    /// that are the same bytes at the same path on both sides are set aside before anything is
+    /// parsed, so the cost follows the size of the change, not of `out/`.
+    fn plan(before: &OutTree, after: &OutTree) -> Plan {
+        let (after, same, unchanged_owners) =
+            split_unchanged(after.clone(), |path, text| before.files.get(path).is_some_and(|t| t == text));
+        let before =
+            OutTree { files: before.files.iter().filter(|(path, _)| !same.contains(*path)).map(|(p, t)| (p.clone(), t.clone())).collect() };
+        plan_changes(&before, &after, &unchanged_owners)
+    }
 
     fn file(user: &str, kind: &str, name: &str, extra: &str) -> (String, String) {
         (
@@ -303,7 +307,7 @@ mod tests {
         assert_eq!(plan.counts().users_changed, 0);
         let after = tree(vec![retag(shared("spec: {}\n")), file("a", "ConfigMap", "a", "data: {}\n"), file("b", "ConfigMap", "b", "")]);
         assert_eq!(
-            super::plan(&before, &after).summary(),
+            self::plan(&before, &after).summary(),
             "2 users changed: 1 added, 1 resource changed; 1 delivery resource changed (devbox.toml)"
         );
     }

@@ -11,7 +11,7 @@ use crate::render::Object;
 
 /// One file of `out/`, parsed.
 #[derive(Clone, Debug)]
-pub struct Resource {
+pub(crate) struct Resource {
     /// `StatefulSet/devboxes/alice`; see [`crate::check::object_id`].
     pub id: String,
     pub kind: String,
@@ -29,7 +29,7 @@ pub struct Resource {
 }
 
 /// Every resource of a tree, by id.
-pub type Resources = BTreeMap<String, Resource>;
+pub(crate) type Resources = BTreeMap<String, Resource>;
 
 /// Reads a tree. A bundle's `kustomization.yaml` has no name of its own: it is keyed by its
 /// owner (`Kustomization/alice`). The delivery objects that exist once per cluster under the
@@ -37,7 +37,7 @@ pub type Resources = BTreeMap<String, Resource>;
 /// `_gitops/{namespace,flux}/<cluster>/`) are told apart by their cluster:
 /// `Namespace/devboxes@prod`. A file that is not an object, or that repeats an id already seen,
 /// is keyed by its path, so nothing is ever dropped from the comparison.
-pub fn resources(tree: &OutTree) -> Resources {
+pub(crate) fn resources(tree: &OutTree) -> Resources {
     let mut resources = Resources::new();
     for (path, text) in &tree.files {
         let owner = emit::owner(path, text);

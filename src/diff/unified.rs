@@ -8,11 +8,11 @@ use std::fmt::Write;
 use similar::{DiffTag, TextDiff};
 
 /// Lines of unchanged context around each change.
-pub const CONTEXT: usize = 3;
+pub(crate) const CONTEXT: usize = 3;
 
 /// The unified diff from `old` to `new` (`None`: the file does not exist on that side), with
 /// `--- a/out/...` and `+++ b/out/...` headers. Empty when the texts are equal.
-pub fn unified(old: Option<(&str, &str)>, new: Option<(&str, &str)>) -> String {
+pub(crate) fn unified(old: Option<(&str, &str)>, new: Option<(&str, &str)>) -> String {
     let (old_text, old_name) = old.map_or(("", "/dev/null".to_string()), |(path, text)| (text, format!("a/out/{path}")));
     let (new_text, new_name) = new.map_or(("", "/dev/null".to_string()), |(path, text)| (text, format!("b/out/{path}")));
     let diff = TextDiff::from_lines(old_text, new_text);
@@ -48,7 +48,7 @@ pub fn unified(old: Option<(&str, &str)>, new: Option<(&str, &str)>) -> String {
 /// belongs to: `metadata.labels.app`, `spec.template.spec.containers[devbox].image`, `data.start.sh`
 /// for every line of that block scalar. List items are named by their `name:` when they have
 /// one, else by index. Comments and blank lines get the path of the line before them.
-pub fn yaml_paths(text: &str) -> Vec<String> {
+pub(crate) fn yaml_paths(text: &str) -> Vec<String> {
     #[derive(Clone)]
     struct Node {
         label: String,

@@ -6,7 +6,7 @@ use super::UserDefaults;
 /// `devbox.toml`: organisation-wide settings. Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields, title = "devbox-gen settings")]
-pub struct DevboxConfig {
+pub(crate) struct DevboxConfig {
     /// Namespace of every box (default `devboxes`).
     pub namespace: Option<String>,
     /// Delivery manifests to emit: `argocd` and/or `flux`.
@@ -43,7 +43,7 @@ pub struct DevboxConfig {
 /// The boxes' egress.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct NetworkSettings {
+pub(crate) struct NetworkSettings {
     /// Egress to the cloud metadata server 169.254.169.254: `block` (default) or `allow`.
     /// Without Workload Identity the metadata server gives any pod the node's service-account
     /// token; choose `allow` only when the boxes use Workload Identity (GKE's metadata server
@@ -54,7 +54,7 @@ pub struct NetworkSettings {
 /// Whether a box may reach the cloud metadata server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum MetadataAccess {
+pub(crate) enum MetadataAccess {
     /// A NetworkPolicy denies egress to 169.254.169.254/32; everything else stays open.
     #[default]
     Block,
@@ -67,7 +67,7 @@ serde_names!(MetadataAccess { Block => "block", Allow => "allow" });
 /// A GitOps engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum GitOps {
+pub(crate) enum GitOps {
     Argocd,
     Flux,
 }
@@ -77,7 +77,7 @@ serde_names!(GitOps { Argocd => "argocd", Flux => "flux" });
 /// Settings of the tailscale sidecar shared by all boxes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct TailscaleSettings {
+pub(crate) struct TailscaleSettings {
     /// Sidecar image, pinned (e.g. `ghcr.io/tailscale/tailscale:v1.80.3`).
     pub image: Option<String>,
     /// Secret holding the auth key under `TS_AUTHKEY` (default `tailscale-auth`).
@@ -88,7 +88,7 @@ pub struct TailscaleSettings {
 /// with its home at /storage/jupyter.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     /// UID of `jupyter` in the image (default 10001).
     pub uid: Option<u32>,
     /// GID of `jupyter` in the image, also the volume's fsGroup (default 10001).
@@ -98,7 +98,7 @@ pub struct Runtime {
 /// The Git repository Argo CD / Flux sync from.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct RepoSource {
+pub(crate) struct RepoSource {
     /// Clone URL.
     pub url: String,
     /// Branch, tag or commit (default `main`). Flux reads a 40-hex-digit value as a commit,
@@ -117,7 +117,7 @@ pub struct RepoSource {
 /// How the Argo CD objects are set up.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct ArgoCdSettings {
+pub(crate) struct ArgoCdSettings {
     /// The Argo CD project of the Applications (default `default`).
     pub project: Option<String>,
     /// The namespace Argo CD runs in, where its Applications and ApplicationSets live
@@ -128,7 +128,7 @@ pub struct ArgoCdSettings {
 /// How the Flux objects are set up.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct FluxSettings {
+pub(crate) struct FluxSettings {
     /// The namespace Flux runs in, where its GitRepository and Kustomizations live
     /// (default `flux-system`).
     pub namespace: Option<String>,
@@ -137,7 +137,7 @@ pub struct FluxSettings {
 /// One target cluster.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// Short name, used by `cluster = ...` in user files.
     pub name: String,
     /// API server URL as Argo CD knows it.

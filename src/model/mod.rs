@@ -11,7 +11,7 @@ macro_rules! serde_names {
     ($type:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl $type {
             /// The name as written in the files (the serde name).
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $name),+
                 }
@@ -29,10 +29,10 @@ macro_rules! serde_names {
 mod devbox;
 mod user;
 
-pub use devbox::{
-    ArgoCdSettings, Cluster, DevboxConfig, FluxSettings, GitOps, MetadataAccess, NetworkSettings, RepoSource, Runtime, TailscaleSettings,
-};
-pub use user::{Arch, Gpu, Home, Resources, Ssh, State, Tailscale, UserDefaults, UserFile};
+#[cfg(test)]
+pub(crate) use devbox::RepoSource;
+pub(crate) use devbox::{DevboxConfig, GitOps, MetadataAccess};
+pub(crate) use user::{Arch, Gpu, Home, Resources, State, Tailscale, UserDefaults, UserFile};
 
 #[cfg(test)]
 mod tests {

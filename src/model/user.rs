@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// One developer box: `users/NAME.toml`, where the file stem is the person's name.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields, title = "devbox-gen user file")]
-pub struct UserFile {
+pub(crate) struct UserFile {
     /// Owner of the box, recorded in every object's annotations.
     pub email: String,
     /// `running` (default): one pod. `stopped`: no pod, the home volume is kept.
@@ -40,7 +40,7 @@ pub struct UserFile {
 /// unknown keys from `serde_ignored` and drop `additionalProperties: false` from the schema.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct UserDefaults {
+pub(crate) struct UserDefaults {
     /// Default for `state`.
     pub state: Option<State>,
     /// Default container image, pinned by tag or digest.
@@ -65,7 +65,7 @@ pub struct UserDefaults {
 /// What the cluster should do with the box.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// One pod runs.
     #[default]
     Running,
@@ -80,7 +80,7 @@ serde_names!(State { Running => "running", Stopped => "stopped", Archived => "ar
 /// CPU architecture (the `kubernetes.io/arch` node label).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Arch {
+pub(crate) enum Arch {
     #[default]
     Amd64,
     Arm64,
@@ -91,7 +91,7 @@ serde_names!(Arch { Amd64 => "amd64", Arm64 => "arm64" });
 /// CPU and memory as Kubernetes quantities; requests equal limits (Guaranteed QoS).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// CPU cores, e.g. `"8"` or `"500m"`.
     #[schemars(extend("examples" = ["8", "500m"]))]
     pub cpu: Option<String>,
@@ -103,7 +103,7 @@ pub struct Resources {
 /// A GPU attached to the box.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Gpu {
+pub(crate) struct Gpu {
     /// GKE accelerator name, e.g. `nvidia-tesla-t4`, `nvidia-l4`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -115,7 +115,7 @@ pub struct Gpu {
 /// The persistent home volume.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Home {
+pub(crate) struct Home {
     /// Size, e.g. `"200Gi"`. It can grow (if the storage class allows expansion), never shrink.
     pub size: Option<String>,
     /// StorageClass name. Cannot change once the volume exists. Default: the cluster's.
@@ -125,7 +125,7 @@ pub struct Home {
 /// SSH access.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Ssh {
+pub(crate) struct Ssh {
     /// Public keys allowed to log in as `jupyter` (at least one). Never a private key.
     #[schemars(length(min = 1))]
     pub authorized_keys: Vec<String>,
@@ -136,7 +136,7 @@ pub struct Ssh {
 /// Tailnet membership.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Tailscale {
+pub(crate) struct Tailscale {
     /// Machine name on the tailnet. Default: `NAME-devbox`.
     pub hostname: Option<String>,
     /// ACL tags to advertise, e.g. `["tag:devbox"]`.

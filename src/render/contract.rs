@@ -38,7 +38,7 @@ fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// sshd's port: the first container port named `ssh` (the devbox container's first).
-pub fn ssh_port(objects: &[Object]) -> Option<u16> {
+pub(crate) fn ssh_port(objects: &[Object]) -> Option<u16> {
     pod_specs(objects)
         .flat_map(containers)
         .flat_map(|c| list(c, "ports"))
@@ -49,7 +49,7 @@ pub fn ssh_port(objects: &[Object]) -> Option<u16> {
 
 /// How the pod sees one Secret: where a container mounts it, and which keys land where.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretMount {
+pub(crate) struct SecretMount {
     /// The volume's name in the pod.
     pub volume: String,
     /// Where the first container that mounts the whole volume has it (the devbox container's
@@ -63,7 +63,7 @@ impl SecretMount {
     /// The key of the Secret that the pod finds at `path` under the mount: the item projected
     /// there, or `path` itself when the volume projects every key. `None`: the volume's items
     /// leave that path out.
-    pub fn key_at(&self, path: &str) -> Option<String> {
+    pub(crate) fn key_at(&self, path: &str) -> Option<String> {
         if self.items.is_empty() {
             return Some(path.to_string());
         }
@@ -77,7 +77,7 @@ impl SecretMount {
 }
 
 /// Where the pod mounts Secret `secret` (a `secret` volume, mounted whole by a container).
-pub fn secret_mount(objects: &[Object], secret: &str) -> Option<SecretMount> {
+pub(crate) fn secret_mount(objects: &[Object], secret: &str) -> Option<SecretMount> {
     pod_specs(objects).find_map(|pod| {
         let volume = list(pod, "volumes").iter().find(|v| v.get("secret").and_then(|s| text(s, "secretName")) == Some(secret))?;
         let name = text(volume, "name")?;
@@ -100,7 +100,7 @@ pub fn secret_mount(objects: &[Object], secret: &str) -> Option<SecretMount> {
 /// The key of Secret `secret` that tailscale reads its auth key from: `TS_AUTHKEY` (the
 /// variable tailscale's containerboot reads) as a `secretKeyRef` to it, or as
 /// `file:<path>` into a container's mount of it.
-pub fn auth_key_key(objects: &[Object], secret: &str) -> Option<String> {
+pub(crate) fn auth_key_key(objects: &[Object], secret: &str) -> Option<String> {
     let mount = secret_mount(objects, secret);
     pod_specs(objects).flat_map(containers).flat_map(|c| list(c, "env")).filter(|e| text(e, "name") == Some("TS_AUTHKEY")).find_map(|env| {
         if let Some(reference) = env.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {

@@ -8,7 +8,7 @@
 //! jrsonnet's `State` is not `Send`: each rayon worker keeps its own warm state with the
 //! template already evaluated to a function, so the per-box cost is one call.
 
-pub mod contract;
+pub(crate) mod contract;
 mod resolver;
 
 use std::cell::RefCell;
@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::resolve::ResolvedBox;
-pub use resolver::{EMBEDDED, EMBEDDED_PREFIX, imported};
+pub(crate) use resolver::{EMBEDDED_PREFIX, imported};
 
 /// Which template renders the boxes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +37,7 @@ pub enum Template {
 
 impl Template {
     /// Where the template is, as shown in messages.
-    pub fn describe(&self, root: &Path) -> String {
+    pub(crate) fn describe(&self, root: &Path) -> String {
         match self {
             Template::Embedded => "the embedded default template".into(),
             Template::File(path) => path.strip_prefix(root).unwrap_or(path).display().to_string(),
@@ -46,17 +46,17 @@ impl Template {
 }
 
 /// One rendered Kubernetes object, as JSON.
-pub type Object = Map<String, Value>;
+pub(crate) type Object = Map<String, Value>;
 
 /// The objects of one box.
 #[derive(Debug, Clone)]
 pub struct RenderedBox {
-    pub resolved: ResolvedBox,
-    pub objects: Vec<Object>,
+    pub(crate) resolved: ResolvedBox,
+    pub(crate) objects: Vec<Object>,
 }
 
 /// Renders one box on this thread's warm engine. The error is jrsonnet's message with its
-/// stack trace; [`failures_to_diagnostics`] turns many of them into a report.
+/// stack trace; `failures_to_diagnostics` turns many of them into a report.
 pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Result<RenderedBox, String> {
     let objects = render_one(&resolved, template, root)?;
     Ok(RenderedBox { resolved, objects })
@@ -64,7 +64,7 @@ pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Re
 
 /// A template bug usually fails every box the same way: report each distinct message once,
 /// naming the user files it failed for.
-pub fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Template, root: &Path) -> Diagnostics {
+pub(crate) fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Template, root: &Path) -> Diagnostics {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     for (source, message) in failures {
         match grouped.iter_mut().find(|(m, _)| *m == message) {

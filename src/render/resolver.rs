@@ -10,10 +10,10 @@ use jrsonnet_evaluator::{AsPathLike, FileImportResolver, ImportResolver, Resolve
 use jrsonnet_gcmodule::Acyclic;
 
 /// Import prefix of the embedded library.
-pub const EMBEDDED_PREFIX: &str = "devbox-gen/";
+pub(crate) const EMBEDDED_PREFIX: &str = "devbox-gen/";
 
 /// The embedded template files, by import path.
-pub const EMBEDDED: &[(&str, &str)] = &[
+pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/default.jsonnet", include_str!("template/default.jsonnet")),
     ("devbox-gen/devbox.libsonnet", include_str!("template/devbox.libsonnet")),
     ("devbox-gen/start.sh", include_str!("template/start.sh")),
@@ -26,17 +26,17 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 static IMPORTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// The files templates have imported so far (the template itself included).
-pub fn imported() -> BTreeSet<PathBuf> {
+pub(crate) fn imported() -> BTreeSet<PathBuf> {
     IMPORTED.lock().map(|files| files.clone()).unwrap_or_default()
 }
 
 #[derive(Acyclic)]
-pub struct Resolver {
+pub(super) struct Resolver {
     files: FileImportResolver,
 }
 
 impl Resolver {
-    pub fn new(root: &Path) -> Self {
+    pub(super) fn new(root: &Path) -> Self {
         // `lib/` and `vendor/` in the config repo are searched like Tanka's jpath.
         Self { files: FileImportResolver::new(vec![root.join("lib"), root.join("vendor")]) }
     }

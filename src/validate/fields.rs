@@ -32,8 +32,8 @@ impl Finding {
     }
 }
 
-/// A finding not yet pointed anywhere: locate it with [`Diagnostic::at_span`] (which keeps
-/// its label) or [`Diagnostic::in_path`].
+/// A finding not yet pointed anywhere: locate it with `Diagnostic::at_span` (which keeps
+/// its label) or `Diagnostic::in_path`.
 impl From<Finding> for Diagnostic {
     fn from(finding: Finding) -> Self {
         let Finding { message, label, help, warning } = finding;
@@ -42,7 +42,7 @@ impl From<Finding> for Diagnostic {
     }
 }
 
-pub fn email(value: &str) -> Result<(), Finding> {
+pub(super) fn email(value: &str) -> Result<(), Finding> {
     let valid = value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
             && domain.contains('.')
@@ -59,7 +59,7 @@ pub fn email(value: &str) -> Result<(), Finding> {
 }
 
 /// `[registry[:port]/]path[:tag][@sha256:digest]`, pinned by a tag other than `latest` or a digest.
-pub fn image(value: &str) -> Result<(), Finding> {
+pub(super) fn image(value: &str) -> Result<(), Finding> {
     let invalid = || {
         Finding::error(format!("`{value}` is not a container image reference"))
             .help("write it like `us-docker.pkg.dev/acme/devbox/jupyter:2024.06` or `…@sha256:<64 hex digits>`")
@@ -105,7 +105,7 @@ pub fn image(value: &str) -> Result<(), Finding> {
     }
 }
 
-pub fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
+pub(super) fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
     if known.iter().any(|k| k == value) {
         return Ok(());
     }
@@ -120,7 +120,7 @@ pub fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
     Err(finding)
 }
 
-pub fn cpu(value: &str) -> Result<(), Finding> {
+pub(super) fn cpu(value: &str) -> Result<(), Finding> {
     let quantity = parse_quantity(value, "CPU")?;
     if quantity.is_zero() {
         return Err(Finding::error("a box needs some CPU").help("use e.g. `\"2\"` or `\"500m\"`"));
@@ -132,7 +132,7 @@ pub fn cpu(value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
-pub fn memory(value: &str) -> Result<(), Finding> {
+pub(super) fn memory(value: &str) -> Result<(), Finding> {
     // `m` is a valid suffix (thousandths) but for memory it is always a slip for `Mi`.
     if let Some(number) = value.strip_suffix('m') {
         return Err(Finding::error(format!("`{value}` means {number} thousandths of a byte")).help(format!("did you mean `{number}Mi`?")));
@@ -145,7 +145,7 @@ pub fn memory(value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
-pub fn home_size(value: &str) -> Result<(), Finding> {
+pub(super) fn home_size(value: &str) -> Result<(), Finding> {
     let quantity = parse_quantity(value, "volume size")?;
     if quantity < (1u128 << 30) {
         return Err(Finding::error(format!("a {value} home volume is too small")).help("use at least `\"1Gi\"`; `\"100Gi\"` is typical"));
@@ -181,7 +181,7 @@ const KNOWN_GPUS: &[&str] = &[
     "nvidia-rtx-pro-6000",
 ];
 
-pub fn gpu_type(value: &str) -> Result<(), Finding> {
+pub(super) fn gpu_type(value: &str) -> Result<(), Finding> {
     if KNOWN_GPUS.contains(&value) {
         return Ok(());
     }
@@ -201,7 +201,7 @@ pub fn gpu_type(value: &str) -> Result<(), Finding> {
     })
 }
 
-pub fn gpu_count(count: u32) -> Result<(), Finding> {
+pub(super) fn gpu_count(count: u32) -> Result<(), Finding> {
     match count {
         1 | 2 | 4 | 8 | 16 => Ok(()),
         _ => Err(Finding::error(format!("{count} GPUs cannot be attached to one GKE node"))
@@ -210,7 +210,7 @@ pub fn gpu_count(count: u32) -> Result<(), Finding> {
 }
 
 /// A tailnet machine name: a DNS label (lowercase, as MagicDNS shows it).
-pub fn tailnet_hostname(value: &str) -> Result<(), Finding> {
+pub(super) fn tailnet_hostname(value: &str) -> Result<(), Finding> {
     if super::is_dns_label(value) {
         Ok(())
     } else {
@@ -220,7 +220,7 @@ pub fn tailnet_hostname(value: &str) -> Result<(), Finding> {
 }
 
 /// Tailscale ACL tags: `tag:` then a letter, then letters, digits and `-`.
-pub fn tailnet_tag(value: &str) -> Result<(), Finding> {
+pub(super) fn tailnet_tag(value: &str) -> Result<(), Finding> {
     let name = value.strip_prefix("tag:");
     let valid =
         name.is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
@@ -238,7 +238,7 @@ pub fn tailnet_tag(value: &str) -> Result<(), Finding> {
 const RESERVED_ENV: &[&str] = &["HOME", "SSH_AUTH_SOCK", "DEVBOX_NAME"];
 const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"];
 
-pub fn env_var(name: &str, value: &str) -> Result<(), Finding> {
+pub(super) fn env_var(name: &str, value: &str) -> Result<(), Finding> {
     let valid =
         name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
@@ -256,7 +256,7 @@ pub fn env_var(name: &str, value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
-pub fn server_url(value: &str) -> Result<(), Finding> {
+pub(super) fn server_url(value: &str) -> Result<(), Finding> {
     if value.starts_with("https://") && value.len() > "https://".len() {
         Ok(())
     } else {
@@ -265,7 +265,7 @@ pub fn server_url(value: &str) -> Result<(), Finding> {
     }
 }
 
-pub fn repo_url(value: &str) -> Result<(), Finding> {
+pub(super) fn repo_url(value: &str) -> Result<(), Finding> {
     let ok = ["https://", "ssh://", "git@"].iter().any(|p| value.starts_with(p)) && !value.contains(char::is_whitespace);
     if ok {
         Ok(())
@@ -276,7 +276,7 @@ pub fn repo_url(value: &str) -> Result<(), Finding> {
 }
 
 /// Flux's GitRepository takes `http(s)://` and `ssh://` URLs only, not scp-like `git@host:path`.
-pub fn flux_repo_url(value: &str) -> Result<(), Finding> {
+pub(super) fn flux_repo_url(value: &str) -> Result<(), Finding> {
     match value.strip_prefix("git@").and_then(|rest| rest.split_once(':')) {
         Some((host, path)) => Err(Finding::error("Flux cannot clone an scp-like `git@host:path` URL")
             .label("not an ssh:// URL")
@@ -286,7 +286,7 @@ pub fn flux_repo_url(value: &str) -> Result<(), Finding> {
 }
 
 /// A branch, tag, commit or full reference: one word.
-pub fn git_revision(value: &str) -> Result<(), Finding> {
+pub(super) fn git_revision(value: &str) -> Result<(), Finding> {
     if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '~' || c == '^' || c == ':') {
         Ok(())
     } else {
@@ -295,7 +295,7 @@ pub fn git_revision(value: &str) -> Result<(), Finding> {
 }
 
 /// `deploy/devboxes`: relative, normalised, and plain enough to sit inside an Argo CD glob.
-pub fn repo_path(value: &str) -> Result<(), Finding> {
+pub(super) fn repo_path(value: &str) -> Result<(), Finding> {
     let segments_ok = value.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
     let chars_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if segments_ok && chars_ok {
@@ -307,7 +307,7 @@ pub fn repo_path(value: &str) -> Result<(), Finding> {
     }
 }
 
-pub fn template_path(value: &str) -> Result<(), Finding> {
+pub(super) fn template_path(value: &str) -> Result<(), Finding> {
     let path = std::path::Path::new(value);
     if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(Finding::error("the template must live inside the config repo")

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-pub use fields::Finding;
-pub use names::{MAX_NAME_LEN, is_dns_label, user_name};
+pub(crate) use fields::Finding;
+pub(crate) use names::{is_dns_label, user_name};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{DevboxConfig, GitOps, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
@@ -206,45 +206,43 @@ fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig)
     rules.found
 }
 
-/// The fields a user file and `[defaults]` have in common, validated the same way.
-struct SharedFields<'a> {
-    image: Option<&'a String>,
-    cluster: Option<&'a String>,
-    resources: Option<&'a Resources>,
-    gpu: Option<&'a Gpu>,
-    home: Option<&'a Home>,
-    tailscale: Option<&'a Tailscale>,
-    env: &'a BTreeMap<String, String>,
-    /// `tailscale.hostname`: personal, so never in `[defaults]` (validate_settings refuses it there).
-    hostname: Option<&'a String>,
+/// Declares [`SharedFields`] and its two constructors from one list: the optional fields that
+/// [`UserFile`] and [`UserDefaults`] both have, under the same name, validated the same way by
+/// [`validate_shared`]. A new shared field is one more entry here (and a rule there).
+macro_rules! shared_fields {
+    ($($field:ident: $type:ty),+ $(,)?) => {
+        /// The fields a user file and `[defaults]` have in common, validated the same way.
+        struct SharedFields<'a> {
+            $($field: Option<&'a $type>,)+
+            env: &'a BTreeMap<String, String>,
+            /// `tailscale.hostname`: personal, so never in `[defaults]` (validate_settings
+            /// refuses it there).
+            hostname: Option<&'a String>,
+        }
+
+        impl<'a> SharedFields<'a> {
+            fn from_user(user: &'a UserFile) -> Self {
+                Self {
+                    $($field: user.$field.as_ref(),)+
+                    env: &user.env,
+                    hostname: user.tailscale.as_ref().and_then(|t| t.hostname.as_ref()),
+                }
+            }
+
+            fn from_defaults(defaults: &'a UserDefaults) -> Self {
+                Self { $($field: defaults.$field.as_ref(),)+ env: &defaults.env, hostname: None }
+            }
+        }
+    };
 }
 
-impl<'a> SharedFields<'a> {
-    fn from_user(user: &'a UserFile) -> Self {
-        Self {
-            image: user.image.as_ref(),
-            cluster: user.cluster.as_ref(),
-            resources: user.resources.as_ref(),
-            gpu: user.gpu.as_ref(),
-            home: user.home.as_ref(),
-            tailscale: user.tailscale.as_ref(),
-            env: &user.env,
-            hostname: user.tailscale.as_ref().and_then(|t| t.hostname.as_ref()),
-        }
-    }
-
-    fn from_defaults(defaults: &'a UserDefaults) -> Self {
-        Self {
-            image: defaults.image.as_ref(),
-            cluster: defaults.cluster.as_ref(),
-            resources: defaults.resources.as_ref(),
-            gpu: defaults.gpu.as_ref(),
-            home: defaults.home.as_ref(),
-            tailscale: defaults.tailscale.as_ref(),
-            env: &defaults.env,
-            hostname: None,
-        }
-    }
+shared_fields! {
+    image: String,
+    cluster: String,
+    resources: Resources,
+    gpu: Gpu,
+    home: Home,
+    tailscale: Tailscale,
 }
 
 fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedFields<'_>, settings: &DevboxConfig) {

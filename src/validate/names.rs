@@ -5,10 +5,10 @@ use super::Finding;
 
 /// A StatefulSet's pods carry `controller-revision-hash: <name>-<hash>`, a label value of at
 /// most 63 characters where the hash part takes 11: so a user's name may have 52.
-pub const MAX_NAME_LEN: usize = 63 - 11;
+pub(crate) const MAX_NAME_LEN: usize = 63 - 11;
 
 /// RFC 1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, <= 63.
-pub fn is_dns_label(text: &str) -> bool {
+pub(crate) fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
         && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -18,7 +18,7 @@ pub fn is_dns_label(text: &str) -> bool {
 
 /// The user's name (file stem) names the StatefulSet, the Service (an RFC 1035 label: it must
 /// start with a letter), the home PVC and the pod.
-pub fn user_name(name: &str) -> Result<(), Finding> {
+pub(crate) fn user_name(name: &str) -> Result<(), Finding> {
     let suggestion = sanitize(name);
     let rename = |s: &str| format!("rename the file to users/{s}.toml");
     if !is_dns_label(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -49,7 +49,7 @@ fn sanitize(name: &str) -> Option<String> {
     (!out.is_empty() && out != name).then_some(out)
 }
 
-pub fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
+pub(super) fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
     if is_dns_label(value) {
         Ok(())
     } else {
@@ -61,9 +61,9 @@ pub fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
 
 /// The longest cluster name: Argo CD names an Application `devboxes-namespace-<cluster>`, and
 /// with label tracking an Application's name is a label value (at most 63 characters).
-pub const MAX_CLUSTER_NAME_LEN: usize = 63 - "devboxes-namespace-".len();
+pub(super) const MAX_CLUSTER_NAME_LEN: usize = 63 - "devboxes-namespace-".len();
 
-pub fn cluster_name_length(value: &str) -> Result<(), Finding> {
+pub(super) fn cluster_name_length(value: &str) -> Result<(), Finding> {
     if value.len() <= MAX_CLUSTER_NAME_LEN {
         Ok(())
     } else {
@@ -74,7 +74,7 @@ pub fn cluster_name_length(value: &str) -> Result<(), Finding> {
 }
 
 /// RFC 1123 subdomain: dot-separated labels, <= 253 (Secret, StorageClass names).
-pub fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Finding> {
+pub(super) fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Finding> {
     if value.len() <= 253 && value.split('.').all(is_dns_label) {
         Ok(())
     } else {

@@ -7,10 +7,10 @@ use ssh_key::public::KeyData;
 use super::Finding;
 
 /// RSA keys shorter than this are refused (NIST and OpenSSH's own minimum for new keys).
-pub const MIN_RSA_BITS: usize = 2048;
+pub(super) const MIN_RSA_BITS: usize = 2048;
 
 /// Checks one `authorized_keys` line; returns its fingerprint so duplicates can be found.
-pub fn authorized_key(line: &str) -> Result<String, Finding> {
+pub(super) fn authorized_key(line: &str) -> Result<String, Finding> {
     let line = line.trim();
     if line.contains('\n') {
         return Err(

@@ -14,7 +14,7 @@ fn writes_then_checks_the_schemas() {
 #[test]
 fn the_committed_schemas_are_current() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for (file, text) in devbox_gen::schema::files() {
+    for (file, text) in devbox_gen::schema_files() {
         let committed = std::fs::read_to_string(format!("{root}/schema/{file}")).unwrap();
         assert_eq!(committed, text, "schema/{file} is stale: run `cargo run -- schema`");
     }

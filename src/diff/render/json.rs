@@ -8,15 +8,15 @@ use super::Baseline;
 use crate::diff::Plan;
 
 /// Bumped only for incompatible changes.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
-pub fn render(plan: &Plan, baseline: &Baseline) -> String {
+pub(crate) fn render(plan: &Plan, baseline: &Baseline) -> String {
     let mut text = serde_json::to_string_pretty(&value(plan, baseline)).unwrap_or_default();
     text.push('\n');
     text
 }
 
-pub fn value(plan: &Plan, baseline: &Baseline) -> Value {
+pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
     let counts = plan.counts();
     json!({
         "version": VERSION,

@@ -11,24 +11,25 @@ use crate::diff::risk::{Level, Risk};
 use crate::diff::{Change, Plan, ResourceChange};
 
 /// GitHub's limit on the body of an issue or PR comment, in characters.
-pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+#[cfg(test)]
+const GITHUB_COMMENT_LIMIT: usize = 65_536;
 
 /// What the report may use of that (in bytes, which are never fewer than characters), leaving
 /// room for whatever a CI step adds around it.
-pub const BUDGET: usize = 60_000;
+pub(crate) const BUDGET: usize = 60_000;
 
 /// Kept free for the closing note.
 const RESERVE: usize = 1_000;
 
 /// The first line: a hidden marker a CI step can find to update its previous comment.
-pub const MARKER: &str = "<!-- devbox-gen diff -->";
+pub(crate) const MARKER: &str = "<!-- devbox-gen diff -->";
 
-pub fn render(plan: &Plan, baseline: &Baseline) -> String {
+pub(crate) fn render(plan: &Plan, baseline: &Baseline) -> String {
     render_within(plan, baseline, BUDGET)
 }
 
 /// [`render`] with another size budget (bytes).
-pub fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> String {
+pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> String {
     let mut out = format!("{MARKER}\n### devbox-gen diff\n\n");
     if plan.is_empty() {
         out.push_str(&inline(&summary_line(plan, baseline)));
@@ -142,7 +143,7 @@ fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
 
 /// Text with code in backticks (rustc style), as Markdown: code spans kept, everything else
 /// escaped so no character of it is read as markup.
-pub fn inline(text: &str) -> String {
+pub(crate) fn inline(text: &str) -> String {
     if text.matches('`').count() % 2 == 1 {
         return escape(text);
     }

@@ -1,16 +1,16 @@
-//! The three ways to print a [`Plan`](super::Plan): [`text`] for a terminal (coloured there),
+//! The three ways to print a [`Plan`]: [`text`] for a terminal (coloured there),
 //! [`markdown`] for a PR comment, [`json`] for bots. All three say the same things in the same
 //! order: the risks, most dangerous first; the one-line summary; then each user's changes.
 
-pub mod json;
-pub mod markdown;
-pub mod text;
+pub(crate) mod json;
+pub(crate) mod markdown;
+pub(crate) mod text;
 
 use super::{Change, Plan, UserChange};
 
 /// What the compiled tree was compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Baseline<'a> {
+pub(crate) enum Baseline<'a> {
     /// `out/` in the work tree.
     Disk,
     /// `out/` at a git revision (`--base REF`).
@@ -19,7 +19,7 @@ pub enum Baseline<'a> {
 
 impl Baseline<'_> {
     /// "out/ on disk", "out/ at \`origin/main\`".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Baseline::Disk => "out/ on disk".into(),
             Baseline::Revision(rev) => format!("out/ at {}", super::risk::code(rev)),
@@ -27,7 +27,7 @@ impl Baseline<'_> {
     }
 
     /// The command line that produced this report, for notes that send people to it.
-    pub fn command(&self) -> String {
+    pub(crate) fn command(&self) -> String {
         match self {
             Baseline::Disk => "devbox-gen diff".into(),
             Baseline::Revision(rev) => format!("devbox-gen diff --base {}", rev.replace('`', "'")),
@@ -38,7 +38,7 @@ impl Baseline<'_> {
 /// `alice: 1 changed`, `carol (new user): 7 added`, `bob (user removed): 7 removed`; the
 /// delivery files of devbox.toml (`out/_gitops/`) are grouped under `devbox.toml`, which is not
 /// a user (user names never hold a `.`).
-pub fn user_heading(user: &UserChange) -> String {
+pub(crate) fn user_heading(user: &UserChange) -> String {
     let is_user = !user.user.contains('.');
     let status = match (user.change, is_user) {
         (Change::Added, true) => " (new user)",
@@ -58,7 +58,7 @@ pub fn user_heading(user: &UserChange) -> String {
 }
 
 /// The summary line with what it was compared with.
-pub fn summary_line(plan: &Plan, baseline: &Baseline) -> String {
+pub(crate) fn summary_line(plan: &Plan, baseline: &Baseline) -> String {
     if plan.is_empty() {
         format!("No changes: users/ compiles to exactly {}.", baseline.describe())
     } else {
@@ -67,7 +67,7 @@ pub fn summary_line(plan: &Plan, baseline: &Baseline) -> String {
 }
 
 /// `Risks, most dangerous first (3):` or that there are none.
-pub fn risks_heading(plan: &Plan) -> String {
+pub(crate) fn risks_heading(plan: &Plan) -> String {
     if plan.risks.is_empty() {
         "Risks: none (no home volume, access, availability or restart change).".into()
     } else {

@@ -14,7 +14,7 @@ use crate::diff::risk::Level;
 /// Width of the level column.
 const LEVEL_WIDTH: usize = 9;
 
-pub fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
+pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
     if plan.is_empty() {
         writeln!(out, "{}", summary_line(plan, baseline))?;
         return Ok(());

@@ -47,7 +47,7 @@ use crate::check::HOME_ROLE_LABEL;
 
 /// How bad it is, most dangerous first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
+pub(crate) enum Level {
     /// Someone's home directory is left behind or replaced by an empty one.
     Data,
     /// The GitOps sync will fail until someone acts by hand.
@@ -62,7 +62,7 @@ pub enum Level {
 
 impl Level {
     /// Stable name, used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Data => "data",
             Level::Sync => "sync",
@@ -75,7 +75,7 @@ impl Level {
 
 /// What kind of risk; the stable names are documented in docs/reviewing.md for bots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     HomeVolumeRemoved,
     HomeVolumeRenamed,
     HomeVolumeMoved,
@@ -94,7 +94,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn level(self) -> Level {
+    pub(crate) fn level(self) -> Level {
         match self {
             Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => Level::Data,
             Kind::ImmutableField => Level::Sync,
@@ -105,7 +105,7 @@ impl Kind {
     }
 
     /// Stable name, used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::HomeVolumeRemoved => "home-volume-removed",
             Kind::HomeVolumeRenamed => "home-volume-renamed",
@@ -129,7 +129,7 @@ impl Kind {
 /// One thing a reviewer must know. Text is plain, with code in backticks (rustc style); every
 /// value that came from a user file goes through [`code`], so it cannot break out of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Risk {
+pub(crate) struct Risk {
     pub kind: Kind,
     /// The user whose box it is.
     pub user: String,
@@ -146,7 +146,7 @@ pub struct Risk {
 }
 
 impl Risk {
-    pub fn level(&self) -> Level {
+    pub(crate) fn level(&self) -> Level {
         self.kind.level()
     }
 
@@ -180,7 +180,7 @@ impl Risk {
 
 /// Every risk of going from `before` to `after`, most dangerous first. `before` and `after` may
 /// hold only the resources that differ; `unchanged_owners` are the users who keep others.
-pub fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
+pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
     let mut risks = Vec::new();
     risks.extend(home::volumes(before, after));
     for (id, old) in before {
@@ -202,7 +202,7 @@ pub fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeS
 
 /// A value from a user file, ready to sit between backticks in text and Markdown: no backticks
 /// or control characters (which could also drive a terminal) survive.
-pub fn code(value: &str) -> String {
+pub(crate) fn code(value: &str) -> String {
     let cleaned: String = value
         .chars()
         .map(|c| {
