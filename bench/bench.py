@@ -115,6 +115,72 @@ def gojsonnet_command(python: str, binary: str, repo: Path, out: Path) -> list[s
     return [python, str(HERE / "gojsonnet_render.py"), "--binary", binary, "--repo", str(repo), "--out", str(out)]
 
 
+def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
+    """The table's rows for N users."""
+    work = HERE / "work" / f"n{n}"
+    subprocess.run([sys.executable, str(HERE / "generate.py"), str(n), str(work), "--force"], check=True, stdout=subprocess.DEVNULL)
+    out = work / "out"
+    cache = work / ".devbox-gen"
+    copy = work / "out-copy"
+    dg = [binary, "-C", str(work), "--quiet"]
+
+    def clean() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+    def no_cache() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+    def clean_copy() -> None:
+        shutil.rmtree(copy, ignore_errors=True)
+
+    # The cold build and its floor, interleaved, each after deleting its own previous
+    # output and letting the filesystem settle (see --settle).
+    colds, copies = [], []
+    for _ in range(args.runs):
+        clean()
+        settle(args.settle)
+        colds.append(measure(dg + ["build"])[:3])
+        clean_copy()
+        settle(args.settle)
+        copies.append(measure(["cp", "-r", str(out), str(copy)])[:3])
+    clean_copy()
+    cold = min(colds)
+    files = count_files(out)
+    results = {"build (empty out/)": cold, "cp -r out/": min(copies)}
+    written = {}
+    results["build (no-op)"], written["build (no-op)"] = written_by(out, args.runs, None, dg + ["build"])
+    results["build --check"], written["build --check"] = written_by(out, args.runs, None, dg + ["build", "--check"])
+    results["build --check (no cache)"], written["build --check (no cache)"] = written_by(
+        out, args.runs, no_cache, dg + ["build", "--check"]
+    )
+    measure(dg + ["build"])  # the cache back
+    first_user = min((work / "users").iterdir())
+    original = first_user.read_text()
+
+    def edit_one() -> None:
+        first_user.write_text(original.replace('email = "', f'email = "e{time.monotonic_ns()}.', 1))
+
+    results["build (one user)"] = best(args.runs, edit_one, dg + ["build"])
+    first_user.write_text(original)
+    measure(dg + ["build"])
+    results["diff"] = best(args.runs, edit_one, dg + ["diff"])
+    results["diff (no cache)"] = best(args.runs, lambda: (edit_one(), no_cache()), dg + ["diff"])
+    first_user.write_text(original)
+    measure(dg + ["build"])
+    results["validate"] = best(args.runs, None, dg + ["validate"])
+    if args.gojsonnet and n <= args.gojsonnet_max:
+        gout = work / "out-gojsonnet"
+        results["go-jsonnet render"] = best(
+            1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout)
+        )
+        shutil.rmtree(gout, ignore_errors=True)
+    if args.kapitan and n <= args.kapitan_max:
+        results["kapitan compile"] = kapitan(args.kapitan_python, binary, work)
+    print(f"N={n} done ({files} files)", file=sys.stderr)
+    return [(n, files, name, wall, cpu, mem, wall / cold[0], written.get(name)) for name, (wall, cpu, mem) in results.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000")
@@ -132,70 +198,12 @@ def main() -> None:
     binary = str(Path(args.binary).resolve())
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        work = HERE / "work" / f"n{n}"
-        subprocess.run([sys.executable, str(HERE / "generate.py"), str(n), str(work), "--force"], check=True, stdout=subprocess.DEVNULL)
-        out = work / "out"
-        dg = [binary, "-C", str(work), "--quiet"]
-
-        def clean() -> None:
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(cache, ignore_errors=True)
-
-        def no_cache() -> None:
-            shutil.rmtree(cache, ignore_errors=True)
-
-        cache = work / ".devbox-gen"
-        copy = work / "out-copy"
-
-        def clean_copy() -> None:
-            shutil.rmtree(copy, ignore_errors=True)
-
-        # The cold build and its floor, interleaved, each after deleting its own previous
-        # output and letting the filesystem settle (see --settle).
-        colds, copies = [], []
-        for _ in range(args.runs):
-            clean()
-            settle(args.settle)
-            colds.append(measure(dg + ["build"])[:3])
-            clean_copy()
-            settle(args.settle)
-            copies.append(measure(["cp", "-r", str(out), str(copy)])[:3])
-        clean_copy()
-        cold = min(colds)
-        files = count_files(out)
-        results = {"build (empty out/)": cold, "cp -r out/": min(copies)}
-        written = {}
-        results["build (no-op)"], written["build (no-op)"] = written_by(out, args.runs, None, dg + ["build"])
-        results["build --check"], written["build --check"] = written_by(out, args.runs, None, dg + ["build", "--check"])
-        results["build --check (no cache)"], written["build --check (no cache)"] = written_by(out, args.runs, no_cache, dg + ["build", "--check"])
-        measure(dg + ["build"])  # the cache back
-        first_user = sorted((work / "users").iterdir())[0]
-        original = first_user.read_text()
-
-        def edit_one() -> None:
-            first_user.write_text(original.replace('email = "', 'email = "e%d.' % time.monotonic_ns(), 1))
-
-        results["build (one user)"] = best(args.runs, edit_one, dg + ["build"])
-        first_user.write_text(original)
-        measure(dg + ["build"])
-        results["diff"] = best(args.runs, edit_one, dg + ["diff"])
-        results["diff (no cache)"] = best(args.runs, lambda: (edit_one(), no_cache()), dg + ["diff"])
-        first_user.write_text(original)
-        measure(dg + ["build"])
-        results["validate"] = best(args.runs, None, dg + ["validate"])
-        if args.gojsonnet and n <= args.gojsonnet_max:
-            gout = work / "out-gojsonnet"
-            results["go-jsonnet render"] = best(1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout))
-            shutil.rmtree(gout, ignore_errors=True)
-        if args.kapitan and n <= args.kapitan_max:
-            results["kapitan compile"] = kapitan(args.kapitan_python, binary, work)
-        for name, (wall, cpu, mem) in results.items():
-            rows.append((n, files, name, wall, cpu, mem, wall / cold[0], written.get(name)))
-        print(f"N={n} done ({files} files)", file=sys.stderr)
+        rows += one_size(args, binary, n)
 
     header = "| users | files | what | wall s | CPU s | peak MiB | × cold build | out/ files written |\n|---:|---:|---|---:|---:|---:|---:|---:|\n"
     table = header + "".join(
-        f"| {n} | {f} | {name} | {w:.3f} | {c:.3f} | {m:.0f} | {r:.2f} | {'' if wr is None else wr} |\n" for n, f, name, w, c, m, r, wr in rows
+        f"| {n} | {f} | {name} | {w:.3f} | {c:.3f} | {m:.0f} | {r:.2f} | {'' if wr is None else wr} |\n"
+        for n, f, name, w, c, m, r, wr in rows
     )
     print(table)
     if args.markdown:

@@ -145,6 +145,8 @@ def openssh_line(blob: bytes, comment: str, options: str = "") -> str:
 # What users write
 # ---------------------------------------------------------------------------
 
+# Word lists, laid out by hand (ruff format would put one word on a line).
+# fmt: off
 FIRST = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
     "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
@@ -184,6 +186,7 @@ ENV_NAMES = [
     "TF_CPP_MIN_LOG_LEVEL", "PYTHONUNBUFFERED", "HF_HUB_OFFLINE", "UMASK", "MLFLOW_TRACKING_URI",
     "WANDB_MODE", "GIT_PAGER", "TZ", "FEATURE_FLAG", "DEBUG", "VERBOSE", "RETRIES",
 ]
+# fmt: on
 GPUS = [
     ("nvidia-tesla-t4", [1, 2, 4]),
     ("nvidia-l4", [1, 2, 4, 8]),
@@ -301,8 +304,9 @@ class Generator:
             comment = f"{name}@{hosts[k % len(hosts)]}"
             options = ""
             if rng.random() < 0.08:
-                options = rng.choice(['from="10.0.0.0/8,192.168.0.0/16"', "no-agent-forwarding,no-X11-forwarding",
-                                      'environment="LANG=C.UTF-8"'])
+                options = rng.choice(
+                    ['from="10.0.0.0/8,192.168.0.0/16"', "no-agent-forwarding,no-X11-forwarding", 'environment="LANG=C.UTF-8"']
+                )
             lines.append(openssh_line(blob, comment, options))
         return lines
 

@@ -18,7 +18,7 @@ import json
 import subprocess
 from pathlib import Path
 
-import _gojsonnet  # PyPI gojsonnet  # noqa: I001
+import _gojsonnet  # PyPI gojsonnet
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "src" / "render" / "template"

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundles import Report, bundle_dirs, dig, load_all, pod_spec  # noqa: E402
+from bundles import Report, bundle_dirs, dig, load_all, pod_spec
 
 MAX_SKIPS_PER_BUNDLE = 3
 
@@ -53,8 +53,10 @@ def main() -> int:
     failed = results.get("failed_checks", [])
     skipped = results.get("skipped_checks", [])
 
-    print(f"checkov {summary.get('checkov_version')}: passed {summary['passed']}, failed {summary['failed']}, "
-          f"skipped {summary['skipped']}, parsing errors {summary['parsing_errors']}, resources {summary['resource_count']}")
+    print(
+        f"checkov {summary.get('checkov_version')}: passed {summary['passed']}, failed {summary['failed']}, "
+        f"skipped {summary['skipped']}, parsing errors {summary['parsing_errors']}, resources {summary['resource_count']}"
+    )
     for f in failed:
         report.fail(f"{f['check_id']} ({f['check_name']}) failed on {f['resource']} in {f['file_path']}")
     report.check(summary["failed"] == 0 and not failed, f"{summary['failed']} failed checks")
@@ -76,7 +78,9 @@ def main() -> int:
                 if pod_spec(doc) is not None and path.resolve() not in seen:
                     report.fail(f"checkov reported nothing for {path.relative_to(out)}")
     for bundle, count in sorted(annotations_per_bundle.items()):
-        report.check(count <= MAX_SKIPS_PER_BUNDLE, f"{bundle.relative_to(out)}: {count} checkov skip annotations (at most {MAX_SKIPS_PER_BUNDLE})")
+        report.check(
+            count <= MAX_SKIPS_PER_BUNDLE, f"{bundle.relative_to(out)}: {count} checkov skip annotations (at most {MAX_SKIPS_PER_BUNDLE})"
+        )
 
     reasons: dict[tuple[str, str], int] = collections.Counter()
     for s in skipped:
@@ -90,7 +94,9 @@ def main() -> int:
         reasons[(s["check_id"], comment)] += 1
     for (check_id, comment), count in sorted(reasons.items()):
         print(f"  skipped {count:>5} x {check_id}: {comment}")
-    return report.finish(f"{summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} skipped (all by annotation, with reasons)")
+    return report.finish(
+        f"{summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} skipped (all by annotation, with reasons)"
+    )
 
 
 if __name__ == "__main__":

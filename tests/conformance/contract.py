@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundles import GENERATED_MARKER, KUSTOMIZATION, Report, Repo, containers, dig, load_all, pod_spec  # noqa: E402
+from bundles import GENERATED_MARKER, KUSTOMIZATION, Repo, Report, containers, dig, load_all, pod_spec
 
 OWNER_ANNOTATION = "devbox-gen.dev/owner"
 
@@ -280,15 +280,23 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
         if not state_secret or state_secret not in secrets:
             fail(f"TS_KUBE_SECRET {state_secret!r} is not a Secret of the bundle")
         granted = [
-            rule for role in by_kind.get("Role", []) for rule in role.get("rules") or []
+            rule
+            for role in by_kind.get("Role", [])
+            for rule in role.get("rules") or []
             if "secrets" in (rule.get("resources") or []) and state_secret in (rule.get("resourceNames") or [])
         ]
         if not granted or any("create" in r.get("verbs", []) or "*" in r.get("verbs", []) for r in granted):
             fail(f"no Role grants exactly get/update/patch on Secret {state_secret!r} by name")
         shared = {m.get("name") for m in main.get("volumeMounts") or []} & {m.get("name") for m in sidecar.get("volumeMounts") or []}
         if shared:
-            fail(f"the devbox and tailscale containers share volumes {sorted(shared)}: the sidecar's state must be out of the person's reach")
-        token = {v.get("name") for v in spec.get("volumes") or [] if any("serviceAccountToken" in src for src in dig(v, "projected", "sources") or [])}
+            fail(
+                f"the devbox and tailscale containers share volumes {sorted(shared)}: the sidecar's state must be out of the person's reach"
+            )
+        token = {
+            v.get("name")
+            for v in spec.get("volumes") or []
+            if any("serviceAccountToken" in src for src in dig(v, "projected", "sources") or [])
+        }
         if token & {m.get("name") for m in main.get("volumeMounts") or []}:
             fail("the devbox container mounts a service-account token")
 

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundles import Report, containers, dig, load_all, object_files, pod_spec  # noqa: E402
+from bundles import Report, containers, dig, load_all, object_files, pod_spec
 
+# fmt: off
 BASELINE_CAPABILITIES = {
     "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
     "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
 }
+# fmt: on
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
 SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
@@ -52,9 +54,9 @@ def check_pod(spec: dict, pod_annotations: dict, where: str, report: Report) -> 
         ):
             fail(f"AppArmor: annotation {key}={value}")
     for key, value in (pod_annotations or {}).items():
-        if (key == "seccomp.security.alpha.kubernetes.io/pod" or key.startswith("container.seccomp.security.alpha.kubernetes.io/")) and not (
-            value in ("runtime/default", "docker/default") or value.startswith("localhost/")
-        ):
+        if (
+            key == "seccomp.security.alpha.kubernetes.io/pod" or key.startswith("container.seccomp.security.alpha.kubernetes.io/")
+        ) and not (value in ("runtime/default", "docker/default") or value.startswith("localhost/")):
             fail(f"Seccomp: annotation {key}={value}")
     for ctx_where, ctx in [("spec.securityContext", psc)] + [
         (f"{n}.securityContext", c.get("securityContext") or {}) for n, c in containers(spec)
@@ -97,9 +99,7 @@ def check_pod(spec: dict, pod_annotations: dict, where: str, report: Report) -> 
         for port in c.get("ports") or []:
             if port.get("hostPort"):
                 fail(f"Host Ports: {name} port {port.get('containerPort')} has hostPort {port['hostPort']}")
-        handlers = [(p, c.get(p)) for p in PROBES] + [
-            (f"lifecycle.{h}", dig(c, "lifecycle", h)) for h in ("postStart", "preStop")
-        ]
+        handlers = [(p, c.get(p)) for p in PROBES] + [(f"lifecycle.{h}", dig(c, "lifecycle", h)) for h in ("postStart", "preStop")]
         for what, handler in handlers:
             for kind in ("httpGet", "tcpSocket"):
                 host = dig(handler, kind, "host")
@@ -113,7 +113,9 @@ def check_pod(spec: dict, pod_annotations: dict, where: str, report: Report) -> 
         if sc.get("allowPrivilegeEscalation") is not False:
             fail(f"Privilege Escalation: {at}.allowPrivilegeEscalation is {sc.get('allowPrivilegeEscalation')!r}, must be false")
         if sc.get("runAsNonRoot") is False or not (pod_non_root or sc.get("runAsNonRoot") is True):
-            fail(f"Running as Non-root: neither spec.securityContext.runAsNonRoot nor {at}.runAsNonRoot is true (or the container sets false)")
+            fail(
+                f"Running as Non-root: neither spec.securityContext.runAsNonRoot nor {at}.runAsNonRoot is true (or the container sets false)"
+            )
         if not (pod_seccomp or dig(sc, "seccompProfile", "type") in ("RuntimeDefault", "Localhost")):
             fail(f"Seccomp: neither spec.securityContext.seccompProfile nor {at}.seccompProfile is RuntimeDefault or Localhost")
         if "ALL" not in (caps.get("drop") or []):

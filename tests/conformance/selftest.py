@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import yaml
@@ -74,6 +74,7 @@ def privileged(repo: Fixture) -> None:
 
 def sidecar_state_on_home(repo: Fixture) -> None:
     """The tailscale sidecar keeps its state on the home volume, which the person can read."""
+
     def change(o: dict) -> None:
         sidecar = next(c for _, c in containers(pod_spec(o)) if c["name"] == "tailscale")
         sidecar["volumeMounts"].append({"name": "home", "mountPath": "/var/lib/tailscale", "subPath": ".tailscale"})
@@ -83,6 +84,7 @@ def sidecar_state_on_home(repo: Fixture) -> None:
 
 def token_in_main_container(repo: Fixture) -> None:
     """The person's container mounts the service-account token meant for the sidecar."""
+
     def change(o: dict) -> None:
         token = next(v["name"] for v in pod_spec(o)["volumes"] if "projected" in v)
         main_container(o)["volumeMounts"].append({"name": token, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
@@ -169,7 +171,7 @@ def ordered_ready(repo: Fixture) -> None:
 def flux_ssh_without_secret(repo: Fixture) -> None:
     path = next(repo.glob("out/_gitops/flux/*/gitrepository-*.yaml"), None)
     if path is None:
-        raise SystemExit("no out/_gitops/flux/*/gitrepository-*.yaml: the source repo has no gitops = [\"flux\"]")
+        raise SystemExit('no out/_gitops/flux/*/gitrepository-*.yaml: the source repo has no gitops = ["flux"]')
 
     def change(o: dict) -> None:
         url = urlsplit(o["spec"]["url"])
@@ -220,7 +222,7 @@ def fixture(source: Path, into: Path, delivery: bool = False) -> Fixture:
     """A repo of the first running box alone; with `delivery`, also the out/_gitops/ files
     `build` would write for it (the shared ones, and this user's own Flux Kustomization)."""
     repo = Repo(source)
-    for name, user in repo.users.items():
+    for name in repo.users:
         state = repo.pick(name, "state") or "running"
         if state == "running" and any(repo.bundle(name).glob("statefulset-*.yaml")):
             break
@@ -255,16 +257,16 @@ def main() -> int:
         fixture(source, repo, delivery=check == "engine")
         command = [a.format(repo=repo, out=repo / "out") for a in CHECKS[check]]
         # The unbroken fixture must pass, so that the refusal below is the breakage's doing.
-        before = subprocess.run(command, capture_output=True, text=True)
+        before = subprocess.run(command, capture_output=True, text=True, check=False)
         if before.returncode != 0:
             print(before.stdout[-2000:], before.stderr[-2000:])
             print(f"selftest {case}: the unbroken fixture already fails `{check}` (exit {before.returncode})")
             return 1
         breaker(repo)
-        after = subprocess.run(command, capture_output=True, text=True)
-        lines = [l for l in (after.stdout + after.stderr).splitlines() if l.strip()]
+        after = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = [line for line in (after.stdout + after.stderr).splitlines() if line.strip()]
         if after.returncode == 1:
-            first = next((l.strip() for l in lines if "FAIL" in l or "ERROR" in l), lines[-1] if lines else "")
+            first = next((line.strip() for line in lines if "FAIL" in line or "ERROR" in line), lines[-1] if lines else "")
             print(f"selftest {case}: `{check}` refused the broken bundle: {first[:200]}")
             return 0
         print("\n".join(lines[-20:]))

@@ -30,7 +30,7 @@ import yaml
 from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundles import SafeLoader, Report, Repo, bundle_dirs, containers, dig, pod_spec  # noqa: E402
+from bundles import Repo, Report, SafeLoader, bundle_dirs, containers, pod_spec
 
 STRING_MAPS = {"labels", "annotations", "matchLabels", "nodeSelector", "data", "stringData"}
 STRING_LISTS = {"command", "args"}
@@ -167,7 +167,9 @@ def main() -> int:
                     report.fail(f"out/{name}/{path.name}: env {key}: users/{name}.toml says {value!r}, YAML 1.1 reads {actual[key]!r}")
     if args.require_ambiguous:
         report.check(ambiguous > 0, "the repo has no env value that YAML 1.1 would misread: nothing was tested")
-    return report.finish(f"{len(files)} files read by YAML 1.1 and 1.2 alike; {compared} env values equal to the TOML, {ambiguous} of them ambiguous in YAML 1.1")
+    return report.finish(
+        f"{len(files)} files read by YAML 1.1 and 1.2 alike; {compared} env values equal to the TOML, {ambiguous} of them ambiguous in YAML 1.1"
+    )
 
 
 if __name__ == "__main__":

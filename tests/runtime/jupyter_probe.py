@@ -25,16 +25,19 @@ def ws_request(url, token, host, path):
     from tornado.httpclient import HTTPRequest
 
     ws_url = url.replace("http://", "ws://", 1).rstrip("/") + path
-    return HTTPRequest(ws_url, headers={"Host": host, "Origin": f"http://{host}",
-                                        "Authorization": f"token {token}"}, request_timeout=30)
+    return HTTPRequest(ws_url, headers={"Host": host, "Origin": f"http://{host}", "Authorization": f"token {token}"}, request_timeout=30)
 
 
 def http(url, token, host, method, path, body=None):
     from tornado.httpclient import HTTPClient, HTTPRequest
 
-    req = HTTPRequest(url.rstrip("/") + path, method=method, body=body,
-                      headers={"Host": host, "Authorization": f"token {token}",
-                               "Content-Type": "application/json"}, request_timeout=30)
+    req = HTTPRequest(
+        url.rstrip("/") + path,
+        method=method,
+        body=body,
+        headers={"Host": host, "Authorization": f"token {token}", "Content-Type": "application/json"},
+        request_timeout=30,
+    )
     resp = HTTPClient().fetch(req, raise_error=True)
     return json.loads(resp.body) if resp.body else None
 
@@ -74,10 +77,24 @@ def kernel_ws(url, token, host, kernel_id):
     async def run():
         ws = await websocket_connect(ws_request(url, token, host, f"/api/kernels/{kernel_id}/channels"))
         msg_id, session = uuid.uuid4().hex, uuid.uuid4().hex
-        ws.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "username": "", "session": session, "msg_type": "kernel_info_request",
-                       "version": "5.3", "date": ""},
-            "parent_header": {}, "metadata": {}, "content": {}, "channel": "shell"}))
+        ws.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": "",
+                        "session": session,
+                        "msg_type": "kernel_info_request",
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {},
+                    "channel": "shell",
+                }
+            )
+        )
         while True:
             msg = await ws.read_message()
             if msg is None:

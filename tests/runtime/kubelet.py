@@ -22,6 +22,7 @@ writes under --pod-dir and the --pv directories.
 
 import argparse
 import base64
+import functools
 import json
 import os
 import shutil
@@ -223,8 +224,7 @@ def resolve_pod(args):
         sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         sas = find(objs, "ServiceAccount", sa_name)
         automount = sas[0].get("automountServiceAccountToken", True) if sas else True
-    if automount and not any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_PATH
-                             for m in container.get("volumeMounts") or []):
+    if automount and not any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_PATH for m in container.get("volumeMounts") or []):
         pod["serviceAccountToken"] = sts["metadata"].get("namespace", "default")
 
     # Volumes: all the pod's containers mount are set up (the kubelet sets
@@ -254,8 +254,12 @@ def resolve_pod(args):
                 raise Refused(f"persistentvolumeclaim {claim} is not in the bundle")
             if claim not in pvs:
                 raise Refused(f"no --pv for claim {claim}")
-            pod["volumes"][name] = {"type": "pvc", "claim": claim, "path": os.path.abspath(pvs[claim]),
-                                    "readOnly": bool(v["persistentVolumeClaim"].get("readOnly"))}
+            pod["volumes"][name] = {
+                "type": "pvc",
+                "claim": claim,
+                "path": os.path.abspath(pvs[claim]),
+                "readOnly": bool(v["persistentVolumeClaim"].get("readOnly")),
+            }
         elif "emptyDir" in v:
             pod["volumes"][name] = {"type": "emptyDir", "medium": (v["emptyDir"] or {}).get("medium", "")}
         else:
@@ -265,8 +269,9 @@ def resolve_pod(args):
             if m.get("subPath") and m["name"] in pod["volumes"]:
                 pod["subPaths"].append([m["name"], m["subPath"]])
     for m in container.get("volumeMounts") or []:
-        pod["mounts"].append({"name": m["name"], "mountPath": m["mountPath"], "subPath": m.get("subPath", ""),
-                              "readOnly": bool(m.get("readOnly"))})
+        pod["mounts"].append(
+            {"name": m["name"], "mountPath": m["mountPath"], "subPath": m.get("subPath", ""), "readOnly": bool(m.get("readOnly"))}
+        )
     return pod, objs
 
 
@@ -413,8 +418,10 @@ def setup_volumes(pod_dir, pod, objs):
                 fresh_pv(d)
                 log(f"volume {name}: new volume for claim {v['claim']} at {d}")
             changed = set_volume_ownership(d, pod["fsGroup"], v["readOnly"], pod["fsGroupChangePolicy"])
-            log(f"volume {name}: fsGroup {pod['fsGroup']} ownership "
-                + ("applied" if changed else f"skipped ({pod['fsGroupChangePolicy']}, root matches)"))
+            log(
+                f"volume {name}: fsGroup {pod['fsGroup']} ownership "
+                + ("applied" if changed else f"skipped ({pod['fsGroupChangePolicy']}, root matches)")
+            )
         elif v["type"] == "emptyDir":
             empty_dir(d)
             if v["medium"] != "Memory":
@@ -429,9 +436,11 @@ def setup_volumes(pod_dir, pod, objs):
         # namespace; defaultMode 0644). The token is a dummy: no API server.
         d = os.path.join(pod_dir, "volumes", "serviceaccount")
         empty_dir(d)
-        payload = {"token": (b"emulated-service-account-token", 0o644),
-                   "ca.crt": (b"-----BEGIN CERTIFICATE-----\nemulated\n-----END CERTIFICATE-----\n", 0o644),
-                   "namespace": (pod["serviceAccountToken"].encode(), 0o644)}
+        payload = {
+            "token": (b"emulated-service-account-token", 0o644),
+            "ca.crt": (b"-----BEGIN CERTIFICATE-----\nemulated\n-----END CERTIFICATE-----\n", 0o644),
+            "namespace": (pod["serviceAccountToken"].encode(), 0o644),
+        }
         atomic_write(d, payload, lambda: set_volume_ownership(d, pod["fsGroup"], True, "Always"))
     # subPath directories, created by the kubelet for every container that
     # mounts one: owned by the kubelet (root), with the mode of the volume's
@@ -513,20 +522,23 @@ def build_rootfs(pod_dir, pod, root):
     etc = os.path.join(root, "etc")
     u = pod["imageUser"]
     if u:
+
         def rewrite(path, line, key):
             with open(path) as f:
-                lines = [l for l in f.read().splitlines() if not key(l.split(":"))]
+                lines = [entry for entry in f.read().splitlines() if not key(entry.split(":"))]
             with open(path, "w") as f:
                 f.write("\n".join(lines + [line]) + "\n")
 
-        rewrite(os.path.join(etc, "passwd"), f"{u['name']}:x:{u['uid']}:{u['gid']}::{u['home']}:{u['shell']}",
-                lambda f: f[0] == u["name"] or f[2] == str(u["uid"]))
+        rewrite(
+            os.path.join(etc, "passwd"),
+            f"{u['name']}:x:{u['uid']}:{u['gid']}::{u['home']}:{u['shell']}",
+            lambda f: f[0] == u["name"] or f[2] == str(u["uid"]),
+        )
         # Debian's sshd (patch user-group-modes) accepts a group-writable
         # home or ~/.ssh when the group's only member is its owner; a second
         # member makes it apply upstream OpenSSH's StrictModes.
         members = f"{u['name']},nobody" if pod["upstreamStrictModes"] else ""
-        rewrite(os.path.join(etc, "group"), f"{u['name']}:x:{u['gid']}:{members}",
-                lambda f: f[0] == u["name"] or f[2] == str(u["gid"]))
+        rewrite(os.path.join(etc, "group"), f"{u['name']}:x:{u['gid']}:{members}", lambda f: f[0] == u["name"] or f[2] == str(u["gid"]))
     for path, host_file in pod["imageFiles"].items():
         dst = os.path.join(root, path.lstrip("/"))
         os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
@@ -546,8 +558,7 @@ def build_rootfs(pod_dir, pod, root):
         open(os.path.join(dev, n), "w").close()
         mount("--bind", "/dev/" + n, os.path.join(dev, n))
     os.mkdir(os.path.join(dev, "pts"))
-    mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec", "devpts",
-          os.path.join(dev, "pts"))
+    mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec", "devpts", os.path.join(dev, "pts"))
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.mkdir(os.path.join(dev, "shm"))
     mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,noexec,size=65536k", "shm", os.path.join(dev, "shm"))
@@ -693,11 +704,16 @@ def cmd_start(args):
     setup_volumes(pod_dir, pod, objs)
     with open(os.path.join(pod_dir, "pod.json"), "w") as f:
         json.dump(pod, f, indent=1)
-    logf = open(os.path.join(pod_dir, "container.log"), "ab")
-    proc = subprocess.Popen(
-        ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--kill-child",
-         "--propagation", "private", PYTHON, os.path.abspath(__file__), "_sandbox", pod_dir],
-        stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True)
+    # The sandbox writes to its own copy of the log's descriptor: this one is closed at once.
+    with open(os.path.join(pod_dir, "container.log"), "ab") as logf:
+        unshare = ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--kill-child", "--propagation", "private"]
+        proc = subprocess.Popen(
+            unshare + [PYTHON, os.path.abspath(__file__), "_sandbox", pod_dir],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+        )
     with open(os.path.join(pod_dir, "unshare.pid"), "w") as f:
         f.write(str(proc.pid))
     deadline = time.time() + args.timeout
@@ -742,8 +758,8 @@ def exec_argv(pod_dir, pod, argv):
     user += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if pod["dropAll"] else []
     # The working directory is changed inside the container's root: nsenter's
     # --wd=DIR would resolve DIR outside the chroot the sandbox runs in.
-    return (["nsenter", f"--target={init}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
-             "/usr/bin/env", f"--chdir={pod['workingDir']}"] + user + ["--"] + argv)
+    nsenter = ["nsenter", f"--target={init}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root"]
+    return nsenter + ["/usr/bin/env", f"--chdir={pod['workingDir']}"] + user + ["--"] + argv
 
 
 def cmd_exec(args):
@@ -751,7 +767,7 @@ def cmd_exec(args):
     pod = load_pod(pod_dir)
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     try:
-        return subprocess.run(exec_argv(pod_dir, pod, argv), env=pod["env"], timeout=args.timeout).returncode
+        return subprocess.run(exec_argv(pod_dir, pod, argv), env=pod["env"], timeout=args.timeout, check=False).returncode
     except subprocess.TimeoutExpired:
         log(f"exec timed out after {args.timeout}s")
         return 124
@@ -771,9 +787,14 @@ def cmd_ready(args):
         if not alive(init) or zombie(init):
             raise Refused("the container exited; log:\n" + logs(pod_dir))
         try:
-            r = subprocess.run(exec_argv(pod_dir, pod, probe["exec"]["command"]), env=pod["env"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               timeout=probe.get("timeoutSeconds", 1))
+            r = subprocess.run(
+                exec_argv(pod_dir, pod, probe["exec"]["command"]),
+                env=pod["env"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=probe.get("timeoutSeconds", 1),
+                check=False,
+            )
             if r.returncode == 0:
                 log(f"pod {pod['name']}: ready")
                 return 0
@@ -793,7 +814,7 @@ def cmd_sync_config(args):
             cms = find(objs, "ConfigMap", v["source"]["name"])
             payload = config_map_payload(cms[0], v["source"]) if cms else {}
             d = host_volume_dir(pod_dir, pod, name)
-            changed = atomic_write(d, payload, lambda: set_volume_ownership(d, pod["fsGroup"], True, "Always"))
+            changed = atomic_write(d, payload, functools.partial(set_volume_ownership, d, pod["fsGroup"], True, "Always"))
             log(f"volume {name}: " + ("updated" if changed else "unchanged"))
     return 0
 
@@ -851,10 +872,12 @@ def main():
     p.add_argument("--image-user", metavar="NAME:UID:GID:HOME:SHELL")
     p.add_argument("--image-file", action="append", default=[], metavar="PATH=HOSTFILE")
     p.add_argument("--image-volume", action="append", default=[], metavar="PATH")
-    p.add_argument("--image-path", action="append", default=[], metavar="DIR",
-                   help="put DIR before the image's ENV PATH (repeatable, in order)")
-    p.add_argument("--upstream-strict-modes", action="store_true",
-                   help="make Debian's sshd refuse a group-writable home like upstream OpenSSH")
+    p.add_argument(
+        "--image-path", action="append", default=[], metavar="DIR", help="put DIR before the image's ENV PATH (repeatable, in order)"
+    )
+    p.add_argument(
+        "--upstream-strict-modes", action="store_true", help="make Debian's sshd refuse a group-writable home like upstream OpenSSH"
+    )
     p.add_argument("--fs-group-change-policy", choices=["Always", "OnRootMismatch"])
     p.add_argument("--timeout", type=float, default=20)
     p = sub.add_parser("exec")
@@ -883,8 +906,7 @@ def main():
         elif args.cmd == "logs":
             sys.stdout.write(logs(os.path.abspath(args.pod_dir)))
             return 0
-        return {"start": cmd_start, "exec": cmd_exec, "ready": cmd_ready, "sync-config": cmd_sync_config,
-                "stop": cmd_stop}[args.cmd](args)
+        return {"start": cmd_start, "exec": cmd_exec, "ready": cmd_ready, "sync-config": cmd_sync_config, "stop": cmd_stop}[args.cmd](args)
     except Refused as e:
         log(f"error: {e}")
         return 2
