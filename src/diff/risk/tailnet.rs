@@ -31,12 +31,17 @@ pub(super) fn hostname(statefulset: &Resource) -> Option<&str> {
     env(sidecar(pod(statefulset)?)?, "TS_HOSTNAME")
 }
 
+/// The Secret tailscaled keeps its node key in (`TS_KUBE_SECRET`), if it keeps it in one.
+fn state_secret(pod: &Value) -> Option<&str> {
+    env(sidecar(pod)?, "TS_KUBE_SECRET").filter(|s| !s.is_empty())
+}
+
 /// Where tailscaled keeps its node key, in words: `Secret 'x'`, or the volume it mounts.
 fn state_location(pod: &Value) -> Option<String> {
-    let container = sidecar(pod)?;
-    if let Some(secret) = env(container, "TS_KUBE_SECRET").filter(|s| !s.is_empty()) {
+    if let Some(secret) = state_secret(pod) {
         return Some(format!("Secret {}", code(secret)));
     }
+    let container = sidecar(pod)?;
     let dir = env(container, "TS_STATE_DIR")?;
     let mounts = container.get("volumeMounts")?.as_array()?;
     let mount = mounts.iter().find(|m| m.get("mountPath").and_then(Value::as_str) == Some(dir))?;
@@ -47,12 +52,13 @@ fn state_location(pod: &Value) -> Option<String> {
     })
 }
 
-/// How to find the box's device id, which the tailscale API and admin console go by.
-fn device_id_help(resource: &Resource) -> String {
+/// How to find the box's device id, which the tailscale API and admin console go by:
+/// containerboot records it as `device_id` in the state Secret.
+fn device_id_help(resource: &Resource, state_secret: &str) -> String {
     format!(
-        "its device id, while the state Secret still exists: `kubectl {}get secret {}-tailnet --output jsonpath='{{.data.device_id}}' | base64 -d`",
+        "its device id, while the state Secret still exists: `kubectl {}get secret {} --output jsonpath='{{.data.device_id}}' | base64 -d`",
         namespace_flag(resource),
-        resource.owner.replace('`', "'")
+        state_secret.replace('`', "'")
     )
 }
 
@@ -113,26 +119,31 @@ pub(super) fn tags_changed(old: &Resource, new: &Resource) -> Option<Risk> {
         .fact("to", to.as_str())
         .detail("tailscale applies `--advertise-tags` only when a machine first logs in, and the box's machine is logged in already: nothing restarts and the ACLs keep seeing the old tags. A new box, or one whose tailnet state is reset, gets the new ones.")
         .help("retag the running machine in the tailscale admin console (Machines → the box's machine → Edit ACL tags), or with the API: `POST /api/v2/device/DEVICE_ID/tags`")
-        .help(device_id_help(new)),
+        // The ConfigMap does not name the state Secret; this is the embedded template's name.
+        .help(device_id_help(new, &format!("{}-tailnet", new.owner))),
     )
 }
 
 /// What becomes of the box's machine when the box is archived or removed.
 pub(super) fn machine_left_behind(old: &Resource, risk: Risk) -> Risk {
     let Some(host) = hostname(old) else { return risk };
-    let pruned = state_location(pod(old).unwrap_or(&Value::Null)).is_some_and(|s| s.starts_with("Secret"));
-    let key = if pruned {
+    let secret = pod(old).and_then(state_secret);
+    let key = if secret.is_some() {
         "Its node key goes with the pruned state Secret, so nothing can use that identity again"
     } else {
         "Its node key stays where the sidecar kept it"
     };
-    risk.fact("hostname", host)
+    let risk = risk
+        .fact("hostname", host)
         .detail(format!(
             "{key}; but the machine {} stays in the tailnet's machine list, offline, until someone removes it (stopping a pod logs nothing out).",
             code(host)
         ))
-        .help(format!("remove the machine: tailscale admin console → Machines → {} → Remove (or `DELETE /api/v2/device/DEVICE_ID`)", code(host)))
-        .help(device_id_help(old))
+        .help(format!("remove the machine: tailscale admin console → Machines → {} → Remove (or `DELETE /api/v2/device/DEVICE_ID`)", code(host)));
+    match secret {
+        Some(secret) => risk.help(device_id_help(old, secret)),
+        None => risk,
+    }
 }
 
 #[cfg(test)]
