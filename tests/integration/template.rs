@@ -83,3 +83,35 @@ fn a_home_volume_in_an_earlier_sync_wave_than_its_statefulset_is_refused() {
     }
     assert!(!repo.path().join("out").exists());
 }
+
+/// jrsonnet-stdlib is patched in vendor/ to hash with the 0.10 RustCrypto crates (the ones
+/// ssh-key already brings); these are the FIPS 180/202 and RFC 1321 vectors for "abc", so a
+/// patch that changed a result would fail here.
+#[test]
+fn the_patched_stdlib_hashes_match_the_published_test_vectors() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           statefulSet+: { metadata+: { annotations+: {\n\
+             'example.com/md5': std.md5('abc'),\n\
+             'example.com/sha1': std.sha1('abc'),\n\
+             'example.com/sha256': std.sha256('abc'),\n\
+             'example.com/sha512': std.sha512('abc'),\n\
+             'example.com/sha3': std.sha3('abc'),\n\
+           } } },\n\
+         }\n",
+    );
+    repo.run_ok(&["build"], 0);
+    let statefulset = repo.read("out/alice/statefulset-alice.yaml");
+    for expected in [
+        "example.com/md5: 900150983cd24fb0d6963f7d28e17f72\n",
+        "example.com/sha1: a9993e364706816aba3e25717850c26c9cd0d89d\n",
+        "example.com/sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n",
+        "example.com/sha512: ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+         2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f\n",
+        "example.com/sha3: b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e\
+         10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0\n",
+    ] {
+        assert_contains!(statefulset, expected);
+    }
+}
