@@ -6,25 +6,36 @@
 //! server would reject it with `--strict`). The safety rules (home volume protected, pod
 //! hardened, no Secret contents) are checked on the JSON, so a custom template cannot opt out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, group_by_user, user_files};
 use crate::emit::OutTree;
 use crate::model::State;
 use crate::quantity::Quantity;
+use crate::read::ConfigRepo;
 use crate::render::{Object, RenderedBox};
 
-/// Reports one box's problems, found by [`check_box`], against its user file.
-pub(crate) fn problems_to_diagnostics(source: &str, problems: Vec<String>, template: &str) -> Diagnostics {
+/// Reports the problems of every invalid box at once: a problem a custom template causes in
+/// every box (`StatefulSet/devboxes/alice: unknown field ...`, the same for bob) is reported
+/// once, naming the user files it is found in.
+pub(crate) fn invalid_bundles_to_diagnostics(boxes: Vec<(String, Vec<String>)>, template: &str) -> Diagnostics {
+    let problems = boxes.into_iter().flat_map(|(source, problems)| problems.into_iter().map(move |p| (source.clone(), p))).collect();
     Diagnostics(
-        problems
+        group_by_user(problems)
             .into_iter()
-            .map(|problem| {
-                Diagnostic::error(format!("{template} produced an invalid bundle for {source}")).in_path(source.to_string()).help(problem)
+            .filter_map(|(problem, sources)| {
+                let first = sources.first()?.clone();
+                let mut diagnostic = Diagnostic::error(format!("{template} produced an invalid bundle for {}", user_files(&sources)))
+                    .in_path(first.clone())
+                    .help(problem);
+                if sources.len() > 1 {
+                    diagnostic = diagnostic.help(format!("as found in {first}'s bundle; the others have the same problem"));
+                }
+                Some(diagnostic)
             })
             .collect(),
     )
@@ -169,11 +180,166 @@ fn typed_check(object: &Object) -> Vec<String> {
 fn strict<T: DeserializeOwned>(object: &Object) -> Vec<String> {
     let mut unknown = Vec::new();
     let result: Result<T, _> = serde_ignored::deserialize(object, |path| unknown.push(crate::source::ignored_path(&path)));
-    let mut problems: Vec<String> = unknown.into_iter().map(|p| format!("unknown field `{p}`")).collect();
+    let mut problems: Vec<String> = unknown.into_iter().map(|path| unknown_field::<T>(object, &path)).collect();
     if let Err(e) = result {
         problems.push(format!("not a valid {}: {e}", kind(object)));
     }
     problems
+}
+
+/// `unknown field `spec.replica``, with the field of that object meant (`replicas`) when the
+/// name is a near miss: the API server would reject the object, not guess.
+fn unknown_field<T: DeserializeOwned>(object: &Object, path: &str) -> String {
+    let problem = format!("unknown field `{path}`");
+    let steps = field_path(path);
+    let Some((Field::Key(key), parent)) = steps.split_last() else { return problem };
+    let root = Value::Object(object.clone());
+    let found = std::cell::Cell::new(None);
+    // Only the fields are wanted: the deserialisation itself always stops early.
+    let _ = T::deserialize(FieldNames { value: &root, path: parent, found: &found });
+    let known: Vec<String> = found.get().unwrap_or_default().iter().copied().map(String::from).collect();
+    match crate::read::closest(key, &known) {
+        Some(near) => format!("{problem}: did you mean `{near}`?"),
+        None => problem,
+    }
+}
+
+/// A step of a path as serde_ignored reports it (`spec.template.spec.containers[0].imagePullPolice`).
+#[derive(Debug, PartialEq, Eq)]
+enum Field {
+    Key(String),
+    Index(usize),
+}
+
+fn field_path(path: &str) -> Vec<Field> {
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            steps.push(Field::Key(key.to_string()));
+        }
+        steps.extend(pieces.filter_map(|index| index.trim_end_matches(']').parse().ok()).map(Field::Index));
+    }
+    steps
+}
+
+/// A deserializer that follows `path` into a JSON value and keeps the field names the type
+/// there declares: k8s-openapi's structs pass them to `deserialize_struct` (the list serde's
+/// own unknown-field error would print), but do not reject unknown fields themselves.
+#[derive(Clone, Copy)]
+struct FieldNames<'a> {
+    value: &'a Value,
+    path: &'a [Field],
+    found: &'a std::cell::Cell<Option<&'static [&'static str]>>,
+}
+
+/// Why [`FieldNames`] stopped: found, or the path led nowhere.
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl serde::de::Error for Stop {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        Stop
+    }
+}
+
+impl<'a> FieldNames<'a> {
+    fn next(self, value: &'a Value) -> Self {
+        Self { value, path: &self.path[1..], ..self }
+    }
+}
+
+impl<'a> serde::Deserializer<'a> for FieldNames<'a> {
+    type Error = Stop;
+
+    fn deserialize_any<V: serde::de::Visitor<'a>>(self, visitor: V) -> Result<V::Value, Stop> {
+        self.value.deserialize_any(visitor).map_err(|_| Stop)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'a>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Stop> {
+        if self.path.is_empty() {
+            self.found.set(Some(fields));
+            return Err(Stop);
+        }
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_map<V: serde::de::Visitor<'a>>(self, visitor: V) -> Result<V::Value, Stop> {
+        match self.path.first() {
+            Some(Field::Key(key)) => {
+                let value = self.value.get(key).ok_or(Stop)?;
+                visitor.visit_map(OneEntry { key: Some(key), value: Some(self.next(value)) })
+            }
+            _ => Err(Stop),
+        }
+    }
+
+    fn deserialize_seq<V: serde::de::Visitor<'a>>(self, visitor: V) -> Result<V::Value, Stop> {
+        match self.path.first() {
+            Some(Field::Index(i)) => {
+                let value = self.value.get(i).ok_or(Stop)?;
+                visitor.visit_seq(OneItem(Some(self.next(value))))
+            }
+            _ => Err(Stop),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'a>>(self, visitor: V) -> Result<V::Value, Stop> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'a>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Stop> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        <W: Visitor<'a>>
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct
+        tuple tuple_struct enum identifier ignored_any
+    }
+}
+
+/// The one entry of a map on the path.
+struct OneEntry<'a> {
+    key: Option<&'a str>,
+    value: Option<FieldNames<'a>>,
+}
+
+impl<'a> serde::de::MapAccess<'a> for OneEntry<'a> {
+    type Error = Stop;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Stop> {
+        use serde::de::IntoDeserializer;
+        self.key.take().map(|key| seed.deserialize(key.into_deserializer())).transpose()
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Stop> {
+        seed.deserialize(self.value.take().ok_or(Stop)?)
+    }
+}
+
+/// The one item of a list on the path.
+struct OneItem<'a>(Option<FieldNames<'a>>);
+
+impl<'a> serde::de::SeqAccess<'a> for OneItem<'a> {
+    type Error = Stop;
+
+    fn next_element_seed<T: serde::de::DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Stop> {
+        self.0.take().map(|item| seed.deserialize(item)).transpose()
+    }
 }
 
 /// The hardening rule 5 of docs/design.md requires of every pod.
@@ -312,6 +478,7 @@ fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
 pub(crate) struct HomeVolume {
     pub size: String,
     pub storage_class: Option<String>,
+    pub namespace: Option<String>,
 }
 
 impl HomeVolume {
@@ -322,6 +489,7 @@ impl HomeVolume {
         Some(Self {
             size: object.pointer_str("/spec/resources/requests/storage")?.to_string(),
             storage_class: object.pointer_str("/spec/storageClassName").map(str::to_string),
+            namespace: object.pointer_str("/metadata/namespace").map(str::to_string),
         })
     }
 }
@@ -337,6 +505,46 @@ impl ImpossibleChange {
     pub(crate) fn user(&self) -> &str {
         match self {
             Self::Shrink { user, .. } | Self::StorageClass { user, .. } => user,
+        }
+    }
+
+    /// The user-file field that decides it.
+    fn field(&self) -> &'static str {
+        match self {
+            Self::Shrink { .. } => "home.size",
+            Self::StorageClass { .. } => "home.storage_class",
+        }
+    }
+
+    fn is_set_in(&self, home: Option<&crate::model::Home>) -> bool {
+        home.is_some_and(|h| match self {
+            Self::Shrink { .. } => h.size.is_some(),
+            Self::StorageClass { .. } => h.storage_class.is_some(),
+        })
+    }
+
+    /// `100Gi → 50Gi`.
+    fn change_shown(&self) -> String {
+        let class = |c: &Option<String>| c.clone().unwrap_or_else(|| "the cluster default".into());
+        match self {
+            Self::Shrink { from, to, .. } => format!("{from} → {to}"),
+            Self::StorageClass { from, to, .. } => format!("{} → {}", class(from), class(to)),
+        }
+    }
+
+    /// The value the volume has now (`None`: the cluster's default storage class).
+    fn old_value(&self) -> Option<&str> {
+        match self {
+            Self::Shrink { from, .. } => Some(from),
+            Self::StorageClass { from, .. } => from.as_deref(),
+        }
+    }
+
+    /// What Kubernetes does not allow.
+    fn why(&self) -> &'static str {
+        match self {
+            Self::Shrink { .. } => "Kubernetes cannot shrink a PersistentVolumeClaim",
+            Self::StorageClass { .. } => "a PersistentVolumeClaim's storage class is immutable",
         }
     }
 
@@ -378,12 +586,97 @@ pub(crate) fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
 
 /// What `build` and `diff` both refuse: going from `before` to `after` would need a change to a
 /// home volume that Kubernetes cannot apply.
-pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree) -> Result<(), Diagnostics> {
+/// Each is blamed on the line that decided it: the user's own `home.size`, or devbox.toml's
+/// `[defaults] home.size` once for every user who takes it from there.
+pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree, repo: &ConfigRepo) -> Result<(), Diagnostics> {
     let impossible = impossible_changes(&home_volumes(before), &home_volumes(after));
     if impossible.is_empty() {
         return Ok(());
     }
-    Err(Diagnostics(impossible.iter().map(ImpossibleChange::to_diagnostic).collect()))
+    Err(locate_impossible_changes(&impossible, repo))
+}
+
+/// A warning when the home volumes of existing boxes would be created in another namespace:
+/// Kubernetes can apply that, but each box then starts with an empty home (`diff` explains it
+/// as the `namespace-changed` risk).
+pub(crate) fn warn_namespace_moves(before: &OutTree, after: &OutTree) -> Option<Diagnostic> {
+    let (was, is) = (home_volumes(before), home_volumes(after));
+    let mut moves: BTreeMap<(Option<&str>, Option<&str>), Vec<&str>> = BTreeMap::new();
+    for (user, new) in &is {
+        if let Some(old) = was.get(user).filter(|old| old.namespace != new.namespace) {
+            moves.entry((old.namespace.as_deref(), new.namespace.as_deref())).or_default().push(user);
+        }
+    }
+    let ((from, to), users) = moves.into_iter().max_by_key(|(_, users)| users.len())?;
+    let name = |n: Option<&str>| format!("`{}`", n.unwrap_or("default"));
+    Some(
+        Diagnostic::warning(format!(
+            "the namespace changes from {} to {} for {}: their home volumes stay behind in {}, and each box starts with an empty home",
+            name(from),
+            name(to),
+            crate::diff::plural(users.len(), "box", "boxes"),
+            name(from)
+        ))
+        .in_path("devbox.toml")
+        .help("a PersistentVolumeClaim cannot change namespace: `devbox-gen diff` shows what moves and docs/reviewing.md how to rebind each volume; or keep the old `namespace`"),
+    )
+}
+
+/// Where the value that makes a change impossible was set, when not in the user's own file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// In devbox.toml's `[defaults]`.
+    Defaults,
+    /// Nowhere: the built-in default.
+    BuiltIn,
+}
+
+fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) -> Diagnostics {
+    let settings = repo.settings.as_ref();
+    let mut shared: BTreeMap<(&'static str, Origin), Vec<&ImpossibleChange>> = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    for change in changes {
+        let field = change.field();
+        let user = repo.users.iter().find(|(name, _)| name == change.user()).map(|(_, parsed)| parsed);
+        let set_by_user = user.is_some_and(|u| change.is_set_in(u.value.home.as_ref()));
+        match user {
+            Some(user) if set_by_user => {
+                diagnostics.push(change.to_diagnostic().at(&user.source, user.source.value_span(field), "set here"))
+            }
+            _ if settings.is_some_and(|s| change.is_set_in(s.value.defaults.home.as_ref())) => {
+                shared.entry((field, Origin::Defaults)).or_default().push(change);
+            }
+            _ => shared.entry((field, Origin::BuiltIn)).or_default().push(change),
+        }
+    }
+    for ((field, origin), group) in shared {
+        let users: Vec<String> = group.iter().map(|c| format!("{} ({})", c.user(), c.change_shown())).collect();
+        let what = if field == "home.size" { "shrink" } else { "change the storage class of" };
+        let message = format!(
+            "`[defaults] {field}` would {what} the home {} of {}: {}",
+            if group.len() == 1 { "volume" } else { "volumes" },
+            crate::diff::plural(group.len(), "user", "users"),
+            users.join(", ")
+        );
+        let mut diagnostic = Diagnostic::error(message);
+        diagnostic = match (origin, settings) {
+            (Origin::Defaults, Some(settings)) => {
+                diagnostic.at(&settings.source, settings.source.value_span(&format!("defaults.{field}")), "set here")
+            }
+            _ => diagnostic.in_path("devbox.toml").help(format!(
+                "devbox.toml does not set `[defaults] {field}`: the built-in default changed with this version of devbox-gen; set `[defaults] {field}` to the old value"
+            )),
+        };
+        let keep = group.iter().map(|c| c.user()).collect::<Vec<_>>().join(", ");
+        let old_value = match group.iter().map(|c| c.old_value()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()[..] {
+            [Some(one)] => format!("`{field} = \"{one}\"`"),
+            _ => format!("`{field}` set to their current value"),
+        };
+        diagnostics.push(diagnostic.help(group[0].why()).help(format!(
+            "set `[defaults] {field}` back; or, to give only new boxes the new default, keep {old_value} in the files of {keep}"
+        )));
+    }
+    Diagnostics(diagnostics)
 }
 
 /// Compares home volumes before and after, by user: the changes `build` must refuse.
@@ -412,7 +705,7 @@ mod tests {
     use super::*;
 
     fn volume(size: &str, class: Option<&str>) -> HomeVolume {
-        HomeVolume { size: size.into(), storage_class: class.map(Into::into) }
+        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None }
     }
 
     #[test]
@@ -434,7 +727,37 @@ mod tests {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labelz": {}}, "data": {"a": "b"}
         }))
         .unwrap();
-        assert_eq!(typed_check(&object), vec!["unknown field `metadata.labelz`"]);
+        assert_eq!(typed_check(&object), vec!["unknown field `metadata.labelz`: did you mean `labels`?"]);
+    }
+
+    #[test]
+    fn unknown_fields_deep_in_lists_get_the_field_meant() {
+        let object: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"},
+            "spec": {"replica": 1, "selector": {}, "template": {"spec": {"containers": [
+                {"name": "a"}, {"name": "b", "imagePullPolice": "Always", "zzz": 1}
+            ]}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            typed_check(&object),
+            vec![
+                "unknown field `spec.replica`: did you mean `replicas`?",
+                "unknown field `spec.template.spec.containers[1].imagePullPolice`: did you mean `imagePullPolicy`?",
+                "unknown field `spec.template.spec.containers[1].zzz`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_problem_in_every_box_is_reported_once() {
+        let boxes = ["alice", "bob", "carol"]
+            .map(|user| (format!("users/{user}.toml"), vec![format!("StatefulSet/devboxes/{user}: unknown field `spec.replica`")]));
+        let diagnostics = invalid_bundles_to_diagnostics(boxes.to_vec(), "t.jsonnet");
+        assert_eq!(diagnostics.0.len(), 1);
+        let only = &diagnostics.0[0];
+        assert_eq!(only.message, "t.jsonnet produced an invalid bundle for users/alice.toml, users/bob.toml and users/carol.toml");
+        assert_eq!(only.help[0], "StatefulSet/devboxes/alice: unknown field `spec.replica`");
     }
 
     #[test]

@@ -117,6 +117,59 @@ impl From<Diagnostic> for Diagnostics {
     }
 }
 
+/// The same problem in many boxes, as one: `(user file, text)` pairs grouped by text, where
+/// texts that differ only by the user's name (`boom alice`, `boom bob`) are the same, since a
+/// template bug fails every box alike but names each. Each group is its first user file's text
+/// and the user files, sorted; groups come in the order of their first user file.
+pub(crate) fn group_by_user(items: Vec<(String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut items = items;
+    items.sort();
+    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
+    for (source, text) in items {
+        let key = without_user(&text, &source);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, sources)) => {
+                if !sources.contains(&source) {
+                    sources.push(source);
+                }
+            }
+            None => groups.push((key, text, vec![source])),
+        }
+    }
+    groups.into_iter().map(|(_, text, sources)| (text, sources)).collect()
+}
+
+/// `text` with the name of the user of `source` (`users/NAME.toml`) blanked out wherever it
+/// stands as a word or part of a name (`alice`, `alice-home`, but not `malice`).
+fn without_user(text: &str, source: &str) -> String {
+    let name = source.rsplit('/').next().unwrap_or(source).trim_end_matches(".toml");
+    if name.is_empty() {
+        return text.to_string();
+    }
+    let bounded = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(name) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + name.len()..];
+        out.push_str(if bounded(out.chars().next_back()) && bounded(after.chars().next()) { "\u{0}" } else { name });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// User files as a message names them: all of them when few, else the first few and a count.
+pub(crate) fn user_files(sources: &[String]) -> String {
+    const SHOWN: usize = 3;
+    match sources {
+        [] => "no user file".into(),
+        [one] => one.clone(),
+        [init @ .., last] if sources.len() <= SHOWN => format!("{} and {last}", init.join(", ")),
+        _ => format!("{} user files ({} and {} more)", sources.len(), sources[..SHOWN].join(", "), sources.len() - SHOWN),
+    }
+}
+
 /// Prints diagnostics rustc-style; the only place that formats them.
 pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::Result<()> {
     let mut files = SimpleFiles::new();
@@ -157,4 +210,37 @@ pub fn render_plain(diagnostics: &Diagnostics) -> String {
     let mut buffer = codespan_reporting::term::termcolor::Buffer::no_color();
     render(diagnostics, &mut buffer).expect("rendering into memory cannot fail");
     String::from_utf8_lossy(buffer.as_slice()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| format!("users/{n}.toml")).collect()
+    }
+
+    #[test]
+    fn the_same_problem_naming_each_user_is_one_group() {
+        let items = vec![
+            ("users/bob.toml".to_string(), "boom bob at bob-home".to_string()),
+            ("users/alice.toml".to_string(), "boom alice at alice-home".to_string()),
+            ("users/al.toml".to_string(), "boom al at al-home".to_string()),
+            ("users/malice.toml".to_string(), "other problem".to_string()),
+        ];
+        let groups = group_by_user(items);
+        assert_eq!(
+            groups,
+            vec![("boom al at al-home".to_string(), sources(&["al", "alice", "bob"])), ("other problem".to_string(), sources(&["malice"])),]
+        );
+        // `al` is not blanked inside `alice`: only whole names are.
+        assert_eq!(without_user("alice and al-x", "users/al.toml"), "alice and \u{0}-x");
+    }
+
+    #[test]
+    fn few_user_files_are_listed_many_are_counted() {
+        assert_eq!(user_files(&sources(&["a"])), "users/a.toml");
+        assert_eq!(user_files(&sources(&["a", "b", "c"])), "users/a.toml, users/b.toml and users/c.toml");
+        assert_eq!(user_files(&sources(&["a", "b", "c", "d", "e"])), "5 user files (users/a.toml, users/b.toml, users/c.toml and 2 more)");
+    }
 }

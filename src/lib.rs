@@ -42,6 +42,7 @@ mod render;
 mod resolve;
 mod schema;
 mod source;
+mod text;
 mod validate;
 mod write;
 

@@ -51,11 +51,13 @@ pub struct Compiled {
     pub(crate) warnings: Diagnostics,
 }
 
-/// Compiles the config repo at the context's root into the tree `out/` should hold.
+/// Compiles the config repo at the context's root into the tree `out/` should hold, and
+/// returns it with the repo as read (to locate what a later check refuses).
 /// Every box is rendered: nothing is taken from an earlier build.
-pub(crate) fn compile(context: &Context) -> Result<Compiled, Diagnostics> {
+pub(crate) fn compile(context: &Context) -> Result<(ConfigRepo, Compiled), Diagnostics> {
     let (repo, found) = context.timed("read", || read::read(&context.root))?;
-    compile_stages(context, &repo, found, None, None)
+    let compiled = compile_stages(context, &repo, found, None, None)?;
+    Ok((repo, compiled))
 }
 
 /// Stages 2 to 7 on a config repo already read (by [`read()`](crate::read()) or
@@ -108,7 +110,7 @@ impl Before {
     pub(crate) fn compile(self, context: &Context, sink: Option<Sink>) -> Result<Against, Diagnostics> {
         let Before { repo, found, cache, existing } = self;
         let compiled = compile_stages(context, &repo, found, Some(&Earlier { cache: &cache, existing: &existing }), sink)?;
-        Ok(Against { compiled, existing, cache })
+        Ok(Against { compiled, existing, cache, repo })
     }
 }
 
@@ -125,6 +127,8 @@ pub struct Against {
     pub compiled: Compiled,
     pub(crate) existing: Existing,
     pub(crate) cache: BuildCache,
+    /// The config repo it was compiled from, for diagnostics that point into it.
+    pub(crate) repo: ConfigRepo,
 }
 
 /// What an earlier build left that this one may reuse: its cache, and `out/` as it is now.
@@ -236,7 +240,7 @@ fn compile_stages(
     let mut delivered = Vec::with_capacity(outcomes.len());
     let mut reused = 0;
     let mut failures = Vec::new();
-    let mut invalid = Diagnostics::default();
+    let mut invalid = Vec::new();
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
@@ -257,17 +261,18 @@ fn compile_stages(
             }
             BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
             BoxOutcome::Unwritable(diagnostics) => unwritable.extend(diagnostics),
-            BoxOutcome::Invalid { source, problems } => invalid.extend(check::problems_to_diagnostics(&source, problems, &described)),
+            BoxOutcome::Invalid { source, problems } => invalid.push((source, problems)),
         }
     }
     if context.verbose && earlier.is_some() {
-        eprintln!("cache: {reused} of {} bundles unchanged since the last build, not rendered again", delivered.len());
+        let bundles = crate::text::plural(delivered.len(), "bundle", "bundles");
+        eprintln!("cache: {reused} of {bundles} unchanged since the last build, not rendered again");
     }
     if !failures.is_empty() {
         return Err(render::failures_to_diagnostics(failures, &template, &root));
     }
-    if invalid.has_errors() {
-        return Err(invalid);
+    if !invalid.is_empty() {
+        return Err(check::invalid_bundles_to_diagnostics(invalid, &described));
     }
     if unwritable.has_errors() {
         return Err(unwritable);

@@ -3,13 +3,15 @@
 //!
 //! Reading is strict about the *files* (regular `.toml` files only, no symlinks out of the
 //! repo, UTF-8, a sane size, never a private key) and lenient about nothing: every unknown key
-//! is reported with the closest known one, in every file, before anything is built.
+//! is reported with the closest known one, and every value of the wrong type with its fix, in
+//! every file, before anything is built.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use toml::de::DeTable;
 
@@ -17,6 +19,8 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{DevboxConfig, UserFile};
 use crate::schema;
 use crate::source::SourceFile;
+
+mod recovery;
 
 /// Larger user files are refused: a person's box fits in a few hundred bytes, and a
 /// multi-megabyte file in users/ is a mistake (or an attack on the reviewer's patience).
@@ -48,9 +52,10 @@ impl ConfigRepo {
     }
 }
 
-/// Reads the whole config repo. Files that cannot be parsed are left out of the repo and
-/// reported; the rest are returned so that validation can report *their* problems too.
-/// `Err` only when there is no config repo to read at all.
+/// Reads the whole config repo. Every problem of every file is reported; a file with values of
+/// the wrong type is returned without them (see `read/recovery.rs`), so validation reports its other
+/// problems in the same run, and only files that cannot be read at all (not TOML, a wrong
+/// required value) are left out. `Err` only when there is no config repo to read at all.
 pub fn read(root: &Path) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
     read_selected(root, None)
 }
@@ -184,7 +189,7 @@ fn user_name(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
 }
 
 /// Reads and parses one TOML file into `T`, collecting every problem.
-fn load<T: DeserializeOwned>(path: &Path, shown: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
+fn load<T: DeserializeOwned + JsonSchema>(path: &Path, shown: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
     let text = read_text(path, &shown, diagnostics)?;
     parse(shown, text, diagnostics)
 }
@@ -235,7 +240,7 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
 /// key is never parsed, echoed in a snippet, or written anywhere.
 const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
 
-fn parse<T: DeserializeOwned>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
+fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
     if let Some(offset) = PRIVATE_KEY_MARKERS.iter().filter_map(|m| text.find(m)).min() {
         let file = Arc::new(SourceFile::unparsed(shown, String::new()));
         let (line, column) = line_column(&text, offset);
@@ -254,55 +259,60 @@ fn parse<T: DeserializeOwned>(shown: String, text: String, diagnostics: &mut Dia
         }
     };
     let file = Arc::new(SourceFile::indexed(shown, text.clone(), document.get_ref()));
-    let mut unknown = Vec::new();
-    let deserializer = toml::Deserializer::from(document);
-    let value = serde_ignored::deserialize(deserializer, |path| unknown.push(crate::source::ignored_path(&path)));
-    for key in unknown {
-        diagnostics.push(unknown_key(&file, &key));
-    }
-    match value {
-        Ok(value) => Some(Parsed { source: file, value }),
-        Err(e) => {
-            diagnostics.push(toml_error(&file, &e, "here"));
-            None
+    let recovered = recovery::deserialize::<T>(&file, document);
+    if !recovered.ignored.is_empty() {
+        let schema = recovery::Schema::of::<T>();
+        for key in &recovered.ignored {
+            diagnostics.push(unknown_key::<T>(&file, &schema, key));
         }
     }
+    diagnostics.0.extend(recovered.problems);
+    // A file with wrong values is still passed on when the rest of it could be read: validation
+    // then reports its other problems in the same run, and the errors above stop the build.
+    recovered.value.map(|value| Parsed { source: file, value })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     SourceFile::unparsed(String::new(), text.to_string()).line_column(offset)
 }
 
+/// A TOML syntax error: the parser's own words, which are about the text (`invalid basic
+/// string, expected `"``), not about the model.
 fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, label: &str) -> Diagnostic {
     let message = error.message().trim().to_string();
     let span = error.span().unwrap_or(0..0);
-    let mut diagnostic = Diagnostic::error(first_line(&message)).at(file, span, label);
-    if message.contains("missing field") {
-        diagnostic = diagnostic.help("add it; users/*.toml in the devbox-gen repository are complete examples");
-    }
-    diagnostic
+    Diagnostic::error(first_line(&message)).at(file, span, label)
 }
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).to_string()
 }
 
-fn unknown_key(file: &Arc<SourceFile>, path: &str) -> Diagnostic {
+fn unknown_key<T: JsonSchema>(file: &Arc<SourceFile>, schema: &recovery::Schema, path: &str) -> Diagnostic {
     let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let known =
-        if file.path == "devbox.toml" { schema::known_keys::<DevboxConfig>(parent) } else { schema::known_keys::<UserFile>(parent) };
-    let top_level = if file.path == "devbox.toml" { schema::known_keys::<DevboxConfig>("") } else { schema::known_keys::<UserFile>("") };
-    let mut diagnostic = Diagnostic::error(format!("unknown field `{key}`")).at(file, file.key_span(path), "not a known field");
-    if !parent.is_empty() && top_level.iter().any(|k| k == key) {
-        diagnostic = diagnostic.help(format!(
+    let known = schema.fields_at(parent);
+    let span = file.key_span(path);
+    if !parent.is_empty() && schema::known_keys::<T>("").iter().any(|k| k == key) {
+        return Diagnostic::error(format!("unknown field `{key}`")).at(file, span, "not a known field").help(format!(
             "`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`"
         ));
-    } else if let Some(suggestion) = closest(key, &known) {
-        diagnostic = diagnostic.help(format!("did you mean `{suggestion}`?"));
-    } else if !known.is_empty() {
-        diagnostic = diagnostic.help(format!("known fields here: {}", known.join(", ")));
     }
-    diagnostic
+    // The right name in the wrong table: most often a key written above its `[table]` header.
+    let elsewhere: Vec<String> = schema.tables_with(key).into_iter().map(|table| format!("`[{table}]`")).collect();
+    if !elsewhere.is_empty() {
+        let here = if parent.is_empty() { "not a top-level field".to_string() } else { format!("not a field of `[{parent}]`") };
+        return Diagnostic::error(format!("`{key}` belongs in {}", elsewhere.join(" or ")))
+            .at(file, span, here)
+            .help(format!("move it below the {} header", elsewhere.join(" or ")));
+    }
+    let diagnostic = Diagnostic::error(format!("unknown field `{key}`")).at(file, span, "not a known field");
+    if let Some(suggestion) = closest(key, &known) {
+        diagnostic.help(format!("did you mean `{suggestion}`?"))
+    } else if !known.is_empty() {
+        diagnostic.help(format!("known fields here: {}", known.join(", ")))
+    } else {
+        diagnostic
+    }
 }
 
 /// The known name closest to `input`, when it is close enough to be a typo: at most a third

@@ -145,7 +145,7 @@ pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a Resol
     if let Some(near) = crate::read::closest(name, &names) {
         error = error.help(format!("did you mean `{near}`?"));
     } else {
-        error = error.help(format!("create it with `devbox-gen new {name} --email ... --key ~/.ssh/devbox.pub`"));
+        error = error.help(format!("create it with `devbox-gen new {name} --email ... --ssh-key-file ~/.ssh/id_ed25519.pub`"));
     }
     Err(error.into())
 }
@@ -176,7 +176,12 @@ fn resolve_user(
             let names: Vec<&str> = settings.clusters.iter().map(|c| c.name.as_str()).collect();
             missing.push((
                 "devbox.toml lists several clusters; this box must say which is its".into(),
-                format!("add `cluster = \"{}\"` (one of: {})", names[0], names.join(", ")),
+                format!(
+                    "add `cluster = \"{}\"` here (one of: {}), or `cluster = \"{}\"` under devbox.toml's `[defaults]` for every box that does not say",
+                    names[0],
+                    names.join(", "),
+                    names[0]
+                ),
             ));
             None
         }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::cache::{Digest, Seen, Stamp};
 use crate::diagnostic::Diagnostics;
 use crate::pipeline::{self, Against, Compiled, Sink};
+use crate::text::plural;
 use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
 
@@ -24,10 +25,12 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         Some(write) => Some(write),
         None => None,
     };
-    let Against { mut compiled, existing, cache } = before.compile(context, sink)?;
+    let Against { mut compiled, existing, cache, repo } = before.compile(context, sink)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let rendered: BTreeSet<&str> = compiled.tree.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
-    check::refuse_impossible_changes(&existing.home_volume_tree(&rendered), &compiled.tree)?;
+    let homes_before = existing.home_volume_tree(&rendered);
+    check::refuse_impossible_changes(&homes_before, &compiled.tree, &repo)?;
+    context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
     context.warn(write::foreign_warnings(&existing));
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
@@ -74,20 +77,24 @@ fn report(context: &Context, compiled: &Compiled, changes: &Changes, check_only:
     }
     if check_only {
         if changes.is_empty() {
-            context.status(&format!("out/ is up to date ({users} users)"));
+            context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
             return Ok(Outcome::Clean);
         }
         for line in changes.lines() {
             println!("{line}");
         }
-        context.status(&format!("out/ is stale: {} files would change; run `devbox-gen build`", changes.count()));
+        context.status(&format!(
+            "out/ is stale: {}; run `devbox-gen build`",
+            plural(changes.count(), "file would change", "files would change")
+        ));
         return Ok(Outcome::Changed);
     }
     if changes.is_empty() {
-        context.status(&format!("out/ is up to date ({users} users)"));
+        context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
     } else {
         context.status(&format!(
-            "built {users} users into out/: {} created, {} updated, {} removed",
+            "built {} into out/: {} created, {} updated, {} removed",
+            plural(users, "user", "users"),
             changes.created.len(),
             changes.updated.len(),
             changes.removed.len()

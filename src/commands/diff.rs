@@ -44,25 +44,25 @@ pub(super) fn run(context: &mut Context, base: Option<&str>, format: Format) -> 
 /// The plan against `out/` on disk. Only what differs is read and parsed: bundles the build
 /// cache vouches for are not even rendered, and files whose hash matches are not read.
 fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
-    let Against { mut compiled, existing, .. } = pipeline::read_against_out(context)?.compile(context, None)?;
+    let Against { mut compiled, existing, repo, .. } = pipeline::read_against_out(context)?.compile(context, None)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
     let (after, same, mut unchanged_owners) =
         diff::split_unchanged(std::mem::take(&mut compiled.tree), |path, text| existing.holds(path, Digest::of(text.as_bytes())));
     unchanged_owners.extend(kept_owners);
     let before = existing.tree_of(|path| !compiled.kept.contains(path) && !same.contains(path));
-    check::refuse_impossible_changes(&before, &after)?;
+    check::refuse_impossible_changes(&before, &after, &repo)?;
     Ok(diff::plan_changes(&before, &after, &unchanged_owners))
 }
 
 /// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
 /// tree, not the revision), but only the blobs that differ are read.
 fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diagnostics> {
-    let mut compiled = pipeline::compile(context)?;
+    let (repo, mut compiled) = pipeline::compile(context)?;
     context.warn(std::mem::take(&mut compiled.warnings));
     let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
-    check::refuse_impossible_changes(&at.differing, &after)?;
+    check::refuse_impossible_changes(&at.differing, &after, &repo)?;
     Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners))
 }

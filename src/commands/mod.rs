@@ -4,6 +4,7 @@
 mod build;
 mod completions;
 mod diff;
+mod init;
 mod new;
 mod schema;
 mod secrets;
@@ -19,13 +20,14 @@ pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, D
     match command {
         Command::Build { check } => build::run(context, *check),
         Command::Completions { shell } => completions::completions(*shell),
-        Command::Man => completions::man(),
+        Command::Man { command, out_dir } => completions::man(context, command.as_deref(), out_dir.as_deref()),
         Command::Validate { files } => validate::run(context, files),
         Command::Schema { check } => schema::run(context, *check),
         Command::Show { name, input: true } => show::input(context, name.as_deref()),
         Command::Show { name, input: false } => show::run(context, name.as_deref().unwrap_or_default()),
         Command::Diff { base, format } => diff::run(context, base.as_deref(), *format),
-        Command::New { name, email, key, cluster } => new::run(context, name, email, cluster.as_deref(), key),
+        Command::Init(args) => init::run(context, args),
+        Command::New(args) => new::run(context, args),
         Command::Secrets { name, key, auth_key_file, deploy_key } => secrets::run(context, name, key, auth_key_file, deploy_key),
         Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
     }

@@ -1,28 +1,49 @@
-//! `devbox-gen new NAME --email E --key ~/.ssh/devbox.pub`: a person's first user file, written
-//! only if it passes the same reading and validation as every other one, and never over an
-//! existing file.
+//! `devbox-gen new NAME --email E --ssh-key-file ~/.ssh/id_ed25519.pub [--image I ...]`: a
+//! person's first user file, written only if it passes the same reading and validation as
+//! every other one, and never over an existing file.
 //!
-//! The file sets only what is personal (email, key, and the cluster when one must be named);
-//! everything else comes from `[defaults]` in devbox.toml, and is shown as commented lines with
-//! the values the box gets today, so changing one is uncommenting it.
+//! The file sets what the flags give; everything else comes from `[defaults]` in devbox.toml,
+//! and is shown as commented lines with the values the box gets today, so changing one is
+//! uncommenting it. A value that breaks a rule is blamed on the flag that gave it: the file
+//! it would have gone into does not exist, so a `users/NAME.toml:4:9` would point at nothing.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::cli::NewArgs;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::model::DevboxConfig;
 use crate::read::{self, ConfigRepo};
 use crate::resolve::{self, ResolvedBox};
-use crate::{Context, Outcome, validate};
+use crate::text::flag;
+use crate::validate::{self, Finding};
+use crate::{Context, Outcome};
 
 /// A public key file is a few hundred bytes; anything much larger is the wrong file.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
-pub(super) fn run(context: &mut Context, name: &str, email: &str, cluster: Option<&str>, key: &Path) -> Result<Outcome, Diagnostics> {
+/// The text of a private key; checked before a key is parsed, so that it is never echoed.
+const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
+
+/// One authorized key, and the flag (with its value) it came from.
+struct Key {
+    text: String,
+    from: String,
+}
+
+/// The flags' values, checked for their shape, as they go into the file.
+struct Given<'a> {
+    args: &'a NewArgs,
+    keys: Vec<Key>,
+    gpu: Option<(String, Option<u32>)>,
+}
+
+pub(super) fn run(context: &mut Context, args: &NewArgs) -> Result<Outcome, Diagnostics> {
+    let name = args.name.as_str();
+    validate::user_name_or(name, |usable| format!("use `{usable}`: `devbox-gen new {usable} ...`"))
+        .map_err(|finding| Diagnostics::from(Diagnostic::from(finding)))?;
     let relative = format!("users/{name}.toml");
-    if let Err(finding) = validate::user_name(name) {
-        return Err(Diagnostic::from(finding).in_path(relative).into());
-    }
     let path = context.root.join(&relative);
     if path.symlink_metadata().is_ok() {
         return Err(Diagnostic::error(format!("{relative} already exists"))
@@ -30,13 +51,39 @@ pub(super) fn run(context: &mut Context, name: &str, email: &str, cluster: Optio
             .help(format!("edit {relative} instead, or choose another name; `devbox-gen new` never overwrites a file"))
             .into());
     }
-    let keys = public_keys(key)?;
-    let (repo, _) = read::read(&context.root)?;
-    // First resolve a minimal file, to show the values the box gets in the comments.
-    let minimal = user_file(name, email, cluster, &keys, None);
-    let resolved = check(&repo, name, &minimal)?;
-    let text = user_file(name, email, cluster, &keys, Some(&resolved));
-    check(&repo, name, &text)?;
+    let (repo, found) = read::read(&context.root)?;
+    settings_errors(&repo, found)?;
+    let settings = repo.settings();
+    let mut problems = Diagnostics::default();
+    let mut keys = Vec::new();
+    for file in &args.ssh_key_file {
+        match keys_in_file(file) {
+            Ok(found) => keys.extend(found),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    for text in &args.ssh_key {
+        match key_from_flag(text) {
+            Ok(key) => keys.push(key),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let gpu = match args.gpu.as_deref().map(gpu_flag).transpose() {
+        Ok(gpu) => gpu,
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
+    problems.extend(missing(args, &settings, repo.settings.is_some()));
+    let given = Given { args, keys, gpu };
+
+    // First a file without the comments, to resolve the values the box gets from `[defaults]`;
+    // it also reports every flag's problem along with those found above.
+    let (resolved, _) = check(&repo, &given, &user_file(&given, None), problems)?;
+    let text = user_file(&given, Some(&resolved));
+    let (_, warnings) = check(&repo, &given, &text, Diagnostics::default())?;
+    context.warn(warnings);
     write_new(&path, &text).map_err(|e| {
         Diagnostics::from(
             Diagnostic::error(format!("cannot write {relative}: {e}")).in_path(relative.clone()).help("check that users/ is writable"),
@@ -47,31 +94,99 @@ pub(super) fn run(context: &mut Context, name: &str, email: &str, cluster: Optio
     Ok(Outcome::Clean)
 }
 
-/// The authorized keys in a public key file (one key per line, `authorized_keys` style).
-fn public_keys(path: &Path) -> Result<Vec<String>, Diagnostics> {
-    let path = expand_home(path);
-    let shown = path.display().to_string();
-    let fail =
-        |message: String, help: &str| -> Diagnostics { Diagnostic::error(message).in_path(shown.clone()).help(help.to_string()).into() };
-    let metadata = fs::metadata(&path)
-        .map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"))?;
-    if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
-        return Err(fail(format!("{shown} is not a public key file"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"));
+/// devbox.toml's errors: a user file written beside a broken devbox.toml would not build.
+fn settings_errors(repo: &ConfigRepo, found: Diagnostics) -> Result<(), Diagnostics> {
+    let in_settings = |d: &Diagnostic| d.is_error() && location_path(d) == Some("devbox.toml");
+    let mut errors = Diagnostics(found.0.into_iter().filter(in_settings).collect());
+    errors.extend(Diagnostics(validate::validate(repo).0.into_iter().filter(in_settings).collect()));
+    if errors.has_errors() { Err(errors) } else { Ok(()) }
+}
+
+fn location_path(diagnostic: &Diagnostic) -> Option<&str> {
+    match &diagnostic.location {
+        Some(Location::Span { file, .. }) => Some(&file.path),
+        Some(Location::Path(path)) => Some(path),
+        None => None,
     }
-    let text =
-        fs::read_to_string(&path).map_err(|e| fail(format!("cannot read the key file {shown}: {e}"), "pass a UTF-8 public key file"))?;
-    if text.contains("PRIVATE KEY-----") || text.contains("PuTTY-User-Key-File") {
+}
+
+/// What neither a flag nor devbox.toml provides, said in terms of the flags that provide it.
+fn missing(args: &NewArgs, settings: &DevboxConfig, has_settings: bool) -> Diagnostics {
+    let mut missing = Diagnostics::default();
+    if args.image.is_none() && settings.defaults.image.is_none() {
+        let mut error = Diagnostic::error("no image for this box: devbox.toml has no `[defaults] image`")
+            .help("pass `--image REGISTRY/PATH:TAG` (pinned by a tag or a digest), or set `[defaults] image` in devbox.toml for every box");
+        if !has_settings {
+            error = error.help("this config repo has no devbox.toml yet: `devbox-gen init --image REGISTRY/PATH:TAG` writes one");
+        }
+        missing.push(error);
+    }
+    let clusters: Vec<&str> = settings.clusters.iter().map(|c| c.name.as_str()).collect();
+    if args.cluster.is_none() && settings.defaults.cluster.is_none() && clusters.len() > 1 {
+        missing.push(
+            Diagnostic::error(format!("devbox.toml lists several clusters ({}): this box must say which is its", clusters.join(", ")))
+                .help(format!("pass `--cluster {}`, or another of them", clusters[0])),
+        );
+    }
+    missing
+}
+
+/// A finding about a value given on the command line, blamed on its flag: `--email grace: ...`.
+fn blame(from: &str, finding: Finding) -> Diagnostic {
+    let mut diagnostic = Diagnostic::from(finding);
+    diagnostic.message = format!("{from}: {}", diagnostic.message);
+    diagnostic
+}
+
+/// The authorized keys in a public key file (one key per line, `authorized_keys` style).
+fn keys_in_file(path: &Path) -> Result<Vec<Key>, Diagnostic> {
+    let shown = path.display().to_string();
+    let from = flag("--ssh-key-file", &shown);
+    let path = expand_home(path);
+    let fail = |message: &str, help: &str| Diagnostic::error(format!("{from}: {message}")).help(help.to_string());
+    let example = "pass your public key, e.g. `--ssh-key-file ~/.ssh/id_ed25519.pub`";
+    let metadata = fs::metadata(&path).map_err(|e| fail(&format!("cannot read it: {e}"), example))?;
+    if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
+        return Err(fail("not a public key file", example));
+    }
+    let text = fs::read_to_string(&path).map_err(|e| fail(&format!("cannot read it: {e}"), "pass a UTF-8 public key file"))?;
+    if PRIVATE_KEY_MARKERS.iter().any(|m| text.contains(m)) {
         // Never echoed, never copied anywhere.
         return Err(fail(
-            format!("{shown} is a private key"),
+            "this is a private key",
             "pass the public half, the `.pub` file beside it: the private key never leaves your machine",
         ));
     }
-    let keys: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect();
-    if keys.is_empty() {
-        return Err(fail(format!("{shown} holds no key"), "pass your public key, e.g. `--key ~/.ssh/devbox.pub`"));
+    let lines: Vec<(usize, &str)> =
+        text.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with('#')).map(|(i, l)| (i + 1, l)).collect();
+    if lines.is_empty() {
+        return Err(fail("holds no key", example));
     }
-    Ok(keys)
+    let several = lines.len() > 1;
+    let keys = lines
+        .into_iter()
+        .map(|(line, text)| Key { text: text.to_string(), from: if several { format!("{from}, line {line}") } else { from.clone() } });
+    Ok(keys.collect())
+}
+
+fn key_from_flag(text: &str) -> Result<Key, Diagnostic> {
+    if PRIVATE_KEY_MARKERS.iter().any(|m| text.contains(m)) {
+        return Err(Diagnostic::error("--ssh-key: this is a private key")
+            .help("pass the public key (`cat ~/.ssh/id_ed25519.pub`): the private key never leaves your machine"));
+    }
+    Ok(Key { text: text.trim().to_string(), from: flag("--ssh-key", text) })
+}
+
+/// `--gpu TYPE[:COUNT]`: the type and count are checked later, by the rules of `[gpu]`.
+fn gpu_flag(value: &str) -> Result<(String, Option<u32>), Diagnostic> {
+    match value.split_once(':') {
+        None => Ok((value.to_string(), None)),
+        Some((kind, count)) => match count.parse::<u32>() {
+            Ok(count) => Ok((kind.to_string(), Some(count))),
+            Err(_) => Err(Diagnostic::error(format!("{}: `{count}` is not a number of GPUs", flag("--gpu", value)))
+                .help(format!("write the type, or the type and a count: `--gpu {kind}` or `--gpu {kind}:2`"))),
+        },
+    }
 }
 
 /// `~/x` as the shell would have expanded it, had the path not been quoted.
@@ -86,72 +201,174 @@ fn toml_string(value: &str) -> String {
     toml::Value::String(value.to_string()).to_string()
 }
 
-/// The text of the new file; with `resolved`, the effective settings as comments.
-fn user_file(name: &str, email: &str, cluster: Option<&str>, keys: &[String], resolved: Option<&ResolvedBox>) -> String {
-    // `# key = value`, with a note aligned after it.
-    let line = |key: &str, value: &str, note: &str| {
-        let setting = format!("# {key} = {}", toml_string(value));
-        if note.is_empty() { format!("{setting}\n") } else { format!("{setting:<34} # {note}\n") }
-    };
+/// The text of the new file; with `resolved`, what no flag sets as comments with the values
+/// the box gets today.
+fn user_file(given: &Given<'_>, resolved: Option<&ResolvedBox>) -> String {
+    let args = given.args;
     let mut out = String::from("#:schema ../schema/user.schema.json\n");
     out.push_str(&format!(
-        "# {name}'s developer box (see \"A user file\" in the devbox-gen README). What is not set here\n\
-         # comes from [defaults] in devbox.toml; the commented lines show what the box gets today.\n"
+        "# {}'s developer box (see \"A user file\" in the devbox-gen README). What is not set here\n\
+         # comes from [defaults] in devbox.toml; the commented lines show what the box gets today.\n",
+        args.name
     ));
-    out.push_str(&format!("email = {}\n", toml_string(email)));
-    if let Some(cluster) = cluster {
-        out.push_str(&format!("cluster = {}\n", toml_string(cluster)));
+    out.push_str(&format!("email = {}\n", toml_string(&args.email)));
+    let mut lines = Lines { out, comments: resolved.is_some() };
+    let r = resolved;
+    lines.string("state", args.state.as_deref(), r.map(|r| r.state.as_str()), "running | stopped | archived");
+    lines.string("image", args.image.as_deref(), r.map(|r| r.image.as_str()), "");
+    lines.string("arch", args.arch.as_deref(), r.map(|r| r.arch.as_str()), "amd64 | arm64");
+    lines.string("cluster", args.cluster.as_deref(), r.and_then(|r| r.cluster.as_deref()), "");
+
+    lines.table("resources", args.cpu.is_some() || args.memory.is_some());
+    lines.string("cpu", args.cpu.as_deref(), r.map(|r| r.resources.cpu.as_str()), "");
+    lines.string("memory", args.memory.as_deref(), r.map(|r| r.resources.memory.as_str()), "");
+
+    let default_gpu = r.and_then(|r| r.gpu.as_ref());
+    if given.gpu.is_some() || default_gpu.is_some() {
+        lines.table("gpu", given.gpu.is_some());
+        let (kind, count) = given.gpu.as_ref().map_or((None, None), |(kind, count)| (Some(kind.as_str()), *count));
+        lines.string("type", kind, default_gpu.map(|g| g.kind.as_str()), "");
+        let count = count.map(|c| toml::Value::Integer(c.into()));
+        lines.value("count", count, default_gpu.map(|g| toml::Value::Integer(g.count.into())), "1, 2, 4, 8 or 16");
     }
-    if let Some(resolved) = resolved {
-        out.push_str(&line("state", resolved.state.as_str(), "running | stopped | archived"));
-        out.push_str(&line("image", &resolved.image, ""));
-        out.push_str(&line("arch", resolved.arch.as_str(), "amd64 | arm64"));
-        if let (None, Some(cluster)) = (cluster, &resolved.cluster) {
-            out.push_str(&line("cluster", cluster, ""));
+
+    lines.table("home", args.home_size.is_some() || args.storage_class.is_some());
+    lines.string("size", args.home_size.as_deref(), r.map(|r| r.home.size.as_str()), "may grow, never shrink");
+    let class = r.and_then(|r| r.home.storage_class.as_deref());
+    lines.string("storage_class", args.storage_class.as_deref(), class, "cannot change once the volume exists");
+
+    lines.table("ssh", true);
+    lines.out.push_str("authorized_keys = [\n");
+    for key in &given.keys {
+        lines.out.push_str(&format!("  {},\n", toml_string(&key.text)));
+    }
+    lines.out.push_str("]\n");
+
+    let default_tags = r.map(|r| r.tailscale.tags.clone()).unwrap_or_default();
+    let tags_set = !args.tags.is_empty();
+    if args.hostname.is_some() || tags_set || !default_tags.is_empty() {
+        lines.table("tailscale", args.hostname.is_some() || tags_set);
+        lines.string("hostname", args.hostname.as_deref(), r.map(|r| r.tailscale.hostname.as_str()), "");
+        let array = |tags: &[String]| toml::Value::Array(tags.iter().cloned().map(toml::Value::String).collect());
+        let note = "applied when the box's machine first logs in";
+        lines.value("tags", tags_set.then(|| array(&args.tags)), (!default_tags.is_empty()).then(|| array(&default_tags)), note);
+    }
+    lines.out
+}
+
+/// Writes `key = value` for what a flag set and `# key = value` for what the box gets anyway.
+struct Lines {
+    out: String,
+    /// Whether the defaults are known yet (the second pass), and so shown.
+    comments: bool,
+}
+
+impl Lines {
+    fn string(&mut self, key: &str, set: Option<&str>, default: Option<&str>, note: &str) {
+        let string = |s: &str| toml::Value::String(s.to_string());
+        self.value(key, set.map(string), default.map(string), note);
+    }
+
+    fn value(&mut self, key: &str, set: Option<toml::Value>, default: Option<toml::Value>, note: &str) {
+        let setting = match (set, default) {
+            (Some(value), _) => format!("{key} = {value}"),
+            (None, Some(value)) if self.comments => format!("# {key} = {value}"),
+            _ => return,
+        };
+        if note.is_empty() {
+            self.out.push_str(&format!("{setting}\n"));
+        } else {
+            self.out.push_str(&format!("{setting:<34} # {note}\n"));
         }
-        out.push_str("\n# [resources]\n");
-        out.push_str(&line("cpu", &resolved.resources.cpu, ""));
-        out.push_str(&line("memory", &resolved.resources.memory, ""));
-        out.push_str("\n# [home]\n");
-        out.push_str(&line("size", &resolved.home.size, "may grow, never shrink"));
-        if let Some(class) = &resolved.home.storage_class {
-            out.push_str(&line("storage_class", class, "cannot change once the volume exists"));
+    }
+
+    /// A table's header, commented when nothing in it is set (and then only with the defaults).
+    fn table(&mut self, name: &str, set: bool) {
+        if set {
+            self.out.push_str(&format!("\n[{name}]\n"));
+        } else if self.comments {
+            self.out.push_str(&format!("\n# [{name}]\n"));
         }
     }
-    out.push_str("\n[ssh]\nauthorized_keys = [\n");
-    for key in keys {
-        out.push_str(&format!("  {},\n", toml_string(key)));
-    }
-    out.push_str("]\n");
-    out
 }
 
 /// Reads, validates and resolves `text` as users/NAME.toml beside the repo's other files;
-/// returns its box, or the problems of this file (and of devbox.toml).
-fn check(repo: &ConfigRepo, name: &str, text: &str) -> Result<ResolvedBox, Diagnostics> {
-    let relative = format!("users/{name}.toml");
+/// returns its box and warnings, or its problems (and the `earlier` ones), blamed on the flags
+/// that gave the values.
+fn check(repo: &ConfigRepo, given: &Given<'_>, text: &str, earlier: Diagnostics) -> Result<(ResolvedBox, Diagnostics), Diagnostics> {
+    let name = given.args.name.as_str();
     let (parsed, found) = read::from_texts(None, &[(name, text)]);
     if found.has_errors() {
-        return Err(found);
+        let mut problems = earlier;
+        problems.extend(unlocated(found));
+        return Err(problems);
     }
-    let new_users = parsed.users;
     let mut all = ConfigRepo { root: repo.root.clone(), settings: None, users: Vec::new() };
     all.settings = repo.settings.as_ref().map(|s| read::Parsed { source: s.source.clone(), value: s.value.clone() });
     all.users = repo.users.iter().map(|(n, p)| (n.clone(), read::Parsed { source: p.source.clone(), value: p.value.clone() })).collect();
-    all.users.extend(new_users);
+    all.users.extend(parsed.users);
     all.users.sort_by(|a, b| a.0.cmp(&b.0));
-    let concerns = |d: &Diagnostic| match &d.location {
-        Some(Location::Span { file, .. }) => file.path == relative || file.path == "devbox.toml",
-        Some(Location::Path(path)) => *path == relative || path == "devbox.toml",
-        None => false,
-    };
-    let problems = Diagnostics(validate::validate(&all).0.into_iter().filter(|d| concerns(d) && d.is_error()).collect());
+    // A key file that could not be read has said so already; "no public key" would repeat it.
+    let keys_failed = earlier.has_errors() && given.keys.is_empty();
+    let mut problems = earlier;
+    let mut warnings = Diagnostics::default();
+    for (key, finding) in validate::user_findings(&all, name).0 {
+        if keys_failed && key == "ssh.authorized_keys" {
+            continue;
+        }
+        let diagnostic = blame_key(given, &key, finding);
+        if diagnostic.is_error() { problems.push(diagnostic) } else { warnings.push(diagnostic) }
+    }
     if problems.has_errors() {
         return Err(problems);
     }
     all.users.retain(|(n, _)| n == name);
-    let boxes = resolve::resolve(&all)?;
-    boxes.into_iter().next().ok_or_else(|| Diagnostic::error(format!("{relative} could not be read back")).into())
+    let boxes = resolve::resolve(&all).map_err(unlocated)?;
+    let resolved = boxes.into_iter().next().ok_or_else(|| Diagnostic::error(format!("users/{name}.toml could not be read back")))?;
+    Ok((resolved, warnings))
+}
+
+/// Blames the flag that gave the value at `key` of the user file.
+fn blame_key(given: &Given<'_>, key: &str, finding: Finding) -> Diagnostic {
+    let args = given.args;
+    let named = |name: &str, value: Option<&String>| value.map(|v| flag(name, v));
+    let gpu = args.gpu.as_ref().map(|v| flag("--gpu", v));
+    let from = match key {
+        "email" => Some(flag("--email", &args.email)),
+        "image" => named("--image", args.image.as_ref()),
+        "cluster" => named("--cluster", args.cluster.as_ref()),
+        "resources.cpu" => named("--cpu", args.cpu.as_ref()),
+        "resources.memory" => named("--memory", args.memory.as_ref()),
+        "gpu.type" | "gpu.count" => gpu,
+        "home.size" => named("--home-size", args.home_size.as_ref()),
+        "home.storage_class" => named("--storage-class", args.storage_class.as_ref()),
+        "tailscale.hostname" => named("--hostname", args.hostname.as_ref()),
+        _ => indexed(key, "tailscale.tags")
+            .and_then(|i| named("--tag", args.tags.get(i)))
+            .or_else(|| indexed(key, "ssh.authorized_keys").and_then(|i| given.keys.get(i)).map(|k| k.from.clone())),
+    };
+    match from {
+        Some(from) => blame(&from, finding),
+        // A value no flag gave (the default hostname NAME-devbox, taken by another box).
+        None if key == "tailscale.hostname" => Diagnostic::from(finding).help("choose another with `--hostname`"),
+        None => Diagnostic::from(finding),
+    }
+}
+
+/// `i` of `prefix[i]`.
+fn indexed(key: &str, prefix: &str) -> Option<usize> {
+    key.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// Problems without the place in the file `new` did not write: the file does not exist.
+fn unlocated(found: Diagnostics) -> Diagnostics {
+    let unlocated = found.0.into_iter().map(|mut d| {
+        if location_path(&d).is_some_and(|p| p.starts_with("users/")) {
+            d.location = None;
+        }
+        d
+    });
+    Diagnostics(unlocated.collect())
 }
 
 /// Creates the file; fails if it appeared meanwhile.

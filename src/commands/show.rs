@@ -31,7 +31,7 @@ pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome
 }
 
 pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
-    let compiled = compile(context)?;
+    let (_, compiled) = compile(context)?;
     context.warn(compiled.warnings);
     let files: Vec<(&String, &String)> = compiled
         .tree

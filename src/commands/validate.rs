@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::diagnostic::Diagnostics;
 use crate::pipeline::resolve_boxes;
+use crate::text::plural;
 use crate::{Context, Outcome};
 
 pub(super) fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, Diagnostics> {
@@ -11,6 +12,6 @@ pub(super) fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, D
     // Resolving too finds what no layer provides (an image, a cluster among several).
     let (boxes, warnings) = resolve_boxes(&context.root, only)?;
     context.warn(warnings);
-    context.status(&format!("{} user files are valid", boxes.len()));
+    context.status(&plural(boxes.len(), "user file is valid", "user files are valid"));
     Ok(Outcome::Clean)
 }

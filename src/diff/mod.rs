@@ -17,6 +17,8 @@ pub(crate) mod unified;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::emit::{self, OutTree};
+// Re-exported: the risk modules say `crate::diff::plural`.
+pub(crate) use crate::text::plural;
 use resource::Resource;
 pub(crate) use risk::Risk;
 
@@ -71,6 +73,17 @@ impl UserChange {
     }
 }
 
+/// One field that changes in the same kind of object for one or more users: what a template or
+/// devbox.toml change does, told once however many boxes it touches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldChange {
+    pub kind: String,
+    /// `spec.template.spec.containers[devbox].image`.
+    pub path: String,
+    /// Whose objects change there, sorted.
+    pub users: Vec<String>,
+}
+
 /// Everything that differs, and what it means.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Plan {
@@ -78,6 +91,8 @@ pub(crate) struct Plan {
     pub users: Vec<UserChange>,
     /// Most dangerous first.
     pub risks: Vec<Risk>,
+    /// The fields that change in objects present on both sides, the most widespread first.
+    pub fields: Vec<FieldChange>,
 }
 
 /// How many of what, for the one-line summary.
@@ -153,11 +168,6 @@ impl Plan {
     }
 }
 
-/// `1 user`, `2 users`.
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn side(resource: Option<&Resource>) -> Option<(&str, &str)> {
     resource.map(|r| (r.path.as_str(), r.text.as_str()))
 }
@@ -185,9 +195,15 @@ pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: 
     let old = resource::resources(before);
     let new = resource::resources(after);
     let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
+    let mut fields: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let ids: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for id in ids {
         let (a, b) = (old.get(id), new.get(id));
+        if let (Some(Resource { object: Some(x), .. }), Some(Resource { object: Some(y), kind, owner, .. })) = (a, b) {
+            for path in resource::changed_object_paths(x, y) {
+                fields.entry((kind.clone(), path.join("."))).or_default().insert(owner.clone());
+            }
+        }
         let change = match (a, b) {
             (None, Some(_)) => Change::Added,
             (Some(_), None) => Change::Removed,
@@ -224,7 +240,10 @@ pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: 
             UserChange { user, change, resources }
         })
         .collect();
-    Plan { users, risks: risk::classify(&old, &new, unchanged_owners) }
+    let mut fields: Vec<FieldChange> =
+        fields.into_iter().map(|((kind, path), users)| FieldChange { kind, path, users: users.into_iter().collect() }).collect();
+    fields.sort_by(|a, b| b.users.len().cmp(&a.users.len()).then_with(|| (&a.kind, &a.path).cmp(&(&b.kind, &b.path))));
+    Plan { users, risks: risk::classify(&old, &new, unchanged_owners), fields }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! knows them by (`Kind/namespace/name`), not by file path: a bundle that moves in `out/` (a user
 //! moving to another cluster's directory) is the same objects, and the diff must say so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -79,6 +79,88 @@ fn delivered_to(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(emit::GITOPS_DIR)?.strip_prefix('/')?;
     let rest = rest.strip_prefix("flux/").or_else(|| rest.strip_prefix("namespace/"))?;
     rest.split_once('/').map(|(cluster, _)| cluster)
+}
+
+/// The leaves that differ between two versions of an object, as paths of segments: list items
+/// with a `name` are named (`containers[devbox]`), other lists count as one leaf.
+pub(crate) fn changed_paths(old: &Value, new: &Value) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    collect_changed_paths(old, new, &mut Vec::new(), &mut out);
+    out
+}
+
+/// [`changed_paths`] of two whole objects, without copying them into a `Value`.
+pub(crate) fn changed_object_paths(old: &Object, new: &Object) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let (x, y) = (old.get(key).unwrap_or(&Value::Null), new.get(key).unwrap_or(&Value::Null));
+        if x != y {
+            collect_changed_paths(x, y, &mut vec![key.clone()], &mut out);
+        }
+    }
+    out
+}
+
+/// Paths (as segments; list items appended to their list's segment, `containers[devbox]`) of
+/// the leaves that differ.
+fn collect_changed_paths(old: &Value, new: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    // Something added or removed whole is compared with an empty one, to name what is inside.
+    let empty = |other: &Value| match other {
+        Value::Object(_) => Some(Value::Object(serde_json::Map::new())),
+        Value::Array(_) => Some(Value::Array(Vec::new())),
+        _ => None,
+    };
+    if old.is_null()
+        && let Some(old) = empty(new)
+    {
+        return collect_changed_paths(&old, new, at, out);
+    }
+    if new.is_null()
+        && let Some(new) = empty(old)
+    {
+        return collect_changed_paths(old, &new, at, out);
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                if x != y {
+                    at.push(key.clone());
+                    collect_changed_paths(x, y, at, out);
+                    at.pop();
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let named = |items: &Vec<Value>| -> Option<BTreeMap<String, Value>> {
+                items.iter().map(|i| Some((i.get("name")?.as_str()?.to_string(), i.clone()))).collect()
+            };
+            let last = at.pop().unwrap_or_default();
+            match (named(a), named(b)) {
+                (Some(x), Some(y)) => {
+                    let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                    for name in names {
+                        let (p, q) = (x.get(name).unwrap_or(&Value::Null), y.get(name).unwrap_or(&Value::Null));
+                        if p != q {
+                            at.push(format!("{last}[{name}]"));
+                            collect_changed_paths(p, q, at, out);
+                            at.pop();
+                        }
+                    }
+                }
+                _ => {
+                    at.push(last);
+                    out.push(at.clone());
+                    at.pop();
+                    return;
+                }
+            }
+            at.push(last);
+        }
+        _ => out.push(at.clone()),
+    }
 }
 
 #[cfg(test)]

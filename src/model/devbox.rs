@@ -38,6 +38,29 @@ pub(crate) struct DevboxConfig {
     /// What the boxes may reach on the network.
     #[serde(default)]
     pub network: NetworkSettings,
+    /// Exceptions to rules that are errors by default.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// Exceptions to rules that are errors by default, each one by name (never a switch that
+/// turns a rule off), so that every exception is a reviewed line of this file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Policy {
+    /// `[env]` names to accept although they look like secrets (they contain `TOKEN`, `SECRET`,
+    /// `PASSWORD`, `PASSWD`, `API_KEY` or `PRIVATE`), e.g. `TOKENIZERS_PARALLELISM`. `[env]`
+    /// values are committed to Git and written into the pod spec in clear text, so list only
+    /// names whose values are not secret.
+    #[serde(default)]
+    #[schemars(extend("examples" = [["TOKENIZERS_PARALLELISM"]]))]
+    pub allow_secret_env: Vec<String>,
+    /// GPU types (`[gpu] type`) to accept although this version of devbox-gen does not know
+    /// them, e.g. an accelerator newer than the tool. Check the name first
+    /// (`gcloud compute accelerator-types list`): a box that asks for a type no node has stays
+    /// Pending.
+    #[serde(default)]
+    pub allow_gpu_types: Vec<String>,
 }
 
 /// The boxes' egress.

@@ -22,7 +22,7 @@ use jrsonnet_evaluator::{IStr, State, Val, apply_tla};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, group_by_user, user_files};
 use crate::resolve::ResolvedBox;
 pub(crate) use resolver::{EMBEDDED_PREFIX, imported};
 
@@ -62,28 +62,21 @@ pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Re
     Ok(RenderedBox { resolved, objects })
 }
 
-/// A template bug usually fails every box the same way: report each distinct message once,
-/// naming the user files it failed for.
+/// A template bug usually fails every box the same way: each distinct failure is reported
+/// once, naming the user files it failed for, with the message of the first of them (the
+/// others differ at most by the user's name).
 pub(crate) fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Template, root: &Path) -> Diagnostics {
-    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
-    for (source, message) in failures {
-        match grouped.iter_mut().find(|(m, _)| *m == message) {
-            Some((_, sources)) => sources.push(source),
-            None => grouped.push((message, vec![source])),
-        }
-    }
     let described = template.describe(root);
     let mut diagnostics = Diagnostics::default();
-    for (message, mut sources) in grouped {
-        sources.sort();
-        let who = match sources.as_slice() {
-            [one] => one.clone(),
-            [first, rest @ ..] => format!("{first} and {} more user files", rest.len()),
-            [] => unreachable!("a failure always has a source"),
-        };
-        diagnostics.push(
-            Diagnostic::error(format!("{described} failed for {who}")).in_path(sources[0].clone()).help(message.trim_end().to_string()),
-        );
+    for (message, sources) in group_by_user(failures) {
+        let Some(first) = sources.first() else { continue };
+        let mut diagnostic = Diagnostic::error(format!("{described} failed for {}", user_files(&sources)))
+            .in_path(first.clone())
+            .help(message.trim_end().to_string());
+        if sources.len() > 1 {
+            diagnostic = diagnostic.help(format!("the message above is {first}'s; the other user files fail the same way"));
+        }
+        diagnostics.push(diagnostic);
     }
     diagnostics
 }

@@ -111,7 +111,7 @@ pub(super) fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
     }
     let mut finding = Finding::error(format!("no cluster named `{value}` in devbox.toml")).label("unknown cluster");
     if known.is_empty() {
-        finding = finding.help("devbox.toml lists no `[[clusters]]`: remove `cluster`, or add the cluster there");
+        finding = finding.help("devbox.toml lists no `[[clusters]]`: leave the cluster out, or add it to devbox.toml");
     } else if let Some(near) = crate::read::closest(value, known) {
         finding = finding.help(format!("did you mean `{near}`?"));
     } else {
@@ -163,8 +163,9 @@ fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
     })
 }
 
-/// GKE accelerator names known today; others that look right are allowed with a warning so a
-/// new GPU generation does not need a release of this tool.
+/// GKE accelerator names known today. Any other name is an error, not a warning: a box that
+/// asks for an accelerator no node has stays Pending, and a warning passes CI. A type newer
+/// than this list needs no release: `[policy] allow_gpu_types` in devbox.toml accepts it.
 const KNOWN_GPUS: &[&str] = &[
     "nvidia-tesla-t4",
     "nvidia-tesla-p4",
@@ -181,24 +182,24 @@ const KNOWN_GPUS: &[&str] = &[
     "nvidia-rtx-pro-6000",
 ];
 
-pub(super) fn gpu_type(value: &str) -> Result<(), Finding> {
-    if KNOWN_GPUS.contains(&value) {
+/// `allowed`: devbox.toml's `[policy] allow_gpu_types`.
+pub(super) fn gpu_type(value: &str, allowed: &[String]) -> Result<(), Finding> {
+    if KNOWN_GPUS.contains(&value) || allowed.iter().any(|a| a == value) {
         return Ok(());
     }
     let known: Vec<String> = KNOWN_GPUS.iter().map(ToString::to_string).collect();
-    let near = crate::read::closest(value, &known);
-    let looks_right = value.starts_with("nvidia-") && super::is_dns_label(value);
-    let finding = if looks_right && near.is_none() {
-        Finding::warning(format!("`{value}` is not a GKE accelerator this version of devbox-gen knows"))
-            .help("check the name with `gcloud compute accelerator-types list`; the pod will not schedule if no node has it")
-    } else {
-        Finding::error(format!("`{value}` is not a GKE accelerator name")).label("unknown GPU type")
-    };
-    Err(match near {
+    let finding = Finding::error(format!("`{value}` is not a GKE accelerator devbox-gen knows")).label("unknown GPU type");
+    let finding = match crate::read::closest(value, &known) {
         Some(near) => finding.help(format!("did you mean `{near}`?")),
-        None if !looks_right => finding.help(format!("known types: {}", KNOWN_GPUS.join(", "))),
-        None => finding,
-    })
+        None => finding.help(format!("known types: {}", KNOWN_GPUS.join(", "))),
+    };
+    // Only a name GKE could have is worth allowing; anything else is not an accelerator label.
+    if value.starts_with("nvidia-") && super::is_dns_label(value) {
+        return Err(finding.help(format!(
+            "a box that asks for an accelerator no node has stays Pending: if `gcloud compute accelerator-types list` has `{value}`, allow it in devbox.toml with `[policy] allow_gpu_types = [\"{value}\"]`"
+        )));
+    }
+    Err(finding)
 }
 
 pub(super) fn gpu_count(count: u32) -> Result<(), Finding> {
@@ -236,24 +237,45 @@ pub(super) fn tailnet_tag(value: &str) -> Result<(), Finding> {
 
 /// Variables the bundle sets itself; overriding them would break the box.
 const RESERVED_ENV: &[&str] = &["HOME", "SSH_AUTH_SOCK", "DEVBOX_NAME"];
+/// Words that make an `[env]` name look like it holds a credential (the doc comment of
+/// `[policy] allow_secret_env` lists them too; a test keeps the two equal).
 const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"];
 
-pub(super) fn env_var(name: &str, value: &str) -> Result<(), Finding> {
-    let valid =
-        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
-        return Err(Finding::error(format!("`{name}` is not a portable environment variable name"))
-            .help("use letters, digits and `_`, not starting with a digit"));
-    }
+/// `allowed`: devbox.toml's `[policy] allow_secret_env`.
+pub(super) fn env_var(name: &str, value: &str, allowed: &[String]) -> Result<(), Finding> {
+    env_name(name)?;
     if RESERVED_ENV.contains(&name) {
         return Err(Finding::error(format!("`{name}` is set by devbox-gen and cannot be changed here")).help("remove it from `[env]`"));
     }
-    let upper = name.to_ascii_uppercase();
-    if SECRET_WORDS.iter().any(|w| upper.contains(w)) && !value.is_empty() {
-        return Err(Finding::warning(format!("`{name}` looks like a secret, and `[env]` is committed to Git in clear text"))
-            .help("put secrets in a Kubernetes Secret, not in users/"));
+    // An empty value puts nothing in Git; a name on the policy list was reviewed as harmless.
+    if looks_secret(name) && !value.is_empty() && !allowed.iter().any(|a| a == name) {
+        return Err(Finding::error(format!(
+            "`{name}` looks like a secret, and `[env]` values are committed to Git and written into the pod spec in clear text"
+        ))
+        .label("in clear text")
+        .help(format!(
+            "keep the value out of Git: add `--from-file={name}=FILE` to the box's key Secret (the command `devbox-gen secrets NAME` prints; it is mounted at /secrets) and read /secrets/{name} in the box"
+        ))
+        .help(format!("if the value is not secret, allow the name in devbox.toml: `[policy] allow_secret_env = [\"{name}\"]`")));
     }
     Ok(())
+}
+
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
+/// A name the shell and every container runtime take as an environment variable.
+pub(super) fn env_name(name: &str) -> Result<(), Finding> {
+    let valid =
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Finding::error(format!("`{name}` is not a portable environment variable name"))
+            .help("use letters, digits and `_`, not starting with a digit"))
+    }
 }
 
 pub(super) fn server_url(value: &str) -> Result<(), Finding> {
@@ -356,13 +378,18 @@ mod tests {
     }
 
     #[test]
-    fn gpus_known_new_and_wrong() {
-        assert!(gpu_type("nvidia-l4").is_ok());
-        let typo = gpu_type("nvidia-tesla-t5").unwrap_err();
+    fn gpus_known_allowed_and_wrong() {
+        assert!(gpu_type("nvidia-l4", &[]).is_ok());
+        let typo = gpu_type("nvidia-tesla-t5", &[]).unwrap_err();
         assert!(!typo.warning);
-        assert_eq!(typo.help, vec!["did you mean `nvidia-tesla-t4`?"]);
-        assert!(gpu_type("nvidia-x9000-pro").unwrap_err().warning);
-        assert!(!gpu_type("amd-mi300").unwrap_err().warning);
+        assert_eq!(typo.help[0], "did you mean `nvidia-tesla-t4`?");
+        // Unknown is an error whatever it looks like; only a GKE-shaped name is worth allowing.
+        let new = gpu_type("nvidia-x9000-pro", &[]).unwrap_err();
+        assert!(!new.warning);
+        assert!(new.help.last().unwrap().contains("`[policy] allow_gpu_types = [\"nvidia-x9000-pro\"]`"), "{:?}", new.help);
+        assert!(gpu_type("nvidia-x9000-pro", &["nvidia-x9000-pro".into()]).is_ok());
+        let other = gpu_type("amd-mi300", &[]).unwrap_err();
+        assert!(!other.warning && !other.help.iter().any(|h| h.contains("policy")), "{:?}", other.help);
         assert!(gpu_count(3).is_err());
         assert!(gpu_count(2).is_ok());
     }
@@ -378,11 +405,26 @@ mod tests {
 
     #[test]
     fn env_names_reserved_and_secret_looking() {
-        assert!(env_var("EDITOR", "vim").is_ok());
-        assert!(env_var("1X", "").is_err());
-        assert!(env_var("MY-VAR", "").is_err());
-        assert!(!env_var("HOME", "/x").unwrap_err().warning);
-        assert!(env_var("GITHUB_TOKEN", "ghp_x").unwrap_err().warning);
+        assert!(env_var("EDITOR", "vim", &[]).is_ok());
+        assert!(env_var("1X", "", &[]).is_err());
+        assert!(env_var("MY-VAR", "", &[]).is_err());
+        assert!(!env_var("HOME", "/x", &[]).unwrap_err().warning);
+        let secret = env_var("GITHUB_TOKEN", "ghp_x", &[]).unwrap_err();
+        assert!(!secret.warning);
+        assert_eq!(secret.help.len(), 2);
+        assert!(env_var("GITHUB_TOKEN", "", &[]).is_ok(), "an empty value commits nothing");
+        assert!(env_var("TOKENIZERS_PARALLELISM", "false", &["TOKENIZERS_PARALLELISM".into()]).is_ok());
+        // Allowing a name allows that name only.
+        assert!(env_var("HF_TOKEN", "x", &["TOKENIZERS_PARALLELISM".into()]).is_err());
+    }
+
+    #[test]
+    fn the_policy_schema_names_every_secret_word() {
+        let schema = crate::schema::schema_for::<crate::model::DevboxConfig>();
+        let doc = schema.as_value()["definitions"]["Policy"]["properties"]["allow_secret_env"]["description"].as_str().unwrap().to_string();
+        for word in SECRET_WORDS {
+            assert!(doc.contains(&format!("`{word}`")), "{word} missing from: {doc}");
+        }
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub(crate) use fields::Finding;
-pub(crate) use names::{is_dns_label, user_name};
+pub(crate) use names::{is_dns_label, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{DevboxConfig, GitOps, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
-use crate::read::{ConfigRepo, Parsed};
+use crate::read::ConfigRepo;
 use crate::source::SourceFile;
 
 /// Checks the whole config repo; returns every problem, sorted by file and line.
@@ -26,42 +26,73 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
     let settings = repo.settings();
     let mut diagnostics = Diagnostics::default();
     if let Some(parsed) = &repo.settings {
-        diagnostics.extend(validate_settings(parsed));
+        diagnostics.extend(settings_findings(&parsed.value).locate(&parsed.source));
     }
-    let per_user: Vec<Diagnostics> = repo.users.par_iter().map(|(name, parsed)| validate_user(name, parsed, &settings)).collect();
+    let per_user: Vec<Diagnostics> =
+        repo.users.par_iter().map(|(name, parsed)| validate_user(name, &parsed.value, &settings).locate(&parsed.source)).collect();
     for found in per_user {
         diagnostics.extend(found);
     }
-    diagnostics.extend(validate_across_users(repo));
+    for (i, key, finding) in across_users(repo, None) {
+        let source = &repo.users[i].1.source;
+        diagnostics.push(Diagnostic::from(finding).at_span(source, source.value_span(&key)));
+    }
     diagnostics.sorted()
 }
 
-/// Points findings at keys of one file.
-struct FileRules<'a> {
-    file: &'a Arc<SourceFile>,
-    found: Diagnostics,
+/// Every rule of devbox.toml, on its values.
+pub(crate) fn settings_findings(config: &DevboxConfig) -> Findings {
+    validate_settings(config)
 }
 
-impl<'a> FileRules<'a> {
-    fn new(file: &'a Arc<SourceFile>) -> Self {
-        Self { file, found: Diagnostics::default() }
+/// Every rule of a user file on user `name` of `repo`, the rules across users included. When
+/// two users claim the same hostname or Secret, it is `name` that is told, as the newcomer
+/// (`validate` tells the later file, whichever that is).
+pub(crate) fn user_findings(repo: &ConfigRepo, name: &str) -> Findings {
+    let Some((index, (_, parsed))) = repo.users.iter().enumerate().find(|(_, (n, _))| n == name) else {
+        return Findings::default();
+    };
+    let mut found = validate_user(name, &parsed.value, &repo.settings());
+    for (i, key, finding) in across_users(repo, Some(index)) {
+        if i == index {
+            found.report(&key, finding);
+        }
     }
+    found
+}
 
-    fn check(&mut self, path: &str, result: Result<(), Finding>) {
+/// What the rules found, by the dotted key each finding is about, before it is pointed into a
+/// file: `validate` points it at the key's value, while `new` and `init`, whose values come
+/// from the command line, blame the flag that gave the value.
+#[derive(Debug, Default)]
+pub(crate) struct Findings(pub(crate) Vec<(String, Finding)>);
+
+/// The key of a finding about a file as a whole (a user file's name).
+pub(crate) const WHOLE_FILE: &str = "";
+
+impl Findings {
+    fn check(&mut self, key: &str, result: Result<(), Finding>) {
         if let Err(finding) = result {
-            self.report(path, finding);
+            self.report(key, finding);
         }
     }
 
-    fn report(&mut self, path: &str, finding: Finding) {
-        let span = self.file.value_span(path);
-        self.found.push(Diagnostic::from(finding).at_span(self.file, span));
+    fn report(&mut self, key: &str, finding: Finding) {
+        self.0.push((key.to_string(), finding));
+    }
+
+    /// Points each finding at its key's value in `file` (one about the whole file: at its path).
+    fn locate(self, file: &Arc<SourceFile>) -> Diagnostics {
+        let located = self.0.into_iter().map(|(key, finding)| {
+            let diagnostic = Diagnostic::from(finding);
+            if key == WHOLE_FILE { diagnostic.in_path(file.path.clone()) } else { diagnostic.at_span(file, file.value_span(&key)) }
+        });
+        Diagnostics(located.collect())
     }
 }
 
-fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
-    let config = &parsed.value;
-    let mut rules = FileRules::new(&parsed.source);
+fn validate_settings(config: &DevboxConfig) -> Findings {
+    let mut rules = Findings::default();
     if let Some(namespace) = &config.namespace {
         rules.check("namespace", names::kubernetes_label("namespace", namespace));
     }
@@ -129,13 +160,19 @@ fn validate_settings(parsed: &Parsed<DevboxConfig>) -> Diagnostics {
                 .help("set `[tailscale] hostname` in each user file, or leave it out for NAME-devbox"),
         );
     }
+    for (i, name) in config.policy.allow_secret_env.iter().enumerate() {
+        rules.check(&format!("policy.allow_secret_env[{i}]"), fields::env_name(name));
+    }
+    for (i, kind) in config.policy.allow_gpu_types.iter().enumerate() {
+        rules.check(&format!("policy.allow_gpu_types[{i}]"), names::kubernetes_label("GPU type", kind));
+    }
     let defaults = SharedFields::from_defaults(&config.defaults);
     validate_shared(&mut rules, "defaults.", &defaults, config);
-    rules.found
+    rules
 }
 
 /// What delivery (`gitops`) needs: a repository to read from, and names Argo CD and Flux accept.
-fn validate_delivery(rules: &mut FileRules<'_>, config: &DevboxConfig) {
+fn validate_delivery(rules: &mut Findings, config: &DevboxConfig) {
     if !config.gitops.is_empty() && config.repo.is_none() {
         rules.report(
             "gitops",
@@ -170,12 +207,9 @@ fn validate_delivery(rules: &mut FileRules<'_>, config: &DevboxConfig) {
     }
 }
 
-fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig) -> Diagnostics {
-    let user = &parsed.value;
-    let mut rules = FileRules::new(&parsed.source);
-    if let Err(finding) = names::user_name(name) {
-        rules.found.push(Diagnostic::from(finding).in_path(parsed.source.path.clone()));
-    }
+fn validate_user(name: &str, user: &UserFile, settings: &DevboxConfig) -> Findings {
+    let mut rules = Findings::default();
+    rules.check(WHOLE_FILE, names::user_name(name));
     rules.check("email", fields::email(&user.email));
     if user.ssh.authorized_keys.is_empty() {
         rules.report(
@@ -203,7 +237,7 @@ fn validate_user(name: &str, parsed: &Parsed<UserFile>, settings: &DevboxConfig)
     }
     let shared = SharedFields::from_user(user);
     validate_shared(&mut rules, "", &shared, settings);
-    rules.found
+    rules
 }
 
 /// Declares [`SharedFields`] and its two constructors from one list: the optional fields that
@@ -245,7 +279,7 @@ shared_fields! {
     tailscale: Tailscale,
 }
 
-fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedFields<'_>, settings: &DevboxConfig) {
+fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>, settings: &DevboxConfig) {
     let at = |key: &str| format!("{prefix}{key}");
     if let Some(image) = fields.image {
         rules.check(&at("image"), fields::image(image));
@@ -264,7 +298,7 @@ fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedField
     }
     if let Some(gpu) = fields.gpu {
         if let Some(kind) = &gpu.kind {
-            rules.check(&at("gpu.type"), fields::gpu_type(kind));
+            rules.check(&at("gpu.type"), fields::gpu_type(kind, &settings.policy.allow_gpu_types));
         }
         if let Some(count) = gpu.count {
             rules.check(&at("gpu.count"), fields::gpu_count(count));
@@ -287,41 +321,51 @@ fn validate_shared(rules: &mut FileRules<'_>, prefix: &str, fields: &SharedField
         }
     }
     for (name, value) in fields.env {
-        rules.check(&at(&format!("env.{name}")), fields::env_var(name, value));
+        rules.check(&at(&format!("env.{name}")), fields::env_var(name, value, &settings.policy.allow_secret_env));
     }
 }
 
-/// Rules that need every file: names that must be unique across people.
-fn validate_across_users(repo: &ConfigRepo) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
+/// Rules that need every file: names that must be unique across people. Each finding is about
+/// one user, by index in `repo.users`; the user at `last`, if any, is checked after all others,
+/// so that a name two users claim is reported on it.
+fn across_users(repo: &ConfigRepo, last: Option<usize>) -> Vec<(usize, String, Finding)> {
+    let mut found = Vec::new();
     let mut hostnames: HashMap<String, &str> = HashMap::new();
     let mut secrets: HashMap<String, &str> = HashMap::new();
     let auth_key_secret = repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::defaults::AUTH_KEY_SECRET.to_string());
-    for (name, parsed) in &repo.users {
+    let order = (0..repo.users.len()).filter(|i| Some(*i) != last).chain(last);
+    for i in order {
+        let (name, parsed) = &repo.users[i];
         let user = &parsed.value;
         let hostname = user.tailscale.as_ref().and_then(|t| t.hostname.clone()).unwrap_or_else(|| crate::defaults::hostname(name));
         if let Some(other) = hostnames.insert(hostname.clone(), name) {
-            diagnostics.push(
-                Diagnostic::error(format!("tailnet hostname `{hostname}` is also used by users/{other}.toml"))
-                    .at(&parsed.source, parsed.source.value_span("tailscale.hostname"), "taken")
+            found.push((
+                i,
+                "tailscale.hostname".to_string(),
+                Finding::error(format!("tailnet hostname `{hostname}` is also used by users/{other}.toml"))
+                    .label("taken")
                     .help("every box needs its own hostname; pick another `tailscale.hostname`"),
-            );
+            ));
         }
         let secret = user.ssh.key_secret.clone().unwrap_or_else(|| crate::defaults::key_secret(name));
         if secret == auth_key_secret {
-            diagnostics.push(
-                Diagnostic::error(format!("`{secret}` is the tailnet auth key Secret shared by every box"))
-                    .at(&parsed.source, parsed.source.value_span("ssh.key_secret"), "shared auth key")
+            found.push((
+                i,
+                "ssh.key_secret".to_string(),
+                Finding::error(format!("`{secret}` is the tailnet auth key Secret shared by every box"))
+                    .label("shared auth key")
                     .help("this would mount the organisation's tailnet auth key in this person's box: name the box's own key Secret, e.g. `NAME-ssh`"),
-            );
+            ));
         }
         if let Some(other) = secrets.insert(secret.clone(), name) {
-            diagnostics.push(
-                Diagnostic::error(format!("Secret `{secret}` is also the key Secret of users/{other}.toml"))
-                    .at(&parsed.source, parsed.source.value_span("ssh.key_secret"), "shared")
+            found.push((
+                i,
+                "ssh.key_secret".to_string(),
+                Finding::error(format!("Secret `{secret}` is also the key Secret of users/{other}.toml"))
+                    .label("shared")
                     .help("each box gets its own key Secret: people must not share a GitHub key"),
-            );
+            ));
         }
     }
-    diagnostics
+    found
 }

@@ -19,14 +19,19 @@ pub(crate) fn is_dns_label(text: &str) -> bool {
 /// The user's name (file stem) names the StatefulSet, the Service (an RFC 1035 label: it must
 /// start with a letter), the home PVC and the pod.
 pub(crate) fn user_name(name: &str) -> Result<(), Finding> {
+    user_name_or(name, |usable| format!("rename the file to users/{usable}.toml"))
+}
+
+/// [`user_name`], with `fix` saying what to do with a usable name instead of renaming a file
+/// (`devbox-gen new` has no file yet).
+pub(crate) fn user_name_or(name: &str, fix: impl Fn(&str) -> String) -> Result<(), Finding> {
     let suggestion = sanitize(name);
-    let rename = |s: &str| format!("rename the file to users/{s}.toml");
     if !is_dns_label(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         let mut finding = Finding::error(format!(
             "`{name}` cannot name a box: use lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"
         ));
         if let Some(s) = suggestion.filter(|s| s.len() <= MAX_NAME_LEN) {
-            finding = finding.help(rename(&s));
+            finding = finding.help(fix(&s));
         }
         return Err(finding);
     }
@@ -35,7 +40,7 @@ pub(crate) fn user_name(name: &str) -> Result<(), Finding> {
             "`{name}` is {} characters; a box name may have at most {MAX_NAME_LEN}, so that its pod's `controller-revision-hash` label stays within Kubernetes' 63",
         name.len()
         ))
-        .help(rename(name[..MAX_NAME_LEN].trim_end_matches('-'))));
+        .help(fix(name[..MAX_NAME_LEN].trim_end_matches('-'))));
     }
     Ok(())
 }

@@ -46,7 +46,7 @@ fn rebuilding_is_byte_identical_and_touches_no_file() {
     repo.run_ok(&["build"], 0);
     let first = repo.out_snapshot();
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "out/ is up to date (1 users)\n");
+    assert_eq!(run.stderr, "out/ is up to date (1 user)\n");
     assert_eq!(repo.out_snapshot(), first, "contents, inodes and mtimes must all be unchanged");
 }
 

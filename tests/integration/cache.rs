@@ -9,7 +9,7 @@ use crate::delivery::GITOPS;
 
 fn reused(run: &crate::common::Run) -> &str {
     let line = run.stderr.lines().find(|l| l.starts_with("cache: ")).unwrap_or_else(|| panic!("no cache line in:\n{}", run.stderr));
-    line.trim_start_matches("cache: ").split(" bundles").next().unwrap()
+    line.trim_start_matches("cache: ").split(" bundle").next().unwrap()
 }
 
 /// The same config repo built from nothing, without a cache: what `out/` must equal.

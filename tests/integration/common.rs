@@ -137,6 +137,23 @@ pub fn alice_bob_carol() -> Repo {
     Repo::with_alice().user("bob", &stopped).user("carol", &tagged)
 }
 
+/// The risks `diff` reports, as JSON `[kind, user]` pairs, most dangerous first.
+pub fn risks(repo: &Repo) -> Vec<(String, String)> {
+    let run = repo.run(&["diff", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    report["risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `[(kind, user)]` as [`risks`] returns them.
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(k, u)| (k.to_string(), u.to_string())).collect()
+}
+
 /// A minimal valid user file.
 pub fn user_file(email: &str, key: &str) -> String {
     format!("email = \"{email}\"\n\n[ssh]\nauthorized_keys = [\"{key}\"]\n")

@@ -7,7 +7,7 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, pairs, risks};
 
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
 const KEY_ERIN: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS erin@laptop";
@@ -39,22 +39,6 @@ fn diff(repo: &Repo, code: i32) -> Run {
     let run = repo.run_ok(&["diff"], code);
     assert_eq!(repo.out_snapshot(), before, "diff must write nothing");
     run
-}
-
-/// The risks of a change, as JSON `[kind, user]` pairs, most dangerous first.
-fn risks(repo: &Repo) -> Vec<(String, String)> {
-    let run = repo.run(&["diff", "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    report["risks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string()))
-        .collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected.iter().map(|(k, u)| (k.to_string(), u.to_string())).collect()
 }
 
 // --- exit codes and formats -------------------------------------------------------------------

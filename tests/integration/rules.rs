@@ -40,7 +40,7 @@ fn cases() -> Vec<Case> {
             "unknown field `stat`",
             Some("users/bob.toml:1:1"),
         ),
-        case("Required fields", "users/bob.toml", "state = \"running\"\n".into(), "missing field `email`", Some("users/bob.toml:1:1")),
+        case("Required fields", "users/bob.toml", "state = \"running\"\n".into(), "`email` is missing", Some("users/bob.toml:1:1")),
         case("TOML syntax", "users/bob.toml", "email = \"bob@example.com\n".into(), "invalid basic string", Some("users/bob.toml:1:25")),
         case(
             "Emails",
@@ -49,8 +49,8 @@ fn cases() -> Vec<Case> {
             "is not an email address",
             Some("users/bob.toml:1:9"),
         ),
-        case("State", "users/bob.toml", user("state = \"paused\"\n", ""), "unknown variant `paused`", Some("users/bob.toml:1:9")),
-        case("Architecture", "users/bob.toml", user("arch = \"x86\"\n", ""), "unknown variant `x86`", Some("users/bob.toml:1:8")),
+        case("State", "users/bob.toml", user("state = \"paused\"\n", ""), "`paused` is not a valid `state`", Some("users/bob.toml:1:9")),
+        case("Architecture", "users/bob.toml", user("arch = \"x86\"\n", ""), "`x86` is not a valid `arch`", Some("users/bob.toml:1:8")),
         case(
             "Images are pinned",
             "users/bob.toml",
@@ -98,6 +98,13 @@ fn cases() -> Vec<Case> {
             "users/bob.toml",
             user("", "\n[gpu]\ntype = \"nvidia-tesla-t5\"\n"),
             "did you mean `nvidia-tesla-t4`?",
+            Some("users/bob.toml:7:8"),
+        ),
+        case(
+            "GPU types devbox-gen does not know yet",
+            "users/bob.toml",
+            user("", "\n[gpu]\ntype = \"nvidia-x9000-pro\"\n"),
+            "`[policy] allow_gpu_types = [\"nvidia-x9000-pro\"]`",
             Some("users/bob.toml:7:8"),
         ),
         case(
@@ -214,6 +221,13 @@ fn cases() -> Vec<Case> {
             Some("users/bob.toml:7:8"),
         ),
         case(
+            "Secret-looking environment variables",
+            "users/bob.toml",
+            user("", "\n[env]\nGITHUB_TOKEN = \"ghp_x\"\n"),
+            "`GITHUB_TOKEN` looks like a secret, and `[env]` values are committed to Git",
+            Some("users/bob.toml:7:16"),
+        ),
+        case(
             "devbox.toml is checked too",
             "devbox.toml",
             format!("namespace = \"Dev Boxes\"\n{SETTINGS}"),
@@ -231,7 +245,7 @@ fn cases() -> Vec<Case> {
             "Metadata server access",
             "devbox.toml",
             format!("{SETTINGS}\n[network]\nmetadata = \"open\"\n"),
-            "unknown variant `open`, expected `block` or `allow`",
+            "`open` is not a valid `metadata`",
             Some("devbox.toml:6:12"),
         ),
         case(

@@ -115,3 +115,38 @@ fn the_patched_stdlib_hashes_match_the_published_test_vectors() {
         assert_contains!(statefulset, expected);
     }
 }
+
+#[test]
+fn a_template_error_naming_each_user_is_reported_once_for_all_of_them() {
+    let repo = with_template("function(box) { x: error 'no GPU quota for ' + box.name + '-home' }\n");
+    for user in ["bob", "carol", "dave"] {
+        repo.write(&format!("users/{user}.toml"), &crate::common::user_file(&format!("{user}@example.com"), crate::common::KEY_ALICE_2));
+    }
+    let run = repo.run_ok(&["build"], 2);
+    assert_eq!(run.stderr.matches("error: templates/devbox.jsonnet failed").count(), 1, "{}", run.stderr);
+    assert_contains!(
+        run.stderr,
+        "error: templates/devbox.jsonnet failed for 4 user files (users/alice.toml, users/bob.toml, users/carol.toml and 1 more)\n"
+    );
+    assert_contains!(run.stderr, "no GPU quota for alice-home");
+    assert_contains!(run.stderr, "help: the message above is users/alice.toml's; the other user files fail the same way");
+    assert!(run.stderr.ends_with("error: nothing under out/ was changed\n"), "{}", run.stderr);
+}
+
+#[test]
+fn a_misspelt_field_in_an_emitted_object_gets_the_field_meant() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { statefulSet+: { spec+: { replica: 1 } } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "help: StatefulSet/devboxes/alice: unknown field `spec.replica`: did you mean `replicas`?");
+    assert!(!repo.path().join("out").exists());
+    // The same mistake in every bundle is one error, naming every user file.
+    repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
+    let run = repo.run_ok(&["build"], 2);
+    assert_eq!(run.stderr.matches("error: templates/devbox.jsonnet produced an invalid bundle").count(), 1, "{}", run.stderr);
+    assert_contains!(run.stderr, "users/alice.toml");
+    assert_contains!(run.stderr, "users/bob.toml");
+    assert_eq!(run.stderr.matches("did you mean `replicas`?").count(), 1, "{}", run.stderr);
+}

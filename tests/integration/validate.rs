@@ -6,14 +6,17 @@ fn reports_every_problem_in_every_file_sorted_by_file_and_line() {
         .user("bob", "email = \"bob\"\nstat = \"running\"\n[ssh]\nauthorized_keys = [\"not a key\"]\n")
         .user("alice", "email = \"alice@example.com\"\narch = \"riscv\"\n[ssh]\nauthorized_keys = []\n");
     let run = repo.run_ok(&["validate"], 2);
-    let order: Vec<usize> = ["users/alice.toml:2", "users/bob.toml:1", "users/bob.toml:2", "users/bob.toml:4"]
+    // alice's wrong `arch` does not hide her empty key list: both are reported.
+    let order: Vec<usize> = ["users/alice.toml:2", "users/alice.toml:4", "users/bob.toml:1", "users/bob.toml:2", "users/bob.toml:4"]
         .iter()
         .map(|needle| run.stderr.find(needle).unwrap_or_else(|| panic!("{needle} missing in:\n{}", run.stderr)))
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "not sorted:\n{}", run.stderr);
-    assert_contains!(run.stderr, "unknown variant `riscv`, expected `amd64` or `arm64`");
+    assert_contains!(run.stderr, "error: `riscv` is not a valid `arch`");
+    assert_contains!(run.stderr, "help: use one of `amd64`, `arm64`");
     assert_contains!(run.stderr, "help: did you mean `state`?");
-    assert!(run.stderr.ends_with("error: 4 problems\n"), "{}", run.stderr);
+    assert_contains!(run.stderr, "error: no public key: nobody could log in");
+    assert!(run.stderr.ends_with("error: 5 problems\n"), "{}", run.stderr);
 }
 
 #[test]
@@ -108,4 +111,71 @@ fn odd_bytes_get_a_clear_outcome() {
     repo.write("users/huge.toml", &"# padding\n".repeat(100_000));
     let run = repo.run_ok(&["validate"], 2);
     assert_contains!(run.stderr, "more than the 262144 a devbox file may have");
+}
+
+/// Every wrong value of a file is reported in one run, each where it is and with its fix, and
+/// the file's other problems too (`32GB` is a validation rule): nothing stops at the first.
+#[test]
+fn every_wrong_value_in_a_file_is_reported_at_once_with_its_fix() {
+    let repo = Repo::new(SETTINGS).user(
+        "zed",
+        &format!(
+            "email = \"zed@example.com\"\nstate = \"Stopped\"\narch = \"x86_64\"\n[ssh]\nauthorized_keys = [\"{KEY_ALICE}\"]\n[resources]\ncpu = 8\nmemory = \"32GB\"\n"
+        ),
+    );
+    let run = repo.run_ok(&["build"], 2);
+    insta::assert_snapshot!(run.stderr);
+    assert!(!repo.path().join("out").exists(), "nothing is written when a file has errors");
+    let run = repo.run_ok(&["validate"], 2);
+    assert!(run.stderr.ends_with("error: 4 problems\n"), "{}", run.stderr);
+}
+
+#[test]
+fn a_key_above_its_table_header_is_said_to_belong_in_the_table() {
+    let repo = Repo::new(SETTINGS).user("alice", &format!("cpu = \"8\"\n{}", user_file("alice@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_eq!(
+        run.stderr,
+        "error: `cpu` belongs in `[resources]`\n  ┌─ users/alice.toml:1:1\n  │\n1 │ cpu = \"8\"\n  │ ^^^ not a top-level field\n  │\n  = help: move it below the `[resources]` header\n\n"
+    );
+}
+
+/// devbox.toml is read the same way: `[defaults]` values are described like a user file's, and
+/// the user files are still validated beside it.
+#[test]
+fn wrong_values_in_devbox_toml_defaults_are_all_reported() {
+    let settings = format!("gitops = \"argocd\"\n{SETTINGS}state = \"Archive\"\n\n[defaults.resources]\ncpu = 2.5\nmemory = [\"8Gi\"]\n");
+    let repo = Repo::new(&settings).user("alice", &format!("arch = \"aarch64\"\n{}", user_file("alice@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["validate"], 2);
+    for expected in [
+        "error: `gitops` must be a list\n  ┌─ devbox.toml:1:10\n",
+        "= help: make it a list: `gitops = [\"argocd\"]`\n",
+        "error: `Archive` is not a valid `state`\n  ┌─ devbox.toml:5:9\n",
+        "= help: did you mean `archived`?\n",
+        "error: `cpu` must be a string\n  ┌─ devbox.toml:8:7\n",
+        "= help: quote it: `cpu = \"2.5\"`\n",
+        "error: `memory` must be a single string, not a list\n  ┌─ devbox.toml:9:10\n",
+        "= help: remove the brackets: `memory = \"8Gi\"`\n",
+        "error: `aarch64` is not a valid `arch`\n  ┌─ users/alice.toml:1:8\n",
+        "= help: did you mean `arm64`?\n",
+    ] {
+        assert_contains!(run.stderr, expected);
+    }
+    for serde in ["invalid type", "expected", "sequence", "unknown variant"] {
+        assert_not_contains!(run.stderr, serde);
+    }
+    assert!(run.stderr.ends_with("error: 5 problems\n"), "{}", run.stderr);
+}
+
+/// A required value of the wrong type is reported once (not again as missing), and the rest of
+/// the file is still read for problems of the same kind.
+#[test]
+fn a_wrong_required_value_is_not_also_reported_missing() {
+    let repo = Repo::new(SETTINGS).user("alice", "email = 42\n[ssh]\nauthorized_keys = \"ssh-ed25519 AAAA\"\n[gpu]\ncount = \"2\"\n");
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "error: `email` must be a string");
+    assert_contains!(run.stderr, "help: make it a list: `authorized_keys = [\"ssh-ed25519 AAAA\"]`");
+    assert_contains!(run.stderr, "help: remove the quotes: `count = 2`");
+    assert_not_contains!(run.stderr, "missing");
+    assert!(run.stderr.ends_with("error: 3 problems\n"), "{}", run.stderr);
 }

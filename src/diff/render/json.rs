@@ -41,6 +41,11 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
             "help": risk.help,
             "facts": risk.facts,
         })).collect::<Vec<_>>(),
+        "fields": plan.fields.iter().map(|field| json!({
+            "kind": field.kind,
+            "path": field.path,
+            "users": field.users,
+        })).collect::<Vec<_>>(),
         "users": plan.users.iter().map(|user| json!({
             "user": user.user,
             "change": user.change.as_str(),

@@ -6,8 +6,8 @@
 //! risks and the summary always fit (a huge list of risks is cut with a count), diffs are added
 //! while they fit, and a note says what was left out and how to see it.
 
-use super::{Baseline, risks_heading, summary_line, user_heading};
-use crate::diff::risk::{Level, Risk};
+use super::{Baseline, RiskGroup, field_line, fields_heading, fleet_fields, group_risks, risks_heading, summary_line, user_heading};
+use crate::diff::risk::Level;
 use crate::diff::{Change, Plan, ResourceChange};
 
 /// GitHub's limit on the body of an issue or PR comment, in characters.
@@ -36,17 +36,31 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
         out.push('\n');
         return out;
     }
-    out.push_str(&format!("**{}**\n\n", inline(&risks_heading(plan))));
-    for (i, risk) in plan.risks.iter().enumerate() {
-        let item = risk_item(risk);
+    let groups = group_risks(plan);
+    out.push_str(&format!("**{}**\n\n", inline(&risks_heading(plan, &groups))));
+    for (i, group) in groups.iter().enumerate() {
+        let item = risk_item(group);
         if out.len() + item.len() + RESERVE > budget / 2 {
-            out.push_str(&format!("- … and {} more: run `{}` to see them all\n", plan.risks.len() - i, baseline.command()));
+            out.push_str(&format!("- … and {} more: run `{}` to see them all\n", groups.len() - i, baseline.command()));
             break;
         }
         out.push_str(&item);
     }
     if !plan.risks.is_empty() {
         out.push('\n');
+    }
+    let fields = fleet_fields(plan);
+    if !fields.is_empty() {
+        out.push_str(&format!("<details><summary><b>{}</b></summary>\n\n", html(&fields_heading(fields))));
+        for (i, field) in fields.iter().enumerate() {
+            let line = format!("- {}\n", inline(&field_line(field, USERS_SHOWN)));
+            if out.len() + line.len() + RESERVE > budget / 2 {
+                out.push_str(&format!("- … and {} more: run `{}` to see them all\n", fields.len() - i, baseline.command()));
+                break;
+            }
+            out.push_str(&line);
+        }
+        out.push_str("\n</details>\n\n");
     }
     out.push_str(&format!("**{}**\n\n", inline(&summary_line(plan, baseline))));
 
@@ -86,7 +100,11 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     out
 }
 
-fn risk_item(risk: &Risk) -> String {
+/// How many users a grouped risk lists in a PR comment (inside a collapsed `<details>`).
+const USERS_SHOWN: usize = 200;
+
+fn risk_item(group: &RiskGroup<'_>) -> String {
+    let risk = group.risk;
     let label = match risk.level() {
         Level::Data => "🛑 DATA",
         Level::Sync => "🛑 SYNC",
@@ -94,7 +112,14 @@ fn risk_item(risk: &Risk) -> String {
         Level::Downtime => "⚠️ DOWNTIME",
         Level::Restart => "🔄 RESTART",
     };
-    let mut item = format!("- **{label}** **{}**: {}\n", inline(&risk.user), inline(&risk.summary));
+    let mut item = format!("- **{label}** **{}**: {}\n", inline(&group.who()), inline(&risk.summary));
+    if group.users.len() > 1 {
+        item.push_str(&format!(
+            "  - <details><summary>the {}</summary>{}</details>\n",
+            html(&group.who()),
+            html(&group.user_list(USERS_SHOWN))
+        ));
+    }
     for detail in &risk.details {
         item.push_str(&format!("  - {}\n", inline(detail)));
     }
@@ -114,7 +139,7 @@ fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
             "**removed** {} ({}, {})\n\n",
             inline(&crate::diff::risk::code(&resource.id)),
             inline(&crate::diff::risk::code(&format!("out/{path}"))),
-            crate::diff::plural(lines, "line", "lines")
+            crate::text::plural(lines, "line", "lines")
         );
     }
     let longest_run = resource.diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -189,6 +214,7 @@ mod tests {
                 .map(|i| UserChange { user: format!("u{i}"), change: Change::Changed, resources: vec![resource.clone(), resource.clone()] })
                 .collect(),
             risks: Vec::new(),
+            fields: Vec::new(),
         }
     }
 

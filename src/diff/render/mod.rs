@@ -6,7 +6,9 @@ pub(crate) mod json;
 pub(crate) mod markdown;
 pub(crate) mod text;
 
-use super::{Change, Plan, UserChange};
+use std::collections::HashMap;
+
+use super::{Change, FieldChange, Plan, Risk, UserChange};
 
 /// What the compiled tree was compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,16 +68,91 @@ pub(crate) fn summary_line(plan: &Plan, baseline: &Baseline) -> String {
     }
 }
 
-/// `Risks, most dangerous first (3):` or that there are none.
-pub(crate) fn risks_heading(plan: &Plan) -> String {
+/// Risks that say exactly the same thing for several boxes (a `[defaults] image` bump, a
+/// template change), to be told once with the list of their users.
+#[derive(Debug)]
+pub(crate) struct RiskGroup<'a> {
+    /// The first of them; the others differ only in whose box and which object.
+    pub risk: &'a Risk,
+    /// In the order of the plan's risks (by user).
+    pub users: Vec<&'a str>,
+}
+
+impl RiskGroup<'_> {
+    /// `alice`, or `3 users`.
+    pub(crate) fn who(&self) -> String {
+        match self.users[..] {
+            [one] => one.to_string(),
+            _ => crate::diff::plural(self.users.len(), "user", "users"),
+        }
+    }
+
+    /// The first `shown` users, then how many more: `alice, bob and 4998 more`.
+    pub(crate) fn user_list(&self, shown: usize) -> String {
+        let listed = self.users.iter().take(shown).copied().collect::<Vec<_>>().join(", ");
+        match self.users.len().saturating_sub(shown) {
+            0 => listed,
+            more => format!("{listed} and {more} more"),
+        }
+    }
+}
+
+/// The plan's risks, grouped where they say the same thing, in the plan's order (most
+/// dangerous first). Every risk is in exactly one group; JSON keeps them one by one.
+pub(crate) fn group_risks(plan: &Plan) -> Vec<RiskGroup<'_>> {
+    let mut groups: Vec<RiskGroup<'_>> = Vec::new();
+    // Everything a reader sees of a risk: kind, summary, details and help.
+    type Said<'a> = (&'a str, &'a str, &'a [String], &'a [String]);
+    let mut index: HashMap<Said<'_>, usize> = HashMap::new();
+    for risk in &plan.risks {
+        let key = (risk.kind.as_str(), risk.summary.as_str(), risk.details.as_slice(), risk.help.as_slice());
+        match index.get(&key) {
+            Some(&i) => groups[i].users.push(&risk.user),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(RiskGroup { risk, users: vec![&risk.user] });
+            }
+        }
+    }
+    groups
+}
+
+/// `Risks, most dangerous first (3):`, `(5001, told as 2)` when some say the same thing for
+/// several boxes, or that there are none.
+pub(crate) fn risks_heading(plan: &Plan, groups: &[RiskGroup<'_>]) -> String {
     if plan.risks.is_empty() {
         "Risks: none (no home volume, access, availability or restart change).".into()
-    } else {
+    } else if groups.len() == plan.risks.len() {
         format!("Risks, most dangerous first ({}):", plan.risks.len())
+    } else {
+        format!("Risks, most dangerous first ({}, told as {}):", plan.risks.len(), groups.len())
     }
 }
 
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// The fields to list under "What changes, by field", when the change touches several users
+/// (for one user, the diff's hunk headers already name them); empty otherwise.
+pub(crate) fn fleet_fields(plan: &Plan) -> &[FieldChange] {
+    let users: std::collections::BTreeSet<&String> = plan.fields.iter().flat_map(|f| &f.users).collect();
+    if users.len() > 1 { &plan.fields } else { &[] }
+}
+
+/// `What changes, by field (3):`.
+pub(crate) fn fields_heading(fields: &[FieldChange]) -> String {
+    format!("What changes, by field ({}):", fields.len())
+}
+
+/// `StatefulSet spec.template.spec.containers[devbox].image: 3 users (alice, bob, carol)`.
+pub(crate) fn field_line(field: &FieldChange, shown: usize) -> String {
+    let listed = field.users.iter().take(shown).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let who = match field.users.len() {
+        1 => listed,
+        n if n > shown => format!("{n} users ({listed} and {} more)", n - shown),
+        n => format!("{n} users ({listed})"),
+    };
+    format!("{} {}: {who}", field.kind, field.path)
 }

@@ -7,32 +7,44 @@ use std::io;
 
 use codespan_reporting::term::termcolor::{Color, ColorSpec, WriteColor};
 
-use super::{Baseline, risks_heading, summary_line, user_heading};
+use super::{Baseline, field_line, fields_heading, fleet_fields, group_risks, risks_heading, summary_line, user_heading};
 use crate::diff::Plan;
 use crate::diff::risk::Level;
 
 /// Width of the level column.
 const LEVEL_WIDTH: usize = 9;
 
+/// How many users a grouped risk names in a terminal; `--format json` lists every one.
+const USERS_SHOWN: usize = 20;
+
+/// How many fields "What changes, by field" lists in a terminal.
+const FIELDS_SHOWN: usize = 30;
+
 pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
     if plan.is_empty() {
         writeln!(out, "{}", summary_line(plan, baseline))?;
         return Ok(());
     }
-    bold(out, &risks_heading(plan))?;
+    let groups = group_risks(plan);
+    bold(out, &risks_heading(plan, &groups))?;
     if !plan.risks.is_empty() {
         writeln!(out)?;
     }
-    for risk in &plan.risks {
+    for group in &groups {
+        let risk = group.risk;
         let (color, label) = level_style(risk.level());
         out.set_color(ColorSpec::new().set_fg(Some(color)).set_bold(true))?;
         write!(out, "  {label:<LEVEL_WIDTH$}")?;
         out.reset()?;
         out.set_color(ColorSpec::new().set_bold(true))?;
-        write!(out, "{}", clean(&risk.user))?;
+        write!(out, "{}", clean(&group.who()))?;
         out.reset()?;
         writeln!(out, ": {}", clean(&risk.summary))?;
         let indent = " ".repeat(LEVEL_WIDTH + 2);
+        if group.users.len() > 1 {
+            let more = if group.users.len() > USERS_SHOWN { " (`--format json` lists every one)" } else { "" };
+            writeln!(out, "{indent}users: {}{more}", clean(&group.user_list(USERS_SHOWN)))?;
+        }
         for detail in &risk.details {
             writeln!(out, "{indent}{}", clean(detail))?;
         }
@@ -44,6 +56,17 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
         }
     }
     writeln!(out)?;
+    let fields = fleet_fields(plan);
+    if !fields.is_empty() {
+        bold(out, &fields_heading(fields))?;
+        for field in fields.iter().take(FIELDS_SHOWN) {
+            writeln!(out, "  {}", clean(&field_line(field, USERS_SHOWN)))?;
+        }
+        if fields.len() > FIELDS_SHOWN {
+            writeln!(out, "  … and {} more (`--format json` lists every one)", fields.len() - FIELDS_SHOWN)?;
+        }
+        writeln!(out)?;
+    }
     bold(out, &summary_line(plan, baseline))?;
     writeln!(out)?;
     for user in &plan.users {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Kind, Risk, annotation, code, is_home, namespace_flag, owner_email};
+use super::{Kind, Risk, annotation, code, is_home, namespace_flag, owner_email, platform};
 use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
 use crate::diff::resource::{Resource, Resources};
 
@@ -44,8 +44,15 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
     let mut risks = Vec::new();
     let added: Vec<&Resource> = after.values().filter(|r| is_home(r) && !before.contains_key(&r.id)).collect();
     let users_after: BTreeSet<&str> = after.values().map(|r| r.owner.as_str()).collect();
+    let (servers_before, servers_after) = (platform::servers(before), platform::servers(after));
+    let same_server = |old: &Resource, new: &Resource| {
+        let (from, to) = (platform::delivery_dir(&old.path), platform::delivery_dir(&new.path));
+        servers_before.get(from).is_some_and(|server| servers_after.get(to) == Some(server))
+    };
     for old in before.values().filter(|r| is_home(r)) {
         match after.get(&old.id) {
+            // Same server: the claim stays bound where it is (platform::delivery_moved says so).
+            Some(new) if dir(&old.path) != dir(&new.path) && same_server(old, new) => {}
             Some(new) if dir(&old.path) != dir(&new.path) => {
                 let risk = match (cluster_of(&old.path), cluster_of(&new.path)) {
                     (Some(from), Some(to)) => Risk::new(
@@ -60,6 +67,16 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                         code(to),
                         code(&new.name),
                         code(from)
+                    ))
+                    .detail(format!(
+                        "On {from_code} the rest of the bundle leaves: Flux prunes the StatefulSet and its pod; Argo CD deletes the user's Application there but, with `preserveResourcesOnDeletion`, leaves the old pod running on {from_code} beside the new one.",
+                        from_code = code(from)
+                    ))
+                    .help(format!(
+                        "with Argo CD, stop the old pod once the new box is up: `kubectl --context {} {}delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}` (the home claim is not selected: it stays)",
+                        from.replace('`', "'"),
+                        namespace_flag(old),
+                        old.owner
                     )),
                     _ => Risk::new(Kind::HomeVolumeMoved, new, format!("the bundle moves from out/{}/ to out/{}/", dir(&old.path), dir(&new.path)))
                         .fact("from", format!("out/{}/", dir(&old.path)))

@@ -13,8 +13,12 @@
 //!   ([`Level::Data`]);
 //! - `immutable`: fields Kubernetes will not update, which stop the sync ([`Level::Sync`]);
 //! - `access`: SSH keys that can now, or no longer, log in ([`Level::Access`]);
-//! - `tailnet`: what tailscale does when the sidecar's state or tags change ([`Level::Access`]),
+//! - `tailnet`: what tailscale does when the sidecar's state, tags or hostname change
+//!   ([`Level::Access`]),
 //!   and the machine a box leaves behind in the tailnet when it goes away;
+//! - `platform`: what devbox.toml or the template change for every box at once: a namespace
+//!   change (one [`Level::Data`] risk instead of one per object), a new uid, gid, fsGroup or
+//!   home path ([`Level::Data`]);
 //! - `workload`: the box stopped, archived or removed ([`Level::Downtime`]), restarted or
 //!   rescheduled by a new image, GPU, architecture or any other template change
 //!   ([`Level::Restart`]).
@@ -35,6 +39,7 @@
 mod access;
 mod home;
 mod immutable;
+pub(crate) mod platform;
 mod tailnet;
 mod workload;
 
@@ -76,12 +81,16 @@ impl Level {
 /// What kind of risk; the stable names are documented in docs/reviewing.md for bots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Kind {
+    NamespaceChanged,
+    DeliveryMoved,
+    HomeOwnerChanged,
     HomeVolumeRemoved,
     HomeVolumeRenamed,
     HomeVolumeMoved,
     ImmutableField,
     KeyAdded,
     KeyRemoved,
+    HostnameChanged,
     TailnetNodeReplaced,
     TailnetTagsNotApplied,
     BoxRemoved,
@@ -96,9 +105,13 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) fn level(self) -> Level {
         match self {
-            Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => Level::Data,
-            Kind::ImmutableField => Level::Sync,
-            Kind::KeyAdded | Kind::KeyRemoved | Kind::TailnetNodeReplaced | Kind::TailnetTagsNotApplied => Level::Access,
+            Kind::NamespaceChanged | Kind::HomeOwnerChanged | Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => {
+                Level::Data
+            }
+            Kind::ImmutableField | Kind::DeliveryMoved => Level::Sync,
+            Kind::KeyAdded | Kind::KeyRemoved | Kind::HostnameChanged | Kind::TailnetNodeReplaced | Kind::TailnetTagsNotApplied => {
+                Level::Access
+            }
             Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped => Level::Downtime,
             Kind::GpuChanged | Kind::ArchChanged | Kind::ImageChanged | Kind::PodRestart => Level::Restart,
         }
@@ -107,12 +120,16 @@ impl Kind {
     /// Stable name, used in JSON.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Kind::NamespaceChanged => "namespace-changed",
+            Kind::DeliveryMoved => "delivery-moved",
+            Kind::HomeOwnerChanged => "home-owner-changed",
             Kind::HomeVolumeRemoved => "home-volume-removed",
             Kind::HomeVolumeRenamed => "home-volume-renamed",
             Kind::HomeVolumeMoved => "home-volume-moved",
             Kind::ImmutableField => "immutable-field",
             Kind::KeyAdded => "key-added",
             Kind::KeyRemoved => "key-removed",
+            Kind::HostnameChanged => "hostname-changed",
             Kind::TailnetNodeReplaced => "tailnet-node-replaced",
             Kind::TailnetTagsNotApplied => "tailnet-tags-not-applied",
             Kind::BoxRemoved => "box-removed",
@@ -181,15 +198,26 @@ impl Risk {
 /// Every risk of going from `before` to `after`, most dangerous first. `before` and `after` may
 /// hold only the resources that differ; `unchanged_owners` are the users who keep others.
 pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
-    let mut risks = Vec::new();
+    let (before, mut risks) = platform::follow_namespace_moves(before, after);
+    let before = before.as_ref();
+    risks.extend(platform::delivery_moved(before, after));
     risks.extend(home::volumes(before, after));
     for (id, old) in before {
         if let Some(new) = after.get(id) {
             risks.extend(immutable::fields(old, new));
-            risks.extend(workload::changed(old, new));
+            let mut explained = Vec::new();
+            explained.extend(platform::identity_changed(old, new));
             if old.kind == "StatefulSet" {
-                risks.extend(tailnet::state_moved(old, new));
+                explained.extend(tailnet::state_moved(old, new));
+                explained.extend(tailnet::hostname_changed(old, new));
             }
+            let mut workload = workload::changed(old, new);
+            // "the pod restarts: its template changes" adds nothing to a risk that says why.
+            if explained.iter().any(|r| r.kind != Kind::TailnetNodeReplaced) {
+                workload.retain(|r| r.kind != Kind::PodRestart);
+            }
+            risks.extend(workload);
+            risks.extend(explained);
             risks.extend(tailnet::tags_changed(old, new));
         } else if old.kind == "StatefulSet" {
             risks.push(workload::removed(old, after, unchanged_owners));

@@ -91,6 +91,34 @@ pub(super) fn state_moved(old: &Resource, new: &Resource) -> Option<Risk> {
     )
 }
 
+/// The box's tailnet name changes. With `TS_AUTH_ONCE`, containerboot runs `tailscale set
+/// --hostname` once the node is up (cmd/containerboot/tailscaled.go, `tailscaleSet`): the same
+/// machine is renamed, and every `ssh OLD` and VS Code host entry stops resolving.
+pub(super) fn hostname_changed(old: &Resource, new: &Resource) -> Option<Risk> {
+    let (from, to) = (hostname(old)?, hostname(new)?);
+    if from == to {
+        return None;
+    }
+    Some(
+        Risk::new(Kind::HostnameChanged, new, format!("the box's ssh host name changes from {} to {}", code(from), code(to)))
+            .fact("from", from)
+            .fact("to", to)
+            .detail(format!(
+                "The pod restarts and its tailnet machine is renamed {}: `ssh {from}`, VS Code's Remote-SSH host {} and bookmarked Jupyter URLs stop working; if another machine already has that name, the box gets {}.",
+                code(to),
+                code(from),
+                code(&format!("{to}-1"))
+            ))
+            .help(format!(
+                "tell {}: replace {} with {} in `~/.ssh/config` (or run `devbox-gen ssh-config {}` again) and in VS Code's remote hosts",
+                code(&new.owner),
+                code(from),
+                code(to),
+                new.owner.replace('`', "'")
+            )),
+    )
+}
+
 /// The tags a box advertises, from the ConfigMap key or the sidecar's literal `TS_EXTRA_ARGS`.
 fn advertised_tags(resource: &Resource) -> Option<String> {
     let extra_args = match resource.kind.as_str() {

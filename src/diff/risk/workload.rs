@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{Kind, Risk, code, containers, is_home, pod, spec, tailnet};
-use crate::diff::resource::{Resource, Resources};
+use crate::diff::resource::{Resource, Resources, changed_paths};
 
 fn replicas(resource: &Resource) -> u64 {
     spec(resource, "replicas").and_then(Value::as_u64).unwrap_or(1)
@@ -157,8 +157,7 @@ fn describe_gpu(gpu: &[(String, String)]) -> String {
 
 /// A few words on what changed in a pod template: `containers[devbox].env`, `the ConfigMap`.
 fn restart_reasons(old: Option<&Value>, new: Option<&Value>) -> String {
-    let mut paths = Vec::new();
-    changed_paths(old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null), &mut Vec::new(), &mut paths);
+    let paths = changed_paths(old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null));
     let mut reasons: Vec<String> = Vec::new();
     for path in paths {
         let reason = if path.iter().any(|s| s.ends_with("config-hash")) {
@@ -181,67 +180,6 @@ fn restart_reasons(old: Option<&Value>, new: Option<&Value>) -> String {
         reasons.push(format!("{more} more"));
     }
     reasons.join(", ")
-}
-
-/// Paths (as segments; list items appended to their list's segment, `containers[devbox]`) of
-/// the leaves that differ.
-fn changed_paths(old: &Value, new: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-    // Something added or removed whole is compared with an empty one, to name what is inside.
-    let empty = |other: &Value| match other {
-        Value::Object(_) => Some(Value::Object(serde_json::Map::new())),
-        Value::Array(_) => Some(Value::Array(Vec::new())),
-        _ => None,
-    };
-    if old.is_null()
-        && let Some(old) = empty(new)
-    {
-        return changed_paths(&old, new, at, out);
-    }
-    if new.is_null()
-        && let Some(new) = empty(old)
-    {
-        return changed_paths(old, &new, at, out);
-    }
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for key in keys {
-                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
-                if x != y {
-                    at.push(key.clone());
-                    changed_paths(x, y, at, out);
-                    at.pop();
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            let named = |items: &Vec<Value>| -> Option<BTreeMap<String, Value>> {
-                items.iter().map(|i| Some((i.get("name")?.as_str()?.to_string(), i.clone()))).collect()
-            };
-            let last = at.pop().unwrap_or_default();
-            match (named(a), named(b)) {
-                (Some(x), Some(y)) => {
-                    let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                    for name in names {
-                        let (p, q) = (x.get(name).unwrap_or(&Value::Null), y.get(name).unwrap_or(&Value::Null));
-                        if p != q {
-                            at.push(format!("{last}[{name}]"));
-                            changed_paths(p, q, at, out);
-                            at.pop();
-                        }
-                    }
-                }
-                _ => {
-                    at.push(last);
-                    out.push(at.clone());
-                    at.pop();
-                    return;
-                }
-            }
-            at.push(last);
-        }
-        _ => out.push(at.clone()),
-    }
 }
 
 #[cfg(test)]

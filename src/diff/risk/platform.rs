@@ -1,0 +1,420 @@
+//! Platform-level risks: changes a platform team makes in devbox.toml or the template that
+//! touch every box at once, and that the per-object rules would misread.
+//!
+//! - A namespace change keeps every object's kind and name but changes its id
+//!   (`Kind/namespace/name`): the object rules would see each box archived, a new empty home
+//!   "replacing" one of the same name, and every SSH key "added". [`follow_namespace_moves`]
+//!   pairs the objects up again, so those rules compare like with like, and says once what
+//!   really happens: a PersistentVolumeClaim cannot change namespace, so every home stays
+//!   behind.
+//! - A new uid, gid, fsGroup or home path changes no volume, yet breaks every home:
+//!   [`identity_changed`].
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{Kind, Risk, code, containers, is_home, pod};
+use crate::diff::resource::{Resource, Resources};
+
+/// Who a platform-level risk is blamed on: the file that changed it.
+pub(crate) const SETTINGS: &str = "devbox.toml";
+
+/// `before`, with the objects that only changed namespace re-keyed under their new id, and the
+/// one risk that says so (per pair of namespaces).
+pub(super) fn follow_namespace_moves<'a>(before: &'a Resources, after: &Resources) -> (Cow<'a, Resources>, Vec<Risk>) {
+    // The same object in another namespace: same kind, name and owner.
+    let key = |r: &Resource| (r.kind.clone(), r.name.clone(), r.owner.clone());
+    let arrived: BTreeMap<_, &Resource> =
+        after.values().filter(|r| r.namespace.is_some() && !before.contains_key(&r.id)).map(|r| (key(r), r)).collect();
+    let mut moves: Vec<(&Resource, &Resource)> = Vec::new();
+    for old in before.values().filter(|r| r.namespace.is_some() && !after.contains_key(&r.id)) {
+        if let Some(new) = arrived.get(&key(old)).filter(|new| new.namespace != old.namespace) {
+            moves.push((old, new));
+        }
+    }
+    if !moves.iter().any(|(old, _)| old.kind == "StatefulSet" || is_home(old)) {
+        return (Cow::Borrowed(before), Vec::new());
+    }
+    let mut rekeyed = before.clone();
+    // Per pair of namespaces: the boxes that move, and the home volumes (by owner) left behind.
+    type Moved = (BTreeSet<String>, BTreeMap<String, String>);
+    let mut by_namespaces: BTreeMap<(String, String), Moved> = BTreeMap::new();
+    for (old, new) in &moves {
+        let (from, to) = (old.namespace.clone().unwrap_or_default(), new.namespace.clone().unwrap_or_default());
+        let (boxes, homes) = by_namespaces.entry((from, to)).or_default();
+        if old.kind == "StatefulSet" {
+            boxes.insert(old.owner.clone());
+        }
+        if is_home(old) {
+            homes.insert(old.owner.clone(), old.name.clone());
+        }
+        if let Some(mut moved) = rekeyed.remove(&old.id) {
+            moved.id.clone_from(&new.id);
+            moved.namespace.clone_from(&new.namespace);
+            rekeyed.insert(moved.id.clone(), moved);
+        }
+    }
+    let risks = by_namespaces.into_iter().map(|((from, to), (boxes, homes))| namespace_moved(&from, &to, &boxes, &homes)).collect();
+    (Cow::Owned(rekeyed), risks)
+}
+
+fn namespace_moved(from: &str, to: &str, boxes: &BTreeSet<String>, homes: &BTreeMap<String, String>) -> Risk {
+    let users: BTreeSet<&str> = boxes.iter().chain(homes.keys()).map(String::as_str).collect();
+    let count = boxes.len().max(homes.len());
+    let summary = format!(
+        "the namespace changes from {} to {}: {} move, and {} stay behind in {}",
+        code(from),
+        code(to),
+        crate::diff::plural(count, "box", "boxes"),
+        crate::diff::plural(homes.len(), "home volume", "home volumes"),
+        code(from)
+    );
+    let example = homes.values().next().map_or("NAME-home", String::as_str);
+    Risk {
+        kind: Kind::NamespaceChanged,
+        user: SETTINGS.into(),
+        resource: format!("Namespace/{to}"),
+        summary,
+        details: vec![
+            format!(
+                "A PersistentVolumeClaim cannot move to another namespace. In {} every box starts with a new, empty home volume; the old claims stay in {} (prune is disabled for them) and nothing mounts them any more.",
+                code(to),
+                code(from)
+            ),
+            format!(
+                "The rest of each bundle in {} (StatefulSet, Service, ConfigMap, the tailnet state Secret...) is pruned by the sync. The new state Secrets are empty, so every box joins the tailnet as a new machine and the old ones stay behind, offline.",
+                code(from)
+            ),
+        ],
+        help: vec![
+            format!("to keep everyone's home, keep `namespace = \"{}\"` in devbox.toml", from.replace('`', "'")),
+            format!(
+                "to move the homes with the boxes, rebind each volume before the new claim is created: set the PersistentVolume's reclaim policy to Retain, stop the box, delete the old claim, clear the volume's `claimRef`, and create {} in {} with `spec.volumeName` set to it (docs/reviewing.md, \"Moving boxes to another namespace\", has the commands)",
+                code(example),
+                code(to)
+            ),
+        ],
+        facts: BTreeMap::from([
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+            ("users", users.into_iter().collect::<Vec<_>>().join(",")),
+        ]),
+    }
+}
+
+/// The cluster each Argo CD ApplicationSet of `out/_gitops/argocd/DIR/` delivers boxes to, by
+/// `DIR` (`default` in the single-cluster layout). Only the sets in `resources` are known: a
+/// diff holds the files that changed, which is enough when the layout changes, since every
+/// set's path changes with it.
+pub(super) fn servers(resources: &Resources) -> BTreeMap<&str, &str> {
+    resources
+        .values()
+        .filter(|r| r.kind == "ApplicationSet")
+        .filter_map(|r| {
+            let dir = r.path.strip_prefix(crate::emit::GITOPS_DIR)?.strip_prefix("/argocd/")?.split_once('/')?.0;
+            let server = r.object.as_ref()?.get("spec")?.pointer("/template/spec/destination/server")?.as_str()?;
+            Some((dir, server))
+        })
+        .collect()
+}
+
+/// The delivery directory a bundle file is in: `prod` for `prod/alice/x.yaml`, `default` for
+/// `alice/x.yaml` (the single-cluster layout).
+pub(super) fn delivery_dir(path: &str) -> &str {
+    match path.split('/').count() {
+        3 => path.split('/').next().unwrap_or("default"),
+        _ => "default",
+    }
+}
+
+/// Bundles move in `out/` (the single-cluster layout becomes `[[clusters]]`, or a cluster is
+/// renamed), but the cluster they are delivered to stays the same server: the boxes and their
+/// homes stay where they are, and only the delivery objects are replaced, which nothing
+/// applies by itself.
+pub(super) fn delivery_moved(before: &Resources, after: &Resources) -> Option<Risk> {
+    let (was, is) = (servers(before), servers(after));
+    let mut boxes = BTreeSet::new();
+    let mut on = BTreeSet::new();
+    for old in before.values().filter(|r| r.kind == "StatefulSet") {
+        let Some(new) = after.get(&old.id) else { continue };
+        let (from, to) = (delivery_dir(&old.path), delivery_dir(&new.path));
+        if from != to && was.get(from).is_some_and(|server| is.get(to) == Some(server)) {
+            boxes.insert(old.owner.as_str());
+            on.insert((from, to, is[to]));
+        }
+    }
+    if boxes.is_empty() {
+        return None;
+    }
+    let gone: Vec<&Resource> = before.values().filter(|r| r.kind.starts_with("Application") && !after.contains_key(&r.id)).collect();
+    let new: Vec<&Resource> = after.values().filter(|r| r.kind.starts_with("Application") && !before.contains_key(&r.id)).collect();
+    let names = |list: &[&Resource]| list.iter().map(|r| code(&r.name)).collect::<Vec<_>>().join(", ");
+    let shown = |dir: &str| if dir == "default" { "out/".to_string() } else { format!("out/{dir}/") };
+    let moves: Vec<String> = on.iter().map(|(from, to, server)| format!("{} → {} on {}", shown(from), shown(to), code(server))).collect();
+    let mut risk = Risk {
+        kind: Kind::DeliveryMoved,
+        user: SETTINGS.into(),
+        resource: new.first().map_or_else(String::new, |r| r.id.clone()),
+        summary: format!(
+            "{} stay on the cluster they run on; only out/ and the Argo CD objects that deliver them change",
+            crate::diff::plural(boxes.len(), "box", "boxes")
+        ),
+        details: vec![
+            format!(
+                "The bundles move ({}), to the same server: the pods, their homes and their tailnet machines are not touched.",
+                moves.join("; ")
+            ),
+            format!(
+                "Argo CD reads out/_gitops/ from fixed paths: after the merge the old objects ({}) read paths that no longer exist, and nothing creates the new ones ({}) by itself. The new ApplicationSet names each box's Application as the old one did, so the two must not run side by side.",
+                names(&gone),
+                names(&new)
+            ),
+        ],
+        help: Vec::new(),
+        facts: BTreeMap::from([
+            ("users", boxes.iter().copied().collect::<Vec<_>>().join(",")),
+            ("removed", gone.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(",")),
+            ("added", new.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(",")),
+        ]),
+    };
+    let namespace = |r: &Resource| r.namespace.as_deref().map_or(String::new(), |n| format!("--namespace {n} "));
+    let (apps, sets): (Vec<&Resource>, Vec<&Resource>) = gone.iter().partition(|r| r.kind == "Application");
+    if !apps.is_empty() {
+        let deletes: Vec<String> = apps
+            .iter()
+            .map(|r| format!("`argocd app delete {}{} --cascade=false`", namespace(r).replace("--namespace", "--app-namespace"), r.name))
+            .collect();
+        risk.help.push(format!(
+            "after the merge, first retire the old Applications without deleting what they manage (a cascading delete of the namespace's Application deletes the Namespace, and every home with it): {}",
+            deletes.join(", ")
+        ));
+    }
+    for set in sets {
+        risk.help.push(format!(
+            "then `kubectl {}delete applicationset {}`: with `preserveResourcesOnDeletion` its Applications go and the boxes keep running",
+            namespace(set),
+            set.name
+        ));
+    }
+    let dirs: BTreeSet<&str> = new.iter().filter_map(|r| r.path.rsplit_once('/').map(|(dir, _)| dir)).collect();
+    for dir in dirs {
+        risk.help.push(format!("then apply the new delivery directory once: `kubectl apply --filename out/{dir}/`; the new Applications adopt the running boxes"));
+    }
+    Some(risk)
+}
+
+/// What owns the files of a home: the uid and gid the box runs as, the fsGroup the kubelet
+/// gives the volume, and where the home is mounted.
+#[derive(Debug, PartialEq, Eq)]
+struct HomeIdentity<'a> {
+    uid: Option<i64>,
+    gid: Option<i64>,
+    fs_group: Option<i64>,
+    mount: Option<&'a str>,
+    /// `HOME` in the person's container: where dotfiles, the venv and `~/.ssh` are looked for.
+    home: Option<&'a str>,
+}
+
+impl<'a> HomeIdentity<'a> {
+    fn of(statefulset: &'a Resource) -> Option<Self> {
+        let pod = pod(statefulset)?;
+        let home = home_volume_name(pod, statefulset)?;
+        let main = containers(pod).find(|c| mounts(c).any(|m| m.get("name").and_then(Value::as_str) == Some(home)))?;
+        let id = |field: &str| {
+            let own = main.get("securityContext").and_then(|c| c.get(field)).and_then(Value::as_i64);
+            own.or_else(|| pod.get("securityContext")?.get(field)?.as_i64())
+        };
+        Some(Self {
+            uid: id("runAsUser"),
+            gid: id("runAsGroup"),
+            fs_group: pod.get("securityContext").and_then(|c| c.get("fsGroup")).and_then(Value::as_i64),
+            mount: mounts(main)
+                .find(|m| m.get("name").and_then(Value::as_str) == Some(home) && m.get("subPath").is_none())
+                .and_then(|m| m.get("mountPath")?.as_str()),
+            home: main
+                .get("env")
+                .and_then(Value::as_array)
+                .and_then(|vars| vars.iter().find(|v| v.get("name").and_then(Value::as_str) == Some("HOME"))?.get("value")?.as_str()),
+        })
+    }
+}
+
+fn mounts(container: &Value) -> impl Iterator<Item = &Value> {
+    container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The pod's volume that is the box's home claim (`NAME-home`).
+fn home_volume_name<'a>(pod: &'a Value, statefulset: &Resource) -> Option<&'a str> {
+    let claim = format!("{}-home", statefulset.owner);
+    pod.get("volumes")?.as_array()?.iter().find_map(|v| {
+        let claimed = v.get("persistentVolumeClaim")?.get("claimName")?.as_str()?;
+        (claimed == claim).then(|| v.get("name")?.as_str()).flatten()
+    })
+}
+
+/// The box now runs as another user or group, or finds its home elsewhere: nothing in the
+/// volume changed, so every file in it belongs to the old identity.
+pub(super) fn identity_changed(old: &Resource, new: &Resource) -> Option<Risk> {
+    if old.kind != "StatefulSet" {
+        return None;
+    }
+    let (was, is) = (HomeIdentity::of(old)?, HomeIdentity::of(new)?);
+    if was == is {
+        return None;
+    }
+    let show = |v: Option<i64>| v.map_or_else(|| "the image's".to_string(), |v| v.to_string());
+    let mut changes = Vec::new();
+    let mut risk_details = Vec::new();
+    let mut help = Vec::new();
+    if was.uid != is.uid || was.gid != is.gid {
+        changes.push(format!("uid:gid {}:{} → {}:{}", show(was.uid), show(was.gid), show(is.uid), show(is.gid)));
+        risk_details.push(format!(
+            "Every file in the home still belongs to {}:{}. The box runs as {}:{} and cannot write its own home (the venv, ~/.ssh, dotfiles); OpenSSH refuses a private key or ~/.ssh it does not own (StrictModes), and the image's login account must have the new uid too, or sshd finds no user to log in.",
+            show(was.uid),
+            show(was.gid),
+            show(is.uid),
+            show(is.gid)
+        ));
+        help.push(format!(
+            "before this syncs, change the owner of every home once, as root: for each box, `kubectl debug` or a Job mounting the claim running `chown -R {}:{} /storage`; and rebuild the image with the `jupyter` account at the new uid",
+            show(is.uid),
+            show(is.gid)
+        ));
+    }
+    if was.fs_group != is.fs_group {
+        changes.push(format!("fsGroup {} → {}", show(was.fs_group), show(is.fs_group)));
+        risk_details.push(format!(
+            "With a new fsGroup the kubelet walks the whole volume on the next start, giving every file to group {} and making it group-readable and writable (Kubernetes KEP 695, fsGroupChangePolicy). The pod takes as long to start as the walk takes on a big home, and OpenSSH then refuses private keys in ~/.ssh as too open until they are `chmod 600` again.",
+            show(is.fs_group)
+        ));
+        help.push("after the first start, `chmod 600 ~/.ssh/id_*` in each box (or keep the fsGroup)".to_string());
+    }
+    if was.mount != is.mount {
+        let (from, to) = (was.mount.unwrap_or("nowhere"), is.mount.unwrap_or("nowhere"));
+        changes.push(format!("home mount {from} → {to}"));
+        risk_details.push(format!(
+            "The home volume is mounted at {} instead of {}: everything written under {} (the venv, dotfiles, notebooks, the SSH host keys) is no longer where the box and its scripts look for it.",
+            code(to),
+            code(from),
+            code(from)
+        ));
+        help.push(format!(
+            "keep the home at {}, or move the paths that name it (`HOME`, the venv, sshd_config) in the same change",
+            code(from)
+        ));
+    }
+    if was.home != is.home {
+        let (from, to) = (was.home.unwrap_or("the image's"), is.home.unwrap_or("the image's"));
+        changes.push(format!("HOME {from} → {to}"));
+        risk_details.push(format!(
+            "`HOME` moves from {} to {}: the shell, Jupyter and pip look for dotfiles, `~/.ssh`, `~/.venv` and notebooks in the new place, which is empty; the old files stay where they were.",
+            code(from),
+            code(to)
+        ));
+        help.push(format!("move the files to {} once in each box, or keep `HOME` at {}", code(to), code(from)));
+    }
+    let summary = format!("the box changes how it owns its home ({}): nothing in the volume follows", changes.join(", "));
+    let mut risk = Risk::new(Kind::HomeOwnerChanged, new, summary)
+        .fact("uid_from", show(was.uid))
+        .fact("uid_to", show(is.uid))
+        .fact("gid_from", show(was.gid))
+        .fact("gid_to", show(is.gid))
+        .fact("fs_group_from", show(was.fs_group))
+        .fact("fs_group_to", show(is.fs_group))
+        .fact("mount_from", was.mount.unwrap_or(""))
+        .fact("mount_to", is.mount.unwrap_or(""))
+        .fact("home_from", was.home.unwrap_or(""))
+        .fact("home_to", is.home.unwrap_or(""));
+    risk.details = risk_details;
+    risk.help = help;
+    Some(risk)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use crate::diff::risk::classify;
+    use crate::diff::risk::test_support::{home, kinds, set, statefulset};
+
+    fn in_namespace(mut resource: crate::diff::resource::Resource, namespace: &str) -> crate::diff::resource::Resource {
+        resource.id = resource.id.replace("/devboxes/", &format!("/{namespace}/"));
+        resource.namespace = Some(namespace.into());
+        resource
+    }
+
+    #[test]
+    fn a_namespace_change_is_one_data_risk_not_one_per_object() {
+        let before = set(vec![home("alice", "alice/pvc.yaml"), statefulset("alice", 1, "i:1", None), home("bob", "bob/pvc.yaml")]);
+        let after = set(vec![
+            in_namespace(home("alice", "alice/pvc.yaml"), "dev"),
+            in_namespace(statefulset("alice", 1, "i:1", None), "dev"),
+            in_namespace(home("bob", "bob/pvc.yaml"), "dev"),
+        ]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["namespace-changed"]);
+        assert_eq!(risks[0].user, "devbox.toml");
+        assert_eq!(
+            risks[0].summary,
+            "the namespace changes from `devboxes` to `dev`: 2 boxes move, and 2 home volumes stay behind in `devboxes`"
+        );
+        assert_eq!(risks[0].facts["users"], "alice,bob");
+    }
+
+    #[test]
+    fn a_namespace_change_still_reports_what_else_changes() {
+        let before = set(vec![statefulset("alice", 1, "i:1", None), home("alice", "alice/pvc.yaml")]);
+        let after =
+            set(vec![in_namespace(statefulset("alice", 1, "i:2", None), "dev"), in_namespace(home("alice", "alice/pvc.yaml"), "dev")]);
+        assert_eq!(kinds(&classify(&before, &after, &BTreeSet::new())), ["namespace-changed", "image-changed"]);
+    }
+
+    fn with_identity(uid: i64, fs_group: i64, mount: &str) -> crate::diff::resource::Resource {
+        let mut resource = statefulset("alice", 1, "i:1", None);
+        let object = resource.object.as_mut().unwrap();
+        let pod = object.get_mut("spec").unwrap().get_mut("template").unwrap().get_mut("spec").unwrap();
+        pod["securityContext"] = json!({"runAsUser": uid, "runAsGroup": uid, "fsGroup": fs_group});
+        pod["volumes"] = json!([{"name": "home", "persistentVolumeClaim": {"claimName": "alice-home"}}]);
+        pod["containers"][0]["volumeMounts"] = json!([{"name": "home", "mountPath": mount}]);
+        resource
+    }
+
+    #[test]
+    fn a_new_uid_fs_group_or_home_path_breaks_the_home() {
+        let before = set(vec![with_identity(10001, 10001, "/storage")]);
+        let risks = classify(&before, &set(vec![with_identity(20001, 10001, "/storage")]), &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["home-owner-changed"]);
+        assert_eq!(
+            risks[0].summary,
+            "the box changes how it owns its home (uid:gid 10001:10001 → 20001:20001): nothing in the volume follows"
+        );
+        assert!(risks[0].help[0].contains("chown -R 20001:20001 /storage"), "{:?}", risks[0].help);
+        let risks = classify(&before, &set(vec![with_identity(10001, 20001, "/home/jupyter")]), &BTreeSet::new());
+        assert_eq!(
+            risks[0].summary,
+            "the box changes how it owns its home (fsGroup 10001 → 20001, home mount /storage → /home/jupyter): nothing in the volume follows"
+        );
+        assert!(classify(&before, &set(vec![with_identity(10001, 10001, "/storage")]), &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_new_home_directory_is_the_same_risk() {
+        let with_home = |home: &str| {
+            let mut resource = with_identity(10001, 10001, "/storage");
+            let pod = &mut resource.object.as_mut().unwrap()["spec"]["template"]["spec"];
+            pod["containers"][0]["env"] = json!([{"name": "HOME", "value": home}]);
+            resource
+        };
+        let risks = classify(&set(vec![with_home("/storage")]), &set(vec![with_home("/storage/jupyter")]), &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["home-owner-changed"]);
+        assert_eq!(
+            risks[0].summary,
+            "the box changes how it owns its home (HOME /storage → /storage/jupyter): nothing in the volume follows"
+        );
+        assert_eq!(risks[0].facts["home_to"], "/storage/jupyter");
+    }
+}
