@@ -20,6 +20,13 @@
           version = manifest.version;
           src = pkgs.lib.cleanSource ./.;
           cargoLock.lockFile = ./Cargo.lock;
+          # build.rs asks git for the commit that --version prints, but the sandbox's source has
+          # no .git: the flake knows the commit (and, from a dirty tree, says so).
+          DEVBOX_GEN_COMMIT = self.shortRev or self.dirtyShortRev or "unknown";
+          DEVBOX_GEN_COMMIT_DATE =
+            let date = self.lastModifiedDate or "";
+            in if date == "" then "" else
+              "${builtins.substring 0 4 date}-${builtins.substring 4 2 date}-${builtins.substring 6 2 date}";
           # The test suite runs in the check phase; it needs git and ssh-keygen-free inputs only.
           nativeCheckInputs = [ pkgs.git ];
           meta = {

