@@ -8,8 +8,9 @@ user file's `#:schema ../schema/user.schema.json` line resolves). The users cove
 the tool must get right: GPU boxes of several GKE types and counts, arm64, stopped and
 archived boxes, custom storage classes, digest-pinned images, custom tailnet hostnames
 and key Secrets, tags, several SSH keys each (ed25519, ecdsa P-256/384/521 and
-RSA-3072), and environment values that YAML 1.1 would misread (`on`, `yes`, `n`,
-`0755`, `1e3`, `~`, `null`, `1.20`, ...).
+RSA-3072), environment values that YAML 1.1 would misread (`on`, `yes`, `n`,
+`0755`, `1e3`, `~`, `null`, `1.20`, ...), and ML boxes: shared memory sized to fit
+their memory, Spot VMs, read-only datasets and time-shared GPUs.
 
 The SSH public keys are real: every ed25519 key is a point of the curve's prime-order
 subgroup, every ECDSA key a point of its NIST curve, computed here from the seed (no
@@ -204,6 +205,26 @@ MEMORIES = ["512Mi", "2Gi", "8Gi", "12Gi", "16Gi", "32Gi", "64Gi", "1.5Gi", "128
 SIZES = ["1Gi", "20Gi", "100Gi", "200Gi", "500Gi", "1Ti", "1500Gi", "1e12"]
 TAGS = ["tag:devbox", "tag:gpu", "tag:team-ml", "tag:team-infra", "tag:contractor", "tag:eu", "tag:us"]
 REGISTRY = "us-docker.pkg.dev/acme/devbox"
+GI = 1 << 30
+UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": GI, "Ti": 1 << 40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+DEFAULT_MEMORY = "16Gi"  # [defaults] resources in DEVBOX_TOML
+SHM_SIZES = ["8Gi", "4Gi", "2Gi", "1Gi", "512Mi", "128Mi"]
+
+
+def size_bytes(quantity: str) -> float:
+    """A memory quantity of MEMORIES in bytes (the suffixes and `1e9` forms used here)."""
+    for suffix in sorted(UNITS, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * UNITS[suffix]
+    return float(quantity)
+
+
+def shm_that_fits(memory: str) -> str | None:
+    """The largest of SHM_SIZES that leaves a quarter of `memory`, at least 1Gi, to the
+    processes (src/validate/ml.rs); None when none does."""
+    total = size_bytes(memory)
+    room = total - max(GI, total / 4)
+    return next((size for size in SHM_SIZES if size_bytes(size) <= room), None)
 
 
 def toml_string(value: str) -> str:
@@ -323,6 +344,26 @@ class Generator:
             env[var] = rng.choice(AMBIGUOUS) if k == 0 or rng.random() < 0.4 else rng.choice(ORDINARY)
         return env
 
+    @staticmethod
+    def ml(i: int, memory: str) -> list[str]:
+        """The top-level ML keys of user `i`, by index (no draw from the generator, so the other
+        fields are what they were before these existed)."""
+        lines = []
+        shm = shm_that_fits(memory) if i % 6 == 5 else None
+        if shm:
+            lines.append(f"shm = {toml_string(shm)}")
+        if i % 7 == 3:
+            lines.append("spot = true")
+        elif i % 31 == 10:
+            lines.append("spot = false")
+        if i % 10 == 4:
+            lines.append('datasets = ["imagenet", "coco"]')
+        elif i % 5 == 2:
+            lines.append('datasets = ["imagenet"]')
+        elif i % 23 == 9:
+            lines.append("datasets = []")
+        return lines
+
     def user(self, i: int) -> tuple[str, str]:
         rng = self.rng
         name = self.name(i)
@@ -358,14 +399,22 @@ class Generator:
         if i % 13 == 2:
             lines.append('cluster = "staging"')
 
+        # The resources are drawn first, so that shm fits the memory; they are written after
+        # the top-level keys below.
+        resources: list[str] = []
+        memory = DEFAULT_MEMORY
         if rng.random() < 0.6:
-            cpu, memory = rng.choice(CPUS), rng.choice(MEMORIES)
+            cpu, chosen = rng.choice(CPUS), rng.choice(MEMORIES)
             if rng.random() < 0.3:
-                lines.append(f"resources = {{ cpu = {toml_string(cpu)}, memory = {toml_string(memory)} }}")
+                resources.append(f"resources = {{ cpu = {toml_string(cpu)}, memory = {toml_string(chosen)} }}")
+                memory = chosen
             else:
-                lines += ["", "[resources]", f"cpu = {toml_string(cpu)}"]
+                resources += ["", "[resources]", f"cpu = {toml_string(cpu)}"]
                 if rng.random() < 0.8:
-                    lines.append(f"memory = {toml_string(memory)}")
+                    resources.append(f"memory = {toml_string(chosen)}")
+                    memory = chosen
+        lines += self.ml(i, memory)
+        lines += resources
 
         if not arm and (i % 8 == 2 or rng.random() < 0.1):
             gpu_type, counts = GPUS[(i // 8 + rng.randrange(len(GPUS))) % len(GPUS)]
@@ -373,6 +422,11 @@ class Generator:
             count = rng.choice(counts)
             if count != 1 or rng.random() < 0.5:
                 lines.append(f"count = {count}")
+            # GKE gives a container one GPU when it is shared.
+            if count == 1 and i % 3 == 0:
+                lines.append('sharing = "time-sharing"')
+                if i % 2 == 0:
+                    lines.append(f"clients = {(2, 4, 8)[i % 9 // 3]}")
 
         if i % 9 == 6 or rng.random() < 0.3:
             lines += ["", "[home]", f"size = {toml_string(rng.choice(SIZES))}"]
@@ -426,9 +480,23 @@ JUPYTER_ENABLE_LAB = "yes"
 image = "ghcr.io/tailscale/tailscale:v1.80.3"
 auth_key_secret = "tailscale-auth"
 
+[datasets.imagenet]
+claim = "imagenet-ro"
+
+[datasets.coco]
+claim = "coco-2017-ro"
+mount = "/data/coco"
+
 [repo]
 url = "https://github.com/acme/devboxes.git"
 revision = "main"
+
+# Per namespace of each cluster; scaled with N so that every N fits, about twice over.
+[quota]
+cpu = "{quota_cpu}"
+memory = "{quota_memory}Gi"
+gpu = {quota_gpu}
+storage = "{quota_storage}Gi"
 
 [[clusters]]
 name = "prod"
@@ -444,7 +512,10 @@ def generate(count: int, root: Path, seed: int) -> None:
     generator = Generator(seed)
     users = root / "users"
     users.mkdir(parents=True, exist_ok=True)
-    (root / "devbox.toml").write_text(DEVBOX_TOML.format(seed=seed))
+    # Twice the boxes' average (about 4 CPUs, 12Gi, 0.6 GPUs running, 260Gi of home each), plus
+    # room for a few of the largest (32 CPUs, 128Gi, 16 GPUs, 1500Gi) when N is small.
+    quotas = {"quota_cpu": 8 * count + 64, "quota_memory": 24 * count + 256, "quota_gpu": count + 32, "quota_storage": 512 * count + 4096}
+    (root / "devbox.toml").write_text(DEVBOX_TOML.format(seed=seed, **quotas))
     schema = Path(__file__).resolve().parent.parent / "schema"
     if schema.is_dir():
         shutil.copytree(schema, root / "schema", dirs_exist_ok=True)

@@ -73,6 +73,8 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
         _ => problems.push("more than one PersistentVolumeClaim is labelled as the home volume".into()),
     }
     problems.extend(sync_wave_deadlocks(&rendered.objects));
+    let dataset_claims: Vec<&str> = rendered.resolved.datasets.iter().map(|d| d.claim.as_str()).collect();
+    problems.extend(writable_datasets(&rendered.objects, &dataset_claims));
     let workloads = rendered.objects.iter().filter(|o| kind(o) == "StatefulSet").count();
     if rendered.resolved.state == State::Archived && rendered.objects.len() != 1 {
         problems.push("an archived box keeps only its home volume, but the template emitted more".into());
@@ -370,6 +372,15 @@ fn check_pod(pod: &Value) -> Vec<String> {
     let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.get(*k).and_then(Value::as_array)).flatten();
     for container in containers {
         let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
+        // The API server refuses a container that mounts two volumes at one path.
+        let mut paths = HashSet::new();
+        for path in
+            container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().filter_map(|m| m.get("mountPath")?.as_str())
+        {
+            if !paths.insert(path) {
+                problems.push(format!("container `{cname}` mounts two volumes at `{path}`"));
+            }
+        }
         let context = container.get("securityContext");
         let field = |f: &str| context.and_then(|c| c.pointer(f));
         if !(pod_non_root || truthy(field("/runAsNonRoot"))) {
@@ -433,6 +444,44 @@ fn sync_wave_deadlocks(objects: &[Object]) -> Vec<String> {
                     object_id(claim),
                     object_id(workload)
                 ));
+            }
+        }
+    }
+    problems
+}
+
+/// A dataset's claim is shared by every box that lists it: where a pod mounts one, the volume
+/// and each of its mounts say `readOnly: true`. The mount alone would let the kubelet change the
+/// ownership of every file to the pod's fsGroup first (it skips volumes that are read-only), and
+/// the volume alone is a template away from a writable mount.
+fn writable_datasets(objects: &[Object], claims: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for workload in objects {
+        let Some(pod) = workload.at("/spec/template/spec") else { continue };
+        for volume in pod.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+            let Some(claim) = volume.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) else { continue };
+            if !claims.contains(&claim) {
+                continue;
+            }
+            let vname = volume.get("name").and_then(Value::as_str).unwrap_or("?");
+            if volume.pointer("/persistentVolumeClaim/readOnly").and_then(Value::as_bool) != Some(true) {
+                problems.push(format!(
+                    "{}: volume `{vname}` mounts the dataset claim `{claim}` without `readOnly: true`: every box shares it, and the kubelet would change its files' group to the pod's fsGroup",
+                    object_id(workload)
+                ));
+            }
+            let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.get(*k).and_then(Value::as_array)).flatten();
+            for container in containers {
+                let mounts = container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
+                for mount in mounts.filter(|m| m.get("name").and_then(Value::as_str) == Some(vname)) {
+                    if mount.get("readOnly").and_then(Value::as_bool) != Some(true) {
+                        let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
+                        problems.push(format!(
+                            "{}: container `{cname}` mounts the dataset claim `{claim}` writable: every box shares it, so mount it with `readOnly: true`",
+                            object_id(workload)
+                        ));
+                    }
+                }
             }
         }
     }
@@ -768,6 +817,41 @@ mod tests {
         .unwrap();
         let problems = typed_check(&object);
         assert!(problems.iter().any(|p| p.contains("not a valid StatefulSet")), "{problems:?}");
+    }
+
+    #[test]
+    fn dataset_claims_are_mounted_read_only_everywhere() {
+        let workload = |volume_read_only: bool, mount_read_only: bool| -> Object {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "a", "namespace": "devboxes"},
+                "spec": {"template": {"spec": {
+                    "containers": [{"name": "devbox", "volumeMounts": [
+                        {"name": "dataset-imagenet", "mountPath": "/datasets/imagenet", "readOnly": mount_read_only},
+                        {"name": "home", "mountPath": "/storage"},
+                    ]}],
+                    "volumes": [
+                        {"name": "dataset-imagenet", "persistentVolumeClaim": {"claimName": "imagenet-ro", "readOnly": volume_read_only}},
+                        {"name": "home", "persistentVolumeClaim": {"claimName": "a-home"}},
+                    ],
+                }}},
+            }))
+            .unwrap()
+        };
+        assert!(writable_datasets(&[workload(true, true)], &["imagenet-ro"]).is_empty());
+        let both = writable_datasets(&[workload(false, false)], &["imagenet-ro"]);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(both[0].contains("volume `dataset-imagenet`") && both[1].contains("container `devbox`"), "{both:?}");
+        // The home claim is no dataset, and a box without datasets has no such rule.
+        assert!(writable_datasets(&[workload(false, false)], &[]).is_empty());
+    }
+
+    #[test]
+    fn two_volumes_at_one_path_are_refused() {
+        let pod = serde_json::json!({"containers": [{"name": "c", "volumeMounts": [
+            {"name": "a", "mountPath": "/data"}, {"name": "b", "mountPath": "/data"}, {"name": "c", "mountPath": "/other"}
+        ]}]});
+        let problems = check_pod(&pod);
+        assert!(problems.contains(&"container `c` mounts two volumes at `/data`".to_string()), "{problems:?}");
     }
 
     #[test]

@@ -17,6 +17,14 @@ pub(crate) const MEMORY: &str = "8Gi";
 /// GPUs per box, when the user's `[gpu]` and `[defaults] gpu` both leave `count` out.
 pub(crate) const GPU_COUNT: u32 = 1;
 pub(crate) const HOME_SIZE: &str = "50Gi";
+/// Standard VMs: a Spot VM can be reclaimed at any moment, which only its user may accept.
+pub(crate) const SPOT: bool = false;
+
+/// Where a dataset of devbox.toml's `[datasets]` is mounted without a `mount` of its own:
+/// `/datasets/imagenet`.
+pub(crate) fn dataset_mount(name: &str) -> String {
+    format!("/datasets/{name}")
+}
 
 /// The tailnet hostname of user `name`: `alice-devbox` (user file > this; never `[defaults]`).
 pub(crate) fn hostname(name: &str) -> String {

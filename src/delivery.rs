@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! out/_gitops/namespace/<cluster>/namespace-devboxes.yaml      the Namespace, Pod Security "restricted"
+//! out/_gitops/namespace/<cluster>/resourcequota-devboxes.yaml  `[quota]`, with a LimitRange beside it
 //! out/_gitops/argocd/<cluster>/applicationset-devboxes.yaml    one Application per bundle directory
 //! out/_gitops/argocd/<cluster>/application-devboxes-namespace.yaml
 //! out/_gitops/argocd/<cluster>/application-devboxes-gitops.yaml  syncs this directory (applied once by hand)
@@ -27,14 +28,21 @@
 //!   price is one small file per user here, regenerated like the rest of `out/`.
 //! - The Namespace is emitted only with `gitops`: it is delivered by its own Application or
 //!   Kustomization that never prunes (deleting a namespace deletes every home volume in it).
+//! - `[quota]` travels with the Namespace, in its directory: Argo CD applies a ResourceQuota and
+//!   a LimitRange right after the Namespace (gitops-engine's kind order), and every user's Flux
+//!   Kustomization `dependsOn` the namespace one. Across Argo CD Applications there is no
+//!   order, but none is needed for the boxes: `build` has checked that they fit, and a quota
+//!   created after a pod still counts it. The price of never pruning: removing `[quota]` (or
+//!   one of its keys) leaves the old object in the cluster until someone deletes it.
 
 use serde_json::{Map, Value, json};
 
 use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
 use crate::emit::{self, GITOPS_DIR};
-use crate::model::{DevboxConfig, GitOps, State};
+use crate::model::{DevboxConfig, GitOps, Quota, State};
+use crate::quantity::Quantity;
 use crate::render::{Object, RenderedBox};
-use crate::resolve::{self, ResolvedSettings};
+use crate::resolve::{self, ResolvedResources, ResolvedSettings};
 
 /// Argo CD's name for the cluster it runs in.
 pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
@@ -154,6 +162,10 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
     for target in &targets {
         let dir = target.dir();
         files.push(file(&format!("namespace/{dir}"), SETTINGS_SOURCE, &namespace(&settings)));
+        let limits = [resource_quota(&settings, &config.quota), limit_range(&settings, &config.quota, &resolved.default_resources)];
+        for object in limits.into_iter().flatten() {
+            files.push(file(&format!("namespace/{dir}"), SETTINGS_SOURCE, &object));
+        }
         if config.gitops.contains(&GitOps::Argocd) {
             let argocd = format!("argocd/{dir}");
             files.push(file(&argocd, SETTINGS_SOURCE, &application_set(&settings, target)));
@@ -203,6 +215,72 @@ fn namespace(settings: &Settings) -> Value {
     annotations.insert(ARGO_SYNC_OPTIONS.into(), "Prune=false,Delete=false".into());
     annotations.insert(FLUX_PRUNE.into(), "disabled".into());
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+}
+
+/// `[quota]` as the cluster enforces it, on whatever runs in the namespace, not only the boxes
+/// `build` added up (<https://kubernetes.io/docs/concepts/policy/resource-quotas/>). `None`
+/// when `[quota]` sets nothing.
+/// - CPU and memory are held on `limits.` as well as `requests.`: a quota of requests alone
+///   lets a pod that asks little and sets no limit use far more ("Requests compared to
+///   Limits"). The boxes set requests = limits, so both sums are the total `build` checked.
+/// - GPUs only as `requests.nvidia.com/gpu`: extended resources cannot be overcommitted, so
+///   only the `requests.` prefix is allowed for them ("Resource quota for extended resources").
+/// - Storage as `requests.storage`, the sum over every claim whatever its state or class
+///   ("Storage resource quota"). No `persistentvolumeclaims` count: devbox.toml sets none, and
+///   any count derived from users/ would race each new user's claim against the quota's
+///   update. No per-StorageClass totals either: `[quota] storage` is one number.
+fn resource_quota(settings: &Settings, quota: &Quota) -> Option<Value> {
+    let mut hard = std::collections::BTreeMap::new();
+    if let Some(cpu) = &quota.cpu {
+        hard.insert("limits.cpu", cpu.clone());
+        hard.insert("requests.cpu", cpu.clone());
+    }
+    if let Some(memory) = &quota.memory {
+        hard.insert("limits.memory", memory.clone());
+        hard.insert("requests.memory", memory.clone());
+    }
+    if let Some(gpu) = quota.gpu {
+        hard.insert("requests.nvidia.com/gpu", gpu.to_string());
+    }
+    if let Some(storage) = &quota.storage {
+        hard.insert("requests.storage", storage.clone());
+    }
+    (!hard.is_empty()).then(|| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": metadata(BASE_NAME, Some(settings.namespace), SETTINGS_SOURCE),
+            "spec": {"hard": hard},
+        })
+    })
+}
+
+/// Per container, what makes the quota on CPU and memory livable and whole
+/// (<https://kubernetes.io/docs/concepts/policy/limit-range/>). Once a quota holds `cpu` or
+/// `memory`, the API server refuses a pod whose containers do not state them (a debug pod, a
+/// job someone starts by hand); the LimitRange gives such a container the size of a box that
+/// states none (`[defaults] resources`, else the built-in), as request and limit alike like
+/// every box, so it is admitted and counted instead of refused. `max` is the quota itself: no
+/// container may be larger than the namespace's whole share, and the API server requires a
+/// default no larger than `max`, so the default is capped at it. `None` without a CPU or
+/// memory quota.
+fn limit_range(settings: &Settings, quota: &Quota, defaults: &ResolvedResources) -> Option<Value> {
+    let mut default = Map::new();
+    let mut max = Map::new();
+    for (resource, limit, fallback) in [("cpu", &quota.cpu, &defaults.cpu), ("memory", &quota.memory, &defaults.memory)] {
+        let Some(limit) = limit else { continue };
+        let fits = matches!((Quantity::parse(fallback), Quantity::parse(limit)), (Ok(fallback), Ok(limit)) if fallback <= limit);
+        default.insert(resource.into(), if fits { fallback } else { limit }.as_str().into());
+        max.insert(resource.into(), limit.as_str().into());
+    }
+    (!max.is_empty()).then(|| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": metadata(BASE_NAME, Some(settings.namespace), SETTINGS_SOURCE),
+            "spec": {"limits": [{"type": "Container", "default": default, "defaultRequest": default, "max": max}]},
+        })
+    })
 }
 
 // --- Argo CD ---------------------------------------------------------------------------------
@@ -377,6 +455,46 @@ mod tests {
         assert_eq!(git_ref("main"), json!({"branch": "main"}));
         assert_eq!(git_ref("refs/tags/v1.2"), json!({"name": "refs/tags/v1.2"}));
         assert_eq!(git_ref(&"a".repeat(40)), json!({"commit": "a".repeat(40)}));
+    }
+
+    /// The object as the API server would read it: every field known to k8s-openapi's type.
+    fn strictly<T: serde::de::DeserializeOwned>(object: &Value) -> T {
+        let mut unknown = Vec::new();
+        let typed = serde_ignored::deserialize(object.clone(), |path| unknown.push(path.to_string())).unwrap_or_else(|e| panic!("{e}"));
+        assert!(unknown.is_empty(), "unknown fields {unknown:?} in {object}");
+        typed
+    }
+
+    #[test]
+    fn the_quota_is_a_valid_resource_quota_and_limit_range() {
+        use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+        let settings = Settings {
+            namespace: "devboxes",
+            url: "https://x/y.git",
+            revision: "main",
+            prefix: String::new(),
+            secret: None,
+            argocd_namespace: "argocd",
+            project: "default",
+            flux_namespace: "flux-system",
+        };
+        let quota = Quota { cpu: Some("400".into()), memory: Some("4Gi".into()), gpu: Some(16), storage: Some("20Ti".into()) };
+        let quota_object: ResourceQuota = strictly(&resource_quota(&settings, &quota).unwrap());
+        let hard: Vec<String> = quota_object.spec.and_then(|s| s.hard).unwrap_or_default().into_keys().collect();
+        assert_eq!(hard, ["limits.cpu", "limits.memory", "requests.cpu", "requests.memory", "requests.nvidia.com/gpu", "requests.storage"]);
+        let defaults = ResolvedResources { cpu: "2".into(), memory: "8Gi".into() };
+        let limits: LimitRange = strictly(&limit_range(&settings, &quota, &defaults).unwrap());
+        let container = &limits.spec.unwrap().limits[0];
+        let show = |values: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            values.iter().flatten().map(|(k, v)| format!("{k}={}", v.0)).collect::<Vec<_>>().join(" ")
+        };
+        // The default box's 8Gi is more than the quota's 4Gi: a LimitRange's default may not
+        // exceed its max, so it is capped.
+        assert_eq!((show(&container.default), show(&container.default_request)), ("cpu=2 memory=4Gi".into(), "cpu=2 memory=4Gi".into()));
+        assert_eq!(show(&container.max), "cpu=400 memory=4Gi");
+        let storage_only = Quota { storage: Some("1Ti".into()), ..Quota::default() };
+        assert!(limit_range(&settings, &storage_only, &defaults).is_none());
+        assert!(resource_quota(&settings, &Quota::default()).is_none());
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod model;
 mod pipeline;
 mod progress;
 mod quantity;
+mod quota;
 mod read;
 mod render;
 mod resolve;

@@ -2,7 +2,8 @@
 //!
 //! 1. [`read`]: devbox.toml and users/*.toml into typed values with source spans;
 //! 2. [`validate`](mod@validate): every rule, every file, every problem;
-//! 3. [`resolve`](mod@resolve): defaults merged into one complete box per user;
+//! 3. [`resolve`](mod@resolve): defaults merged into one complete box per user, and the
+//!    totals of every box held to devbox.toml's `[quota]` ([`quota`]);
 //! 4. [`render`]: the jsonnet template, once per box;
 //! 5. [`check`]: the objects are valid Kubernetes and obey the safety rules;
 //! 6. [`emit`]: the bytes of every file of `out/`, in memory;
@@ -32,7 +33,7 @@ use rayon::prelude::*;
 use crate::render::{self, Template};
 use crate::resolve::ResolvedBox;
 use crate::write::Existing;
-use crate::{Context, check, delivery, resolve, validate};
+use crate::{Context, check, delivery, quota, resolve, validate};
 
 /// The result of a successful compilation.
 #[derive(Debug)]
@@ -154,6 +155,17 @@ pub(crate) fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) ->
     Ok((boxes, warnings))
 }
 
+/// Stages 1 to 3 for `validate`: [`resolve_boxes`], and with every user file read (no `only`),
+/// their totals held to `[quota]` as `build` holds them.
+pub(crate) fn validate_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+    let (repo, boxes, warnings) = resolve_repo(root, only)?;
+    // Some files alone say nothing of the totals: the others' boxes count too.
+    if only.is_none() {
+        quota::refuse_breaches(&repo, &boxes, pod_overhead(&repo, &boxes)?)?;
+    }
+    Ok((boxes, warnings))
+}
+
 /// [`resolve_boxes`], with the config repo it read: for the commands that go on to render some
 /// of the boxes ([`render_as_running`]) or read devbox.toml.
 pub(crate) fn resolve_repo(
@@ -200,6 +212,17 @@ pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Re
     if failures.is_empty() { Ok(objects) } else { Err(render::failures_to_diagnostics(failures, &template, &root)) }
 }
 
+/// What each running pod requests beyond its box's `resources`, read off one box rendered by
+/// the repo's template; nothing is rendered when no `[quota]` counts CPU or memory.
+fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overhead, Diagnostics> {
+    let counted = repo.settings.as_ref().is_some_and(|s| quota::Overhead::matters(&s.value.quota));
+    let Some(probe) = boxes.iter().find(|b| b.state == crate::model::State::Running).filter(|_| counted) else {
+        return Ok(quota::Overhead::NONE);
+    };
+    let objects = render_as_running(repo, &[probe])?;
+    Ok(quota::Overhead::measure(probe, objects.first().map_or(&[][..], Vec::as_slice)))
+}
+
 /// Stages 2 to 7 on a config repo already read; `found` holds what reading reported. Boxes
 /// that `earlier` vouches for are not rendered again; with `sink`, bundles go there as they are
 /// emitted.
@@ -217,6 +240,8 @@ fn compile_stages(
     }
     let warnings = found;
     let boxes = context.timed("resolve", || resolve::resolve(repo))?;
+    // Before the cache decides what to render: the totals are of every box, kept or not.
+    quota::refuse_breaches(repo, &boxes, pod_overhead(repo, &boxes)?)?;
     let template = template_of(repo)?;
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();

@@ -27,6 +27,8 @@ impl fmt::Display for QuantityError {
 const NANOS: u128 = 1_000_000_000;
 
 impl Quantity {
+    pub(crate) const ZERO: Self = Self { nanos: 0 };
+
     pub(crate) fn parse(text: &str) -> Result<Self, QuantityError> {
         let number_end = text.char_indices().find(|(_, c)| !(c.is_ascii_digit() || *c == '.')).map_or(text.len(), |(i, _)| i);
         let (number, suffix) = text.split_at(number_end);
@@ -53,6 +55,76 @@ impl Quantity {
 
     pub(crate) fn is_zero(self) -> bool {
         self.nanos == 0
+    }
+
+    /// The exact value in billionths of the unit, for arithmetic that must not round (prices).
+    pub(crate) fn nanos(self) -> u128 {
+        self.nanos
+    }
+
+    /// Whole units (bytes, for memory), rounded down.
+    pub(crate) fn whole_units(self) -> u128 {
+        self.nanos / NANOS
+    }
+
+    /// `count` whole units (GPUs, which are counted, not measured).
+    pub(crate) fn units(count: u128) -> Self {
+        Self { nanos: count.saturating_mul(NANOS) }
+    }
+
+    /// How much `self` is over `other` (zero when it is not).
+    pub(crate) fn excess_over(self, other: Self) -> Self {
+        Self { nanos: self.nanos.saturating_sub(other.nanos) }
+    }
+
+    /// As a decimal number of units, exactly, for counts and CPU: `24`, `4.5`, `0.25`.
+    pub(crate) fn decimal(self) -> String {
+        let (whole, fraction) = (self.nanos / NANOS, self.nanos % NANOS);
+        if fraction == 0 {
+            return whole.to_string();
+        }
+        let digits = format!("{fraction:09}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+
+    /// As bytes, exactly, in the largest binary unit that divides them (`1600Gi`, `20481Gi`,
+    /// `768Mi`), or in Gi with up to three decimals when that is exact (`1.5Gi`, `72.25Gi`: a box
+    /// plus its 256Mi sidecar), as memory and volume sizes are written in this tool: a rounded
+    /// figure could show a total that is over its quota as equal to it.
+    pub(crate) fn binary(self) -> String {
+        if !self.nanos.is_multiple_of(NANOS) {
+            return self.decimal();
+        }
+        let bytes = self.nanos / NANOS;
+        let gib = 1u128 << 30;
+        if bytes > gib && !bytes.is_multiple_of(gib) && (bytes * 1000).is_multiple_of(gib) {
+            let thousandths = bytes * 1000 / gib;
+            let digits = format!("{:03}", thousandths % 1000);
+            return format!("{}.{}Gi", thousandths / 1000, digits.trim_end_matches('0'));
+        }
+        for (unit, shift) in [("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
+            let size = 1u128 << shift;
+            if bytes >= size && bytes.is_multiple_of(size) {
+                return format!("{}{unit}", bytes / size);
+            }
+        }
+        bytes.to_string()
+    }
+}
+
+/// Sums saturate rather than wrap: no total of boxes comes near 2^128 billionths of a unit, and
+/// a saturated one still compares as over any quota.
+impl std::ops::Add for Quantity {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self { nanos: self.nanos.saturating_add(other.nanos) }
+    }
+}
+
+impl std::iter::Sum for Quantity {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self { nanos: 0 }, |total, q| total + q)
     }
 }
 
@@ -163,6 +235,24 @@ mod tests {
         assert!(Quantity::parse("").is_err());
         assert!(Quantity::parse("1.2.3").is_err());
         assert_eq!(Quantity::parse("-1").unwrap_err().suggestion.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn sums_and_shows_exactly() {
+        let total: Quantity = ["4", "500m", "250m"].into_iter().map(q).sum();
+        assert_eq!(total.decimal(), "4.75");
+        assert_eq!(q("24").decimal(), "24");
+        assert_eq!(Quantity::units(16).decimal(), "16");
+        assert_eq!((q("1600Gi") + q("1Ti")).binary(), "2624Gi");
+        assert_eq!((q("20Ti") + q("1Gi")).binary(), "20481Gi");
+        assert_eq!(q("2Ti").binary(), "2Ti");
+        assert_eq!(q("1536Mi").binary(), "1.5Gi");
+        assert_eq!(q("74240Mi").binary(), "72.5Gi");
+        assert_eq!(q("768Mi").binary(), "768Mi");
+        assert_eq!((q("1Gi") + q("1Mi")).binary(), "1025Mi", "not exact in thousandths of a Gi");
+        assert_eq!(q("1000").binary(), "1000");
+        assert_eq!(q("21Ti").excess_over(q("20Ti")).binary(), "1Ti");
+        assert!(q("1Gi").excess_over(q("2Gi")).is_zero());
     }
 
     #[test]

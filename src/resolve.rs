@@ -6,13 +6,13 @@
 //! own settings (namespace, sidecar, delivery) resolve the same way into [`ResolvedSettings`],
 //! which the boxes, `delivery` and the commands share.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::defaults;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{Arch, DevboxConfig, MetadataAccess, State, UserFile};
+use crate::model::{Arch, DevboxConfig, GpuSharing, MetadataAccess, State, UserFile};
 use crate::read::ConfigRepo;
 
 /// devbox.toml's settings that are not per box, with the built-in defaults filled in.
@@ -29,6 +29,9 @@ pub(crate) struct ResolvedSettings {
     pub argocd_namespace: String,
     pub argocd_project: String,
     pub flux_namespace: String,
+    /// What a box gets without `resources` of its own: `[defaults] resources`, then the
+    /// built-in. The LimitRange gives it to any container that states none.
+    pub default_resources: ResolvedResources,
 }
 
 /// devbox.toml's shared settings: devbox.toml, then the built-in defaults.
@@ -45,6 +48,10 @@ pub(crate) fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
         argocd_namespace: or(&config.argocd.namespace, defaults::ARGOCD_NAMESPACE),
         argocd_project: or(&config.argocd.project, defaults::ARGOCD_PROJECT),
         flux_namespace: or(&config.flux.namespace, defaults::FLUX_NAMESPACE),
+        default_resources: ResolvedResources {
+            cpu: or(&config.defaults.resources.as_ref().and_then(|r| r.cpu.clone()), defaults::CPU),
+            memory: or(&config.defaults.resources.as_ref().and_then(|r| r.memory.clone()), defaults::MEMORY),
+        },
     }
 }
 
@@ -61,6 +68,12 @@ pub struct ResolvedBox {
     pub(crate) image: String,
     pub(crate) arch: Arch,
     pub(crate) resources: ResolvedResources,
+    /// Shared memory at /dev/shm; `None`: none of ours, the container runtime's 64 MiB.
+    pub(crate) shm: Option<String>,
+    /// On GKE Spot VMs.
+    pub(crate) spot: bool,
+    /// The datasets it mounts read-only, by name (so reordering the list changes nothing).
+    pub(crate) datasets: Vec<ResolvedDataset>,
     pub(crate) gpu: Option<ResolvedGpu>,
     pub(crate) home: ResolvedHome,
     pub(crate) ssh: ResolvedSsh,
@@ -86,6 +99,18 @@ pub(crate) struct ResolvedGpu {
     #[serde(rename = "type")]
     pub kind: String,
     pub count: u32,
+    /// `None`: whole GPUs.
+    pub sharing: Option<GpuSharing>,
+    /// The node pool's `max-shared-clients-per-gpu` to select; `None`: any (or not shared).
+    pub clients: Option<u32>,
+}
+
+/// A dataset of devbox.toml's `[datasets]`, as a box mounts it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct ResolvedDataset {
+    pub name: String,
+    pub claim: String,
+    pub mount: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -204,6 +229,24 @@ fn resolve_user(
     if has_gpu && gpu_kind.is_none() {
         missing.push(("`[gpu]` needs a `type`".into(), "add e.g. `type = \"nvidia-tesla-t4\"`".into()));
     }
+    let gpu_sharing = user.gpu.as_ref().and_then(|g| g.sharing).or_else(|| defaults.gpu.as_ref().and_then(|g| g.sharing));
+    let gpu_clients = user.gpu.as_ref().and_then(|g| g.clients).or_else(|| defaults.gpu.as_ref().and_then(|g| g.clients));
+    // One value, like `tailscale.tags`: a user's list replaces the default one (`[]`: none).
+    let wanted: BTreeSet<&String> = user.datasets.as_ref().or(defaults.datasets.as_ref()).into_iter().flatten().collect();
+    let mut datasets = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        match settings.datasets.get(name) {
+            Some(dataset) => datasets.push(ResolvedDataset {
+                name: name.clone(),
+                claim: dataset.claim.clone(),
+                mount: dataset.mount.clone().unwrap_or_else(|| defaults::dataset_mount(name)),
+            }),
+            None => missing.push((
+                format!("no dataset named `{name}` in devbox.toml"),
+                format!("add `[datasets.{name}]` with its `claim` to devbox.toml, or remove `{name}` from `datasets`"),
+            )),
+        }
+    }
     let home = |pick: fn(&crate::model::Home) -> Option<&String>| {
         user.home.as_ref().and_then(pick).or_else(|| defaults.home.as_ref().and_then(pick)).cloned()
     };
@@ -230,7 +273,10 @@ fn resolve_user(
             cpu: resources(|r| r.cpu.as_ref(), defaults::CPU),
             memory: resources(|r| r.memory.as_ref(), defaults::MEMORY),
         },
-        gpu: gpu_kind.map(|kind| ResolvedGpu { kind, count: gpu_count }),
+        shm: user.shm.clone().or_else(|| defaults.shm.clone()),
+        spot: user.spot.or(defaults.spot).unwrap_or(defaults::SPOT),
+        datasets,
+        gpu: gpu_kind.map(|kind| ResolvedGpu { kind, count: gpu_count, sharing: gpu_sharing, clients: gpu_clients }),
         home: ResolvedHome {
             size: home(|h| h.size.as_ref()).unwrap_or_else(|| defaults::HOME_SIZE.into()),
             storage_class: home(|h| h.storage_class.as_ref()),
@@ -288,6 +334,10 @@ mod tests {
 
     fn gpu(b: &ResolvedBox) -> String {
         b.gpu.as_ref().map_or("no gpu".into(), |g| format!("{} x{}", g.kind, g.count))
+    }
+
+    fn datasets(b: &ResolvedBox) -> String {
+        b.datasets.iter().map(|d| format!("{} at {}", d.claim, d.mount)).collect::<Vec<_>>().join(", ")
     }
 
     #[test]
@@ -392,6 +442,60 @@ mod tests {
                 defaults: "defaults.gpu.count = 2",
                 get: gpu,
                 expected: ["nvidia-tesla-t4 x4", "nvidia-tesla-t4 x2", "nvidia-tesla-t4 x1"],
+            },
+            Layered {
+                field: "gpu.sharing",
+                base_user: "gpu.type = \"nvidia-l4\"\n",
+                base_settings: "",
+                user: "gpu.sharing = \"time-sharing\"",
+                defaults: "defaults.gpu.sharing = \"mps\"",
+                get: |b| format!("{:?}", b.gpu.as_ref().and_then(|g| g.sharing)),
+                expected: ["Some(TimeSharing)", "Some(Mps)", "None"],
+            },
+            Layered {
+                field: "gpu.clients",
+                base_user: "gpu.type = \"nvidia-l4\"\ngpu.sharing = \"time-sharing\"\n",
+                base_settings: "",
+                user: "gpu.clients = 4",
+                defaults: "defaults.gpu.clients = 2",
+                get: |b| format!("{:?}", b.gpu.as_ref().and_then(|g| g.clients)),
+                expected: ["Some(4)", "Some(2)", "None"],
+            },
+            Layered {
+                field: "shm",
+                base_user: "",
+                base_settings: "",
+                user: "shm = \"8Gi\"",
+                defaults: "defaults.shm = \"2Gi\"",
+                get: |b| format!("{:?}", b.shm),
+                expected: ["Some(\"8Gi\")", "Some(\"2Gi\")", "None"],
+            },
+            Layered {
+                field: "spot",
+                base_user: "",
+                base_settings: "",
+                user: "spot = false",
+                defaults: "defaults.spot = true",
+                get: |b| b.spot.to_string(),
+                expected: ["false", "true", "false"],
+            },
+            Layered {
+                field: "datasets (one value, sorted by name)",
+                base_user: "",
+                base_settings: "datasets.imagenet.claim = \"imagenet-ro\"\ndatasets.coco = { claim = \"coco-ro\", mount = \"/data/coco\" }\n",
+                user: "datasets = [\"imagenet\", \"coco\"]",
+                defaults: "defaults.datasets = [\"imagenet\"]",
+                get: datasets,
+                expected: ["coco-ro at /data/coco, imagenet-ro at /datasets/imagenet", "imagenet-ro at /datasets/imagenet", ""],
+            },
+            Layered {
+                field: "datasets, an empty list over [defaults]",
+                base_user: "",
+                base_settings: "datasets.imagenet.claim = \"imagenet-ro\"\n",
+                user: "datasets = []",
+                defaults: "defaults.datasets = [\"imagenet\"]",
+                get: datasets,
+                expected: ["", "imagenet-ro at /datasets/imagenet", ""],
             },
             Layered {
                 field: "home.size",
@@ -565,6 +669,13 @@ mod tests {
                 set: "flux.namespace = \"flux\"",
                 get: |s| s.flux_namespace.clone(),
                 expected: ["flux", "flux-system"],
+            },
+            Setting {
+                field: "default_resources (the LimitRange's default), from [defaults] resources",
+                base: "defaults.resources.memory = \"16Gi\"\n",
+                set: "defaults.resources.cpu = \"4\"",
+                get: |s| format!("{} {}", s.default_resources.cpu, s.default_resources.memory),
+                expected: ["4 16Gi", "2 16Gi"],
             },
         ];
         for case in cases {

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 alice@laptop";
 
 fn settings() -> &'static str {
-    "[defaults]\nimage = \"registry.example.com/devbox:1.0\"\n"
+    "[defaults]\nimage = \"registry.example.com/devbox:1.0\"\n[datasets.imagenet]\nclaim = \"imagenet-ro\"\n"
 }
 
 /// Values people (and attackers) write: valid ones, near misses, and garbage.
@@ -33,6 +33,8 @@ fn value() -> impl Strategy<Value = String> {
         Just("\"archived\"".to_string()),
         Just("\"arm64\"".to_string()),
         Just("\"nvidia-l4\"".to_string()),
+        Just("\"time-sharing\"".to_string()),
+        Just("[\"imagenet\", \"imagenet\"]".to_string()),
         Just("\"tag:devbox\"".to_string()),
         Just("\"on\"".to_string()),
         Just("\"0755\"".to_string()),
@@ -51,10 +53,10 @@ fn value() -> impl Strategy<Value = String> {
     atoms
 }
 
-const TOP: &[&str] = &["email", "state", "image", "arch", "cluster", "bogus"];
+const TOP: &[&str] = &["email", "state", "image", "arch", "cluster", "shm", "spot", "datasets", "bogus"];
 const TABLES: &[(&str, &[&str])] = &[
     ("resources", &["cpu", "memory"]),
-    ("gpu", &["type", "count"]),
+    ("gpu", &["type", "count", "sharing", "clients"]),
     ("home", &["size", "storage_class"]),
     ("ssh", &["authorized_keys", "key_secret"]),
     ("tailscale", &["hostname", "tags"]),
@@ -86,16 +88,22 @@ fn mostly_valid_user() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just(""), Just("state = \"stopped\"\n"), Just("state = \"archived\"\n")],
         prop_oneof![Just(""), Just("arch = \"arm64\"\n")],
+        prop_oneof![Just(""), Just("shm = \"2Gi\"\n"), Just("spot = true\n"), Just("datasets = [\"imagenet\"]\n")],
         prop_oneof![
             Just(String::new()),
             (1u32..20, prop_oneof![Just("Gi"), Just("Mi"), Just("G")])
                 .prop_map(|(n, u)| format!("[resources]\nmemory = \"{n}{u}\"\ncpu = \"{n}\"\n"))
         ],
-        prop_oneof![Just(""), Just("[gpu]\ntype = \"nvidia-tesla-t4\"\ncount = 2\n")],
+        prop_oneof![
+            Just(""),
+            Just("[gpu]\ntype = \"nvidia-tesla-t4\"\ncount = 2\n"),
+            Just("[gpu]\ntype = \"nvidia-l4\"\nsharing = \"time-sharing\"\nclients = 4\n")
+        ],
         proptest::collection::btree_map("[A-Z_][A-Z0-9_]{0,8}", "[^\"\\\\\\n\\x00-\\x1f\\x7f]{0,12}", 0..4),
     )
-        .prop_map(|(state, arch, resources, gpu, env)| {
-            let mut text = format!("email = \"a@example.com\"\n{state}{arch}{resources}{gpu}[ssh]\nauthorized_keys = [\"{KEY}\"]\n[env]\n");
+        .prop_map(|(state, arch, ml, resources, gpu, env)| {
+            let mut text =
+                format!("email = \"a@example.com\"\n{state}{arch}{ml}{resources}{gpu}[ssh]\nauthorized_keys = [\"{KEY}\"]\n[env]\n");
             for (k, v) in env {
                 text.push_str(&format!("{k} = \"{v}\"\n"));
             }

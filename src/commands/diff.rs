@@ -52,7 +52,7 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     unchanged_owners.extend(kept_owners);
     let before = existing.tree_of(|path| !compiled.kept.contains(path) && !same.contains(path));
     check::refuse_impossible_changes(&before, &after, &repo)?;
-    Ok(diff::plan_changes(&before, &after, &unchanged_owners))
+    Ok(diff::plan_changes(&before, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
 }
 
 /// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
@@ -64,5 +64,5 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
     check::refuse_impossible_changes(&at.differing, &after, &repo)?;
-    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners))
+    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
 }

@@ -195,6 +195,9 @@ fn devbox_toml(args: &InitArgs) -> String {
     let home = format!("{{ size = {}, storage_class = \"standard-rwo\" }}", quoted(defaults::HOME_SIZE));
     out.push_str(&example("home", home, "no class: the cluster's default"));
     out.push_str(&example("gpu", format!("{{ type = \"nvidia-tesla-t4\", count = {} }}", defaults::GPU_COUNT), ""));
+    out.push_str(&example("shm", quoted("2Gi"), "/dev/shm, counted in the memory; none: the runtime's 64Mi"));
+    out.push_str(&example("spot", defaults::SPOT.to_string(), "GKE Spot VMs: cheaper, stopped at 30 s notice"));
+    out.push_str(&example("datasets", strings(&["imagenet".into()]), "names from [datasets] below, mounted read-only"));
     out.push_str(&example("tailscale", "{ tags = [\"tag:devbox\"] }".into(), "applied when a box's machine first logs in"));
     out.push_str(&example("env", "{ EDITOR = \"vim\" }".into(), "merged with each user file's [env]"));
 
@@ -238,6 +241,38 @@ fn devbox_toml(args: &InitArgs) -> String {
     );
     out.push_str(&example("allow_secret_env", strings(&["TOKENIZERS_PARALLELISM".into()]), "names, not values"));
     out.push_str(&example("allow_gpu_types", "[]".into(), "types newer than this devbox-gen"));
+
+    out.push_str(
+        "\n# What the boxes may take together, per namespace of each cluster: devbox-gen refuses a\n\
+         # users/ that goes over, and with `gitops` the Namespace gets a ResourceQuota (and a\n\
+         # LimitRange) with these numbers. No key: no limit.\n[quota]\n",
+    );
+    out.push_str(&example("cpu", quoted("400"), "CPUs of the running boxes"));
+    out.push_str(&example("memory", quoted("1600Gi"), "memory of the running boxes"));
+    out.push_str(&example("gpu", "16".into(), "GPUs of the running boxes"));
+    out.push_str(&example("storage", quoted("20Ti"), "home volumes of every box, archived ones too"));
+
+    out.push_str(
+        "\n# Read-only datasets a box mounts by name (`datasets = [\"imagenet\"]`): each an existing\n\
+         # PersistentVolumeClaim in the namespace, bound ReadOnlyMany so every box can mount it.\n[datasets]\n",
+    );
+    out.push_str(&example(
+        "imagenet",
+        "{ claim = \"imagenet-ro\", mount = \"/datasets/imagenet\" }".into(),
+        "mount: default /datasets/NAME",
+    ));
+
+    out.push_str(
+        "\n# Prices from the cloud's price list, so that `devbox-gen diff` states what a change costs\n\
+         # a month: 730 hours of a running box's CPU, memory and GPUs, and every home volume.\n\
+         # Without them, it states the change in resources. Uncomment the header with the prices.\n# [prices]\n",
+    );
+    out.push_str(&example("currency", quoted("USD"), "ISO 4217 code"));
+    out.push_str(&example("cpu_hour", "0.0316".into(), "one core for one hour"));
+    out.push_str(&example("memory_gib_hour", "0.0042".into(), "one GiB of memory for one hour"));
+    out.push_str(&example("storage_gib_month", "0.17".into(), "one GiB of home volume for one month"));
+    out.push_str(&example("gpu_hour", "{ \"nvidia-l4\" = 0.71 }".into(), "one GPU for one hour, by type"));
+    out.push_str(&example("spot", "{ cpu_hour = 0.0095, memory_gib_hour = 0.0013 }".into(), "on Spot nodes; left out: on demand"));
 
     out.push_str(
         "\n# Target clusters. With one, every box lives there; with several, each user file (or\n\

@@ -218,6 +218,13 @@ fn user_file(given: &Given<'_>, resolved: Option<&ResolvedBox>) -> String {
     lines.string("image", args.image.as_deref(), r.map(|r| r.image.as_str()), "");
     lines.string("arch", args.arch.as_deref(), r.map(|r| r.arch.as_str()), "amd64 | arm64");
     lines.string("cluster", args.cluster.as_deref(), r.and_then(|r| r.cluster.as_deref()), "");
+    // Shown only when `[defaults]` sets them: they change what the box is.
+    lines.string("shm", None, r.and_then(|r| r.shm.as_deref()), "/dev/shm, counted in the memory");
+    let spot = r.is_some_and(|r| r.spot).then_some(toml::Value::Boolean(true));
+    lines.value("spot", None, spot, "can be stopped at any time, with 30 s notice");
+    let datasets: Vec<toml::Value> =
+        r.map(|r| r.datasets.iter().map(|d| toml::Value::String(d.name.clone())).collect()).unwrap_or_default();
+    lines.value("datasets", None, (!datasets.is_empty()).then_some(toml::Value::Array(datasets)), "mounted read-only");
 
     lines.table("resources", args.cpu.is_some() || args.memory.is_some());
     lines.string("cpu", args.cpu.as_deref(), r.map(|r| r.resources.cpu.as_str()), "");
@@ -230,6 +237,8 @@ fn user_file(given: &Given<'_>, resolved: Option<&ResolvedBox>) -> String {
         lines.string("type", kind, default_gpu.map(|g| g.kind.as_str()), "");
         let count = count.map(|c| toml::Value::Integer(c.into()));
         lines.value("count", count, default_gpu.map(|g| toml::Value::Integer(g.count.into())), "1, 2, 4, 8 or 16");
+        lines.string("sharing", None, default_gpu.and_then(|g| g.sharing).map(crate::model::GpuSharing::as_str), "one GPU, shared");
+        lines.value("clients", None, default_gpu.and_then(|g| g.clients).map(|c| toml::Value::Integer(c.into())), "");
     }
 
     lines.table("home", args.home_size.is_some() || args.storage_class.is_some());

@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::resolve_boxes;
+use crate::pipeline::validate_boxes;
 use crate::text::plural;
 use crate::{Context, Outcome};
 
 pub(super) fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, Diagnostics> {
     let only = (!files.is_empty()).then_some(files);
-    // Resolving too finds what no layer provides (an image, a cluster among several).
-    let (boxes, warnings) = resolve_boxes(&context.root, only)?;
+    // Resolving too finds what no layer provides (an image, a cluster among several); then
+    // the boxes' totals are held to `[quota]`.
+    let (boxes, warnings) = validate_boxes(&context.root, only)?;
     context.warn(warnings);
     context.status(&plural(boxes.len(), "user file is valid", "user files are valid"));
     Ok(Outcome::Clean)

@@ -4,10 +4,12 @@
 //! [`plan_changes`] compares two `out/` trees (committed and compiled; [`split_unchanged`] sets
 //! aside the files that are the same bytes first) object by object, keyed by
 //! `Kind/namespace/name` rather than by file path ([`resource`]), groups the changes by the user
-//! they belong to, diffs each changed file ([`unified`]) and classifies what the change does to
-//! people and their data ([`risk`]). [`render`] prints the result for a terminal, a PR comment
-//! or a bot. [`git`] reads the committed `out/` of another revision. Nothing here writes.
+//! they belong to, diffs each changed file ([`unified`]), classifies what the change does to
+//! people and their data ([`risk`]) and what it does to the bill ([`cost`]). [`render`] prints
+//! the result for a terminal, a PR comment or a bot. [`git`] reads the committed `out/` of
+//! another revision. Nothing here writes.
 
+pub(crate) mod cost;
 pub(crate) mod git;
 pub(crate) mod render;
 pub(crate) mod resource;
@@ -93,6 +95,10 @@ pub(crate) struct Plan {
     pub risks: Vec<Risk>,
     /// The fields that change in objects present on both sides, the most widespread first.
     pub fields: Vec<FieldChange>,
+    /// The boxes whose billed resources change, by user.
+    pub cost: Vec<cost::BoxCost>,
+    /// devbox.toml's `[prices]`, to put a price on `cost` ([`Plan::priced`]).
+    pub prices: Option<cost::PriceList>,
 }
 
 /// How many of what, for the one-line summary.
@@ -111,6 +117,16 @@ pub(crate) struct Counts {
 impl Plan {
     pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// The plan with devbox.toml's prices, which the command knows and the objects do not.
+    pub(crate) fn priced(self, prices: Option<&crate::model::Prices>) -> Self {
+        Self { prices: prices.map(cost::PriceList::new), ..self }
+    }
+
+    /// What the change does to the bill (to the resources, without prices).
+    pub(crate) fn cost(&self) -> cost::Report<'_> {
+        cost::Report::new(&self.cost, self.prices.as_ref())
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -227,7 +243,7 @@ pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: 
         });
     }
     let had = |user: &str, set: &resource::Resources| unchanged_owners.contains(user) || set.values().any(|r| r.owner == user);
-    let users = users
+    let users: Vec<UserChange> = users
         .into_iter()
         .map(|(user, mut resources)| {
             // Objects first, by id; the kustomization (a list of the files) last.
@@ -243,7 +259,8 @@ pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: 
     let mut fields: Vec<FieldChange> =
         fields.into_iter().map(|((kind, path), users)| FieldChange { kind, path, users: users.into_iter().collect() }).collect();
     fields.sort_by(|a, b| b.users.len().cmp(&a.users.len()).then_with(|| (&a.kind, &a.path).cmp(&(&b.kind, &b.path))));
-    Plan { users, risks: risk::classify(&old, &new, unchanged_owners), fields }
+    let cost = cost::box_costs(&old, &new, &users);
+    Plan { users, risks: risk::classify(&old, &new, unchanged_owners), fields, cost, prices: None }
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -35,12 +37,47 @@ pub(crate) struct DevboxConfig {
     /// Target clusters. With more than one, each user names theirs with `cluster = ...`.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Read-only datasets a box can mount by name (`datasets = ["imagenet"]` in a user file):
+    /// `[datasets.imagenet]` with the `claim` that holds it.
+    #[serde(default)]
+    pub datasets: BTreeMap<String, Dataset>,
     /// What the boxes may reach on the network.
     #[serde(default)]
     pub network: NetworkSettings,
     /// Exceptions to rules that are errors by default.
     #[serde(default)]
     pub policy: Policy,
+    /// What the boxes cost, so that `devbox-gen diff` states the monthly cost change of a PR.
+    /// Without it, the diff states the change in resources (CPU, memory, GPUs, disk) instead.
+    pub prices: Option<Prices>,
+    /// What the boxes of the namespace may take together, in each cluster.
+    #[serde(default)]
+    pub quota: Quota,
+}
+
+/// What the boxes of the namespace may take together, in each cluster (with `[[clusters]]`,
+/// each cluster's boxes count against their own). `build`, `diff` and `validate` refuse a
+/// users/ whose boxes add up to more; with `gitops`, a ResourceQuota and a LimitRange beside the
+/// Namespace make the cluster hold everything else in the namespace to the same numbers. Every
+/// key is optional: a resource without one is not limited.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Quota {
+    /// CPU cores the running boxes may request together, a quantity like `resources.cpu`
+    /// (`"400"`, `"63500m"`). Stopped and archived boxes have no pod and do not count.
+    #[schemars(extend("examples" = ["400"]))]
+    pub cpu: Option<String>,
+    /// Memory the running boxes may request together, in binary units (`"1600Gi"`, `"2Ti"`).
+    /// Stopped and archived boxes do not count.
+    #[schemars(extend("examples" = ["1600Gi"]))]
+    pub memory: Option<String>,
+    /// GPUs (`nvidia.com/gpu`) the running boxes may request together: the sum of their
+    /// `gpu.count`. `0` allows none.
+    pub gpu: Option<u32>,
+    /// Home volume space of every box, running, stopped and archived alike (their claims stay),
+    /// in binary units (`"20Ti"`).
+    #[schemars(extend("examples" = ["20Ti"]))]
+    pub storage: Option<String>,
 }
 
 /// Exceptions to rules that are errors by default, each one by name (never a switch that
@@ -157,6 +194,21 @@ pub(crate) struct FluxSettings {
     pub namespace: Option<String>,
 }
 
+/// A dataset shared by the boxes that list it, mounted read-only in each.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Dataset {
+    /// An existing PersistentVolumeClaim in the boxes' namespace that holds the data, bound to a
+    /// volume with the `ReadOnlyMany` access mode so that every box can mount it at once. It is
+    /// mounted read-only: the kubelet then never changes its files' group (fsGroup) either.
+    #[schemars(extend("examples" = ["imagenet-ro"]))]
+    pub claim: String,
+    /// Where the boxes see it: an absolute path outside /storage (the home), /tmp, /dev and the
+    /// image's system directories. Default `/datasets/NAME`.
+    #[schemars(extend("examples" = ["/datasets/imagenet"]))]
+    pub mount: Option<String>,
+}
+
 /// One target cluster.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -165,4 +217,52 @@ pub(crate) struct Cluster {
     pub name: String,
     /// API server URL as Argo CD knows it.
     pub server: String,
+}
+
+/// Prices of what the boxes use, from the cloud's price list (e.g. GKE Autopilot's), in one
+/// currency. `devbox-gen diff` prices a running box at 730 hours a month (CPU, memory and
+/// GPUs), and every home volume by the month, running or not. Prices are per unit, exact to a
+/// billionth.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Prices {
+    /// ISO 4217 code of the prices (default `USD`, written `$` in the diff).
+    #[schemars(extend("examples" = ["USD", "EUR"]))]
+    pub currency: Option<String>,
+    /// One CPU core for one hour (a running box pays for its pod's requests).
+    #[schemars(extend("examples" = [0.0316]))]
+    #[schemars(range(min = 0))]
+    pub cpu_hour: f64,
+    /// One GiB of memory for one hour.
+    #[schemars(extend("examples" = [0.0042]))]
+    #[schemars(range(min = 0))]
+    pub memory_gib_hour: f64,
+    /// One GiB of home volume for one month, whatever the box's state.
+    #[schemars(extend("examples" = [0.17]))]
+    #[schemars(range(min = 0))]
+    pub storage_gib_month: f64,
+    /// One GPU for one hour, by GKE accelerator type (`[gpu] type`), e.g.
+    /// `{ "nvidia-l4" = 0.71 }`. A box with a type not listed here is reported with its price
+    /// unknown.
+    #[serde(default)]
+    pub gpu_hour: std::collections::BTreeMap<String, f64>,
+    /// Prices on Spot VMs, for boxes scheduled on Spot nodes (node selector
+    /// `cloud.google.com/gke-spot: "true"`). A price left out here is the on-demand one above.
+    /// Disks have no Spot price.
+    pub spot: Option<SpotPrices>,
+}
+
+/// Spot prices of compute; each one left out is the on-demand price.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct SpotPrices {
+    /// One CPU core for one hour on Spot.
+    #[schemars(range(min = 0))]
+    pub cpu_hour: Option<f64>,
+    /// One GiB of memory for one hour on Spot.
+    #[schemars(range(min = 0))]
+    pub memory_gib_hour: Option<f64>,
+    /// One GPU for one hour on Spot, by GKE accelerator type.
+    #[serde(default)]
+    pub gpu_hour: std::collections::BTreeMap<String, f64>,
 }

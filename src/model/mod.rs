@@ -29,10 +29,14 @@ macro_rules! serde_names {
 mod devbox;
 mod user;
 
+pub(crate) use devbox::Prices;
+pub(crate) use devbox::Quota;
 #[cfg(test)]
 pub(crate) use devbox::RepoSource;
+#[cfg(test)]
+pub(crate) use devbox::SpotPrices;
 pub(crate) use devbox::{DevboxConfig, GitOps, MetadataAccess};
-pub(crate) use user::{Arch, Gpu, Home, Resources, State, Tailscale, UserDefaults, UserFile};
+pub(crate) use user::{Arch, Gpu, GpuSharing, Home, Resources, State, Tailscale, UserDefaults, UserFile};
 
 #[cfg(test)]
 mod tests {
@@ -56,6 +60,9 @@ mod tests {
         }
         for access in [MetadataAccess::Block, MetadataAccess::Allow] {
             assert_serde_name(access, access.as_str());
+        }
+        for sharing in [GpuSharing::TimeSharing, GpuSharing::Mps] {
+            assert_serde_name(sharing, sharing.as_str());
         }
         assert_eq!([State::Stopped.as_str(), Arch::Arm64.as_str(), GitOps::Argocd.as_str()], ["stopped", "arm64", "argocd"]);
     }

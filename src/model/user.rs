@@ -21,6 +21,20 @@ pub(crate) struct UserFile {
     pub cluster: Option<String>,
     /// CPU and memory, reserved and limited (Kubernetes quantities).
     pub resources: Option<Resources>,
+    /// Shared memory at /dev/shm, in binary units (e.g. `"8Gi"`): PyTorch's DataLoader workers
+    /// pass batches through it, and without this the container runtime gives 64 MiB. It is
+    /// memory: it counts against `resources.memory`, of which it must leave a quarter (at
+    /// least 1Gi) to everything else. Default: `[defaults] shm`, else none.
+    #[schemars(extend("examples" = ["8Gi", "512Mi"]))]
+    pub shm: Option<String>,
+    /// Run on GKE Spot VMs: cheaper, but Google stops the box whenever it needs the capacity,
+    /// with about 30 seconds' notice. Running processes and unsaved Jupyter kernels are lost;
+    /// the home volume stays. Default: `[defaults] spot`, else false.
+    pub spot: Option<bool>,
+    /// Datasets of devbox.toml's `[datasets]` to mount read-only, by name (e.g.
+    /// `["imagenet"]`). Replaces `[defaults] datasets`: `[]` mounts none.
+    #[schemars(extend("examples" = [["imagenet"]]))]
+    pub datasets: Option<Vec<String>>,
     /// An optional GPU (GKE accelerator).
     pub gpu: Option<Gpu>,
     /// The persistent home volume, mounted at /storage.
@@ -51,6 +65,16 @@ pub(crate) struct UserDefaults {
     pub cluster: Option<String>,
     /// Default CPU and memory.
     pub resources: Option<Resources>,
+    /// Default shared memory at /dev/shm, in binary units (e.g. `"8Gi"`); it must fit in the
+    /// memory of every box that takes it.
+    #[schemars(extend("examples" = ["8Gi"]))]
+    pub shm: Option<String>,
+    /// Whether boxes run on GKE Spot VMs unless their user file says otherwise (see `spot` in a
+    /// user file: they can be stopped at any time).
+    pub spot: Option<bool>,
+    /// Datasets of `[datasets]` every box mounts, by name, unless its user file lists its own.
+    #[schemars(extend("examples" = [["imagenet"]]))]
+    pub datasets: Option<Vec<String>>,
     /// Default GPU.
     pub gpu: Option<Gpu>,
     /// Default home volume size and storage class.
@@ -107,10 +131,31 @@ pub(crate) struct Gpu {
     /// GKE accelerator name, e.g. `nvidia-tesla-t4`, `nvidia-l4`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// How many GPUs (default 1).
+    /// How many GPUs (default 1). With `sharing`, 1: GKE gives a container at most one
+    /// shared GPU.
     #[schemars(range(min = 1, max = 16))]
     pub count: Option<u32>,
+    /// Share one physical GPU with other boxes: `time-sharing` (GKE node pools created with
+    /// `gpu-sharing-strategy=time-sharing`). `mps` is refused: GKE's MPS needs `hostIPC`, which
+    /// the bundle rules forbid. Default: a whole GPU.
+    pub sharing: Option<GpuSharing>,
+    /// With `sharing`: the node pool's `max-shared-clients-per-gpu` to select (2 to 48), so
+    /// that the box lands on GPUs split that many ways. Default: any shared node of the type.
+    #[schemars(range(min = 2, max = 48))]
+    pub clients: Option<u32>,
 }
+
+/// How a GPU is shared between containers (GKE's `cloud.google.com/gke-gpu-sharing-strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum GpuSharing {
+    /// Containers take turns on the whole GPU, its memory shared without limits.
+    TimeSharing,
+    /// NVIDIA's Multi-Process Service: refused, GKE's MPS clients need the host's IPC namespace.
+    Mps,
+}
+
+serde_names!(GpuSharing { TimeSharing => "time-sharing", Mps => "mps" });
 
 /// The persistent home volume.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -337,6 +337,7 @@ fn stand_in(schema: &Schema, node: &Value, span: &Range<usize>, depth: usize) ->
         Kind::Text => DeValue::String(Cow::Borrowed("")),
         Kind::Integer { .. } => DeValue::Integer(DeInteger::default()),
         Kind::Bool => DeValue::Boolean(false),
+        Kind::Number => DeValue::Integer(DeInteger::default()),
         Kind::List(_) => DeValue::Array(DeArray::new()),
         Kind::Map => DeValue::Table(DeTable::new()),
         Kind::Table { required, .. } if depth < MAX_DEPTH => {
@@ -366,6 +367,8 @@ enum Kind {
         max: Option<i64>,
     },
     Bool,
+    /// A decimal number (prices); an integer is one too.
+    Number,
     List(Value),
     Table {
         fields: Vec<String>,
@@ -462,6 +465,7 @@ impl Schema {
                 }
             }
             "boolean" => Kind::Bool,
+            "number" => Kind::Number,
             "array" => Kind::List(node.get("items").cloned().unwrap_or(Value::Null)),
             "object" => match node.get("properties").and_then(Value::as_object) {
                 Some(properties) => Kind::Table {
@@ -633,6 +637,15 @@ impl Describe<'_, '_> {
                     None => diagnostic.help(format!("write a number without quotes, like `{key}{}`", min.unwrap_or(1).max(1))),
                 }
             }
+            (Kind::Number, _) => {
+                let diagnostic = at(format!("{subject} must be a number"), &format!("this is {found}"));
+                match written {
+                    DeValue::String(text) if text.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+                        diagnostic.help(format!("remove the quotes: `{key}{}`", text.trim()))
+                    }
+                    _ => diagnostic.help(format!("write a number without quotes, like `{key}0.5`")),
+                }
+            }
             (Kind::Bool, _) => {
                 let diagnostic = at(format!("{subject} must be `true` or `false`"), &format!("this is {found}"));
                 match written {
@@ -768,6 +781,7 @@ fn missing_field(file: &Arc<SourceFile>, schema: &Schema, parent: &[Step], field
         Some(Kind::Table { .. } | Kind::Map) => format!("a `[{}]` table", header(&path)),
         Some(Kind::Integer { min, .. }) => format!("`{field} = {}`", min.unwrap_or(1).max(1)),
         Some(Kind::Bool) => format!("`{field} = true`"),
+        Some(Kind::Number) => format!("`{field} = 0.5`"),
         _ => format!("`{field} = \"…\"`"),
     };
     let help = match node.and_then(|n| schema.purpose(n)) {
@@ -932,7 +946,7 @@ mod tests {
         assert_eq!(user.tables_with("cpu"), ["resources"]);
         assert_eq!(user.tables_with("hostname"), ["tailscale"]);
         let settings = Schema::of::<DevboxConfig>();
-        assert_eq!(settings.tables_with("cpu"), ["defaults.resources"]);
+        assert_eq!(settings.tables_with("cpu"), ["defaults.resources", "quota"]);
         assert_eq!(settings.tables_with("server"), ["[clusters]"]);
         assert_eq!(settings.fields_at("clusters[1]"), ["name", "server"]);
         assert_eq!(settings.fields_at("defaults.home"), ["size", "storage_class"]);

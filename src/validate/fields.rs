@@ -133,10 +133,7 @@ pub(super) fn cpu(value: &str) -> Result<(), Finding> {
 }
 
 pub(super) fn memory(value: &str) -> Result<(), Finding> {
-    // `m` is a valid suffix (thousandths) but for memory it is always a slip for `Mi`.
-    if let Some(number) = value.strip_suffix('m') {
-        return Err(Finding::error(format!("`{value}` means {number} thousandths of a byte")).help(format!("did you mean `{number}Mi`?")));
-    }
+    not_thousandths_of_a_byte(value)?;
     let quantity = parse_quantity(value, "memory")?;
     if quantity < (128u128 << 20) {
         return Err(Finding::error(format!("{value} of memory is too little to run a devbox"))
@@ -153,7 +150,29 @@ pub(super) fn home_size(value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
-fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
+/// `m` is a valid suffix (thousandths) but for bytes it is always a slip for `Mi`.
+fn not_thousandths_of_a_byte(value: &str) -> Result<(), Finding> {
+    match value.strip_suffix('m') {
+        Some(number) => {
+            Err(Finding::error(format!("`{value}` means {number} thousandths of a byte")).help(format!("did you mean `{number}Mi`?")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `[quota] cpu`: any quantity. No bounds: it is a whole namespace's (far above one node's
+/// 256), and `"0"` is a namespace where nothing may run.
+pub(super) fn quota_cpu(value: &str) -> Result<(), Finding> {
+    parse_quantity(value, "CPU").map(drop)
+}
+
+/// `[quota] memory` and `[quota] storage`: bytes, as a quantity (`"1600Gi"`).
+pub(super) fn quota_bytes(value: &str, what: &str) -> Result<(), Finding> {
+    not_thousandths_of_a_byte(value)?;
+    parse_quantity(value, what).map(drop)
+}
+
+pub(super) fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
     Quantity::parse(value).map_err(|e| {
         let finding = Finding::error(e.message).label(format!("not a Kubernetes {what} quantity"));
         match e.suggestion {
@@ -338,6 +357,30 @@ pub(super) fn template_path(value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
+/// A price per unit from devbox.toml's `[prices]`: what a price list could hold.
+pub(super) fn price(value: f64) -> Result<(), Finding> {
+    if !value.is_finite() {
+        return Err(Finding::error("a price must be a finite number").help("write the price of one unit as a plain number, like `0.0316`"));
+    }
+    if value < 0.0 {
+        return Err(Finding::error("a price cannot be negative")
+            .help("write the price list's price of one unit, like `0.0316`; discounts and credits are not counted"));
+    }
+    Ok(())
+}
+
+/// `[prices] currency`: the ISO 4217 code, which the diff prints beside every amount.
+pub(super) fn currency(value: &str) -> Result<(), Finding> {
+    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
+        return Ok(());
+    }
+    let finding = Finding::error(format!("`{value}` is not an ISO 4217 currency code"));
+    if value.len() == 3 && value.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(finding.help(format!("write it in capitals: `{}`", value.to_ascii_uppercase())));
+    }
+    Err(finding.help("write the three capital letters of the price list's currency, like `USD` or `EUR`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +418,18 @@ mod tests {
         assert!(cpu("1000").is_err());
         assert!(home_size("100Mi").is_err());
         assert!(home_size("1Ti").is_ok());
+    }
+
+    #[test]
+    fn quotas_are_quantities_without_a_box_s_bounds() {
+        assert!(quota_cpu("400").is_ok());
+        assert!(quota_cpu("0").is_ok());
+        assert!(quota_cpu("63500m").is_ok());
+        assert_eq!(quota_cpu("400 cores").unwrap_err().label, "not a Kubernetes CPU quantity");
+        assert!(quota_bytes("1600Gi", "memory").is_ok());
+        assert!(quota_bytes("20Ti", "storage").is_ok());
+        assert_eq!(quota_bytes("20TB", "storage").unwrap_err().help, vec!["did you mean `20Ti`?"]);
+        assert_eq!(quota_bytes("1600m", "memory").unwrap_err().help, vec!["did you mean `1600Mi`?"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! people claiming the same tailnet hostname) run last, once every file is known.
 
 mod fields;
+mod ml;
 mod names;
 mod ssh;
 
@@ -17,7 +18,8 @@ pub(crate) use fields::Finding;
 pub(crate) use names::{is_dns_label, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{DevboxConfig, GitOps, Gpu, Home, Resources, Tailscale, UserDefaults, UserFile};
+use crate::model::Prices;
+use crate::model::{DevboxConfig, GitOps, Gpu, GpuSharing, Home, Resources, Tailscale, UserDefaults, UserFile};
 use crate::read::ConfigRepo;
 use crate::source::SourceFile;
 
@@ -166,9 +168,117 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
     for (i, kind) in config.policy.allow_gpu_types.iter().enumerate() {
         rules.check(&format!("policy.allow_gpu_types[{i}]"), names::kubernetes_label("GPU type", kind));
     }
+    if let Some(cpu) = &config.quota.cpu {
+        rules.check("quota.cpu", fields::quota_cpu(cpu));
+    }
+    if let Some(memory) = &config.quota.memory {
+        rules.check("quota.memory", fields::quota_bytes(memory, "memory"));
+    }
+    if let Some(storage) = &config.quota.storage {
+        rules.check("quota.storage", fields::quota_bytes(storage, "storage"));
+    }
+    if let Some(prices) = &config.prices {
+        validate_prices(&mut rules, prices, &config.policy.allow_gpu_types);
+    }
+    validate_datasets(&mut rules, config);
     let defaults = SharedFields::from_defaults(&config.defaults);
     validate_shared(&mut rules, "defaults.", &defaults, config);
+    validate_defaults_together(&mut rules, config);
     rules
+}
+
+/// `[datasets.NAME]`: names that make volume names, claims, and mount paths that neither hide
+/// nor share a directory with anything else in the box, nor with each other.
+fn validate_datasets(rules: &mut Findings, config: &DevboxConfig) {
+    let mut mounts: Vec<(&String, String)> = Vec::new();
+    for (name, dataset) in &config.datasets {
+        let key = format!("datasets.{name}");
+        rules.check(&key, ml::dataset_name(name));
+        rules.check(&format!("{key}.claim"), ml::dataset_claim(&dataset.claim));
+        let explicit = dataset.mount.is_some();
+        let mount = dataset.mount.clone().unwrap_or_else(|| crate::defaults::dataset_mount(name));
+        if explicit {
+            let checked = ml::dataset_mount(&mount);
+            let valid = checked.is_ok();
+            rules.check(&format!("{key}.mount"), checked);
+            if !valid {
+                continue;
+            }
+        }
+        // Two datasets in one directory, or one inside the other, would hide each other. It is
+        // reported at a `mount` someone wrote: two default ones (`/datasets/NAME`) never meet.
+        if let Some((other, other_mount)) = mounts.iter().find(|(_, other)| ml::within(&mount, other) || ml::within(other, &mount)) {
+            let (moved, key, from) =
+                if explicit { (name, format!("{key}.mount"), other_mount) } else { (*other, format!("datasets.{other}.mount"), &mount) };
+            rules.report(
+                &key,
+                Finding::error(format!(
+                    "datasets `{other}` and `{name}` would be mounted at `{other_mount}` and `{mount}`: one would hide the other"
+                ))
+                .label("overlaps another dataset")
+                .help(format!("mount `{moved}` outside `{from}`, like `/datasets/{moved}`")),
+            );
+        }
+        mounts.push((name, mount));
+    }
+}
+
+/// Rules across the fields of `[defaults]` alone, for what every box that takes them gets: its
+/// shared memory in the default memory, one shared GPU. A user file that sets one of the
+/// values is checked in [`validate_user`], at its own key.
+fn validate_defaults_together(rules: &mut Findings, config: &DevboxConfig) {
+    let defaults = &config.defaults;
+    if let Some(shm) = &defaults.shm {
+        let memory = defaults.resources.as_ref().and_then(|r| r.memory.clone()).unwrap_or_else(|| crate::defaults::MEMORY.to_string());
+        if ml::shm(shm).is_ok() && fields::memory(&memory).is_ok() {
+            rules.check("defaults.shm", ml::shm_fits(shm, &memory));
+        }
+    }
+    if let Some(gpu) = &defaults.gpu {
+        if gpu.sharing.is_some()
+            && let Some(count) = gpu.count.filter(|c| *c > 1)
+        {
+            rules.report("defaults.gpu.count", ml::shared_gpu_count(count));
+        }
+        if gpu.clients.is_some() && gpu.sharing.is_none() {
+            rules.report("defaults.gpu.clients", ml::clients_without_sharing());
+        }
+    }
+}
+
+/// `[prices]`: numbers a price list could hold. A GPU type a box asks for without a price is
+/// told at the box's `gpu.type` ([`validate_shared`]), where the person adding it looks.
+fn validate_prices(rules: &mut Findings, prices: &Prices, allowed_gpus: &[String]) {
+    if let Some(currency) = &prices.currency {
+        rules.check("prices.currency", fields::currency(currency));
+    }
+    let spot = prices.spot.as_ref();
+    let units = [
+        ("prices.cpu_hour", Some(prices.cpu_hour)),
+        ("prices.memory_gib_hour", Some(prices.memory_gib_hour)),
+        ("prices.storage_gib_month", Some(prices.storage_gib_month)),
+        ("prices.spot.cpu_hour", spot.and_then(|s| s.cpu_hour)),
+        ("prices.spot.memory_gib_hour", spot.and_then(|s| s.memory_gib_hour)),
+    ];
+    for (key, value) in units {
+        if let Some(value) = value {
+            rules.check(key, fields::price(value));
+        }
+    }
+    let gpus = prices.gpu_hour.iter().map(|gpu| ("prices.gpu_hour", gpu));
+    let spot_gpus = spot.into_iter().flat_map(|s| &s.gpu_hour).map(|gpu| ("prices.spot.gpu_hour", gpu));
+    for (table, (kind, value)) in gpus.chain(spot_gpus) {
+        let key = format!("{table}.{kind}");
+        rules.check(&key, fields::price(*value));
+        // A warning, not an error: the price is harmless, but it is most likely a typo of a type
+        // the boxes use, which would then have no price.
+        if let Err(unknown) = fields::gpu_type(kind, allowed_gpus) {
+            let mut finding = Finding::warning(format!("a price for `{kind}`, which is not a GKE accelerator devbox-gen knows"))
+                .label("no box can use this type");
+            finding.help = unknown.help.into_iter().take(1).collect();
+            rules.report(&key, finding);
+        }
+    }
 }
 
 /// What delivery (`gitops`) needs: a repository to read from, and names Argo CD and Flux accept.
@@ -237,7 +347,46 @@ fn validate_user(name: &str, user: &UserFile, settings: &DevboxConfig) -> Findin
     }
     let shared = SharedFields::from_user(user);
     validate_shared(&mut rules, "", &shared, settings);
+    validate_user_with_defaults(&mut rules, user, settings);
     rules
+}
+
+/// Rules across fields of which a user file sets one and `[defaults]` may give the other: each
+/// is reported at the user file's key, the value this person can change. When both come from
+/// `[defaults]`, [`validate_defaults_together`] reports it once, in devbox.toml.
+fn validate_user_with_defaults(rules: &mut Findings, user: &UserFile, settings: &DevboxConfig) {
+    let defaults = &settings.defaults;
+    let own_memory = user.resources.as_ref().and_then(|r| r.memory.clone());
+    let memory = own_memory
+        .clone()
+        .or_else(|| defaults.resources.as_ref().and_then(|r| r.memory.clone()))
+        .unwrap_or_else(|| crate::defaults::MEMORY.to_string());
+    // An invalid memory or shm is reported by its own rule; comparing it would say it twice.
+    let memory_valid = fields::memory(&memory).is_ok();
+    match (&user.shm, &defaults.shm) {
+        (Some(shm), _) if memory_valid && ml::shm(shm).is_ok() => rules.check("shm", ml::shm_fits(shm, &memory)),
+        (None, Some(shm)) if memory_valid && own_memory.is_some() && ml::shm(shm).is_ok() => {
+            rules.check("resources.memory", ml::memory_fits_default_shm(&memory, shm));
+        }
+        _ => {}
+    }
+
+    let Some(own) = &user.gpu else { return };
+    let default_gpu = defaults.gpu.as_ref();
+    let sharing = own.sharing.or_else(|| default_gpu.and_then(|g| g.sharing));
+    let count = own.count.or_else(|| default_gpu.and_then(|g| g.count));
+    if sharing.is_some()
+        && let Some(count) = count.filter(|c| *c > 1)
+    {
+        if own.count.is_some() {
+            rules.report("gpu.count", ml::shared_gpu_count(count));
+        } else if own.sharing.is_some() {
+            rules.report("gpu.sharing", ml::sharing_with_default_count(count));
+        }
+    }
+    if own.clients.is_some() && sharing.is_none() {
+        rules.report("gpu.clients", ml::clients_without_sharing());
+    }
 }
 
 /// Declares [`SharedFields`] and its two constructors from one list: the optional fields that
@@ -274,6 +423,8 @@ shared_fields! {
     image: String,
     cluster: String,
     resources: Resources,
+    shm: String,
+    datasets: Vec<String>,
     gpu: Gpu,
     home: Home,
     tailscale: Tailscale,
@@ -298,10 +449,48 @@ fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>
     }
     if let Some(gpu) = fields.gpu {
         if let Some(kind) = &gpu.kind {
-            rules.check(&at("gpu.type"), fields::gpu_type(kind, &settings.policy.allow_gpu_types));
+            let known = fields::gpu_type(kind, &settings.policy.allow_gpu_types);
+            let priced =
+                |prices: &Prices| prices.gpu_hour.contains_key(kind) || prices.spot.as_ref().is_some_and(|s| s.gpu_hour.contains_key(kind));
+            // A warning: a missing price must not hold up a box, and `diff` says "price unknown".
+            if let (Ok(()), Some(prices)) = (&known, &settings.prices)
+                && !priced(prices)
+            {
+                rules.report(
+                    &at("gpu.type"),
+                    Finding::warning(format!("devbox.toml's `[prices] gpu_hour` has no price for `{kind}`"))
+                        .label("no price")
+                        .help("`devbox-gen diff` reports the cost of boxes with this GPU as unknown")
+                        .help(format!("add `\"{kind}\" = PRICE` (one GPU for one hour) to `gpu_hour` in devbox.toml's `[prices]`")),
+                );
+            }
+            rules.check(&at("gpu.type"), known);
         }
         if let Some(count) = gpu.count {
             rules.check(&at("gpu.count"), fields::gpu_count(count));
+        }
+        if gpu.sharing == Some(GpuSharing::Mps) {
+            rules.report(&at("gpu.sharing"), ml::gpu_mps());
+        }
+        if let Some(clients) = gpu.clients {
+            rules.check(&at("gpu.clients"), ml::gpu_clients(clients));
+        }
+    }
+    if let Some(shm) = fields.shm {
+        rules.check(&at("shm"), ml::shm(shm));
+    }
+    if let Some(datasets) = fields.datasets {
+        let known: Vec<String> = settings.datasets.keys().cloned().collect();
+        let mut seen = HashMap::new();
+        for (i, name) in datasets.iter().enumerate() {
+            let key = at(&format!("datasets[{i}]"));
+            rules.check(&key, ml::dataset_known(name, &known));
+            if let Some(first) = seen.insert(name, i) {
+                rules.report(
+                    &key,
+                    Finding::error(format!("`{name}` is listed twice")).help(format!("remove it; it is already datasets[{first}]")),
+                );
+            }
         }
     }
     if let Some(home) = fields.home {

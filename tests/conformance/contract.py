@@ -11,7 +11,12 @@ What each user file asks for:
   - the home PVC: size and storage class as written, Argo CD / Flux prune and delete
     protection (rule 1), mounted at /storage (never /home or /home/jupyter);
   - image, arch node selector, cpu/memory requests and limits, GPU limit, accelerator
-    node selector and toleration;
+    node selector and toleration, GPU sharing node selectors (one GPU when shared);
+  - shm: a memory-backed emptyDir of that size at /dev/shm (none without it);
+  - spot: the cloud.google.com/gke-spot node selector and toleration, and a grace period
+    within the 15 seconds a preempted pod gets;
+  - datasets: each claim of devbox.toml's [datasets] a box lists, as a read-only volume
+    mounted read-only at its path, in the person's container only;
   - sshd on 2222, Jupyter on 8888, HOME=/storage/jupyter;
   - the key Secret (ssh.key_secret, default NAME-ssh) mounted at /secrets, owner-only;
   - every authorized key in the ConfigMap; the tailnet hostname and tags;
@@ -19,6 +24,9 @@ What each user file asks for:
   - rule 5: no Secret objects, no service-account token; a generated Namespace enforces
     the `restricted` Pod Security Standard;
   - files outside the user bundles (GitOps delivery) follow the same layout rules;
+  - devbox.toml's [quota]: the boxes of each cluster fit it (CPU, memory, GPUs of running
+    boxes; the home volumes of all), and each cluster's namespace directory holds it as a
+    ResourceQuota, and a LimitRange whose max is the CPU and memory quota;
   - what the API server validates beyond the OpenAPI schemas kubernetes-validate knows:
     object, namespace, container, volume and port names, label and annotation keys and
     values (apimachinery's rules), the pod's `controller-revision-hash` label within 63,
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -259,6 +268,63 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
             fail("no nvidia.com/gpu toleration")
     elif "nvidia.com/gpu" in limits:
         fail("a GPU limit without [gpu]")
+    sharing = repo.pick(name, "gpu", "sharing")
+    if gpu_type and sharing:
+        if selector.get("cloud.google.com/gke-gpu-sharing-strategy") != sharing:
+            fail(f"no cloud.google.com/gke-gpu-sharing-strategy: {sharing} node selector")
+        clients = repo.pick(name, "gpu", "clients")
+        if clients and selector.get("cloud.google.com/gke-max-shared-clients-per-gpu") != str(clients):
+            fail(f"no cloud.google.com/gke-max-shared-clients-per-gpu: {clients!r} node selector")
+        if limits.get("nvidia.com/gpu") != "1":
+            fail(f"a shared GPU, but nvidia.com/gpu {limits.get('nvidia.com/gpu')!r}: GKE allows 1")
+    elif any(k.startswith("cloud.google.com/gke-gpu-sharing") or k.endswith("max-shared-clients-per-gpu") for k in selector):
+        fail("GPU sharing node selectors without `gpu.sharing`")
+
+    # Shared memory: a memory-backed emptyDir at /dev/shm, sized as asked, or nothing there.
+    shm = repo.pick(name, "shm")
+    shm_mount = mounts.get("/dev/shm")
+    shm_volume = volumes.get(shm_mount.get("name")) if shm_mount else None
+    if shm:
+        if dig(shm_volume, "emptyDir", "medium") != "Memory" or dig(shm_volume, "emptyDir", "sizeLimit") != shm:
+            fail(f"shm = {shm!r}, but /dev/shm is {shm_volume!r}, not a Memory emptyDir with that sizeLimit")
+    elif shm_mount:
+        fail("something is mounted at /dev/shm without `shm`")
+
+    # Spot: the label cost reports look for, the taint GKE advises, and a grace period that fits
+    # the 15 seconds GKE's graceful node shutdown gives a preempted ordinary pod.
+    spot = repo.pick(name, "spot") is True
+    tolerates_spot = any(
+        t.get("key") == "cloud.google.com/gke-spot" and t.get("value") == "true" and t.get("effect") == "NoSchedule"
+        for t in spec.get("tolerations") or []
+    )
+    if spot:
+        if selector.get("cloud.google.com/gke-spot") != "true":
+            fail('spot = true, but no cloud.google.com/gke-spot: "true" node selector')
+        if not tolerates_spot:
+            fail("spot = true, but no cloud.google.com/gke-spot=true:NoSchedule toleration")
+        if (spec.get("terminationGracePeriodSeconds") or 30) > 15:
+            fail(f"terminationGracePeriodSeconds {spec.get('terminationGracePeriodSeconds')!r} on Spot, where a pod gets 15")
+    elif "cloud.google.com/gke-spot" in selector or tolerates_spot:
+        fail("Spot node selector or toleration without `spot = true`")
+
+    # Datasets: read-only claims, mounted read-only where devbox.toml says, in the person's
+    # container alone; no other claim than the home.
+    catalogue = repo.settings.get("datasets") or {}
+    wanted = repo.pick(name, "datasets") or []
+    claims = {dig(v, "persistentVolumeClaim", "claimName"): v for v in volumes.values() if dig(v, "persistentVolumeClaim")}
+    expected_claims = {dig(pvc, "metadata", "name")} | {catalogue[d]["claim"] for d in wanted if d in catalogue}
+    if set(claims) != expected_claims:
+        fail(f"the pod mounts the claims {sorted(claims)}, expected {sorted(expected_claims)}")
+    for dataset in wanted:
+        entry = catalogue.get(dataset) or {}
+        path = entry.get("mount") or f"/datasets/{dataset}"
+        mount = mounts.get(path)
+        volume = volumes.get(mount.get("name")) if mount else None
+        if dig(volume, "persistentVolumeClaim", "claimName") != entry.get("claim"):
+            fail(f"dataset {dataset!r}: claim {entry.get('claim')!r} is not mounted at {path}")
+            continue
+        if mount.get("readOnly") is not True or dig(volume, "persistentVolumeClaim", "readOnly") is not True:
+            fail(f"dataset {dataset!r} is not read-only on both its volume and its mount")
 
     sidecar = named.get("tailscale")
     if sidecar is None:
@@ -307,6 +373,69 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
     return state
 
 
+# Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource), exactly.
+QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE]-?[0-9]+|[a-zA-Z]*)$")
+SUFFIXES = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+SUFFIXES |= {"T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity(text: str) -> Fraction:
+    match = QUANTITY.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a quantity")
+    number, suffix = match.groups()
+    scale = Fraction(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") else SUFFIXES[suffix]
+    return Fraction(number) * scale
+
+
+def check_quota(repo: Repo, report: Report) -> str:
+    """devbox.toml's [quota]: the users' boxes fit it, per cluster (running boxes' requests,
+    every box's home volume), and with gitops the namespace directory of each cluster holds
+    it as a ResourceQuota (and, for cpu/memory, a LimitRange whose max it is)."""
+    quota = repo.settings.get("quota") or {}
+    if not quota:
+        return ""
+    clusters = [str(c.get("name")) for c in repo.settings.get("clusters", [])]
+    totals: dict[tuple[str, str], Fraction] = {}
+    for name in repo.users:
+        cluster = str(repo.pick(name, "cluster") or (clusters[0] if len(clusters) == 1 else "default"))
+        running = (repo.pick(name, "state") or "running") == "running"
+        has_gpu = dig(repo.users[name], "gpu") is not None or dig(repo.defaults, "gpu") is not None
+        taken = {"storage": quantity(repo.pick(name, "home", "size") or "50Gi")}
+        if running:
+            taken["cpu"] = quantity(repo.pick(name, "resources", "cpu") or "2")
+            taken["memory"] = quantity(repo.pick(name, "resources", "memory") or "8Gi")
+            taken["gpu"] = Fraction(repo.pick(name, "gpu", "count") or 1) if has_gpu else Fraction(0)
+        for key, amount in taken.items():
+            totals[(cluster, key)] = totals.get((cluster, key), Fraction(0)) + amount
+    for (cluster, key), total in sorted(totals.items()):
+        if key in quota and total > quantity(str(quota[key])):
+            report.fail(f"cluster {cluster}: the boxes take {float(total):g} of {key}, over [quota] {key} = {quota[key]!r}")
+    if not repo.settings.get("gitops") or not (repo.root / "out" / "_gitops").is_dir():
+        return "; [quota] totals checked (no out/_gitops: no ResourceQuota)"
+    hard: dict[str, str] = {}
+    for key, names in {"cpu": ["limits.cpu", "requests.cpu"], "memory": ["limits.memory", "requests.memory"]}.items():
+        hard |= {n: str(quota[key]) for n in names if key in quota}
+    hard |= {"requests.nvidia.com/gpu": str(quota["gpu"])} if "gpu" in quota else {}
+    hard |= {"requests.storage": str(quota["storage"])} if "storage" in quota else {}
+    max_ = {key: str(quota[key]) for key in ("cpu", "memory") if key in quota}
+    for cluster in clusters or ["default"]:
+        directory = repo.root / "out" / "_gitops" / "namespace" / cluster
+        quota_file, limits_file = directory / "resourcequota-devboxes.yaml", directory / "limitrange-devboxes.yaml"
+        if not quota_file.is_file():
+            report.fail(f"{quota_file.relative_to(repo.root)}: missing, though devbox.toml sets [quota]")
+        else:
+            found = {k: str(v) for k, v in (dig(load_all(quota_file)[0], "spec", "hard") or {}).items()}
+            report.check(found == hard, f"{quota_file.relative_to(repo.root)}: spec.hard is {found}, [quota] says {hard}")
+        if max_ and not limits_file.is_file():
+            report.fail(f"{limits_file.relative_to(repo.root)}: missing, though [quota] sets {', '.join(max_)}")
+        elif max_:
+            limits = dig(load_all(limits_file)[0], "spec", "limits") or [{}]
+            found = {k: str(v) for k, v in (limits[0].get("max") or {}).items()}
+            report.check(found == max_, f"{limits_file.relative_to(repo.root)}: max is {found}, not the quota {max_}")
+    return f"; [quota] totals and its ResourceQuota checked in {len(clusters or ['default'])} namespace directories"
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -352,6 +481,7 @@ def main() -> int:
     summary = f"{len(repo.users)} bundles ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})"
     if others:
         summary += f"; {len(others)} other files (GitOps delivery)"
+    summary += check_quota(repo, report)
     return report.finish(summary)
 
 

@@ -21,7 +21,9 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      gitops-engine's kindOrder (pkg/sync/sync_tasks.go, the list below). Every object of
      the bundle a workload's pods need (ServiceAccount, ConfigMap, Secret, PVC, and the
      Role/RoleBinding granting its ServiceAccount) must be applied before the workload: an
-     earlier phase or wave, or the same wave and earlier in kindOrder.
+     earlier phase or wave, or the same wave and earlier in kindOrder. So must a
+     ResourceQuota or LimitRange of the same Application: a pod admitted before it exists
+     escapes the LimitRange's defaults (applied at admission only).
   R3 sts-parallel      Every StatefulSet of a box has `podManagementPolicy: Parallel`. With
      the default OrderedReady the controller does not get past a pod that is not Running
      and Ready, so a bad image or a missing tailscale key leaves the box stuck even after
@@ -42,6 +44,9 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      known_hosts required); kustomize-controller docs/spec/v1/kustomizations.md ("Source
      reference", "Path", "Dependencies", "Health checks") and internal/inventory
      (healthChecks: apiVersion defaults to apps/v1, no namespace = cluster-scoped).
+     A Kustomization that applies pods in a namespace dependsOn (transitively) the one that
+     applies that namespace's ResourceQuota and LimitRange, so they exist first
+     (kustomizations.md, "Dependencies": applied only once the dependencies are Ready).
   R5 argo-appset       Per out/_gitops/argocd/<cluster>/: the ApplicationSets' git
      directory generators (Go path.Match, exclude rules win, hidden directories skipped)
      match every bundle directory exactly once and nothing else (no out/_gitops, no
@@ -359,6 +364,18 @@ class Checker:
                     "may come before a workload"
                 )
             self.fail("R1", obj.path, message)
+        # R2: the namespace's limits come before the pods they limit.
+        for obj, key in keyed:
+            if obj.kind not in ("ResourceQuota", "LimitRange"):
+                continue
+            for w, wk in workloads:
+                if key > wk or (key == wk and KIND_ORDER.get(obj.kind, 0) >= KIND_ORDER.get(w.kind, 0)):
+                    self.fail(
+                        "R2",
+                        obj.path,
+                        f"{obj.label()} ({at(key)}) is applied after {w.label()} ({at(wk)}): its pods are admitted "
+                        f"before the quota and the LimitRange's defaults exist",
+                    )
         # R2: what the pods need is applied before the workload.
         by_ref = {(o.kind, o.name): (o, k) for o, k in keyed}
         for w, wk in workloads:
@@ -403,6 +420,8 @@ class Checker:
         self.count("Flux directories")
         repos = {(o.namespace, o.name): o for o in objs if o.kind == "GitRepository"}
         kustomizations = {(o.namespace, o.name): o for o in objs if o.kind == "Kustomization"}
+        limiting: dict[str, set[tuple]] = {}  # namespace -> Kustomizations applying its limits
+        pods_in: dict[tuple, set[str]] = {}  # Kustomization -> namespaces it creates pods in
         for repo in repos.values():
             url = str(dig(repo.doc, "spec", "url") or "")
             if not GITREPO_URL.match(url):
@@ -445,6 +464,11 @@ class Checker:
             if not manifests:
                 self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} holds no manifests")
             target_ns = spec.get("targetNamespace") or kustomize_ns
+            for m in manifests:
+                if m.kind in ("ResourceQuota", "LimitRange"):
+                    limiting.setdefault(target_ns or m.namespace, set()).add((ks.namespace, ks.name))
+                elif m.kind in POD_CREATING:
+                    pods_in.setdefault((ks.namespace, ks.name), set()).add(target_ns or m.namespace)
             present = {(m.group, m.kind, m.name, target_ns or m.namespace) for m in manifests}
             for check in spec.get("healthChecks") or []:
                 api = str(check.get("apiVersion") or "apps/v1")  # internal/inventory: v1beta1 compatibility
@@ -475,6 +499,23 @@ class Checker:
 
         for node in sorted(graph):
             visit(node, [])
+
+        def depends(node: tuple, on: tuple, seen: set[tuple]) -> bool:
+            if node in seen:
+                return False
+            seen.add(node)
+            return any(dep == on or depends(dep, on, seen) for dep in graph.get(node, []))
+
+        for key, namespaces in sorted(pods_in.items()):
+            for namespace in sorted(namespaces):
+                for limits in sorted(limiting.get(namespace, set()) - {key}):
+                    if not depends(key, limits, set()):
+                        self.fail(
+                            "R4",
+                            kustomizations[key].path,
+                            f"{kustomizations[key].label()} applies pods in namespace {namespace} but does not depend on "
+                            f"{limits[1]}, which applies its ResourceQuota/LimitRange: the pods may come first",
+                        )
 
     # --- R5: Argo CD ApplicationSet --------------------------------------------------------
 

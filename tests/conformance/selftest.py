@@ -92,6 +92,35 @@ def token_in_main_container(repo: Fixture) -> None:
     rewrite(statefulset(repo), change)
 
 
+def writable_dataset(repo: Fixture) -> None:
+    """A dataset claim mounted writable (or, in a box without one, a claim nobody listed)."""
+
+    def change(o: dict) -> None:
+        spec = pod_spec(o)
+        datasets = [v for v in spec["volumes"] if v["name"].startswith("dataset-")]
+        if datasets:
+            datasets[0]["persistentVolumeClaim"]["readOnly"] = False
+            for mount in main_container(o)["volumeMounts"]:
+                if mount["name"] == datasets[0]["name"]:
+                    mount.pop("readOnly", None)
+        else:
+            spec["volumes"].append({"name": "dataset-selftest", "persistentVolumeClaim": {"claimName": "selftest-data"}})
+            main_container(o)["volumeMounts"].append({"name": "dataset-selftest", "mountPath": "/data/selftest"})
+
+    rewrite(statefulset(repo), change)
+
+
+def spot_untolerated(repo: Fixture) -> None:
+    """The Spot node selector without its toleration (a box that would stay Pending)."""
+
+    def change(o: dict) -> None:
+        spec = pod_spec(o)
+        spec.setdefault("nodeSelector", {})["cloud.google.com/gke-spot"] = "true"
+        spec["tolerations"] = [t for t in spec.get("tolerations") or [] if t.get("key") != "cloud.google.com/gke-spot"]
+
+    rewrite(statefulset(repo), change)
+
+
 def host_path(repo: Fixture) -> None:
     def change(o: dict) -> None:
         pod_spec(o)["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
@@ -181,6 +210,24 @@ def flux_ssh_without_secret(repo: Fixture) -> None:
     rewrite(path, change)
 
 
+def over_quota(repo: Fixture) -> None:
+    """devbox.toml's [quota] cpu below what the one running box requests."""
+    settings = repo / "devbox.toml"
+    text = settings.read_text()
+    if "\n[quota]\n" not in text:
+        raise SystemExit("no [quota] in devbox.toml: the source repo sets none")
+    head, _, rest = text.partition("\n[quota]\n")
+    settings.write_text(f'{head}\n[quota]\ncpu = "1m"\n' + "\n".join(line for line in rest.split("\n") if not line.startswith("cpu =")))
+
+
+def flux_pods_before_quota(repo: Fixture) -> None:
+    """The user's Flux Kustomization no longer waits for the one that applies the quota."""
+    path = next((p for p in repo.glob("out/_gitops/flux/*/kustomization-devbox-*.yaml")), None)
+    if path is None:
+        raise SystemExit('no out/_gitops/flux/*/kustomization-devbox-*.yaml: the source repo has no gitops = ["flux"]')
+    rewrite(path, lambda o: o["spec"].pop("dependsOn", None))
+
+
 CHECKS = {
     "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
     "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
@@ -210,11 +257,15 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "contract-label-value": (bad_label, "contract"),
     "contract-tailnet-state-on-home": (sidecar_state_on_home, "contract"),
     "contract-token-in-devbox": (token_in_main_container, "contract"),
+    "contract-writable-dataset": (writable_dataset, "contract"),
+    "contract-spot-untolerated": (spot_untolerated, "contract"),
+    "contract-over-quota": (over_quota, "contract"),
     "shipped-sshd-config": (bad_sshd_config, "shipped"),
     "shipped-truncated-key": (truncated_key, "shipped"),
     "engine-home-pvc-early-wave": (early_home_volume, "engine"),
     "engine-ordered-ready": (ordered_ready, "engine"),
     "engine-flux-ssh-no-secret": (flux_ssh_without_secret, "engine"),
+    "engine-flux-pods-before-quota": (flux_pods_before_quota, "engine"),
 }
 
 

@@ -101,6 +101,7 @@ fn a_users_gpu_without_a_count_takes_the_count_of_defaults() {
         let resolved: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         resolved["gpu"].clone()
     };
-    assert_eq!(gpu("alice"), serde_json::json!({"type": "nvidia-l4", "count": 2}));
-    assert_eq!(gpu("bob"), serde_json::json!({"type": "nvidia-tesla-t4", "count": 4}));
+    let whole = |kind: &str, count: u32| serde_json::json!({"type": kind, "count": count, "sharing": null, "clients": null});
+    assert_eq!(gpu("alice"), whole("nvidia-l4", 2));
+    assert_eq!(gpu("bob"), whole("nvidia-tesla-t4", 4));
 }

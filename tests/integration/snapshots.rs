@@ -37,6 +37,21 @@ fn running_with_a_gpu() {
     insta::assert_snapshot!("gpu_home", home(&repo, "alice"));
 }
 
+/// Shared memory, Spot VMs, two read-only datasets (one at its own path) and a time-shared GPU.
+#[test]
+fn an_ml_box() {
+    let settings = format!(
+        "{SETTINGS}\n[datasets.imagenet]\nclaim = \"imagenet-ro\"\n\n[datasets.coco]\nclaim = \"coco-2017\"\nmount = \"/data/coco\"\n"
+    );
+    let text = format!(
+        "shm = \"8Gi\"\nspot = true\ndatasets = [\"imagenet\", \"coco\"]\n{}\n[resources]\ncpu = \"8\"\nmemory = \"32Gi\"\n\n[gpu]\ntype = \"nvidia-l4\"\nsharing = \"time-sharing\"\nclients = 4\n",
+        user_file("alice@example.com", KEY_ALICE)
+    );
+    let repo = built(&settings, "alice", &text);
+    insta::assert_snapshot!("ml_statefulset", statefulset(&repo, "alice"));
+    insta::assert_snapshot!("ml_layout", layout(&repo));
+}
+
 #[test]
 fn arm64_stopped() {
     let text = format!(

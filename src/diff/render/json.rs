@@ -4,8 +4,11 @@
 
 use serde_json::{Value, json};
 
+use std::collections::BTreeSet;
+
 use super::Baseline;
 use crate::diff::Plan;
+use crate::diff::cost::{Amount, Figures, HOURS_PER_MONTH, Side, State, json_amount, json_delta, json_figures};
 
 /// Bumped only for incompatible changes.
 pub(crate) const VERSION: u32 = 1;
@@ -46,6 +49,7 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
             "path": field.path,
             "users": field.users,
         })).collect::<Vec<_>>(),
+        "cost": cost(plan),
         "users": plan.users.iter().map(|user| json!({
             "user": user.user,
             "change": user.change.as_str(),
@@ -60,5 +64,55 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
                 "diff": r.diff,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// The `cost` object: the amounts with `[prices]` (`null` without), and always the figures.
+fn cost(plan: &Plan) -> Value {
+    let report = plan.cost();
+    let priced = report.prices.is_some();
+    let (before, after) = report.totals();
+    let (total_before, total_after) = report.figures();
+    let unpriced: BTreeSet<&String> = report.items.iter().flat_map(|i| &i.unpriced).collect();
+    let users: Vec<Value> = report
+        .items
+        .iter()
+        .map(|item| {
+            let box_cost = item.cost;
+            let (figures_before, figures_after) = (box_cost.before.billed(), box_cost.after.billed());
+            let side = |figures: &Figures, side: &Side, state: Option<State>, monthly: Option<Amount>| {
+                let mut value = json!({
+                    "state": state.map(State::as_str),
+                    "spot": side.spot(),
+                    "monthly": monthly.map(json_amount),
+                });
+                if let (Value::Object(value), Value::Object(figures)) = (&mut value, json_figures(figures)) {
+                    value.extend(figures);
+                }
+                value
+            };
+            let mut delta = json!({"monthly": item.delta().map(json_amount)});
+            if let (Value::Object(delta), Value::Object(figures)) = (&mut delta, json_delta(&figures_before, &figures_after)) {
+                delta.extend(figures);
+            }
+            json!({
+                "user": box_cost.user,
+                "what": box_cost.what(),
+                "before": side(&figures_before, &box_cost.before, box_cost.states.map(|s| s.0), item.monthly.map(|m| m.0)),
+                "after": side(&figures_after, &box_cost.after, box_cost.states.map(|s| s.1), item.monthly.map(|m| m.1)),
+                "delta": delta,
+                "unpriced_gpus": item.unpriced,
+            })
+        })
+        .collect();
+    json!({
+        "currency": report.prices.map(|p| p.currency.as_str()),
+        "hours_per_month": HOURS_PER_MONTH,
+        "monthly_before": priced.then(|| json_amount(before)),
+        "monthly_after": priced.then(|| json_amount(after)),
+        "delta": priced.then(|| json_amount(after - before)),
+        "resources": json_delta(&total_before, &total_after),
+        "unpriced_gpus": unpriced,
+        "users": users,
     })
 }

@@ -6,7 +6,10 @@
 //! risks and the summary always fit (a huge list of risks is cut with a count), diffs are added
 //! while they fit, and a note says what was left out and how to see it.
 
-use super::{Baseline, RiskGroup, field_line, fields_heading, fleet_fields, group_risks, risks_heading, summary_line, user_heading};
+use super::{
+    Baseline, RiskGroup, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading, summary_line,
+    user_heading,
+};
 use crate::diff::risk::Level;
 use crate::diff::{Change, Plan, ResourceChange};
 
@@ -62,6 +65,7 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
         }
         out.push_str("\n</details>\n\n");
     }
+    cost_table(plan, baseline, budget, &mut out);
     out.push_str(&format!("**{}**\n\n", inline(&summary_line(plan, baseline))));
 
     let total: usize = plan.users.iter().map(|u| u.resources.len()).sum();
@@ -102,6 +106,35 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
 
 /// How many users a grouped risk lists in a PR comment (inside a collapsed `<details>`).
 const USERS_SHOWN: usize = 200;
+
+/// The cost section: its heading, then a table with a row per box, or per group of boxes that
+/// change alike. Like the lists above it, it stops at half the budget, with a count.
+fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String) {
+    let report = plan.cost();
+    let Some((total, covers)) = cost_heading(&report) else { return };
+    out.push_str(&format!("**{}** ({})\n\n", inline(&total), inline(&covers)));
+    let priced = report.prices.is_some();
+    out.push_str(if priced { "| box | per month | what changes |\n|---|---:|---|\n" } else { "| box | what changes |\n|---|---|\n" });
+    let groups = group_costs(&report);
+    for (i, group) in groups.iter().enumerate() {
+        let who = match group.users.len() {
+            1 => group.label(),
+            _ => format!("{}: {}", group.label(), group.user_list(USERS_SHOWN)),
+        };
+        let row = match group.amount(&report) {
+            Some(amount) => format!("| {} | {} | {} |\n", inline(&who), inline(&amount), inline(&group.what)),
+            None if priced => format!("| {} | | {} |\n", inline(&who), inline(&group.what)),
+            None => format!("| {} | {} |\n", inline(&who), inline(&group.what)),
+        };
+        if out.len() + row.len() + RESERVE > budget / 2 {
+            let note = format!("… and {} more: run `{}` to see them all", groups.len() - i, baseline.command());
+            out.push_str(&if priced { format!("| {note} | | |\n") } else { format!("| {note} | |\n") });
+            break;
+        }
+        out.push_str(&row);
+    }
+    out.push('\n');
+}
 
 fn risk_item(group: &RiskGroup<'_>) -> String {
     let risk = group.risk;
@@ -215,6 +248,7 @@ mod tests {
                 .collect(),
             risks: Vec::new(),
             fields: Vec::new(),
+            ..Plan::default()
         }
     }
 

@@ -1,6 +1,7 @@
 //! The three ways to print a [`Plan`]: [`text`] for a terminal (coloured there),
 //! [`markdown`] for a PR comment, [`json`] for bots. All three say the same things in the same
-//! order: the risks, most dangerous first; the one-line summary; then each user's changes.
+//! order: the risks, most dangerous first; the fields that change; the change in cost (or in
+//! resources); the one-line summary; then each user's changes.
 
 pub(crate) mod json;
 pub(crate) mod markdown;
@@ -8,6 +9,7 @@ pub(crate) mod text;
 
 use std::collections::HashMap;
 
+use super::cost::{Amount, Report};
 use super::{Change, FieldChange, Plan, Risk, UserChange};
 
 /// What the compiled tree was compared with.
@@ -155,4 +157,106 @@ pub(crate) fn field_line(field: &FieldChange, shown: usize) -> String {
         n => format!("{n} users ({listed})"),
     };
     format!("{} {}: {who}", field.kind, field.path)
+}
+
+/// Boxes whose bill changes in the same way (a `[defaults]` change), to be told once.
+#[derive(Debug)]
+pub(crate) struct CostGroup<'a> {
+    /// `new, running: +8 CPU, +100 GiB disk`.
+    pub what: String,
+    /// A month, per box; `None` without prices or when the price is unknown.
+    pub delta: Option<Amount>,
+    /// GPU types without a price that leave the amount unknown.
+    pub unpriced: &'a std::collections::BTreeSet<String>,
+    /// By user name.
+    pub users: Vec<&'a str>,
+}
+
+impl CostGroup<'_> {
+    /// `alice`, or `3 users`.
+    pub(crate) fn label(&self) -> String {
+        match self.users[..] {
+            [one] => one.to_string(),
+            _ => crate::diff::plural(self.users.len(), "user", "users"),
+        }
+    }
+
+    /// `+$520.10`, `+$92.25 each`, `price unknown: no `gpu_hour` for `x``; `None` without
+    /// prices.
+    pub(crate) fn amount(&self, report: &Report<'_>) -> Option<String> {
+        let each = if self.users.len() > 1 { " each" } else { "" };
+        match self.delta {
+            Some(delta) => Some(format!("{}{each}", report.money(delta))),
+            None if !self.unpriced.is_empty() => {
+                let kinds: Vec<String> = self.unpriced.iter().map(|k| super::risk::code(k)).collect();
+                Some(format!("price unknown: no `gpu_hour` for {}", kinds.join(", ")))
+            }
+            None => None,
+        }
+    }
+
+    /// `alice +$520.10`, `3 users +$92.25 each`, `carol (price unknown: ...)`, `alice`.
+    pub(crate) fn who(&self, report: &Report<'_>) -> String {
+        match (self.amount(report), self.delta) {
+            (Some(amount), Some(_)) => format!("{} {amount}", self.label()),
+            (Some(unknown), None) => format!("{} ({unknown})", self.label()),
+            (None, _) => self.label(),
+        }
+    }
+
+    /// The first `shown` users, then how many more.
+    pub(crate) fn user_list(&self, shown: usize) -> String {
+        let listed = self.users.iter().take(shown).copied().collect::<Vec<_>>().join(", ");
+        match self.users.len().saturating_sub(shown) {
+            0 => listed,
+            more => format!("{listed} and {more} more"),
+        }
+    }
+}
+
+/// The report's boxes, grouped where they change the same way and cost the same: the largest
+/// change first when priced (unknown prices last), by user otherwise.
+pub(crate) fn group_costs<'a>(report: &'a Report<'_>) -> Vec<CostGroup<'a>> {
+    let mut groups: Vec<CostGroup<'a>> = Vec::new();
+    let mut index: HashMap<(String, Option<Amount>, &std::collections::BTreeSet<String>), usize> = HashMap::new();
+    for item in &report.items {
+        let key = (item.cost.what(), item.delta(), &item.unpriced);
+        match index.get(&key) {
+            Some(&i) => groups[i].users.push(&item.cost.user),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push(CostGroup { what: key.0, delta: key.1, unpriced: key.2, users: vec![&item.cost.user] });
+            }
+        }
+    }
+    if report.prices.is_some() {
+        let weight = |g: &CostGroup<'_>| g.delta.map(|d| d.magnitude().saturating_mul(g.users.len() as u128));
+        // Unknown prices last; a stable sort keeps user order among equals.
+        groups.sort_by_key(|g| (g.delta.is_none(), std::cmp::Reverse(weight(g))));
+    }
+    groups
+}
+
+/// The cost section's heading, in two parts for the renderers to style: the total, and what
+/// it covers. `None` when no box's bill or resources change.
+pub(crate) fn cost_heading(report: &Report<'_>) -> Option<(String, String)> {
+    if report.is_empty() {
+        return None;
+    }
+    let boxes = crate::diff::plural(report.items.len(), "box changes", "boxes change");
+    match report.prices {
+        Some(_) => {
+            let (before, after) = report.totals();
+            let unknown = report.unpriced().len();
+            Some(match unknown {
+                0 => (format!("Cost: {}/month", report.money(after - before)), boxes),
+                _ if unknown == report.items.len() => ("Cost: unknown".into(), format!("{boxes}: no price for a GPU type")),
+                _ => (format!("Cost: {}/month", report.money(after - before)), format!("{boxes}; not counting {unknown} without a price")),
+            })
+        }
+        None => Some((
+            format!("Resource change: {}", report.resource_change()),
+            format!("{boxes}; devbox.toml has no `[prices]` to state the cost"),
+        )),
+    }
 }

@@ -7,7 +7,9 @@ use std::io;
 
 use codespan_reporting::term::termcolor::{Color, ColorSpec, WriteColor};
 
-use super::{Baseline, field_line, fields_heading, fleet_fields, group_risks, risks_heading, summary_line, user_heading};
+use super::{
+    Baseline, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading, summary_line, user_heading,
+};
 use crate::diff::Plan;
 use crate::diff::risk::Level;
 
@@ -19,6 +21,9 @@ const USERS_SHOWN: usize = 20;
 
 /// How many fields "What changes, by field" lists in a terminal.
 const FIELDS_SHOWN: usize = 30;
+
+/// How many lines (boxes, or groups of boxes that change alike) the cost section shows.
+const COSTS_SHOWN: usize = 30;
 
 pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
     if plan.is_empty() {
@@ -64,6 +69,25 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
         }
         if fields.len() > FIELDS_SHOWN {
             writeln!(out, "  … and {} more (`--format json` lists every one)", fields.len() - FIELDS_SHOWN)?;
+        }
+        writeln!(out)?;
+    }
+    let report = plan.cost();
+    if let Some((total, covers)) = cost_heading(&report) {
+        out.set_color(ColorSpec::new().set_bold(true))?;
+        write!(out, "{}", clean(&total))?;
+        out.reset()?;
+        writeln!(out, " ({}):", clean(&covers))?;
+        let groups = group_costs(&report);
+        for group in groups.iter().take(COSTS_SHOWN) {
+            writeln!(out, "  {}: {}", clean(&group.who(&report)), clean(&group.what))?;
+            if group.users.len() > 1 {
+                let more = if group.users.len() > USERS_SHOWN { " (`--format json` lists every one)" } else { "" };
+                writeln!(out, "    users: {}{more}", clean(&group.user_list(USERS_SHOWN)))?;
+            }
+        }
+        if groups.len() > COSTS_SHOWN {
+            writeln!(out, "  … and {} more (`--format json` lists every one)", groups.len() - COSTS_SHOWN)?;
         }
         writeln!(out)?;
     }

@@ -19,9 +19,9 @@
 //! - `platform`: what devbox.toml or the template change for every box at once: a namespace
 //!   change (one [`Level::Data`] risk instead of one per object), a new uid, gid, fsGroup or
 //!   home path ([`Level::Data`]);
-//! - `workload`: the box stopped, archived or removed ([`Level::Downtime`]), restarted or
-//!   rescheduled by a new image, GPU, architecture or any other template change
-//!   ([`Level::Restart`]).
+//! - `workload`: the box stopped, archived or removed, or moved onto Spot VMs that can stop it
+//!   at any time ([`Level::Downtime`]), restarted or rescheduled by a new image, GPU,
+//!   architecture or any other template change ([`Level::Restart`]).
 //!
 //! This file holds what they share: the types, [`classify`] (which runs every rule), [`code`],
 //! and small readers of a resource's metadata and pod template.
@@ -96,6 +96,7 @@ pub(crate) enum Kind {
     BoxRemoved,
     BoxArchived,
     BoxStopped,
+    SpotChanged,
     GpuChanged,
     ArchChanged,
     ImageChanged,
@@ -112,7 +113,8 @@ impl Kind {
             Kind::KeyAdded | Kind::KeyRemoved | Kind::HostnameChanged | Kind::TailnetNodeReplaced | Kind::TailnetTagsNotApplied => {
                 Level::Access
             }
-            Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped => Level::Downtime,
+            // Off Spot too: the pod is rescheduled, and may wait for a standard node.
+            Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped | Kind::SpotChanged => Level::Downtime,
             Kind::GpuChanged | Kind::ArchChanged | Kind::ImageChanged | Kind::PodRestart => Level::Restart,
         }
     }
@@ -135,6 +137,7 @@ impl Kind {
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
             Kind::BoxStopped => "box-stopped",
+            Kind::SpotChanged => "spot-changed",
             Kind::GpuChanged => "gpu-changed",
             Kind::ArchChanged => "arch-changed",
             Kind::ImageChanged => "image-changed",
@@ -223,6 +226,13 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
             risks.push(workload::removed(old, after, unchanged_owners));
         }
     }
+    // A new box is as interruptible as a changed one.
+    risks.extend(
+        after
+            .iter()
+            .filter(|(id, new)| new.kind == "StatefulSet" && !before.contains_key(*id))
+            .filter_map(|(_, new)| workload::new_on_spot(new)),
+    );
     risks.extend(access::authorized_keys(before, after, unchanged_owners));
     risks.sort_by(|a, b| (a.level(), a.kind, &a.user, &a.resource, &a.summary).cmp(&(b.level(), b.kind, &b.user, &b.resource, &b.summary)));
     risks
@@ -249,7 +259,7 @@ pub(crate) fn code(value: &str) -> String {
 // --- shared by the families ------------------------------------------------------------------
 
 /// A user's home volume: the claim labelled with the home role.
-fn is_home(resource: &Resource) -> bool {
+pub(crate) fn is_home(resource: &Resource) -> bool {
     resource.kind == "PersistentVolumeClaim" && label(resource, HOME_ROLE_LABEL) == Some("home")
 }
 

@@ -1,6 +1,7 @@
 //! Downtime and restart risks of the box itself: stopped, archived or removed (its pod goes away,
-//! its home may stay); restarted by a new image or any other template change; rescheduled onto
-//! other nodes by a GPU or architecture change.
+//! its home may stay); moved onto Spot VMs, which can stop it at any time, or off them;
+//! restarted by a new image or any other template change; rescheduled onto other nodes by a GPU
+//! or architecture change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,19 +43,22 @@ pub(super) fn changed(old: &Resource, new: &Resource) -> Vec<Risk> {
         return Vec::new();
     }
     let (was, is) = (replicas(old), replicas(new));
+    // Reported whether the box runs or not: a stopped box started later would never say it.
+    let spot = spot_changed(old, new, is > 0);
     if is == 0 {
         if was > 0 {
-            return vec![Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
+            let stopped = Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
                 .fact("replicas_from", was.to_string())
-                .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.")];
+                .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.");
+            return std::iter::once(stopped).chain(spot).collect();
         }
-        return Vec::new();
+        return spot.into_iter().collect();
     }
     if was == 0 {
-        return Vec::new(); // started: nothing is lost
+        return spot.into_iter().collect(); // started: nothing is lost
     }
-    let (Some(old_pod), Some(new_pod)) = (pod(old), pod(new)) else { return Vec::new() };
-    let mut risks = Vec::new();
+    let (Some(old_pod), Some(new_pod)) = (pod(old), pod(new)) else { return spot.into_iter().collect() };
+    let mut risks: Vec<Risk> = spot.into_iter().collect();
     let restart = "Processes and open sessions end; the home volume is kept, anything written outside it is lost.";
     let (old_images, new_images) = (images(old_pod), images(new_pod));
     for (container, image) in &new_images {
@@ -122,6 +126,69 @@ pub(super) fn changed(old: &Resource, new: &Resource) -> Vec<Risk> {
     risks
 }
 
+/// The node label GKE puts on Spot VMs, which the pod selects to run on one.
+const SPOT_LABEL: &str = "cloud.google.com/gke-spot";
+
+fn on_spot(resource: &Resource) -> bool {
+    pod(resource).and_then(|p| node_selector(p, SPOT_LABEL)) == Some("true")
+}
+
+const PREEMPTION: &str = "Compute Engine reclaims a Spot VM whenever it needs the capacity and stops it 30 seconds after the notice; the box gets the first 15 of them, as GKE's graceful node shutdown keeps the rest for system pods.";
+const LOST: &str = "Whatever runs in the box then ends: processes, terminals, SSH sessions, and Jupyter kernels with everything they held that was not saved. The home volume stays, and the pod starts again once a Spot node is free (it waits in Pending until then).";
+
+/// The same words for every box, so that a fleet moved by `[defaults] spot` is told once.
+fn spot_help(risk: Risk) -> Risk {
+    risk.help("keep work on the home volume (/storage) and save often; long jobs should write checkpoints there").help(
+        "to keep the box on standard VMs, remove `spot = true` from its user file (or set `spot = false` there when devbox.toml's `[defaults]` sets it)",
+    )
+}
+
+/// The box moved onto Spot VMs or off them; `running` when its pod runs after the change.
+fn spot_changed(old: &Resource, new: &Resource, running: bool) -> Option<Risk> {
+    let (was, is) = (on_spot(old), on_spot(new));
+    if was == is {
+        return None;
+    }
+    let name = |spot: bool| if spot { "spot" } else { "standard" };
+    let risk = if is {
+        let risk = Risk::new(
+            Kind::SpotChanged,
+            new,
+            "the box moves to Spot VMs: Google can stop it at any time, with about 30 seconds' notice".into(),
+        )
+        .detail(PREEMPTION)
+        .detail(LOST);
+        let risk = if running { risk.detail("The pod restarts now, on a Spot node.") } else { risk };
+        spot_help(risk)
+    } else {
+        let risk =
+            Risk::new(Kind::SpotChanged, new, "the box leaves Spot VMs: it is no longer stopped whenever Google needs the capacity".into());
+        if running {
+            risk.detail("The pod restarts now on a standard node, and waits in Pending until one is free. Processes and open sessions end; the home volume is kept.")
+        } else {
+            risk
+        }
+    };
+    Some(risk.fact("from", name(was)).fact("to", name(is)))
+}
+
+/// A new box that runs on Spot VMs.
+pub(super) fn new_on_spot(new: &Resource) -> Option<Risk> {
+    if !on_spot(new) {
+        return None;
+    }
+    let risk = Risk::new(
+        Kind::SpotChanged,
+        new,
+        "the new box runs on Spot VMs: Google can stop it at any time, with about 30 seconds' notice".into(),
+    )
+    .detail(PREEMPTION)
+    .detail(LOST)
+    .fact("from", "none")
+    .fact("to", "spot");
+    Some(spot_help(risk))
+}
+
 fn images(pod: &Value) -> BTreeMap<String, String> {
     containers(pod).filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c.get("image")?.as_str()?.to_string()))).collect()
 }
@@ -137,7 +204,16 @@ fn gpu(pod: &Value) -> Vec<(String, String)> {
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
         .collect();
     let kind = node_selector(pod, "cloud.google.com/gke-accelerator").unwrap_or("GPU");
-    count.into_iter().map(|c| (c, kind.to_string())).collect()
+    // A shared GPU is another node pool, and another GPU to the person: a share of one.
+    let shared = match (
+        node_selector(pod, "cloud.google.com/gke-gpu-sharing-strategy"),
+        node_selector(pod, "cloud.google.com/gke-max-shared-clients-per-gpu"),
+    ) {
+        (Some(strategy), Some(clients)) => format!(" ({strategy}, {clients} per GPU)"),
+        (Some(strategy), None) => format!(" ({strategy})"),
+        _ => String::new(),
+    };
+    count.into_iter().map(|c| (c, format!("{kind}{shared}"))).collect()
 }
 
 /// `1 × nvidia-l4`, or `none`, without markup.
@@ -199,6 +275,56 @@ mod tests {
         let risks = classify(&before, &after, &BTreeSet::new());
         assert_eq!(kinds(&risks), ["box-stopped", "gpu-changed", "image-changed"]);
         assert_eq!(risks[1].summary, "the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled");
+    }
+
+    #[test]
+    fn sharing_a_gpu_is_another_gpu() {
+        let old = statefulset("a", 1, "i:1", Some("nvidia-l4"));
+        let mut new = old.clone();
+        new.object.as_mut().unwrap()["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-gpu-sharing-strategy"] =
+            json!("time-sharing");
+        new.object.as_mut().unwrap()["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-max-shared-clients-per-gpu"] =
+            json!("4");
+        let risks = classify(&set(vec![old]), &set(vec![new]), &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["gpu-changed"]);
+        assert_eq!(risks[0].facts["to"], "1 × nvidia-l4 (time-sharing, 4 per GPU)");
+    }
+
+    fn on_spot(mut resource: crate::diff::resource::Resource) -> crate::diff::resource::Resource {
+        let pod = &mut resource.object.as_mut().unwrap()["spec"]["template"]["spec"];
+        pod["nodeSelector"]["cloud.google.com/gke-spot"] = json!("true");
+        pod["tolerations"] = json!([{"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]);
+        pod["terminationGracePeriodSeconds"] = json!(15);
+        resource
+    }
+
+    #[test]
+    fn moving_onto_spot_vms_says_the_box_can_stop_at_any_time() {
+        let before =
+            set(vec![statefulset("a", 1, "i:1", None), on_spot(statefulset("b", 1, "i:1", None)), statefulset("c", 0, "i:1", None)]);
+        let after = set(vec![
+            on_spot(statefulset("a", 1, "i:1", None)),
+            statefulset("b", 1, "i:1", None),
+            on_spot(statefulset("c", 0, "i:1", None)),
+            on_spot(statefulset("d", 1, "i:1", None)),
+        ]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        // The restart is explained, not repeated as `pod-restart`; a stopped box is told too,
+        // and so is a new one.
+        assert_eq!(kinds(&risks), ["spot-changed", "spot-changed", "spot-changed", "spot-changed"]);
+        let by_user = |user: &str| risks.iter().find(|r| r.user == user).unwrap();
+        let a = by_user("a");
+        assert_eq!(a.summary, "the box moves to Spot VMs: Google can stop it at any time, with about 30 seconds' notice");
+        assert!(a.details.iter().any(|d| d.contains("30 seconds") && d.contains("first 15")), "{:?}", a.details);
+        assert!(a.details.iter().any(|d| d.contains("Jupyter kernels") && d.contains("home volume stays")), "{:?}", a.details);
+        assert!(a.help.iter().any(|h| h.contains("remove `spot = true` from its user file")), "{:?}", a.help);
+        assert_eq!((a.facts["from"].as_str(), a.facts["to"].as_str()), ("standard", "spot"));
+        assert_eq!(a.level(), crate::diff::risk::Level::Downtime);
+        let b = by_user("b");
+        assert!(b.summary.starts_with("the box leaves Spot VMs"), "{}", b.summary);
+        assert_eq!((b.facts["from"].as_str(), b.facts["to"].as_str()), ("spot", "standard"));
+        assert!(!by_user("c").details.iter().any(|d| d.contains("restarts now")), "a stopped box restarts nothing");
+        assert!(by_user("d").summary.starts_with("the new box runs on Spot VMs"));
     }
 
     #[test]

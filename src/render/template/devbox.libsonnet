@@ -4,8 +4,9 @@
 //   function(box) devbox.bundle(box)
 //
 // `box` is one user's file after validation and defaulting by devbox-gen
-// (name, email, state, namespace, image, arch, resources, gpu, home, ssh,
-// tailscale, env, runtime; see the default template's header).
+// (name, source, email, state, namespace, cluster, image, arch, resources,
+// shm, spot, datasets, gpu, home, ssh, tailscale, env, runtime, network;
+// `devbox-gen show --input NAME` prints it, and docs/design.md describes it).
 //
 // bundle(box) returns an object keyed by component:
 //   serviceAccount, configMap, homeVolume, tailscaleState, tailscaleRole,
@@ -115,6 +116,19 @@
   // Time for Jupyter to stop its kernels and for tailscaled to log out of
   // the coordination server cleanly (containerboot allows itself 25s).
   terminationGracePeriodSeconds:: 60,
+  // On Spot VMs (box.spot), what a preempted pod actually gets: Compute
+  // Engine stops a Spot VM 30 seconds after its preemption notice, and GKE's
+  // graceful node shutdown gives the first 15 of them to ordinary pods and
+  // the last 15 to system pods (GKE docs, "Spot VMs", "Termination and
+  // graceful shutdown of Spot VMs"). A longer period is cut at 15 seconds
+  // anyway; saying so keeps every stop of the box (a rollout too) as short
+  // as the one that matters. A node pool whose graceful termination was
+  // extended (GKE 1.35.0-gke.1171000 and later, up to 120 s) can override it.
+  spotTerminationGracePeriodSeconds:: 15,
+
+  // Shared memory (box.shm): a memory-backed emptyDir over the runtime's
+  // 64 MiB /dev/shm, which PyTorch's DataLoader workers outgrow.
+  shmMountPath:: '/dev/shm',
 
   // Files shipped in the ConfigMap (besides authorized_keys).
   files:: {
@@ -396,8 +410,18 @@
       // socket and everything else temporary go here.
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'var-tmp', mountPath: '/var/tmp' },
+    ] + (
+      if box.shm != null then [{ name: 'shm', mountPath: $.shmMountPath }] else []
+    ) + [
+      // Read-only here as on the volume, so nothing in the box can write to
+      // what every box that lists the dataset reads.
+      { name: $.datasetVolumeName(dataset), mountPath: dataset.mount, readOnly: true }
+      for dataset in box.datasets
     ],
   },
+
+  // The pod volume of one of box.datasets.
+  datasetVolumeName(dataset):: 'dataset-' + dataset.name,
 
   // tailscale's containerboot, joining the box to the tailnet.
   tailscaleContainer(box):: {
@@ -496,7 +520,33 @@
       if box.gpu != null then
         [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]
       else []
+    ) + (
+      // Spot node pools are tainted cloud.google.com/gke-spot=true:NoSchedule
+      // (as GKE advises for Standard clusters, and Autopilot does itself), so
+      // that only pods that accept preemption land there.
+      if box.spot then
+        [{ key: 'cloud.google.com/gke-spot', operator: 'Equal', value: 'true', effect: 'NoSchedule' }]
+      else []
     ),
+
+  // The node labels the box's pod selects: its architecture, its GPU (and
+  // how the GPU is shared), Spot VMs.
+  nodeSelector(box):: { 'kubernetes.io/arch': box.arch } + (
+    if box.gpu != null then { 'cloud.google.com/gke-accelerator': box.gpu.type } else {}
+  ) + (
+    // GKE labels the nodes of a pool created with a GPU sharing strategy;
+    // a container there asks for one nvidia.com/gpu, a share of the GPU.
+    if box.gpu != null && box.gpu.sharing != null then
+      { 'cloud.google.com/gke-gpu-sharing-strategy': box.gpu.sharing } + (
+        if box.gpu.clients != null then
+          { 'cloud.google.com/gke-max-shared-clients-per-gpu': std.toString(box.gpu.clients) }
+        else {}
+      )
+    else {}
+  ) + (
+    // What cost reports and people read to tell a Spot box: keep this label.
+    if box.spot then { 'cloud.google.com/gke-spot': 'true' } else {}
+  ),
 
   podSpec(box):: {
     serviceAccountName: $.names(box).serviceAccount,
@@ -504,7 +554,8 @@
     // No environment variables for every Service in the namespace (one per
     // devbox would pile up in everyone's shell).
     enableServiceLinks: false,
-    terminationGracePeriodSeconds: $.terminationGracePeriodSeconds,
+    terminationGracePeriodSeconds:
+      if box.spot then $.spotTerminationGracePeriodSeconds else $.terminationGracePeriodSeconds,
     securityContext: {
       runAsNonRoot: true,
       runAsUser: box.runtime.uid,
@@ -517,9 +568,7 @@
       fsGroupChangePolicy: 'OnRootMismatch',
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    nodeSelector: { 'kubernetes.io/arch': box.arch } + (
-      if box.gpu != null then { 'cloud.google.com/gke-accelerator': box.gpu.type } else {}
-    ),
+    nodeSelector: $.nodeSelector(box),
     [if std.length($.tolerations(box)) > 0 then 'tolerations']: $.tolerations(box),
     containers: [$.devboxContainer(box), $.tailscaleContainer(box)],
     volumes: [
@@ -552,6 +601,20 @@
       { name: 'var-tmp', emptyDir: {} },
       { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
       { name: 'tailscale-tmp', emptyDir: { sizeLimit: '64Mi' } },
+    ] + (
+      // Its pages are charged to the container's memory limit, which
+      // validation keeps big enough; sizeLimit caps the tmpfs.
+      if box.shm != null then [{ name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: box.shm } }] else []
+    ) + [
+      // readOnly on the volume, not only on the mount: the kubelet then
+      // skips changing the files' group to fsGroup (its CSI mounter applies
+      // fsGroup only to volumes that are not read-only: supportsFSGroup in
+      // pkg/volume/csi/csi_mounter.go). On a shared dataset that change
+      // would rewrite every file at each start of every box, or fail on a
+      // read-only file system (kubeflow#5676: "chgrp: ... Read-only file
+      // system" on a ReadOnlyMany claim).
+      { name: $.datasetVolumeName(dataset), persistentVolumeClaim: { claimName: dataset.claim, readOnly: true } }
+      for dataset in box.datasets
     ],
   },
 

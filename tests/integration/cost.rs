@@ -1,0 +1,342 @@
+//! `devbox-gen diff` states what a PR does to the bill: per box and in total, in text,
+//! Markdown and JSON, from devbox.toml's `[prices]`; without them, the change in resources.
+//!
+//! The amounts below are worked out by hand from these prices. Every box also runs the
+//! tailscale sidecar (250m CPU, 256Mi), so a box of the built-in size (2 CPU, 8Gi) reserves
+//! 2.25 CPU and 8.25 GiB: 730 h × (2.25 × 0.0316 + 8.25 × 0.0042) = $77.1975 → $77.20 a month,
+//! and its 50Gi home 50 × 0.17 = $8.50.
+
+use serde_json::{Value, json};
+
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, user_file};
+
+const KEY_CAROL: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ carol@laptop";
+const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS dave@laptop";
+
+const PRICES: &str = r#"
+[prices]
+currency = "USD"
+cpu_hour = 0.0316
+memory_gib_hour = 0.0042
+storage_gib_month = 0.17
+gpu_hour = { "nvidia-l4" = 0.71 }
+"#;
+
+fn priced() -> String {
+    format!("{SETTINGS}{PRICES}")
+}
+
+/// A user file: top-level settings (`state = ...`) or tables (`\n[gpu]...`) after the keys.
+fn file(name: &str, key: &str, extra: &str) -> String {
+    let file = user_file(&format!("{name}@example.com"), key);
+    if extra.starts_with('\n') { format!("{file}{extra}") } else { file.replacen('\n', &format!("\n{extra}"), 1) }
+}
+
+/// A built repo with bob, a box of the built-in size.
+fn with_bob(settings: &str) -> Repo {
+    let repo = Repo::new(settings).user("bob", &file("bob", KEY_ALICE_2, ""));
+    repo.run_ok(&["build"], 0);
+    repo
+}
+
+fn text(repo: &Repo) -> Run {
+    repo.run_ok(&["diff"], 1)
+}
+
+/// The section of the text report that starts with `heading`, up to its blank line.
+fn section(run: &Run, heading: &str) -> String {
+    let start = run.stdout.find(&format!("\n{heading}")).unwrap_or_else(|| panic!("no `{heading}` in:\n{}", run.stdout)) + 1;
+    let rest = &run.stdout[start..];
+    rest[..rest.find("\n\n").map_or(rest.len(), |end| end + 1)].to_string()
+}
+
+/// The cost section of the PR comment: its heading and table.
+fn markdown(repo: &Repo) -> String {
+    let run = repo.run_ok(&["diff", "--format", "markdown"], 1);
+    let start = run.stdout.find("**Cost").or_else(|| run.stdout.find("**Resource change")).expect("a cost section");
+    let rest = &run.stdout[start..];
+    let table = rest.find("\n\n").expect("a heading") + 2;
+    rest[..table + rest[table..].find("\n\n").expect("a table") + 1].to_string()
+}
+
+fn cost(repo: &Repo) -> Value {
+    let run = repo.run(&["diff", "--format", "json"]);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    report["cost"].clone()
+}
+
+#[test]
+fn a_new_running_box_with_a_gpu() {
+    let repo = with_bob(&priced());
+    repo.write(
+        "users/alice.toml",
+        &file("alice", KEY_ALICE, "\n[resources]\ncpu = \"8\"\nmemory = \"32Gi\"\n\n[gpu]\ntype = \"nvidia-l4\"\n"),
+    );
+    // 730 × (8.25 × 0.0316 + 32.25 × 0.0042 + 0.71) + 50 × 0.17 = 807.4895 + 8.50
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: +$815.99/month (1 box changes):\n  alice +$815.99: new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk\n"
+    );
+    assert_eq!(
+        markdown(&repo),
+        "**Cost: +$815.99/month** (1 box changes)\n\n\
+         | box | per month | what changes |\n\
+         |---|---:|---|\n\
+         | alice | +$815.99 | new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk |\n"
+    );
+    let figures = json!({"cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50});
+    assert_eq!(
+        cost(&repo),
+        json!({
+            "currency": "USD",
+            "hours_per_month": 730,
+            "monthly_before": 0.0,
+            "monthly_after": 815.99,
+            "delta": 815.99,
+            "resources": figures,
+            "unpriced_gpus": [],
+            "users": [{
+                "user": "alice",
+                "what": "new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk",
+                "before": {"state": "absent", "spot": false, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
+                "after": {"state": "running", "spot": false, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "delta": {"monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "unpriced_gpus": [],
+            }],
+        })
+    );
+}
+
+#[test]
+fn a_stopped_box_keeps_paying_for_its_disk_only() {
+    let repo = with_bob(&priced());
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    let expected = "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: stopped, disk only: −2.25 CPU, −8.25 GiB memory\n";
+    assert_eq!(section(&text(&repo), "Cost:"), expected);
+    assert_eq!(
+        markdown(&repo),
+        "**Cost: −$77.20/month** (1 box changes)\n\n| box | per month | what changes |\n|---|---:|---|\n| bob | −$77.20 | stopped, disk only: −2.25 CPU, −8.25 GiB memory |\n"
+    );
+    let cost = cost(&repo);
+    // Only the StatefulSet changed: the claim is on neither side, so the amounts are compute.
+    assert_eq!((&cost["monthly_before"], &cost["monthly_after"], &cost["delta"]), (&json!(77.2), &json!(0.0), &json!(-77.2)));
+    let bob = &cost["users"][0];
+    assert_eq!((&bob["before"]["state"], &bob["after"]["state"]), (&json!("running"), &json!("stopped")));
+    assert_eq!(bob["delta"], json!({"monthly": -77.2, "cpu": -2.25, "memory_gib": -8.25, "gpus": {}, "disk_gib": 0}));
+}
+
+#[test]
+fn an_archived_box_keeps_its_home_and_a_removed_one_too() {
+    let repo = with_bob(&priced());
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"archived\"\n"));
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: archived, disk only: −2.25 CPU, −8.25 GiB memory\n"
+    );
+    assert_eq!(cost(&repo)["users"][0]["after"]["state"], "archived");
+    // The claim's prune is disabled, so a removed user's disk stays in the cluster, billed.
+    std::fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: removed, 50 GiB home volume kept (not pruned): −2.25 CPU, −8.25 GiB memory\n"
+    );
+    let bob = &cost(&repo)["users"][0];
+    assert_eq!((&bob["before"]["disk_gib"], &bob["after"]["disk_gib"], &bob["after"]["state"]), (&json!(50), &json!(50), &json!("absent")));
+}
+
+#[test]
+fn a_home_that_grows() {
+    let repo = with_bob(&priced());
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "\n[home]\nsize = \"200Gi\"\n"));
+    assert_eq!(section(&text(&repo), "Cost:"), "Cost: +$25.50/month (1 box changes):\n  bob +$25.50: +150 GiB disk\n");
+    let bob = &cost(&repo)["users"][0];
+    // Only the claim differs: its state is not in the diff, and the sides are its disk.
+    assert_eq!(bob["before"], json!({"state": null, "spot": false, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50}));
+    assert_eq!(bob["delta"]["monthly"], json!(25.5));
+}
+
+#[test]
+fn a_defaults_change_is_told_once_for_the_boxes_it_touches() {
+    let settings = |cpu: &str| format!("{SETTINGS}resources = {{ cpu = \"{cpu}\" }}\n{PRICES}");
+    let repo = Repo::new(&settings("2"))
+        .user("alice", &file("alice", KEY_ALICE, ""))
+        .user("bob", &file("bob", KEY_ALICE_2, ""))
+        .user("carol", &file("carol", KEY_CAROL, ""))
+        .user("dave", &file("dave", KEY_DAVE, "\n[resources]\ncpu = \"8\"\n"));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &settings("4"));
+    // 730 × 2 × 0.0316 = 46.136 a box; each amount is rounded once, the total from 138.408.
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: +$138.41/month (3 boxes change):\n  3 users +$46.14 each: +2 CPU\n    users: alice, bob, carol\n"
+    );
+    assert_eq!(
+        markdown(&repo),
+        "**Cost: +$138.41/month** (3 boxes change)\n\n| box | per month | what changes |\n|---|---:|---|\n| 3 users: alice, bob, carol | +$46.14 each | +2 CPU |\n"
+    );
+    let cost = cost(&repo);
+    assert_eq!((&cost["delta"], &cost["resources"]["cpu"]), (&json!(138.41), &json!(6)));
+    let users: Vec<(&str, &Value)> =
+        cost["users"].as_array().unwrap().iter().map(|u| (u["user"].as_str().unwrap(), &u["delta"]["monthly"])).collect();
+    assert_eq!(users, [("alice", &json!(46.14)), ("bob", &json!(46.14)), ("carol", &json!(46.14))]);
+}
+
+#[test]
+fn without_prices_the_resource_change_is_stated() {
+    let repo = with_bob(SETTINGS);
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    assert_eq!(
+        section(&text(&repo), "Resource change:"),
+        "Resource change: −2.25 CPU, −8.25 GiB memory (1 box changes; devbox.toml has no `[prices]` to state the cost):\n  bob: stopped, disk only: −2.25 CPU, −8.25 GiB memory\n"
+    );
+    assert_eq!(
+        markdown(&repo),
+        "**Resource change: −2.25 CPU, −8.25 GiB memory** (1 box changes; devbox.toml has no `[prices]` to state the cost)\n\n| box | what changes |\n|---|---|\n| bob | stopped, disk only: −2.25 CPU, −8.25 GiB memory |\n"
+    );
+    let cost = cost(&repo);
+    assert_eq!(
+        [&cost["currency"], &cost["monthly_before"], &cost["monthly_after"], &cost["delta"], &cost["users"][0]["delta"]["monthly"]],
+        [&Value::Null; 5]
+    );
+    assert_eq!(cost["resources"], json!({"cpu": -2.25, "memory_gib": -8.25, "gpus": {}, "disk_gib": 0}));
+}
+
+#[test]
+fn a_change_that_costs_nothing_says_nothing_about_cost() {
+    for settings in [SETTINGS.to_string(), priced()] {
+        let repo = with_bob(&settings);
+        repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "image = \"registry.example.com/devbox:2.0\"\n"));
+        let run = text(&repo);
+        assert_not_contains!(run.stdout, "Cost");
+        assert_not_contains!(run.stdout, "Resource change");
+        assert_not_contains!(repo.run_ok(&["diff", "--format", "markdown"], 1).stdout, "| box |");
+        assert_eq!(cost(&repo)["users"], json!([]));
+    }
+}
+
+#[test]
+fn spot_boxes_are_priced_at_spot_prices() {
+    let spot_template = "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+        function(box) devbox.bundle(box) + {\n\
+          statefulSet+: { spec+: { template+: { spec+: { nodeSelector+: { 'cloud.google.com/gke-spot': 'true' } } } } },\n\
+        }\n";
+    let spot_prices = "\n[prices.spot]\ncpu_hour = 0.0095\nmemory_gib_hour = 0.0013\n";
+    let repo = Repo::new(&format!("{}{spot_prices}", priced()))
+        .user("alice", &file("alice", KEY_ALICE, ""))
+        .user("bob", &file("bob", KEY_ALICE_2, ""));
+    repo.run_ok(&["build"], 0);
+    repo.write("templates/devbox.jsonnet", spot_template);
+    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{}{spot_prices}", priced()));
+    // 730 × (2.25 × 0.0095 + 8.25 × 0.0013) = 23.433, from 77.1975: −53.7645 a box.
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: −$107.53/month (2 boxes change):\n  2 users −$53.76 each: moves to Spot\n    users: alice, bob\n"
+    );
+    let alice = &cost(&repo)["users"][0];
+    assert_eq!(
+        (&alice["before"]["spot"], &alice["after"]["spot"], &alice["after"]["monthly"]),
+        (&json!(false), &json!(true), &json!(23.43))
+    );
+    // Without prices, moving to Spot changes no resource.
+    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
+    assert_not_contains!(text(&repo).stdout, "Resource change");
+}
+
+#[test]
+fn a_gpu_without_a_price_is_told_not_guessed() {
+    let repo = with_bob(&priced());
+    repo.write("users/alice.toml", &file("alice", KEY_ALICE, "\n[gpu]\ntype = \"nvidia-l4\"\n"));
+    repo.write("users/carol.toml", &file("carol", KEY_CAROL, "\n[gpu]\ntype = \"nvidia-tesla-t4\"\n"));
+    let run = text(&repo);
+    // alice: 730 × (2.25 × 0.0316 + 8.25 × 0.0042 + 0.71) + 8.50 = 595.4975 + 8.50
+    assert_eq!(
+        section(&run, "Cost:"),
+        "Cost: +$604.00/month (2 boxes change; not counting 1 without a price):\n  \
+         alice +$604.00: new, running: +2.25 CPU, +8.25 GiB memory, +1 × nvidia-l4, +50 GiB disk\n  \
+         carol (price unknown: no `gpu_hour` for `nvidia-tesla-t4`): new, running: +2.25 CPU, +8.25 GiB memory, +1 × nvidia-tesla-t4, +50 GiB disk\n"
+    );
+    // A warning where the GPU is chosen, not an error: a missing price holds nothing up.
+    assert_contains!(run.stderr, "warning: devbox.toml's `[prices] gpu_hour` has no price for `nvidia-tesla-t4`");
+    assert_contains!(run.stderr, "users/carol.toml");
+    let cost = cost(&repo);
+    assert_eq!((&cost["delta"], &cost["unpriced_gpus"]), (&json!(604.0), &json!(["nvidia-tesla-t4"])));
+    let carol = &cost["users"][1];
+    assert_eq!([&carol["before"]["monthly"], &carol["after"]["monthly"], &carol["delta"]["monthly"]], [&Value::Null; 3]);
+    assert_eq!(carol["unpriced_gpus"], json!(["nvidia-tesla-t4"]));
+    repo.run_ok(&["build"], 0);
+}
+
+#[test]
+fn prices_are_validated_where_they_are_written() {
+    let repo = Repo::new(&format!(
+        "{SETTINGS}\n[prices]\ncurrency = \"usd\"\ncpu_hour = -0.0316\nmemory_gib_hour = 0.0042\nstorage_gib_month = nan\ngpu_hour = {{ \"nvidia-l5\" = 0.71 }}\n"
+    ))
+    .user("alice", &file("alice", KEY_ALICE, "\n[gpu]\ntype = \"nvidia-l4\"\n"));
+    let run = repo.run_ok(&["validate"], 2);
+    for expected in [
+        "error: `usd` is not an ISO 4217 currency code\n  ┌─ devbox.toml:6:12",
+        "help: write it in capitals: `USD`",
+        "error: a price cannot be negative\n  ┌─ devbox.toml:7:12",
+        "error: a price must be a finite number\n  ┌─ devbox.toml:9:21",
+        "warning: a price for `nvidia-l5`, which is not a GKE accelerator devbox-gen knows\n   ┌─ devbox.toml:10:28",
+        "help: did you mean `nvidia-l4`?",
+        "warning: devbox.toml's `[prices] gpu_hour` has no price for `nvidia-l4`\n  ┌─ users/alice.toml:7:8",
+    ] {
+        assert_contains!(run.stderr, expected);
+    }
+    // What cannot be read at all is told first, each at its line.
+    repo.write("devbox.toml", &format!("{SETTINGS}\n[prices]\ncpu_hour = 0.0316\nmemory_gib_hour = \"0.0042\"\nspot_discount = 0.6\n"));
+    let run = repo.run_ok(&["validate"], 2);
+    for expected in [
+        "error: `[prices]` has no `storage_gib_month`",
+        "help: add `storage_gib_month = 0.5`: one GiB of home volume for one month, whatever the box's state",
+        "error: `memory_gib_hour` must be a number\n  ┌─ devbox.toml:7:19",
+        "help: remove the quotes: `memory_gib_hour = 0.0042`",
+        "error: unknown field `spot_discount`\n  ┌─ devbox.toml:8:1",
+    ] {
+        assert_contains!(run.stderr, expected);
+    }
+}
+
+#[test]
+fn other_currencies_are_written_with_their_code() {
+    let repo = with_bob(&priced().replace("\"USD\"", "\"EUR\""));
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "\n[home]\nsize = \"6050Gi\"\n"));
+    // 6000 GiB more × 0.17 = 1020.
+    assert_eq!(section(&text(&repo), "Cost:"), "Cost: +1,020.00 EUR/month (1 box changes):\n  bob +1,020.00 EUR: +6000 GiB disk\n");
+}
+
+#[test]
+fn against_a_revision_the_cost_is_the_prs() {
+    let git = |repo: &Repo, args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .current_dir(repo.path())
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", repo.path())
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let repo = with_bob(&priced());
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    // The PR stops bob and rebuilds out/: only the base revision still runs him.
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    repo.run_ok(&["build"], 0);
+    git(&repo, &["commit", "-q", "-am", "stop bob"]);
+    let run = repo.run_ok(&["diff", "--base", "main~1"], 1);
+    assert_eq!(
+        section(&run, "Cost:"),
+        "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: stopped, disk only: −2.25 CPU, −8.25 GiB memory\n"
+    );
+}
+
+#[test]
+fn a_new_archived_box_costs_its_disk() {
+    let repo = with_bob(&priced());
+    repo.write("users/carol.toml", &file("carol", KEY_CAROL, "state = \"archived\"\n"));
+    assert_eq!(section(&text(&repo), "Cost:"), "Cost: +$8.50/month (1 box changes):\n  carol +$8.50: new, archived: +50 GiB disk\n");
+}
