@@ -20,6 +20,8 @@ process, the best of --runs:
   go-jsonnet render         (--gojsonnet) PyPI gojsonnet rendering the same embedded template
                             over the same resolved boxes (`devbox-gen show --input`) to the
                             same files, one evaluation per box (bench/gojsonnet_render.py)
+  go-jsonnet eval, ...      (--gojsonnet) its evaluation alone (no YAML, no files) in two
+                            processes, one VM per box and one VM per process
   kapitan compile           (--kapitan) `kapitan compile` of a project with one target per
                             user and the same template (bench/kapitan_render.py, which also
                             checks that its output equals ours), with Kapitan's default engine
@@ -111,8 +113,16 @@ def kapitan(python: str, binary: str, repo: Path) -> tuple[float, float, float]:
     return result
 
 
-def gojsonnet_command(python: str, binary: str, repo: Path, out: Path) -> list[str]:
-    return [python, str(HERE / "gojsonnet_render.py"), "--binary", binary, "--repo", str(repo), "--out", str(out)]
+def gojsonnet_command(python: str, binary: str, repo: Path, out: Path, *modes: str) -> list[str]:
+    return [python, str(HERE / "gojsonnet_render.py"), "--binary", binary, "--repo", str(repo), "--out", str(out), *modes]
+
+
+# go-jsonnet's evaluation alone (no YAML, no files), on both cores, one VM per box as Tanka and
+# Kapitan run it, and one VM per process over all its boxes: the honest anchor of issue 19.
+GOJSONNET_EVAL_ONLY = {
+    "go-jsonnet eval, 2 procs, VM per box": ("--eval-only", "--jobs", "2"),
+    "go-jsonnet eval, 2 procs, one VM": ("--eval-only", "--jobs", "2", "--one-vm"),
+}
 
 
 def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
@@ -175,6 +185,8 @@ def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
             1, lambda: shutil.rmtree(gout, ignore_errors=True), gojsonnet_command(args.python, binary, work, gout)
         )
         shutil.rmtree(gout, ignore_errors=True)
+        for name, modes in GOJSONNET_EVAL_ONLY.items():
+            results[name] = best(1, None, gojsonnet_command(args.python, binary, work, gout, *modes))
     if args.kapitan and n <= args.kapitan_max:
         results["kapitan compile"] = kapitan(args.kapitan_python, binary, work)
     print(f"N={n} done ({files} files)", file=sys.stderr)
