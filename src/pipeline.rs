@@ -214,7 +214,7 @@ pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Re
 
 /// What each running pod requests beyond its box's `resources`, read off one box rendered by
 /// the repo's template; nothing is rendered when no `[quota]` counts CPU or memory.
-fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overhead, Diagnostics> {
+pub(crate) fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overhead, Diagnostics> {
     let counted = repo.settings.as_ref().is_some_and(|s| quota::Overhead::matters(&s.value.quota));
     let Some(probe) = boxes.iter().find(|b| b.state == crate::model::State::Running).filter(|_| counted) else {
         return Ok(quota::Overhead::NONE);

@@ -331,6 +331,9 @@ fn check(repo: &ConfigRepo, given: &Given<'_>, text: &str, earlier: Diagnostics)
     if problems.has_errors() {
         return Err(problems);
     }
+    // The new box must fit `[quota]` with all the others, as `build` will hold it to.
+    let everyone = resolve::resolve(&all).map_err(unlocated)?;
+    crate::quota::refuse_breaches(&all, &everyone, crate::pipeline::pod_overhead(&all, &everyone)?)?;
     all.users.retain(|(n, _)| n == name);
     let boxes = resolve::resolve(&all).map_err(unlocated)?;
     let resolved = boxes.into_iter().next().ok_or_else(|| Diagnostic::error(format!("users/{name}.toml could not be read back")))?;

@@ -341,3 +341,22 @@ fn quota_values_are_checked_where_they_are_written() {
     repo.write("devbox.toml", &QUOTA.replace("storage = \"1Ti\"", "storage = \"1Ti\"\npods = 10"));
     assert_contains!(repo.run_ok(&["validate"], 2).stderr, "error: unknown field `pods`\n   ┌─ devbox.toml:14:1");
 }
+
+#[test]
+fn new_refuses_a_box_that_would_break_the_quota_and_writes_nothing() {
+    let repo = fitting();
+    repo.write("erin.pub", &format!("{KEY_ALICE}\n"));
+    let key = repo.path().join("erin.pub");
+    let key = key.to_str().unwrap();
+    // 12.5 CPUs taken; erin's 4 and her sidecar's 0.25 make 16.75.
+    let run = repo.run_ok(&["new", "erin", "--email", "erin@example.com", "--ssh-key-file", key, "--cpu", "4"], 2);
+    assert_contains!(
+        run.stderr,
+        "error: `[quota] cpu` is exceeded in namespace `devboxes`: the running boxes request 16.75 CPUs, 0.75 CPUs more than the quota of 16\n"
+    );
+    assert_contains!(run.stderr, "largest first: alice 8.25, bob 4.25, erin 4.25");
+    assert!(!repo.path().join("users/erin.toml").exists());
+    // 3 CPUs fit, and 20Gi of home in the 24Gi of storage left.
+    repo.run_ok(&["new", "erin", "--email", "erin@example.com", "--ssh-key-file", key, "--cpu", "3", "--home-size", "20Gi"], 0);
+    repo.run_ok(&["build"], 0);
+}
