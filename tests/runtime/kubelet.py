@@ -250,7 +250,10 @@ def resolve_pod(args):
             pod["volumes"][name] = {"type": "secret", "source": v["secret"], "secrets": secrets}
         elif "persistentVolumeClaim" in v:
             claim = v["persistentVolumeClaim"]["claimName"]
-            if not find(objs, "PersistentVolumeClaim", claim):
+            # A read-only claim may exist outside the bundle (a dataset: devbox.toml's
+            # [datasets] names claims the platform team made); a writable one must be the
+            # bundle's own.
+            if not find(objs, "PersistentVolumeClaim", claim) and not v["persistentVolumeClaim"].get("readOnly"):
                 raise Refused(f"persistentvolumeclaim {claim} is not in the bundle")
             if claim not in pvs:
                 raise Refused(f"no --pv for claim {claim}")
@@ -261,7 +264,8 @@ def resolve_pod(args):
                 "readOnly": bool(v["persistentVolumeClaim"].get("readOnly")),
             }
         elif "emptyDir" in v:
-            pod["volumes"][name] = {"type": "emptyDir", "medium": (v["emptyDir"] or {}).get("medium", "")}
+            empty = v["emptyDir"] or {}
+            pod["volumes"][name] = {"type": "emptyDir", "medium": empty.get("medium", ""), "sizeLimit": empty.get("sizeLimit")}
         else:
             raise Refused(f"volume {name}: type not emulated")
     for c in containers:
@@ -379,6 +383,16 @@ def atomic_write(target, payload, set_perms):
     return True
 
 
+def tmpfs_size(limit):
+    """A Kubernetes binary quantity (`8Gi`, `512Mi`) as tmpfs's size= option; 16m without one."""
+    if not limit:
+        return "16m"
+    for suffix, unit in (("Ki", "k"), ("Mi", "m"), ("Gi", "g"), ("Ti", "t")):
+        if limit.endswith(suffix) and limit[: -len(suffix)].isdigit():
+            return limit[: -len(suffix)] + unit
+    raise Refused(f"emptyDir sizeLimit {limit} is not emulated")
+
+
 def empty_dir(path):
     """An emptyDir (and the emptyDir under configMap and secret volumes): 0777, root-owned."""
     os.makedirs(path, exist_ok=True)
@@ -417,6 +431,12 @@ def setup_volumes(pod_dir, pod, objs):
             if not os.path.exists(d):
                 fresh_pv(d)
                 log(f"volume {name}: new volume for claim {v['claim']} at {d}")
+            if v["readOnly"]:
+                # CSI volumes (GKE's persistent disks and Filestore): the pod's readOnly
+                # makes the volume spec read-only, and csiMountMgr.supportsFSGroup
+                # (pkg/volume/csi/csi_mounter.go) then skips the fsGroup walk entirely.
+                log(f"volume {name}: read-only claim {v['claim']}, fsGroup not applied")
+                continue
             changed = set_volume_ownership(d, pod["fsGroup"], v["readOnly"], pod["fsGroupChangePolicy"])
             log(
                 f"volume {name}: fsGroup {pod['fsGroup']} ownership "
@@ -580,7 +600,10 @@ def sandbox(pod_dir):
     for name, v in pod["volumes"].items():
         if v["type"] == "secret" or (v["type"] == "emptyDir" and v["medium"] == "Memory"):
             d = host_volume_dir(pod_dir, pod, name)
-            mount("-t", "tmpfs", "-o", "mode=1777,size=16m", "tmpfs", d)
+            # A Memory emptyDir is a tmpfs of its sizeLimit (the kubelet passes it as
+            # size=), as /dev/shm with `shm` is; a Secret's is small.
+            size = tmpfs_size(v.get("sizeLimit")) if v["type"] == "emptyDir" else "16m"
+            mount("-t", "tmpfs", "-o", f"mode=1777,size={size}", "tmpfs", d)
             if v["type"] == "secret":
                 project_volume(pod, name, d, None)
             else:

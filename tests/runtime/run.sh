@@ -164,6 +164,7 @@ write_user() { # the authorized key files, in order; extra [env] lines in $extra
     for k in "$@"; do keys+=("\"$(cat "$work/keys/$k.pub")\""); done
     cat >"$work/repo/users/tester.toml" <<EOF
 email = "tester@example.com"
+${extra_top:-}
 [ssh]
 authorized_keys = [$(
         IFS=,
@@ -609,7 +610,30 @@ if "${kubelet[@]}" ready --pod-dir "$work/pods/$pod" --timeout 3 >>"$work/kubele
 fi
 pass "with sshd stopped the readinessProbe fails"
 
-# --- 10. shutdown ----------------------------------------------------------------------
+# --- 10. shared memory and a read-only dataset -----------------------------------------
+# `shm` is a Memory emptyDir of that size at /dev/shm; a dataset is an existing claim,
+# mounted read-only, whose files keep their owner and modes (no fsGroup walk: kubeflow#5676).
+mkdir -p "$work/pv-imagenet/train"
+echo "n01440764 tench" >"$work/pv-imagenet/train/labels.txt"
+chmod 0644 "$work/pv-imagenet/train/labels.txt"
+chmod 0755 "$work/pv-imagenet" "$work/pv-imagenet/train"
+dataset_before="$(stat -c '%u:%g %a' "$work/pv-imagenet/train/labels.txt")"
+printf '[datasets.imagenet]\nclaim = "imagenet-ro"\n' >>"$work/repo/devbox.toml"
+extra_top=$'shm = "1Gi"\ndatasets = ["imagenet"]'
+write_user later
+build
+stop_pod
+start_pod pod4 --pv imagenet-ro="$work/pv-imagenet"
+out="$(box later 'df -k --output=size /dev/shm | tail -n 1 | tr -d " "; cat /datasets/imagenet/train/labels.txt; touch /datasets/imagenet/new 2>&1 || true' 2>&1)" ||
+    fail "login failed with shm and a dataset: $out"
+[[ $out == $'1048576\nn01440764 tench\n'*"Read-only file system"* ]] ||
+    fail "expected a 1Gi /dev/shm, the dataset readable and not writable: $out"
+[[ "$(stat -c '%u:%g %a' "$work/pv-imagenet/train/labels.txt")" == "$dataset_before" ]] ||
+    fail "the dataset's file changed owner or mode: $(stat -c '%u:%g %a' "$work/pv-imagenet/train/labels.txt"), was $dataset_before"
+[[ ! -e $work/pv-imagenet/new ]] || fail "the box wrote into the dataset"
+pass "shm = \"1Gi\" is a 1Gi /dev/shm; the dataset is readable at /datasets/imagenet, refuses writes, and keeps its files' owner and modes ($dataset_before)"
+
+# --- 11. shutdown ----------------------------------------------------------------------
 init="$(cat "$work/pods/$pod/init.pid")"
 pidns="$(readlink "/proc/$init/ns/pid")"
 stop_pod
