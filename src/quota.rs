@@ -18,8 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Quota, State};
 use crate::quantity::Quantity;
@@ -43,34 +41,17 @@ impl Overhead {
         quota.cpu.is_some() || quota.memory.is_some()
     }
 
-    /// Read off one box rendered as running: every container's requests (its limits where it
-    /// states none, as Kubernetes defaults them), less the box's own. Init containers that are
-    /// not sidecars (`restartPolicy: Always`) run before the others and are not summed.
+    /// Read off one box rendered as running: its pod's effective requests
+    /// ([`crate::render::contract::pod_requests`]), less the box's own.
     pub(crate) fn measure(resolved: &ResolvedBox, objects: &[Object]) -> Self {
         let Some(pod) =
             objects.iter().find(|o| crate::check::kind(o) == "StatefulSet").and_then(|o| o.get("spec")?.get("template")?.get("spec"))
         else {
             return Self::NONE;
         };
-        let sidecars = pod
-            .get("initContainers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"));
-        let containers = pod.get("containers").and_then(Value::as_array).into_iter().flatten().chain(sidecars);
-        let (mut cpu, mut memory) = (Quantity::ZERO, Quantity::ZERO);
-        for container in containers {
-            let resources = container.get("resources");
-            let request = |name: &str| {
-                let stated = |section: &str| resources?.get(section)?.get(name)?.as_str();
-                stated("requests").or_else(|| stated("limits")).and_then(|q| Quantity::parse(q).ok()).unwrap_or(Quantity::ZERO)
-            };
-            cpu = cpu + request("cpu");
-            memory = memory + request("memory");
-        }
+        let pod = crate::render::contract::pod_requests(pod);
         let own = |q: &str| Quantity::parse(q).unwrap_or(Quantity::ZERO);
-        Self { cpu: cpu.excess_over(own(&resolved.resources.cpu)), memory: memory.excess_over(own(&resolved.resources.memory)) }
+        Self { cpu: pod.cpu.excess_over(own(&resolved.resources.cpu)), memory: pod.memory.excess_over(own(&resolved.resources.memory)) }
     }
 }
 

@@ -19,7 +19,6 @@ use super::resource::{Resource, Resources};
 use super::risk::is_home;
 use super::{Change, UserChange};
 use crate::model::Prices;
-use crate::quantity::Quantity;
 
 /// A running box is billed 730 hours a month (365 × 24 / 12), as cloud price lists count.
 pub(crate) const HOURS_PER_MONTH: u128 = 730;
@@ -30,7 +29,6 @@ const GIB: u128 = 1 << 30;
 /// The node label GKE gives Spot nodes, which a box selects to run on them.
 const SPOT_SELECTOR: &str = "cloud.google.com/gke-spot";
 const ACCELERATOR_SELECTOR: &str = "cloud.google.com/gke-accelerator";
-const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 /// Every monthly amount is a fraction over this denominator before it is rounded: billionths
 /// of the currency (prices) × billionths of the unit (quantities) × bytes in a GiB.
@@ -274,53 +272,23 @@ fn side(objects: &[&Resource]) -> Side {
 
 fn storage(claim: &Resource) -> u128 {
     let requested = claim.object.as_ref().and_then(|o| o.get("spec")).and_then(|s| s.pointer("/resources/requests/storage"));
-    requested.map_or(0, quantity)
+    requested.map_or(0, |v| crate::render::contract::quantity(v).nanos())
 }
 
-/// A quantity as the objects hold it (`"500m"`, `"32Gi"`, or a bare number), in billionths;
-/// zero when unreadable, which only a hand-edited committed file can be.
-fn quantity(value: &Value) -> u128 {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return 0,
-    };
-    Quantity::parse(&text).map_or(0, Quantity::nanos)
-}
-
+/// What a StatefulSet bills: its replicas, its pod's requests, whether it is on Spot.
 fn workload(object: &crate::render::Object) -> Workload {
     let spec = object.get("spec");
     let replicas = spec.and_then(|s| s.get("replicas")).map_or(1, |r| r.as_u64().unwrap_or(0));
     let pod = spec.and_then(|s| s.pointer("/template/spec")).unwrap_or(&Value::Null);
     let selector = |key: &str| pod.get("nodeSelector").and_then(|s| s.get(key)).and_then(Value::as_str);
-    let (mut cpu, mut memory, mut gpus) = (0u128, 0u128, 0u128);
-    // Kubernetes reserves the sum of the containers (sidecars among the init containers
-    // included, as they run alongside), or the largest other init container if that is more.
-    let (mut init_cpu, mut init_memory, mut init_gpus) = (0u128, 0u128, 0u128);
-    for (list, alongside) in [("containers", true), ("initContainers", false)] {
-        for container in pod.get(list).and_then(Value::as_array).into_iter().flatten() {
-            let resources = container.get("resources");
-            // Without requests, Kubernetes requests the limits.
-            let reserved = |name: &str| {
-                let request = resources.and_then(|r| r.pointer(&format!("/requests/{}", name.replace('/', "~1"))));
-                let limit = resources.and_then(|r| r.pointer(&format!("/limits/{}", name.replace('/', "~1"))));
-                request.or(limit).map_or(0, quantity)
-            };
-            let (c, m, g) = (reserved("cpu"), reserved("memory"), reserved(GPU_RESOURCE));
-            if alongside || container.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
-                (cpu, memory, gpus) = (cpu.saturating_add(c), memory.saturating_add(m), gpus.saturating_add(g));
-            } else {
-                (init_cpu, init_memory, init_gpus) = (init_cpu.max(c), init_memory.max(m), init_gpus.max(g));
-            }
-        }
-    }
-    let gpus = gpus.max(init_gpus) / NANOS;
+    let requests = crate::render::contract::pod_requests(pod);
+    let gpus = requests.gpus.nanos() / NANOS;
     let kind = selector(ACCELERATOR_SELECTOR).unwrap_or("GPU");
     Workload {
         replicas: u128::from(replicas),
         pod: Figures {
-            cpu: cpu.max(init_cpu),
-            memory: memory.max(init_memory),
+            cpu: requests.cpu.nanos(),
+            memory: requests.memory.nanos(),
             gpus: if gpus > 0 { BTreeMap::from([(kind.to_string(), gpus)]) } else { BTreeMap::new() },
             disk: 0,
         },
@@ -632,7 +600,7 @@ mod tests {
     use super::*;
 
     fn q(text: &str) -> u128 {
-        Quantity::parse(text).unwrap().nanos()
+        crate::quantity::Quantity::parse(text).unwrap().nanos()
     }
 
     fn running(cpu: &str, memory: &str, gpus: &[(&str, u128)], spot: bool) -> Workload {
@@ -750,7 +718,7 @@ mod tests {
                 {"name": "proxy", "restartPolicy": "Always", "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}}},
             ],
             "containers": [
-                {"name": "devbox", "resources": {"requests": {"cpu": "8", "memory": "32Gi", GPU_RESOURCE: "1"}, "limits": {"cpu": "8"}}},
+                {"name": "devbox", "resources": {"requests": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}, "limits": {"cpu": "8"}}},
                 {"name": "tailscale", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
             ],
         }}}});

@@ -5,7 +5,8 @@
 //!   template's `sshPort`), for `ssh-config`;
 //! - where the pod mounts a Secret and under which keys it reads it (a secret volume's
 //!   `items`), and which key of the tailscale auth key Secret `TS_AUTHKEY` points at, for
-//!   `secrets`.
+//!   `secrets`;
+//! - what a pod requests ([`pod_requests`]), for `[quota]` and `diff`'s cost.
 //!
 //! Everything is looked up in the pod templates of the bundle's StatefulSets, the devbox
 //! container first.
@@ -13,6 +14,55 @@
 use serde_json::Value;
 
 use super::Object;
+use crate::quantity::Quantity;
+
+/// What a pod reserves on its node, as the scheduler and a ResourceQuota count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PodRequests {
+    pub cpu: Quantity,
+    pub memory: Quantity,
+    /// `nvidia.com/gpu`.
+    pub gpus: Quantity,
+}
+
+/// A pod spec's effective requests: the sum of its containers (sidecars, init containers with
+/// `restartPolicy: Always`, included, as they run alongside), or the largest other init
+/// container if that is more; a container without requests requests its limits.
+pub(crate) fn pod_requests(pod: &Value) -> PodRequests {
+    let zero = Quantity::ZERO;
+    let (mut running, mut init) = ([zero; 3], [zero; 3]);
+    for (list, alongside) in [("containers", true), ("initContainers", false)] {
+        for container in pod.get(list).and_then(Value::as_array).into_iter().flatten() {
+            let resources = container.get("resources");
+            let reserved = |name: &str| {
+                let stated = |section: &str| resources?.get(section)?.get(name);
+                stated("requests").or_else(|| stated("limits")).map_or(zero, quantity)
+            };
+            let own = [reserved("cpu"), reserved("memory"), reserved("nvidia.com/gpu")];
+            if alongside || container.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
+                for (total, add) in running.iter_mut().zip(own) {
+                    *total = *total + add;
+                }
+            } else {
+                for (largest, one) in init.iter_mut().zip(own) {
+                    *largest = (*largest).max(one);
+                }
+            }
+        }
+    }
+    let [cpu, memory, gpus] = [0, 1, 2].map(|i| running[i].max(init[i]));
+    PodRequests { cpu, memory, gpus }
+}
+
+/// A quantity as YAML gives it: a string (`"500m"`) or a number (`2`).
+pub(crate) fn quantity(value: &Value) -> Quantity {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Quantity::ZERO,
+    };
+    Quantity::parse(&text).unwrap_or(Quantity::ZERO)
+}
 
 /// The pod specs of the StatefulSets among `objects`.
 fn pod_specs(objects: &[Object]) -> impl Iterator<Item = &Value> {

@@ -33,13 +33,6 @@ fn dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-/// The cluster of a bundle file in the per-cluster layout: `prod` for `prod/alice/x.yaml`.
-fn cluster_of(path: &str) -> Option<&str> {
-    let mut parts = path.split('/');
-    let (cluster, _user, _file, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next());
-    rest.is_none().then_some(cluster)
-}
-
 pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
     let mut risks = Vec::new();
     let added: Vec<&Resource> = after.values().filter(|r| is_home(r) && !before.contains_key(&r.id)).collect();
@@ -54,7 +47,7 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
             // Same server: the claim stays bound where it is (platform::delivery_moved says so).
             Some(new) if dir(&old.path) != dir(&new.path) && same_server(old, new) => {}
             Some(new) if dir(&old.path) != dir(&new.path) => {
-                let risk = match (cluster_of(&old.path), cluster_of(&new.path)) {
+                let risk = match (platform::cluster_of(&old.path), platform::cluster_of(&new.path)) {
                     (Some(from), Some(to)) => Risk::new(
                         Kind::HomeVolumeMoved,
                         new,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Kind, Risk, code, containers, is_home, pod};
+use super::{Kind, Risk, code, containers, is_home, namespace_flag, pod};
 use crate::diff::resource::{Resource, Resources};
 
 /// Who a platform-level risk is blamed on: the file that changed it.
@@ -120,13 +120,17 @@ pub(super) fn servers(resources: &Resources) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// The delivery directory a bundle file is in: `prod` for `prod/alice/x.yaml`, `default` for
-/// `alice/x.yaml` (the single-cluster layout).
+/// The cluster of a bundle file in the per-cluster layout: `prod` for `prod/alice/x.yaml`.
+pub(super) fn cluster_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    let (cluster, _user, _file, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+    rest.is_none().then_some(cluster)
+}
+
+/// The delivery directory a bundle file is in: its cluster, or `default` in the
+/// single-cluster layout (`alice/x.yaml`), as `out/_gitops/argocd/` names them.
 pub(super) fn delivery_dir(path: &str) -> &str {
-    match path.split('/').count() {
-        3 => path.split('/').next().unwrap_or("default"),
-        _ => "default",
-    }
+    cluster_of(path).unwrap_or("default")
 }
 
 /// Bundles move in `out/` (the single-cluster layout becomes `[[clusters]]`, or a cluster is
@@ -179,12 +183,13 @@ pub(super) fn delivery_moved(before: &Resources, after: &Resources) -> Option<Ri
             ("added", new.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(",")),
         ]),
     };
-    let namespace = |r: &Resource| r.namespace.as_deref().map_or(String::new(), |n| format!("--namespace {n} "));
     let (apps, sets): (Vec<&Resource>, Vec<&Resource>) = gone.iter().partition(|r| r.kind == "Application");
     if !apps.is_empty() {
         let deletes: Vec<String> = apps
             .iter()
-            .map(|r| format!("`argocd app delete {}{} --cascade=false`", namespace(r).replace("--namespace", "--app-namespace"), r.name))
+            .map(|r| {
+                format!("`argocd app delete {}{} --cascade=false`", namespace_flag(r).replace("--namespace", "--app-namespace"), r.name)
+            })
             .collect();
         risk.help.push(format!(
             "after the merge, first retire the old Applications without deleting what they manage (a cascading delete of the namespace's Application deletes the Namespace, and every home with it): {}",
@@ -194,7 +199,7 @@ pub(super) fn delivery_moved(before: &Resources, after: &Resources) -> Option<Ri
     for set in sets {
         risk.help.push(format!(
             "then `kubectl {}delete applicationset {}`: with `preserveResourcesOnDeletion` its Applications go and the boxes keep running",
-            namespace(set),
+            namespace_flag(set),
             set.name
         ));
     }
