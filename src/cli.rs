@@ -123,6 +123,13 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE", default_value = "~/.ssh/devbox", value_hint = ValueHint::FilePath)]
         identity_file: String,
     },
+    /// Print the kubectl commands that start a box stopped by `[idle]` or outside its
+    /// `[schedule]`, and wait until it is ready. Changes nothing itself.
+    #[command(after_help = EXIT_OK_OR_ERROR)]
+    Wake {
+        /// The user's name (the file stem of users/NAME.toml).
+        name: String,
+    },
     /// Show what compiling users/ changes in out/: a risk summary and a per-resource diff.
     /// Writes nothing.
     #[command(after_help = EXIT_DIFF)]
@@ -139,8 +146,8 @@ pub(crate) enum Command {
 
 /// The pages `devbox-gen man COMMAND` prints: one per subcommand (a unit test keeps this list
 /// equal to the subcommands).
-pub(crate) const MAN_PAGES: [&str; 11] =
-    ["completions", "man", "init", "build", "validate", "schema", "show", "new", "secrets", "ssh-config", "diff"];
+pub(crate) const MAN_PAGES: [&str; 12] =
+    ["completions", "man", "init", "build", "validate", "schema", "show", "new", "secrets", "ssh-config", "wake", "diff"];
 
 /// `devbox-gen new`'s flags: the personal fields, and the ones people most often set for
 /// themselves; everything else stays with `[defaults]`.

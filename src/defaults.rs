@@ -46,6 +46,9 @@ pub(crate) const AUTH_KEY_SECRET: &str = "tailscale-auth";
 /// High enough to never collide with a host account (checkov CKV_K8S_40). The gid defaults
 /// to the uid.
 pub(crate) const UID: u32 = 10001;
+/// The image of the `idle` container and of the CronJob that starts a box in the morning: a
+/// POSIX `sh` and `curl`, nothing else. Pinned like the sidecar.
+pub(crate) const AUTOSTOP_IMAGE: &str = "curlimages/curl:8.11.1";
 pub(crate) const METADATA_ACCESS: MetadataAccess = MetadataAccess::Block;
 
 // --- Delivery (devbox.toml > these) ----------------------------------------------------------

@@ -24,6 +24,7 @@
 
 #![warn(unreachable_pub)]
 
+mod autostop;
 mod cache;
 mod check;
 mod cli;

@@ -214,13 +214,17 @@ pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Re
 
 /// What each running pod requests beyond its box's `resources`, read off one box rendered by
 /// the repo's template; nothing is rendered when no `[quota]` counts CPU or memory.
-pub(crate) fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overhead, Diagnostics> {
+pub(crate) fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overheads, Diagnostics> {
     let counted = repo.settings.as_ref().is_some_and(|s| quota::Overhead::matters(&s.value.quota));
     let Some(probe) = boxes.iter().find(|b| b.state == crate::model::State::Running).filter(|_| counted) else {
-        return Ok(quota::Overhead::NONE);
+        return Ok(quota::Overheads::NONE);
     };
-    let objects = render_as_running(repo, &[probe])?;
-    Ok(quota::Overhead::measure(probe, objects.first().map_or(&[][..], Vec::as_slice)))
+    // The same box twice: without and with an idle window, for the idle container's share.
+    let plain = ResolvedBox { idle: resolve::ResolvedIdle { after: "never".into(), after_seconds: None }, schedule: None, ..probe.clone() };
+    let autostop = ResolvedBox { idle: resolve::ResolvedIdle { after: "1h".into(), after_seconds: Some(3600) }, ..plain.clone() };
+    let objects = render_as_running(repo, &[&plain, &autostop])?;
+    let measure = |i: usize, probe: &ResolvedBox| quota::Overhead::measure(probe, objects.get(i).map_or(&[][..], Vec::as_slice));
+    Ok(quota::Overheads { plain: measure(0, &plain), autostop: measure(1, &autostop) })
 }
 
 /// Stages 2 to 7 on a config repo already read; `found` holds what reading reported. Boxes

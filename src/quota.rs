@@ -33,6 +33,22 @@ pub(crate) struct Overhead {
     pub memory: Quantity,
 }
 
+/// The [`Overhead`] of a box that stops by itself (it has the template's `idle` container) and
+/// of one that does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Overheads {
+    pub plain: Overhead,
+    pub autostop: Overhead,
+}
+
+impl Overheads {
+    pub(crate) const NONE: Self = Self { plain: Overhead::NONE, autostop: Overhead::NONE };
+
+    pub(crate) fn of(&self, resolved: &ResolvedBox) -> Overhead {
+        if resolved.autostops() { self.autostop } else { self.plain }
+    }
+}
+
 impl Overhead {
     pub(crate) const NONE: Self = Self { cpu: Quantity::ZERO, memory: Quantity::ZERO };
 
@@ -137,10 +153,10 @@ pub(crate) struct Usage {
 }
 
 /// The usage of `resource` in each namespace of each cluster that has a box taking some.
-pub(crate) fn usage(boxes: &[ResolvedBox], resource: Resource, overhead: Overhead) -> Vec<Usage> {
+pub(crate) fn usage(boxes: &[ResolvedBox], resource: Resource, overheads: Overheads) -> Vec<Usage> {
     let mut by_namespace: BTreeMap<(Option<&str>, &str), Vec<Share>> = BTreeMap::new();
     for resolved in boxes {
-        if let Some(amount) = resource.of(resolved, overhead).filter(|amount| !amount.is_zero()) {
+        if let Some(amount) = resource.of(resolved, overheads.of(resolved)).filter(|amount| !amount.is_zero()) {
             by_namespace.entry((resolved.cluster.as_deref(), resolved.namespace.as_str())).or_default().push((
                 resolved.name.clone(),
                 amount,
@@ -163,14 +179,15 @@ pub(crate) fn usage(boxes: &[ResolvedBox], resource: Resource, overhead: Overhea
 }
 
 /// Refuses boxes that add up to more than a `[quota]` in some namespace: one error per resource
-/// and cluster, at the quota's line in devbox.toml. `overhead` is what each running pod requests
+/// and cluster, at the quota's line in devbox.toml. `overheads` is what each running pod requests
 /// beyond its box's `resources` ([`Overhead::measure`]).
-pub(crate) fn refuse_breaches(repo: &ConfigRepo, boxes: &[ResolvedBox], overhead: Overhead) -> Result<(), Diagnostics> {
+pub(crate) fn refuse_breaches(repo: &ConfigRepo, boxes: &[ResolvedBox], overheads: Overheads) -> Result<(), Diagnostics> {
+    let overhead = overheads.plain;
     let Some(settings) = &repo.settings else { return Ok(()) };
     let mut breaches = Diagnostics::default();
     for resource in Resource::ALL {
         let Some((written, limit)) = resource.limit(&settings.value.quota) else { continue };
-        for usage in usage(boxes, resource, overhead).into_iter().filter(|usage| usage.total > limit) {
+        for usage in usage(boxes, resource, overheads).into_iter().filter(|usage| usage.total > limit) {
             let span = settings.source.value_span(&format!("quota.{}", resource.key()));
             let mut diagnostic = breach(resource, &written, limit, &usage);
             let extra = match resource {
@@ -180,9 +197,10 @@ pub(crate) fn refuse_breaches(repo: &ConfigRepo, boxes: &[ResolvedBox], overhead
             };
             if !extra.is_zero() {
                 diagnostic = diagnostic.help(format!(
-                    "each running box counts {} more than its `resources.{}`: what the template's other containers (the tailscale sidecar) request",
+                    "each running box counts {} more than its `resources.{}`: what the template's other containers (the tailscale sidecar) request{}",
                     resource.amount(extra),
-                    resource.key()
+                    resource.key(),
+                    if boxes.iter().any(ResolvedBox::autostops) { ", and a box with `[idle]` or `[schedule]` its idle container too" } else { "" }
                 ));
             }
             breaches.push(diagnostic.at(&settings.source, span, "the quota"));
@@ -253,7 +271,7 @@ mod tests {
     }
 
     fn totals(boxes: &[ResolvedBox], resource: Resource) -> Vec<(Option<String>, String)> {
-        usage(boxes, resource, Overhead::NONE).into_iter().map(|u| (u.cluster, resource.show(u.total))).collect()
+        usage(boxes, resource, Overheads::NONE).into_iter().map(|u| (u.cluster, resource.show(u.total))).collect()
     }
 
     #[test]
@@ -272,7 +290,7 @@ mod tests {
         assert_eq!(totals(&boxes, Resource::Gpu), [(None, "2".into())]);
         // 50Gi (alice, built-in) + 1Ti + 50Gi (carol) + 200Gi (dave, archived)
         assert_eq!(totals(&boxes, Resource::Storage), [(None, "1324Gi".into())]);
-        let storage = &usage(&boxes, Resource::Storage, Overhead::NONE)[0];
+        let storage = &usage(&boxes, Resource::Storage, Overheads::NONE)[0];
         let order: Vec<&str> = storage.by_user.iter().map(|(user, _, _)| user.as_str()).collect();
         assert_eq!(order, ["bob", "dave", "alice", "carol"], "largest first, then by name");
     }
@@ -294,7 +312,7 @@ mod tests {
             (0..7).map(|i| (format!("user{i}"), format!("resources.cpu = \"{}\"", if i == 3 { 8 } else { 2 }))).collect();
         let users: Vec<(&str, &str)> = users.iter().map(|(n, e)| (n.as_str(), e.as_str())).collect();
         let (repo, resolved) = boxes("[quota]\ncpu = \"16\"\nstorage = \"1Ti\"", &users);
-        let breaches = refuse_breaches(&repo, &resolved, Overhead::NONE).unwrap_err();
+        let breaches = refuse_breaches(&repo, &resolved, Overheads::NONE).unwrap_err();
         assert_eq!(breaches.0.len(), 1, "storage (350Gi) fits: {breaches:?}");
         let breach = &breaches.0[0];
         assert_eq!(
@@ -303,9 +321,9 @@ mod tests {
         );
         assert_eq!(breach.help[0], "largest first: user3 8, user0 2, user1 2, user2 2, user4 2, and 2 others");
         let (fits, _) = boxes("[quota]\ncpu = \"20\"\ngpu = 0", &users);
-        assert!(refuse_breaches(&fits, &resolved, Overhead::NONE).is_ok(), "exactly the quota fits");
+        assert!(refuse_breaches(&fits, &resolved, Overheads::NONE).is_ok(), "exactly the quota fits");
         let sidecar = Overhead { cpu: Quantity::parse("250m").unwrap(), memory: Quantity::ZERO };
-        let over = refuse_breaches(&fits, &resolved, sidecar).unwrap_err();
+        let over = refuse_breaches(&fits, &resolved, Overheads { plain: sidecar, autostop: sidecar }).unwrap_err();
         assert!(over.0[0].message.contains("request 21.75 CPUs"), "{:?}", over.0[0].message);
     }
 }

@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::autostop;
 use crate::defaults;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{Arch, DevboxConfig, GpuSharing, MetadataAccess, State, UserFile};
+use crate::model::{Arch, DevboxConfig, GpuSharing, MetadataAccess, OwnerPermission, State, UserFile, Weekday};
 use crate::read::ConfigRepo;
 
 /// devbox.toml's settings that are not per box, with the built-in defaults filled in.
@@ -32,6 +33,7 @@ pub(crate) struct ResolvedSettings {
     /// What a box gets without `resources` of its own: `[defaults] resources`, then the
     /// built-in. The LimitRange gives it to any container that states none.
     pub default_resources: ResolvedResources,
+    pub autostop: ResolvedAutostop,
 }
 
 /// devbox.toml's shared settings: devbox.toml, then the built-in defaults.
@@ -52,6 +54,7 @@ pub(crate) fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
             cpu: or(&config.defaults.resources.as_ref().and_then(|r| r.cpu.clone()), defaults::CPU),
             memory: or(&config.defaults.resources.as_ref().and_then(|r| r.memory.clone()), defaults::MEMORY),
         },
+        autostop: ResolvedAutostop { image: or(&config.autostop.image, defaults::AUTOSTOP_IMAGE) },
     }
 }
 
@@ -81,6 +84,59 @@ pub struct ResolvedBox {
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) runtime: ResolvedRuntime,
     pub(crate) network: ResolvedNetwork,
+    /// `[idle]`: when the box stops by itself.
+    pub(crate) idle: ResolvedIdle,
+    /// `[schedule]`: its working hours; `None` without them (or with `days = []`).
+    pub(crate) schedule: Option<ResolvedSchedule>,
+    /// The image that stops the box when idle and starts it at the start of working hours.
+    pub(crate) autostop: ResolvedAutostop,
+    /// What the owner may do to the box (devbox.toml's `[owners]`); `None`: nothing.
+    pub(crate) owner: Option<ResolvedOwner>,
+}
+
+/// `[idle] after`, as written and in seconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct ResolvedIdle {
+    /// `"2h"`, or `"never"`.
+    pub after: String,
+    /// `None`: never.
+    pub after_seconds: Option<u64>,
+}
+
+/// Working hours, complete.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct ResolvedSchedule {
+    pub timezone: String,
+    /// Sorted, each once.
+    pub days: Vec<Weekday>,
+    /// `"08:00"`.
+    pub start: String,
+    pub stop: String,
+    /// When the CronJob starts the box: `"0 8 * * 1-5"`, in `timezone`.
+    pub start_cron: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct ResolvedAutostop {
+    pub image: String,
+}
+
+/// The owner as the cluster knows them, and what they may do.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct ResolvedOwner {
+    /// The Kubernetes user name: `[owners] user_prefix` and the email.
+    pub user: String,
+    /// Sorted, each once, never empty.
+    pub allow: Vec<OwnerPermission>,
+}
+
+impl ResolvedBox {
+    /// Whether the box stops by itself or is started by its schedule: then the cluster, not
+    /// Git, decides whether its pod runs (Git's `state = "stopped"` still wins: a stopped box
+    /// has neither).
+    pub(crate) fn autostops(&self) -> bool {
+        self.state == State::Running && (self.idle.after_seconds.is_some() || self.schedule.is_some())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -258,6 +314,14 @@ fn resolve_user(
         .unwrap_or_default();
     let mut env = defaults.env.clone();
     env.extend(user.env.clone());
+    let idle = resolve_idle(user, settings);
+    let schedule = resolve_schedule(user, settings, &idle, &mut missing);
+    let owner = (!settings.owners.allow.is_empty()).then(|| {
+        let mut allow = settings.owners.allow.clone();
+        allow.sort();
+        allow.dedup();
+        ResolvedOwner { user: format!("{}{}", settings.owners.user_prefix.as_deref().unwrap_or(""), user.email), allow }
+    });
 
     let (Some(image), true) = (image, missing.is_empty()) else { return Err(missing) };
     Ok(ResolvedBox {
@@ -294,7 +358,75 @@ fn resolve_user(
         env,
         runtime: shared.runtime.clone(),
         network: shared.network.clone(),
+        idle,
+        schedule,
+        autostop: shared.autostop.clone(),
+        owner,
     })
+}
+
+/// `[idle] after`: the user file's, then `[defaults]`'s, then never. Validation has refused
+/// what [`autostop::after_seconds`] cannot read, so here it only converts.
+fn resolve_idle(user: &UserFile, settings: &DevboxConfig) -> ResolvedIdle {
+    let after = user
+        .idle
+        .as_ref()
+        .and_then(|i| i.after.clone())
+        .or_else(|| settings.defaults.idle.as_ref().and_then(|i| i.after.clone()))
+        .unwrap_or_else(|| autostop::NEVER.to_string());
+    let after_seconds = autostop::after_seconds(&after).ok().flatten();
+    ResolvedIdle { after, after_seconds }
+}
+
+/// `[schedule]`, key by key from the user file, then `[defaults]`; days default to Monday to
+/// Friday. Working hours need an idle window: outside them it is what stops the box.
+fn resolve_schedule(user: &UserFile, settings: &DevboxConfig, idle: &ResolvedIdle, missing: &mut Missing) -> Option<ResolvedSchedule> {
+    let (own, default) = (user.schedule.as_ref(), settings.defaults.schedule.as_ref());
+    if own.is_none() && default.is_none() {
+        return None;
+    }
+    let pick = |field: fn(&crate::model::Schedule) -> Option<&String>| own.and_then(field).or_else(|| default.and_then(field)).cloned();
+    let mut days =
+        own.and_then(|s| s.days.clone()).or_else(|| default.and_then(|s| s.days.clone())).unwrap_or_else(|| autostop::WORKDAYS.to_vec());
+    days.sort();
+    days.dedup();
+    if days.is_empty() {
+        return None;
+    }
+    let (timezone, start, stop) = (pick(|s| s.timezone.as_ref()), pick(|s| s.start.as_ref()), pick(|s| s.stop.as_ref()));
+    let mut lacks = |key: &str, example: &str| {
+        missing.push((
+            format!("`[schedule]` needs `{key}`"),
+            format!("add `{key} = {example}` to `[schedule]` here, or to devbox.toml's `[defaults] schedule`"),
+        ));
+    };
+    if timezone.is_none() {
+        lacks("timezone", "\"Europe/Berlin\"");
+    }
+    if start.is_none() {
+        lacks("start", "\"08:00\"");
+    }
+    if stop.is_none() {
+        lacks("stop", "\"19:00\"");
+    }
+    if idle.after_seconds.is_none() {
+        missing.push((
+            "working hours need an idle window: outside them, `[idle] after` is what stops the box".into(),
+            "add `[idle]` with `after = \"1h\"` here (or `[defaults] idle` in devbox.toml), or remove `[schedule]`".into(),
+        ));
+    }
+    let (timezone, start, stop) = (timezone?, start?, stop?);
+    let (start_time, stop_time) = (autostop::clock(&start).ok()?, autostop::clock(&stop).ok()?);
+    // Validation compares the two when one table has both; here one may come from `[defaults]`.
+    if stop_time <= start_time {
+        missing.push((
+            format!("working hours would end ({stop}) before they begin ({start})"),
+            "`[schedule] stop` is later the same day than `start`; set both here if `[defaults] schedule` has the other".into(),
+        ));
+        return None;
+    }
+    let start_cron = autostop::start_cron(start_time, &days);
+    Some(ResolvedSchedule { timezone, days, start, stop, start_cron })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const BIN: &str = "devbox-gen";
 
 /// The subcommands whose NAME is an existing user, the file stem of DIR/users/NAME.toml.
 /// (`new` takes a name too, but a new one: completing the existing ones would only mislead.)
-const USER_NAME_COMMANDS: [&str; 3] = ["show", "secrets", "ssh-config"];
+const USER_NAME_COMMANDS: [&str; 4] = ["show", "secrets", "ssh-config", "wake"];
 
 pub(super) fn completions(shell: Shell) -> Result<Outcome, Diagnostics> {
     print(script(shell).as_bytes())

@@ -200,6 +200,13 @@ fn devbox_toml(args: &InitArgs) -> String {
     out.push_str(&example("datasets", strings(&["imagenet".into()]), "names from [datasets] below, mounted read-only"));
     out.push_str(&example("tailscale", "{ tags = [\"tag:devbox\"] }".into(), "applied when a box's machine first logs in"));
     out.push_str(&example("env", "{ EDITOR = \"vim\" }".into(), "merged with each user file's [env]"));
+    out.push_str(&example("idle", "{ after = \"2h\" }".into(), "stop a box after 2h without activity; default never"));
+    out.push_str(&example(
+        "schedule",
+        "{ timezone = \"Europe/Berlin\", days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"], start = \"08:00\", stop = \"19:00\" }"
+            .into(),
+        "working hours: started at start, kept until stop",
+    ));
 
     out.push_str("\n# The tailscale sidecar that joins every box to the tailnet.\n[tailscale]\n");
     out.push_str(&example("image", quoted(defaults::TAILSCALE_IMAGE), "pinned"));
@@ -251,6 +258,19 @@ fn devbox_toml(args: &InitArgs) -> String {
     out.push_str(&example("memory", quoted("1600Gi"), "memory of the running boxes"));
     out.push_str(&example("gpu", "16".into(), "GPUs of the running boxes"));
     out.push_str(&example("storage", quoted("20Ti"), "home volumes of every box, archived ones too"));
+
+    out.push_str(
+        "\n# What stops a box with [idle] (its `idle` container) and starts one with [schedule] (a\n\
+         # CronJob): an image with a POSIX sh and curl, nothing else.\n[autostop]\n",
+    );
+    out.push_str(&example("image", quoted(defaults::AUTOSTOP_IMAGE), "pinned"));
+    out.push_str(
+        "\n# What each person may do to their own box with kubectl, as the Kubernetes user named by\n\
+         # their email: scale (`devbox-gen wake NAME`), logs, exec. exec reaches every container of\n\
+         # the pod, the tailscale sidecar and its tailnet identity included.\n[owners]\n",
+    );
+    out.push_str(&example("allow", strings(&["scale".into(), "logs".into()]), "default: nothing"));
+    out.push_str(&example("user_prefix", quoted(""), "e.g. \"oidc:\" for --oidc-username-prefix; GKE: none"));
 
     out.push_str(
         "\n# Read-only datasets a box mounts by name (`datasets = [\"imagenet\"]`): each an existing\n\

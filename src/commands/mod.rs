@@ -11,6 +11,7 @@ mod secrets;
 mod show;
 mod ssh_config;
 mod validate;
+mod wake;
 
 use crate::cli::Command;
 use crate::diagnostic::Diagnostics;
@@ -30,5 +31,6 @@ pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, D
         Command::New(args) => new::run(context, args),
         Command::Secrets { name, key, auth_key_file, deploy_key } => secrets::run(context, name, key, auth_key_file, deploy_key),
         Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
+        Command::Wake { name } => wake::run(context, name),
     }
 }

@@ -53,7 +53,57 @@ pub(crate) struct DevboxConfig {
     /// What the boxes of the namespace may take together, in each cluster.
     #[serde(default)]
     pub quota: Quota,
+    /// What stops idle boxes and starts them at the beginning of working hours (users'
+    /// `[idle]` and `[schedule]`).
+    #[serde(default)]
+    pub autostop: AutostopSettings,
+    /// What each person may do to their own box with kubectl, as themselves. Default: nothing.
+    #[serde(default)]
+    pub owners: OwnerAccess,
 }
+
+/// The image of the `idle` container (which stops an idle box) and of the CronJob that starts
+/// a box at the beginning of its working hours.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct AutostopSettings {
+    /// An image with a POSIX `sh` and `curl`, pinned by tag or digest. Default: the pinned
+    /// `curlimages/curl` of this devbox-gen version.
+    #[schemars(extend("examples" = ["curlimages/curl:8.11.1"]))]
+    pub image: Option<String>,
+}
+
+/// Access for each box's owner (`email` in the user file) to that box only: a Role limited to
+/// the box's own StatefulSet and pod by name, bound to the owner as a Kubernetes User.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct OwnerAccess {
+    /// What owners may do: `scale` (wake or stop a box that has `[idle]` or `[schedule]`;
+    /// `devbox-gen wake NAME` prints the command), `logs` (read its containers' logs), `exec`
+    /// (run commands in its containers: RBAC cannot name a container, so this includes the
+    /// tailscale sidecar and the box's tailnet identity). Default: `[]`, no access.
+    #[serde(default)]
+    #[schemars(extend("examples" = [["scale", "logs"]]))]
+    pub allow: Vec<OwnerPermission>,
+    /// What the cluster's authenticator puts before an email to make the user name, e.g.
+    /// `"oidc:"` for an OIDC issuer configured with `--oidc-username-prefix=oidc:`. GKE names
+    /// Google accounts by their email alone: `""`, the default.
+    pub user_prefix: Option<String>,
+}
+
+/// One thing an owner may do to their own box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OwnerPermission {
+    /// Scale the box's StatefulSet (wake it, stop it).
+    Scale,
+    /// Read the logs of the box's pod.
+    Logs,
+    /// Run commands in the box's pod.
+    Exec,
+}
+
+serde_names!(OwnerPermission { Scale => "scale", Logs => "logs", Exec => "exec" });
 
 /// What the boxes of the namespace may take together, in each cluster (with `[[clusters]]`,
 /// each cluster's boxes count against their own). `build`, `diff` and `validate` refuse a

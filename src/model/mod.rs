@@ -35,8 +35,8 @@ pub(crate) use devbox::Quota;
 pub(crate) use devbox::RepoSource;
 #[cfg(test)]
 pub(crate) use devbox::SpotPrices;
-pub(crate) use devbox::{DevboxConfig, GitOps, MetadataAccess};
-pub(crate) use user::{Arch, Gpu, GpuSharing, Home, Resources, State, Tailscale, UserDefaults, UserFile};
+pub(crate) use devbox::{DevboxConfig, GitOps, MetadataAccess, OwnerPermission};
+pub(crate) use user::{Arch, Gpu, GpuSharing, Home, Idle, Resources, Schedule, State, Tailscale, UserDefaults, UserFile, Weekday};
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,12 @@ pub(crate) struct UserFile {
     pub datasets: Option<Vec<String>>,
     /// An optional GPU (GKE accelerator).
     pub gpu: Option<Gpu>,
+    /// When the box stops by itself: after `after` without activity (SSH traffic, Jupyter,
+    /// CPU, GPU). Default: `[defaults] idle`, else never.
+    pub idle: Option<Idle>,
+    /// Working hours: the box is started at `start` on `days` and kept running until `stop`;
+    /// outside them `[idle]` governs it. Each key falls back to `[defaults] schedule`'s.
+    pub schedule: Option<Schedule>,
     /// The persistent home volume, mounted at /storage.
     pub home: Option<Home>,
     /// Who may log in, and which Secret holds the box's own (GitHub) key.
@@ -77,6 +83,10 @@ pub(crate) struct UserDefaults {
     pub datasets: Option<Vec<String>>,
     /// Default GPU.
     pub gpu: Option<Gpu>,
+    /// Default `[idle]`: when boxes stop by themselves.
+    pub idle: Option<Idle>,
+    /// Default working hours; a user file's `[schedule]` overrides them key by key.
+    pub schedule: Option<Schedule>,
     /// Default home volume size and storage class.
     pub home: Option<Home>,
     /// Default tailnet tags.
@@ -186,4 +196,67 @@ pub(crate) struct Tailscale {
     pub hostname: Option<String>,
     /// ACL tags to advertise, e.g. `["tag:devbox"]`.
     pub tags: Option<Vec<String>>,
+}
+
+/// When a running box stops by itself. Stopping scales its StatefulSet to zero: the home
+/// volume, and everything on it, stays; `devbox-gen wake NAME` says how to start it again.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Idle {
+    /// How long the box may go without activity before it stops: hours and minutes like
+    /// `"2h"`, `"90m"` or `"1h30m"` (at least 10 minutes), or `"never"`. Activity is an SSH
+    /// session with traffic, Jupyter kernels or terminals in use, a process using CPU, GPU use,
+    /// or a hold (`touch -d 18:00 ~/.devbox-hold` in the box).
+    #[schemars(extend("examples" = ["2h", "90m", "never"]))]
+    pub after: Option<String>,
+}
+
+/// Working hours: on `days`, from `start` to `stop` in `timezone`, the box runs (it is started
+/// at `start` if it was stopped). Outside them a box that is running, started by hand or still
+/// busy at `stop`, stops once `[idle] after` has passed without activity.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Schedule {
+    /// IANA time zone of the hours, e.g. `"Europe/Berlin"`, `"America/New_York"`, `"UTC"`.
+    #[schemars(extend("examples" = ["Europe/Berlin"]))]
+    pub timezone: Option<String>,
+    /// Working days. Default: Monday to Friday. `[]`: no working hours (only `[idle]`).
+    #[schemars(extend("examples" = [["mon", "tue", "wed", "thu", "fri"]]))]
+    pub days: Option<Vec<Weekday>>,
+    /// When working hours begin, `"HH:MM"` (24-hour clock), e.g. `"08:00"`.
+    #[schemars(extend("examples" = ["08:00"]))]
+    pub start: Option<String>,
+    /// When working hours end, `"HH:MM"`, later than `start` on the same day, e.g. `"19:00"`.
+    #[schemars(extend("examples" = ["19:00"]))]
+    pub stop: Option<String>,
+}
+
+/// A day of the week.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+serde_names!(Weekday { Mon => "mon", Tue => "tue", Wed => "wed", Thu => "thu", Fri => "fri", Sat => "sat", Sun => "sun" });
+
+impl Weekday {
+    /// The day in a cron schedule: 0 is Sunday.
+    pub(crate) fn cron(self) -> u8 {
+        match self {
+            Self::Sun => 0,
+            Self::Mon => 1,
+            Self::Tue => 2,
+            Self::Wed => 3,
+            Self::Thu => 4,
+            Self::Fri => 5,
+            Self::Sat => 6,
+        }
+    }
 }

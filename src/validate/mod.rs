@@ -4,6 +4,7 @@
 //! walks the files and points each finding at the key it is about. Cross-file rules (two
 //! people claiming the same tailnet hostname) run last, once every file is known.
 
+mod autostop;
 mod fields;
 mod ml;
 mod names;
@@ -19,7 +20,7 @@ pub(crate) use names::{is_dns_label, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::Prices;
-use crate::model::{DevboxConfig, GitOps, Gpu, GpuSharing, Home, Resources, Tailscale, UserDefaults, UserFile};
+use crate::model::{DevboxConfig, GitOps, Gpu, GpuSharing, Home, Idle, Resources, Schedule, Tailscale, UserDefaults, UserFile};
 use crate::read::ConfigRepo;
 use crate::source::SourceFile;
 
@@ -181,6 +182,12 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
         validate_prices(&mut rules, prices, &config.policy.allow_gpu_types);
     }
     validate_datasets(&mut rules, config);
+    if let Some(image) = &config.autostop.image {
+        rules.check("autostop.image", fields::image(image));
+    }
+    if let Some(prefix) = &config.owners.user_prefix {
+        rules.check("owners.user_prefix", autostop::user_prefix(prefix));
+    }
     let defaults = SharedFields::from_defaults(&config.defaults);
     validate_shared(&mut rules, "defaults.", &defaults, config);
     validate_defaults_together(&mut rules, config);
@@ -428,6 +435,8 @@ shared_fields! {
     gpu: Gpu,
     home: Home,
     tailscale: Tailscale,
+    idle: Idle,
+    schedule: Schedule,
 }
 
 fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>, settings: &DevboxConfig) {
@@ -511,6 +520,40 @@ fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>
     }
     for (name, value) in fields.env {
         rules.check(&at(&format!("env.{name}")), fields::env_var(name, value, &settings.policy.allow_secret_env));
+    }
+    if let Some(after) = fields.idle.and_then(|i| i.after.as_ref()) {
+        rules.check(&at("idle.after"), autostop::after(after));
+    }
+    if let Some(schedule) = fields.schedule {
+        validate_schedule(rules, &at("schedule."), schedule);
+    }
+}
+
+/// One `[schedule]` table as written: a zone, clock times, days each once, and, when the table
+/// has both, a `stop` after its `start`.
+fn validate_schedule(rules: &mut Findings, at: &str, schedule: &Schedule) {
+    if let Some(zone) = &schedule.timezone {
+        rules.check(&format!("{at}timezone"), autostop::timezone(zone));
+    }
+    let mut clock = |key: &str, value: &Option<String>| {
+        let value = value.as_ref()?;
+        let parsed = crate::autostop::clock(value);
+        let time = parsed.as_ref().ok().copied();
+        rules.check(&format!("{at}{key}"), parsed.map(|_| ()).map_err(autostop::finding));
+        time
+    };
+    let (start, stop) = (clock("start", &schedule.start), clock("stop", &schedule.stop));
+    if let (Some(start), Some(stop)) = (start, stop) {
+        rules.check(&format!("{at}stop"), autostop::stop_after_start(start, stop));
+    }
+    let mut seen = HashMap::new();
+    for (i, day) in schedule.days.iter().flatten().enumerate() {
+        if let Some(first) = seen.insert(*day, i) {
+            rules.report(
+                &format!("{at}days[{i}]"),
+                Finding::error(format!("`{day}` is listed twice")).help(format!("remove it; it is already days[{first}]")),
+            );
+        }
     }
 }
 

@@ -332,6 +332,65 @@ fn cases() -> Vec<Case> {
             "the template must live inside the config repo",
             Some("devbox.toml:1:12"),
         ),
+        case(
+            "Idle windows are hours and minutes",
+            "users/bob.toml",
+            user("", "\n[idle]\nafter = \"120\"\n"),
+            "a number needs a unit: `\"120m\"` or `\"120h\"`",
+            Some("users/bob.toml:7:9"),
+        ),
+        case(
+            "Idle windows are at least 10 minutes",
+            "users/bob.toml",
+            user("", "\n[idle]\nafter = \"5m\"\n"),
+            "`5m` is too short: the box would stop between two commands",
+            Some("users/bob.toml:7:9"),
+        ),
+        case(
+            "Working hours are in an IANA time zone",
+            "users/bob.toml",
+            user("", "\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"europe/berlin\"\nstart = \"08:00\"\nstop = \"19:00\"\n"),
+            "did you mean `\"Europe/Berlin\"`?",
+            Some("users/bob.toml:10:12"),
+        ),
+        case(
+            "Working hours are HH:MM on a 24-hour clock",
+            "users/bob.toml",
+            user("", "\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"UTC\"\nstart = \"8am\"\nstop = \"19:00\"\n"),
+            "`8am` is not a time of day",
+            Some("users/bob.toml:11:9"),
+        ),
+        case(
+            "Working hours end after they begin",
+            "users/bob.toml",
+            user("", "\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"UTC\"\nstart = \"19:00\"\nstop = \"08:00\"\n"),
+            "working hours would end (08:00) before they begin (19:00)",
+            Some("users/bob.toml:12:8"),
+        ),
+        case(
+            "Working days are named once",
+            "users/bob.toml",
+            user(
+                "",
+                "\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"UTC\"\ndays = [\"mon\", \"tue\", \"mon\"]\nstart = \"08:00\"\nstop = \"19:00\"\n",
+            ),
+            "`mon` is listed twice",
+            Some("users/bob.toml:11:23"),
+        ),
+        case(
+            "Working hours need an idle window",
+            "users/bob.toml",
+            user("", "\n[schedule]\ntimezone = \"UTC\"\nstart = \"08:00\"\nstop = \"19:00\"\n"),
+            "working hours need an idle window",
+            Some("users/bob.toml:1:1"),
+        ),
+        case(
+            "Owner user prefixes",
+            "devbox.toml",
+            format!("{SETTINGS}\n[owners]\nallow = [\"scale\"]\nuser_prefix = \"oidc: \"\n"),
+            "`oidc: ` is not a user name prefix",
+            Some("devbox.toml:7:15"),
+        ),
     ]
 }
 
