@@ -47,8 +47,9 @@ pub(crate) const AUTH_KEY_SECRET: &str = "tailscale-auth";
 /// to the uid.
 pub(crate) const UID: u32 = 10001;
 /// The image of the `idle` container and of the CronJob that starts a box in the morning: a
-/// POSIX `sh` and `curl`, nothing else. Pinned like the sidecar.
-pub(crate) const AUTOSTOP_IMAGE: &str = "curlimages/curl:8.11.1";
+/// POSIX `sh` and `curl`, nothing else. Pinned by digest (the multi-arch index of the tag):
+/// it holds a token, and nothing of the person's choosing runs in it.
+pub(crate) const AUTOSTOP_IMAGE: &str = "curlimages/curl:8.11.1@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69";
 pub(crate) const METADATA_ACCESS: MetadataAccess = MetadataAccess::Block;
 
 // --- Delivery (devbox.toml > these) ----------------------------------------------------------

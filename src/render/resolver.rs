@@ -19,6 +19,8 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/start.sh", include_str!("template/start.sh")),
     ("devbox-gen/sshd_config", include_str!("template/sshd_config")),
     ("devbox-gen/profile.sh", include_str!("template/profile.sh")),
+    ("devbox-gen/idle.py", include_str!("template/idle.py")),
+    ("devbox-gen/idle-stop.sh", include_str!("template/idle-stop.sh")),
 ];
 
 /// Every file a template read through [`Resolver`] in this process: what the build cache must

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against temporary config repos, stating the exact
 //! outcome a person would see (exit code, the message, and what happened to out/).
 
+mod autostop;
 mod build;
 mod cache;
 mod common;

@@ -34,6 +34,8 @@ missing=()
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
+command -v dash >/dev/null || missing+=(dash)       # the idle stopper's POSIX sh
+command -v openssl >/dev/null || missing+=(openssl) # the stand-in API server's certificates
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     # openssh-server's postinst would start an sshd on the host: forbid
@@ -159,7 +161,7 @@ image = "registry.example.com/devbox/jupyter:2024.06"
 uid = 10001
 gid = 10001
 EOF
-write_user() { # the authorized key files, in order; extra [env] lines in $extra_env
+write_user() { # the authorized key files, in order; extra top-level keys in $extra_top, tables in $extra_tables, [env] lines in $extra_env
     local keys=() k
     for k in "$@"; do keys+=("\"$(cat "$work/keys/$k.pub")\""); done
     cat >"$work/repo/users/tester.toml" <<EOF
@@ -170,6 +172,7 @@ authorized_keys = [$(
         IFS=,
         echo "${keys[*]}"
     )]
+${extra_tables:-}
 [env]
 EDITOR = "vim"
 DEVBOX_KEY_REFRESH_SECONDS = "1"
@@ -633,7 +636,323 @@ out="$(box later 'df -k --output=size /dev/shm | tail -n 1 | tr -d " "; cat /dat
 [[ ! -e $work/pv-imagenet/new ]] || fail "the box wrote into the dataset"
 pass "shm = \"1Gi\" is a 1Gi /dev/shm; the dataset is readable at /datasets/imagenet, refuses writes, and keeps its files' owner and modes ($dataset_before)"
 
-# --- 11. shutdown ----------------------------------------------------------------------
+# --- 11. idle auto-stop ----------------------------------------------------------------
+# [idle] puts the policy (idle.json), the watcher (idle.py) and the stopper
+# (idle-stop.sh) into the ConfigMap, and the idle container into the pod; the
+# [env] overrides shrink the policy's minutes to seconds (idle.py's header).
+# The watcher runs in the emulated pod, as in a cluster. The idle container
+# does not (kubelet.py runs only the main container): its program, from the
+# same ConfigMap, runs here under dash with the host's curl, against a
+# stand-in API server (apiserver.py), reading the pod's /run/devbox from the
+# node's side.
+idle_after=3 idle_grace=2 idle_window=6
+# Working hours give the bundle its wake CronJob; on the day after tomorrow
+# (in UTC) and one minute long, they never keep this run's box awake.
+off_day="$(LC_ALL=C date -u -d '+2 days' +%a | tr '[:upper:]' '[:lower:]')"
+extra_tables=$'[idle]\nafter = "10m"\n\n[schedule]\ntimezone = "UTC"\n'"days = [\"$off_day\"]"$'\nstart = "00:00"\nstop = "00:01"'
+extra_env="DEVBOX_IDLE_INTERVAL_SECONDS = \"1\"
+DEVBOX_IDLE_AFTER_SECONDS = \"$idle_after\"
+DEVBOX_IDLE_SSH_GRACE_SECONDS = \"$idle_grace\"
+DEVBOX_IDLE_TRAFFIC_WINDOW_SECONDS = \"$idle_window\""
+write_user later
+build
+stop_pod
+start_pod pod5 --pv imagenet-ro="$work/pv-imagenet"
+pod_root="/proc/$(cat "$work/pods/$pod/init.pid")/root" # the container's filesystem, from the node
+idle_dir="$pod_root/run/devbox"
+request="$idle_dir/stop-requested"
+stopper_log="$work/stopper.log"
+idle_status() { cat "$idle_dir/idle" 2>/dev/null; }
+idle_context() { # for a failure: what the watcher says, and what the stopper logged
+    printf 'idle status:\n%s' "$(idle_status)"
+    [[ ! -s $stopper_log ]] || printf '\nstopper log:\n%s' "$(cat "$stopper_log")"
+}
+in_pod_log() { grep -q "$@" "$work/pods/$pod/container.log"; }
+wait_until() { # SECONDS WHAT CMD...: until CMD succeeds; fails with WHAT after SECONDS
+    local deadline=$((SECONDS + $1)) seconds=$1 what=$2
+    shift 2
+    until "$@"; do
+        ((SECONDS < deadline)) || fail "$what (within ${seconds}s); $(idle_context)"
+        sleep 0.2
+    done
+}
+no_request() { [[ ! -e $request ]]; }
+keeps_running() { # SECONDS WHAT: no stop request for SECONDS
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        no_request || fail "$2 did not keep the box: $(cat "$request"); $(idle_context)"
+        sleep 0.2
+    done
+}
+stop_within=$((idle_grace + idle_after + 5)) # a new connection's grace, the idle time, and slack
+
+/usr/bin/python3 -c '
+import json, sys
+policy = json.load(open(sys.argv[1]))
+assert policy["after_seconds"] == 600, policy
+' "$pod_root/etc/devbox/idle.json" || fail "idle.json in the ConfigMap does not say after_seconds 600 (after = \"10m\"): $(cat "$pod_root/etc/devbox/idle.json")"
+find_watcher() { # sets watcher_pid to the one idle.py process of the pod
+    watcher_pid="$(pod_procs | awk '/\/etc\/devbox\/idle\.py/ {print $1}')"
+    [[ $watcher_pid =~ ^[0-9]+$ ]]
+}
+# start.sh starts it right after sshd, which the readinessProbe waits for.
+wait_until 10 "no idle.py process in the pod" find_watcher
+[[ "$(argv0 "$watcher_pid")" == "$image_venv/bin/python3" ]] ||
+    fail "idle.py runs on $(argv0 "$watcher_pid"), not the image's python3 ($image_venv/bin/python3, found before ~/.venv is on PATH)"
+wait_until 10 "no status file $idle_dir/idle" test -s "$idle_dir/idle"
+out="$(box later 'python3 /etc/devbox/idle.py status' 2>&1)" || fail "ssh box 'python3 /etc/devbox/idle.py status' failed: $out"
+[[ $out == running:* && $out == *$'\nstops at: '*' UTC if nothing happens'* && $out == *"policy: stop after ${idle_after}s without activity"* ]] ||
+    fail "idle.py status over ssh does not say why the box runs and when it stops: $out"
+pass "idle on: the watcher runs idle.py from the ConfigMap on the image's python3; over ssh, idle.py status says: $(head -n 1 <<<"$out")"
+
+wait_until 60 "an unused box (Jupyter running, nobody connected) did not ask to be stopped" test -e "$request"
+in_pod_log '^devbox: idle: stop requested: idle since ' || fail "no 'stop requested' line in the container log"
+pass "an unused box asks to be stopped after ${idle_after}s ($(cat "$request"))"
+
+# a. A session with steady traffic (a person typing, a transfer, an editor at
+# work): 4 KiB/s, far above the floor of ssh.bytes_per_minute (4096) per minute.
+traffic_seconds=$((idle_grace + idle_after + 5))
+for ((i = 0; i < traffic_seconds * 4; i++)); do
+    head -c 1024 /dev/urandom
+    sleep 0.25
+done | in_pod_net ssh "${ssh_opts[@]}" -p 2222 -i "$work/keys/later" jupyter@127.0.0.1 'cat >/dev/null' &
+sender=$!
+wait_until 5 "a new ssh session did not withdraw the stop request" no_request
+keeps_running $((traffic_seconds - 2)) "an ssh session sending 4 KiB/s"
+out="$(idle_status)"
+[[ $out == *$'\nin use now: ssh: connection from 127.0.0.1:'*' with traffic: '* ]] || fail "the status does not name the ssh traffic: $out"
+wait "$sender" || fail "the ssh session sending data failed"
+wait_until $((idle_after + idle_window + 5)) "the box did not ask to be stopped after the session ended" test -e "$request"
+in_pod_log '^devbox: idle: stop request withdrawn: running: in use: ssh: ' || fail "the withdrawal is not logged"
+pass "an ssh session with traffic keeps the box past grace + after (${idle_grace}s + ${idle_after}s): $(grep '^in use now:' <<<"$out")"
+
+# b. A session that only stays connected: OpenSSH's keepalives, one a second
+# (ServerAliveInterval=1, 15 to 60 times a usual setting). Each is one SSH
+# packet of 52 bytes: 6 or 7 of them, 312 or 364 bytes, in the 6 s traffic
+# window, under the floor of 4096 bytes a minute (409 per 6 s). (In a 3 s
+# window a fourth would cross it.)
+timeout 60 nsenter --target "$(cat "$work/pods/$pod/init.pid")" --net -- ssh "${ssh_opts[@]}" -N \
+    -o ServerAliveInterval=1 -o ServerAliveCountMax=60 -p 2222 -i "$work/keys/later" jupyter@127.0.0.1 &
+keeper=$!
+wait_until 5 "a new ssh session did not withdraw the stop request" no_request
+wait_until "$stop_within" "a session sending only keepalives kept the box running" test -e "$request"
+kill -0 "$keeper" 2>/dev/null || fail "the keepalive session ended early"
+quiet="$(idle_status | sed -n 's/^connected, below the traffic floor (not counted): //p')"
+[[ $quiet == 127.0.0.1:* ]] || fail "the status does not show the connected session below the floor: $(idle_status)"
+kill "$keeper"
+wait "$keeper" 2>/dev/null || true
+pass "a session that only sends keepalives (ServerAliveInterval=1) does not keep the box past grace + after: $quiet"
+
+# c. A CPU-bound job left running after the session closed.
+busy_pid="$(box later 'nohup sh -c "while :; do :; done" </dev/null >/dev/null 2>&1 & echo $!')" || fail "could not start a busy job over ssh"
+[[ $busy_pid =~ ^[0-9]+$ ]] || fail "no pid for the busy job: $busy_pid"
+wait_until 5 "a new ssh session did not withdraw the stop request" no_request
+keeps_running $((idle_grace + idle_after + 2)) "a busy process"
+out="$(idle_status)"
+[[ $out == *$'\nin use now: '*"cpu: pid $busy_pid (sh) used "* ]] || fail "the status does not name the busy process $busy_pid: $out"
+kexec kill "$busy_pid" || fail "could not kill the busy job"
+wait_until $((idle_after + 5)) "the box did not ask to be stopped once the busy job was killed" test -e "$request"
+pass "a CPU-bound process started over ssh keeps the box after the session closed; killed, the box goes idle ($(sed -n 's/^in use now: //p' <<<"$out"))"
+
+# Jupyter: a kernel's own activity (its messages) is use; REST requests, which
+# an open JupyterLab tab sends as long as it is visible, are not, though they
+# move the server-wide last_activity of /api/status.
+get_token later
+kernel="$(http -b -X POST http://127.0.0.1:8888/api/kernels -H "Authorization: token $token" \
+    -H 'Content-Type: application/json' -d '{"name": "python3"}')" || fail "POST /api/kernels failed: $kernel"
+kernel_id="$(/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$kernel")" ||
+    fail "POST /api/kernels: $kernel"
+wait_until 30 "no kernel connection file for $kernel_id" test -e "$pv/jupyter/.local/share/jupyter/runtime/kernel-$kernel_id.json"
+wait_until $((stop_within + 10)) "the box did not ask to be stopped after the kernel started" test -e "$request"
+polls=0
+deadline=$((SECONDS + idle_after + 2))
+while ((SECONDS < deadline)); do
+    for path in /api/status /api/kernels /api/sessions "/api/kernels/$kernel_id"; do
+        [[ "$(http "http://127.0.0.1:8888$path" -H "Authorization: token $token")" == 200 ]] || fail "GET $path did not answer 200"
+        polls=$((polls + 1))
+    done
+    [[ -e $request ]] || fail "REST polling (as an open JupyterLab tab's) withdrew the stop request: $(idle_context)"
+    sleep 0.5
+done
+out="$(kernel_run 'print(6 * 7)')" || fail "running a cell failed: $out"
+[[ $out == 42 ]] || fail "the cell printed $out"
+wait_until 5 "a cell run did not withdraw the stop request" no_request
+[[ "$(idle_status)" == *"jupyter: the server on port 8888 was used (a kernel's messages)"* ]] ||
+    fail "the status does not name the kernel: $(idle_status)"
+pass "Jupyter: $polls REST requests over $((idle_after + 2))s (an open tab's polling) do not keep the box; a cell run in a kernel does"
+
+# d. A hold, set as the README tells: touch -d with a time in the future.
+box later 'touch -d "+1 hour" ~/.devbox-hold' || fail "could not touch ~/.devbox-hold over ssh"
+hold_utc="$(date -u -d "@$(stat -c %Y "$pv/jupyter/.devbox-hold")" '+%Y-%m-%d %H:%M:%S UTC')"
+wait_until 5 "a new ssh session did not withdraw the stop request" no_request
+keeps_running $((idle_grace + idle_after + 2)) "a hold until $hold_utc"
+out="$(box later 'python3 /etc/devbox/idle.py status' 2>&1)" || fail "idle.py status over ssh failed: $out"
+[[ $out == "running: held by ~/.devbox-hold until $hold_utc"$'\n'* && $out == *$'\nstops at: '"$hold_utc if nothing happens"* ]] ||
+    fail "idle.py status over ssh does not say that the hold keeps the box until $hold_utc: $out"
+in_pod_log -F "running: held by ~/.devbox-hold until $hold_utc; stops at $hold_utc if nothing happens" ||
+    fail "the hold is not in the container log"
+kexec rm /storage/jupyter/.devbox-hold || fail "could not remove the hold"
+wait_until "$stop_within" "the box did not ask to be stopped once the hold was removed" test -e "$request"
+pass "a hold (touch -d '+1 hour' ~/.devbox-hold) keeps the box; the log line and idle.py status over ssh say why and until when; rm ends it"
+
+# e. The stopper, as the idle container runs it: its command and environment
+# from the bundle, the request from the pod's /run/devbox, and the API
+# server's answers: first a 403 (a missing Role), then the Scale object.
+sidecar_env="$(/usr/bin/python3 -c '
+import sys, yaml
+sts = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "StatefulSet")
+spec = sts["spec"]["template"]["spec"]
+idle = next(c for c in spec["containers"] if c["name"] == "idle")
+main = spec["containers"][0]
+status_vol = next(m["name"] for m in main["volumeMounts"] if m["mountPath"] == "/run/devbox")
+assert idle["command"] == ["/bin/sh", "/etc/devbox/idle-stop.sh"], idle["command"]
+assert any(m["name"] == status_vol and m["mountPath"] == "/run/devbox" and m.get("readOnly") for m in idle["volumeMounts"]), idle["volumeMounts"]
+print("DEVBOX_NAMESPACE=" + sts["metadata"]["namespace"])
+for e in idle.get("env") or []:
+    print(e["name"] + "=" + e["value"])
+' "$bundle/statefulset-tester.yaml")" || fail "the bundle has no idle container running idle-stop.sh with the pod's /run/devbox read-only"
+namespace="$(sed -n 's/^DEVBOX_NAMESPACE=//p' <<<"$sidecar_env")"
+box_name="$(sed -n 's/^DEVBOX_NAME=//p' <<<"$sidecar_env")"
+[[ -n $namespace && -n $box_name ]] || fail "no namespace or DEVBOX_NAME for the idle container: $sidecar_env"
+mapfile -t sidecar_env <<<"$sidecar_env"
+api="$work/apiserver"
+mkdir -p "$api"
+printf 'token-before-rotation-%s\n' "$RANDOM" >"$api/token"
+/usr/bin/python3 "$here/apiserver.py" --dir "$api" --token-file "$api/token" --forbid 1 \
+    --user "system:serviceaccount:$namespace:$box_name" 2>"$api/log" &
+apiserver=$!
+deadline=$((SECONDS + 20))
+until [[ -s $api/port ]]; do
+    if ! kill -0 "$apiserver" 2>/dev/null || ((SECONDS >= deadline)); then
+        fail "the stand-in API server did not start: $(cat "$api/log")"
+    fi
+    sleep 0.1
+done
+run_stopper() { # STATUS_DIR LOG: idle-stop.sh from the pod's ConfigMap, under dash, as the sidecar runs it
+    env -i PATH=/usr/bin:/bin "${sidecar_env[@]}" DEVBOX_IDLE_STATUS_DIR="$1" DEVBOX_IDLE_POLL_SECONDS=1 \
+        DEVBOX_API_URL="https://127.0.0.1:$(cat "$api/port")" DEVBOX_CA_FILE="$api/ca.crt" DEVBOX_TOKEN_FILE="$api/token" \
+        dash "$pod_root/etc/devbox/idle-stop.sh" 2>"$2" &
+    stopper=$!
+}
+has_requests() { (($(grep -c . "$api/requests.jsonl") >= $1)); } # N
+run_stopper "$idle_dir" "$stopper_log"
+wait_until 10 "the stopper sent nothing for $request" has_requests 1
+# The kubelet rotates the projected token: the retry must read the new one.
+printf 'token-after-rotation-%s\n' "$RANDOM" >"$api/token"
+wait_until 15 "the stopper did not retry after the 403" grep -q 'HTTP 200' "$stopper_log"
+reason="$(head -n 1 "$request")"
+out="$(cat "$stopper_log")"
+[[ $out == *"devbox idle: stop requested: $reason"$'\n'* ]] || fail "the stopper did not log the request's reason ($reason): $out"
+[[ $out == *"failed: HTTP 403: "*"is forbidden: User \\\"system:serviceaccount:$namespace:$box_name\\\" cannot patch resource"*$'\n'"devbox idle: retrying in 2s"$'\n'* ]] ||
+    fail "the stopper did not log the 403 with the API server's message, then a retry: $out"
+[[ $out == *"devbox idle: scaled statefulset $namespace/$box_name to 0 replicas (PATCH .../scale: HTTP 200)" ]] ||
+    fail "the stopper did not log the success: $out"
+/usr/bin/python3 - "$api/requests.jsonl" "$namespace" "$box_name" "$(cat "$api/token")" <<'EOF' || fail "the requests the API server got are not the scale to 0: $(cat "$api/requests.jsonl")"
+import json, sys
+path, namespace, name, token = sys.argv[1:]
+reqs = [json.loads(line) for line in open(path)]
+assert len(reqs) == 2, f"{len(reqs)} requests, expected the 403'd one and its retry"
+for i, r in enumerate(reqs):
+    headers = {}
+    for k, v in r["headers"]:
+        assert k.lower() not in headers, f"header {k} twice"
+        headers[k.lower()] = v
+    assert r["method"] == "PATCH", r["method"]
+    assert r["path"] == f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}/scale", r["path"]
+    assert r["query"] == {"fieldManager": ["devbox-gen-idle"]}, r["query"]
+    assert headers["content-type"] == "application/merge-patch+json", headers
+    assert headers["accept"] == "application/json", headers
+    assert json.loads(r["body"]) == {"spec": {"replicas": 0}}, r["body"]
+    assert headers["authorization"].startswith("Bearer token-"), headers["authorization"]
+assert dict(reqs[0]["headers"])["Authorization"] != dict(reqs[1]["headers"])["Authorization"], "the retry reused the old token"
+assert dict(reqs[1]["headers"])["Authorization"] == f"Bearer {token}", "the retry did not send the token file's content"
+EOF
+term_at=$SECONDS
+kill -TERM "$stopper"
+rc=0
+wait "$stopper" || rc=$?
+((rc == 0 && SECONDS - term_at <= 2)) || fail "the stopper did not exit promptly and cleanly on SIGTERM (status $rc, $((SECONDS - term_at))s)"
+pass "idle-stop.sh (dash, curl) sends PATCH /apis/apps/v1/namespaces/$namespace/statefulsets/$box_name/scale?fieldManager=devbox-gen-idle, merge patch {\"spec\":{\"replicas\":0}}, bearer token re-read after a rotation; logs and retries a 403; exits on SIGTERM"
+
+# The request file is the person's to write: what the stopper logs of it
+# must not forge log lines or carry escape sequences.
+mkdir -p "$work/forged"
+printf 'evil\033[2J\033]0;title\007\rdevbox idle: scaled %s\n%s\n' "$(printf 'x%.0s' {1..300})" "second line" >"$work/forged/stop-requested"
+run_stopper "$work/forged" "$work/stopper-forged.log"
+wait_until 10 "the stopper did not act on the forged request" grep -qs 'HTTP 200' "$work/stopper-forged.log"
+kill -TERM "$stopper"
+wait "$stopper" || true
+line="$(grep '^devbox idle: stop requested: ' "$work/stopper-forged.log")" || fail "no stop requested line: $(cat "$work/stopper-forged.log")"
+[[ $line == "devbox idle: stop requested: evil[2J]0;titledevbox idle: scaled x"* && ${#line} -le $((29 + 200)) && $line != *$'\e'* ]] ||
+    fail "the request's reason was logged unsanitized: $(cat -A <<<"$line")"
+(($(grep -c . "$work/stopper-forged.log") == 3)) || fail "the forged request added log lines: $(cat "$work/stopper-forged.log")"
+kill "$apiserver"
+wait "$apiserver" 2>/dev/null || true
+pass "the stopper logs a request's reason as one line of at most 200 characters, control characters removed"
+
+# The wake CronJob's script, from the bundle, under dash with the host's curl,
+# as its pod runs it: the token, CA and namespace where the kubelet projects
+# them (a private mount namespace over /run, so /var/run/secrets/... is its
+# own), KUBERNETES_SERVICE_HOST/PORT as every container gets them.
+wake_script="$(/usr/bin/python3 -c '
+import sys, yaml
+job = yaml.safe_load(open(sys.argv[1]))
+spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+(c,) = spec["containers"]
+assert c["command"][:2] == ["/bin/sh", "-c"], c["command"]
+print(spec["serviceAccountName"])
+print(c["command"][2], end="")
+' "$bundle/cronjob-tester-wake.yaml")" || fail "the bundle has no wake CronJob running one sh -c script"
+wake_account="$(head -n 1 <<<"$wake_script")"
+wake_script="$(tail -n +2 <<<"$wake_script")"
+wake_api="$work/apiserver-wake"
+mkdir -p "$wake_api"
+printf 'wake-token-%s\n' "$RANDOM" >"$wake_api/token"
+/usr/bin/python3 "$here/apiserver.py" --dir "$wake_api" --token-file "$wake_api/token" \
+    --user "system:serviceaccount:$namespace:$wake_account" 2>"$wake_api/log" &
+apiserver=$!
+wait_until 20 "the stand-in API server did not start: $(cat "$wake_api/log")" test -s "$wake_api/port"
+sa_dir=/var/run/secrets/kubernetes.io/serviceaccount
+rc=0
+# shellcheck disable=SC2016 # the inner script's $1..$4 are its own arguments
+env -i PATH=/usr/bin:/bin KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$(cat "$wake_api/port")" \
+    unshare --mount --propagation private -- /bin/sh -c '
+        mount -t tmpfs tmpfs /run && mkdir -p "$1" &&
+        cp "$2/token" "$2/ca.crt" "$1/" && chmod 0444 "$1/token" "$1/ca.crt" && printf %s "$3" >"$1/namespace" &&
+        exec setpriv --reuid 65532 --regid 65532 --clear-groups dash -c "$4"' \
+    wake "$sa_dir" "$wake_api" "$namespace" "$wake_script" >"$work/wake.out" 2>&1 || rc=$?
+kill "$apiserver"
+wait "$apiserver" 2>/dev/null || true
+((rc == 0)) || fail "the wake script failed (status $rc): $(cat "$work/wake.out")"
+/usr/bin/python3 - "$wake_api/requests.jsonl" "$namespace" "$box_name" "$(cat "$wake_api/token")" <<'EOF' || fail "the wake script's request is not the scale to 1: $(cat "$wake_api/requests.jsonl")"
+import json, sys
+path, namespace, name, token = sys.argv[1:]
+(r,) = [json.loads(line) for line in open(path)]
+headers = {k.lower(): v for k, v in r["headers"]}
+assert len(headers) == len(r["headers"]), "a header twice"
+assert r["method"] == "PATCH", r["method"]
+assert r["path"] == f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}/scale", r["path"]
+assert r["query"] == {"fieldManager": ["devbox-gen-schedule"]}, r["query"]
+assert headers["content-type"] == "application/merge-patch+json", headers
+assert json.loads(r["body"]) == {"spec": {"replicas": 1}}, r["body"]
+assert headers["authorization"] == f"Bearer {token}", headers["authorization"]
+EOF
+grep -q '"replicas": *1' "$work/wake.out" || fail "the wake script did not print the API server's answer: $(cat "$work/wake.out")"
+pass "the wake CronJob's script (dash, curl, as uid 65532 with $wake_account's projected token) sends PATCH .../statefulsets/$box_name/scale?fieldManager=devbox-gen-schedule, merge patch {\"spec\":{\"replicas\":1}}"
+
+# The watcher, if it dies, is restarted by start.sh's refresh loop; a new
+# watcher removes the request of the old one and counts its start as activity.
+# (As the kernel's OOM killer would: from outside, with SIGKILL.)
+watcher_pod_pid="$(awk '/^NSpid:/ {print $NF}' "/proc/$watcher_pid/status")" # its pid in the pod
+kill -KILL "$watcher_pid" || fail "could not kill idle.py"
+wait_until 10 "start.sh did not restart the watcher" in_pod_log -F "devbox: warning: the idle watcher (pid $watcher_pod_pid) is gone; restarting it"
+wait_until 5 "the new watcher did not remove the old stop request" no_request
+in_pod_log '^devbox: idle: removed the stop request of an earlier run' || fail "the removal is not logged"
+keeps_running $((idle_after - 1)) "the new watcher's start"
+wait_until $((idle_after + 5)) "the new watcher did not ask to stop" test -e "$request"
+pass "a killed watcher is restarted by start.sh; the new one withdraws the old request and waits ${idle_after}s from its own start"
+
+# --- 12. shutdown ----------------------------------------------------------------------
 init="$(cat "$work/pods/$pod/init.pid")"
 pidns="$(readlink "/proc/$init/ns/pid")"
 stop_pod

@@ -5,12 +5,16 @@
 //
 // `box` is one user's file after validation and defaulting by devbox-gen
 // (name, source, email, state, namespace, cluster, image, arch, resources,
-// shm, spot, datasets, gpu, home, ssh, tailscale, env, runtime, network;
+// shm, spot, datasets, gpu, home, ssh, tailscale, env, runtime, network,
+// idle, schedule, autostop, owner;
 // `devbox-gen show --input NAME` prints it, and docs/design.md describes it).
 //
 // bundle(box) returns an object keyed by component:
 //   serviceAccount, configMap, homeVolume, tailscaleState, tailscaleRole,
-//   tailscaleRoleBinding, statefulSet, service, networkPolicy
+//   tailscaleRoleBinding, statefulSet, service, networkPolicy, and where the
+//   box has them: idleRole, idleRoleBinding ([idle], [schedule]),
+//   wakeServiceAccount, wakeCronJob ([schedule]), ownerRole,
+//   ownerRoleBinding ([owners])
 // devbox-gen writes every value that has apiVersion and kind to its own file,
 // so a custom template customises with ordinary jsonnet:
 //
@@ -137,6 +141,44 @@
     'profile.sh': importstr 'devbox-gen/profile.sh',
   },
 
+  // Idle auto-stop and working hours (box.idle, box.schedule; docs/guide.md,
+  // "Idle boxes and working hours"). idle.py, in the devbox container, sees
+  // the activity: SSH traffic, Jupyter, CPU, GPU, a hold. It cannot stop the
+  // box: the devbox container has no Kubernetes token, because everything in
+  // it is the person's. When it asks, by writing a file to an emptyDir they
+  // share, idle-stop.sh in the `idle` container, which has the token, scales
+  // the StatefulSet to zero through its scale subresource, the one request
+  // the box's idle Role allows.
+  idle:: {
+    // How often idle.py looks.
+    intervalSeconds: 60,
+    // A new SSH connection counts as activity for this long; after that only
+    // traffic does: more than sshBytesPerMinute from the client in a minute.
+    // Below it are keepalives (OpenSSH's ServerAliveInterval, VS Code's own
+    // every 5 seconds), which an idle but connected editor sends forever.
+    sshGraceSeconds: 900,
+    sshBytesPerMinute: 4096,
+    // A process above this share of one CPU over an interval is working
+    // (training, a build), with or without anyone connected.
+    cpuPercent: 10,
+    // nvidia-smi's utilization.gpu, where the image has nvidia-smi.
+    gpuPercent: 5,
+    // The emptyDir both containers mount: idle.py writes its status (`cat
+    // /run/devbox/idle` over ssh) and the stop request there.
+    statusDir: '/run/devbox',
+    // Who changed spec.replicas, in the StatefulSet's managedFields.
+    fieldManager: 'devbox-gen-idle',
+    scheduleFieldManager: 'devbox-gen-schedule',
+    // The idle container: a sleeping shell that runs curl once.
+    resources: { cpu: '20m', memory: '32Mi' },
+    // The uid of the wake CronJob's pod.
+    wakeUid: 65532,
+  },
+  idleFiles:: {
+    'idle.py': importstr 'devbox-gen/idle.py',
+    'idle-stop.sh': importstr 'devbox-gen/idle-stop.sh',
+  },
+
   // ---------------------------------------------------------------------------
   // Helpers
   // ---------------------------------------------------------------------------
@@ -155,6 +197,12 @@
     // Secret.
     tailscaleRole: box.name + '-tailscale',
     statefulSet: box.name,
+    // The Role and RoleBinding that let the idle container scale this box.
+    idleRole: box.name + '-idle',
+    // The CronJob that starts the box when working hours begin.
+    wakeCronJob: box.name + '-wake',
+    // The Role and RoleBinding of the box's owner ([owners] in devbox.toml).
+    ownerRole: box.name + '-owner',
     service: box.name,
     networkPolicy: box.name,
     pod: box.name + '-0',
@@ -196,16 +244,38 @@
     annotations: $.annotations(box) + extraAnnotations,
   },
 
+  // Whether the box stops by itself or starts with its working hours. Then
+  // the cluster, not Git, decides whether its pod runs; `state = "stopped"`
+  // still wins: a stopped box has neither.
+  autostops(box):: box.state == 'running' && (box.idle.after_seconds != null || box.schedule != null),
+
+  // The policy idle.py reads, re-read on every look: the kubelet updates the
+  // mounted ConfigMap in place, so a new window or new hours restart nothing.
+  idlePolicy(box):: {
+    after_seconds: box.idle.after_seconds,
+    schedule: if box.schedule == null then null else {
+      timezone: box.schedule.timezone,
+      days: box.schedule.days,
+      start: box.schedule.start,
+      stop: box.schedule.stop,
+    },
+    interval_seconds: $.idle.intervalSeconds,
+    ssh: { port: $.sshPort, grace_seconds: $.idle.sshGraceSeconds, bytes_per_minute: $.idle.sshBytesPerMinute },
+    jupyter: { port: $.jupyterPort },
+    cpu_percent: $.idle.cpuPercent,
+    gpu_percent: $.idle.gpuPercent,
+  },
+
   // Whether an image reference is pinned by digest.
   pinnedByDigest(image):: std.length(std.findSubstr('@sha256:', image)) > 0,
 
   // Changes whenever the startup script or sshd_config changes, so such a
   // change rolls the pod. authorized_keys is left out on purpose: start.sh
   // picks up key changes in the running pod, and adding a key should not
-  // restart anyone's kernels.
+  // restart anyone's kernels; so is idle.json, which idle.py re-reads.
   configHash(data):: std.md5(std.join('', [
     data[file]
-    for file in ['start.sh', 'sshd_config', 'profile.sh']
+    for file in ['start.sh', 'sshd_config', 'profile.sh', 'idle.py', 'idle-stop.sh']
     if std.objectHas(data, file)
   ])),
 
@@ -297,7 +367,172 @@
       // the node first logs in (TS_AUTH_ONCE); `devbox-gen diff` says how to
       // retag a running node.
       'tailscale-extra-args': $.tailscaleExtraArgs(box),
-    } + $.files,
+    } + $.files + (
+      if $.autostops(box) then $.idleFiles { 'idle.json': std.manifestJsonEx($.idlePolicy(box), '  ') + '\n' } else {}
+    ),
+  },
+
+  // What the idle container may do with the box's token, besides the
+  // sidecar's Role: change this one StatefulSet's replicas through its scale
+  // subresource. Not the StatefulSet itself (its pod template could run
+  // anything), no other box, no Secret.
+  idleRole(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: $.metadata(box, $.names(box).idleRole, 'idle'),
+    rules: [{
+      apiGroups: ['apps'],
+      resources: ['statefulsets/scale'],
+      resourceNames: [$.names(box).statefulSet],
+      verbs: ['get', 'patch'],
+    }],
+  },
+
+  idleRoleBinding(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: $.metadata(box, $.names(box).idleRole, 'idle'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: $.names(box).idleRole },
+    subjects: [{ kind: 'ServiceAccount', name: $.names(box).serviceAccount, namespace: box.namespace }] + (
+      if box.schedule != null then [{ kind: 'ServiceAccount', name: $.names(box).wakeCronJob, namespace: box.namespace }] else []
+    ),
+  },
+
+  // The wake CronJob's script: scales the StatefulSet to one replica
+  // through the scale subresource, as `fieldManager`, with the token of the
+  // job's ServiceAccount. The token goes to curl on stdin (`--header @-`),
+  // never in its arguments, where `ps` in the pod would show it.
+  // KUBERNETES_SERVICE_HOST and _PORT are set in every container, service
+  // links or not; an IPv6 address needs its brackets.
+  wakeScript(box)::
+    local api = $.serviceAccountTokenPath;
+    std.join('\n', [
+      'set -eu',
+      'host="$KUBERNETES_SERVICE_HOST"',
+      'case "$host" in *:*) host="[$host]" ;; esac',
+      'printf \'Authorization: Bearer %%s\\n\' "$(cat %s/token)" |' % api,
+      '  curl --silent --show-error --fail-with-body --max-time 30 --retry 5 --retry-all-errors \\',
+      '    --cacert %s/ca.crt --header @- \\' % api,
+      "    --header 'Content-Type: application/merge-patch+json' --header 'Accept: application/json' \\",
+      "    --request PATCH --data '%s' \\" % std.manifestJsonMinified({ spec: { replicas: 1 } }),
+      '    "https://$host:$KUBERNETES_SERVICE_PORT/apis/apps/v1/namespaces/%s/statefulsets/%s/scale?fieldManager=%s"' % [box.namespace, $.names(box).statefulSet, $.idle.scheduleFieldManager],
+      '',
+    ]),
+
+  // The wake CronJob's identity: its token can scale the box (the idle
+  // Role) and nothing else; the box's own ServiceAccount also reaches the
+  // tailnet state Secret.
+  wakeServiceAccount(box):: {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: $.metadata(box, $.names(box).wakeCronJob, 'schedule'),
+    automountServiceAccountToken: false,
+  },
+
+  // Starts the box when its working hours begin (box.schedule), in the
+  // schedule's own time zone (the CronJob's timeZone, stable since
+  // Kubernetes 1.27). A CronJob, not a controller of ours and not KEDA's
+  // cron scaler: KEDA would own replicas for the whole window and undo both
+  // an idle stop at lunch and a wake in the evening. Scaling a running box
+  // to 1 changes nothing, so a missed or repeated run is harmless.
+  wakeCronJob(box):: {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    // checkov reads skips from the CronJob's own annotations only.
+    metadata: $.metadata(box, $.names(box).wakeCronJob, 'schedule', (
+      if $.pinnedByDigest(box.autostop.image) then {} else
+        { 'checkov.io/skip1': 'CKV_K8S_43=the autostop image is pinned by tag in devbox.toml; pin it by @sha256 digest there ([autostop] image) to satisfy this' }
+    )),
+    spec: {
+      schedule: box.schedule.start_cron,
+      timeZone: box.schedule.timezone,
+      concurrencyPolicy: 'Forbid',
+      // A run missed (the controller was down) still counts within the hour.
+      startingDeadlineSeconds: 3600,
+      successfulJobsHistoryLimit: 1,
+      failedJobsHistoryLimit: 3,
+      jobTemplate: {
+        metadata: { labels: $.labels(box, 'schedule') },
+        spec: {
+          backoffLimit: 3,
+          activeDeadlineSeconds: 600,
+          ttlSecondsAfterFinished: 86400,
+          template: {
+            metadata: { labels: $.labels(box, 'schedule') },
+            spec: {
+              serviceAccountName: $.names(box).wakeCronJob,
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              restartPolicy: 'Never',
+              // It shares no file with the box, so not the box's uid: the
+              // distroless "nonroot" one, clear of any host account.
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: $.idle.wakeUid,
+                runAsGroup: $.idle.wakeUid,
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              nodeSelector: { 'kubernetes.io/arch': box.arch },
+              [if box.arch == 'arm64' then 'tolerations']:
+                [{ key: 'kubernetes.io/arch', operator: 'Equal', value: 'arm64', effect: 'NoSchedule' }],
+              containers: [{
+                name: 'wake',
+                image: box.autostop.image,
+                imagePullPolicy: 'Always',
+                command: ['/bin/sh', '-c', $.wakeScript(box)],
+                resources: { requests: $.idle.resources, limits: $.idle.resources },
+                securityContext: $.restrictedSecurityContext,
+                volumeMounts: [{ name: 'kube-api', mountPath: $.serviceAccountTokenPath, readOnly: true }],
+              }],
+              volumes: [$.kubeApiVolume('kube-api')],
+            },
+          },
+        },
+      },
+    },
+  },
+
+  // What the box's owner may do to this box alone, as themselves
+  // (devbox.toml's [owners]): scale it (wake it; only for a box that
+  // autostops, since Git sets the replicas of any other), read its logs,
+  // exec into it: what `devbox-gen wake NAME` prints. `kubectl scale
+  // statefulset NAME` reads the StatefulSet and patches its scale; `kubectl
+  // logs NAME-0` and `kubectl exec NAME-0` read the pod first. Exec is `create` on pods/exec, and `get` too since
+  // kubectl talks WebSocket (Kubernetes 1.31 and later).
+  ownerRole(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: $.metadata(box, $.names(box).ownerRole, 'owner'),
+    rules: $.ownerRules(box),
+  },
+
+  ownerRules(box)::
+    local allow(what) = box.owner != null && std.member(box.owner.allow, what);
+    local pod = [$.names(box).pod];
+    (
+      if allow('scale') && $.autostops(box) then [
+        { apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: [$.names(box).statefulSet], verbs: ['get'] },
+        { apiGroups: ['apps'], resources: ['statefulsets/scale'], resourceNames: [$.names(box).statefulSet], verbs: ['get', 'patch', 'update'] },
+      ] else []
+    ) + (
+      // `kubectl wait pod/NAME-0` after a wake lists and watches with a
+      // metadata.name field selector, which RBAC authorizes by resourceNames.
+      local wakes = allow('scale') && $.autostops(box);
+      if allow('logs') || allow('exec') || wakes then
+        [{ apiGroups: [''], resources: ['pods'], resourceNames: pod, verbs: ['get'] + (if wakes then ['list', 'watch'] else []) }]
+      else []
+    ) + (
+      if allow('logs') then [{ apiGroups: [''], resources: ['pods/log'], resourceNames: pod, verbs: ['get'] }] else []
+    ) + (
+      if allow('exec') then [{ apiGroups: [''], resources: ['pods/exec'], resourceNames: pod, verbs: ['create', 'get'] }] else []
+    ),
+
+  ownerRoleBinding(box):: {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: $.metadata(box, $.names(box).ownerRole, 'owner'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: $.names(box).ownerRole },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: box.owner.user }],
   },
 
   // The home directory. A standalone claim rather than a
@@ -411,6 +646,8 @@
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'var-tmp', mountPath: '/var/tmp' },
     ] + (
+      if $.autostops(box) then [{ name: 'idle-status', mountPath: $.idle.statusDir }] else []
+    ) + (
       if box.shm != null then [{ name: 'shm', mountPath: $.shmMountPath }] else []
     ) + [
       // Read-only here as on the volume, so nothing in the box can write to
@@ -570,7 +807,8 @@
     },
     nodeSelector: $.nodeSelector(box),
     [if std.length($.tolerations(box)) > 0 then 'tolerations']: $.tolerations(box),
-    containers: [$.devboxContainer(box), $.tailscaleContainer(box)],
+    containers: [$.devboxContainer(box), $.tailscaleContainer(box)]
+                + (if $.autostops(box) then [$.idleContainer(box)] else []),
     volumes: [
       { name: 'home', persistentVolumeClaim: { claimName: $.names(box).homeVolume } },
       // 0444 (292): readable, and start.sh is run through bash, not executed.
@@ -584,24 +822,19 @@
       // the box from starting.
       { name: 'tailscale-auth', secret: { secretName: box.tailscale.auth_key_secret, defaultMode: 256, optional: true } },
       // What automountServiceAccountToken would mount, for the tailscale
-      // sidecar alone: a short-lived token the kubelet rotates, the cluster's
-      // CA and the namespace.
-      {
-        name: 'tailscale-api',
-        projected: {
-          defaultMode: 256,
-          sources: [
-            { serviceAccountToken: { path: 'token', expirationSeconds: $.serviceAccountTokenSeconds } },
-            { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-            { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
-          ],
-        },
-      },
+      // sidecar alone.
+      $.kubeApiVolume('tailscale-api'),
       { name: 'tmp', emptyDir: {} },
       { name: 'var-tmp', emptyDir: {} },
       { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
       { name: 'tailscale-tmp', emptyDir: { sizeLimit: '64Mi' } },
     ] + (
+      // A few status files on a tmpfs; the idle container's token.
+      if $.autostops(box) then [
+        { name: 'idle-status', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+        $.kubeApiVolume('idle-api'),
+      ] else []
+    ) + (
       // Its pages are charged to the container's memory limit, which
       // validation keeps big enough; sizeLimit caps the tmpfs.
       if box.shm != null then [{ name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: box.shm } }] else []
@@ -618,14 +851,62 @@
     ],
   },
 
+  // What automountServiceAccountToken would mount, as a volume for the
+  // containers that need it: a short-lived token the kubelet rotates, the
+  // cluster's CA and the namespace.
+  kubeApiVolume(name):: {
+    name: name,
+    projected: {
+      defaultMode: 256,
+      sources: [
+        { serviceAccountToken: { path: 'token', expirationSeconds: $.serviceAccountTokenSeconds } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+      ],
+    },
+  },
+
+  // The idle container: waits for idle.py's stop request and scales the box
+  // to zero (idle-stop.sh). A separate container because the token must not
+  // be where the person's programs run; the devbox image is not used for it,
+  // so that nothing of the person's choosing runs next to a token.
+  idleContainer(box):: {
+    name: 'idle',
+    image: box.autostop.image,
+    imagePullPolicy: 'Always',
+    command: ['/bin/sh', $.configMountPath + '/idle-stop.sh'],
+    env: [
+      { name: 'DEVBOX_NAME', value: $.names(box).statefulSet },
+      { name: 'DEVBOX_IDLE_STATUS_DIR', value: $.idle.statusDir },
+      { name: 'DEVBOX_IDLE_FIELD_MANAGER', value: $.idle.fieldManager },
+    ],
+    resources: { requests: $.idle.resources, limits: $.idle.resources },
+    // Ready once it could stop the box: its token and the cluster's CA are
+    // there to read.
+    readinessProbe: {
+      exec: { command: ['/bin/sh', '-c', 'test -r %(d)s/token && test -r %(d)s/ca.crt' % { d: $.serviceAccountTokenPath }] },
+      periodSeconds: 60,
+    },
+    securityContext: $.restrictedSecurityContext,
+    volumeMounts: [
+      { name: 'config', mountPath: $.configMountPath, readOnly: true },
+      { name: 'idle-status', mountPath: $.idle.statusDir, readOnly: true },
+      { name: 'idle-api', mountPath: $.serviceAccountTokenPath, readOnly: true },
+    ],
+  },
+
   // checkov skips (checkov.io/skipN annotations), each with its reason.
   // Only what the box's own settings make unavoidable. checkov splits each
   // value at '=', so a reason must not contain one.
   checkovSkips(box):: (
-    local images = [box.image, box.tailscale.image];
+    local images = [box.image, box.tailscale.image] + (if $.autostops(box) then [box.autostop.image] else []);
     (
       if !std.all([$.pinnedByDigest(i) for i in images]) then
         ['CKV_K8S_43=images are pinned by tag in users/*.toml and devbox.toml; pin them by @sha256 digest there to satisfy this']
+      else []
+    ) + (
+      if $.autostops(box) then
+        ['CKV_K8S_8=the idle container is a shell loop waiting for a file; a restart would mend nothing a probe could see']
       else []
     ) + (
       if box.runtime.uid < 10000 then
@@ -643,7 +924,13 @@
     }),
     spec: {
       // stopped: no pod, no compute; the home volume and everything else stay.
-      replicas: if box.state == 'running' then 1 else 0,
+      // A box that autostops has no replicas here: idle-stop.sh, the wake
+      // CronJob and its owner set them, and Git must not set them back. Argo
+      // CD and Flux then leave the field alone (a field the manifest does not
+      // set is not drift, to a three-way or a server-side apply), and a new
+      // StatefulSet starts with the API's default of 1. The first sync
+      // without the field sets it to 1 once, if a box was stopped by hand.
+      [if !$.autostops(box) then 'replicas']: if box.state == 'running' then 1 else 0,
       // Parallel, not the default OrderedReady: OrderedReady never replaces a
       // pod that is not Running and Ready (kubernetes/kubernetes#67250), so a
       // bad image tag or a missing tailscale key would leave the box stuck on
@@ -719,6 +1006,9 @@
   // ---------------------------------------------------------------------------
 
   bundle(box):: (
+    // Components that only some boxes have are hidden in the others, so a
+    // mix-in that patches one works for every box.
+    local optional(present, components) = if present then components else $.hide(components);
     local workload = {
       local b = self,
       serviceAccount: $.serviceAccount(box),
@@ -738,7 +1028,16 @@
       },
       service: $.service(box),
       networkPolicy: $.networkPolicy(box),
-    };
+    } + optional($.autostops(box), {
+      idleRole: $.idleRole(box),
+      idleRoleBinding: $.idleRoleBinding(box),
+    }) + optional($.autostops(box) && box.schedule != null, {
+      wakeServiceAccount: $.wakeServiceAccount(box),
+      wakeCronJob: $.wakeCronJob(box),
+    }) + optional(box.state == 'running' && std.length($.ownerRules(box)) > 0, {
+      ownerRole: $.ownerRole(box),
+      ownerRoleBinding: $.ownerRoleBinding(box),
+    });
     { homeVolume: $.homeVolume(box) }
     + if box.state == 'archived' then $.hide(workload) else workload
   ),

@@ -9,7 +9,8 @@
 #   2. creates the SSH host key once and keeps it on the home volume,
 #   3. installs the authorized keys from the ConfigMap, and keeps them in sync,
 #   4. starts an ssh-agent holding the GitHub key from the Secret at /secrets,
-#   5. starts sshd on 127.0.0.1:2222,
+#   5. starts sshd on 127.0.0.1:2222, and the idle watcher (idle.py) when
+#      idle auto-stop is on,
 #   6. runs its arguments (Jupyter) and stays as the container's PID 1.
 #
 # Requirement on the image: the jupyter user's home directory in /etc/passwd
@@ -27,6 +28,7 @@
 #   DEVBOX_KEY_REFRESH_SECONDS  how often keys are re-synced and the log size checked (30)
 #   DEVBOX_SSHD_LOG_MAX_BYTES   /tmp/sshd.log is rotated to sshd.log.1 past this size (10 MiB)
 #   DEVBOX_VENV                 the persistent venv ($HOME/.venv); empty: none
+#   DEVBOX_IDLE_CONFIG          the idle policy; idle.py runs when it exists ($DEVBOX_CONFIG_DIR/idle.json)
 #   SSHD                        the sshd binary (/usr/sbin/sshd)
 #   SSH_AUTH_SOCK               the agent socket (/tmp/devbox-ssh-agent.sock)
 # The host key path is written in sshd_config too (HostKey); its default agrees
@@ -168,6 +170,10 @@ for d in site.getsitepackages():
         fi
     fi
 }
+# The idle watcher (5b) runs on the image's python3, looked up now, before
+# $HOME/.venv goes first on PATH: nothing the person installs or breaks in
+# their own environment may stop it from watching.
+idle_python="$(command -v python3 || true)"
 if [[ -n "$DEVBOX_VENV" ]]; then
     if setup_home_venv "$DEVBOX_VENV"; then
         export VIRTUAL_ENV="$DEVBOX_VENV"
@@ -337,12 +343,39 @@ done
 ((i < 50)) || sshd_failed "sshd is not listening on $sshd_addr:$sshd_port"
 log "sshd listening on $sshd_addr:$sshd_port"
 
-# --- background: keep keys in sync, bound the log ----------------------------------
+# --- 5b. the idle watcher ----------------------------------------------------------
+# With idle auto-stop on, the ConfigMap has the policy (idle.json) and the
+# watcher (idle.py, which says what counts as activity). It only asks, in
+# /run/devbox, for the box to be stopped: the idle sidecar, which has the
+# token this container must not have, does it. -I: the pod's PYTHON*
+# variables ([env]) and the user's site directory do not reach it either.
+idle_config="${DEVBOX_IDLE_CONFIG:-$DEVBOX_CONFIG_DIR/idle.json}"
+idle_pid=""
+start_idle_watcher() {
+    "$idle_python" -I "$DEVBOX_CONFIG_DIR/idle.py" </dev/null &
+    idle_pid=$!
+}
+if [[ -e "$idle_config" ]]; then
+    if [[ -n "$idle_python" ]]; then
+        start_idle_watcher
+        log "idle watcher started (pid $idle_pid, $idle_python, policy $idle_config)"
+    else
+        log "warning: idle auto-stop is on, but the image has no python3 for idle.py: this box is not stopped when idle"
+    fi
+fi
+
+# --- background: keep keys in sync, bound the log, keep the idle watcher -----------
 (
     while sleep "$DEVBOX_KEY_REFRESH_SECONDS"; do
         sync_authorized_keys || log "warning: could not refresh $HOME/.ssh/authorized_keys"
         load_github_key || true
         rotate_sshd_log || true
+        # Its loop survives any failure of what it looks at, but not, say, an
+        # out-of-memory kill; a box without it would never stop.
+        if [[ -n "$idle_pid" ]] && ! kill -0 "$idle_pid" 2>/dev/null; then
+            log "warning: the idle watcher (pid $idle_pid) is gone; restarting it"
+            start_idle_watcher
+        fi
     done
 ) &
 

@@ -1,0 +1,156 @@
+//! Idle auto-stop and working hours through the CLI: what a box with `[idle]` and `[schedule]`
+//! gets in its bundle, what a stopped one does not, who may wake it, and what counts against
+//! `[quota]`. The one-file errors are in rules.rs (and docs/rules.md); `diff` is in idle.rs.
+
+use serde_json::Value;
+
+use crate::common::{KEY_ALICE, Repo, SETTINGS, assert_contains, user_file};
+
+const IDLE: &str = "\n[idle]\nafter = \"2h\"\n";
+const HOURS: &str = "\n[schedule]\ntimezone = \"Europe/Berlin\"\nstart = \"08:30\"\nstop = \"19:00\"\n";
+const OWNERS: &str = "\n[owners]\nallow = [\"scale\", \"logs\"]\nuser_prefix = \"oidc:\"\n";
+
+fn alice(top: &str, tables: &str) -> String {
+    format!("{top}{}{tables}", user_file("alice@example.com", KEY_ALICE))
+}
+
+/// The bundle of `name` as objects, from `show` (one YAML document per object).
+fn bundle(repo: &Repo, name: &str) -> Vec<Value> {
+    let yaml = repo.run_ok(&["show", name], 0).stdout;
+    yaml.split("\n---\n").map(|doc| serde_saphyr::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{e}: {doc}"))).collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn containers(objects: &[Value]) -> Vec<String> {
+    let set = find(objects, "StatefulSet", "alice").expect("a StatefulSet");
+    set["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_box_that_stops_by_itself_leaves_its_replicas_to_the_cluster() {
+    let repo = Repo::new(&format!("{SETTINGS}{OWNERS}")).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
+    let objects = bundle(&repo, "alice");
+    let set = find(&objects, "StatefulSet", "alice").unwrap();
+    assert!(set["spec"].get("replicas").is_none(), "Argo CD and Flux would set an idle-stopped box back: {}", set["spec"]);
+    assert_eq!(containers(&objects), ["devbox", "tailscale", "idle"]);
+
+    let role = find(&objects, "Role", "alice-idle").expect("the idle Role");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "resourceNames": ["alice"], "verbs": ["get", "patch"]}])
+    );
+    let binding = find(&objects, "RoleBinding", "alice-idle").unwrap();
+    assert_eq!(binding["subjects"][0]["name"], "alice");
+
+    let cron = find(&objects, "CronJob", "alice-wake").expect("the wake CronJob");
+    assert_eq!(cron["spec"]["schedule"], "30 8 * * 1-5");
+    assert_eq!(cron["spec"]["timeZone"], "Europe/Berlin");
+    let command = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][2].as_str().unwrap();
+    assert_contains!(command, "/apis/apps/v1/namespaces/devboxes/statefulsets/alice/scale?fieldManager=devbox-gen-schedule");
+    assert_contains!(command, r#"--data '{"spec":{"replicas":1}}'"#);
+
+    let config = find(&objects, "ConfigMap", "alice-devbox").unwrap();
+    let policy: Value = serde_json::from_str(config["data"]["idle.json"].as_str().unwrap()).unwrap();
+    assert_eq!(policy["after_seconds"], 7200);
+    assert_eq!(policy["schedule"]["days"], serde_json::json!(["mon", "tue", "wed", "thu", "fri"]));
+    assert_eq!(policy["schedule"]["start"], "08:30");
+    for script in ["idle.py", "idle-stop.sh"] {
+        assert!(config["data"][script].as_str().is_some_and(|s| s.len() > 200), "the ConfigMap ships {script}");
+    }
+
+    let owner = find(&objects, "RoleBinding", "alice-owner").expect("the owner's RoleBinding");
+    assert_eq!(
+        owner["subjects"],
+        serde_json::json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "oidc:alice@example.com"}])
+    );
+    let rules = &find(&objects, "Role", "alice-owner").unwrap()["rules"];
+    let resources: Vec<&str> = rules.as_array().unwrap().iter().map(|r| r["resources"][0].as_str().unwrap()).collect();
+    assert_eq!(resources, ["statefulsets", "statefulsets/scale", "pods", "pods/log"], "no exec unless allowed");
+    for rule in rules.as_array().unwrap() {
+        assert!(rule["resourceNames"] == serde_json::json!(["alice"]) || rule["resourceNames"] == serde_json::json!(["alice-0"]), "{rule}");
+    }
+}
+
+#[test]
+fn git_wins_a_stopped_box_keeps_zero_replicas_and_nothing_that_would_start_it() {
+    let repo = Repo::new(&format!("{SETTINGS}{OWNERS}")).user("alice", &alice("state = \"stopped\"\n", &format!("{IDLE}{HOURS}")));
+    let objects = bundle(&repo, "alice");
+    assert_eq!(find(&objects, "StatefulSet", "alice").unwrap()["spec"]["replicas"], 0);
+    assert_eq!(containers(&objects), ["devbox", "tailscale"]);
+    for (kind, name) in [("CronJob", "alice-wake"), ("Role", "alice-idle"), ("Role", "alice-owner")] {
+        assert!(find(&objects, kind, name).is_none(), "a stopped box has no {kind} {name}");
+    }
+    let stderr = repo.run_ok(&["wake", "alice"], 2).stderr;
+    assert_contains!(stderr, "alice's box is stopped in Git");
+    assert_contains!(stderr, "set `state = \"running\"` in users/alice.toml");
+}
+
+#[test]
+fn without_idle_or_hours_nothing_changes() {
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", "\n[idle]\nafter = \"never\"\n"));
+    let objects = bundle(&repo, "alice");
+    assert_eq!(find(&objects, "StatefulSet", "alice").unwrap()["spec"]["replicas"], 1);
+    assert_eq!(containers(&objects), ["devbox", "tailscale"]);
+    let config = find(&objects, "ConfigMap", "alice-devbox").unwrap();
+    assert!(config["data"].get("idle.json").is_none());
+    assert_contains!(repo.run_ok(&["wake", "alice"], 0).stdout, "Git keeps it running, and nothing stops it by itself");
+}
+
+#[test]
+fn defaults_give_every_box_a_window_and_a_user_file_overrides_its_hours_key_by_key() {
+    let settings = format!(
+        "{SETTINGS}idle = {{ after = \"4h\" }}\nschedule = {{ timezone = \"America/New_York\", days = [\"mon\", \"wed\"], start = \"09:00\", stop = \"17:00\" }}\n"
+    );
+    let repo = Repo::new(&settings)
+        .user("alice", &alice("", "\n[schedule]\nstop = \"20:00\"\n"))
+        .user("bob", &user_file("bob@example.com", KEY_ALICE).replace("[ssh]", "[schedule]\ndays = []\n\n[ssh]"));
+    let input: Value = serde_json::from_str(&repo.run_ok(&["show", "--input"], 0).stdout).unwrap();
+    let alice = &input[0];
+    assert_eq!(alice["idle"], serde_json::json!({"after": "4h", "after_seconds": 14400}));
+    assert_eq!(
+        alice["schedule"],
+        serde_json::json!({"timezone": "America/New_York", "days": ["mon", "wed"], "start": "09:00", "stop": "20:00", "start_cron": "0 9 * * 1,3"})
+    );
+    assert_eq!(input[1]["schedule"], Value::Null, "`days = []` is no working hours");
+}
+
+#[test]
+fn hours_from_defaults_that_end_before_a_users_start_are_refused() {
+    let settings =
+        format!("{SETTINGS}idle = {{ after = \"1h\" }}\nschedule = {{ timezone = \"UTC\", start = \"08:00\", stop = \"12:00\" }}\n");
+    let repo = Repo::new(&settings).user("alice", &alice("", "\n[schedule]\nstart = \"13:00\"\n"));
+    let stderr = repo.run_ok(&["build"], 2).stderr;
+    assert_contains!(stderr, "working hours would end (12:00) before they begin (13:00)");
+    assert_contains!(stderr, "users/alice.toml");
+    assert!(!repo.path().join("out").exists(), "nothing written");
+}
+
+#[test]
+fn wake_prints_the_owners_commands() {
+    let repo = Repo::new(&format!("{SETTINGS}{OWNERS}")).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
+    let stdout = repo.run_ok(&["wake", "alice"], 0).stdout;
+    assert_contains!(stdout, "It stops after 2h without activity");
+    assert_contains!(stdout, "working hours (mon-fri 08:30-19:00 Europe/Berlin)");
+    assert_contains!(stdout, "oidc:alice@example.com may run these");
+    assert_contains!(stdout, "kubectl --namespace devboxes scale statefulset alice --replicas=1\n");
+    assert_contains!(stdout, "kubectl --namespace devboxes wait --for=condition=Ready pod/alice-0 --timeout=10m\n");
+    let stderr = repo.run_ok(&["wake", "alicia"], 2).stderr;
+    assert_contains!(stderr, "did you mean `alice`?");
+}
+
+#[test]
+fn the_idle_container_counts_against_the_quota() {
+    // 2 CPUs each plus the sidecar's 250m: 4.5 fits 4.5, and the idle container's 20m does not.
+    let quota = "\n[quota]\ncpu = \"4.5\"\n";
+    let repo = Repo::new(&format!("{SETTINGS}{quota}"))
+        .user("alice", &alice("", "\n[resources]\ncpu = \"2\"\n"))
+        .user("bob", &user_file("bob@example.com", KEY_ALICE).replace("[ssh]", "[resources]\ncpu = \"2\"\n\n[ssh]"));
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &alice("", &format!("\n[resources]\ncpu = \"2\"\n{IDLE}")));
+    let stderr = repo.run_ok(&["build"], 2).stderr;
+    assert_contains!(stderr, "4.52");
+    assert_contains!(stderr, "a box with `[idle]` or `[schedule]` its idle container too");
+}
