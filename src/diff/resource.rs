@@ -151,9 +151,9 @@ fn collect_changed_paths(old: &Value, new: &Value, at: &mut Vec<String>, out: &m
                     }
                 }
                 _ => {
+                    // `last` goes back where it was: the caller pops it.
                     at.push(last);
                     out.push(at.clone());
-                    at.pop();
                     return;
                 }
             }
@@ -186,5 +186,14 @@ mod tests {
         let ids: Vec<String> = resources(&t).into_keys().collect();
         assert_eq!(ids, ["File/prod/alice/broken.yaml", "Kustomization/alice", "Namespace/devboxes", "StatefulSet/devboxes/alice"]);
         assert!(resources(&t).values().all(|r| r.owner == "alice"));
+    }
+
+    #[test]
+    fn a_list_without_names_is_one_leaf_and_its_siblings_keep_their_path() {
+        let old = serde_json::json!({"containers": [{"name": "devbox", "image": "a"}]});
+        let new =
+            serde_json::json!({"containers": [{"name": "devbox", "image": "a"}, {"name": "idle", "command": ["sh"], "image": "curl"}]});
+        let paths: Vec<String> = changed_paths(&old, &new).iter().map(|p| p.join(".")).collect();
+        assert_eq!(paths, ["containers[idle].command", "containers[idle].image", "containers[idle].name"]);
     }
 }

@@ -11,6 +11,7 @@ mod defaults;
 mod delivery;
 mod diff;
 mod example_repo;
+mod idle;
 mod init;
 mod ml;
 mod new;

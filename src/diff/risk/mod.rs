@@ -21,7 +21,12 @@
 //!   home path ([`Level::Data`]);
 //! - `workload`: the box stopped, archived or removed, or moved onto Spot VMs that can stop it
 //!   at any time ([`Level::Downtime`]), restarted or rescheduled by a new image, GPU,
-//!   architecture or any other template change ([`Level::Restart`]).
+//!   architecture or any other template change ([`Level::Restart`]);
+//! - `autostop`: the box starts stopping by itself when idle, or its idle window or working
+//!   hours change ([`Level::Downtime`]), or it stops doing so and runs until Git stops it
+//!   ([`Level::Restart`]);
+//! - `owner`: the owner's own kubectl access to the box (`[owners]`) granted, changed or
+//!   removed ([`Level::Access`]).
 //!
 //! This file holds what they share: the types, [`classify`] (which runs every rule), [`code`],
 //! and small readers of a resource's metadata and pod template.
@@ -37,8 +42,10 @@
 //!    `risks[].facts`).
 
 mod access;
+mod autostop;
 mod home;
 mod immutable;
+mod owner;
 pub(crate) mod platform;
 mod tailnet;
 mod workload;
@@ -93,13 +100,19 @@ pub(crate) enum Kind {
     HostnameChanged,
     TailnetNodeReplaced,
     TailnetTagsNotApplied,
+    OwnerAccessGranted,
+    OwnerAccessChanged,
+    OwnerAccessRemoved,
     BoxRemoved,
     BoxArchived,
     BoxStopped,
     SpotChanged,
+    AutostopEnabled,
+    IdleChanged,
     GpuChanged,
     ArchChanged,
     ImageChanged,
+    AutostopDisabled,
     PodRestart,
 }
 
@@ -110,12 +123,21 @@ impl Kind {
                 Level::Data
             }
             Kind::ImmutableField | Kind::DeliveryMoved => Level::Sync,
-            Kind::KeyAdded | Kind::KeyRemoved | Kind::HostnameChanged | Kind::TailnetNodeReplaced | Kind::TailnetTagsNotApplied => {
-                Level::Access
+            Kind::KeyAdded
+            | Kind::KeyRemoved
+            | Kind::HostnameChanged
+            | Kind::TailnetNodeReplaced
+            | Kind::TailnetTagsNotApplied
+            | Kind::OwnerAccessGranted
+            | Kind::OwnerAccessChanged
+            | Kind::OwnerAccessRemoved => Level::Access,
+            // Off Spot too: the pod is rescheduled, and may wait for a standard node. A new
+            // idle window or new hours change when the box goes away, not whether.
+            Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped | Kind::SpotChanged | Kind::AutostopEnabled | Kind::IdleChanged => {
+                Level::Downtime
             }
-            // Off Spot too: the pod is rescheduled, and may wait for a standard node.
-            Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped | Kind::SpotChanged => Level::Downtime,
-            Kind::GpuChanged | Kind::ArchChanged | Kind::ImageChanged | Kind::PodRestart => Level::Restart,
+            // A box that no longer stops by itself loses nothing; its pod restarts once.
+            Kind::GpuChanged | Kind::ArchChanged | Kind::ImageChanged | Kind::AutostopDisabled | Kind::PodRestart => Level::Restart,
         }
     }
 
@@ -134,13 +156,19 @@ impl Kind {
             Kind::HostnameChanged => "hostname-changed",
             Kind::TailnetNodeReplaced => "tailnet-node-replaced",
             Kind::TailnetTagsNotApplied => "tailnet-tags-not-applied",
+            Kind::OwnerAccessGranted => "owner-access-granted",
+            Kind::OwnerAccessChanged => "owner-access-changed",
+            Kind::OwnerAccessRemoved => "owner-access-removed",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
             Kind::BoxStopped => "box-stopped",
             Kind::SpotChanged => "spot-changed",
+            Kind::AutostopEnabled => "autostop-enabled",
+            Kind::IdleChanged => "idle-changed",
             Kind::GpuChanged => "gpu-changed",
             Kind::ArchChanged => "arch-changed",
             Kind::ImageChanged => "image-changed",
+            Kind::AutostopDisabled => "autostop-disabled",
             Kind::PodRestart => "pod-restart",
         }
     }
@@ -234,6 +262,13 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
             .filter_map(|(_, new)| workload::new_on_spot(new)),
     );
     risks.extend(access::authorized_keys(before, after, unchanged_owners));
+    let autostop = autostop::changed(before, after, unchanged_owners);
+    // "the pod restarts: its template changes" adds nothing to a risk that says why.
+    let restart_told: BTreeSet<&str> =
+        autostop.iter().filter(|r| matches!(r.kind, Kind::AutostopEnabled | Kind::AutostopDisabled)).map(|r| r.user.as_str()).collect();
+    risks.retain(|r| r.kind != Kind::PodRestart || !restart_told.contains(r.user.as_str()));
+    risks.extend(autostop);
+    risks.extend(owner::access(before, after));
     risks.sort_by(|a, b| (a.level(), a.kind, &a.user, &a.resource, &a.summary).cmp(&(b.level(), b.kind, &b.user, &b.resource, &b.summary)));
     risks
 }
@@ -241,7 +276,12 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
 /// A value from a user file, ready to sit between backticks in text and Markdown: no backticks
 /// or control characters (which could also drive a terminal) survive.
 pub(crate) fn code(value: &str) -> String {
-    let cleaned: String = value
+    format!("`{}`", plain(value))
+}
+
+/// A value from a user file, to show outside backticks: no backticks or control characters.
+pub(crate) fn plain(value: &str) -> String {
+    value
         .chars()
         .map(|c| {
             if c == '`' {
@@ -252,8 +292,7 @@ pub(crate) fn code(value: &str) -> String {
                 c
             }
         })
-        .collect();
-    format!("`{cleaned}`")
+        .collect()
 }
 
 // --- shared by the families ------------------------------------------------------------------
@@ -341,6 +380,19 @@ mod test_support {
             owner,
             &format!("{owner}/statefulset-{owner}.yaml"),
             json!({"kind": "StatefulSet", "metadata": {"name": owner}, "spec": {"replicas": replicas, "serviceName": owner, "template": {"spec": pod}}}),
+        )
+    }
+
+    /// The box's ConfigMap, with `policy` as its `idle.json` when it stops by itself.
+    pub(super) fn config_map(owner: &str, policy: Option<Value>) -> Resource {
+        let data = match policy {
+            Some(policy) => json!({"idle.json": serde_json::to_string_pretty(&policy).unwrap()}),
+            None => json!({}),
+        };
+        resource(
+            owner,
+            &format!("{owner}/configmap-{owner}-devbox.yaml"),
+            json!({"kind": "ConfigMap", "metadata": {"name": format!("{owner}-devbox")}, "data": data}),
         )
     }
 

@@ -50,6 +50,12 @@ pub(super) fn changed(old: &Resource, new: &Resource) -> Vec<Risk> {
             let stopped = Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
                 .fact("replicas_from", was.to_string())
                 .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.");
+            // The replicas were the cluster's ([idle], [schedule]): 1 is only the API's default.
+            let stopped = if spec(old, "replicas").is_none() {
+                stopped.detail("Until now it stopped by itself and the cluster set its replicas, so it may be stopped already. From now on Git keeps it stopped: neither its owner nor its working hours can start it.")
+            } else {
+                stopped
+            };
             return std::iter::once(stopped).chain(spot).collect();
         }
         return spot.into_iter().collect();
