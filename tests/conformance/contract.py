@@ -7,7 +7,19 @@ Layout (rule 3): one bundle directory per user file; every file starts with the
 
 What each user file asks for:
   - state: running -> replicas 1, stopped -> replicas 0, archived -> no workload, the
-    home volume kept;
+    home volume kept; running with [idle] after (the user's or [defaults]'): no replicas
+    at all, the cluster's to set (engine_rules.py R6);
+  - [idle] and [schedule] of a box that stops by itself: an `idle` container with a
+    service-account token, an image that is not the person's ([autostop] image when set),
+    the status directory read-only and nothing else of the person's container but the
+    config; idle.json with the idle window and the hours idle.py is to keep; with working
+    hours, a CronJob NAME-wake at `start` on those days in that time zone, as the box's
+    ServiceAccount; none of it on any other box;
+  - [owners] allow: a Role and RoleBinding NAME-owner on running boxes, bound to the User
+    `user_prefix` + email, granting statefulsets/scale (boxes that stop by themselves
+    only), pods/log and pods/exec as listed;
+  - liveness and readiness probes on the devbox and tailscale containers (checkov's probe
+    checks are skipped for a whole StatefulSet whose idle container has none);
   - the home PVC: size and storage class as written, Argo CD / Flux prune and delete
     protection (rule 1), mounted at /storage (never /home or /home/jupyter);
   - image, arch node selector, cpu/memory requests and limits, GPU limit, accelerator
@@ -37,6 +49,7 @@ What each user file asks for:
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from fractions import Fraction
@@ -206,13 +219,26 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
         if workloads:
             fail("an archived box still has a workload")
         return state
-    if len(workloads) != 1 or workloads[0].get("kind") != "StatefulSet":
-        fail(f"expected one StatefulSet, found {[w.get('kind') for w in workloads]}")
+    statefulsets = [w for w in workloads if w.get("kind") == "StatefulSet"]
+    others = [w for w in workloads if w.get("kind") != "StatefulSet"]
+    autostop = autostops(repo, name)
+    hours = schedule(repo, name) if autostop else None
+    wakes = [w for w in others if w.get("kind") == "CronJob" and dig(w, "metadata", "name") == f"{name}-wake"]
+    if len(statefulsets) != 1 or len(others) != len(wakes) or len(wakes) != (1 if hours else 0):
+        expected = "one StatefulSet and the wake CronJob" if hours else "one StatefulSet"
+        found = sorted(f"{w.get('kind')}/{dig(w, 'metadata', 'name')}" for w in workloads)
+        fail(f"expected {expected}, found {found}")
         return state
-    sts = workloads[0]
-    replicas = dig(sts, "spec", "replicas")
-    if replicas != (1 if state == "running" else 0):
-        fail(f"state {state} but replicas {replicas}")
+    sts = statefulsets[0]
+    # An autostopping box's replicas are the cluster's (idle-stop.sh, the wake CronJob, the
+    # owner): Git must not set them, or every sync undoes an idle stop (engine_rules.py R6).
+    if autostop:
+        if "replicas" in (sts.get("spec") or {}):
+            fail(f"the box stops by itself ([idle] after), but the StatefulSet sets replicas {sts['spec']['replicas']!r}")
+    else:
+        replicas = dig(sts, "spec", "replicas")
+        if replicas != (1 if state == "running" else 0):
+            fail(f"state {state} but replicas {replicas}")
     spec = pod_spec(sts)
     if spec.get("automountServiceAccountToken") is not False:
         fail("the pod automounts a service-account token")
@@ -366,11 +392,161 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
         if token & {m.get("name") for m in main.get("volumeMounts") or []}:
             fail("the devbox container mounts a service-account token")
 
+    # The probes checkov would ask for: its CKV_K8S_8/9 skip on an autostopping box's
+    # StatefulSet (for the idle container) covers the whole object, so they are checked here.
+    for cname in ("devbox", "tailscale"):
+        if cname in named and not all(named[cname].get(p) for p in ("livenessProbe", "readinessProbe")):
+            fail(f"the {cname} container lacks a liveness or readiness probe")
+
+    config_maps = {dig(cm, "metadata", "name"): cm.get("data") or {} for cm in by_kind.get("ConfigMap", [])}
+    check_autostop(repo, name, autostop, hours, spec, named, config_maps, wakes, fail)
+    check_owner(repo, name, state, autostop, dig(sts, "metadata", "name"), by_kind, fail)
+
     config = " ".join(str(v) for cm in by_kind.get("ConfigMap", []) for v in (cm.get("data") or {}).values())
     for key in dig(user, "ssh", "authorized_keys") or []:
         if key.strip() not in config:
             fail(f"authorized key {key[:40]}... is not in any ConfigMap")
     return state
+
+
+# [idle] and [schedule] as devbox-gen resolves them (src/resolve.rs): the user file's, then
+# devbox.toml's [defaults], key by key; working hours on Monday to Friday unless `days` says
+# otherwise, and none with `days = []`.
+AFTER = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+IDLE_STATUS_DIR = "/run/devbox"
+
+
+def after_seconds(repo: Repo, name: str) -> int | None:
+    after = repo.pick(name, "idle", "after")
+    match = AFTER.match(str(after)) if after not in (None, "never") else None
+    if not match or not any(match.groups()):
+        return None
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60
+
+
+def autostops(repo: Repo, name: str) -> bool:
+    """Whether the cluster decides if the box runs: a running box with an idle window (working
+    hours need one, so they never come without it)."""
+    return (repo.pick(name, "state") or "running") == "running" and after_seconds(repo, name) is not None
+
+
+def schedule(repo: Repo, name: str) -> dict | None:
+    hours = {key: repo.pick(name, "schedule", key) for key in ("timezone", "days", "start", "stop")}
+    if dig(repo.users[name], "schedule") is None and dig(repo.defaults, "schedule") is None:
+        return None
+    hours["days"] = sorted({WEEKDAYS[d] for d in (hours["days"] if hours["days"] is not None else ["mon", "tue", "wed", "thu", "fri"])})
+    return hours if hours["days"] else None
+
+
+def cron_days(field: str) -> set[int] | None:
+    """The days of a cron day-of-week field (`1-5`, `0,6`), 7 read as Sunday; None for `*`."""
+    if field == "*":
+        return None
+    days: set[int] = set()
+    for part in field.split(","):
+        low, _, high = part.partition("-")
+        days |= {d % 7 for d in range(int(low), int(high or low) + 1)}
+    return days
+
+
+def check_autostop(
+    repo: Repo, name: str, autostop: bool, hours: dict | None, spec: dict, named: dict, config_maps: dict, wakes: list, fail
+) -> None:
+    """The idle machinery is there exactly when the box stops by itself, and does what the user
+    file says: the policy idle.py reads, the hours the wake CronJob keeps, the token kept in
+    the `idle` container, which runs an image the person does not choose."""
+    idle = named.get("idle")
+    policy_text = next((data["idle.json"] for data in config_maps.values() if "idle.json" in data), None)
+    if not autostop:
+        if idle is not None or policy_text is not None:
+            fail("an `idle` container or an idle.json policy, but the box does not stop by itself (state, or no [idle] after)")
+        return
+    if idle is None:
+        fail("[idle] after is set, but the pod has no `idle` container to stop the box")
+        return
+    main = named.get("devbox") or {}
+    image = dig(repo.settings, "autostop", "image")
+    if idle.get("image") == main.get("image") or (image and idle.get("image") != image):
+        fail(f"the idle container runs {idle.get('image')!r}: not [autostop] image, or the person's own image next to a token")
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    idle_mounts = {m.get("name"): m for m in idle.get("volumeMounts") or []}
+    shared = set(idle_mounts) & {m.get("name") for m in main.get("volumeMounts") or []}
+    status = [n for n, m in idle_mounts.items() if m.get("mountPath") == IDLE_STATUS_DIR]
+    if shared - {"config", *status}:
+        fail(
+            f"the idle container shares {sorted(shared - {'config', *status})} with the devbox container: only the config and the status directory"
+        )
+    if not status or not idle_mounts[status[0]].get("readOnly") or dig(volumes.get(status[0]), "emptyDir") is None:
+        fail(f"the idle container does not read the idle status at {IDLE_STATUS_DIR} from a read-only emptyDir mount")
+    if not any("serviceAccountToken" in src for n in idle_mounts for src in dig(volumes.get(n), "projected", "sources") or []):
+        fail("the idle container mounts no service-account token: it cannot scale the box")
+    try:
+        policy = json.loads(policy_text or "")
+    except ValueError:
+        fail(f"idle.json is missing or not JSON: {policy_text!r:.80}")
+        return
+    if policy.get("after_seconds") != after_seconds(repo, name):
+        fail(f"idle.json after_seconds {policy.get('after_seconds')!r}, [idle] after says {after_seconds(repo, name)}")
+    wanted = None if hours is None else {**hours, "days": sorted(hours["days"])}
+    found = policy.get("schedule")
+    if found is not None:
+        found = {**found, "days": sorted(WEEKDAYS.get(d, -1) for d in found.get("days") or [])}
+    if found != wanted:
+        fail(f"idle.json schedule {policy.get('schedule')!r}, the user file says {hours!r}")
+    for wake in wakes:
+        fields = str(dig(wake, "spec", "schedule") or "").split()
+        start = f"{int(fields[1]):02d}:{int(fields[0]):02d}" if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() else None
+        if (
+            dig(wake, "spec", "timeZone") != hours["timezone"]
+            or start != hours["start"]
+            or len(fields) != 5
+            or cron_days(fields[4]) != set(hours["days"])
+        ):
+            fail(
+                f"the wake CronJob runs at {dig(wake, 'spec', 'schedule')!r} in {dig(wake, 'spec', 'timeZone')!r}; "
+                f"[schedule] says {hours['start']} on days {hours['days']} in {hours['timezone']!r}"
+            )
+        # Its own ServiceAccount (NAME-wake, in the bundle, no automounted token), bound to the
+        # idle Role only: the box's ServiceAccount also reaches the tailnet state Secret.
+        wake_spec = pod_spec(wake) or {}
+        wake_sa = wake_spec.get("serviceAccountName")
+        if wake_sa != f"{name}-wake":
+            fail(f"the wake CronJob's pods run as ServiceAccount {wake_sa!r}, not their own {name}-wake")
+        for c in wake_spec.get("containers") or []:
+            if c.get("image") == main.get("image") or (image and c.get("image") != image):
+                fail(f"the wake CronJob runs {c.get('image')!r}: not [autostop] image, or the person's own image with a token")
+
+
+def check_owner(repo: Repo, name: str, state: str, autostop: bool, sts_name: str, by_kind: dict, fail) -> None:
+    """devbox.toml's [owners]: a Role and RoleBinding NAME-owner for the owner as a User (with
+    [owners] user_prefix), with what `allow` lists that applies to this box; `scale` only
+    where the cluster decides the replicas."""
+    allow = set(dig(repo.settings, "owners", "allow") or []) if state == "running" else set()
+    if not autostop:
+        allow.discard("scale")
+    roles = {dig(r, "metadata", "name"): r for r in by_kind.get("Role", [])}
+    bindings = {dig(b, "metadata", "name"): b for b in by_kind.get("RoleBinding", [])}
+    role, binding = roles.get(f"{name}-owner"), bindings.get(f"{name}-owner")
+    if not allow:
+        if role is not None or binding is not None:
+            fail(f"a Role or RoleBinding {name}-owner, but [owners] allows this {state} box nothing")
+        return
+    if role is None or binding is None:
+        fail(f"[owners] allow = {sorted(allow)}, but no Role and RoleBinding {name}-owner")
+        return
+    user = f"{dig(repo.settings, 'owners', 'user_prefix') or ''}{repo.users[name].get('email')}"
+    subjects = [(s.get("kind"), s.get("name")) for s in binding.get("subjects") or []]
+    if subjects != [("User", user)] or dig(binding, "roleRef", "name") != f"{name}-owner":
+        fail(f"RoleBinding {name}-owner binds {subjects} to {dig(binding, 'roleRef', 'name')!r}, not User {user!r} to Role {name}-owner")
+    granted = {res for rule in role.get("rules") or [] for res in rule.get("resources") or []}
+    needs = {"scale": "statefulsets/scale", "logs": "pods/log", "exec": "pods/exec"}
+    for what, resource in needs.items():
+        if (what in allow) != (resource in granted):
+            fail(
+                f"[owners] allow = {sorted(allow)} for this box, but Role {name}-owner {'lacks' if what in allow else 'grants'} {resource}"
+            )
 
 
 # Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource), exactly.

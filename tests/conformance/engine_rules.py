@@ -56,6 +56,52 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      docs/operator-manual/applicationset/Generators-Git.md, applicationset/generators/git.go
      (path.Match), reposerver/repository/repository.go (GetGitDirectories),
      docs/operator-manual/applicationset/Application-Deletion.md.
+  R6 autostop-replicas Whoever scales a box, Git does not set its replicas; whoever sets
+     them, nothing scales the box. A StatefulSet whose pod has the `idle` container, or
+     whose bundle has the NAME-idle Role, a Role granting patch/update on its
+     statefulsets/scale, or a CronJob, leaves spec.replicas out. Argo CD applies the
+     manifest as-is on every sync (a three-way merge against last-applied-configuration;
+     ignoreDifferences changes the diff, not what is applied: argo-cd#4912, sync-options
+     "Respect ignore differences configs") and, with selfHeal, syncs as soon as the live
+     object differs; Flux's kustomize-controller server-side applies every interval, and
+     a reconciliation overrides every field that diverges from Git (Flux FAQ, "What is a
+     Kustomization reconciliation?"). Either would start an idle-stopped box again, or
+     stop a woken one. Both leave alone a field the manifest does not set: that is how
+     both tell users to leave replicas to an autoscaler (Argo CD best practices, "Leaving
+     Room For Imperativeness"; the same FAQ entry). The price, once: the first apply
+     without the field drops it from what the engine applied (last-applied-configuration,
+     or the field manager's ownership), the API server defaults it, and a box that was
+     at 0 starts with 1 (Kubernetes docs, "Migrating Deployments and StatefulSets to
+     horizontal autoscaling": "a one-time degradation of Pod counts as the default value
+     of this key is 1"; grafana/mimir#7367: under Flux, "Kubernetes notices the now
+     missing item from the spec and therefore applies the default of 1 replica",
+     kubernetes/kubernetes#67135). Later idle stops and wakes are not undone: the field
+     is not the engine's any more. For a box Git ran at 1 this changes nothing; one
+     that goes from `stopped` to running with [idle] in one commit starts, as it should.
+     A stopped box (users/NAME.toml's `state`, else [defaults]) sets replicas: 0 and has
+     none of that machinery: Git wins.
+  R7 argo-ignore-replicas  No Argo CD Application or ApplicationSet template of
+     out/_gitops/argocd/ ignores /spec/replicas (jsonPointers, jqPathExpressions, or
+     managedFieldsManagers: whoever scaled last owns the field) of StatefulSets in
+     general: an automated sync only runs when the Application is OutOfSync
+     (docs/user-guide/auto_sync.md, "Automated Sync Semantics"), so a commit that only
+     sets a box to `stopped` would show Synced and never be applied; with
+     RespectIgnoreDifferences=true not even a later sync applies it. Autostopping boxes
+     need no such entry (R6: their manifests have no replicas). An entry naming only
+     StatefulSets that leave replicas out is harmless. Sources: argo-cd
+     docs/user-guide/diffing.md, docs/user-guide/sync-options.md, argo-cd#4912.
+  R8 box-rbac          What lets a box be scaled reaches that box alone. No ClusterRole or
+     ClusterRoleBinding anywhere in out/. The NAME-idle Role has one rule: get/patch
+     (update) on apps statefulsets/scale with resourceNames [the box's StatefulSet], bound
+     to the box's ServiceAccount and its wake CronJob's ServiceAccount only. The NAME-owner Role names the box's StatefulSet
+     (statefulsets get; statefulsets/scale get, patch, update) and pod NAME-0 (pods get,
+     list, watch; pods/log get; pods/exec create, get), nothing else, and is bound to one
+     User. No rule of a bundle uses `*`, and any rule on statefulsets names the bundle's
+     own: an empty resourceNames means every object (Kubernetes RBAC docs, "Referring to
+     resources"). The idle container's and the wake CronJob's ServiceAccount is granted
+     patch on that scale subresource by a Role of the bundle, and the CronJob's request
+     names the box's namespace and StatefulSet: without both the box never stops, or
+     never wakes.
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
 kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
@@ -108,6 +154,20 @@ CITE = {
         "https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Generators-Git/; "
         "https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Application-Deletion/"
     ),
+    "R6": (
+        "https://argo-cd.readthedocs.io/en/stable/user-guide/best_practices/#leaving-room-for-imperativeness; "
+        "https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/#respect-ignore-differences-configs; "
+        f"{ARGO_ISSUES}/4912; https://fluxcd.io/flux/faq/#what-is-a-kustomization-reconciliation; "
+        "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/"
+        "#migrating-deployments-and-statefulsets-to-horizontal-autoscaling; https://github.com/grafana/mimir/issues/7367; "
+        "https://github.com/kubernetes/kubernetes/issues/67135"
+    ),
+    "R7": (
+        "https://argo-cd.readthedocs.io/en/stable/user-guide/auto_sync/#automated-sync-semantics; "
+        "https://argo-cd.readthedocs.io/en/stable/user-guide/diffing/; "
+        f"https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/#respect-ignore-differences-configs; {ARGO_ISSUES}/4912"
+    ),
+    "R8": "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources",
 }
 RULE_NAMES = {
     "R1": "argo-wave-health",
@@ -115,7 +175,25 @@ RULE_NAMES = {
     "R3": "sts-parallel",
     "R4": "flux-source",
     "R5": "argo-appset",
+    "R6": "autostop-replicas",
+    "R7": "argo-ignore-replicas",
+    "R8": "box-rbac",
     "load": "load",
+}
+
+# The container that stops an idle box, and the verbs each owner permission may take on
+# which subresource (the template's ownerRules): anything beyond is more than the box
+# needs. list and watch on the pod are `kubectl wait pod/NAME-0` after a wake: restricted
+# by resourceNames, RBAC authorizes them only with a metadata.name field selector of that
+# name (RBAC docs, "Referring to resources").
+IDLE_CONTAINER = "idle"
+SCALE_VERBS = {"patch", "update"}
+OWNER_RULES = {
+    ("apps", "statefulsets"): {"get"},
+    ("apps", "statefulsets/scale"): {"get", "patch", "update"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods/log"): {"get"},
+    ("", "pods/exec"): {"create", "get"},
 }
 
 # gitops-engine pkg/sync/sync_tasks.go, kindOrder (from Helm's kind_sorter.go): a kind's
@@ -183,10 +261,35 @@ class Obj:
         return f"{self.kind}/{self.name}"
 
 
+def rules_of(role: Obj) -> list[dict]:
+    return [r for r in role.doc.get("rules") or [] if isinstance(r, dict)]
+
+
+def grants(rule: dict, group: str, resource: str, verbs: set[str], name: str) -> bool:
+    """Whether an RBAC rule allows one of `verbs` on `resource` named `name` (RBAC's
+    matching: `*` anywhere, an empty resourceNames is every name)."""
+    return (
+        bool({group, "*"} & set(rule.get("apiGroups") or []))
+        and bool({resource, "*"} & set(rule.get("resources") or []))
+        and bool((verbs | {"*"}) & set(rule.get("verbs") or []))
+        and (not rule.get("resourceNames") or name in rule["resourceNames"])
+    )
+
+
+def sets_replicas(sts: Obj) -> bool:
+    return isinstance(sts.doc.get("spec"), dict) and "replicas" in sts.doc["spec"]
+
+
+def container_names(obj: Obj) -> set[str]:
+    spec = pod_spec(obj.doc) or {}
+    return {str(c.get("name")) for group in ("initContainers", "containers") for c in spec.get(group) or [] if isinstance(c, dict)}
+
+
 @dataclass
 class Checker:
     root: Path
     prefix: str  # where the config repo sits in the Git repository ("" or "deploy/devboxes/")
+    repo: Repo | None = None  # users/*.toml, for what a bundle's user file says
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -412,6 +515,222 @@ class Checker:
                     f"{obj.label()}: podManagementPolicy is {policy}, not Parallel: a pod that never becomes Running and "
                     f"Ready (a bad image, a missing tailscale key) is not replaced after the revert",
                 )
+
+    # --- R6, R8: who sets a box's replicas, who may scale it ------------------------------
+
+    def scalers(self, sts: Obj, objs: list[Obj]) -> list[str]:
+        """What in the bundle changes the StatefulSet's replicas behind Git's back."""
+        found = []
+        if IDLE_CONTAINER in container_names(sts):
+            found.append(f"its pod's `{IDLE_CONTAINER}` container")
+        for role in objs:
+            if role.kind != "Role":
+                continue
+            if role.name == f"{sts.name}-idle":
+                found.append(f"{role.label()}")
+            elif any(grants(r, "apps", "statefulsets/scale", SCALE_VERBS, sts.name) for r in rules_of(role)):
+                found.append(f"{role.label()} (patch on statefulsets/scale)")
+        found += [o.label() for o in objs if o.kind == "CronJob"]
+        return found
+
+    def autostop(self, directory: Path) -> None:
+        """R6 on one bundle."""
+        objs = self.objects_of(directory)
+        user = directory.name
+        state = None
+        if self.repo is not None and user in self.repo.users:
+            state = self.repo.pick(user, "state") or "running"
+        for sts in (o for o in objs if o.kind == "StatefulSet"):
+            scalers = self.scalers(sts, objs)
+            if scalers:
+                self.count("autostopping StatefulSets")
+            if scalers and sets_replicas(sts):
+                self.fail(
+                    "R6",
+                    sts.path,
+                    f"{sts.label()} sets spec.replicas: {sts.doc['spec']['replicas']!r}, yet {', '.join(scalers)} scale(s) it: "
+                    "Argo CD (every sync; selfHeal) and Flux (every interval) apply the manifest's replicas again and undo "
+                    "an idle stop or a wake; leave the field out",
+                )
+            if state == "stopped":
+                self.count("stopped StatefulSets")
+                if dig(sts.doc, "spec", "replicas") != 0:
+                    self.fail(
+                        "R6",
+                        sts.path,
+                        f"{sts.label()}: users/{user}.toml says stopped, but spec.replicas is "
+                        f"{dig(sts.doc, 'spec', 'replicas')!r}, not 0: only Git's 0 keeps a stopped box stopped",
+                    )
+                if scalers:
+                    self.fail(
+                        "R6",
+                        sts.path,
+                        f"{sts.label()}: users/{user}.toml says stopped, yet {', '.join(scalers)} can start it: a stopped box "
+                        "has no idle or wake machinery (Git wins)",
+                    )
+
+    def rbac(self, directory: Path) -> None:
+        """R8 on one bundle."""
+        objs = self.objects_of(directory)
+        sts = next((o for o in objs if o.kind == "StatefulSet"), None)
+        own = sts.name if sts else directory.name
+        pod = f"{own}-0"
+        roles = {o.name: o for o in objs if o.kind == "Role"}
+        for role in roles.values():
+            self.count("Roles")
+            for rule in rules_of(role):
+                wild = [f for f in ("apiGroups", "resources", "verbs", "resourceNames") if "*" in (rule.get(f) or [])]
+                if wild:
+                    self.fail("R8", role.path, f"{role.label()}: a rule with `*` in {', '.join(wild)}: more than one box needs")
+                for resource in rule.get("resources") or []:
+                    if resource.split("/")[0] == "statefulsets" and rule.get("resourceNames") != [own]:
+                        self.fail(
+                            "R8",
+                            role.path,
+                            f"{role.label()}: {resource} with resourceNames {rule.get('resourceNames')!r}, not [{own}]: "
+                            "it reaches other boxes (no resourceNames is every StatefulSet of the namespace)",
+                        )
+        idle = roles.get(f"{own}-idle")
+        if idle is not None:
+            rules = rules_of(idle)
+            want = {"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "resourceNames": [own]}
+            ok = len(rules) == 1 and all(rules[0].get(k) == v for k, v in want.items())
+            verbs = set(rules[0].get("verbs") or []) if rules else set()
+            if not ok or not verbs <= {"get", "patch", "update"} or "patch" not in verbs:
+                self.fail(
+                    "R8",
+                    idle.path,
+                    f"{idle.label()}: rules {rules!r}; expected exactly one: apps statefulsets/scale, resourceNames [{own}], "
+                    "verbs get/patch: the idle container holds a token next to the person's box, and scaling this box is "
+                    "all it does",
+                )
+        owner = roles.get(f"{own}-owner")
+        if owner is not None:
+            for rule in rules_of(owner):
+                for group in rule.get("apiGroups") or []:
+                    for resource in rule.get("resources") or []:
+                        allowed = OWNER_RULES.get((group, resource))
+                        names = [own] if resource.startswith("statefulsets") else [pod]
+                        verbs = set(rule.get("verbs") or [])
+                        if allowed is None or not verbs <= allowed or rule.get("resourceNames") != names:
+                            self.fail(
+                                "R8",
+                                owner.path,
+                                f"{owner.label()}: {group or 'core'} {resource} {sorted(verbs)} on {rule.get('resourceNames')!r}: "
+                                f"the owner's Role names {own} (statefulsets, statefulsets/scale) and {pod} (pods, pods/log, "
+                                "pods/exec) only",
+                            )
+        for binding in (o for o in objs if o.kind == "RoleBinding"):
+            subjects = binding.doc.get("subjects") or []
+            ref = binding.doc.get("roleRef") or {}
+            if ref.get("kind") != "Role" or ref.get("name") not in roles:
+                self.fail("R8", binding.path, f"{binding.label()}: roleRef {ref.get('kind')}/{ref.get('name')} is not a Role of the bundle")
+            if ref.get("name") == f"{own}-idle":
+                # The box's ServiceAccount (the idle container's), and the wake CronJob's own
+                # one when the bundle has that CronJob: nobody else.
+                sa = str((pod_spec(sts.doc) or {}).get("serviceAccountName") or "") if sts else ""
+                wakers = [str((pod_spec(o.doc) or {}).get("serviceAccountName") or "") for o in objs if o.kind == "CronJob"]
+                expected = [("ServiceAccount", name) for name in [sa, *wakers]]
+                if [(s.get("kind"), s.get("name")) for s in subjects] != expected:
+                    self.fail(
+                        "R8",
+                        binding.path,
+                        f"{binding.label()}: subjects {subjects!r}; the idle Role belongs to the box's ServiceAccount ({sa}) "
+                        f"and its wake CronJob's ({', '.join(wakers) or 'none'}) alone",
+                    )
+            if ref.get("name") == f"{own}-owner" and [s.get("kind") for s in subjects] != ["User"]:
+                self.fail("R8", binding.path, f"{binding.label()}: subjects {subjects!r}; the owner's Role is bound to one User")
+        if sts is not None:
+            self.scale_granted(sts, objs)
+
+    def scale_granted(self, sts: Obj, objs: list[Obj]) -> None:
+        """The requests the idle container and the wake CronJob make are authorized, and the
+        CronJob's is for this box."""
+        namespace = sts.namespace
+        scalers = [sts] if IDLE_CONTAINER in container_names(sts) else []
+        scalers += [o for o in objs if o.kind == "CronJob"]
+        for workload in scalers:
+            sa = str((pod_spec(workload.doc) or {}).get("serviceAccountName") or "default")
+            granted = False
+            for binding in (o for o in objs if o.kind == "RoleBinding"):
+                if not any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in binding.doc.get("subjects") or []):
+                    continue
+                role = next((o for o in objs if o.kind == "Role" and o.name == dig(binding.doc, "roleRef", "name")), None)
+                if role and any(grants(r, "apps", "statefulsets/scale", {"patch"}, sts.name) for r in rules_of(role)):
+                    granted = True
+            if not granted:
+                self.fail(
+                    "R8",
+                    workload.path,
+                    f"{workload.label()}: its ServiceAccount {sa} is granted no patch on statefulsets/scale {sts.name} by a "
+                    "Role of the bundle: its scale request is refused (403)",
+                )
+            if workload.kind == "CronJob":
+                spec = pod_spec(workload.doc) or {}
+                text = " ".join(" ".join(map(str, (c.get("command") or []) + (c.get("args") or []))) for c in spec.get("containers") or [])
+                target = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{sts.name}/scale"
+                if target not in text:
+                    self.fail(
+                        "R8", workload.path, f"{workload.label()}: its request does not name {target}: it wakes some other box, or none"
+                    )
+
+    def no_cluster_roles(self, out: Path) -> None:
+        """R8: a ClusterRole or ClusterRoleBinding anywhere in out/ reaches past the namespace."""
+        for path in sorted(out.rglob("*.yaml")):
+            if path.name == KUSTOMIZATION:
+                continue
+            for obj in self.load(path):
+                if obj.kind in ("ClusterRole", "ClusterRoleBinding"):
+                    self.fail(
+                        "R8", path, f"{obj.label()}: cluster-wide RBAC in a generated bundle; a box's grants are Roles of its namespace"
+                    )
+
+    # --- R7: Argo CD ignoreDifferences on replicas ------------------------------------------
+
+    @staticmethod
+    def ignores_replicas(entry: dict) -> str | None:
+        """How an ignoreDifferences entry hides spec.replicas of StatefulSets, or None."""
+        if str(entry.get("group") or "") not in ("apps", "*") or str(entry.get("kind") or "") not in ("StatefulSet", "*"):
+            return None
+        for pointer in entry.get("jsonPointers") or []:
+            # RFC 6901: "" is the whole object; "/spec" holds /spec/replicas.
+            if [s for s in str(pointer).split("/")[1:] if s] in ([], ["spec"], ["spec", "replicas"]):
+                return f"jsonPointers {pointer!r}"
+        for expr in entry.get("jqPathExpressions") or []:
+            if re.search(r"\.spec(\.replicas\b|\s*$|\[)", str(expr)) or str(expr).strip() == ".":
+                return f"jqPathExpressions {expr!r}"
+        if entry.get("managedFieldsManagers"):
+            return f"managedFieldsManagers {entry['managedFieldsManagers']!r} (whoever scaled a box last owns its replicas)"
+        return None
+
+    def argo_ignore(self, directories: list[Path], bundles: list[Path]) -> None:
+        omitting = set()  # StatefulSets Git leaves the replicas of
+        for d in bundles:
+            omitting |= {o.name for o in self.objects_of(d) if o.kind == "StatefulSet" and not sets_replicas(o)}
+        for directory in directories:
+            for obj in self.objects_of(directory):
+                if obj.kind == "ApplicationSet":
+                    spec = dig(obj.doc, "spec", "template", "spec") or {}
+                elif obj.kind == "Application":
+                    spec = obj.doc.get("spec") or {}
+                else:
+                    continue
+                respect = any(
+                    str(o).replace(" ", "") == "RespectIgnoreDifferences=true" for o in dig(spec, "syncPolicy", "syncOptions") or []
+                )
+                for entry in spec.get("ignoreDifferences") or []:
+                    how = self.ignores_replicas(entry) if isinstance(entry, dict) else None
+                    name = str(entry.get("name") or "") if isinstance(entry, dict) else ""
+                    if how is None or (name and "{{" not in name and name in omitting):
+                        continue
+                    also = " With RespectIgnoreDifferences=true no sync applies it either." if respect else ""
+                    self.fail(
+                        "R7",
+                        obj.path,
+                        f"{obj.label()}: ignoreDifferences on StatefulSet {name or '(every one)'} by {how} hides spec.replicas from the "
+                        f"diff: a commit that only sets a box to `stopped` leaves the Application Synced, and an automated sync "
+                        f"never runs.{also}",
+                    )
 
     # --- R4: Flux ------------------------------------------------------------------------
 
@@ -645,7 +964,7 @@ def main() -> int:
         print(f"engine rules: no {out}", file=sys.stderr)
         return 2
     repo_path = str(dig(Repo(root).settings, "repo", "path") or "").strip("/")
-    checker = Checker(root, f"{repo_path}/" if repo_path else "")
+    checker = Checker(root, f"{repo_path}/" if repo_path else "", Repo(root))
 
     gitops = out / GITOPS_DIR
     bundles = sorted(d for d in (p.parent for p in out.rglob(KUSTOMIZATION)) if gitops not in d.parents and d != gitops)
@@ -656,10 +975,14 @@ def main() -> int:
         checker.application(directory)
     for directory in bundles:
         checker.statefulsets(directory)
+        checker.autostop(directory)
+        checker.rbac(directory)
+    checker.no_cluster_roles(out)
     for directory in sorted(d for d in (gitops / "flux").glob("*") if d.is_dir()):
         checker.flux(directory)
     argocd_dirs = sorted(d for d in (gitops / "argocd").glob("*") if d.is_dir())
     checker.argocd(argocd_dirs, bundles)
+    checker.argo_ignore(argocd_dirs, bundles)
 
     for rule, path, message in checker.problems:
         print(f"  FAIL [{rule} {RULE_NAMES[rule]}] {path}: {message}")

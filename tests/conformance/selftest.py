@@ -2,11 +2,13 @@
 """Each conformance check must be able to fail: break one running box's bundle in one
 way, run the check on it, and expect it to refuse (exit 1, not a usage or tool error).
 
-    selftest.py SOURCE_REPO CASE       run one case (exit 0 when the check refused it)
+    selftest.py SOURCE_REPO... CASE    run one case (exit 0 when the check refused it)
     selftest.py --list                 the cases
 
-SOURCE_REPO is a built config repo (devbox.toml, users/, out/); the first running box
-with a StatefulSet is copied into a fresh repo of its own for each case.
+Each SOURCE_REPO is a built config repo (devbox.toml, users/, out/). The first box that
+the case needs, in the first source that has one, is copied into a fresh repo of its own:
+a running box with a StatefulSet; for the autostop cases, a box whose pod has the `idle`
+container, a wake CronJob, or an owner Role (tests/data/autostop has all three).
 """
 
 from __future__ import annotations
@@ -228,6 +230,137 @@ def flux_pods_before_quota(repo: Fixture) -> None:
     rewrite(path, lambda o: o["spec"].pop("dependsOn", None))
 
 
+def bundle_file(repo: Fixture, pattern: str) -> Path:
+    return next(repo.glob(f"out/**/{pattern}"))
+
+
+def sts_name(repo: Fixture) -> str:
+    return load_one(statefulset(repo))["metadata"]["name"]
+
+
+def set_state(repo: Fixture, state: str) -> None:
+    user = next(repo.glob("users/*.toml"))
+    lines = [line for line in user.read_text().splitlines() if not line.startswith("state =")]
+    at = next(i for i, line in enumerate(lines) if line.startswith("email ="))
+    user.write_text("\n".join(lines[: at + 1] + [f'state = "{state}"'] + lines[at + 1 :]) + "\n")
+
+
+def autostop_replicas(repo: Fixture) -> None:
+    """Git sets replicas again on a box that stops by itself: every sync would undo a stop."""
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=1))
+
+
+def stopped_with_idle(repo: Fixture) -> None:
+    """The user file says stopped and Git says 0, but the idle machinery stays to start it."""
+    set_state(repo, "stopped")
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=0))
+
+
+def stopped_replicas(repo: Fixture) -> None:
+    """The user file says stopped; the StatefulSet still runs one pod."""
+    set_state(repo, "stopped")
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=1))
+
+
+def idle_role_secrets(repo: Fixture) -> None:
+    """The idle Role also reads Secrets (the tailnet key among them)."""
+    extra = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    rewrite(bundle_file(repo, "role-*-idle.yaml"), lambda o: o["rules"].append(extra))
+
+
+def idle_role_any_box(repo: Fixture) -> None:
+    """The idle Role's rule without resourceNames: every StatefulSet of the namespace."""
+    rewrite(bundle_file(repo, "role-*-idle.yaml"), lambda o: o["rules"][0].pop("resourceNames"))
+
+
+def owner_role_other_pod(repo: Fixture) -> None:
+    def change(o: dict) -> None:
+        for rule in o["rules"]:
+            if rule["resources"][0].startswith("pods"):
+                rule["resourceNames"] = ["someone-else-0"]
+
+    rewrite(bundle_file(repo, "role-*-owner.yaml"), change)
+
+
+def owner_user(repo: Fixture) -> None:
+    """The owner's RoleBinding names the bare email where [owners] user_prefix asks for more."""
+    path = bundle_file(repo, "rolebinding-*-owner.yaml")
+    rewrite(path, lambda o: o["subjects"][0].update(name="someone@example.com"))
+
+
+def cluster_role(repo: Fixture) -> None:
+    """A ClusterRole and its binding in a bundle: the box's grants reach past its namespace."""
+    sts = statefulset(repo)
+    header = sts.read_text().splitlines()[0] + "\n"
+    name = sts_name(repo)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"{name}-idle"},
+        "rules": [{"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "resourceNames": [name], "verbs": ["patch"]}],
+    }
+    (sts.parent / f"clusterrole-{name}-idle.yaml").write_text(header + yaml.safe_dump(role, sort_keys=False))
+    rewrite(sts.parent / "kustomization.yaml", lambda o: o["resources"].append(f"clusterrole-{name}-idle.yaml"))
+
+
+def appset_ignores_replicas(repo: Fixture) -> None:
+    """The ApplicationSet's Applications ignore every StatefulSet's replicas."""
+    path = next(repo.glob("out/_gitops/argocd/*/applicationset-*.yaml"), None)
+    if path is None:
+        raise SystemExit('no out/_gitops/argocd/*/applicationset-*.yaml: the source repo has no gitops = ["argocd"]')
+    entry = {"group": "apps", "kind": "StatefulSet", "jsonPointers": ["/spec/replicas"]}
+    rewrite(path, lambda o: o["spec"]["template"]["spec"].setdefault("ignoreDifferences", []).append(entry))
+
+
+def wake_other_box(repo: Fixture) -> None:
+    """The wake CronJob's request scales another box's StatefulSet."""
+    name = sts_name(repo)
+
+    def change(o: dict) -> None:
+        for c in pod_spec(o)["containers"]:
+            c["command"] = [part.replace(f"/statefulsets/{name}/", "/statefulsets/someone-else/") for part in c["command"]]
+
+    rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), change)
+
+
+def wake_timezone(repo: Fixture) -> None:
+    rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), lambda o: o["spec"].update(timeZone="Etc/UTC"))
+
+
+def idle_runs_devbox_image(repo: Fixture) -> None:
+    """The idle container, which holds the token, runs the person's own image."""
+
+    def change(o: dict) -> None:
+        idle = next(c for _, c in containers(pod_spec(o)) if c["name"] == "idle")
+        idle["image"] = main_container(o)["image"]
+
+    rewrite(statefulset(repo), change)
+
+
+def broken_idle_stop(repo: Fixture) -> None:
+    path = next(repo.glob("out/**/configmap-*.yaml"))
+    rewrite(path, lambda o: o["data"].update({"idle-stop.sh": o["data"]["idle-stop.sh"] + "if [ -e /x ]; then\n"}))
+
+
+def wake_job(o: dict) -> dict:
+    return pod_spec(o)["containers"][0]
+
+
+def wake_privileged(repo: Fixture) -> None:
+    rewrite(
+        bundle_file(repo, "cronjob-*-wake.yaml"),
+        lambda o: wake_job(o)["securityContext"].update(privileged=True, allowPrivilegeEscalation=True),
+    )
+
+
+def wake_root(repo: Fixture) -> None:
+    rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), lambda o: pod_spec(o)["securityContext"].update(runAsNonRoot=False, runAsUser=0))
+
+
+def wake_unknown_field(repo: Fixture) -> None:
+    rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), lambda o: pod_spec(o).update(bogusField="x"))
+
+
 CHECKS = {
     "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
     "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
@@ -266,19 +399,78 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-ordered-ready": (ordered_ready, "engine"),
     "engine-flux-ssh-no-secret": (flux_ssh_without_secret, "engine"),
     "engine-flux-pods-before-quota": (flux_pods_before_quota, "engine"),
+    "engine-stopped-replicas": (stopped_replicas, "engine"),
+    "engine-cluster-role": (cluster_role, "engine"),
+    "engine-appset-ignores-replicas": (appset_ignores_replicas, "engine"),
+    # Autostop (issue 15): a box that stops by itself, its wake CronJob, its owner's Role.
+    "engine-autostop-replicas": (autostop_replicas, "engine"),
+    "engine-stopped-keeps-idle": (stopped_with_idle, "engine"),
+    "engine-idle-role-secrets": (idle_role_secrets, "engine"),
+    "engine-idle-role-any-box": (idle_role_any_box, "engine"),
+    "engine-owner-role-other-pod": (owner_role_other_pod, "engine"),
+    "engine-wake-other-box": (wake_other_box, "engine"),
+    "contract-autostop-replicas": (autostop_replicas, "contract"),
+    "contract-idle-runs-devbox-image": (idle_runs_devbox_image, "contract"),
+    "contract-wake-timezone": (wake_timezone, "contract"),
+    "contract-owner-user": (owner_user, "contract"),
+    "shipped-idle-stop-sh": (broken_idle_stop, "shipped"),
+    "k8s-cronjob-unknown-field": (wake_unknown_field, "k8s"),
+    "pss-cronjob-root": (wake_root, "pss"),
+    "checkov-cronjob-privileged": (wake_privileged, "checkov"),
+}
+# What a case's box must have (else: a running box with a StatefulSet).
+NEEDS = {
+    "engine-autostop-replicas": "autostop",
+    "engine-stopped-keeps-idle": "autostop",
+    "engine-idle-role-secrets": "autostop",
+    "engine-idle-role-any-box": "autostop",
+    "engine-owner-role-other-pod": "owner",
+    "engine-wake-other-box": "wake",
+    "contract-autostop-replicas": "autostop",
+    "contract-idle-runs-devbox-image": "autostop",
+    "contract-wake-timezone": "wake",
+    "contract-owner-user": "owner",
+    "shipped-idle-stop-sh": "autostop",
+    "k8s-cronjob-unknown-field": "wake",
+    "pss-cronjob-root": "wake",
+    "checkov-cronjob-privileged": "wake",
 }
 
 
-def fixture(source: Path, into: Path, delivery: bool = False) -> Fixture:
-    """A repo of the first running box alone; with `delivery`, also the out/_gitops/ files
-    `build` would write for it (the shared ones, and this user's own Flux Kustomization)."""
-    repo = Repo(source)
-    for name in repo.users:
-        state = repo.pick(name, "state") or "running"
-        if state == "running" and any(repo.bundle(name).glob("statefulset-*.yaml")):
-            break
-    else:
-        raise SystemExit(f"no running box with a StatefulSet in {source}")
+def has(bundle: Path, needs: str) -> bool:
+    """Whether a running box's bundle has what a case breaks."""
+    sts = next(bundle.glob("statefulset-*.yaml"), None)
+    if sts is None:
+        return False
+    if needs == "autostop":
+        return any(c.get("name") == "idle" for _, c in containers(pod_spec(load_one(sts))))
+    if needs == "wake":
+        return any(bundle.glob("cronjob-*-wake.yaml"))
+    if needs == "owner":
+        return any(bundle.glob("rolebinding-*-owner.yaml"))
+    return True
+
+
+def pick(sources: list[Path], needs: str) -> tuple[Path, Repo, str]:
+    """The first running box that has what the case needs, in the first source with one."""
+    for source in sources:
+        repo = Repo(source)
+        for name in repo.users:
+            if (repo.pick(name, "state") or "running") == "running" and has(repo.bundle(name), needs):
+                return source, repo, name
+    what = (
+        "a StatefulSet"
+        if needs == "running"
+        else {"autostop": "an `idle` container", "wake": "a wake CronJob", "owner": "an owner Role"}[needs]
+    )
+    raise SystemExit(f"no running box with {what} in {', '.join(map(str, sources))} (tests/data/autostop has one)")
+
+
+def fixture(sources: list[Path], into: Path, delivery: bool = False, needs: str = "running") -> Fixture:
+    """A repo of the first running box the case can break, alone; with `delivery`, also the
+    out/_gitops/ files `build` would write for it (the shared ones, and this user's own Flux
+    Kustomization)."""
+    source, repo, name = pick(sources, needs)
     (into / "users").mkdir(parents=True)
     if (source / "devbox.toml").exists():
         shutil.copy(source / "devbox.toml", into / "devbox.toml")
@@ -298,14 +490,14 @@ def main() -> int:
     if sys.argv[1:] == ["--list"]:
         print("\n".join(CASES))
         return 0
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+    if len(sys.argv) < 3 or sys.argv[-1] not in CASES:
         print(__doc__, file=sys.stderr)
         return 2
-    source, case = Path(sys.argv[1]), sys.argv[2]
+    sources, case = [Path(a) for a in sys.argv[1:-1]], sys.argv[-1]
     breaker, check = CASES[case]
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        fixture(source, repo, delivery=check == "engine")
+        fixture(sources, repo, delivery=check == "engine", needs=NEEDS.get(case, "running"))
         command = [a.format(repo=repo, out=repo / "out") for a in CHECKS[check]]
         # The unbroken fixture must pass, so that the refusal below is the breakage's doing.
         before = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -139,7 +139,8 @@ def main() -> int:
         workloads = []
         for path in sorted(bundle.glob("*.yaml")):
             for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader):
-                if isinstance(doc, dict) and pod_spec(doc) is not None:
+                # The box's own pod: the wake CronJob's pods run curl, not the person's env.
+                if isinstance(doc, dict) and doc.get("kind") == "StatefulSet" and pod_spec(doc) is not None:
                     workloads.append((path, doc))
         state = repo.pick(name, "state") or "running"
         expected = repo.env(name)
