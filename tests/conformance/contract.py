@@ -508,6 +508,11 @@ def check_autostop(
                 f"the wake CronJob runs at {dig(wake, 'spec', 'schedule')!r} in {dig(wake, 'spec', 'timeZone')!r}; "
                 f"[schedule] says {hours['start']} on days {hours['days']} in {hours['timezone']!r}"
             )
+        # Not the box's selector labels: the box's headless Service would list the job's pod as an
+        # endpoint of the box, and its NetworkPolicy would select it.
+        labels = dig(wake, "spec", "jobTemplate", "spec", "template", "metadata", "labels") or {}
+        if labels.get("app.kubernetes.io/name") == "devbox" and labels.get("app.kubernetes.io/instance") == name:
+            fail("the wake job's pods carry the box's selector labels: the box's Service and NetworkPolicy select them")
         # Its own ServiceAccount (NAME-wake, in the bundle, no automounted token), bound to the
         # idle Role only: the box's ServiceAccount also reaches the tailnet state Secret.
         wake_spec = pod_spec(wake) or {}

@@ -51,6 +51,11 @@ fn a_box_that_stops_by_itself_leaves_its_replicas_to_the_cluster() {
     let command = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][2].as_str().unwrap();
     assert_contains!(command, "/apis/apps/v1/namespaces/devboxes/statefulsets/alice/scale?fieldManager=devbox-gen-schedule");
     assert_contains!(command, r#"--data '{"spec":{"replicas":1}}'"#);
+    // Not the box's selector: its Service and NetworkPolicy would take the job's pod for the box.
+    let job_labels = &cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(job_labels["app.kubernetes.io/name"], "devbox-wake");
+    let selector = &find(&objects, "Service", "alice").unwrap()["spec"]["selector"];
+    assert!(selector.as_object().unwrap().iter().any(|(k, v)| &job_labels[k] != v), "{job_labels} matches {selector}");
 
     let config = find(&objects, "ConfigMap", "alice-devbox").unwrap();
     let policy: Value = serde_json::from_str(config["data"]["idle.json"].as_str().unwrap()).unwrap();

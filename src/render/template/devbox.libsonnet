@@ -419,6 +419,12 @@
       '',
     ]),
 
+  // The labels of the wake job's pods: not the box's selector labels, or the
+  // box's headless Service would list the job's pod as an endpoint of the
+  // box, its NetworkPolicy would apply to it, and `kubectl get pods -l
+  // app.kubernetes.io/instance=NAME` would count it as the box.
+  wakeJobLabels(box):: $.labels(box, 'schedule') { 'app.kubernetes.io/name': 'devbox-wake' },
+
   // The wake CronJob's identity: its token can scale the box (the idle
   // Role) and nothing else; the box's own ServiceAccount also reaches the
   // tailnet state Secret.
@@ -452,13 +458,13 @@
       successfulJobsHistoryLimit: 1,
       failedJobsHistoryLimit: 3,
       jobTemplate: {
-        metadata: { labels: $.labels(box, 'schedule') },
+        metadata: { labels: $.wakeJobLabels(box) },
         spec: {
           backoffLimit: 3,
           activeDeadlineSeconds: 600,
           ttlSecondsAfterFinished: 86400,
           template: {
-            metadata: { labels: $.labels(box, 'schedule') },
+            metadata: { labels: $.wakeJobLabels(box) },
             spec: {
               serviceAccountName: $.names(box).wakeCronJob,
               automountServiceAccountToken: false,
