@@ -364,6 +364,23 @@ class Generator:
             lines.append("datasets = []")
         return lines
 
+    @staticmethod
+    def autostop(i: int) -> list[str]:
+        """`[idle]` and `[schedule]` of user `i`, by index like `ml` (no draw from the generator):
+        a quarter of the users stop when idle, one in twelve on working hours in one of three
+        zones, a few say "never" over nothing."""
+        lines = []
+        if i % 4 == 0:
+            lines += ["", "[idle]", f"after = {toml_string(('2h', '90m', '1h30m', '1d')[i // 4 % 4])}"]
+        elif i % 29 == 13:
+            lines += ["", "[idle]", 'after = "never"']
+        if i % 12 == 0:
+            zone = ("Europe/Berlin", "America/New_York", "Asia/Kolkata")[i // 12 % 3]
+            lines += ["", "[schedule]", f"timezone = {toml_string(zone)}", 'start = "08:30"', 'stop = "18:00"']
+            if i % 24 == 0:
+                lines.append('days = ["mon", "tue", "wed", "thu"]')
+        return lines
+
     def user(self, i: int) -> tuple[str, str]:
         rng = self.rng
         name = self.name(i)
@@ -432,6 +449,8 @@ class Generator:
             lines += ["", "[home]", f"size = {toml_string(rng.choice(SIZES))}"]
             if i % 9 == 6 or rng.random() < 0.5:
                 lines.append(f"storage_class = {toml_string(rng.choice(STORAGE_CLASSES))}")
+
+        lines += self.autostop(i)
 
         lines += ["", "[ssh]", f"authorized_keys = {toml_array(self.keys(name), multiline=True)}"]
         if i % 7 == 5 or rng.random() < 0.1:
