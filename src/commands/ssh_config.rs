@@ -54,6 +54,10 @@ pub(super) fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> Stri
         let host = &resolved.tailscale.hostname;
         out.push('\n');
         match resolved.state {
+            // VS Code only says it could not connect: say here why, and what to run.
+            State::Running if resolved.autostops() => {
+                out.push_str(&format!("# {} `devbox-gen wake {}` starts it.\n", super::wake::stops_when(resolved), resolved.name))
+            }
             State::Running => {}
             State::Stopped | State::Archived => out.push_str(&format!(
                 "# {} is {}: nothing answers until its user file says `state = \"running\"`\n",

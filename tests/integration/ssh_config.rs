@@ -47,3 +47,24 @@ Host bob-devbox
     );
     assert!(!repo.path().join("out").exists());
 }
+
+#[test]
+fn a_box_that_stops_by_itself_says_how_to_wake_it() {
+    let repo = alice_bob_carol();
+    let alice = repo.read("users/alice.toml");
+    repo.write("users/alice.toml", &format!("{alice}\n[idle]\nafter = \"90m\"\n"));
+    let run = repo.run_ok(&["ssh-config", "alice"], 0);
+    assert_eq!(
+        run.stdout,
+        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+
+# It stops after 1h30m without activity (SSH traffic, Jupyter, CPU or GPU use, a hold). `devbox-gen wake alice` starts it.
+Host alice-devbox
+    HostName alice-devbox
+    User jupyter
+    Port 2222
+    IdentityFile ~/.ssh/devbox
+    IdentitiesOnly yes
+"
+    );
+}
