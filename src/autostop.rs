@@ -127,10 +127,23 @@ pub(crate) fn timezone(value: &str) -> Result<TimeZone, Refused> {
 /// The CronJob schedule that starts a box at `start` on `days`: `"0 8 * * 1-5"`. Minutes and
 /// hours are the local time of the CronJob's `timeZone`.
 pub(crate) fn start_cron(start: Time, days: &[Weekday]) -> String {
-    let mut numbers: Vec<u8> = days.iter().map(|d| d.cron()).collect();
+    let mut numbers: Vec<u8> = days.iter().copied().map(cron_day).collect();
     numbers.sort_unstable();
     numbers.dedup();
     format!("{} {} * * {}", start.minute(), start.hour(), cron_list(&numbers))
+}
+
+/// The day in a cron schedule: 0 is Sunday.
+fn cron_day(day: Weekday) -> u8 {
+    match day {
+        Weekday::Sun => 0,
+        Weekday::Mon => 1,
+        Weekday::Tue => 2,
+        Weekday::Wed => 3,
+        Weekday::Thu => 4,
+        Weekday::Fri => 5,
+        Weekday::Sat => 6,
+    }
 }
 
 /// `[1, 2, 3, 4, 5]` → `1-5`, `[0, 6]` → `0,6`: runs of three or more become ranges.

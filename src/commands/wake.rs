@@ -75,7 +75,7 @@ pub(super) fn commands(resolved: &ResolvedBox, cluster: Option<(String, String)>
 }
 
 /// `It stops after 2h without activity, and outside working hours (mon-fri 08:00-19:00 Europe/Berlin).`
-pub(crate) fn stops_when(resolved: &ResolvedBox) -> String {
+pub(super) fn stops_when(resolved: &ResolvedBox) -> String {
     let idle = match resolved.idle.after_seconds {
         Some(seconds) => {
             format!("It stops after {} without activity (SSH traffic, Jupyter, CPU or GPU use, a hold)", autostop::human(seconds))

@@ -245,18 +245,3 @@ pub(crate) enum Weekday {
 }
 
 serde_names!(Weekday { Mon => "mon", Tue => "tue", Wed => "wed", Thu => "thu", Fri => "fri", Sat => "sat", Sun => "sun" });
-
-impl Weekday {
-    /// The day in a cron schedule: 0 is Sunday.
-    pub(crate) fn cron(self) -> u8 {
-        match self {
-            Self::Sun => 0,
-            Self::Mon => 1,
-            Self::Tue => 2,
-            Self::Wed => 3,
-            Self::Thu => 4,
-            Self::Fri => 5,
-            Self::Sat => 6,
-        }
-    }
-}

@@ -159,6 +159,21 @@ pub fn user_file(email: &str, key: &str) -> String {
     format!("email = \"{email}\"\n\n[ssh]\nauthorized_keys = [\"{key}\"]\n")
 }
 
+/// Runs git in `dir` (author, no signing, no system or user config) and returns its stdout;
+/// panics with its stderr if it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Asserts that `haystack` contains `needle`, printing both when it does not (and the optional
 /// format arguments after them).
 macro_rules! assert_contains {

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, user_file};
 
 const KEY_CAROL: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ carol@laptop";
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS dave@laptop";
@@ -308,25 +308,14 @@ fn other_currencies_are_written_with_their_code() {
 
 #[test]
 fn against_a_revision_the_cost_is_the_prs() {
-    let git = |repo: &Repo, args: &[&str]| {
-        let output = std::process::Command::new("git")
-            .current_dir(repo.path())
-            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", repo.path())
-            .output()
-            .expect("git runs");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    };
     let repo = with_bob(&priced());
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "base"]);
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
     // The PR stops bob and rebuilds out/: only the base revision still runs him.
     repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
     repo.run_ok(&["build"], 0);
-    git(&repo, &["commit", "-q", "-am", "stop bob"]);
+    git(repo.path(), &["commit", "-q", "-am", "stop bob"]);
     let run = repo.run_ok(&["diff", "--base", "main~1"], 1);
     assert_eq!(
         section(&run, "Cost:"),

@@ -7,7 +7,7 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, pairs, risks};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks};
 
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
 const KEY_ERIN: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS erin@laptop";
@@ -347,19 +347,6 @@ fn markdown_report() {
 }
 
 // --- --base REF: out/ as committed in git -----------------------------------------------------
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Process::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn devbox_gen(root: &Path, args: &[&str]) -> Run {
     let output = Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(root).args(args).env_remove("NO_COLOR").output().unwrap();

@@ -2,9 +2,7 @@
 //! kubectl access (`[owners]`): the reviewer learns when a box will stop, that Git no longer
 //! decides whether it runs, what a new window or new hours do, and who gets into the box.
 
-use std::process::Command as Process;
-
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, assert_not_contains, pairs, risks, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks, user_file};
 
 const HOURS: &str = "\n[schedule]\ntimezone = \"Europe/Berlin\"\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"08:00\"\nstop = \"19:00\"\n";
 
@@ -198,25 +196,14 @@ fn owner_access_granted_changed_and_removed() {
 fn scale_is_granted_with_autostop_and_compared_across_commits() {
     let repo = Repo::new(&format!("{SETTINGS}\n[owners]\nallow = [\"scale\"]\n")).user("alice", &user_file("alice@example.com", KEY_ALICE));
     repo.run_ok(&["build"], 0);
-    let git = |args: &[&str]| {
-        let output = Process::new("git")
-            .current_dir(repo.path())
-            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", repo.path())
-            .output()
-            .expect("git runs");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "base"]);
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
     // The PR: alice's box stops by itself, and out/ is rebuilt.
     repo.write("users/alice.toml", &alice(Some("90m"), ""));
     repo.run_ok(&["build"], 0);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "idle"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "idle"]);
     repo.run_ok(&["diff"], 0);
 
     let run = repo.run_ok(&["diff", "--base", "main~1"], 1);
