@@ -17,7 +17,7 @@ use crate::emit::OutTree;
 use crate::model::State;
 use crate::quantity::Quantity;
 use crate::read::ConfigRepo;
-use crate::render::{Object, RenderedBox};
+use crate::render::{NAMESPACE_SCOPE, Object, RenderedBox, SCOPE_ANNOTATION};
 
 /// Reports the problems of every invalid box at once: a problem a custom template causes in
 /// every box (`StatefulSet/devboxes/alice: unknown field ...`, the same for bob) is reported
@@ -62,6 +62,15 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
             problems.push(format!("{id} is produced twice"));
         }
         problems.extend(check_object(object).into_iter().map(|p| format!("{id}: {p}")));
+        if let Some(scope) = crate::render::scope(object) {
+            problems.push(format!(
+                "{id}: unknown `{SCOPE_ANNOTATION}: {scope}`; the only scope is `{NAMESPACE_SCOPE}` (an object every box of the namespace shares), and without the annotation an object is the box's own"
+            ));
+        }
+    }
+    for object in &rendered.shared {
+        let id = object_id(object);
+        problems.extend(check_object(object).into_iter().chain(check_shared(object)).map(|p| format!("{id}: {p}")));
     }
     let homes: Vec<&Object> = rendered.objects.iter().filter(|o| is_home_volume(o)).collect();
     match homes.as_slice() {
@@ -83,6 +92,53 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
         problems.push(format!("a {} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state));
     }
     problems
+}
+
+/// What an object shared by every box of a namespace must be. It is written once, to the
+/// namespace's directory, whose Application or Kustomization never prunes; boxes not yet
+/// restarted keep mounting the version they name. So a version must never change under its
+/// name: an immutable ConfigMap named by its content ([`content_address`]). Anything else
+/// shared would change under running boxes, or fail to apply (an immutable object's data
+/// cannot be updated).
+fn check_shared(object: &Object) -> Vec<String> {
+    let mut problems = Vec::new();
+    let shared = format!("an object marked `{SCOPE_ANNOTATION}: {NAMESPACE_SCOPE}`");
+    if kind(object) != "ConfigMap" {
+        return vec![format!("{shared} must be a ConfigMap, the only kind devbox-gen shares between boxes")];
+    }
+    if object.get("immutable") != Some(&Value::Bool(true)) {
+        problems.push(format!("{shared} must be `immutable: true`: it is named by its content, and a new version is a new object"));
+    }
+    if object.get("binaryData").is_some() {
+        problems.push(format!("{shared} carries `data` only, not `binaryData`"));
+    }
+    let empty = serde_json::Map::new();
+    let data = object.get("data").and_then(Value::as_object).unwrap_or(&empty);
+    let address = content_address(data);
+    if !name(object).ends_with(&format!("-{address}")) {
+        problems.push(format!(
+            "{shared} must be named by its content: its name must end in `-{address}` (the first 10 hex digits of the sha256 of each key of `data`, NUL, value, NUL, in key order). With the embedded library, change the scripts through its `files` and `idleFiles`, which rename the object, instead of patching the object's `data`"
+        ));
+    }
+    problems
+}
+
+/// The first 10 hex digits of the sha256 of each key of `data`, a NUL, its value and a NUL, in
+/// key order: what the embedded template's `scripts.hash` computes with `std.sha256`. Values
+/// that are not strings are refused by the typed check of a ConfigMap.
+pub(crate) fn content_address(data: &serde_json::Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut keys: Vec<&String> = data.keys().collect();
+    keys.sort();
+    let mut hasher = Sha256::new();
+    for key in keys {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(data[key].as_str().unwrap_or_default().as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub(crate) fn kind(object: &Object) -> &str {

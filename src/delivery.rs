@@ -39,6 +39,7 @@ use serde_json::{Map, Value, json};
 
 use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
 use crate::emit::{self, GITOPS_DIR};
+pub(crate) use crate::emit::{DEFAULT_CLUSTER_DIR, SETTINGS_SOURCE};
 use crate::model::{DevboxConfig, GitOps, Quota, State};
 use crate::quantity::Quantity;
 use crate::render::{Object, RenderedBox};
@@ -46,15 +47,11 @@ use crate::resolve::{self, ResolvedResources, ResolvedSettings};
 
 /// Argo CD's name for the cluster it runs in.
 pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
-/// The cluster directory under `out/_gitops/<engine>/` when devbox.toml declares no clusters.
-pub(crate) const DEFAULT_CLUSTER_DIR: &str = "default";
 /// The name of a user's Application and Kustomization: `devbox-alice` (at most 59 characters,
 /// so it stays a valid label value for Argo CD's label tracking).
 pub(crate) const USER_PREFIX: &str = "devbox-";
 /// The base name of the shared objects: `devboxes`, `devboxes-namespace`, `devboxes-gitops`.
 pub(crate) const BASE_NAME: &str = "devboxes";
-/// Who owns the shared files (their header, and so their group in `diff`).
-pub(crate) const SETTINGS_SOURCE: &str = "devbox.toml";
 
 /// What delivery needs to know about one compiled box.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

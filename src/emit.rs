@@ -26,6 +26,20 @@ pub struct OutTree {
 
 /// The directory of `out/` that holds the delivery manifests (Argo CD, Flux, the Namespace).
 pub(crate) const GITOPS_DIR: &str = "_gitops";
+/// The cluster directory under `out/_gitops/<engine>/` when devbox.toml declares no clusters.
+pub(crate) const DEFAULT_CLUSTER_DIR: &str = "default";
+/// Who owns the files that are not one user's (their header, and so their group in `diff`).
+pub(crate) const SETTINGS_SOURCE: &str = "devbox.toml";
+
+/// The file of an object every box of a namespace shares (the scripts ConfigMap), in the
+/// directory the namespace's Application or Kustomization applies:
+/// `_gitops/namespace/<cluster>/configmap-devbox-scripts-<hash>.yaml`. It is written whether or
+/// not devbox.toml delivers with `gitops`, so the bundles never name an object that `out/` lacks.
+pub(crate) fn shared_file(resolved: &ResolvedBox, object: &Object) -> (String, String) {
+    let cluster = resolved.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER_DIR);
+    let path = format!("{GITOPS_DIR}/namespace/{cluster}/{}", file_name(object));
+    (path, format!("{}{}", header(SETTINGS_SOURCE), to_yaml(object)))
+}
 
 /// Where a box's bundle lives in `out/`: `alice`, or `prod/alice` when clusters are declared.
 pub(crate) fn bundle_dir(resolved: &ResolvedBox) -> String {

@@ -249,6 +249,7 @@ fn compile_stages(
     let template = template_of(repo)?;
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
+    let shared = SharedObjects::default();
     let outcomes: Vec<BoxOutcome> = context.timed("render+check+emit", || {
         boxes
             .into_par_iter()
@@ -256,7 +257,7 @@ fn compile_stages(
                 let fingerprint = cache::fingerprint(&resolved);
                 match earlier.and_then(|earlier| earlier.reusable(&resolved.source, fingerprint)) {
                     Some(record) => BoxOutcome::Kept(record.clone()),
-                    None => compile_box(resolved, fingerprint, &template, &root, earlier, sink),
+                    None => compile_box(resolved, fingerprint, &template, &root, &shared, earlier, sink),
                 }
             })
             .collect()
@@ -331,6 +332,66 @@ enum BoxOutcome {
     },
 }
 
+/// The objects every box of a namespace renders alike (the scripts ConfigMap), each written
+/// once: the first box to render one emits its file, the others check that theirs is the same
+/// object and only record the file's digest (each bundle's cache record names every file it
+/// needs, so the file stays while any box that needs it is kept).
+#[derive(Default)]
+struct SharedObjects(std::sync::Mutex<std::collections::HashMap<String, SharedFile>>);
+
+struct SharedFile {
+    object: render::Object,
+    /// The user file of the box that rendered it first, to name in a conflict.
+    source: String,
+    digest: Digest,
+}
+
+/// What a box's shared objects add to its files.
+#[derive(Default)]
+struct Claimed {
+    /// Files this box is the first to render: to write.
+    new: Vec<(String, String)>,
+    /// Every shared file the box needs, with its digest, for its cache record.
+    needed: Vec<(String, Digest)>,
+}
+
+impl SharedObjects {
+    /// Takes the box's shared objects out of `rendered`, leaving those it is the first to
+    /// render (for the check stage) and returning their files. An object that another box of
+    /// the namespace rendered differently is a template bug, reported as the box's problem.
+    fn claim(&self, rendered: &mut render::RenderedBox) -> Result<Claimed, String> {
+        let mut claimed = Claimed::default();
+        let mut first = Vec::new();
+        for object in std::mem::take(&mut rendered.shared) {
+            let (path, text) = emit::shared_file(&rendered.resolved, &object);
+            // Poisoned only by a panic elsewhere, which aborts the build anyway.
+            let mut files = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match files.get(&path) {
+                Some(known) if known.object == object => claimed.needed.push((path, known.digest)),
+                Some(known) => {
+                    return Err(format!(
+                        "{} is rendered differently for {} and for {}: an object marked `{}: {}` must be the same in every box of the namespace",
+                        check::object_id(&object),
+                        known.source,
+                        rendered.resolved.source,
+                        render::SCOPE_ANNOTATION,
+                        render::NAMESPACE_SCOPE,
+                    ));
+                }
+                None => {
+                    let digest = Digest::of(text.as_bytes());
+                    files.insert(path.clone(), SharedFile { object: object.clone(), source: rendered.resolved.source.clone(), digest });
+                    claimed.needed.push((path.clone(), digest));
+                    claimed.new.push((path, text));
+                    first.push(object);
+                }
+            }
+        }
+        rendered.shared = first;
+        Ok(claimed)
+    }
+}
+
 /// Render → check → emit for one box. Files `out/` already holds byte for byte are not kept
 /// in memory (a `build --check` on a fresh clone holds only what changed).
 fn compile_box(
@@ -338,20 +399,27 @@ fn compile_box(
     fingerprint: Digest,
     template: &Template,
     root: &Path,
+    shared: &SharedObjects,
     earlier: Option<&Earlier>,
     sink: Option<Sink>,
 ) -> BoxOutcome {
     let source = resolved.source.clone();
-    let rendered = match render::render_box(resolved, template, root) {
+    let mut rendered = match render::render_box(resolved, template, root) {
         Ok(rendered) => rendered,
         Err(message) => return BoxOutcome::TemplateFailed { source, message },
+    };
+    let claimed = match shared.claim(&mut rendered) {
+        Ok(claimed) => claimed,
+        Err(problem) => return BoxOutcome::Invalid { source, problems: vec![problem] },
     };
     let problems = check::check_box(&rendered);
     if !problems.is_empty() {
         return BoxOutcome::Invalid { source, problems };
     }
-    let files = emit::emit_box(&rendered);
-    let digests: Vec<(String, Digest)> = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    let mut files = emit::emit_box(&rendered);
+    let mut digests: Vec<(String, Digest)> = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    files.extend(claimed.new);
+    digests.extend(claimed.needed);
     let on_disk: Vec<String> = digests
         .iter()
         .filter(|(path, digest)| earlier.is_some_and(|e| e.existing.holds(path, *digest)))

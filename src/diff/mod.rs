@@ -157,9 +157,8 @@ impl Plan {
             return "no changes".into();
         }
         let counts = self.counts();
-        let shared = (counts.shared_resources > 0).then(|| {
-            format!("{} (devbox.toml)", plural(counts.shared_resources, "delivery resource changed", "delivery resources changed"))
-        });
+        let shared = (counts.shared_resources > 0)
+            .then(|| format!("{} (devbox.toml)", plural(counts.shared_resources, "shared resource changed", "shared resources changed")));
         let people = counts.users_added + counts.users_removed + counts.users_changed;
         if people == 0 {
             return shared.unwrap_or_default();
@@ -339,12 +338,12 @@ mod tests {
         let before = tree(vec![retag(shared("")), file("a", "ConfigMap", "a", "")]);
         let after = tree(vec![retag(shared("spec: {}\n")), file("a", "ConfigMap", "a", "")]);
         let plan = plan(&before, &after);
-        assert_eq!(plan.summary(), "1 delivery resource changed (devbox.toml)");
+        assert_eq!(plan.summary(), "1 shared resource changed (devbox.toml)");
         assert_eq!(plan.counts().users_changed, 0);
         let after = tree(vec![retag(shared("spec: {}\n")), file("a", "ConfigMap", "a", "data: {}\n"), file("b", "ConfigMap", "b", "")]);
         assert_eq!(
             self::plan(&before, &after).summary(),
-            "2 users changed: 1 added, 1 resource changed; 1 delivery resource changed (devbox.toml)"
+            "2 users changed: 1 added, 1 resource changed; 1 shared resource changed (devbox.toml)"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Stage 4, render: the jsonnet template, evaluated in-process by jrsonnet, once per box.
 //!
 //! The template is a function of one argument, `box` (a [`ResolvedBox`]), returning
-//! Kubernetes objects in any nesting of objects and arrays, as Tanka accepts them. The default
+//! Kubernetes objects in any nesting of objects and arrays, as Tanka accepts them. Objects
+//! annotated `devbox-gen.dev/scope: namespace` are shared by every box of the namespace (the
+//! scripts ConfigMap): they are kept apart from the box's bundle and written once. The default
 //! template is compiled into the binary and importable as `devbox-gen/devbox.libsonnet`, so a
 //! custom template extends it instead of forking it.
 //!
@@ -48,18 +50,39 @@ impl Template {
 /// One rendered Kubernetes object, as JSON.
 pub(crate) type Object = Map<String, Value>;
 
+/// The annotation that makes an object the namespace's rather than the box's: every box of the
+/// namespace renders it, and it is written once (the embedded template's shared scripts).
+pub(crate) const SCOPE_ANNOTATION: &str = "devbox-gen.dev/scope";
+/// The one value [`SCOPE_ANNOTATION`] takes.
+pub(crate) const NAMESPACE_SCOPE: &str = "namespace";
+
 /// The objects of one box.
 #[derive(Debug, Clone)]
 pub struct RenderedBox {
     pub(crate) resolved: ResolvedBox,
+    /// The box's own objects: its bundle.
     pub(crate) objects: Vec<Object>,
+    /// Objects the box needs but shares with every box of its namespace (`devbox-gen.dev/scope:
+    /// namespace`), in the order rendered.
+    pub(crate) shared: Vec<Object>,
 }
 
 /// Renders one box on this thread's warm engine. The error is jrsonnet's message with its
 /// stack trace; `failures_to_diagnostics` turns many of them into a report.
 pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Result<RenderedBox, String> {
-    let objects = render_one(&resolved, template, root)?;
-    Ok(RenderedBox { resolved, objects })
+    let (shared, objects) = render_one(&resolved, template, root)?.into_iter().partition(is_shared);
+    Ok(RenderedBox { resolved, objects, shared })
+}
+
+/// Whether the template marked an object as the namespace's (any value but `namespace` is
+/// the box's, and refused by the check stage).
+pub(crate) fn is_shared(object: &Object) -> bool {
+    scope(object) == Some(NAMESPACE_SCOPE)
+}
+
+/// The object's `devbox-gen.dev/scope` annotation, if any.
+pub(crate) fn scope(object: &Object) -> Option<&str> {
+    object.get("metadata")?.get("annotations")?.get(SCOPE_ANNOTATION)?.as_str()
 }
 
 /// A template bug usually fails every box the same way: each distinct failure is reported

@@ -29,9 +29,17 @@ What each user file asks for:
     within the 15 seconds a preempted pod gets;
   - datasets: each claim of devbox.toml's [datasets] a box lists, as a read-only volume
     mounted read-only at its path, in the person's container only;
-  - sshd on 2222, Jupyter on 8888, HOME=/storage/jupyter;
+  - sshd on 2222 (the sshd_config the pod gets), Jupyter on 8888, HOME=/storage/jupyter;
+  - the scripts (start.sh, sshd_config, profile.sh, idle.py, idle-stop.sh) in one shared,
+    content-addressed ConfigMap per cluster: exactly one `devbox-scripts-<hash10>` in each
+    out/_gitops/namespace/<cluster>/ whose cluster has running or stopped boxes, its name
+    the first 10 hex digits of the sha256 over each key of `data` in sorted order, a NUL,
+    its value, a NUL (recomputed here), marked `devbox-gen.dev/scope: namespace`; every
+    StatefulSet of the cluster mounts the box's own ConfigMap and that one as one projected
+    volume (0444) at /etc/devbox, profile.sh from it at /etc/profile.d/devbox.sh; the box's
+    own ConfigMap carries none of the scripts;
   - the key Secret (ssh.key_secret, default NAME-ssh) mounted at /secrets, owner-only;
-  - every authorized key in the ConfigMap; the tailnet hostname and tags;
+  - every authorized key in the box's ConfigMap; the tailnet hostname and tags;
   - the owner's email in every object's annotations;
   - rule 5: no Secret objects, no service-account token; a generated Namespace enforces
     the `restricted` Pod Security Standard;
@@ -56,9 +64,29 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundles import GENERATED_MARKER, KUSTOMIZATION, Repo, Report, containers, dig, load_all, pod_spec
+from bundles import (
+    GENERATED_MARKER,
+    KUSTOMIZATION,
+    Repo,
+    Report,
+    cluster_of,
+    config_maps_in,
+    containers,
+    content_address,
+    dig,
+    load_all,
+    namespace_dir,
+    pod_spec,
+    projected_files,
+)
 
 OWNER_ANNOTATION = "devbox-gen.dev/owner"
+SCOPE_ANNOTATION = "devbox-gen.dev/scope"
+# The shared scripts ConfigMap: its name, and what it holds instead of each box's ConfigMap.
+SCRIPTS_PREFIX = "devbox-scripts-"
+SCRIPTS = ("start.sh", "sshd_config", "profile.sh", "idle.py", "idle-stop.sh")
+CONFIG_DIR = "/etc/devbox"
+PROFILE_PATH = "/etc/profile.d/devbox.sh"
 
 # k8s.io/apimachinery/pkg/util/validation
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -152,7 +180,9 @@ def env_of(container: dict, config_maps: dict | None = None) -> dict:
     return env
 
 
-def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
+def check_bundle(repo: Repo, name: str, bundle: Path, report: Report, scripts: tuple[str, dict] | None) -> str:
+    """One user's bundle; `scripts` is (name, data) of the one scripts ConfigMap of the
+    bundle's cluster, None when there is not exactly one."""
     fail = lambda msg: report.fail(f"out/{name}: {msg}")  # noqa: E731
     user = repo.users[name]
     objects: list[tuple[str, dict]] = []
@@ -272,6 +302,41 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report) -> str:
         fail(f"Secret {key_secret!r} is not mounted at /secrets (found {secret.get('secretName')!r})")
     elif secret.get("defaultMode") is None or secret["defaultMode"] & 0o077:
         fail(f"the key Secret's defaultMode {secret.get('defaultMode')!r} is not owner-only")
+
+    # The scripts: the box's own ConfigMap and the cluster's shared scripts ConfigMap, one
+    # projected directory at /etc/devbox; profile.sh from it in /etc/profile.d.
+    own_config_maps = {dig(cm, "metadata", "name"): cm.get("data") or {} for cm in by_kind.get("ConfigMap", [])}
+    for cm_name, data in sorted(own_config_maps.items()):
+        carried = sorted(set(data) & set(SCRIPTS))
+        if carried:
+            fail(f"the box's ConfigMap {cm_name} carries {carried}: the scripts are the shared scripts ConfigMap's")
+    config_mount = mounts.get(CONFIG_DIR)
+    config_volume = volumes.get(config_mount.get("name")) if config_mount else None
+    sources = dig(config_volume, "projected", "sources") or []
+    source_names = [dig(s, "configMap", "name") for s in sources]
+    scripts_name = scripts[0] if scripts else None
+    if scripts is None:
+        fail(f"no one scripts ConfigMap in {namespace_dir(repo.root / 'out', bundle).relative_to(repo.root)}/ for the StatefulSet to mount")
+    elif len(source_names) != 2 or source_names[0] not in own_config_maps or source_names[1] != scripts_name:
+        fail(
+            f"{CONFIG_DIR} is {config_volume!r:.200}, not one projected volume of the box's own ConfigMap and the "
+            f"cluster's scripts ConfigMap {scripts_name}"
+        )
+    else:
+        if dig(config_volume, "projected", "defaultMode") != 0o444:
+            fail(f"the config volume's defaultMode is {dig(config_volume, 'projected', 'defaultMode')!r}, not 0444 (292)")
+        # What the container finds in /etc/devbox: the sources merged, a later one's keys
+        # over an earlier one's (the kubelet's projected volume).
+        files = projected_files(sources[0]["configMap"], own_config_maps[source_names[0]])
+        files.update(projected_files(sources[1]["configMap"], scripts[1]))
+        missing = [f for f in SCRIPTS if f not in files]
+        if missing:
+            fail(f"{CONFIG_DIR} lacks {missing}")
+        if not re.search(r"^Port 2222$", files.get("sshd_config", ""), re.MULTILINE):
+            fail(f"the sshd_config the pod gets at {CONFIG_DIR} (from {scripts_name}) does not say `Port 2222`")
+        profile = mounts.get(PROFILE_PATH)
+        if not profile or profile.get("name") != config_mount.get("name") or profile.get("subPath") != "profile.sh":
+            fail(f"{PROFILE_PATH} is not profile.sh of the config volume (found {profile!r})")
 
     arch = repo.pick(name, "arch") or "amd64"
     selector = spec.get("nodeSelector") or {}
@@ -617,6 +682,51 @@ def check_quota(repo: Repo, report: Report) -> str:
     return f"; [quota] totals and its ResourceQuota checked in {len(clusters or ['default'])} namespace directories"
 
 
+def check_scripts(repo: Repo, report: Report) -> tuple[dict[str, tuple[str, dict]], str]:
+    """The shared scripts ConfigMap of each namespace directory: exactly one where the cluster
+    has running or stopped boxes (whose StatefulSets mount it), each named by its content.
+    Returns cluster -> (name, data) of the one, and the summary's part."""
+    out = repo.root / "out"
+    wanted = {cluster_of(out, repo.bundle(name)) for name in repo.users if (repo.pick(name, "state") or "running") != "archived"}
+    directories = sorted(d for d in (out / "_gitops" / "namespace").glob("*") if d.is_dir())
+    found: dict[str, tuple[str, dict]] = {}
+    total = 0
+    for directory in directories:
+        rel = directory.relative_to(repo.root)
+        scripts = {
+            name: obj
+            for name, (_, obj) in config_maps_in(directory).items()
+            if name.startswith(SCRIPTS_PREFIX) or dig(obj, "metadata", "annotations", SCOPE_ANNOTATION)
+        }
+        total += len(scripts)
+        for name, obj in sorted(scripts.items()):
+            data = obj.get("data") or {}
+            address = content_address(data)
+            if name != SCRIPTS_PREFIX + address:
+                report.fail(
+                    f"{rel}/: ConfigMap {name} is not named by its content: its data hashes to {address}, so its name is "
+                    f"{SCRIPTS_PREFIX}{address} (data edited without renaming it: running pods and new ones disagree)"
+                )
+            if dig(obj, "metadata", "annotations", SCOPE_ANNOTATION) != "namespace":
+                report.fail(f"{rel}/: ConfigMap {name} lacks the annotation {SCOPE_ANNOTATION}: namespace")
+            missing = [key for key in SCRIPTS if key not in data]
+            if missing:
+                report.fail(f"{rel}/: the scripts ConfigMap {name} lacks {missing}")
+        if directory.name in wanted:
+            if len(scripts) != 1:
+                report.fail(
+                    f"{rel}/: {len(scripts)} scripts ConfigMaps ({', '.join(sorted(scripts)) or 'none'}), expected exactly one for "
+                    "the StatefulSets of this cluster to name"
+                )
+            else:
+                name, obj = next(iter(scripts.items()))
+                found[directory.name] = (name, obj.get("data") or {})
+    for cluster in sorted(wanted - {d.name for d in directories}):
+        report.fail(f"out/_gitops/namespace/{cluster}/: missing; its boxes' StatefulSets name a scripts ConfigMap there")
+    names = sorted({name for name, _ in found.values()})
+    return found, f"; {total} scripts ConfigMap(s) named by their content ({', '.join(names) or 'none'})"
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -627,12 +737,13 @@ def main() -> int:
     report = Report("bundle contract")
     states: dict[str, int] = {}
     report.check(bool(repo.users), f"no users in {root / 'users'}")
+    scripts, scripts_summary = check_scripts(repo, report)
     for name in repo.users:
         bundle = repo.bundle(name)
         if not bundle.is_dir():
             report.fail(f"users/{name}.toml has no bundle {bundle.relative_to(root)}/")
             continue
-        state = check_bundle(repo, name, bundle, report)
+        state = check_bundle(repo, name, bundle, report, scripts.get(cluster_of(out, bundle)))
         states[state] = states.get(state, 0) + 1
     # Everything else under out/ (the GitOps delivery manifests): generated, one object
     # per file, named after it, acceptable to the API server; a Namespace enforces the
@@ -662,6 +773,7 @@ def main() -> int:
     summary = f"{len(repo.users)} bundles ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})"
     if others:
         summary += f"; {len(others)} other files (GitOps delivery)"
+    summary += scripts_summary
     summary += check_quota(repo, report)
     return report.finish(summary)
 

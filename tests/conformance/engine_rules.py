@@ -102,6 +102,35 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      patch on that scale subresource by a Role of the bundle, and the CronJob's request
      names the box's namespace and StatefulSet: without both the box never stops, or
      never wakes.
+  R9 pod-configmaps    Every ConfigMap a bundle's pod template mounts or references
+     (configMap volumes, the configMap sources of projected volumes, env
+     valueFrom.configMapKeyRef, envFrom.configMapRef) is emitted, in the pod's namespace,
+     either in that bundle or in the namespace directory out/_gitops/namespace/<cluster>/ of
+     the bundle's cluster, and in only one of them (two Applications or Kustomizations
+     applying one object fight over it, and the bundle's prune deletes it with the bundle).
+     Exempt: a reference marked `optional: true`, and kube-root-ca.crt, which
+     kube-controller-manager's root-ca-cert-publisher writes into every namespace. The
+     kubelet does not start a pod whose ConfigMap is missing: it retries the mount
+     (FailedMount) and the pod stays in ContainerCreating until the ConfigMap exists
+     (kubernetes/kubernetes#28772; a missing one in env: CreateContainerConfigError), and
+     neither Argo CD nor Flux creates an object that is not in Git. A ConfigMap of the
+     namespace directory that a bundle's pod references is shared by every box and outlives
+     the revision that named it: a pod not restarted yet, or one the StatefulSet controller
+     recreates from an older revision (a rollback), keeps mounting it after Git moves on to a
+     new one. So it is `immutable: true` (its content can never change under its name; the
+     kubelet also stops watching it) and is never pruned: Argo CD `Prune=false` in
+     argocd.argoproj.io/sync-options, Flux `kustomize.toolkit.fluxcd.io/prune: disabled`.
+     Where delivery files exist, the engine applies it: an Application of
+     out/_gitops/argocd/<cluster>/ syncs its directory, a Kustomization of
+     out/_gitops/flux/<cluster>/ applies it, and each Kustomization applying such a pod
+     dependsOn (transitively) that one, so that the new ConfigMap exists before a
+     StatefulSet names it (kustomizations.md, "Dependencies"). Argo CD has no order between
+     Applications: there the kubelet's retry is what converges.
+     Sources: kubernetes/kubernetes#28772; the Kubernetes docs, "Configure a Pod to Use a
+     ConfigMap" (optional ConfigMaps) and "ConfigMaps" (immutable ConfigMaps); kubernetes
+     pkg/controller/certificates/rootcacertpublisher/publisher.go; argo-cd
+     docs/user-guide/sync-options.md ("No Prune Resources"); kustomize-controller
+     docs/spec/v1/kustomizations.md ("Prune", "Dependencies").
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
 kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
@@ -125,9 +154,11 @@ from pathlib import Path
 import yaml
 
 # Python puts this script's directory on sys.path.
-from bundles import KUSTOMIZATION, Repo, dig, load_all, pod_spec
+from bundles import KUBE_ROOT_CA, KUSTOMIZATION, Repo, config_map_refs, dig, load_all, namespace_dir, pod_spec
 
 GITOPS_DIR = "_gitops"
+ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"
 WAVE = "argocd.argoproj.io/sync-wave"
 HOOK = "argocd.argoproj.io/hook"
 HELM_WEIGHT = "helm.sh/hook-weight"
@@ -168,6 +199,14 @@ CITE = {
         f"https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/#respect-ignore-differences-configs; {ARGO_ISSUES}/4912"
     ),
     "R8": "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources",
+    "R9": (
+        "https://github.com/kubernetes/kubernetes/issues/28772; "
+        "https://kubernetes.io/docs/tasks/configure-pod-container/configure-pod-configmap/#optional-configmaps; "
+        "https://kubernetes.io/docs/concepts/configuration/configmap/#configmap-immutable; "
+        "https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/#no-prune-resources; "
+        "https://fluxcd.io/flux/components/kustomize/kustomizations/#prune; "
+        "https://fluxcd.io/flux/components/kustomize/kustomizations/#dependencies"
+    ),
 }
 RULE_NAMES = {
     "R1": "argo-wave-health",
@@ -178,6 +217,7 @@ RULE_NAMES = {
     "R6": "autostop-replicas",
     "R7": "argo-ignore-replicas",
     "R8": "box-rbac",
+    "R9": "pod-configmaps",
     "load": "load",
 }
 
@@ -292,6 +332,9 @@ class Checker:
     repo: Repo | None = None  # users/*.toml, for what a bundle's user file says
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # R9: workload file -> {file of a namespace directory's ConfigMap its pods use: its name}
+    shared_refs: dict[Path, dict[Path, str]] = field(default_factory=dict)
+    shared_checked: set[Path] = field(default_factory=set)
 
     def fail(self, rule: str, path: Path, message: str) -> None:
         rel = path.relative_to(self.root) if path.is_absolute() and path.is_relative_to(self.root) else path
@@ -685,6 +728,109 @@ class Checker:
                         "R8", path, f"{obj.label()}: cluster-wide RBAC in a generated bundle; a box's grants are Roles of its namespace"
                     )
 
+    # --- R9: the ConfigMaps a pod uses exist, and the shared ones outlive it ---------------
+
+    def pod_config_maps(self, bundle: Path, out: Path) -> None:
+        """R9 on one bundle: every ConfigMap its pod templates use is emitted in the bundle or
+        in its cluster's namespace directory; a shared one is immutable and never pruned."""
+        objs = self.objects_of(bundle)
+        shared_dir = namespace_dir(out, bundle)
+        own = {o.name: o for o in objs if o.kind == "ConfigMap"}
+        shared = {o.name: o for o in self.objects_of(shared_dir) if o.kind == "ConfigMap"} if shared_dir.is_dir() else {}
+        where_shared = f"{shared_dir.relative_to(self.root)}/"
+        for workload in objs:
+            spec = pod_spec(workload.doc)
+            if spec is None or workload.kind == "PodTemplate":
+                continue
+            for name, optional, where in config_map_refs(spec):
+                self.count("ConfigMap references of pod templates")
+                if name == KUBE_ROOT_CA or optional:
+                    continue
+                found = [cm for cm in (own.get(name), shared.get(name)) if cm is not None]
+                if not found:
+                    self.fail(
+                        "R9",
+                        workload.path,
+                        f"{workload.label()}: {where} uses ConfigMap {name}, which is neither in {bundle.relative_to(self.root)}/ "
+                        f"nor in {where_shared}: no engine creates it, and the pod stays in ContainerCreating (FailedMount) "
+                        "until someone does; mark it optional if the pod can start without it",
+                    )
+                    continue
+                if len(found) > 1 and found[1].path not in self.shared_checked:
+                    self.shared_checked.add(found[1].path)
+                    self.fail(
+                        "R9",
+                        found[1].path,
+                        f"{found[1].label()} is emitted in {where_shared} and in {bundle.relative_to(self.root)}/: two Applications "
+                        "(Kustomizations) apply one object and fight over it, and the bundle's prune deletes it when the bundle goes",
+                    )
+                cm = found[0]
+                if workload.namespace and cm.namespace and cm.namespace != workload.namespace:
+                    self.fail(
+                        "R9",
+                        workload.path,
+                        f"{workload.label()}: {where} uses ConfigMap {name} of namespace {cm.namespace}, but the pod runs in "
+                        f"{workload.namespace}: a pod only sees ConfigMaps of its own namespace",
+                    )
+                if cm is own.get(name):
+                    continue
+                self.shared_refs.setdefault(workload.path.resolve(), {})[cm.path.resolve()] = name
+                if cm.path in self.shared_checked:
+                    continue
+                self.shared_checked.add(cm.path)
+                self.count("shared ConfigMaps")
+                if cm.doc.get("immutable") is not True:
+                    self.fail(
+                        "R9",
+                        cm.path,
+                        f"{cm.label()} is shared by the boxes of {where_shared} but not `immutable: true`: a pod that has not "
+                        "restarted sees its content change under the name it started with, while others run the old one; "
+                        "a new content needs a new name",
+                    )
+                sync_options = [s.strip() for s in str(cm.annotations.get(ARGO_SYNC_OPTIONS, "")).split(",")]
+                if "Prune=false" not in sync_options or str(cm.annotations.get(FLUX_PRUNE)) != "disabled":
+                    self.fail(
+                        "R9",
+                        cm.path,
+                        f"{cm.label()} can be pruned (annotations {ARGO_SYNC_OPTIONS}: {cm.annotations.get(ARGO_SYNC_OPTIONS)!r}, "
+                        f"{FLUX_PRUNE}: {cm.annotations.get(FLUX_PRUNE)!r}; needs Prune=false and disabled): once Git names a newer "
+                        "one, Argo CD or Flux deletes it under the pods still mounting it, and a pod recreated from them hangs "
+                        "in ContainerCreating",
+                    )
+
+    def argo_shared(self, directories: list[Path]) -> None:
+        """R9, Argo CD: an Application of the cluster's delivery directory syncs the namespace
+        directory whose ConfigMaps the pods use."""
+        needed: dict[Path, set[str]] = {}
+        for refs in self.shared_refs.values():
+            for path, name in refs.items():
+                needed.setdefault(path.parent, set()).add(name)
+        for directory in directories:
+            cluster_dir = self.root / "out" / GITOPS_DIR / "namespace" / directory.name
+            if cluster_dir.resolve() not in needed:
+                continue
+            synced = False
+            for app in (o for o in self.objects_of(directory) if o.kind == "Application"):
+                spec = app.doc.get("spec") or {}
+                for source in [spec.get("source")] + list(spec.get("sources") or []):
+                    if not isinstance(source, dict) or "path" not in source:
+                        continue
+                    target = self.repo_dir(str(source["path"]))
+                    if target is None:
+                        continue
+                    target = target.resolve()
+                    recurse = dig(source, "directory", "recurse") is True
+                    if target == cluster_dir.resolve() or (recurse and target in cluster_dir.resolve().parents):
+                        synced = True
+            if not synced:
+                names = ", ".join(sorted(needed[cluster_dir.resolve()]))
+                self.fail(
+                    "R9",
+                    directory,
+                    f"no Application of {directory.relative_to(self.root)}/ syncs {cluster_dir.relative_to(self.root)}/, where the "
+                    f"ConfigMaps the pods use live ({names}): Argo CD never creates them",
+                )
+
     # --- R7: Argo CD ignoreDifferences on replicas ------------------------------------------
 
     @staticmethod
@@ -741,6 +887,7 @@ class Checker:
         kustomizations = {(o.namespace, o.name): o for o in objs if o.kind == "Kustomization"}
         limiting: dict[str, set[tuple]] = {}  # namespace -> Kustomizations applying its limits
         pods_in: dict[tuple, set[str]] = {}  # Kustomization -> namespaces it creates pods in
+        applied: dict[tuple, set[Path]] = {}  # Kustomization -> the files it applies
         for repo in repos.values():
             url = str(dig(repo.doc, "spec", "url") or "")
             if not GITREPO_URL.match(url):
@@ -780,6 +927,7 @@ class Checker:
                 self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} is {where}")
                 continue
             manifests, kustomize_ns = self.manifests_at(target)
+            applied[(ks.namespace, ks.name)] = {m.path.resolve() for m in manifests}
             if not manifests:
                 self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} holds no manifests")
             target_ns = spec.get("targetNamespace") or kustomize_ns
@@ -834,6 +982,29 @@ class Checker:
                             kustomizations[key].path,
                             f"{kustomizations[key].label()} applies pods in namespace {namespace} but does not depend on "
                             f"{limits[1]}, which applies its ResourceQuota/LimitRange: the pods may come first",
+                        )
+
+        # R9: the Kustomization applying a pod that uses a namespace directory's ConfigMap
+        # depends on the one applying that ConfigMap.
+        for key, paths in sorted(applied.items()):
+            for workload in sorted(paths & set(self.shared_refs)):
+                for cm_path, cm_name in sorted(self.shared_refs[workload].items()):
+                    providers = sorted(k for k, p in applied.items() if cm_path in p)
+                    where = cm_path.relative_to(self.root) if cm_path.is_relative_to(self.root) else cm_path
+                    if not providers:
+                        self.fail(
+                            "R9",
+                            kustomizations[key].path,
+                            f"{kustomizations[key].label()} applies {workload.relative_to(self.root)}, whose pods use ConfigMap {cm_name}, but no "
+                            f"Kustomization of {directory.relative_to(self.root)}/ applies {where}: Flux never creates it",
+                        )
+                    elif key not in providers and not any(depends(key, p, set()) for p in providers):
+                        self.fail(
+                            "R9",
+                            kustomizations[key].path,
+                            f"{kustomizations[key].label()} applies {workload.relative_to(self.root)}, whose pods use ConfigMap {cm_name}, but does not "
+                            f"depend on {', '.join(p[1] for p in providers)}, which applies it: the StatefulSet may name it before "
+                            "it exists, and the pod waits in ContainerCreating",
                         )
 
     # --- R5: Argo CD ApplicationSet --------------------------------------------------------
@@ -977,18 +1148,20 @@ def main() -> int:
         checker.statefulsets(directory)
         checker.autostop(directory)
         checker.rbac(directory)
+        checker.pod_config_maps(directory, out)
     checker.no_cluster_roles(out)
     for directory in sorted(d for d in (gitops / "flux").glob("*") if d.is_dir()):
         checker.flux(directory)
     argocd_dirs = sorted(d for d in (gitops / "argocd").glob("*") if d.is_dir())
     checker.argocd(argocd_dirs, bundles)
     checker.argo_ignore(argocd_dirs, bundles)
+    checker.argo_shared(argocd_dirs)
 
     for rule, path, message in checker.problems:
         print(f"  FAIL [{rule} {RULE_NAMES[rule]}] {path}: {message}")
     checked = f"{len(bundles)} bundles" + "".join(f", {n} {what}" for what, n in sorted(checker.counts.items()))
-    if not (gitops.is_dir()):
-        checked += "; no out/_gitops (no delivery files)"
+    if not any((gitops / engine).is_dir() for engine in ("argocd", "flux")):
+        checked += "; no out/_gitops/argocd or flux (no delivery files)"
     if checker.problems:
         per_rule: dict[str, int] = {}
         for rule, _, _ in checker.problems:

@@ -6,9 +6,12 @@ way, run the check on it, and expect it to refuse (exit 1, not a usage or tool e
     selftest.py --list                 the cases
 
 Each SOURCE_REPO is a built config repo (devbox.toml, users/, out/). The first box that
-the case needs, in the first source that has one, is copied into a fresh repo of its own:
-a running box with a StatefulSet; for the autostop cases, a box whose pod has the `idle`
-container, a wake CronJob, or an owner Role (tests/data/autostop has all three).
+the case needs, in the first source that has one, is copied into a fresh repo of its own
+with the namespace directories (out/_gitops/namespace/<cluster>/: the scripts ConfigMap
+its pod mounts, the Namespace, the quota): a running box with a StatefulSet; for
+the autostop cases, a box whose pod has the `idle` container, a wake CronJob, or an owner
+Role (tests/data/autostop has all three). A case listed in EXPECT must also name its rule
+(or problem) in the refusal: proof that the new rule refused it, not an older one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bundles import Repo, containers, load_one, pod_spec  # noqa: E402
+from bundles import Repo, containers, content_address, load_one, namespace_dir, pod_spec  # noqa: E402
 
 Fixture = Path  # the temporary repo
 
@@ -88,7 +91,11 @@ def token_in_main_container(repo: Fixture) -> None:
     """The person's container mounts the service-account token meant for the sidecar."""
 
     def change(o: dict) -> None:
-        token = next(v["name"] for v in pod_spec(o)["volumes"] if "projected" in v)
+        token = next(
+            v["name"]
+            for v in pod_spec(o)["volumes"]
+            if any("serviceAccountToken" in s for s in (v.get("projected") or {}).get("sources", []))
+        )
         main_container(o)["volumeMounts"].append({"name": token, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
 
     rewrite(statefulset(repo), change)
@@ -174,14 +181,95 @@ def bad_label(repo: Fixture) -> None:
     rewrite(statefulset(repo), lambda o: o["metadata"]["labels"].update(team="ML platform"))
 
 
+SCRIPTS_PREFIX = "devbox-scripts-"
+
+
+def scripts_name(repo: Fixture) -> str:
+    """The shared scripts ConfigMap the box's StatefulSet names (a projected source)."""
+    volumes = pod_spec(load_one(statefulset(repo)))["volumes"]
+    sources = [s for v in volumes for s in (v.get("projected") or {}).get("sources", [])]
+    return next(s["configMap"]["name"] for s in sources if s.get("configMap", {}).get("name", "").startswith(SCRIPTS_PREFIX))
+
+
+def scripts_file(repo: Fixture) -> Path:
+    """The file of that ConfigMap, in the namespace directory of the box's cluster."""
+    return namespace_dir(repo / "out", statefulset(repo).parent) / f"configmap-{scripts_name(repo)}.yaml"
+
+
+def box_config_map(repo: Fixture) -> Path:
+    """The box's own ConfigMap (authorized_keys, tailscale-extra-args, idle.json)."""
+    return next(statefulset(repo).parent.glob("configmap-*.yaml"))
+
+
 def bad_sshd_config(repo: Fixture) -> None:
-    path = next(repo.glob("out/**/configmap-*.yaml"))
-    rewrite(path, lambda o: o["data"].update(sshd_config=o["data"]["sshd_config"] + "PermitRootLogin maybe\n"))
+    """The shared sshd_config with a value OpenSSH refuses."""
+    rewrite(scripts_file(repo), lambda o: o["data"].update(sshd_config=o["data"]["sshd_config"] + "PermitRootLogin maybe\n"))
 
 
 def truncated_key(repo: Fixture) -> None:
-    path = next(repo.glob("out/**/configmap-*.yaml"))
-    rewrite(path, lambda o: o["data"].update(authorized_keys=o["data"]["authorized_keys"][:60] + "\n"))
+    rewrite(box_config_map(repo), lambda o: o["data"].update(authorized_keys=o["data"]["authorized_keys"][:60] + "\n"))
+
+
+def rename_scripts(o: dict, name: str) -> None:
+    for v in pod_spec(o)["volumes"]:
+        for s in (v.get("projected") or {}).get("sources", []):
+            if s.get("configMap", {}).get("name", "").startswith(SCRIPTS_PREFIX):
+                s["configMap"]["name"] = name
+
+
+def scripts_not_emitted(repo: Fixture) -> None:
+    """The StatefulSet names a scripts ConfigMap that out/ does not have (a newer build's
+    name in an older namespace directory, or the other way round)."""
+    rewrite(statefulset(repo), lambda o: rename_scripts(o, SCRIPTS_PREFIX + "0000000000"))
+
+
+def scripts_edited(repo: Fixture) -> None:
+    """The scripts ConfigMap's data changed under the same name (edited by hand, or a
+    template that patches `data` and not the name)."""
+    rewrite(scripts_file(repo), lambda o: o["data"].update({"start.sh": o["data"]["start.sh"] + "# edited\n"}))
+
+
+def second_scripts(repo: Fixture) -> None:
+    """Another scripts ConfigMap, named by its own content, beside the one the box names: the
+    namespace directory no longer says which version the boxes run."""
+    path = scripts_file(repo)
+    header = path.read_text().splitlines()[0] + "\n"
+    obj = load_one(path)
+    obj["data"]["start.sh"] += "# another version\n"
+    obj["metadata"]["name"] = SCRIPTS_PREFIX + content_address(obj["data"])
+    (path.parent / f"configmap-{obj['metadata']['name']}.yaml").write_text(header + yaml.safe_dump(obj, sort_keys=False))
+
+
+def scripts_in_box_config_map(repo: Fixture) -> None:
+    """start.sh back in the box's own ConfigMap (mutable, one copy per box)."""
+    start = load_one(scripts_file(repo))["data"]["start.sh"]
+    rewrite(box_config_map(repo), lambda o: o["data"].update({"start.sh": start}))
+
+
+def scripts_mutable(repo: Fixture) -> None:
+    rewrite(scripts_file(repo), lambda o: o.pop("immutable", None))
+
+
+def scripts_prunable(repo: Fixture) -> None:
+    """The scripts ConfigMap without Argo CD's Prune=false: a newer build's sync deletes it."""
+    rewrite(scripts_file(repo), lambda o: o["metadata"]["annotations"].pop("argocd.argoproj.io/sync-options", None))
+
+
+def scripts_in_bundle_too(repo: Fixture) -> None:
+    """A copy of the shared scripts ConfigMap in the bundle as well: two Applications apply it."""
+    src = scripts_file(repo)
+    bundle = statefulset(repo).parent
+    (bundle / src.name).write_text(src.read_text())
+    rewrite(bundle / "kustomization.yaml", lambda o: o["resources"].append(src.name))
+
+
+def argo_without_namespace_app(repo: Fixture) -> None:
+    """No Argo CD Application syncs the namespace directory, where the scripts ConfigMap is."""
+    found = list(repo.glob("out/_gitops/argocd/*/application-*namespace*.yaml"))
+    if not found:
+        raise SystemExit('no out/_gitops/argocd/*/application-*namespace*.yaml: the source repo has no gitops = ["argocd"]')
+    for path in found:
+        path.unlink()
 
 
 WAVE = "argocd.argoproj.io/sync-wave"
@@ -228,6 +316,16 @@ def flux_pods_before_quota(repo: Fixture) -> None:
     if path is None:
         raise SystemExit('no out/_gitops/flux/*/kustomization-devbox-*.yaml: the source repo has no gitops = ["flux"]')
     rewrite(path, lambda o: o["spec"].pop("dependsOn", None))
+
+
+def flux_scripts_unordered(repo: Fixture) -> None:
+    """The user's Flux Kustomization depends on the delivery Kustomization instead of the
+    namespace one that applies the scripts ConfigMap."""
+    path = next((p for p in repo.glob("out/_gitops/flux/*/kustomization-devbox-*.yaml")), None)
+    if path is None:
+        raise SystemExit('no out/_gitops/flux/*/kustomization-devbox-*.yaml: the source repo has no gitops = ["flux"]')
+    other = next(path.parent.glob("kustomization-devboxes-gitops*.yaml"))
+    rewrite(path, lambda o: o["spec"].update(dependsOn=[{"name": load_one(other)["metadata"]["name"]}]))
 
 
 def bundle_file(repo: Fixture, pattern: str) -> Path:
@@ -338,8 +436,22 @@ def idle_runs_devbox_image(repo: Fixture) -> None:
 
 
 def broken_idle_stop(repo: Fixture) -> None:
-    path = next(repo.glob("out/**/configmap-*.yaml"))
-    rewrite(path, lambda o: o["data"].update({"idle-stop.sh": o["data"]["idle-stop.sh"] + "if [ -e /x ]; then\n"}))
+    rewrite(scripts_file(repo), lambda o: o["data"].update({"idle-stop.sh": o["data"]["idle-stop.sh"] + "if [ -e /x ]; then\n"}))
+
+
+def idle_without_watcher(repo: Fixture) -> None:
+    """idle.py gone from the scripts: a box with idle.json whose watcher never runs."""
+    rewrite(scripts_file(repo), lambda o: o["data"].pop("idle.py"))
+
+
+def idle_runs_missing_file(repo: Fixture) -> None:
+    """The idle container runs a script its ConfigMap mounts do not give it."""
+
+    def change(o: dict) -> None:
+        idle = next(c for _, c in containers(pod_spec(o)) if c["name"] == "idle")
+        idle["command"] = [part.replace("idle-stop.sh", "idle-stopper.sh") for part in idle["command"]]
+
+    rewrite(statefulset(repo), change)
 
 
 def wake_job(o: dict) -> dict:
@@ -417,6 +529,34 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "k8s-cronjob-unknown-field": (wake_unknown_field, "k8s"),
     "pss-cronjob-root": (wake_root, "pss"),
     "checkov-cronjob-privileged": (wake_privileged, "checkov"),
+    # The shared scripts ConfigMap (out/_gitops/namespace/<cluster>/devbox-scripts-<hash10>).
+    "engine-scripts-not-emitted": (scripts_not_emitted, "engine"),
+    "engine-scripts-mutable": (scripts_mutable, "engine"),
+    "engine-scripts-prunable": (scripts_prunable, "engine"),
+    "engine-scripts-in-bundle-too": (scripts_in_bundle_too, "engine"),
+    "engine-flux-scripts-unordered": (flux_scripts_unordered, "engine"),
+    "engine-argo-no-namespace-app": (argo_without_namespace_app, "engine"),
+    "contract-scripts-not-emitted": (scripts_not_emitted, "contract"),
+    "contract-scripts-edited": (scripts_edited, "contract"),
+    "contract-second-scripts": (second_scripts, "contract"),
+    "contract-scripts-in-box-configmap": (scripts_in_box_config_map, "contract"),
+    "shipped-idle-trio": (idle_without_watcher, "shipped"),
+    "shipped-idle-command": (idle_runs_missing_file, "shipped"),
+}
+# What the refusal must name, for cases an older rule might refuse as well.
+EXPECT = {
+    "engine-scripts-not-emitted": "[R9 pod-configmaps]",
+    "engine-scripts-mutable": "[R9 pod-configmaps]",
+    "engine-scripts-prunable": "[R9 pod-configmaps]",
+    "engine-scripts-in-bundle-too": "[R9 pod-configmaps]",
+    "engine-flux-scripts-unordered": "[R9 pod-configmaps]",
+    "engine-argo-no-namespace-app": "[R9 pod-configmaps]",
+    "contract-scripts-not-emitted": "not one projected volume of the box's own ConfigMap and the cluster's scripts ConfigMap",
+    "contract-scripts-edited": "is not named by its content",
+    "contract-second-scripts": "expected exactly one",
+    "contract-scripts-in-box-configmap": "carries ['start.sh']",
+    "shipped-idle-trio": "gets idle.json but not ['idle.py']",
+    "shipped-idle-command": "which the pod does not get",
 }
 # What a case's box must have (else: a running box with a StatefulSet).
 NEEDS = {
@@ -434,6 +574,8 @@ NEEDS = {
     "k8s-cronjob-unknown-field": "wake",
     "pss-cronjob-root": "wake",
     "checkov-cronjob-privileged": "wake",
+    "shipped-idle-trio": "autostop",
+    "shipped-idle-command": "autostop",
 }
 
 
@@ -476,6 +618,11 @@ def fixture(sources: list[Path], into: Path, delivery: bool = False, needs: str 
         shutil.copy(source / "devbox.toml", into / "devbox.toml")
     shutil.copy(source / "users" / f"{name}.toml", into / "users" / f"{name}.toml")
     shutil.copytree(repo.bundle(name), into / repo.bundle(name).relative_to(source))
+    # The namespace directories: the scripts ConfigMap the pod mounts (written by every
+    # build, gitops or not), and each cluster's Namespace and quota where devbox.toml has them.
+    for path in sorted((source / "out" / "_gitops" / "namespace").rglob("*.yaml")):
+        (into / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, into / path.relative_to(source))
     if delivery:
         for path in sorted((source / "out" / "_gitops").rglob("*.yaml")):
             origin = (load_one(path)["metadata"].get("annotations") or {}).get("devbox-gen.dev/source", "")
@@ -509,7 +656,13 @@ def main() -> int:
         after = subprocess.run(command, capture_output=True, text=True, check=False)
         lines = [line for line in (after.stdout + after.stderr).splitlines() if line.strip()]
         if after.returncode == 1:
-            first = next((line.strip() for line in lines if "FAIL" in line or "ERROR" in line), lines[-1] if lines else "")
+            expect = EXPECT.get(case)
+            if expect is not None and not any(expect in line for line in lines):
+                print("\n".join(lines[-20:]))
+                print(f"selftest {case}: `{check}` refused the broken bundle, but not with {expect!r}")
+                return 1
+            first = next((line.strip() for line in lines if expect and expect in line), None)
+            first = first or next((line.strip() for line in lines if "FAIL" in line or "ERROR" in line), lines[-1] if lines else "")
             print(f"selftest {case}: `{check}` refused the broken bundle: {first[:200]}")
             return 0
         print("\n".join(lines[-20:]))

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The files the bundles ship in their ConfigMaps, checked by the programs that will run
-# them: start.sh by `bash -n` and shellcheck, sshd_config by OpenSSH's own `sshd -t`
+# The files the bundles ship in their ConfigMaps (each box's own, and the scripts ConfigMap
+# every box of a namespace shares, in out/_gitops/namespace/<cluster>/: every configmap-*.yaml
+# under OUT_DIR), checked by the programs that will run them: start.sh by `bash -n` and shellcheck, sshd_config by OpenSSH's own `sshd -t`
 # (with a throw-away host key in place of the box's), authorized_keys by `ssh-keygen -l`
 # (every line must be a public key OpenSSH reads). Of an autostopping box: idle-stop.sh,
 # which the curl image's busybox sh runs, and the wake CronJob's `sh -c` script by dash's
 # `-n` and `shellcheck -s sh` (POSIX sh, no bashisms); idle.py compiled by python3 (the
 # devbox image's python runs it); idle.json parsed as JSON (idle.py reads it with json.load).
+# Then, per StatefulSet, what its pod really gets (see below).
 #
 #   shipped_files.sh OUT_DIR
 set -euo pipefail
 out="${1:?usage: shipped_files.sh OUT_DIR}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 sshd="$(command -v sshd || echo /usr/sbin/sshd)"
 for tool in "$sshd" shellcheck ssh-keygen python3 dash; do
     command -v "$tool" > /dev/null || { echo "$tool is not installed" >&2; exit 2; }
@@ -52,7 +55,7 @@ count() { find "$tmp" -maxdepth 1 -name "$1.*" ! -name '*.from' | wc -l; }
 [ "$(count sshd_config)" -gt 0 ] || { echo "FAIL no ConfigMap ships sshd_config"; failed=1; }
 
 for f in "$tmp"/start.sh.*; do
-    [ "${f%.from}" = "$f" ] || continue
+    if [ ! -e "$f" ] || [ "${f%.from}" != "$f" ]; then continue; fi
     from="$(cat "$f.from")"
     bash -n "$f" || { echo "FAIL $from: start.sh is not valid bash"; failed=1; }
     shellcheck -s bash "$f" || { echo "FAIL $from: shellcheck on start.sh"; failed=1; }
@@ -75,26 +78,77 @@ for f in "$tmp"/idle.json.*; do
     python3 -c 'import json, sys; assert isinstance(json.load(open(sys.argv[1])), dict)' "$f" ||
         { echo "FAIL $(cat "$f.from"): idle.json is not a JSON object"; failed=1; }
 done
-# idle.py reads idle.json and asks idle-stop.sh to act: one of the three without the others
-# never stops the box.
-python3 - "$out" << 'PY' || failed=1
+# What the kubelet gives each pod: the files of the ConfigMaps its volumes mount (configMap
+# volumes, the configMap sources of projected volumes, merged into one directory), found in
+# its bundle or in its cluster's out/_gitops/namespace/<cluster>/. idle.py reads idle.json
+# and asks idle-stop.sh to act: a pod that gets idle.json without the other two never
+# stops. A script a container runs from such a mount (its command or args naming a path
+# under it), or a subPath of such a volume, must be a file the volume gives; the idle
+# container's command must name one (it runs the shipped stopper, nothing else).
+python3 - "$out" "$here" "$tmp/pods" << 'PY' || failed=1
 import sys
 from pathlib import Path
-import yaml
-bad = 0
-for path in sorted(Path(sys.argv[1]).rglob("configmap-*.yaml")):
-    keys = set((yaml.safe_load(path.read_text()).get("data") or {}))
-    idle = keys & {"idle.json", "idle.py", "idle-stop.sh"}
-    if idle and len(idle) != 3:
-        print(f"FAIL {path}: ships {sorted(idle)} of idle.json, idle.py and idle-stop.sh")
-        bad = 1
+out, here = Path(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, here)
+from bundles import GITOPS_DIR, KUSTOMIZATION, config_maps_in, containers, load_all, namespace_dir, pod_spec, volume_files
+IDLE = {"idle.json", "idle.py", "idle-stop.sh"}
+bad = pods = with_idle = 0
+bundles = sorted(p.parent for p in out.rglob(KUSTOMIZATION) if GITOPS_DIR not in p.relative_to(out).parts)
+for bundle in bundles:
+    config_maps = config_maps_in(bundle, namespace_dir(out, bundle))
+    for path in sorted(bundle.glob("statefulset-*.yaml")):
+        for sts in load_all(path):
+            spec = pod_spec(sts) if isinstance(sts, dict) and sts.get("kind") == "StatefulSet" else None
+            if spec is None:
+                continue
+            pods += 1
+            where = f"{path.relative_to(out)}"
+            volumes = {}
+            for v in spec.get("volumes") or []:
+                got = volume_files(v, config_maps)
+                if got is None:
+                    continue
+                files, missing = got
+                volumes[v.get("name")] = files
+                for name in missing:
+                    print(f"FAIL {where}: volume {v.get('name')} mounts ConfigMap {name}, found neither in {bundle.relative_to(out)}/ nor in {namespace_dir(out, bundle).relative_to(out)}/")
+                    bad = 1
+            gets = set().union(*volumes.values()) if volumes else set()
+            idle = gets & IDLE
+            with_idle += idle == IDLE
+            if "idle.json" in idle and idle != IDLE:
+                print(f"FAIL {where}: the pod gets idle.json but not {sorted(IDLE - idle)} (its ConfigMaps give {sorted(gets)})")
+                bad = 1
+            for cwhere, c in containers(spec):
+                mounted = []
+                for m in c.get("volumeMounts") or []:
+                    if m.get("name") not in volumes:
+                        continue
+                    if m.get("subPath"):
+                        if m["subPath"] not in volumes[m["name"]]:
+                            print(f"FAIL {where}: {cwhere} mounts subPath {m['subPath']} of volume {m['name']}, which gives {sorted(volumes[m['name']])}")
+                            bad = 1
+                    else:
+                        mounted.append((m.get("mountPath", "").rstrip("/") + "/", volumes[m["name"]]))
+                runs = []
+                for word in [str(w) for w in (c.get("command") or []) + (c.get("args") or [])]:
+                    for prefix, files in mounted:
+                        if word.startswith(prefix):
+                            runs.append(word)
+                            if word[len(prefix):] not in files:
+                                print(f"FAIL {where}: {cwhere} runs {word}, which the pod does not get ({prefix} holds {sorted(files)})")
+                                bad = 1
+                if c.get("name") == "idle" and not runs:
+                    print(f"FAIL {where}: {cwhere}'s command {c.get('command')!r} names no file of its ConfigMap mounts {[p for p, _ in mounted]}")
+                    bad = 1
+Path(sys.argv[3]).write_text(f"{pods} pod templates' mounted files ({with_idle} with idle.json, idle.py and idle-stop.sh)")
 sys.exit(bad)
 PY
 
 ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey" -C ci
 [ "$(id -u)" -ne 0 ] || mkdir -p /run/sshd # sshd -t as root wants its privilege-separation directory
 for f in "$tmp"/sshd_config.*; do
-    [ "${f%.from}" = "$f" ] || continue
+    if [ ! -e "$f" ] || [ "${f%.from}" != "$f" ]; then continue; fi
     from="$(cat "$f.from")"
     sed "s#^HostKey .*#HostKey $tmp/hostkey#" "$f" > "$tmp/sshd_test_config"
     "$sshd" -t -f "$tmp/sshd_test_config" || { echo "FAIL $from: sshd -t refuses sshd_config"; failed=1; }
@@ -102,7 +156,7 @@ done
 
 keys=0
 for f in "$tmp"/authorized_keys.*; do
-    [ "${f%.from}" = "$f" ] || continue
+    if [ ! -e "$f" ] || [ "${f%.from}" != "$f" ]; then continue; fi
     from="$(cat "$f.from")"
     lines="$(grep -c . "$f" || true)"
     read_back="$(ssh-keygen -l -f "$f" 2> /dev/null | grep -c . || true)"
@@ -119,4 +173,4 @@ if [ "$failed" -ne 0 ]; then
     exit 1
 fi
 idle="$(count idle-stop.sh) idle-stop.sh, $(count idle.py) idle.py, $(count idle.json) idle.json, $(count cronjob.sh) CronJob scripts"
-echo "shipped files: $(count start.sh) start.sh, $(count sshd_config) sshd_config ($version), $keys authorized keys in $(count authorized_keys) files, $idle: all accepted"
+echo "shipped files: $(count start.sh) start.sh, $(count sshd_config) sshd_config ($version), $keys authorized keys in $(count authorized_keys) files, $idle, $(cat "$tmp/pods"): all accepted"

@@ -62,8 +62,15 @@ fn a_box_that_stops_by_itself_leaves_its_replicas_to_the_cluster() {
     assert_eq!(policy["after_seconds"], 7200);
     assert_eq!(policy["schedule"]["days"], serde_json::json!(["mon", "tue", "wed", "thu", "fri"]));
     assert_eq!(policy["schedule"]["start"], "08:30");
+    let volumes = &find(&objects, "StatefulSet", "alice").unwrap()["spec"]["template"]["spec"]["volumes"];
+    let config_volume = volumes.as_array().unwrap().iter().find(|v| v["name"] == "config").unwrap();
+    let scripts_name = config_volume["projected"]["sources"][1]["configMap"]["name"].as_str().unwrap();
+    repo.run_ok(&["build"], 0);
+    let scripts: Value =
+        serde_saphyr::from_str(&repo.read(&format!("out/_gitops/namespace/default/configmap-{scripts_name}.yaml"))).unwrap();
     for script in ["idle.py", "idle-stop.sh"] {
-        assert!(config["data"][script].as_str().is_some_and(|s| s.len() > 200), "the ConfigMap ships {script}");
+        assert!(scripts["data"][script].as_str().is_some_and(|s| s.len() > 200), "the shared scripts ship {script}");
+        assert!(config["data"].get(script).is_none(), "the box's own ConfigMap does not repeat {script}");
     }
 
     let owner = find(&objects, "RoleBinding", "alice-owner").expect("the owner's RoleBinding");

@@ -6,8 +6,13 @@ use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, use
 fn builds_one_bundle_per_user_with_a_kustomization() {
     let repo = Repo::with_alice().user("bob", &user_file("bob@example.com", KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2 users into out/: 20 created, 0 updated, 0 removed\n");
-    let files: Vec<String> = repo.out_snapshot().keys().map(|p| p.display().to_string()).collect();
+    assert_eq!(run.stderr, "built 2 users into out/: 21 created, 0 updated, 0 removed\n");
+    let (shared, files): (Vec<String>, Vec<String>) =
+        repo.out_snapshot().keys().map(|p| p.display().to_string()).partition(|p| p.starts_with("_gitops/"));
+    assert!(
+        matches!(shared.as_slice(), [one] if one.starts_with("_gitops/namespace/default/configmap-devbox-scripts-")),
+        "the scripts once, for both boxes: {shared:?}"
+    );
     assert_eq!(
         files,
         [
@@ -83,7 +88,8 @@ fn an_edit_rewrites_only_the_files_it_changes() {
 fn check_reports_stale_out_and_writes_nothing() {
     let repo = Repo::with_alice();
     let run = repo.run_ok(&["build", "--check"], 1);
-    assert!(run.stdout.starts_with("create out/alice/configmap-alice-devbox.yaml\n"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("create out/_gitops/namespace/default/configmap-devbox-scripts-"), "{}", run.stdout);
+    assert_contains!(run.stdout, "\ncreate out/alice/configmap-alice-devbox.yaml\n");
     assert!(!repo.path().join("out").exists(), "--check must not create out/");
 
     repo.run_ok(&["build"], 0);
@@ -214,7 +220,7 @@ fn two_thousand_users_build_and_rebuild_as_a_no_op() {
         repo.write(&format!("users/u{i:04}.toml"), &user_file(&format!("u{i}@example.com"), KEY_ALICE));
     }
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2000 users into out/: 20000 created, 0 updated, 0 removed\n");
+    assert_eq!(run.stderr, "built 2000 users into out/: 20001 created, 0 updated, 0 removed\n");
     let run = repo.run_ok(&["build", "--check"], 0);
     assert_eq!(run.stderr, "out/ is up to date (2000 users)\n");
 }

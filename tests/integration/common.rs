@@ -123,6 +123,33 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Every file (not directory) under `dir`, relative to it, sorted.
+/// A path or text with the content hash of the shared scripts ConfigMap's name replaced by
+/// `HASH`, for assertions that must not change with every edit of a script.
+pub fn without_scripts_hash(text: &str) -> String {
+    const PREFIX: &str = "devbox-scripts-";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        let (before, after) = rest.split_at(at + PREFIX.len());
+        out.push_str(before);
+        let hash_len = after.chars().take_while(char::is_ascii_hexdigit).count();
+        assert_eq!(hash_len, 10, "a scripts ConfigMap is named by 10 hex digits: {text}");
+        out.push_str("HASH");
+        rest = &after[hash_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text of the shared scripts ConfigMap of a built repo without clusters (there is one).
+pub fn scripts_config_map(repo: &Repo) -> String {
+    let dir = repo.path().join("out/_gitops/namespace/default");
+    let found: Vec<PathBuf> =
+        files_under(&dir).into_iter().filter(|p| p.to_string_lossy().starts_with("configmap-devbox-scripts-")).collect();
+    assert_eq!(found.len(), 1, "one scripts ConfigMap in {}: {found:?}", dir.display());
+    fs::read_to_string(dir.join(&found[0])).unwrap()
+}
+
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     walk(dir).into_iter().filter(|path| !fs::symlink_metadata(dir.join(path)).unwrap().is_dir()).collect()
 }

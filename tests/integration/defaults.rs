@@ -2,7 +2,7 @@
 //! template gives sshd, and `secrets` names the keys where the template mounts them. And the
 //! precedence of defaults as a person sees it (`show --input`).
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, scripts_config_map, user_file};
 
 /// alice (running) and bob (archived), rendered by `template`.
 fn with_template(template: &str) -> Repo {
@@ -42,7 +42,7 @@ Host alice-devbox
     assert_contains!(run.stdout, "\n    Port 2022\n");
     // The bundle agrees: sshd listens where ssh-config points.
     repo.run_ok(&["build"], 0);
-    assert_contains!(repo.read("out/alice/configmap-alice-devbox.yaml"), "\n    Port 2022\n");
+    assert_contains!(scripts_config_map(&repo), "\n    Port 2022\n");
     assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "containerPort: 2022");
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, assert_contains, assert_not_contains, files_under, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, assert_contains, assert_not_contains, files_under, user_file, without_scripts_hash};
 
 /// Argo CD and Flux delivery, one cluster.
 pub const GITOPS: &str = r#"
@@ -54,9 +54,9 @@ fn yaml(repo: &Repo, path: &str) -> Value {
 fn one_cluster_keeps_bundles_at_the_top_and_delivery_in_gitops() {
     let repo = single();
     let run = repo.run_ok(&["build"], 0);
-    assert_eq!(run.stderr, "built 2 users into out/: 29 created, 0 updated, 0 removed\n");
+    assert_eq!(run.stderr, "built 2 users into out/: 30 created, 0 updated, 0 removed\n");
     assert_eq!(
-        out_files(&repo, "_gitops"),
+        out_files(&repo, "_gitops").iter().map(|p| without_scripts_hash(p)).collect::<Vec<_>>(),
         [
             "_gitops/argocd/default/application-devboxes-gitops.yaml",
             "_gitops/argocd/default/application-devboxes-namespace.yaml",
@@ -66,6 +66,7 @@ fn one_cluster_keeps_bundles_at_the_top_and_delivery_in_gitops() {
             "_gitops/flux/default/kustomization-devbox-bob.yaml",
             "_gitops/flux/default/kustomization-devboxes-gitops.yaml",
             "_gitops/flux/default/kustomization-devboxes-namespace.yaml",
+            "_gitops/namespace/default/configmap-devbox-scripts-HASH.yaml",
             "_gitops/namespace/default/namespace-devboxes.yaml",
         ]
     );
@@ -106,10 +107,11 @@ fn the_namespace_enforces_restricted_and_is_never_pruned() {
 }
 
 #[test]
-fn without_gitops_nothing_but_the_bundles() {
+fn without_gitops_nothing_but_the_bundles_and_their_shared_scripts() {
     let repo = Repo::with_alice();
     repo.run_ok(&["build"], 0);
-    assert!(!repo.path().join("out/_gitops").exists());
+    let gitops: Vec<String> = out_files(&repo, "_gitops").iter().map(|p| without_scripts_hash(p)).collect();
+    assert_eq!(gitops, ["_gitops/namespace/default/configmap-devbox-scripts-HASH.yaml"], "nothing for Argo CD or Flux");
 }
 
 #[test]
@@ -130,8 +132,13 @@ fn many_clusters_get_a_directory_each_and_their_own_delivery() {
         ]
     );
     assert_eq!(
-        out_files(&repo, "_gitops/namespace"),
-        ["_gitops/namespace/gpu/namespace-devboxes.yaml", "_gitops/namespace/prod/namespace-devboxes.yaml"]
+        out_files(&repo, "_gitops/namespace").iter().map(|p| without_scripts_hash(p)).collect::<Vec<_>>(),
+        [
+            "_gitops/namespace/gpu/configmap-devbox-scripts-HASH.yaml",
+            "_gitops/namespace/gpu/namespace-devboxes.yaml",
+            "_gitops/namespace/prod/configmap-devbox-scripts-HASH.yaml",
+            "_gitops/namespace/prod/namespace-devboxes.yaml"
+        ]
     );
 
     let gpu = yaml(&repo, "_gitops/argocd/gpu/applicationset-devboxes-gpu.yaml");
@@ -344,6 +351,9 @@ fn every_delivery_object_passes_its_crd_schema_strictly() {
         repo.run_ok(&["build"], 0);
         for (path, object) in delivery_objects(&repo) {
             let (api_version, kind) = (object["apiVersion"].as_str().unwrap(), object["kind"].as_str().unwrap());
+            if (api_version, kind) == ("v1", "ConfigMap") {
+                continue; // the shared scripts: the check stage validates them as it does every bundle object
+            }
             let found = if (api_version, kind) == ("v1", "Namespace") {
                 let mut unknown = Vec::new();
                 let typed: Result<k8s_openapi::api::core::v1::Namespace, _> =

@@ -7,7 +7,9 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks};
+use crate::common::{
+    KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks, without_scripts_hash,
+};
 
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
 const KEY_ERIN: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzvZAcCEG8ASfjiQwFJJCSTBUgQMyN5WnuJ9F5MJmLS erin@laptop";
@@ -337,13 +339,13 @@ fn review_scenario(carol_leaves: bool) -> Repo {
 #[test]
 fn text_report() {
     let repo = review_scenario(false);
-    insta::assert_snapshot!(repo.run_ok(&["diff"], 1).stdout);
+    insta::assert_snapshot!(without_scripts_hash(&repo.run_ok(&["diff"], 1).stdout));
 }
 
 #[test]
 fn markdown_report() {
     let repo = review_scenario(true);
-    insta::assert_snapshot!(repo.run_ok(&["diff", "--format", "markdown"], 1).stdout);
+    insta::assert_snapshot!(without_scripts_hash(&repo.run_ok(&["diff", "--format", "markdown"], 1).stdout));
 }
 
 // --- --base REF: out/ as committed in git -----------------------------------------------------
@@ -397,7 +399,7 @@ fn base_with_no_out_at_that_revision_shows_everything_added() {
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-q", "-m", "users only"]);
     let run = repo.run_ok(&["diff", "--base", "main"], 1);
-    assert_contains!(run.stdout, "1 user changed: 1 added (compared with out/ at `main`).");
+    assert_contains!(run.stdout, "1 user changed: 1 added; 1 shared resource changed (devbox.toml) (compared with out/ at `main`).");
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn the_readme_quick_start_builds_a_checked_repo_from_nothing() {
         "wrote users/alice.toml\nnext: create its Secrets (`devbox-gen secrets alice`), run `devbox-gen build`, and open a pull request\n"
     );
     let build = run_in(dir, home.path(), &["build"]);
-    assert_eq!(build.stderr, "built 1 user into out/: 10 created, 0 updated, 0 removed\n");
+    assert_eq!(build.stderr, "built 1 user into out/: 11 created, 0 updated, 0 removed\n");
 
     assert_eq!(run_in(dir, home.path(), &["build", "--check"]).stderr, "out/ is up to date (1 user)\n");
     assert_eq!(run_in(dir, home.path(), &["validate"]).stderr, "1 user file is valid\n");

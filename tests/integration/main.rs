@@ -20,6 +20,7 @@ mod policy;
 mod quota;
 mod rules;
 mod schema;
+mod scripts;
 mod secrets;
 mod show;
 mod snapshots;

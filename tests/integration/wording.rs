@@ -72,7 +72,7 @@ fn every_command_with_an_exit_status_documents_it() {
 fn counts_of_one_are_singular() {
     let repo = Repo::with_alice();
     assert_eq!(repo.run_ok(&["validate"], 0).stderr, "1 user file is valid\n");
-    assert_eq!(repo.run_ok(&["build"], 0).stderr, "built 1 user into out/: 10 created, 0 updated, 0 removed\n");
+    assert_eq!(repo.run_ok(&["build"], 0).stderr, "built 1 user into out/: 11 created, 0 updated, 0 removed\n");
     assert_eq!(repo.run_ok(&["build"], 0).stderr, "out/ is up to date (1 user)\n");
     assert_eq!(repo.run_ok(&["build", "--check"], 0).stderr, "out/ is up to date (1 user)\n");
     std::fs::remove_file(repo.path().join("out/alice/service-alice.yaml")).unwrap();

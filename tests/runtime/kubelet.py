@@ -4,15 +4,21 @@
 Test code for tests/runtime/run.sh; README.md beside this file says which
 kubelet and container-runtime behaviours it reproduces and which it does not.
 
-    kubelet.py start   --bundle out/NAME --pod-dir DIR --pv CLAIM=HOSTDIR
+    kubelet.py start   --bundle out/NAME --pod-dir DIR --pv CLAIM=HOSTDIR [--namespace-dir DIR]
                        [--secret NAME=HOSTDIR] [--image-user NAME:UID:GID:HOME:SHELL]
                        [--image-file PATH=HOSTFILE] [--image-volume PATH] [--image-path DIR]
                        [--upstream-strict-modes] [--fs-group-change-policy POLICY]
     kubelet.py exec    --pod-dir DIR [--timeout S] -- CMD...   (kubectl exec)
     kubelet.py ready   --pod-dir DIR --timeout S               (the readinessProbe until it passes)
-    kubelet.py sync-config --pod-dir DIR --bundle out/NAME     (the kubelet's ConfigMap refresh)
+    kubelet.py sync-config --pod-dir DIR --bundle out/NAME [--namespace-dir DIR]
+                                                               (the kubelet's ConfigMap refresh)
     kubelet.py stop    --pod-dir DIR [--grace S]               (pod deletion: SIGTERM, grace, SIGKILL)
     kubelet.py logs    --pod-dir DIR                           (kubectl logs)
+
+ConfigMaps are looked up in the bundle and in the namespace directory of its
+cluster, out/_gitops/namespace/<cluster>/ (out/NAME: `default`; out/CLUSTER/NAME:
+CLUSTER), where devbox-gen writes the ConfigMaps every box of the namespace shares;
+--namespace-dir names another one.
 
 Needs root, util-linux (unshare, nsenter, setpriv, mount), iproute2 and
 python3-yaml. Everything it mounts lives in the pod's private mount
@@ -74,6 +80,72 @@ def load_bundle(bundle_dir):
                 if doc:
                     objs.append(doc)
     return objs
+
+
+def namespace_dir(bundle_dir, explicit=None):
+    """out/_gitops/namespace/<cluster>/ of a bundle: out/NAME is cluster `default`'s,
+    out/CLUSTER/NAME CLUSTER's (None if out/ has no _gitops/)."""
+    if explicit:
+        return os.path.abspath(explicit)
+    bundle_dir = os.path.abspath(bundle_dir)
+    parent = os.path.dirname(bundle_dir)
+    for out, cluster in ((parent, "default"), (os.path.dirname(parent), os.path.basename(parent))):
+        if os.path.isdir(os.path.join(out, "_gitops")):
+            return os.path.join(out, "_gitops", "namespace", cluster)
+    return None
+
+
+def load_objects(bundle_dir, ns_dir):
+    """What the API server holds for the pod: the bundle's objects, then the ConfigMaps of
+    the namespace directory (the ones every box of the namespace shares)."""
+    objs = load_bundle(bundle_dir)
+    if ns_dir and os.path.isdir(ns_dir):
+        objs += [o for o in load_bundle(ns_dir) if o.get("kind") == "ConfigMap"]
+    return objs
+
+
+def config_map_of(objs, name, namespace):
+    """The ConfigMap NAME of the pod's namespace (the kubelet reads no other), or None."""
+    for cm in find(objs, "ConfigMap", name):
+        if cm["metadata"].get("namespace", namespace) == namespace:
+            return cm
+    return None
+
+
+def projected_config_map_sources(volume):
+    """The configMap sources of a projected volume, or None when it has a source of
+    another kind (serviceAccountToken, downwardAPI, secret: not emulated)."""
+    sources = (volume.get("projected") or {}).get("sources") or []
+    if not sources or any(set(s) != {"configMap"} for s in sources):
+        return None
+    return [s["configMap"] for s in sources]
+
+
+def volume_payload(v, objs, namespace):
+    """{path: (bytes, mode)} of a configMap or projected volume, as the kubelet collects it.
+    A projected volume (pkg/volume/projected) merges its sources into one payload, each
+    collected like a configMap volume (items, mode) with the projected defaultMode, a later
+    source's path replacing an earlier one's; a missing optional source adds nothing, a
+    missing required one fails the whole volume."""
+    if v["type"] == "configMap":
+        cm = config_map_of(objs, v["source"]["name"], namespace)
+        if cm is None:
+            if v["source"].get("optional"):
+                return {}
+            raise Refused(f"configmap {v['source']['name']} not found")
+        return config_map_payload(cm, v["source"])
+    payload = {}
+    for src in v["sources"]:
+        cm = config_map_of(objs, src["name"], namespace)
+        if cm is None:
+            if src.get("optional"):
+                continue
+            raise Refused(f"configmap {src['name']} not found")
+        for path, entry in config_map_payload(cm, dict(src, defaultMode=v["defaultMode"])).items():
+            if path in payload:
+                log(f"projected volume: {path} of configmap {src['name']} replaces an earlier source's")
+            payload[path] = entry
+    return payload
 
 
 def find(objs, kind, name=None):
@@ -144,7 +216,8 @@ def parse_image_user(spec):
 
 
 def resolve_pod(args):
-    objs = load_bundle(args.bundle)
+    ns_dir = namespace_dir(args.bundle, args.namespace_dir)
+    objs = load_objects(args.bundle, ns_dir)
     stss = find(objs, "StatefulSet")
     if len(stss) != 1:
         raise Refused(f"{args.bundle}: expected one StatefulSet, found {len(stss)}")
@@ -214,6 +287,8 @@ def resolve_pod(args):
         "mounts": [],
         "subPaths": [],
         "serviceAccountToken": None,
+        "namespace": sts["metadata"].get("namespace", "default"),
+        "namespaceDir": ns_dir,
     }
 
     # The ServiceAccount admission plugin adds a token volume to every
@@ -236,16 +311,29 @@ def resolve_pod(args):
         v = volumes.get(name)
         if v is None:
             raise Refused(f"volumeMount {name} has no volume")
-        if name not in own and not any(t in v for t in ("configMap", "secret", "persistentVolumeClaim", "emptyDir")):
+        emulated = any(t in v for t in ("configMap", "secret", "persistentVolumeClaim", "emptyDir"))
+        emulated = emulated or projected_config_map_sources(v) is not None
+        if name not in own and not emulated:
             kind = next((k for k in v if k != "name"), "?")
             log(f"volume {name}: {kind} not emulated; skipped, as container {container['name']} does not mount it")
             continue
+        where = "the bundle" + (f" or {ns_dir}" if ns_dir else "")
         if "configMap" in v:
             src = v["configMap"]
-            cms = find(objs, "ConfigMap", src["name"])
-            if not cms and not src.get("optional"):
-                raise Refused(f"configmap {src['name']} not found in the bundle")
+            if config_map_of(objs, src["name"], pod["namespace"]) is None and not src.get("optional"):
+                raise Refused(f"configmap {src['name']} not found in {where}: the pod stays in ContainerCreating (FailedMount)")
             pod["volumes"][name] = {"type": "configMap", "source": src}
+        elif "projected" in v:
+            sources = projected_config_map_sources(v)
+            if sources is None:
+                kinds = sorted({k for s in (v["projected"].get("sources") or []) for k in s})
+                raise Refused(f"volume {name}: projected with {kinds} sources not emulated (configMap sources only)")
+            for src in sources:
+                if config_map_of(objs, src["name"], pod["namespace"]) is None and not src.get("optional"):
+                    raise Refused(
+                        f"configmap {src['name']} (projected volume {name}) not found in {where}: the pod stays in ContainerCreating (FailedMount)"
+                    )
+            pod["volumes"][name] = {"type": "projected", "sources": sources, "defaultMode": v["projected"].get("defaultMode", 0o644)}
         elif "secret" in v:
             pod["volumes"][name] = {"type": "secret", "source": v["secret"], "secrets": secrets}
         elif "persistentVolumeClaim" in v:
@@ -408,9 +496,8 @@ def fresh_pv(path):
 
 def project_volume(pod, name, vol_dir, objs):
     v = pod["volumes"][name]
-    if v["type"] == "configMap":
-        cms = find(objs, "ConfigMap", v["source"]["name"])
-        payload = config_map_payload(cms[0], v["source"]) if cms else {}
+    if v["type"] in ("configMap", "projected"):
+        payload = volume_payload(v, objs, pod["namespace"])
     else:
         payload = secret_payload(v["source"], v["secrets"])
     atomic_write(vol_dir, payload, lambda: set_volume_ownership(vol_dir, pod["fsGroup"], True, "Always"))
@@ -446,7 +533,7 @@ def setup_volumes(pod_dir, pod, objs):
             empty_dir(d)
             if v["medium"] != "Memory":
                 set_volume_ownership(d, pod["fsGroup"], False, pod["fsGroupChangePolicy"])
-        elif v["type"] == "configMap":
+        elif v["type"] in ("configMap", "projected"):
             empty_dir(d)
             project_volume(pod, name, d, objs)
         elif v["type"] == "secret":
@@ -627,8 +714,8 @@ def sandbox(pod_dir):
             real_base = os.path.realpath(base)
             if src != real_base and not src.startswith(real_base + "/"):
                 raise Refused(f"subPath {m['subPath']} of volume {m['name']} leaves the volume")
-        # configMap and Secret volumes are always mounted read-only.
-        ro = m["readOnly"] or v.get("readOnly") or v["type"] in ("configMap", "secret")
+        # configMap, Secret and projected volumes are always mounted read-only.
+        ro = m["readOnly"] or v.get("readOnly") or v["type"] in ("configMap", "secret", "projected")
         mounts.append((os.path.normpath(m["mountPath"]), src, ro))
     if pod["serviceAccountToken"] is not None:
         mounts.append((SERVICE_ACCOUNT_PATH, os.path.join(pod_dir, "volumes", "serviceaccount"), True))
@@ -828,14 +915,19 @@ def cmd_ready(args):
 
 
 def cmd_sync_config(args):
-    """The kubelet's periodic sync of configMap volumes in a running pod."""
+    """The kubelet's periodic sync of configMap and projected volumes in a running pod
+    (the same AtomicWriter update; a subPath mount of one keeps the file it started with).
+    A required ConfigMap gone from the API server leaves the volume as it was."""
     pod_dir = os.path.abspath(args.pod_dir)
     pod = load_pod(pod_dir)
-    objs = load_bundle(args.bundle)
+    objs = load_objects(args.bundle, namespace_dir(args.bundle, args.namespace_dir) or pod["namespaceDir"])
     for name, v in pod["volumes"].items():
-        if v["type"] == "configMap":
-            cms = find(objs, "ConfigMap", v["source"]["name"])
-            payload = config_map_payload(cms[0], v["source"]) if cms else {}
+        if v["type"] in ("configMap", "projected"):
+            try:
+                payload = volume_payload(v, objs, pod["namespace"])
+            except Refused as e:
+                log(f"volume {name}: not updated: {e}")
+                continue
             d = host_volume_dir(pod_dir, pod, name)
             changed = atomic_write(d, payload, functools.partial(set_volume_ownership, d, pod["fsGroup"], True, "Always"))
             log(f"volume {name}: " + ("updated" if changed else "unchanged"))
@@ -888,6 +980,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("start")
     p.add_argument("--bundle", required=True)
+    p.add_argument("--namespace-dir", help="the namespace directory of shared ConfigMaps (default: out/_gitops/namespace/<cluster>/)")
     p.add_argument("--pod-dir", required=True)
     p.add_argument("--container")
     p.add_argument("--pv", action="append", default=[], metavar="CLAIM=HOSTDIR")
@@ -913,6 +1006,7 @@ def main():
     p = sub.add_parser("sync-config")
     p.add_argument("--pod-dir", required=True)
     p.add_argument("--bundle", required=True)
+    p.add_argument("--namespace-dir")
     p = sub.add_parser("stop")
     p.add_argument("--pod-dir", required=True)
     p.add_argument("--grace", type=float, default=30)

@@ -320,6 +320,26 @@ start_pod pod1
 set_pod_tmp
 pass "bundle built; pod started on a new home volume (kubelet volume layout, fsGroup, read-only root) and its readinessProbe passed"
 
+# /etc/devbox: one projected volume of the box's own ConfigMap (keys, tailnet tags) and
+# the namespace's shared scripts ConfigMap, which build writes once to
+# out/_gitops/namespace/default/ (no gitops in this repo's devbox.toml).
+scripts_cms=("$work/repo/out/_gitops/namespace/default"/configmap-devbox-scripts-*.yaml)
+[[ ${#scripts_cms[@]} == 1 && -f ${scripts_cms[0]} ]] ||
+    fail "not exactly one scripts ConfigMap in out/_gitops/namespace/default/: ${scripts_cms[*]}"
+want="$(/usr/bin/python3 - "$bundle/configmap-tester-devbox.yaml" "${scripts_cms[0]}" <<'EOF'
+import sys, yaml
+own, scripts = (yaml.safe_load(open(path))["data"] for path in sys.argv[1:])
+assert not set(own) & {"start.sh", "sshd_config", "profile.sh", "idle.py", "idle-stop.sh"}, f"the box's ConfigMap has scripts: {sorted(own)}"
+print(" ".join(sorted(set(own) | set(scripts))))
+EOF
+)" || fail "the box's ConfigMap still carries scripts, or the ConfigMaps do not read"
+got="$(kexec ls /etc/devbox | LC_ALL=C sort | tr '\n' ' ')"
+[[ ${got% } == "$want" ]] || fail "/etc/devbox holds '${got% }', the two ConfigMaps give '$want'"
+modes="$(kexec stat -L -c %a /etc/devbox/start.sh /etc/devbox/authorized_keys | sort -u | tr '\n' ' ')"
+[[ $modes == "444 " ]] || fail "the files of /etc/devbox have modes $modes, not 0444 (defaultMode 292)"
+kexec cmp -s /etc/devbox/profile.sh /etc/profile.d/devbox.sh || fail "/etc/profile.d/devbox.sh is not /etc/devbox/profile.sh"
+pass "/etc/devbox is the box's ConfigMap and the shared $(basename "${scripts_cms[0]}" .yaml | sed 's/^configmap-//') projected into one read-only directory (0444): $want"
+
 # The host key the box created on its home volume, trusted from there.
 host_pub="$pv/.devbox/ssh/ssh_host_ed25519_key.pub"
 [[ -s $host_pub ]] || fail "no host key on the home volume at .devbox/ssh/"
@@ -553,23 +573,28 @@ out="$(box new 'test -e /var/run/secrets/kubernetes.io/serviceaccount && echo to
 pass "an old box's /storage/.tailscale (node key) is removed at start; ssh sessions have no service-account token and no tailscaled.state"
 
 # --- 7. key rotation reaching the running pod ------------------------------------------
-# authorized_keys is left out of the pod template's config hash, so in a
-# cluster this rebuild restarts nothing: the kubelet rewrites the ConfigMap
-# volume in place and start.sh's refresh loop has to pick it up.
+# authorized_keys is in the box's own ConfigMap, whose name never changes; the
+# pod template names the shared scripts ConfigMap by its content, which a key
+# does not change. So in a cluster this rebuild restarts nothing: the kubelet
+# rewrites the projected volume in place and start.sh's refresh loop has to
+# pick it up.
 sts_before="$(cksum <"$bundle/statefulset-tester.yaml")"
+scripts_before="$(ls "$work/repo/out/_gitops/namespace/default")"
 write_user later
 build
 [[ "$(cksum <"$bundle/statefulset-tester.yaml")" == "$sts_before" ]] ||
     fail "a key change changed the StatefulSet (it would restart the box)"
+[[ "$(ls "$work/repo/out/_gitops/namespace/default")" == "$scripts_before" ]] ||
+    fail "a key change changed the namespace directory: $(ls "$work/repo/out/_gitops/namespace/default")"
 "${kubelet[@]}" sync-config --pod-dir "$work/pods/$pod" --bundle "$bundle" >>"$work/kubelet.log" 2>&1 ||
-    fail "the ConfigMap volume update failed"
+    fail "the projected ConfigMap volume update failed"
 deadline=$((SECONDS + 45))
 until box later true >/dev/null 2>&1; do
     ((SECONDS < deadline)) || fail "the added key did not work within 45s of the ConfigMap update"
     sleep 1
 done
 expect_refused new "the removed key in the running pod"
-pass "a rotation reaches the running pod (ConfigMap updated in place, no restart): the new key works, the removed one is refused"
+pass "a rotation reaches the running pod (the projected volume updated in place, no restart): the new key works, the removed one is refused"
 
 # --- 8. a recursive fsGroup change on the home volume ----------------------------------
 # fsGroupChangePolicy Always (or a volume restored from a snapshot) makes
@@ -637,12 +662,13 @@ out="$(box later 'df -k --output=size /dev/shm | tail -n 1 | tr -d " "; cat /dat
 pass "shm = \"1Gi\" is a 1Gi /dev/shm; the dataset is readable at /datasets/imagenet, refuses writes, and keeps its files' owner and modes ($dataset_before)"
 
 # --- 11. idle auto-stop ----------------------------------------------------------------
-# [idle] puts the policy (idle.json), the watcher (idle.py) and the stopper
-# (idle-stop.sh) into the ConfigMap, and the idle container into the pod; the
+# [idle] puts the policy (idle.json) into the box's ConfigMap and the idle
+# container into the pod; the watcher (idle.py) and the stopper (idle-stop.sh)
+# are the shared scripts ConfigMap's, in the same /etc/devbox; the
 # [env] overrides shrink the policy's minutes to seconds (idle.py's header).
 # The watcher runs in the emulated pod, as in a cluster. The idle container
 # does not (kubelet.py runs only the main container): its program, from the
-# same ConfigMap, runs here under dash with the host's curl, against a
+# same /etc/devbox, runs here under dash with the host's curl, against a
 # stand-in API server (apiserver.py), reading the pod's /run/devbox from the
 # node's side.
 idle_after=3 idle_grace=2 idle_window=6
@@ -690,7 +716,7 @@ stop_within=$((idle_grace + idle_after + 5)) # a new connection's grace, the idl
 import json, sys
 policy = json.load(open(sys.argv[1]))
 assert policy["after_seconds"] == 600, policy
-' "$pod_root/etc/devbox/idle.json" || fail "idle.json in the ConfigMap does not say after_seconds 600 (after = \"10m\"): $(cat "$pod_root/etc/devbox/idle.json")"
+' "$pod_root/etc/devbox/idle.json" || fail "idle.json in /etc/devbox does not say after_seconds 600 (after = \"10m\"): $(cat "$pod_root/etc/devbox/idle.json")"
 find_watcher() { # sets watcher_pid to the one idle.py process of the pod
     watcher_pid="$(pod_procs | awk '/\/etc\/devbox\/idle\.py/ {print $1}')"
     [[ $watcher_pid =~ ^[0-9]+$ ]]
@@ -703,7 +729,7 @@ wait_until 10 "no status file $idle_dir/idle" test -s "$idle_dir/idle"
 out="$(box later 'python3 /etc/devbox/idle.py status' 2>&1)" || fail "ssh box 'python3 /etc/devbox/idle.py status' failed: $out"
 [[ $out == running:* && $out == *$'\nstops at: '*' UTC if nothing happens'* && $out == *"policy: stop after ${idle_after}s without activity"* ]] ||
     fail "idle.py status over ssh does not say why the box runs and when it stops: $out"
-pass "idle on: the watcher runs idle.py from the ConfigMap on the image's python3; over ssh, idle.py status says: $(head -n 1 <<<"$out")"
+pass "idle on: the watcher runs /etc/devbox/idle.py (the shared scripts ConfigMap) on the image's python3; over ssh, idle.py status says: $(head -n 1 <<<"$out")"
 
 wait_until 60 "an unused box (Jupyter running, nobody connected) did not ask to be stopped" test -e "$request"
 in_pod_log '^devbox: idle: stop requested: idle since ' || fail "no 'stop requested' line in the container log"
@@ -828,7 +854,7 @@ until [[ -s $api/port ]]; do
     fi
     sleep 0.1
 done
-run_stopper() { # STATUS_DIR LOG: idle-stop.sh from the pod's ConfigMap, under dash, as the sidecar runs it
+run_stopper() { # STATUS_DIR LOG: the pod's /etc/devbox/idle-stop.sh, under dash, as the sidecar runs it
     env -i PATH=/usr/bin:/bin "${sidecar_env[@]}" DEVBOX_IDLE_STATUS_DIR="$1" DEVBOX_IDLE_POLL_SECONDS=1 \
         DEVBOX_API_URL="https://127.0.0.1:$(cat "$api/port")" DEVBOX_CA_FILE="$api/ca.crt" DEVBOX_TOKEN_FILE="$api/token" \
         dash "$pod_root/etc/devbox/idle-stop.sh" 2>"$2" &

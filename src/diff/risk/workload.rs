@@ -237,11 +237,28 @@ fn describe_gpu(gpu: &[(String, String)]) -> String {
     gpu.iter().map(|(count, kind)| code(&format!("{count} × {kind}"))).collect::<Vec<_>>().join(" + ")
 }
 
-/// A few words on what changed in a pod template: `containers[devbox].env`, `the ConfigMap`.
+/// A few words on what changed in a pod template: `containers[devbox].env`, or the scripts it
+/// mounts (the shared ConfigMap's new name, which is how a script change reaches a bundle).
 fn restart_reasons(old: Option<&Value>, new: Option<&Value>) -> String {
     let paths = changed_paths(old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null));
     let mut reasons: Vec<String> = Vec::new();
+    let (mounted_before, mounted_after) = (mounted_config_maps(old), mounted_config_maps(new));
+    if mounted_before != mounted_after {
+        let gone: Vec<&String> = mounted_before.difference(&mounted_after).collect();
+        let came: Vec<&String> = mounted_after.difference(&mounted_before).collect();
+        let list = |names: &[&String]| names.iter().map(|n| code(n)).collect::<Vec<_>>().join(", ");
+        reasons.push(match (gone.as_slice(), came.as_slice()) {
+            ([], came) => format!("it mounts ConfigMap {}", list(came)),
+            (gone, []) => format!("it no longer mounts ConfigMap {}", list(gone)),
+            (gone, came) => format!("the ConfigMap it mounts changes from {} to {}", list(gone), list(came)),
+        });
+    }
     for path in paths {
+        let in_volume_source =
+            path.iter().skip_while(|s| !s.starts_with("volumes")).nth(1).is_some_and(|s| s == "projected" || s == "configMap");
+        if mounted_before != mounted_after && in_volume_source {
+            continue; // told above, by name
+        }
         let reason = if path.iter().any(|s| s.ends_with("config-hash")) {
             "the ConfigMap's scripts or sshd_config".to_string()
         } else {
@@ -262,6 +279,21 @@ fn restart_reasons(old: Option<&Value>, new: Option<&Value>) -> String {
         reasons.push(format!("{more} more"));
     }
     reasons.join(", ")
+}
+
+/// The names of the ConfigMaps a pod template mounts, as volumes or projected sources.
+fn mounted_config_maps(template: Option<&Value>) -> std::collections::BTreeSet<String> {
+    let volumes = template.and_then(|t| t.get("spec")?.get("volumes")?.as_array());
+    let mut names = std::collections::BTreeSet::new();
+    for volume in volumes.into_iter().flatten() {
+        let sources = volume.get("projected").and_then(|p| p.get("sources")?.as_array());
+        for source in std::iter::once(volume).chain(sources.into_iter().flatten()) {
+            if let Some(name) = source.get("configMap").and_then(|c| c.get("name")?.as_str()) {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 #[cfg(test)]
@@ -344,6 +376,21 @@ mod tests {
         assert_eq!(
             risks[0].summary,
             "the pod restarts: its template changes (the ConfigMap's scripts or sshd_config, `containers[devbox].env`)"
+        );
+    }
+
+    #[test]
+    fn new_scripts_are_told_by_the_name_of_the_config_map_the_pod_mounts() {
+        let scripts = |name: &str| json!([{"name": "config", "projected": {"sources": [{"configMap": {"name": "a-devbox"}}, {"configMap": {"name": name}}]}}]);
+        let mut old = statefulset("a", 1, "i:1", None);
+        old.object.as_mut().unwrap()["spec"]["template"]["spec"]["volumes"] = scripts("devbox-scripts-0123456789");
+        let mut new = old.clone();
+        new.object.as_mut().unwrap()["spec"]["template"]["spec"]["volumes"] = scripts("devbox-scripts-abcdef0123");
+        let risks = classify(&set(vec![old]), &set(vec![new]), &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["pod-restart"]);
+        assert_eq!(
+            risks[0].summary,
+            "the pod restarts: its template changes (the ConfigMap it mounts changes from `devbox-scripts-0123456789` to `devbox-scripts-abcdef0123`)"
         );
     }
 }

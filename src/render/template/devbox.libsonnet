@@ -10,11 +10,13 @@
 // `devbox-gen show --input NAME` prints it, and docs/design.md describes it).
 //
 // bundle(box) returns an object keyed by component:
-//   serviceAccount, configMap, homeVolume, tailscaleState, tailscaleRole,
-//   tailscaleRoleBinding, statefulSet, service, networkPolicy, and where the
-//   box has them: idleRole, idleRoleBinding ([idle], [schedule]),
-//   wakeServiceAccount, wakeCronJob ([schedule]), ownerRole,
-//   ownerRoleBinding ([owners])
+//   serviceAccount, configMap, scripts, homeVolume, tailscaleState,
+//   tailscaleRole, tailscaleRoleBinding, statefulSet, service, networkPolicy,
+//   and where the box has them: idleRole, idleRoleBinding ([idle],
+//   [schedule]), wakeServiceAccount, wakeCronJob ([schedule]), ownerRole,
+//   ownerRoleBinding ([owners]).
+// `scripts` is the same in every box of a namespace: devbox-gen writes it
+// once, to out/_gitops/namespace/<cluster>/ (see scriptsConfigMap).
 // devbox-gen writes every value that has apiVersion and kind to its own file,
 // so a custom template customises with ordinary jsonnet:
 //
@@ -134,7 +136,8 @@
   // 64 MiB /dev/shm, which PyTorch's DataLoader workers outgrow.
   shmMountPath:: '/dev/shm',
 
-  // Files shipped in the ConfigMap (besides authorized_keys).
+  // The scripts every box runs, shipped once per namespace in the scripts
+  // ConfigMap (see `scripts` below), not in each box's own ConfigMap.
   files:: {
     'start.sh': importstr 'devbox-gen/start.sh',
     sshd_config: importstr 'devbox-gen/sshd_config',
@@ -177,6 +180,27 @@
   idleFiles:: {
     'idle.py': importstr 'devbox-gen/idle.py',
     'idle-stop.sh': importstr 'devbox-gen/idle-stop.sh',
+  },
+
+  // The shared scripts: one immutable ConfigMap per namespace, named by its
+  // content, which every box mounts beside its own ConfigMap. The name is
+  // the whole review story: a bundle names exactly the scripts it runs, a
+  // script change is a new object (reviewed once, not once per user) and a
+  // new name in every pod template (so every box restarts onto it), and an
+  // old pod keeps finding the version it started with. devbox-gen writes it
+  // once into out/_gitops/namespace/<cluster>/, whatever the number of boxes
+  // (the `devbox-gen.dev/scope` annotation), and checks that the name is the
+  // content's: the first 10 hex digits of the sha256 of each key, NUL, value,
+  // NUL, in key order. Change the scripts through `files` and `idleFiles`
+  // above; they flow into both. A field of the library, so jsonnet hashes
+  // the scripts once per build thread, not once per box.
+  scripts:: {
+    data: $.files + $.idleFiles,
+    hash: std.substr(std.sha256(std.join('', [
+      key + '\u0000' + self.data[key] + '\u0000'
+      for key in std.objectFields(self.data)
+    ])), 0, 10),
+    name: 'devbox-scripts-' + self.hash,
   },
 
   // ---------------------------------------------------------------------------
@@ -269,16 +293,6 @@
   // Whether an image reference is pinned by digest.
   pinnedByDigest(image):: std.length(std.findSubstr('@sha256:', image)) > 0,
 
-  // Changes whenever the startup script or sshd_config changes, so such a
-  // change rolls the pod. authorized_keys is left out on purpose: start.sh
-  // picks up key changes in the running pod, and adding a key should not
-  // restart anyone's kernels; so is idle.json, which idle.py re-reads.
-  configHash(data):: std.md5(std.join('', [
-    data[file]
-    for file in ['start.sh', 'sshd_config', 'profile.sh', 'idle.py', 'idle-stop.sh']
-    if std.objectHas(data, file)
-  ])),
-
   // The same fields, hidden: present for mix-ins, absent from the output.
   hide(obj):: std.foldl(function(acc, k) acc { [k]:: obj[k] }, std.objectFields(obj), {}),
 
@@ -353,9 +367,10 @@
     subjects: [{ kind: 'ServiceAccount', name: $.names(box).serviceAccount, namespace: box.namespace }],
   },
 
-  // Public keys (reviewed in the pull request), the startup script and the
-  // sshd configuration. Not immutable: the kubelet updates the mounted files
-  // in place, which is how key changes reach a running box.
+  // What is the box's own: public keys (reviewed in the pull request), the
+  // sidecar's extra arguments and the idle policy. Not immutable: the kubelet
+  // updates the mounted files in place, which is how key changes reach a
+  // running box without a restart.
   configMap(box):: {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -367,9 +382,40 @@
       // the node first logs in (TS_AUTH_ONCE); `devbox-gen diff` says how to
       // retag a running node.
       'tailscale-extra-args': $.tailscaleExtraArgs(box),
-    } + $.files + (
-      if $.autostops(box) then $.idleFiles { 'idle.json': std.manifestJsonEx($.idlePolicy(box), '  ') + '\n' } else {}
+    } + (
+      if $.autostops(box) then { 'idle.json': std.manifestJsonEx($.idlePolicy(box), '  ') + '\n' } else {}
     ),
+  },
+
+  // The shared scripts (see `scripts`), as this box's namespace gets them.
+  // Every box renders the same object; devbox-gen writes it once. Immutable:
+  // a content-addressed object never changes, and the kubelet stops watching
+  // immutable ConfigMaps, which matters with thousands of pods mounting one.
+  // Never pruned, by Argo CD or Flux: a pod that has not restarted yet, or a
+  // stopped box started from an older revision, still mounts the version it
+  // names after a newer one replaced it in Git.
+  scriptsConfigMap(box):: {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: $.scripts.name,
+      namespace: box.namespace,
+      labels: {
+        'app.kubernetes.io/name': 'devbox',
+        'app.kubernetes.io/component': 'scripts',
+        'app.kubernetes.io/managed-by': 'devbox-gen',
+      },
+      annotations: {
+        'devbox-gen.dev/scope': 'namespace',
+        'argocd.argoproj.io/sync-options': 'Prune=false',
+        // An older version left in the cluster does not make the
+        // namespace's Application OutOfSync.
+        'argocd.argoproj.io/compare-options': 'IgnoreExtraneous',
+        'kustomize.toolkit.fluxcd.io/prune': 'disabled',
+      },
+    },
+    immutable: true,
+    data: $.scripts.data,
   },
 
   // What the idle container may do with the box's token, besides the
@@ -817,8 +863,18 @@
                 + (if $.autostops(box) then [$.idleContainer(box)] else []),
     volumes: [
       { name: 'home', persistentVolumeClaim: { claimName: $.names(box).homeVolume } },
+      // The box's own ConfigMap and the shared scripts, as one directory.
       // 0444 (292): readable, and start.sh is run through bash, not executed.
-      { name: 'config', configMap: { name: $.names(box).configMap, defaultMode: 292 } },
+      {
+        name: 'config',
+        projected: {
+          defaultMode: 292,
+          sources: [
+            { configMap: { name: $.names(box).configMap } },
+            { configMap: { name: $.scripts.name } },
+          ],
+        },
+      },
       // 0400 (256); with fsGroup the files become root-owned 0440, readable
       // by the user's group. Optional, so a box starts before its Secret
       // exists; start.sh loads the key once it appears.
@@ -949,9 +1005,6 @@
       template: {
         metadata: {
           labels: $.labels(box, 'workload'),
-          annotations: {
-            'devbox-gen.dev/config-hash': $.configHash($.configMap(box).data),
-          },
         },
         spec: $.podSpec(box),
       },
@@ -1016,22 +1069,13 @@
     // mix-in that patches one works for every box.
     local optional(present, components) = if present then components else $.hide(components);
     local workload = {
-      local b = self,
       serviceAccount: $.serviceAccount(box),
       tailscaleState: $.tailscaleState(box),
       tailscaleRole: $.tailscaleRole(box),
       tailscaleRoleBinding: $.tailscaleRoleBinding(box),
       configMap: $.configMap(box),
-      // The config hash follows the ConfigMap that is actually emitted, so
-      // it stays right when a template patches the ConfigMap's files.
-      statefulSet: $.statefulSet(box) + {
-        spec+: { template+: { metadata+: { annotations+: {
-          'devbox-gen.dev/config-hash':
-            if std.isObject(b.configMap) && std.objectHas(b.configMap, 'data')
-            then $.configHash(b.configMap.data)
-            else super['devbox-gen.dev/config-hash'],
-        } } } },
-      },
+      scripts: $.scriptsConfigMap(box),
+      statefulSet: $.statefulSet(box),
       service: $.service(box),
       networkPolicy: $.networkPolicy(box),
     } + optional($.autostops(box), {
