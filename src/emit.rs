@@ -31,14 +31,19 @@ pub(crate) const DEFAULT_CLUSTER_DIR: &str = "default";
 /// Who owns the files that are not one user's (their header, and so their group in `diff`).
 pub(crate) const SETTINGS_SOURCE: &str = "devbox.toml";
 
-/// The file of an object every box of a namespace shares (the scripts ConfigMap), in the
-/// directory the namespace's Application or Kustomization applies:
+/// Where an object every box of a namespace shares (the scripts ConfigMap) is written: the
+/// directory the namespace's Application or Kustomization applies,
 /// `_gitops/namespace/<cluster>/configmap-devbox-scripts-<hash>.yaml`. It is written whether or
 /// not devbox.toml delivers with `gitops`, so the bundles never name an object that `out/` lacks.
-pub(crate) fn shared_file(resolved: &ResolvedBox, object: &Object) -> (String, String) {
+pub(crate) fn shared_path(resolved: &ResolvedBox, object: &Object) -> String {
     let cluster = resolved.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER_DIR);
-    let path = format!("{GITOPS_DIR}/namespace/{cluster}/{}", file_name(object));
-    (path, format!("{}{}", header(SETTINGS_SOURCE), to_yaml(object)))
+    format!("{GITOPS_DIR}/namespace/{cluster}/{}", file_name(object))
+}
+
+/// The contents of a shared object's file: devbox.toml's, not one user's. Emitted once per
+/// build (by the first box to render the object), not once per box: it is 76 KB of scripts.
+pub(crate) fn shared_text(object: &Object) -> String {
+    format!("{}{}", header(SETTINGS_SOURCE), to_yaml(object))
 }
 
 /// Where a box's bundle lives in `out/`: `alice`, or `prod/alice` when clusters are declared.

@@ -363,7 +363,7 @@ impl SharedObjects {
         let mut claimed = Claimed::default();
         let mut first = Vec::new();
         for object in std::mem::take(&mut rendered.shared) {
-            let (path, text) = emit::shared_file(&rendered.resolved, &object);
+            let path = emit::shared_path(&rendered.resolved, &object);
             // Poisoned only by a panic elsewhere, which aborts the build anyway.
             let mut files = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match files.get(&path) {
@@ -379,6 +379,7 @@ impl SharedObjects {
                     ));
                 }
                 None => {
+                    let text = emit::shared_text(&object);
                     let digest = Digest::of(text.as_bytes());
                     files.insert(path.clone(), SharedFile { object: object.clone(), source: rendered.resolved.source.clone(), digest });
                     claimed.needed.push((path.clone(), digest));

@@ -184,14 +184,24 @@ fn to_json(value: &Val) -> jrsonnet_evaluator::Result<Value> {
     Ok(match value {
         Val::Null => Value::Null,
         Val::Bool(b) => Value::Bool(*b),
-        Val::Str(s) => Value::String(s.clone().into_flat().to_string()),
+        Val::Str(s) => {
+            // Copied once, chunk by chunk: `into_flat` would first intern a concatenated string
+            // (jsonnet's `+` builds ropes), hashing it into the interner for nothing.
+            let mut text = String::with_capacity(s.len());
+            s.chunks(&mut |chunk| text.push_str(chunk));
+            Value::String(text)
+        }
         Val::Num(n) => number(n.get()),
         Val::Arr(items) => Value::Array(items.iter().map(|item| to_json(&item?)).collect::<jrsonnet_evaluator::Result<_>>()?),
         Val::Obj(object) => {
             object.run_assertions()?;
-            let mut map = Map::with_capacity(object.len() as usize);
-            for (key, field) in object.iter() {
-                map.insert(key.to_string(), to_json(&field?)?);
+            // The visible fields, enumerated once and sorted (`len()` would work out their
+            // visibility a second time).
+            let fields = object.fields();
+            let mut map = Map::with_capacity(fields.len());
+            for key in fields {
+                let Some(field) = object.get(key.clone())? else { continue };
+                map.insert(key.as_str().to_owned(), to_json(&field)?);
             }
             Value::Object(map)
         }
