@@ -2,11 +2,12 @@
 """Measure devbox-gen against the floor (`cp -r`) and the engine people use instead.
 
     python3 bench/bench.py [--sizes 100,1000,10000] [--binary target/release/devbox-gen]
-                           [--gojsonnet] [--kapitan] [--runs 3] [--markdown FILE]
+                           [--work DIR] [--settle SECONDS] [--gojsonnet] [--kapitan]
+                           [--runs 3] [--markdown FILE]
 
-For each N, a synthetic config repo is generated (bench/generate.py, fixed seed) under
-bench/work/, and these are measured as wall time, CPU time (user+sys) and peak RSS of the
-process, the best of --runs:
+For each N, a synthetic config repo is generated (bench/generate.py, fixed seed) in
+--work/n<N>/ (default bench/work/), and these are measured as wall time, CPU time (user+sys)
+and peak RSS of the process, the best of --runs:
 
   build (empty out/)        devbox-gen build from nothing: no out/, no build cache
   build (no-op)             a second build: nothing changed, nothing may be written
@@ -29,7 +30,18 @@ process, the best of --runs:
 The cold build and `cp -r` are timed in turn, each after deleting its own previous output,
 `sync` and --settle seconds: on ext4 without a journal (these machines), creating files right
 after deleting tens of thousands skips over the recently freed inodes one by one, which can
-make either side several times slower, whichever happens to land on them.
+make either side several times slower (up to 10x), whichever happens to land on them.
+
+To measure the program rather than the disk (issue 19), put --work on a tmpfs:
+
+    python3 bench/bench.py --sizes 10000 --work /dev/shm/devbox-bench --binary target/release/devbox-gen
+
+On tmpfs, creating a file costs only CPU (no block allocation, no writeback, no freed inodes to
+skip over), so the timings repeat and the cold build's CPU time is the tool's own plus the
+kernel's copying of the bytes. There, --settle defaults to 0 (nothing to flush or settle);
+elsewhere it defaults to 5 seconds. Each n<N>/ under --work is generated anew (--force), and
+needs room for out/ twice, three times with --gojsonnet: tmpfs rounds every file up to a
+4 KiB page, so one out/ of 10,000 users takes about 800 MB of memory there.
 
 "out/ files written" counts files of out/ whose inode or mtime changed, for the rows that must
 write none. Ratios are printed against our cold build. Peak memory is ru_maxrss of that one
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +91,28 @@ def settle(seconds: float) -> None:
     """Flush and wait after deleting a tree, before timing the writing of a new one."""
     os.sync()
     time.sleep(seconds)
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem path is on (`tmpfs`, `ext4`), from /proc/self/mounts; "" if unknown."""
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    best_point, best_type = "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # Mount points escape space, tab, newline and backslash in octal: \040 is a space.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = path == Path(point) or Path(point) in path.parents
+        if inside and len(point) >= len(best_point):
+            best_point, best_type = point, fields[2]
+    return best_type
 
 
 def count_files(path: Path) -> int:
@@ -127,7 +162,7 @@ GOJSONNET_EVAL_ONLY = {
 
 def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
     """The table's rows for N users."""
-    work = HERE / "work" / f"n{n}"
+    work = args.work / f"n{n}"
     subprocess.run([sys.executable, str(HERE / "generate.py"), str(n), str(work), "--force"], check=True, stdout=subprocess.DEVNULL)
     out = work / "out"
     cache = work / ".devbox-gen"
@@ -204,9 +239,24 @@ def main() -> None:
     parser.add_argument("--kapitan", action="store_true", help="also time Kapitan (needs PyPI kapitan and PyYAML in --kapitan-python)")
     parser.add_argument("--kapitan-python", default=sys.executable, help="the Python with kapitan installed")
     parser.add_argument("--kapitan-max", type=int, default=1000, help="largest N to compile with Kapitan (about 65 ms a target)")
-    parser.add_argument("--settle", type=float, default=5, help="seconds to wait after deleting out/ before a timed cold build or copy")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=HERE / "work",
+        help="where the generated config repos go (default bench/work; a tmpfs such as /dev/shm/devbox-bench)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        help="seconds to wait after deleting out/ before a timed cold build or copy (default 0 when --work is on tmpfs, else 5)",
+    )
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
+    args.work = args.work.resolve()
+    filesystem = filesystem_of(args.work)
+    if args.settle is None:
+        args.settle = 0.0 if filesystem == "tmpfs" else 5.0
+    print(f"work: {args.work} ({filesystem or 'unknown filesystem'}), settle {args.settle:g} s", file=sys.stderr)
     binary = str(Path(args.binary).resolve())
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
