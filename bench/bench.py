@@ -41,7 +41,7 @@ skip over), so the timings repeat and the cold build's CPU time is the tool's ow
 kernel's copying of the bytes. There, --settle defaults to 0 (nothing to flush or settle);
 elsewhere it defaults to 5 seconds. Each n<N>/ under --work is generated anew (--force), and
 needs room for out/ twice, three times with --gojsonnet: tmpfs rounds every file up to a
-4 KiB page, so one out/ of 10,000 users takes about 800 MB of memory there.
+4 KiB page, so one out/ of 10,000 users takes about 480 MB of memory there.
 
 "out/ files written" counts files of out/ whose inode or mtime changed, for the rows that must
 write none. Ratios are printed against our cold build. Peak memory is ru_maxrss of that one
