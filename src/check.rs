@@ -197,6 +197,7 @@ fn check_object(object: &Object) -> Vec<String> {
         );
     }
     problems.extend(typed_check(object));
+    problems.extend(too_big_for_client_side_apply(object));
     if let Some(pod) = object.at("/spec/template/spec") {
         problems.extend(check_pod(pod));
     }
@@ -206,6 +207,36 @@ fn check_object(object: &Object) -> Vec<String> {
         problems.push("volumeClaimTemplates tie the home to the StatefulSet (it could not be recreated or resized without touching the data); use the standalone home PVC".into());
     }
     problems
+}
+
+/// The API server's limit on all annotations of an object together (`TotalAnnotationSizeLimitB`).
+const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
+/// Argo CD syncs with client-side `kubectl apply` unless told otherwise, which keeps the whole
+/// object, as JSON, in its `kubectl.kubernetes.io/last-applied-configuration` annotation; an
+/// object that does not fit in the 256 KiB of annotations is refused ("metadata.annotations: Too
+/// long: must have at most 262144 bytes", argoproj/argo-cd#820, #5704). Only a ConfigMap's files
+/// get that big; the JSON is measured only for one whose data is already over half the limit.
+fn too_big_for_client_side_apply(object: &Object) -> Option<String> {
+    if kind(object) != "ConfigMap" {
+        return None;
+    }
+    let data = object.get("data").and_then(Value::as_object)?;
+    let raw: usize = data.iter().map(|(key, value)| key.len() + value.as_str().map_or(0, str::len)).sum();
+    if raw < ANNOTATIONS_LIMIT / 2 {
+        return None;
+    }
+    let applied = serde_json::to_string(object).map_or(raw, |json| json.len());
+    let others: usize = object
+        .at("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map_or(0, |annotations| annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum());
+    (applied + others > ANNOTATIONS_LIMIT).then(|| {
+        format!(
+            "is {} KiB as JSON: Argo CD's client-side apply copies it into the `kubectl.kubernetes.io/last-applied-configuration` annotation, and the API server refuses an object whose annotations exceed 256 KiB. Ship large files in the image instead",
+            applied / 1024
+        )
+    })
 }
 
 /// Deserialises known kinds into k8s-openapi types; unknown fields and wrong types are errors.

@@ -180,6 +180,28 @@ fn a_shared_object_is_an_immutable_config_map_and_the_only_scope_is_namespace() 
 }
 
 #[test]
+fn scripts_too_big_for_argo_cds_apply_are_refused() {
+    // 300 KiB of files: a ConfigMap may hold 1 MiB, but Argo CD's client-side apply copies the
+    // object into an annotation, and all annotations together may hold 256 KiB.
+    let repo = with_template(
+        "local devbox = (import 'devbox-gen/devbox.libsonnet') + { files+:: { 'big.txt': std.repeat('0123456789abcdef', 19200) } };\n\
+         function(box) devbox.bundle(box)\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "KiB as JSON: Argo CD's client-side apply copies it into the `kubectl.kubernetes.io/last-applied-configuration` annotation"
+    );
+    // Just under the limit is fine.
+    repo.write(
+        "templates/devbox.jsonnet",
+        "local devbox = (import 'devbox-gen/devbox.libsonnet') + { files+:: { 'big.txt': std.repeat('0123456789abcdef', 9000) } };\n\
+         function(box) devbox.bundle(box)\n",
+    );
+    repo.run_ok(&["build"], 0);
+}
+
+#[test]
 fn a_stopped_box_needs_the_scripts_too() {
     let repo = Repo::new(SETTINGS).user("alice", &format!("state = \"stopped\"\n{}", user_file("alice@example.com", KEY_ALICE)));
     repo.run_ok(&["build"], 0);
