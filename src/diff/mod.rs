@@ -211,9 +211,15 @@ pub(crate) fn plan_changes(before: &OutTree, after: &OutTree, unchanged_owners: 
     let new = resource::resources(after);
     let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
     let mut fields: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    let ids: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let successors = resource::successors(&old, &new);
+    let replaced: BTreeSet<&String> = successors.values().collect();
+    let ids: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).filter(|id| !replaced.contains(id)).collect();
     for id in ids {
-        let (a, b) = (old.get(id), new.get(id));
+        // A new version of a content-addressed object is compared with the one it replaces.
+        let (a, b) = match successors.get(id) {
+            Some(predecessor) => (old.get(predecessor), new.get(id)),
+            None => (old.get(id), new.get(id)),
+        };
         if let (Some(Resource { object: Some(x), .. }), Some(Resource { object: Some(y), kind, owner, .. })) = (a, b) {
             for path in resource::changed_object_paths(x, y) {
                 fields.entry((kind.clone(), path.join("."))).or_default().insert(owner.clone());
@@ -345,6 +351,34 @@ mod tests {
             self::plan(&before, &after).summary(),
             "2 users changed: 1 added, 1 resource changed; 1 shared resource changed (devbox.toml)"
         );
+    }
+
+    #[test]
+    fn a_new_version_of_a_content_addressed_object_is_compared_with_the_old_one() {
+        let scripts = |hash: &str, line: &str| {
+            (
+                format!("_gitops/namespace/default/configmap-devbox-scripts-{hash}.yaml"),
+                format!(
+                    "{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: devbox-scripts-{hash}\n  annotations:\n    devbox-gen.dev/scope: namespace\ndata:\n  start.sh: |\n    {line}\n",
+                    emit::header("devbox.toml")
+                ),
+            )
+        };
+        let replaced = plan(&tree(vec![scripts("0123456789", "echo a")]), &tree(vec![scripts("abcdef0123", "echo b")]));
+        let [shared] = replaced.users.as_slice() else { panic!("{:?}", replaced.users) };
+        let [change] = shared.resources.as_slice() else { panic!("{:?}", shared.resources) };
+        assert_eq!((change.change, change.name.as_str()), (Change::Changed, "devbox-scripts-abcdef0123"));
+        assert!(change.diff.contains("-    echo a\n+    echo b\n"), "{}", change.diff);
+        // Not content-addressed (no scope annotation): an added and a removed object.
+        let plain = |name: &str| {
+            (
+                format!("a/configmap-{name}.yaml"),
+                format!("{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n", emit::header("users/a.toml")),
+            )
+        };
+        let unpaired = plan(&tree(vec![plain("x-0123456789")]), &tree(vec![plain("x-abcdef0123")]));
+        let changes: Vec<Change> = unpaired.users[0].resources.iter().map(|r| r.change).collect();
+        assert_eq!(changes, [Change::Removed, Change::Added]);
     }
 
     #[test]

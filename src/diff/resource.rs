@@ -31,6 +31,44 @@ pub(crate) struct Resource {
 /// Every resource of a tree, by id.
 pub(crate) type Resources = BTreeMap<String, Resource>;
 
+/// The content-addressed objects of `new` that replace one of `old` (new id → old id): the
+/// shared scripts ConfigMap, whose name ends in the hash of its content, so a one-line script
+/// change is a new object under a new name. Paired when exactly one object of the same kind,
+/// namespace, directory and name before the hash was removed and one added, so the reviewer
+/// sees the line that changed rather than 1,500 lines removed and 1,500 added. (The cluster
+/// keeps the old version: nothing prunes it.)
+pub(crate) fn successors(old: &Resources, new: &Resources) -> BTreeMap<String, String> {
+    fn family(resource: &Resource) -> Option<(String, &str, Option<&str>)> {
+        let object = resource.object.as_ref()?;
+        if !crate::render::is_shared(object) {
+            return None;
+        }
+        let (stem, hash) = resource.name.rsplit_once('-')?;
+        let directory = resource.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        (hash.len() == 10 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| (format!("{}/{stem}", resource.kind), directory, resource.namespace.as_deref()))
+    }
+    let mut removed: BTreeMap<_, Vec<&String>> = BTreeMap::new();
+    for (id, resource) in old.iter().filter(|(id, _)| !new.contains_key(*id)) {
+        if let Some(key) = family(resource) {
+            removed.entry(key).or_default().push(id);
+        }
+    }
+    let mut added: BTreeMap<_, Vec<&String>> = BTreeMap::new();
+    for (id, resource) in new.iter().filter(|(id, _)| !old.contains_key(*id)) {
+        if let Some(key) = family(resource) {
+            added.entry(key).or_default().push(id);
+        }
+    }
+    added
+        .into_iter()
+        .filter_map(|(key, new_ids)| match (new_ids.as_slice(), removed.get(&key).map(Vec::as_slice)) {
+            ([new_id], Some([old_id])) => Some(((*new_id).clone(), (*old_id).clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads a tree. A bundle's `kustomization.yaml` has no name of its own: it is keyed by its
 /// owner (`Kustomization/alice`). The delivery objects that exist once per cluster under the
 /// same name (the Namespace, Flux's GitRepository and shared Kustomizations, all in

@@ -105,6 +105,12 @@ fn a_script_change_is_one_new_file_and_one_new_name_in_every_box() {
         diff,
         "RESTART  2 users: the pod restarts: its template changes (the ConfigMap it mounts changes from `devbox-scripts-"
     );
+    // The new version is compared with the one it replaces: the line that changed and the new
+    // name, not 1,500 lines added and 1,500 removed.
+    assert_contains!(diff, "2 users changed: 2 resources changed; 1 shared resource changed (devbox.toml)");
+    assert_contains!(diff, "\n-  name: devbox-scripts-");
+    let added_lines = diff.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count();
+    assert!(added_lines < 10, "{added_lines} lines added:\n{diff}");
 
     repo.run_ok(&["build"], 0);
     let after = scripts_files(&repo);
