@@ -55,6 +55,13 @@ impl Repo {
         self
     }
 
+    /// Renders with `template` (a custom template at templates/devbox.jsonnet) instead of the
+    /// embedded one, with the standard devbox.toml.
+    pub fn use_template(&self, template: &str) {
+        self.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
+        self.write("templates/devbox.jsonnet", template);
+    }
+
     pub fn write(&self, relative: &str, text: &str) {
         let path = self.path().join(relative);
         fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -8,8 +8,7 @@ use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, scr
 fn with_template(template: &str) -> Repo {
     let archived = format!("state = \"archived\"\n{}", user_file("bob@example.com", KEY_ALICE_2));
     let repo = Repo::with_alice().user("bob", &archived);
-    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
-    repo.write("templates/devbox.jsonnet", template);
+    repo.use_template(template);
     repo
 }
 

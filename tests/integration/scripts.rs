@@ -95,8 +95,7 @@ fn a_script_change_is_one_new_file_and_one_new_name_in_every_box() {
     let repo = alice_and_bob();
     repo.run_ok(&["build"], 0);
     let before = scripts_files(&repo);
-    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
-    repo.write("templates/devbox.jsonnet", EDITED_SSHD);
+    repo.use_template(EDITED_SSHD);
 
     let diff = repo.run_ok(&["diff"], 1).stdout;
     assert_contains!(diff, "+    # edited\n");
@@ -146,8 +145,7 @@ fn the_file_stays_while_any_box_needs_it() {
 
 fn with_template(template: &str) -> Repo {
     let repo = alice_and_bob();
-    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
-    repo.write("templates/devbox.jsonnet", template);
+    repo.use_template(template);
     repo
 }
 

@@ -1,12 +1,11 @@
 //! Custom templates: the documented example (docs/examples/templates/devbox.jsonnet) builds,
 //! and the check stage holds a custom template to the same rules as the embedded one.
 
-use crate::common::{Repo, SETTINGS, assert_contains};
+use crate::common::{Repo, assert_contains};
 
 fn with_template(template: &str) -> Repo {
     let repo = Repo::with_alice();
-    repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
-    repo.write("templates/devbox.jsonnet", template);
+    repo.use_template(template);
     repo
 }
 
