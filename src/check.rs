@@ -165,11 +165,33 @@ impl Pointer for Object {
         self.at(pointer).and_then(Value::as_str)
     }
 
+    /// A JSON pointer (RFC 6901) into the object, followed without allocating: the rules look
+    /// up a dozen paths in each of 100,000 objects.
     fn at(&self, pointer: &str) -> Option<&Value> {
-        let (first, rest) = pointer.trim_start_matches('/').split_once('/').unwrap_or((pointer.trim_start_matches('/'), ""));
-        let value = self.get(first)?;
-        if rest.is_empty() { Some(value) } else { value.pointer(&format!("/{rest}")) }
+        let mut steps = pointer.strip_prefix('/').unwrap_or(pointer).split('/');
+        let mut value = self.get(&*unescape(steps.next()?))?;
+        for step in steps {
+            value = match value {
+                Value::Object(map) => map.get(&*unescape(step))?,
+                Value::Array(items) => items.get(array_index(step)?)?,
+                _ => return None,
+            };
+        }
+        Some(value)
     }
+}
+
+/// A pointer step's key: `~1` is `/` and `~0` is `~`.
+fn unescape(step: &str) -> std::borrow::Cow<'_, str> {
+    if step.contains('~') { step.replace("~1", "/").replace("~0", "~").into() } else { step.into() }
+}
+
+/// A pointer step's array index: digits without a leading zero, as serde_json reads them.
+fn array_index(step: &str) -> Option<usize> {
+    if step.starts_with('+') || (step.starts_with('0') && step.len() > 1) {
+        return None;
+    }
+    step.parse().ok()
 }
 
 fn is_home_volume(object: &Object) -> bool {
@@ -598,7 +620,7 @@ pub(crate) const ARGO_SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 /// An object's Argo CD sync wave: its annotation, 0 without one; `Err` with the text when the
 /// annotation is not an integer.
 fn sync_wave(object: &Object) -> Result<i64, &str> {
-    match object.pointer_str(&format!("/metadata/annotations/{}", ARGO_SYNC_WAVE.replace('/', "~1"))) {
+    match object.get("metadata").and_then(|m| m.get("annotations")?.get(ARGO_SYNC_WAVE)?.as_str()) {
         None => Ok(0),
         Some(text) => text.trim().parse().map_err(|_| text),
     }
@@ -1111,5 +1133,29 @@ mod tests {
         let unknown = |name: &str| statefulset(name, serde_json::json!({"labelz": {}}), serde_json::json!(1));
         assert_eq!(typed_check_by_shape(&unknown("a")), typed_check_by_shape(&unknown("b")));
         assert!(!typed_check_by_shape(&unknown("c")).is_empty());
+    }
+
+    #[test]
+    fn pointers_follow_rfc_6901_like_serde_json() {
+        let object: Object = serde_json::from_value(serde_json::json!({
+            "metadata": {"annotations": {"argocd.argoproj.io/sync-wave": "1", "a~b": "t"}},
+            "spec": {"containers": [{"name": "devbox"}, {"name": "tailscale"}]},
+        }))
+        .unwrap();
+        let whole = Value::Object(object.clone());
+        for pointer in [
+            "/metadata/annotations/argocd.argoproj.io~1sync-wave",
+            "/metadata/annotations/a~0b",
+            "/spec/containers/1/name",
+            "/spec/containers/01/name",
+            "/spec/containers/+1/name",
+            "/spec/containers/2/name",
+            "/spec/containers/name",
+            "/metadata/missing",
+            "/spec",
+        ] {
+            assert_eq!(object.at(pointer), whole.pointer(pointer), "{pointer}");
+        }
+        assert_eq!(object.pointer_str("/spec/containers/1/name"), Some("tailscale"));
     }
 }
