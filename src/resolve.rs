@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::autostop;
@@ -202,8 +203,13 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
     let shared = resolve_settings(&settings);
     let mut diagnostics = Diagnostics::default();
     let mut boxes = Vec::with_capacity(repo.users.len());
-    for (name, parsed) in &repo.users {
-        match resolve_user(name, &parsed.source.path, &parsed.value, &settings, &shared) {
+    let resolved: Vec<_> = repo
+        .users
+        .par_iter()
+        .map(|(name, parsed)| (parsed, resolve_user(name, &parsed.source.path, &parsed.value, &settings, &shared)))
+        .collect();
+    for (parsed, result) in resolved {
+        match result {
             Ok(resolved) => boxes.push(resolved),
             Err(missing) => {
                 for (message, help) in missing {
