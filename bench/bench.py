@@ -115,6 +115,10 @@ def filesystem_of(path: Path) -> str:
     return best_type
 
 
+def count_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def count_files(path: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
 
@@ -160,8 +164,8 @@ GOJSONNET_EVAL_ONLY = {
 }
 
 
-def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
-    """The table's rows for N users."""
+def one_size(args: argparse.Namespace, binary: str, n: int) -> tuple[list[tuple], str]:
+    """The table's rows for N users, and the line of issue 19's per-box figures."""
     work = args.work / f"n{n}"
     subprocess.run([sys.executable, str(HERE / "generate.py"), str(n), str(work), "--force"], check=True, stdout=subprocess.DEVNULL)
     out = work / "out"
@@ -192,6 +196,7 @@ def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
     clean_copy()
     cold = min(colds)
     files = count_files(out)
+    size = count_bytes(out)
     results = {"build (empty out/)": cold, "cp -r out/": min(copies)}
     written = {}
     results["build (no-op)"], written["build (no-op)"] = written_by(out, args.runs, None, dg + ["build"])
@@ -225,7 +230,13 @@ def one_size(args: argparse.Namespace, binary: str, n: int) -> list[tuple]:
     if args.kapitan and n <= args.kapitan_max:
         results["kapitan compile"] = kapitan(args.kapitan_python, binary, work)
     print(f"N={n} done ({files} files)", file=sys.stderr)
-    return [(n, files, name, wall, cpu, mem, wall / cold[0], written.get(name)) for name, (wall, cpu, mem) in results.items()]
+    floor = results["cp -r out/"][0]
+    per_box = (
+        f"- {n} users: a cold build takes {cold[1] / n * 1e6:.0f} µs of CPU a box and {cold[0] / floor:.2f} times `cp -r`; "
+        f"out/ is {size / n / 1000:.1f} KB a box ({size / 1e6:.1f} MB in {files} files)\n"
+    )
+    rows = [(n, files, name, wall, cpu, mem, wall / cold[0], written.get(name)) for name, (wall, cpu, mem) in results.items()]
+    return rows, per_box
 
 
 def main() -> None:
@@ -258,15 +269,18 @@ def main() -> None:
         args.settle = 0.0 if filesystem == "tmpfs" else 5.0
     print(f"work: {args.work} ({filesystem or 'unknown filesystem'}), settle {args.settle:g} s", file=sys.stderr)
     binary = str(Path(args.binary).resolve())
-    rows = []
+    rows, per_box = [], []
     for n in [int(s) for s in args.sizes.split(",")]:
-        rows += one_size(args, binary, n)
+        size_rows, line = one_size(args, binary, n)
+        rows += size_rows
+        per_box.append(line)
 
     header = "| users | files | what | wall s | CPU s | peak MiB | × cold build | out/ files written |\n|---:|---:|---|---:|---:|---:|---:|---:|\n"
     table = header + "".join(
         f"| {n} | {f} | {name} | {w:.3f} | {c:.3f} | {m:.0f} | {r:.2f} | {'' if wr is None else wr} |\n"
         for n, f, name, w, c, m, r, wr in rows
     )
+    table += "\n" + "".join(per_box)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)
