@@ -123,6 +123,9 @@ fn check_shared(object: &Object) -> Vec<String> {
     problems
 }
 
+/// How many hex digits of the sha256 name a content-addressed object (`devbox-scripts-8396e40e19`).
+pub(crate) const CONTENT_ADDRESS_LEN: usize = 10;
+
 /// The first 10 hex digits of the sha256 of each key of `data`, a NUL, its value and a NUL, in
 /// key order: what the embedded template's `scripts.hash` computes with `std.sha256`. Values
 /// that are not strings are refused by the typed check of a ConfigMap.
@@ -138,7 +141,7 @@ pub(crate) fn content_address(data: &serde_json::Map<String, Value>) -> String {
         hasher.update([0]);
     }
     let digest = hasher.finalize();
-    digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect()
+    digest.iter().take(CONTENT_ADDRESS_LEN / 2).map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub(crate) fn kind(object: &Object) -> &str {

@@ -45,7 +45,7 @@ pub(crate) fn successors(old: &Resources, new: &Resources) -> BTreeMap<String, S
         }
         let (stem, hash) = resource.name.rsplit_once('-')?;
         let directory = resource.path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        (hash.len() == 10 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        (hash.len() == crate::check::CONTENT_ADDRESS_LEN && hash.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| (format!("{}/{stem}", resource.kind), directory, resource.namespace.as_deref()))
     }
     let mut removed: BTreeMap<_, Vec<&String>> = BTreeMap::new();
