@@ -53,6 +53,17 @@ pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 pub(crate) const USER_PREFIX: &str = "devbox-";
 /// The base name of the shared objects: `devboxes`, `devboxes-namespace`, `devboxes-gitops`.
 pub(crate) const BASE_NAME: &str = "devboxes";
+/// Which paths of the repository an Application's manifests come from. Argo CD's repo server
+/// caches manifests by commit; for an Application with this annotation, a new commit that
+/// changes nothing under these paths carries the cached manifests over instead of rendering
+/// them again (Argo CD 2.11 and later, with or without webhooks). Relative paths are joined to
+/// the source path (`GetAppRefreshPaths` in argo-cd's util/app/path). Every Application here
+/// renders its own directory and nothing else (a bundle's kustomization.yaml lists only its
+/// own files), so `.` is exact, and a merge that changes one user file renders one box, not
+/// 10,000 (docs/scale.md).
+pub(crate) const ARGO_MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
+/// [`ARGO_MANIFEST_GENERATE_PATHS`]'s value: the Application's source path.
+const OWN_DIRECTORY: &str = ".";
 
 /// What delivery needs to know about one compiled box.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -284,10 +295,12 @@ fn limit_range(settings: &Settings, quota: &Quota, defaults: &ResolvedResources)
 // --- Argo CD ---------------------------------------------------------------------------------
 
 fn application(settings: &Settings, name: &str, spec: Value) -> Value {
+    let mut metadata = metadata(name, Some(settings.argocd_namespace), SETTINGS_SOURCE);
+    metadata["annotations"][ARGO_MANIFEST_GENERATE_PATHS] = OWN_DIRECTORY.into();
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": metadata(name, Some(settings.argocd_namespace), SETTINGS_SOURCE),
+        "metadata": metadata,
         "spec": spec,
     })
 }
@@ -322,7 +335,11 @@ fn application_set(settings: &Settings, target: &Target) -> Value {
             // delete anyone's box: the Applications go, their objects stay.
             "syncPolicy": {"preserveResourcesOnDeletion": true},
             "template": {
-                "metadata": {"name": format!("{USER_PREFIX}{{{{.path.basename}}}}"), "labels": labels},
+                "metadata": {
+                    "name": format!("{USER_PREFIX}{{{{.path.basename}}}}"),
+                    "labels": labels,
+                    "annotations": {ARGO_MANIFEST_GENERATE_PATHS: OWN_DIRECTORY},
+                },
                 "spec": {
                     "project": settings.project,
                     "source": source(settings, "{{.path.path}}"),

@@ -131,6 +131,20 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      pkg/controller/certificates/rootcacertpublisher/publisher.go; argo-cd
      docs/user-guide/sync-options.md ("No Prune Resources"); kustomize-controller
      docs/spec/v1/kustomizations.md ("Prune", "Dependencies").
+  R10 argo-refresh-paths  Every Argo CD Application of out/_gitops/argocd/<cluster>/, and
+     its ApplicationSets' template, carries argocd.argoproj.io/manifest-generate-paths, and
+     the paths it names cover every file the Application renders. The repo server caches
+     manifests by commit: without the annotation every merge renders every Application
+     again (10,000 bundles for a one-line change); with it, a commit that changes nothing
+     under those paths carries the cached manifests over (Argo CD 2.11 and later, with or
+     without webhooks). So a path that misses a file the Application renders (its
+     kustomization.yaml and what that lists) leaves a change to that file unapplied.
+     Paths as Argo CD reads them (GetAppRefreshPaths): split at `;`, an absolute path is
+     relative to the repository root, a relative one joined to the source path and
+     cleaned; a changed file counts when it is a refresh path, lies beneath one, or
+     matches one as a filepath.Match pattern (AppFilesHaveChanged). Sources: argo-cd
+     docs/operator-manual/high_availability.md ("Manifest Paths Annotation"),
+     util/app/path/path.go.
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
 kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
@@ -162,6 +176,7 @@ FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"
 WAVE = "argocd.argoproj.io/sync-wave"
 HOOK = "argocd.argoproj.io/hook"
 HELM_WEIGHT = "helm.sh/hook-weight"
+GENERATE_PATHS = "argocd.argoproj.io/manifest-generate-paths"
 
 ARGO_WAVES = "https://argo-cd.readthedocs.io/en/stable/user-guide/sync-waves/"
 ARGO_ENGINE = "https://github.com/argoproj/argo-cd/blob/master/gitops-engine"  # was argoproj/gitops-engine
@@ -199,6 +214,10 @@ CITE = {
         f"https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/#respect-ignore-differences-configs; {ARGO_ISSUES}/4912"
     ),
     "R8": "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources",
+    "R10": (
+        "https://argo-cd.readthedocs.io/en/stable/operator-manual/high_availability/#manifest-paths-annotation; "
+        "https://github.com/argoproj/argo-cd/blob/master/util/app/path/path.go (GetAppRefreshPaths, AppFilesHaveChanged)"
+    ),
     "R9": (
         "https://github.com/kubernetes/kubernetes/issues/28772; "
         "https://kubernetes.io/docs/tasks/configure-pod-container/configure-pod-configmap/#optional-configmaps; "
@@ -218,6 +237,7 @@ RULE_NAMES = {
     "R7": "argo-ignore-replicas",
     "R8": "box-rbac",
     "R9": "pod-configmaps",
+    "R10": "argo-refresh-paths",
     "load": "load",
 }
 
@@ -831,6 +851,86 @@ class Checker:
                     f"ConfigMaps the pods use live ({names}): Argo CD never creates them",
                 )
 
+    # --- R10: Argo CD manifest-generate-paths --------------------------------------------------
+
+    def rendered_files(self, directory: Path) -> list[Path]:
+        """The files Argo CD renders an Application of `directory` from: kustomization.yaml and
+        what it lists (recursively), or every YAML file beneath without one."""
+        kustomization = directory / KUSTOMIZATION
+        if not kustomization.is_file():
+            return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json"))
+        files = [kustomization]
+        spec = next(iter(self.load(kustomization)), None)
+        for entry in (spec.doc if spec else {}).get("resources") or []:
+            target = directory / str(entry)
+            files += self.rendered_files(target) if target.is_dir() else [target]
+        return files
+
+    @staticmethod
+    def refresh_paths(annotation: str, source_path: str) -> list[str]:
+        """GetAppRefreshPaths: `;`-separated; absolute from the repository root, relative
+        joined to the source path (filepath.Clean(filepath.Join(...)))."""
+        paths = []
+        for item in annotation.split(";"):
+            if not item:
+                continue
+            paths.append(item[1:] if item.startswith("/") else posixpath.normpath(posixpath.join(source_path, item)))
+        return paths
+
+    @staticmethod
+    def refreshes(paths: list[str], changed: str) -> bool:
+        """AppFilesHaveChanged, for one changed file: equal to a refresh path, beneath it
+        (EnforceToCurrentRoot), or matched by it as a pattern (filepath.Match)."""
+        for item in paths:
+            item = posixpath.normpath("/" + item.lstrip("/"))
+            file = "/" + changed.lstrip("/")
+            if file == item or file.startswith(item.rstrip("/") + "/") or go_path_match(item, file):
+                return True
+        return False
+
+    def covers(self, app: Obj, annotation: object, source_path: str, directory: Path) -> None:
+        if not isinstance(annotation, str) or not annotation.strip(";"):
+            self.fail(
+                "R10",
+                app.path,
+                f"{app.label()}: no {GENERATE_PATHS} for {source_path}: every commit renders this Application again, whatever it changes",
+            )
+            return
+        paths = self.refresh_paths(annotation, source_path)
+        for file in self.rendered_files(directory):
+            git_file = self.git_path(file) if file.is_relative_to(self.root) else str(file)
+            if not self.refreshes(paths, git_file):
+                self.fail(
+                    "R10",
+                    app.path,
+                    f"{app.label()}: {GENERATE_PATHS}: {annotation!r} ({', '.join(paths)}) does not cover {git_file}, which it "
+                    "renders: a commit that changes only that file keeps the cached manifests",
+                )
+                return
+
+    def argo_refresh_paths(self, directories: list[Path], bundles: list[Path]) -> None:
+        for directory in directories:
+            for obj in self.objects_of(directory):
+                if obj.kind == "Application":
+                    spec = obj.doc.get("spec") or {}
+                    for source in [spec.get("source")] + list(spec.get("sources") or []):
+                        if not isinstance(source, dict) or "path" not in source:
+                            continue
+                        target = self.repo_dir(str(source["path"]))
+                        if target is not None and target.is_dir():
+                            self.count("Application refresh paths")
+                            self.covers(obj, obj.annotations.get(GENERATE_PATHS), str(source["path"]), target)
+                elif obj.kind == "ApplicationSet":
+                    template = dig(obj.doc, "spec", "template") or {}
+                    annotation = dig(template, "metadata", "annotations", GENERATE_PATHS)
+                    if not isinstance(annotation, str) or not annotation.strip(";"):
+                        self.covers(obj, annotation, "the Applications of its template", directory)
+                        continue
+                    # R5 holds the template to `{{.path.path}}`: each bundle is a source path.
+                    for bundle in bundles:
+                        self.count("Application refresh paths")
+                        self.covers(obj, annotation, self.git_path(bundle), bundle)
+
     # --- R7: Argo CD ignoreDifferences on replicas ------------------------------------------
 
     @staticmethod
@@ -1156,6 +1256,7 @@ def main() -> int:
     checker.argocd(argocd_dirs, bundles)
     checker.argo_ignore(argocd_dirs, bundles)
     checker.argo_shared(argocd_dirs)
+    checker.argo_refresh_paths(argocd_dirs, bundles)
 
     for rule, path, message in checker.problems:
         print(f"  FAIL [{rule} {RULE_NAMES[rule]}] {path}: {message}")

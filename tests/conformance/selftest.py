@@ -410,6 +410,28 @@ def appset_ignores_replicas(repo: Fixture) -> None:
     rewrite(path, lambda o: o["spec"]["template"]["spec"].setdefault("ignoreDifferences", []).append(entry))
 
 
+GENERATE_PATHS = "argocd.argoproj.io/manifest-generate-paths"
+
+
+def appset(repo: Fixture) -> Path:
+    path = next(repo.glob("out/_gitops/argocd/*/applicationset-*.yaml"), None)
+    if path is None:
+        raise SystemExit('no out/_gitops/argocd/*/applicationset-*.yaml: the source repo has no gitops = ["argocd"]')
+    return path
+
+
+def appset_renders_on_every_commit(repo: Fixture) -> None:
+    """The ApplicationSet's Applications say nothing of the paths they render."""
+    rewrite(appset(repo), lambda o: o["spec"]["template"]["metadata"].get("annotations", {}).pop(GENERATE_PATHS, None))
+
+
+def appset_refresh_paths_elsewhere(repo: Fixture) -> None:
+    """The Applications name the delivery directory, not their own bundle: a change to a
+    bundle would keep its cached manifests."""
+    annotations = lambda o: o["spec"]["template"]["metadata"].setdefault("annotations", {})  # noqa: E731
+    rewrite(appset(repo), lambda o: annotations(o).update({GENERATE_PATHS: "/out/_gitops"}))
+
+
 def wake_other_box(repo: Fixture) -> None:
     """The wake CronJob's request scales another box's StatefulSet."""
     name = sts_name(repo)
@@ -514,6 +536,8 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-stopped-replicas": (stopped_replicas, "engine"),
     "engine-cluster-role": (cluster_role, "engine"),
     "engine-appset-ignores-replicas": (appset_ignores_replicas, "engine"),
+    "engine-appset-renders-on-every-commit": (appset_renders_on_every_commit, "engine"),
+    "engine-appset-refresh-paths-elsewhere": (appset_refresh_paths_elsewhere, "engine"),
     # Autostop (issue 15): a box that stops by itself, its wake CronJob, its owner's Role.
     "engine-autostop-replicas": (autostop_replicas, "engine"),
     "engine-stopped-keeps-idle": (stopped_with_idle, "engine"),
@@ -551,6 +575,8 @@ EXPECT = {
     "engine-scripts-in-bundle-too": "[R9 pod-configmaps]",
     "engine-flux-scripts-unordered": "[R9 pod-configmaps]",
     "engine-argo-no-namespace-app": "[R9 pod-configmaps]",
+    "engine-appset-renders-on-every-commit": "[R10 argo-refresh-paths]",
+    "engine-appset-refresh-paths-elsewhere": "[R10 argo-refresh-paths]",
     "contract-scripts-not-emitted": "not one projected volume of the box's own ConfigMap and the cluster's scripts ConfigMap",
     "contract-scripts-edited": "is not named by its content",
     "contract-second-scripts": "expected exactly one",

@@ -85,6 +85,35 @@ fn the_applicationset_makes_one_application_per_bundle_directory() {
     insta::assert_snapshot!(repo.read("out/_gitops/argocd/default/applicationset-devboxes.yaml"));
 }
 
+/// Argo CD renders an Application again on a new commit only if it changed a path of
+/// `argocd.argoproj.io/manifest-generate-paths` (relative ones joined to the source path). `.`
+/// is exact only while every file an Application renders lies in its own directory, which is
+/// what this holds too: kustomization.yaml lists its neighbours and nothing else.
+#[test]
+fn every_argo_cd_application_renders_again_only_when_its_own_directory_changes() {
+    let repo = multi();
+    repo.run_ok(&["build"], 0);
+    let mut annotated = 0;
+    for file in out_files(&repo, "_gitops/argocd") {
+        let object = yaml(&repo, &file);
+        let metadata = match object["kind"].as_str() {
+            Some("ApplicationSet") => &object["spec"]["template"]["metadata"],
+            _ => &object["metadata"],
+        };
+        assert_eq!(metadata["annotations"]["argocd.argoproj.io/manifest-generate-paths"], ".", "{file}");
+        annotated += 1;
+    }
+    assert_eq!(annotated, 6, "an ApplicationSet and two Applications for each of the two clusters");
+    for file in out_files(&repo, "").into_iter().filter(|f| f.ends_with("/kustomization.yaml") && !f.starts_with("_gitops/")) {
+        let directory = Path::new(&file).parent().unwrap();
+        for resource in yaml(&repo, &file)["resources"].as_array().unwrap() {
+            let resource = resource.as_str().unwrap();
+            assert!(!resource.contains('/'), "{file} lists {resource}, outside its directory");
+            assert!(repo.path().join("out").join(directory).join(resource).is_file(), "{file} lists {resource}, which is not there");
+        }
+    }
+}
+
 #[test]
 fn flux_gets_one_kustomization_per_user_with_a_health_check() {
     let repo = single();
