@@ -23,6 +23,12 @@ use crate::model::Prices;
 /// A running box is billed 730 hours a month (365 × 24 / 12), as cloud price lists count.
 pub(crate) const HOURS_PER_MONTH: u128 = 730;
 
+/// What the report says of a box that stops by itself: its figures are what it reserves while
+/// it runs, its price is for running all month.
+const STOPS_BY_ITSELF: &str = "stops by itself (priced as always on)";
+/// The same of a box that did before the change and does not after it.
+const STOPPED_BY_ITSELF: &str = "stopped by itself before (priced as always on)";
+
 const NANOS: u128 = 1_000_000_000;
 const GIB: u128 = 1 << 30;
 
@@ -68,6 +74,10 @@ struct Workload {
     /// What each pod reserves (no disk).
     pod: Figures,
     spot: bool,
+    /// Git leaves `spec.replicas` to the cluster: the box stops when idle or outside its
+    /// working hours, and is woken (the API server's default of 1 counts it as running). How
+    /// many hours it runs is the cluster's to know, so 730 hours is what it costs at most.
+    stops_by_itself: bool,
 }
 
 /// What one side of the diff holds of a box.
@@ -94,6 +104,12 @@ impl Side {
             figures.add(&workload.pod, workload.replicas);
         }
         figures
+    }
+
+    /// Whether a pod that runs is one that stops by itself, so that the side's price, at 730
+    /// hours a month, is the most it costs.
+    pub(crate) fn stops_by_itself(&self) -> bool {
+        self.workloads.iter().any(|w| w.replicas > 0 && w.stops_by_itself)
     }
 
     /// Whether the pods that run are all on Spot nodes.
@@ -158,6 +174,11 @@ impl BoxCost {
             }
             _ => {}
         }
+        if self.after.stops_by_itself() {
+            words.push(STOPS_BY_ITSELF.into());
+        } else if self.before.stops_by_itself() {
+            words.push(STOPPED_BY_ITSELF.into());
+        }
         if self.after.kept > 0 {
             words.push(format!("{} GiB home volume kept (not pruned)", gib(self.after.kept)));
         }
@@ -181,6 +202,11 @@ impl BoxCost {
             (true, _) => changes,
             (false, true) => event,
         }
+    }
+
+    /// Whether its price on either side is for running all month although it stops by itself.
+    pub(crate) fn priced_as_always_on(&self) -> bool {
+        self.before.stops_by_itself() || self.after.stops_by_itself()
     }
 
     /// Whether what it is billed for changes (not merely, say, the CPU of a stopped box).
@@ -278,7 +304,8 @@ fn storage(claim: &Resource) -> u128 {
 /// What a StatefulSet bills: its replicas, its pod's requests, whether it is on Spot.
 fn workload(object: &crate::render::Object) -> Workload {
     let spec = object.get("spec");
-    let replicas = spec.and_then(|s| s.get("replicas")).map_or(1, |r| r.as_u64().unwrap_or(0));
+    let set = spec.and_then(|s| s.get("replicas"));
+    let replicas = set.map_or(1, |r| r.as_u64().unwrap_or(0));
     let pod = spec.and_then(|s| s.pointer("/template/spec")).unwrap_or(&Value::Null);
     let selector = |key: &str| pod.get("nodeSelector").and_then(|s| s.get(key)).and_then(Value::as_str);
     let requests = crate::render::contract::pod_requests(pod);
@@ -293,6 +320,7 @@ fn workload(object: &crate::render::Object) -> Workload {
             disk: 0,
         },
         spot: selector(SPOT_SELECTOR) == Some("true"),
+        stops_by_itself: set.is_none(),
     }
 }
 
@@ -605,7 +633,7 @@ mod tests {
 
     fn running(cpu: &str, memory: &str, gpus: &[(&str, u128)], spot: bool) -> Workload {
         let gpus = gpus.iter().map(|(k, n)| (k.to_string(), *n)).collect();
-        Workload { replicas: 1, pod: Figures { cpu: q(cpu), memory: q(memory), gpus, disk: 0 }, spot }
+        Workload { replicas: 1, pod: Figures { cpu: q(cpu), memory: q(memory), gpus, disk: 0 }, spot, stops_by_itself: false }
     }
 
     fn prices() -> PriceList {
@@ -707,6 +735,11 @@ mod tests {
         let gpus =
             box_cost(None, vec![running("1", "0", &[("nvidia-tesla-t4", 2)], false)], vec![running("1", "0", &[("nvidia-l4", 1)], false)]);
         assert_eq!(gpus.what(), "+1 × nvidia-l4, −2 × nvidia-tesla-t4");
+        let idle_stops = Workload { stops_by_itself: true, ..running("2", "8Gi", &[], false) };
+        let new_idle = box_cost(Some((State::Absent, State::Running)), vec![], vec![idle_stops.clone()]);
+        assert_eq!(new_idle.what(), "new, running, stops by itself (priced as always on): +2 CPU, +8 GiB memory");
+        let now_stopped = box_cost(Some((State::Running, State::Stopped)), vec![idle_stops], vec![stopped]);
+        assert_eq!(now_stopped.what(), "stopped, disk only, stopped by itself before (priced as always on): −2 CPU, −8 GiB memory");
     }
 
     #[test]
@@ -734,7 +767,12 @@ mod tests {
                     disk: 0
                 },
                 spot: true,
+                stops_by_itself: false,
             }
         );
+        let mut autostopping = object.clone();
+        autostopping["spec"].as_object_mut().unwrap().remove("replicas");
+        let workload = super::workload(autostopping.as_object().unwrap());
+        assert_eq!((workload.replicas, workload.stops_by_itself), (1, true), "the API server's default, and the cluster's to change");
     }
 }

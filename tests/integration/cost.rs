@@ -98,8 +98,8 @@ fn a_new_running_box_with_a_gpu() {
             "users": [{
                 "user": "alice",
                 "what": "new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk",
-                "before": {"state": "absent", "spot": false, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
-                "after": {"state": "running", "spot": false, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "before": {"state": "absent", "spot": false, "stops_by_itself": false, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
+                "after": {"state": "running", "spot": false, "stops_by_itself": false, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
                 "delta": {"monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
                 "unpriced_gpus": [],
             }],
@@ -107,10 +107,35 @@ fn a_new_running_box_with_a_gpu() {
     );
 }
 
+/// An idle window or working hours leave the box's replicas to the cluster: what it reserves
+/// is known, how long it runs is not. The price is for the whole month, and says so.
+#[test]
+fn a_box_that_stops_by_itself_is_priced_as_always_on_and_says_so() {
+    let repo = with_bob(&priced());
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "\n[idle]\nafter = \"1h\"\n"));
+    // Bob's box gains the idle container (20m CPU, 32Mi): 730 × (0.02 × 0.0316 + 0.03125 × 0.0042) = 0.5572.
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: +$0.56/month (1 box changes; a box that stops by itself is priced as always on):\n  \
+         bob +$0.56: stops by itself (priced as always on): +0.02 CPU, +0.03 GiB memory\n"
+    );
+    let bob = &cost(&repo)["users"][0];
+    assert_eq!((&bob["before"]["stops_by_itself"], &bob["after"]["stops_by_itself"]), (&json!(false), &json!(true)));
+    repo.run_ok(&["build"], 0);
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    // 730 × (2.27 × 0.0316 + 8.28125 × 0.0042) = 77.7547: the whole month it no longer runs.
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: \u{2212}$77.75/month (1 box changes; a box that stops by itself is priced as always on):\n  \
+         bob \u{2212}$77.75: stopped, disk only, stopped by itself before (priced as always on): \u{2212}2.27 CPU, \u{2212}8.28 GiB memory\n"
+    );
+}
+
 #[test]
 fn a_stopped_box_keeps_paying_for_its_disk_only() {
     let repo = with_bob(&priced());
     repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    // 730 × (2.27 × 0.0316 + 8.28125 × 0.0042) = 77.7547: the whole month it no longer runs.
     let expected = "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: stopped, disk only: −2.25 CPU, −8.25 GiB memory\n";
     assert_eq!(section(&text(&repo), "Cost:"), expected);
     assert_eq!(
@@ -151,7 +176,10 @@ fn a_home_that_grows() {
     assert_eq!(section(&text(&repo), "Cost:"), "Cost: +$25.50/month (1 box changes):\n  bob +$25.50: +150 GiB disk\n");
     let bob = &cost(&repo)["users"][0];
     // Only the claim differs: its state is not in the diff, and the sides are its disk.
-    assert_eq!(bob["before"], json!({"state": null, "spot": false, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50}));
+    assert_eq!(
+        bob["before"],
+        json!({"state": null, "spot": false, "stops_by_itself": false, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50})
+    );
     assert_eq!(bob["delta"]["monthly"], json!(25.5));
 }
 
@@ -185,6 +213,7 @@ fn a_defaults_change_is_told_once_for_the_boxes_it_touches() {
 fn without_prices_the_resource_change_is_stated() {
     let repo = with_bob(SETTINGS);
     repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    // 730 × (2.27 × 0.0316 + 8.28125 × 0.0042) = 77.7547: the whole month it no longer runs.
     assert_eq!(
         section(&text(&repo), "Resource change:"),
         "Resource change: −2.25 CPU, −8.25 GiB memory (1 box changes; devbox.toml has no `[prices]` to state the cost):\n  bob: stopped, disk only: −2.25 CPU, −8.25 GiB memory\n"
@@ -314,6 +343,7 @@ fn against_a_revision_the_cost_is_the_prs() {
     git(repo.path(), &["commit", "-q", "-m", "base"]);
     // The PR stops bob and rebuilds out/: only the base revision still runs him.
     repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, "state = \"stopped\"\n"));
+    // 730 × (2.27 × 0.0316 + 8.28125 × 0.0042) = 77.7547: the whole month it no longer runs.
     repo.run_ok(&["build"], 0);
     git(repo.path(), &["commit", "-q", "-am", "stop bob"]);
     let run = repo.run_ok(&["diff", "--base", "main~1"], 1);

@@ -84,6 +84,7 @@ fn cost(plan: &Plan) -> Value {
                 let mut value = json!({
                     "state": state.map(State::as_str),
                     "spot": side.spot(),
+                    "stops_by_itself": side.stops_by_itself(),
                     "monthly": monthly.map(json_amount),
                 });
                 if let (Value::Object(value), Value::Object(figures)) = (&mut value, json_figures(figures)) {

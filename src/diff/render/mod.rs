@@ -243,7 +243,13 @@ pub(crate) fn cost_heading(report: &Report<'_>) -> Option<(String, String)> {
     if report.is_empty() {
         return None;
     }
-    let boxes = crate::diff::plural(report.items.len(), "box changes", "boxes change");
+    let mut boxes = crate::diff::plural(report.items.len(), "box changes", "boxes change");
+    let always_on = report.items.iter().filter(|i| i.cost.priced_as_always_on()).count();
+    if always_on > 0 {
+        // A rule, not a count: the box may stop by itself on one side of the change only.
+        let priced = if report.prices.is_some() { "priced" } else { "counted" };
+        boxes = format!("{boxes}; a box that stops by itself is {priced} as always on");
+    }
     match report.prices {
         Some(_) => {
             let (before, after) = report.totals();
