@@ -99,6 +99,10 @@ pub(crate) struct BundleRecord {
     pub files: Vec<(String, Digest)>,
     /// What delivery needs of the box, so `out/_gitops/` can be emitted without rendering it.
     pub delivered: Delivered,
+    /// What the check stage warned of (a ConfigMap nothing emits), told again by every build
+    /// that keeps the box instead of rendering it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The fingerprint of a box: everything the template, the check and emit see of it.

@@ -24,16 +24,35 @@ use crate::render::{NAMESPACE_SCOPE, Object, RenderedBox, SCOPE_ANNOTATION};
 /// once, naming the user files it is found in.
 pub(crate) fn invalid_bundles_to_diagnostics(boxes: Vec<(String, Vec<String>)>, template: &str) -> Diagnostics {
     let problems = boxes.into_iter().flat_map(|(source, problems)| problems.into_iter().map(move |p| (source.clone(), p))).collect();
+    once_for_all_boxes(problems, |boxes| Diagnostic::error(format!("{template} produced an invalid bundle for {boxes}")), None)
+}
+
+/// The check stage's warnings of every box, each told once for all the boxes it is found in.
+pub(crate) fn bundle_warnings_to_diagnostics(warnings: Vec<(String, String)>, template: &str) -> Diagnostics {
+    once_for_all_boxes(
+        warnings,
+        |boxes| Diagnostic::warning(format!("{template} renders a pod that may never start, for {boxes}")),
+        Some(
+            "if another tool creates it, this is expected; if the template should emit it (a custom template that leaves out the library's `scripts` ConfigMap, or renamed one), emit it, or mark the reference `optional: true` if the pod can do without it",
+        ),
+    )
+}
+
+/// `(user file, text)` pairs as one diagnostic per text (texts differing only by the user's
+/// name are one), made by `headline` from the user files it is found in, then the first box's
+/// text, then `advice`.
+fn once_for_all_boxes(items: Vec<(String, String)>, headline: impl Fn(&str) -> Diagnostic, advice: Option<&str>) -> Diagnostics {
     Diagnostics(
-        group_by_user(problems)
+        group_by_user(items)
             .into_iter()
-            .filter_map(|(problem, sources)| {
+            .filter_map(|(text, sources)| {
                 let first = sources.first()?.clone();
-                let mut diagnostic = Diagnostic::error(format!("{template} produced an invalid bundle for {}", user_files(&sources)))
-                    .in_path(first.clone())
-                    .help(problem);
+                let mut diagnostic = headline(&user_files(&sources)).in_path(first.clone()).help(text);
                 if sources.len() > 1 {
-                    diagnostic = diagnostic.help(format!("as found in {first}'s bundle; the others have the same problem"));
+                    diagnostic = diagnostic.help(format!("as found in {first}'s bundle; the others are alike"));
+                }
+                if let Some(advice) = advice {
+                    diagnostic = diagnostic.help(advice);
                 }
                 Some(diagnostic)
             })
@@ -697,6 +716,75 @@ fn writable_datasets(objects: &[Object], claims: &[&str]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The ConfigMap kube-controller-manager's root-ca-cert-publisher writes into every namespace.
+const KUBE_ROOT_CA: &str = "kube-root-ca.crt";
+
+/// Warnings, not errors: the ConfigMaps a pod of the box uses that neither its bundle nor the
+/// objects it shares with its namespace (the scripts) contain. The kubelet does not start a pod
+/// whose ConfigMap is missing: it retries the mount and the pod stays in ContainerCreating
+/// (kubernetes/kubernetes#28772), and neither Argo CD nor Flux creates what is not in Git. One
+/// that another tool creates in the namespace is legitimate, hence a warning; one a custom
+/// template forgot to emit (say, it left out the library's `scripts`) is what this catches
+/// before a cluster does. References marked `optional: true` and `kube-root-ca.crt` aside.
+pub(crate) fn unemitted_config_maps(rendered: &RenderedBox) -> Vec<String> {
+    let objects = rendered.objects.iter().chain(&rendered.shared);
+    let emitted: BTreeSet<(&str, &str)> =
+        objects.filter(|o| kind(o) == "ConfigMap").map(|o| (o.pointer_str("/metadata/namespace").unwrap_or(""), name(o))).collect();
+    let mut warnings = Vec::new();
+    for workload in &rendered.objects {
+        let Some(pod) = pod_spec(workload) else { continue };
+        let namespace = workload.pointer_str("/metadata/namespace").unwrap_or("");
+        let mut missing: BTreeSet<&str> = BTreeSet::new();
+        for (name, optional) in config_map_references(pod) {
+            if !optional && name != KUBE_ROOT_CA && !emitted.contains(&(namespace, name)) {
+                missing.insert(name);
+            }
+        }
+        for name in missing {
+            warnings.push(format!(
+                "{} uses ConfigMap `{name}`, which the build does not emit: its pod stays in ContainerCreating until something else creates `{name}` in namespace `{namespace}`",
+                object_id(workload)
+            ));
+        }
+    }
+    warnings
+}
+
+/// The pod spec of a workload object: a Pod's own, a CronJob's job's, another kind's template.
+fn pod_spec(object: &Object) -> Option<&Value> {
+    match kind(object) {
+        "Pod" => object.get("spec"),
+        "CronJob" => object.at("/spec/jobTemplate/spec/template/spec"),
+        _ => object.at("/spec/template/spec"),
+    }
+}
+
+/// `(name, optional)` of each ConfigMap a pod spec uses: configMap volumes, the configMap
+/// sources of projected volumes, and its containers' `env` and `envFrom`.
+fn config_map_references(pod: &Value) -> Vec<(&str, bool)> {
+    let mut found = Vec::new();
+    for volume in pod.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        found.extend(reference(volume.get("configMap")));
+        let sources = volume.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+        found.extend(sources.filter_map(|source| reference(source.get("configMap"))));
+    }
+    let lists = ["containers", "initContainers", "ephemeralContainers"];
+    for container in lists.iter().filter_map(|list| pod.get(*list).and_then(Value::as_array)).flatten() {
+        let env = container.get("env").and_then(Value::as_array).into_iter().flatten();
+        found.extend(env.filter_map(|e| reference(e.pointer("/valueFrom/configMapKeyRef"))));
+        let env_from = container.get("envFrom").and_then(Value::as_array).into_iter().flatten();
+        found.extend(env_from.filter_map(|e| reference(e.get("configMapRef"))));
+    }
+    found
+}
+
+/// `(name, optional)` of a `configMap` volume or projection, `configMapKeyRef` or
+/// `configMapRef`.
+fn reference(object: Option<&Value>) -> Option<(&str, bool)> {
+    let object = object?;
+    Some((object.get("name")?.as_str()?, object.get("optional").and_then(Value::as_bool) == Some(true)))
 }
 
 /// The pod's volumes that hold a service-account token.

@@ -242,7 +242,7 @@ fn compile_stages(
     if found.has_errors() {
         return Err(found.sorted());
     }
-    let warnings = found;
+    let mut warnings = found;
     let boxes = context.timed("resolve", || resolve::resolve(repo))?;
     // Before the cache decides what to render: the totals are of every box, kept or not.
     quota::refuse_breaches(repo, &boxes, pod_overhead(repo, &boxes)?)?;
@@ -271,6 +271,7 @@ fn compile_stages(
     let mut reused = 0;
     let mut failures = Vec::new();
     let mut invalid = Vec::new();
+    let mut bundle_warnings = Vec::new();
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
@@ -280,12 +281,14 @@ fn compile_stages(
                 }
                 tree.files.extend(changed);
                 kept.extend(unchanged);
+                bundle_warnings.extend(record.warnings.iter().map(|w| (record.delivered.source.clone(), w.clone())));
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
             BoxOutcome::Kept(record) => {
                 reused += 1;
                 kept.extend(record.files.iter().map(|(path, _)| path.clone()));
+                bundle_warnings.extend(record.warnings.iter().map(|w| (record.delivered.source.clone(), w.clone())));
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
@@ -307,6 +310,7 @@ fn compile_stages(
     if unwritable.has_errors() {
         return Err(unwritable);
     }
+    warnings.extend(check::bundle_warnings_to_diagnostics(bundle_warnings, &described));
     tree.files.extend(context.timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
     Ok(Compiled { tree, kept, staged, bundles, users, warnings })
 }
@@ -409,6 +413,8 @@ fn compile_box(
         Ok(rendered) => rendered,
         Err(message) => return BoxOutcome::TemplateFailed { source, message },
     };
+    // Before the claim, which leaves a shared object only with the first box to render it.
+    let warnings = check::unemitted_config_maps(&rendered);
     let claimed = match shared.claim(&mut rendered) {
         Ok(claimed) => claimed,
         Err(problem) => return BoxOutcome::Invalid { source, problems: vec![problem] },
@@ -426,7 +432,7 @@ fn compile_box(
         .filter(|(path, digest)| earlier.is_some_and(|e| e.existing.holds(path, *digest)))
         .map(|(path, _)| path.clone())
         .collect();
-    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered) };
+    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered), warnings };
     if let Some(sink) = sink {
         return match sink(&files) {
             Ok(()) => BoxOutcome::Emitted { changed: Vec::new(), unchanged: Vec::new(), record },

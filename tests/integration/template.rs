@@ -149,3 +149,42 @@ fn a_misspelt_field_in_an_emitted_object_gets_the_field_meant() {
     assert_contains!(run.stderr, "users/bob.toml");
     assert_eq!(run.stderr.matches("did you mean `replicas`?").count(), 1, "{}", run.stderr);
 }
+
+/// A custom template that leaves out the scripts ConfigMap still mounts it: the pod would stay
+/// in ContainerCreating. Another tool may create a ConfigMap, so it is a warning, told once for
+/// every box alike, and told again by the builds that reuse the boxes without rendering them.
+#[test]
+fn a_pod_that_uses_a_config_map_nothing_emits_is_a_warning_told_once_for_all_users() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { scripts:: null }\n",
+    );
+    repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
+    let first = repo.run_ok(&["build"], 0);
+    let warnings = |stderr: &str| stderr.matches("warning: ").count();
+    for expected in [
+        "warning: templates/devbox.jsonnet renders a pod that may never start, for users/alice.toml and users/bob.toml",
+        "StatefulSet/devboxes/alice uses ConfigMap `devbox-scripts-",
+        "which the build does not emit: its pod stays in ContainerCreating until something else creates",
+        "as found in users/alice.toml's bundle; the others are alike",
+    ] {
+        assert_contains!(first.stderr, expected);
+    }
+    assert_eq!(warnings(&first.stderr), 1, "{}", first.stderr);
+    let again = repo.run_ok(&["build"], 0);
+    assert_contains!(again.stderr, "out/ is up to date");
+    assert_eq!(warnings(&again.stderr), 1, "a kept box keeps its warning: {}", again.stderr);
+
+    // Marked optional, the pod starts without it: nothing to say.
+    repo.use_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { scripts:: null } + { statefulSet+: { spec+: { template+: { spec+: {\n\
+           volumes: [\n\
+             if v.name == 'config' then v { projected+: { sources: [s + (if 'configMap' in s then { configMap+: { optional: true } } else {}) for s in super.sources] } } else v\n\
+             for v in super.volumes\n\
+           ],\n\
+         } } } } }\n",
+    );
+    let optional = repo.run_ok(&["build"], 0);
+    assert_eq!(warnings(&optional.stderr), 0, "{}", optional.stderr);
+}
