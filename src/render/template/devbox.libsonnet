@@ -132,6 +132,15 @@
   // extended (GKE 1.35.0-gke.1171000 and later, up to 120 s) can override it.
   spotTerminationGracePeriodSeconds:: 15,
 
+  // Old pod templates the StatefulSet keeps as ControllerRevisions, besides
+  // those in use (the controller never deletes the current and update
+  // revisions, nor any a pod runs: truncateHistory in kubernetes'
+  // pkg/controller/statefulset/stateful_set_control.go). Each is a copy of the
+  // pod template, about 5 KB; at the API default of 10, ten template changes
+  // (a script or image update each) leave ~50 KB a box in etcd, 500 MB at
+  // 10,000 boxes. Two keep `kubectl rollout undo` working; Git is the history.
+  revisionHistoryLimit:: 2,
+
   // Shared memory (box.shm): a memory-backed emptyDir over the runtime's
   // 64 MiB /dev/shm, which PyTorch's DataLoader workers outgrow.
   shmMountPath:: '/dev/shm',
@@ -1000,6 +1009,7 @@
       // replica there is no order to keep. Immutable: see CHANGELOG.md for
       // moving an existing StatefulSet.
       podManagementPolicy: 'Parallel',
+      revisionHistoryLimit: $.revisionHistoryLimit,
       serviceName: $.names(box).service,
       selector: { matchLabels: $.selectorLabels(box) },
       template: {
