@@ -62,3 +62,9 @@ pub(crate) const ARGOCD_NAMESPACE: &str = "argocd";
 pub(crate) const ARGOCD_PROJECT: &str = "default";
 /// `[flux] namespace`.
 pub(crate) const FLUX_NAMESPACE: &str = "flux-system";
+/// `[flux] interval`.
+pub(crate) const FLUX_INTERVAL: &str = "10m";
+/// `[flux] retry_interval`.
+pub(crate) const FLUX_RETRY_INTERVAL: &str = "2m";
+/// `[flux] timeout`.
+pub(crate) const FLUX_TIMEOUT: &str = "10m";

@@ -133,6 +133,9 @@ struct Settings<'a> {
     argocd_namespace: &'a str,
     project: &'a str,
     flux_namespace: &'a str,
+    flux_interval: &'a str,
+    flux_retry_interval: &'a str,
+    flux_timeout: &'a str,
 }
 
 impl Settings<'_> {
@@ -161,6 +164,9 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
         argocd_namespace: &resolved.argocd_namespace,
         project: &resolved.argocd_project,
         flux_namespace: &resolved.flux_namespace,
+        flux_interval: &resolved.flux_interval,
+        flux_retry_interval: &resolved.flux_retry_interval,
+        flux_timeout: &resolved.flux_timeout,
     };
     let targets: Vec<Target> = if config.clusters.is_empty() {
         vec![Target { name: None, server: IN_CLUSTER }]
@@ -416,7 +422,7 @@ fn git_repository(settings: &Settings) -> Value {
 
 fn kustomization(settings: &Settings, name: &str, source: &str, spec: Value) -> Value {
     let mut full = json!({
-        "interval": "10m",
+        "interval": settings.flux_interval,
         "sourceRef": {"kind": "GitRepository", "name": BASE_NAME},
     });
     full.as_object_mut().expect("object").extend(spec.as_object().cloned().unwrap_or_default());
@@ -447,8 +453,8 @@ fn flux_user(settings: &Settings, delivered: &Delivered) -> Value {
     let mut spec = json!({
         "path": settings.flux_path(&delivered.dir),
         "prune": true,
-        "retryInterval": "2m",
-        "timeout": "10m",
+        "retryInterval": settings.flux_retry_interval,
+        "timeout": settings.flux_timeout,
         "dependsOn": [{"name": format!("{BASE_NAME}-namespace")}],
     });
     if !delivered.statefulsets.is_empty() {
@@ -492,6 +498,9 @@ mod tests {
             argocd_namespace: "argocd",
             project: "default",
             flux_namespace: "flux-system",
+            flux_interval: "10m",
+            flux_retry_interval: "2m",
+            flux_timeout: "10m",
         };
         let quota = Quota { cpu: Some("400".into()), memory: Some("4Gi".into()), gpu: Some(16), storage: Some("20Ti".into()) };
         let quota_object: ResourceQuota = strictly(&resource_quota(&settings, &quota).unwrap());

@@ -31,6 +31,10 @@ pub(crate) struct ResolvedSettings {
     pub argocd_namespace: String,
     pub argocd_project: String,
     pub flux_namespace: String,
+    /// `[flux] interval`, `retry_interval`, `timeout`: Go durations.
+    pub flux_interval: String,
+    pub flux_retry_interval: String,
+    pub flux_timeout: String,
     /// What a box gets without `resources` of its own: `[defaults] resources`, then the
     /// built-in. The LimitRange gives it to any container that states none.
     pub default_resources: ResolvedResources,
@@ -51,6 +55,9 @@ pub(crate) fn resolve_settings(config: &DevboxConfig) -> ResolvedSettings {
         argocd_namespace: or(&config.argocd.namespace, defaults::ARGOCD_NAMESPACE),
         argocd_project: or(&config.argocd.project, defaults::ARGOCD_PROJECT),
         flux_namespace: or(&config.flux.namespace, defaults::FLUX_NAMESPACE),
+        flux_interval: or(&config.flux.interval, defaults::FLUX_INTERVAL),
+        flux_retry_interval: or(&config.flux.retry_interval, defaults::FLUX_RETRY_INTERVAL),
+        flux_timeout: or(&config.flux.timeout, defaults::FLUX_TIMEOUT),
         default_resources: ResolvedResources {
             cpu: or(&config.defaults.resources.as_ref().and_then(|r| r.cpu.clone()), defaults::CPU),
             memory: or(&config.defaults.resources.as_ref().and_then(|r| r.memory.clone()), defaults::MEMORY),

@@ -238,6 +238,9 @@ fn devbox_toml(args: &InitArgs) -> String {
     out.push_str(&example("namespace", quoted(defaults::ARGOCD_NAMESPACE), "where Argo CD runs"));
     out.push_str("\n# Flux's objects (with gitops = [\"flux\"]).\n[flux]\n");
     out.push_str(&example("namespace", quoted(defaults::FLUX_NAMESPACE), "where Flux runs"));
+    out.push_str(&example("interval", quoted(defaults::FLUX_INTERVAL), "re-apply each box this often (drift)"));
+    out.push_str(&example("retry_interval", quoted(defaults::FLUX_RETRY_INTERVAL), "after a failed apply"));
+    out.push_str(&example("timeout", quoted(defaults::FLUX_TIMEOUT), "for one box, health check included"));
 
     out.push_str(
         "\n# Exceptions to rules that are errors otherwise, each by name, so that a reviewer sees\n\

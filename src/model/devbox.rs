@@ -242,6 +242,15 @@ pub(crate) struct FluxSettings {
     /// The namespace Flux runs in, where its GitRepository and Kustomizations live
     /// (default `flux-system`).
     pub namespace: Option<String>,
+    /// How often each Kustomization applies its directory again, correcting drift (default
+    /// `10m`); a new commit is applied at once whatever the interval. A Go duration: `60m`,
+    /// `1h30m`.
+    pub interval: Option<String>,
+    /// How soon a box's Kustomization tries again after a failed reconciliation (default `2m`).
+    pub retry_interval: Option<String>,
+    /// How long a box's reconciliation may take, its health check included (default `10m`): a
+    /// box that cannot become ready holds one of kustomize-controller's workers that long.
+    pub timeout: Option<String>,
 }
 
 /// A dataset shared by the boxes that list it, mounted read-only in each.

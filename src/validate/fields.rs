@@ -326,6 +326,48 @@ pub(super) fn flux_repo_url(value: &str) -> Result<(), Finding> {
     }
 }
 
+/// A duration as Flux's CRDs take it (a Go duration, `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`),
+/// and not zero: an interval of nothing would reconcile without pause.
+pub(super) fn flux_duration(value: &str) -> Result<(), Finding> {
+    let refused = |label: &str| {
+        Err(Finding::error(format!("`{value}` is not a duration Flux accepts"))
+            .label(label)
+            .help("write a Go duration of numbers and units `h`, `m`, `s` or `ms`, like `10m`, `1h30m` or `90s`"))
+    };
+    let mut rest = value;
+    let mut nonzero = false;
+    while !rest.is_empty() {
+        let whole = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if whole == 0 {
+            return refused("a number must come first");
+        }
+        let mut digits = rest[..whole].to_string();
+        rest = &rest[whole..];
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let fraction = after_dot.len() - after_dot.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if fraction == 0 {
+                return refused("digits must follow the `.`");
+            }
+            digits.push_str(&after_dot[..fraction]);
+            rest = &after_dot[fraction..];
+        }
+        nonzero |= digits.contains(|c: char| ('1'..='9').contains(&c));
+        rest = match ["ms", "h", "m", "s"].iter().find_map(|unit| rest.strip_prefix(unit)) {
+            Some(after) => after,
+            None => return refused("each number needs a unit: `h`, `m`, `s` or `ms`"),
+        };
+    }
+    if value.is_empty() {
+        return refused("empty");
+    }
+    if !nonzero {
+        return Err(Finding::error(format!("`{value}` is no time at all"))
+            .label("zero")
+            .help("give Flux a real pause, like `10m`; leave the key out for the default"));
+    }
+    Ok(())
+}
+
 /// A branch, tag, commit or full reference: one word.
 pub(super) fn git_revision(value: &str) -> Result<(), Finding> {
     if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '~' || c == '^' || c == ':') {
@@ -384,6 +426,28 @@ pub(super) fn currency(value: &str) -> Result<(), Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Flux's own rule, from the Kustomization CRD devbox-gen's output is checked against:
+    /// every duration we accept matches its pattern, and every one it refuses we refuse (we
+    /// refuse zero too).
+    #[test]
+    fn flux_durations_are_what_the_kustomization_crd_accepts_but_zero() {
+        let crd: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/crds/kustomize.toolkit.fluxcd.io_kustomization_v1.json")).unwrap();
+        let interval = &crd["properties"]["spec"]["properties"]["interval"];
+        assert_eq!(interval["pattern"], "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "the CRD's rule changed: check flux_duration");
+        let crd_accepts = |value: &str| jsonschema::is_valid(interval, &serde_json::json!(value));
+        for value in ["10m", "1h30m", "90s", "500ms", "1.5h", "2h0m0s", "0.5s", "10m0s", "1ms1s", "100h"] {
+            assert!(crd_accepts(value) && flux_duration(value).is_ok(), "{value}");
+        }
+        for value in ["", "10", "m", "10 m", "1d", "-1m", "1.m", ".5s", "1h30", "10M", "1us", "1m s", "ms"] {
+            assert!(!crd_accepts(value) && flux_duration(value).is_err(), "{value}");
+        }
+        for zero in ["0s", "0m0s", "0.0h", "0ms"] {
+            assert!(crd_accepts(zero), "{zero}");
+            assert!(flux_duration(zero).unwrap_err().message.contains("no time at all"), "{zero}");
+        }
+    }
 
     #[test]
     fn images_must_be_pinned_and_well_formed() {

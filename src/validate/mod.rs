@@ -307,6 +307,15 @@ fn validate_delivery(rules: &mut Findings, config: &DevboxConfig) {
     if let Some(namespace) = &config.flux.namespace {
         rules.check("flux.namespace", names::kubernetes_label("namespace", namespace));
     }
+    for (key, value) in [
+        ("flux.interval", &config.flux.interval),
+        ("flux.retry_interval", &config.flux.retry_interval),
+        ("flux.timeout", &config.flux.timeout),
+    ] {
+        if let Some(value) = value {
+            rules.check(key, fields::flux_duration(value));
+        }
+    }
     let unused = |engine: GitOps, set: bool| {
         let table = engine.as_str();
         (set && !config.gitops.contains(&engine)).then(|| {
@@ -319,7 +328,9 @@ fn validate_delivery(rules: &mut Findings, config: &DevboxConfig) {
     if let Some(finding) = unused(GitOps::Argocd, argocd_set) {
         rules.report("argocd", finding);
     }
-    if let Some(finding) = unused(GitOps::Flux, config.flux.namespace.is_some()) {
+    let flux = &config.flux;
+    let flux_set = flux.namespace.is_some() || flux.interval.is_some() || flux.retry_interval.is_some() || flux.timeout.is_some();
+    if let Some(finding) = unused(GitOps::Flux, flux_set) {
         rules.report("flux", finding);
     }
 }

@@ -253,6 +253,31 @@ fn flux_clones_a_private_repository_with_the_named_secret_and_secrets_says_how_t
     assert_not_contains!(refused.stderr, "BEGIN OPENSSH", "the key is not echoed");
 }
 
+/// What docs/scale.md recommends at 10,000 boxes (hourly drift correction, a short health
+/// check) is devbox.toml's to say; Flux's CRD pattern and zero are refused where written.
+#[test]
+fn flux_timings_come_from_devbox_toml_and_are_checked_where_written() {
+    let settings = format!("{GITOPS}\n[flux]\ninterval = \"60m\"\nretry_interval = \"5m\"\ntimeout = \"3m\"\n");
+    let repo = Repo::new(&settings).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    let alice = yaml(&repo, "_gitops/flux/default/kustomization-devbox-alice.yaml");
+    assert_eq!(
+        (&alice["spec"]["interval"], &alice["spec"]["retryInterval"], &alice["spec"]["timeout"]),
+        (&json!("60m"), &json!("5m"), &json!("3m"))
+    );
+    for shared in ["kustomization-devboxes-namespace.yaml", "kustomization-devboxes-gitops.yaml"] {
+        assert_eq!(yaml(&repo, &format!("_gitops/flux/default/{shared}"))["spec"]["interval"], "60m", "{shared}");
+    }
+
+    let bad = format!("{GITOPS}\n[flux]\ninterval = \"1 hour\"\ntimeout = \"0s\"\n");
+    let repo = Repo::new(&bad).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "error: `1 hour` is not a duration Flux accepts");
+    assert_contains!(run.stderr, "devbox.toml:11:12");
+    assert_contains!(run.stderr, "error: `0s` is no time at all");
+    assert!(!repo.path().join("out").exists());
+}
+
 #[test]
 fn settings_of_delivery_are_checked() {
     let repo = Repo::new(
