@@ -61,7 +61,7 @@ pub(crate) const BASE_NAME: &str = "devboxes";
 /// renders its own directory and nothing else (a bundle's kustomization.yaml lists only its
 /// own files), so `.` is exact, and a merge that changes one user file renders one box, not
 /// 10,000 (docs/scale.md).
-pub(crate) const ARGO_MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
+const ARGO_MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
 /// [`ARGO_MANIFEST_GENERATE_PATHS`]'s value: the Application's source path.
 const OWN_DIRECTORY: &str = ".";
 

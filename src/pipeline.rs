@@ -271,7 +271,6 @@ fn compile_stages(
     let mut reused = 0;
     let mut failures = Vec::new();
     let mut invalid = Vec::new();
-    let mut bundle_warnings = Vec::new();
     let described = template.describe(&root);
     for outcome in outcomes {
         match outcome {
@@ -281,14 +280,12 @@ fn compile_stages(
                 }
                 tree.files.extend(changed);
                 kept.extend(unchanged);
-                bundle_warnings.extend(record.warnings.iter().map(|w| (record.delivered.source.clone(), w.clone())));
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
             BoxOutcome::Kept(record) => {
                 reused += 1;
                 kept.extend(record.files.iter().map(|(path, _)| path.clone()));
-                bundle_warnings.extend(record.warnings.iter().map(|w| (record.delivered.source.clone(), w.clone())));
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
@@ -310,6 +307,9 @@ fn compile_stages(
     if unwritable.has_errors() {
         return Err(unwritable);
     }
+    // Every box's record holds its check warnings, rendered now or kept from the last build.
+    let bundle_warnings =
+        bundles.values().flat_map(|record| record.warnings.iter().map(|w| (record.delivered.source.clone(), w.clone()))).collect();
     warnings.extend(check::bundle_warnings_to_diagnostics(bundle_warnings, &described));
     tree.files.extend(context.timed("delivery", || delivery::emit(&repo.settings(), &delivered)));
     Ok(Compiled { tree, kept, staged, bundles, users, warnings })
