@@ -9,8 +9,13 @@ pub(crate) const MAX_NAME_LEN: usize = 63 - 11;
 
 /// RFC 1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, <= 63.
 pub(crate) fn is_dns_label(text: &str) -> bool {
+    text.len() <= 63 && has_label_characters(text)
+}
+
+/// An RFC 1123 label of any length: judged apart from the length, so a name that is only too
+/// long hears about its length.
+fn has_label_characters(text: &str) -> bool {
     !text.is_empty()
-        && text.len() <= 63
         && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !text.starts_with('-')
         && !text.ends_with('-')
@@ -26,7 +31,7 @@ pub(crate) fn user_name(name: &str) -> Result<(), Finding> {
 /// (`devbox-gen new` has no file yet).
 pub(crate) fn user_name_or(name: &str, fix: impl Fn(&str) -> String) -> Result<(), Finding> {
     let suggestion = sanitize(name);
-    if !is_dns_label(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+    if !has_label_characters(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         let mut finding = Finding::error(format!(
             "`{name}` cannot name a box: use lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"
         ));
@@ -111,8 +116,12 @@ mod tests {
     fn suggests_a_usable_file_name() {
         let finding = user_name("Alice.Smith").unwrap_err();
         assert_eq!(finding.help, vec!["rename the file to users/alice-smith.toml"]);
-        let finding = user_name(&"y".repeat(60)).unwrap_err();
-        assert!(finding.message.contains("at most 52"), "{}", finding.message);
+        // Longer than a DNS label too: still told about the length, not the characters.
+        for length in [60, 70] {
+            let finding = user_name(&"y".repeat(length)).unwrap_err();
+            assert!(finding.message.contains("at most 52"), "{}", finding.message);
+            assert_eq!(finding.help, vec![format!("rename the file to users/{}.toml", "y".repeat(MAX_NAME_LEN))]);
+        }
     }
 
     #[test]
