@@ -191,13 +191,13 @@ pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Re
     }
     let template = template_of(repo)?;
     let root = repo.root.canonicalize().unwrap_or_else(|_| repo.root.clone());
-    let rendered: Vec<Result<Vec<render::Object>, (String, String)>> = boxes
+    let rendered: Vec<Result<Vec<render::Object>, (String, render::TemplateFailure)>> = boxes
         .par_iter()
         .map(|resolved| {
             let running = ResolvedBox { state: crate::model::State::Running, ..(*resolved).clone() };
             match render::render_box(running, &template, &root) {
                 Ok(rendered) => Ok(rendered.objects),
-                Err(message) => Err((resolved.source.clone(), message)),
+                Err(failure) => Err((resolved.source.clone(), failure)),
             }
         })
         .collect();
@@ -289,7 +289,7 @@ fn compile_stages(
                 delivered.push(record.delivered.clone());
                 bundles.insert(record.delivered.source.clone(), record);
             }
-            BoxOutcome::TemplateFailed { source, message } => failures.push((source, message)),
+            BoxOutcome::TemplateFailed { source, failure } => failures.push((source, failure)),
             BoxOutcome::Unwritable(diagnostics) => unwritable.extend(diagnostics),
             BoxOutcome::Invalid { source, problems } => invalid.push((source, problems)),
         }
@@ -326,7 +326,7 @@ enum BoxOutcome {
     Kept(BundleRecord),
     TemplateFailed {
         source: String,
-        message: String,
+        failure: render::TemplateFailure,
     },
     /// The sink refused the bundle's files.
     Unwritable(Diagnostics),
@@ -411,7 +411,7 @@ fn compile_box(
     let source = resolved.source.clone();
     let mut rendered = match render::render_box(resolved, template, root) {
         Ok(rendered) => rendered,
-        Err(message) => return BoxOutcome::TemplateFailed { source, message },
+        Err(failure) => return BoxOutcome::TemplateFailed { source, failure },
     };
     // Before the claim, which leaves a shared object only with the first box to render it.
     let warnings = check::unemitted_config_maps(&rendered);

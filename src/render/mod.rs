@@ -15,17 +15,22 @@ mod resolver;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use jrsonnet_evaluator::error::ErrorKind;
 use jrsonnet_evaluator::manifest::JsonFormat;
 use jrsonnet_evaluator::tla::TlaArg;
 use jrsonnet_evaluator::trace::{CompactFormat, PathResolver, TraceFormat};
-use jrsonnet_evaluator::{IStr, State, Val, apply_tla};
+use jrsonnet_evaluator::{IStr, SourceVirtual, Span, State, Val, apply_tla};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, group_by_user, user_files};
 use crate::resolve::ResolvedBox;
+use crate::source::SourceFile;
 pub(crate) use resolver::{EMBEDDED_PREFIX, imported};
 
 /// Which template renders the boxes.
@@ -67,9 +72,95 @@ pub struct RenderedBox {
     pub(crate) shared: Vec<Object>,
 }
 
-/// Renders one box on this thread's warm engine. The error is jrsonnet's message with its
-/// stack trace; `failures_to_diagnostics` turns many of them into a report.
-pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Result<RenderedBox, String> {
+/// Why the template failed for one box.
+#[derive(Debug, Clone)]
+pub struct TemplateFailure {
+    /// jrsonnet's message with its stack trace, paths relative to the config repo.
+    message: String,
+    /// Where in the template it went wrong, when jrsonnet knows (boxed: a failure travels in
+    /// every box's result, and most boxes succeed).
+    spot: Option<Box<Spot>>,
+    /// The template does not load at all (a syntax error, an import that is not there, not a
+    /// function): it fails before any box is involved.
+    loading: bool,
+}
+
+impl fmt::Display for TemplateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl TemplateFailure {
+    fn plain(message: String) -> Self {
+        Self { message, spot: None, loading: false }
+    }
+
+    fn from_jsonnet(error: &jrsonnet_evaluator::Error, root: &Path) -> Self {
+        Self { message: format_error(error, root), spot: Spot::of(error).map(Box::new), loading: false }
+    }
+}
+
+/// A place in a template file: the innermost frame of a jsonnet error that has one. Only the
+/// file's name travels with each failure; its text is read once a report is made.
+#[derive(Debug, Clone)]
+struct Spot {
+    file: SpotFile,
+    /// Byte offsets, as jrsonnet counts them.
+    span: Range<usize>,
+    /// jrsonnet's word for what happens there (`error statement`, `assertion failure`).
+    what: String,
+}
+
+#[derive(Debug, Clone)]
+enum SpotFile {
+    /// A file of the library compiled into the binary (`devbox-gen/devbox.libsonnet`).
+    Embedded(String),
+    Disk(PathBuf),
+}
+
+impl Spot {
+    fn of(error: &jrsonnet_evaluator::Error) -> Option<Self> {
+        if let ErrorKind::ImportSyntaxError { error, .. } = error.error() {
+            return Self::at(&error.location, error.message.clone());
+        }
+        error.trace().0.iter().find_map(|frame| Self::at(frame.location.as_ref()?, frame.desc.clone()))
+    }
+
+    fn at(span: &Span, what: String) -> Option<Self> {
+        let path = span.0.source_path();
+        let file = match path.downcast_ref::<SourceVirtual>() {
+            Some(embedded) => SpotFile::Embedded(embedded.0.to_string()),
+            None => SpotFile::Disk(path.path()?.to_path_buf()),
+        };
+        let (start, end) = (span.1 as usize, span.2 as usize);
+        Some(Self { file, span: start..end.max(start), what })
+    }
+
+    /// [`Spot::source`], for `Option::and_then`.
+    fn source_in(root: &Path) -> impl Fn(&Spot) -> Option<(Arc<SourceFile>, Range<usize>)> + '_ {
+        move |spot| spot.source(root)
+    }
+
+    /// The template file as a diagnostic shows it, and the span within its text; `None` when
+    /// the file cannot be read again.
+    fn source(&self, root: &Path) -> Option<(Arc<SourceFile>, Range<usize>)> {
+        let (shown, text) = match &self.file {
+            SpotFile::Embedded(name) => (name.clone(), resolver::embedded(name)?.to_string()),
+            SpotFile::Disk(path) => {
+                let shown = path.strip_prefix(root).unwrap_or(path).display().to_string();
+                (shown, std::fs::read_to_string(path).ok()?)
+            }
+        };
+        let clamp = |offset: usize| (0..=offset.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let span = clamp(self.span.start)..clamp(self.span.end);
+        Some((Arc::new(SourceFile::unparsed(shown, text)), span))
+    }
+}
+
+/// Renders one box on this thread's warm engine; `failures_to_diagnostics` turns the failures
+/// of many boxes into a report.
+pub fn render_box(resolved: ResolvedBox, template: &Template, root: &Path) -> Result<RenderedBox, TemplateFailure> {
     let (shared, objects) = render_one(&resolved, template, root)?.into_iter().partition(is_shared);
     Ok(RenderedBox { resolved, objects, shared })
 }
@@ -86,16 +177,34 @@ pub(crate) fn scope(object: &Object) -> Option<&str> {
 }
 
 /// A template bug usually fails every box the same way: each distinct failure is reported
-/// once, naming the user files it failed for, with the message of the first of them (the
-/// others differ at most by the user's name).
-pub(crate) fn failures_to_diagnostics(failures: Vec<(String, String)>, template: &Template, root: &Path) -> Diagnostics {
+/// once, at its place in the template, naming the user files it failed for, with the message
+/// of the first of them (the others differ at most by the user's name). A template that does
+/// not load is one error about the template alone.
+pub(crate) fn failures_to_diagnostics(failures: Vec<(String, TemplateFailure)>, template: &Template, root: &Path) -> Diagnostics {
     let described = template.describe(root);
     let mut diagnostics = Diagnostics::default();
-    for (message, sources) in group_by_user(failures) {
+    if let Some((_, failure)) = failures.iter().find(|(_, failure)| failure.loading) {
+        // The snippet shows where; jrsonnet's trace of a file that does not parse adds nothing.
+        let headline = Diagnostic::error(format!("{described} cannot be loaded"));
+        let diagnostic = match failure.spot.as_deref().and_then(Spot::source_in(root)) {
+            Some((file, span)) => headline.at(&file, span, failure.message.lines().next().unwrap_or_default()),
+            None => headline.in_path(described.clone()).help(failure.message.trim_end().to_string()),
+        };
+        diagnostics.push(diagnostic.help("no box was rendered: fix the template and build again"));
+        return diagnostics;
+    }
+    let spots: HashMap<&str, &Spot> =
+        failures.iter().filter_map(|(source, failure)| Some((source.as_str(), failure.spot.as_deref()?))).collect();
+    let messages = failures.iter().map(|(source, failure)| (source.clone(), failure.message.clone())).collect();
+    for (message, sources) in group_by_user(messages) {
         let Some(first) = sources.first() else { continue };
-        let mut diagnostic = Diagnostic::error(format!("{described} failed for {}", user_files(&sources)))
-            .in_path(first.clone())
-            .help(message.trim_end().to_string());
+        let headline = format!("{described} failed for {}", user_files(&sources));
+        let spot = spots.get(first.as_str()).copied();
+        let mut diagnostic = match spot.and_then(Spot::source_in(root)) {
+            Some((file, span)) => Diagnostic::error(headline).at(&file, span, spot.map(|spot| spot.what.clone()).unwrap_or_default()),
+            None => Diagnostic::error(headline).in_path(first.clone()),
+        }
+        .help(message.trim_end().to_string());
         if sources.len() > 1 {
             diagnostic = diagnostic.help(format!("the message above is {first}'s; the other user files fail the same way"));
         }
@@ -115,7 +224,7 @@ thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }
 
-fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Result<Vec<Object>, String> {
+fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Result<Vec<Object>, TemplateFailure> {
     ENGINE.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|e| e.template != *template) {
             *slot = Some(Engine::new(template, root)?);
@@ -126,7 +235,11 @@ fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Resul
 }
 
 impl Engine {
-    fn new(template: &Template, root: &Path) -> Result<Self, String> {
+    fn new(template: &Template, root: &Path) -> Result<Self, TemplateFailure> {
+        Self::load(template, root).map_err(|failure| TemplateFailure { loading: true, ..failure })
+    }
+
+    fn load(template: &Template, root: &Path) -> Result<Self, TemplateFailure> {
         let mut builder = State::builder();
         builder
             .import_resolver(resolver::Resolver::new(root))
@@ -138,33 +251,33 @@ impl Engine {
                 Template::Embedded => state.import(format!("{EMBEDDED_PREFIX}default.jsonnet").as_str()),
                 Template::File(path) => state.import(path.as_path()),
             };
-            imported.map_err(|e| format_error(&e, root))?
+            imported.map_err(|e| TemplateFailure::from_jsonnet(&e, root))?
         };
         if !matches!(function, Val::Func(_)) {
-            return Err(format!(
+            return Err(TemplateFailure::plain(format!(
                 "the template must evaluate to a function of the box, like `function(box) {{ ... }}`; it evaluated to {}",
                 function.value_type()
-            ));
+            )));
         }
         Ok(Self { template: template.clone(), state, function })
     }
 
-    fn call(&self, resolved: &ResolvedBox, root: &Path) -> Result<Vec<Object>, String> {
+    fn call(&self, resolved: &ResolvedBox, root: &Path) -> Result<Vec<Object>, TemplateFailure> {
         let _entered = self.state.try_enter();
         let input = serde_json::to_value(resolved).expect("a resolved box is plain data");
-        let input = Val::deserialize(input).map_err(|e| format!("cannot pass the box to jsonnet: {e}"))?;
+        let input = Val::deserialize(input).map_err(|e| TemplateFailure::plain(format!("cannot pass the box to jsonnet: {e}")))?;
         // jrsonnet's own API takes this map; IStr's interior mutability is its interner's.
         #[allow(clippy::mutable_key_type)]
         let mut args: HashMap<IStr, TlaArg> = HashMap::new();
         args.insert("box".into(), TlaArg::Val(input));
-        let output = apply_tla(&args, self.function.clone()).map_err(|e| format_error(&e, root))?;
+        let output = apply_tla(&args, self.function.clone()).map_err(|e| TemplateFailure::from_jsonnet(&e, root))?;
         // Straight to JSON values, without printing and parsing JSON. When that fails (a lazy
         // field's error), manifesting gives the same error with jrsonnet's field frames.
         let value = match to_json(&output) {
             Ok(value) => value,
             Err(plain) => {
-                let manifested = output.manifest(JsonFormat::minify()).map_err(|e| format_error(&e, root));
-                return Err(manifested.err().unwrap_or_else(|| format_error(&plain, root)));
+                let manifested = output.manifest(JsonFormat::minify()).err().unwrap_or(plain);
+                return Err(TemplateFailure::from_jsonnet(&manifested, root));
             }
         };
         // jsonnet objects reference themselves (`self`), so reference counting alone never
@@ -172,7 +285,7 @@ impl Engine {
         drop(output);
         jrsonnet_gcmodule::collect_thread_cycles();
         let mut objects = Vec::new();
-        extract(value, "", &mut objects)?;
+        extract(value, "", &mut objects).map_err(TemplateFailure::plain)?;
         Ok(objects)
     }
 }
@@ -302,6 +415,23 @@ mod tests {
         let error = evaluate("{ checks: { assert 1 == 2 : 'the box needs a key' } }").unwrap_err();
         assert!(error.contains("the box needs a key"), "{error}");
         assert!(evaluate("{ f: function(x) x }").unwrap_err().contains("function"));
+    }
+
+    #[test]
+    fn a_spot_in_the_embedded_library_shows_its_text_and_stays_inside_it() {
+        let root = Path::new("/nonexistent");
+        let name = format!("{EMBEDDED_PREFIX}devbox.libsonnet");
+        let spot = Spot { file: SpotFile::Embedded(name.clone()), span: 0..5, what: "here".into() };
+        let (file, span) = spot.source(root).unwrap();
+        assert_eq!(file.path, name);
+        assert_eq!(&file.text[span], &resolver::embedded(&name).unwrap()[..5]);
+        // An offset past the end (jrsonnet's end of a syntax error can be) is clamped to the text.
+        let past = Spot { span: usize::MAX - 1..usize::MAX, ..spot };
+        let (file, span) = past.source(root).unwrap();
+        assert_eq!(span, file.text.len()..file.text.len());
+        // A file that is gone is no snippet: the report falls back to naming the user file.
+        let gone = Spot { file: SpotFile::Disk(root.join("t.jsonnet")), span: 0..1, what: String::new() };
+        assert!(gone.source(root).is_none());
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Resolver {
     }
 }
 
-fn embedded(name: &str) -> Option<&'static str> {
+pub(super) fn embedded(name: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }
 

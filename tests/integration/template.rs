@@ -48,9 +48,35 @@ fn a_jsonnet_error_shows_the_template_location_once_for_all_users() {
     let repo = with_template("function(box) { x: error 'boom ' + box.name }\n");
     repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
     let run = repo.run_ok(&["build"], 2);
-    assert_contains!(run.stderr, "failed for users/alice.toml");
+    assert_contains!(run.stderr, "error: templates/devbox.jsonnet failed for users/alice.toml and users/bob.toml\n");
+    // The snippet is the template's, where the error statement is; the user files are named above.
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:20\n");
+    assert_contains!(run.stderr, "1 │ function(box) { x: error 'boom ' + box.name }\n");
+    assert_contains!(run.stderr, "│                    ^^^^^ error statement\n");
     assert_contains!(run.stderr, "boom alice");
-    assert_contains!(run.stderr, "templates/devbox.jsonnet:1");
+    assert!(!run.stderr.contains("in users/"), "{}", run.stderr);
+}
+
+/// A template that does not parse fails before any box is involved: one error, at the place in
+/// the template (byte offsets after a multi-byte character still land on the right column), and
+/// no user file blamed.
+#[test]
+fn a_template_that_does_not_parse_is_one_error_at_its_place_blaming_no_user() {
+    let repo = with_template("// Grüße\nfunction(box) { a: { kind: 'ConfigMap' }\n");
+    repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
+    let run = repo.run_ok(&["build"], 2);
+    assert_eq!(run.stderr.lines().filter(|line| line.starts_with("error: ")).count(), 2, "{}", run.stderr);
+    assert_contains!(run.stderr, "error: templates/devbox.jsonnet cannot be loaded\n");
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:2:41\n");
+    assert_contains!(run.stderr, "^ syntax error: expected '}', got end of file\n");
+    assert_contains!(run.stderr, "help: no box was rendered: fix the template and build again\n");
+    assert!(!run.stderr.contains("users/"), "{}", run.stderr);
+    assert!(!repo.path().join("out").exists());
+
+    repo.write("templates/devbox.jsonnet", "{ apiVersion: 'v1' }\n");
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "error: templates/devbox.jsonnet cannot be loaded\n");
+    assert_contains!(run.stderr, "it evaluated to object");
 }
 
 #[test]
