@@ -413,8 +413,14 @@ fn strict<T: DeserializeOwned>(object: &Object) -> Vec<String> {
     let mut unknown = Vec::new();
     let result: Result<T, _> = serde_ignored::deserialize(object, |path| unknown.push(crate::source::ignored_path(&path)));
     let mut problems: Vec<String> = unknown.into_iter().map(|path| unknown_field::<T>(object, &path)).collect();
-    if let Err(e) = result {
-        problems.push(format!("not a valid {}: {e}", kind(object)));
+    if let Err(error) = result {
+        // serde's message says what was wrong, not where; the path is found again only on this
+        // rare path, so a valid object pays nothing for it.
+        let at = match serde_path_to_error::deserialize::<_, T>(object) {
+            Err(located) if !located.path().to_string().starts_with('.') => format!(" at `{}`", located.path()),
+            _ => String::new(),
+        };
+        problems.push(format!("not a valid {}{at}: {error}", kind(object)));
     }
     problems
 }
@@ -1115,7 +1121,7 @@ mod tests {
         }))
         .unwrap();
         let problems = typed_check(&object);
-        assert!(problems.iter().any(|p| p.contains("not a valid StatefulSet")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("not a valid StatefulSet at `spec.replicas`: invalid type")), "{problems:?}");
     }
 
     #[test]

@@ -158,6 +158,24 @@ fn a_template_error_naming_each_user_is_reported_once_for_all_of_them() {
     assert!(run.stderr.ends_with("error: nothing under out/ was changed\n"), "{}", run.stderr);
 }
 
+/// Kubernetes' classic: an env value written as a number. The API server refuses the object;
+/// the report says which field, not only which type serde expected.
+#[test]
+fn a_field_of_the_wrong_type_is_named_by_its_path() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { statefulSet+: { spec+: { template+: { spec+: {\n\
+           containers: [super.containers[0] + { env+: [{ name: 'PORT', value: 8080 }] }] + super.containers[1:],\n\
+         } } } } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "StatefulSet/devboxes/alice: not a valid StatefulSet at `spec.template.spec.containers[0].env[3].value`: invalid type: integer `8080`, expected a string"
+    );
+    assert!(!repo.path().join("out").exists());
+}
+
 #[test]
 fn a_misspelt_field_in_an_emitted_object_gets_the_field_meant() {
     let repo = with_template(
