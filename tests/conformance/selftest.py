@@ -73,6 +73,13 @@ def unquoted_yaml11(repo: Fixture) -> None:
     )
 
 
+def duplicate_key(repo: Fixture) -> None:
+    """The same key twice in one mapping: YAML readers keep one of them, silently."""
+    path = statefulset(repo)
+    text = path.read_text()
+    path.write_text(text.replace("\nkind: StatefulSet\n", "\nkind: StatefulSet\nkind: StatefulSet\n", 1))
+
+
 def privileged(repo: Fixture) -> None:
     rewrite(statefulset(repo), lambda o: main_container(o)["securityContext"].update(privileged=True, allowPrivilegeEscalation=True))
 
@@ -504,6 +511,7 @@ CHECKS = {
     "contract": [sys.executable, str(HERE / "contract.py"), "{repo}"],
     "shipped": ["bash", str(HERE / "shipped_files.sh"), "{out}"],
     "engine": [sys.executable, str(HERE / "engine_rules.py"), "{repo}"],
+    "yamllint": ["bash", str(HERE / "yamllint.sh"), "{out}"],
 }
 CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "k8s-unknown-field": (unknown_field, "k8s"),
@@ -511,6 +519,8 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "k8s-yaml11-bool": (unquoted_yaml11, "k8s"),
     "kustomize-missing-resource": (missing_resource, "kustomize"),
     "yaml11-unquoted-on": (unquoted_yaml11, "yaml"),
+    "yamllint-unquoted-on": (unquoted_yaml11, "yamllint"),
+    "yamllint-duplicate-key": (duplicate_key, "yamllint"),
     "pss-privileged": (privileged, "pss"),
     "pss-host-path": (host_path, "pss"),
     "pss-net-admin": (capability, "pss"),
@@ -569,6 +579,8 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
 }
 # What the refusal must name, for cases an older rule might refuse as well.
 EXPECT = {
+    "yamllint-unquoted-on": "(truthy)",
+    "yamllint-duplicate-key": "(key-duplicates)",
     "engine-scripts-not-emitted": "[R9 pod-configmaps]",
     "engine-scripts-mutable": "[R9 pod-configmaps]",
     "engine-scripts-prunable": "[R9 pod-configmaps]",
