@@ -1,0 +1,262 @@
+//! Across builds: what Kubernetes cannot apply to a home volume that already exists. A PVC
+//! can grow but never shrink, and its storage class never changes; `build` and `diff` refuse
+//! such a change before anything is written, blaming the line that decided it, and warn when
+//! the home volumes would be created in another namespace (each box would start empty).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Pointer, is_home_volume};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::emit::OutTree;
+use crate::quantity::Quantity;
+use crate::read::ConfigRepo;
+use crate::render::Object;
+
+/// What makes a home volume: its size and class, which Kubernetes can only grow / never change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HomeVolume {
+    pub size: String,
+    pub storage_class: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl HomeVolume {
+    pub(crate) fn of(object: &Object) -> Option<Self> {
+        if !is_home_volume(object) {
+            return None;
+        }
+        Some(Self {
+            size: object.pointer_str("/spec/resources/requests/storage")?.to_string(),
+            storage_class: object.pointer_str("/spec/storageClassName").map(str::to_string),
+            namespace: object.pointer_str("/metadata/namespace").map(str::to_string),
+        })
+    }
+}
+
+/// A change Kubernetes cannot apply to a home volume that already exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ImpossibleChange {
+    Shrink { user: String, from: String, to: String },
+    StorageClass { user: String, from: Option<String>, to: Option<String> },
+}
+
+impl ImpossibleChange {
+    pub(crate) fn user(&self) -> &str {
+        match self {
+            Self::Shrink { user, .. } | Self::StorageClass { user, .. } => user,
+        }
+    }
+
+    /// The user-file field that decides it.
+    fn field(&self) -> &'static str {
+        match self {
+            Self::Shrink { .. } => "home.size",
+            Self::StorageClass { .. } => "home.storage_class",
+        }
+    }
+
+    fn is_set_in(&self, home: Option<&crate::model::Home>) -> bool {
+        home.is_some_and(|h| match self {
+            Self::Shrink { .. } => h.size.is_some(),
+            Self::StorageClass { .. } => h.storage_class.is_some(),
+        })
+    }
+
+    /// `100Gi → 50Gi`.
+    fn change_shown(&self) -> String {
+        let class = |c: &Option<String>| c.clone().unwrap_or_else(|| "the cluster default".into());
+        match self {
+            Self::Shrink { from, to, .. } => format!("{from} → {to}"),
+            Self::StorageClass { from, to, .. } => format!("{} → {}", class(from), class(to)),
+        }
+    }
+
+    /// The value the volume has now (`None`: the cluster's default storage class).
+    fn old_value(&self) -> Option<&str> {
+        match self {
+            Self::Shrink { from, .. } => Some(from),
+            Self::StorageClass { from, .. } => from.as_deref(),
+        }
+    }
+
+    /// What Kubernetes does not allow.
+    fn why(&self) -> &'static str {
+        match self {
+            Self::Shrink { .. } => "Kubernetes cannot shrink a PersistentVolumeClaim",
+            Self::StorageClass { .. } => "a PersistentVolumeClaim's storage class is immutable",
+        }
+    }
+
+    pub(crate) fn to_diagnostic(&self) -> Diagnostic {
+        let source = format!("users/{}.toml", self.user());
+        match self {
+            Self::Shrink { user, from, to } => Diagnostic::error(format!("the home volume of `{user}` would shrink from {from} to {to}"))
+                .in_path(source)
+                .help("Kubernetes cannot shrink a PersistentVolumeClaim: set `home.size` back to at least the current size")
+                .help("to really get a smaller volume, copy the data to a new box and archive this one"),
+            Self::StorageClass { user, from, to } => Diagnostic::error(format!(
+                "the storage class of `{user}`'s home volume would change from {} to {}",
+                from.as_deref().unwrap_or("the cluster default"),
+                to.as_deref().unwrap_or("the cluster default")
+            ))
+            .in_path(source)
+            .help("a PersistentVolumeClaim's storage class is immutable: set `home.storage_class` back")
+            .help("to move the data to another class, snapshot the volume and restore it into a new claim by hand"),
+        }
+    }
+}
+
+/// Home volumes by user, from the PVC files of a tree (`out/` on disk, at a git revision, or
+/// just compiled).
+pub(crate) fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
+    let mut volumes = BTreeMap::new();
+    for (path, text) in &tree.files {
+        let file = path.rsplit_once('/').map_or(path.as_str(), |(_, file)| file);
+        if !file.starts_with("persistentvolumeclaim-") {
+            continue;
+        }
+        let Ok(object) = serde_saphyr::from_str::<Object>(text) else { continue };
+        if let Some(volume) = HomeVolume::of(&object) {
+            volumes.insert(crate::emit::owner(path, text), volume);
+        }
+    }
+    volumes
+}
+
+/// What `build` and `diff` both refuse: going from `before` to `after` would need a change to a
+/// home volume that Kubernetes cannot apply.
+/// Each is blamed on the line that decided it: the user's own `home.size`, or devbox.toml's
+/// `[defaults] home.size` once for every user who takes it from there.
+pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree, repo: &ConfigRepo) -> Result<(), Diagnostics> {
+    let impossible = impossible_changes(&home_volumes(before), &home_volumes(after));
+    if impossible.is_empty() {
+        return Ok(());
+    }
+    Err(locate_impossible_changes(&impossible, repo))
+}
+
+/// A warning when the home volumes of existing boxes would be created in another namespace:
+/// Kubernetes can apply that, but each box then starts with an empty home (`diff` explains it
+/// as the `namespace-changed` risk).
+pub(crate) fn warn_namespace_moves(before: &OutTree, after: &OutTree) -> Option<Diagnostic> {
+    let (was, is) = (home_volumes(before), home_volumes(after));
+    let mut moves: BTreeMap<(Option<&str>, Option<&str>), Vec<&str>> = BTreeMap::new();
+    for (user, new) in &is {
+        if let Some(old) = was.get(user).filter(|old| old.namespace != new.namespace) {
+            moves.entry((old.namespace.as_deref(), new.namespace.as_deref())).or_default().push(user);
+        }
+    }
+    let ((from, to), users) = moves.into_iter().max_by_key(|(_, users)| users.len())?;
+    let name = |n: Option<&str>| format!("`{}`", n.unwrap_or("default"));
+    Some(
+        Diagnostic::warning(format!(
+            "the namespace changes from {} to {} for {}: their home volumes stay behind in {}, and each box starts with an empty home",
+            name(from),
+            name(to),
+            crate::diff::plural(users.len(), "box", "boxes"),
+            name(from)
+        ))
+        .in_path("devbox.toml")
+        .help("a PersistentVolumeClaim cannot change namespace: `devbox-gen diff` shows what moves and docs/reviewing.md how to rebind each volume; or keep the old `namespace`"),
+    )
+}
+
+/// Where the value that makes a change impossible was set, when not in the user's own file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// In devbox.toml's `[defaults]`.
+    Defaults,
+    /// Nowhere: the built-in default.
+    BuiltIn,
+}
+
+fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) -> Diagnostics {
+    let settings = repo.settings.as_ref();
+    let mut shared: BTreeMap<(&'static str, Origin), Vec<&ImpossibleChange>> = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    for change in changes {
+        let field = change.field();
+        let user = repo.users.iter().find(|(name, _)| name == change.user()).map(|(_, parsed)| parsed);
+        let set_by_user = user.is_some_and(|u| change.is_set_in(u.value.home.as_ref()));
+        match user {
+            Some(user) if set_by_user => {
+                diagnostics.push(change.to_diagnostic().at(&user.source, user.source.value_span(field), "set here"))
+            }
+            _ if settings.is_some_and(|s| change.is_set_in(s.value.defaults.home.as_ref())) => {
+                shared.entry((field, Origin::Defaults)).or_default().push(change);
+            }
+            _ => shared.entry((field, Origin::BuiltIn)).or_default().push(change),
+        }
+    }
+    for ((field, origin), group) in shared {
+        let users: Vec<String> = group.iter().map(|c| format!("{} ({})", c.user(), c.change_shown())).collect();
+        let what = if field == "home.size" { "shrink" } else { "change the storage class of" };
+        let message = format!(
+            "`[defaults] {field}` would {what} the home {} of {}: {}",
+            if group.len() == 1 { "volume" } else { "volumes" },
+            crate::diff::plural(group.len(), "user", "users"),
+            users.join(", ")
+        );
+        let mut diagnostic = Diagnostic::error(message);
+        diagnostic = match (origin, settings) {
+            (Origin::Defaults, Some(settings)) => {
+                diagnostic.at(&settings.source, settings.source.value_span(&format!("defaults.{field}")), "set here")
+            }
+            _ => diagnostic.in_path("devbox.toml").help(format!(
+                "devbox.toml does not set `[defaults] {field}`: the built-in default changed with this version of devbox-gen; set `[defaults] {field}` to the old value"
+            )),
+        };
+        let keep = group.iter().map(|c| c.user()).collect::<Vec<_>>().join(", ");
+        let old_value = match group.iter().map(|c| c.old_value()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()[..] {
+            [Some(one)] => format!("`{field} = \"{one}\"`"),
+            _ => format!("`{field}` set to their current value"),
+        };
+        diagnostics.push(diagnostic.help(group[0].why()).help(format!(
+            "set `[defaults] {field}` back; or, to give only new boxes the new default, keep {old_value} in the files of {keep}"
+        )));
+    }
+    Diagnostics(diagnostics)
+}
+
+/// Compares home volumes before and after, by user: the changes `build` must refuse.
+pub(crate) fn impossible_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<String, HomeVolume>) -> Vec<ImpossibleChange> {
+    let mut changes = Vec::new();
+    for (user, new) in after {
+        let Some(old) = before.get(user) else { continue };
+        if let (Ok(from), Ok(to)) = (Quantity::parse(&old.size), Quantity::parse(&new.size))
+            && to < from
+        {
+            changes.push(ImpossibleChange::Shrink { user: user.clone(), from: old.size.clone(), to: new.size.clone() });
+        }
+        if old.storage_class != new.storage_class {
+            changes.push(ImpossibleChange::StorageClass {
+                user: user.clone(),
+                from: old.storage_class.clone(),
+                to: new.storage_class.clone(),
+            });
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(size: &str, class: Option<&str>) -> HomeVolume {
+        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None }
+    }
+
+    #[test]
+    fn growing_is_fine_shrinking_and_reclassing_are_not() {
+        let before = BTreeMap::from([("a".to_string(), volume("100Gi", Some("std")))]);
+        let grow = BTreeMap::from([("a".to_string(), volume("200Gi", Some("std")))]);
+        assert!(impossible_changes(&before, &grow).is_empty());
+        let shrink = BTreeMap::from([("a".to_string(), volume("99Gi", Some("std")))]);
+        assert!(matches!(impossible_changes(&before, &shrink)[..], [ImpossibleChange::Shrink { .. }]));
+        let reclass = BTreeMap::from([("a".to_string(), volume("100Gi", None))]);
+        assert!(matches!(impossible_changes(&before, &reclass)[..], [ImpossibleChange::StorageClass { .. }]));
+        let new_user = BTreeMap::from([("b".to_string(), volume("1Gi", None))]);
+        assert!(impossible_changes(&before, &new_user).is_empty());
+    }
+}
