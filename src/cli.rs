@@ -19,6 +19,11 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 
+    /// How to print errors and warnings: `human`, with a snippet of the file; `github` also
+    /// prints each as a GitHub Actions annotation, shown on the PR at the file and line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human, global = true)]
+    pub message_format: MessageFormat,
+
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -36,6 +41,12 @@ pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MessageFormat {
+    Human,
+    Github,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,9 @@ pub(crate) enum Severity {
     Warning,
 }
 
+/// The label of a diagnostic whose marker only shows the place.
+pub(crate) const PLAIN_LABEL: &str = "here";
+
 /// One problem, with where it is and how to fix it.
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
@@ -205,6 +208,70 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
     out.flush()
 }
 
+/// The diagnostics as GitHub Actions workflow commands (`::error file=...,line=...::message`),
+/// one line each: the runner turns them into annotations on the PR's files, at the line each
+/// one points to. The runner reads commands from stderr as well as stdout
+/// (actions/runner, `ScriptHandler.cs`: an `OutputManager` with the command manager on each),
+/// so they go beside the human rendering without touching what a command prints on stdout.
+/// Paths are relative to the config repo; `prefix` (its directory in the checkout, with a
+/// trailing `/`, or empty) makes them relative to the repository GitHub annotates.
+pub(crate) fn github_annotations(diagnostics: &Diagnostics, prefix: &str) -> String {
+    use codespan_reporting::files::Files;
+    let mut out = String::new();
+    for diagnostic in &diagnostics.0 {
+        let level = match diagnostic.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut properties = Vec::new();
+        match &diagnostic.location {
+            Some(Location::Span { file, span }) => {
+                properties.push(format!("file={prefix}{}", file.path));
+                let source = codespan_reporting::files::SimpleFile::new(&file.path, &file.text);
+                let at = |offset: usize| source.location((), offset.min(file.text.len())).ok();
+                if let (Some(start), Some(end)) = (at(span.start), at(span.end)) {
+                    properties.push(format!("line={}", start.line_number));
+                    properties.push(format!("col={}", start.column_number));
+                    properties.push(format!("endLine={}", end.line_number));
+                    properties.push(format!("endColumn={}", end.column_number));
+                }
+            }
+            Some(Location::Path(path)) => {
+                let path = path.strip_prefix("./").unwrap_or(path);
+                let shown = if path.starts_with('/') { path.to_string() } else { format!("{prefix}{path}") };
+                properties.push(format!("file={shown}"));
+            }
+            None => {}
+        }
+        properties.push("title=devbox-gen".into());
+        let properties: Vec<String> = properties.iter().map(|p| escape_property(p)).collect();
+        let mut text = diagnostic.message.clone();
+        // An annotation sits at the place: a label that only marks it adds nothing.
+        if !diagnostic.label.is_empty() && diagnostic.label != PLAIN_LABEL {
+            text.push_str(&format!(" ({})", diagnostic.label));
+        }
+        for help in &diagnostic.help {
+            text.push_str(&format!("\nhelp: {help}"));
+        }
+        out.push_str(&format!("::{level} {}::{}\n", properties.join(","), escape_data(&text)));
+    }
+    out
+}
+
+/// A workflow command's message: `%`, CR and LF escaped (actions/toolkit's `escapeData`).
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A workflow command's property, `key=value`: the value escaped like data, and `:` and `,`
+/// too (actions/toolkit's `escapeProperty`).
+fn escape_property(property: &str) -> String {
+    match property.split_once('=') {
+        Some((key, value)) => format!("{key}={}", escape_data(value).replace(':', "%3A").replace(',', "%2C")),
+        None => property.to_string(),
+    }
+}
+
 /// Renders to a plain string (no colour): for tests and for embedding in other output.
 pub fn render_plain(diagnostics: &Diagnostics) -> String {
     let mut buffer = codespan_reporting::term::termcolor::Buffer::no_color();
@@ -235,6 +302,33 @@ mod tests {
         );
         // `al` is not blanked inside `alice`: only whole names are.
         assert_eq!(without_user("alice and al-x", "users/al.toml"), "alice and \u{0}-x");
+    }
+
+    #[test]
+    fn github_annotations_point_at_the_span_and_escape_what_the_runner_parses() {
+        // Columns count characters, not bytes: `ü` is one.
+        let text = "# Grüße\nemail = \"a@x.io\"\ndatasets = [\"ü\", \"imagenet\"]\n".to_string();
+        let file = Arc::new(SourceFile::unparsed("users/alice.toml".into(), text.clone()));
+        let start = text.find("\"imagenet\"").unwrap();
+        let diagnostics = Diagnostics(vec![
+            Diagnostic::error("no dataset named `imagenet`: 50% sure, really")
+                .at(&file, start..start + 10, "unknown dataset")
+                .help("add `[datasets.imagenet]`\nthere"),
+            Diagnostic::warning("unused [flux]").in_path("./devbox.toml"),
+            Diagnostic::error("bad email").at(&file, 10..15, PLAIN_LABEL),
+            Diagnostic::error("nowhere"),
+        ]);
+        let lines: Vec<String> = github_annotations(&diagnostics, "config/").lines().map(str::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "::error file=config/users/alice.toml,line=3,col=18,endLine=3,endColumn=28,title=devbox-gen::no dataset named `imagenet`: 50%25 sure, really (unknown dataset)%0Ahelp: add `[datasets.imagenet]`%0Athere",
+                "::warning file=config/devbox.toml,title=devbox-gen::unused [flux]",
+                "::error file=config/users/alice.toml,line=2,col=1,endLine=2,endColumn=6,title=devbox-gen::bad email",
+                "::error title=devbox-gen::nowhere",
+            ]
+        );
+        assert_eq!(escape_property("file=a,b:c%"), "file=a%2Cb%3Ac%25");
     }
 
     #[test]

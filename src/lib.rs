@@ -66,7 +66,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use codespan_reporting::term::termcolor::{self, StandardStream};
 
-use crate::cli::{Cli, ColorChoice};
+use crate::cli::{Cli, ColorChoice, MessageFormat};
 
 /// How a command ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,16 +142,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     context.color = cli.color;
     let result = commands::run(&cli.command, &mut context);
     let mut stderr = StandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));
+    let mut report = |diagnostics: &Diagnostics| {
+        let _ = diagnostic::render(diagnostics, &mut stderr);
+        if cli.message_format == MessageFormat::Github {
+            eprint!("{}", diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root)));
+        }
+    };
     let warnings = std::mem::take(&mut context.warnings).sorted();
     if !cli.quiet && !warnings.is_empty() {
-        let _ = diagnostic::render(&warnings, &mut stderr);
+        report(&warnings);
     }
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Changed) => ExitCode::from(1),
         Err(errors) => {
             let errors = errors.sorted();
-            let _ = diagnostic::render(&errors, &mut stderr);
+            report(&errors);
             let count = errors.error_count();
             // Only `build` writes; for it, say that the failure left out/ alone.
             let writes = matches!(cli.command, cli::Command::Build { check: false });
@@ -163,6 +169,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             }
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Where the config repo is in the checkout GitHub annotates (`$GITHUB_WORKSPACE`), as a path
+/// prefix with a trailing `/`: empty when it is the checkout's root, or not inside it.
+fn checkout_prefix(root: &std::path::Path) -> String {
+    let Some(workspace) = std::env::var_os("GITHUB_WORKSPACE").and_then(|w| std::path::PathBuf::from(w).canonicalize().ok()) else {
+        return String::new();
+    };
+    let Ok(root) = root.canonicalize() else { return String::new() };
+    match root.strip_prefix(&workspace) {
+        Ok(inside) if !inside.as_os_str().is_empty() => format!("{}/", inside.to_string_lossy().replace('\\', "/")),
+        _ => String::new(),
     }
 }
 

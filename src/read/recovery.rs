@@ -22,7 +22,7 @@ use serde_json::Value;
 use toml::Spanned;
 use toml::de::{DeArray, DeInteger, DeString, DeTable, DeValue};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, PLAIN_LABEL};
 use crate::schema;
 use crate::source::SourceFile;
 
@@ -213,7 +213,7 @@ impl Recovery<'_, '_> {
     /// A failure that points nowhere this module understands: said in general terms.
     fn unlocated(&self, span: &Range<usize>) -> Diagnostic {
         Diagnostic::error("this value cannot be read")
-            .at(self.file, span.clone(), "here")
+            .at(self.file, span.clone(), PLAIN_LABEL)
             .help("compare with the examples in the devbox-gen README, or the `#:schema` your editor checks against")
     }
 }

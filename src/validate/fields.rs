@@ -1,6 +1,6 @@
 //! One rule per field: each says what is wrong in words a person understands, and how to fix it.
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, PLAIN_LABEL};
 use crate::quantity::Quantity;
 
 /// What a rule found, before it is pointed at a file.
@@ -14,7 +14,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn error(message: impl Into<String>) -> Self {
-        Self { message: message.into(), label: "here".into(), help: Vec::new(), warning: false }
+        Self { message: message.into(), label: PLAIN_LABEL.into(), help: Vec::new(), warning: false }
     }
 
     pub fn warning(message: impl Into<String>) -> Self {

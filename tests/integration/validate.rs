@@ -179,3 +179,36 @@ fn a_wrong_required_value_is_not_also_reported_missing() {
     assert_not_contains!(run.stderr, "missing");
     assert!(run.stderr.ends_with("error: 3 problems\n"), "{}", run.stderr);
 }
+
+/// `--message-format github`: besides the human report, each problem is a GitHub Actions
+/// workflow command on stderr (the runner reads commands there too), naming the file as the
+/// checkout has it, so the PR shows it at the line.
+#[test]
+fn github_message_format_annotates_the_file_and_line_in_the_checkout() {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = workspace.path().join("platform/devboxes");
+    std::fs::create_dir_all(config.join("users")).unwrap();
+    std::fs::write(config.join("devbox.toml"), SETTINGS).unwrap();
+    std::fs::write(config.join("users/bob.toml"), format!("email = \"bob\"\n[ssh]\nauthorized_keys = [\"{KEY_ALICE}\"]\n")).unwrap();
+    let run = |format: &str| {
+        let output = assert_cmd::Command::cargo_bin("devbox-gen")
+            .unwrap()
+            .args(["-C", config.to_str().unwrap(), "validate", "--message-format", format])
+            .env("GITHUB_WORKSPACE", workspace.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(output.stdout.is_empty());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run("github");
+    assert_contains!(stderr, "┌─ users/bob.toml:1:9\n", "the human report stays");
+    let annotations: Vec<&str> = stderr.lines().filter(|line| line.starts_with("::")).collect();
+    assert_eq!(
+        annotations,
+        [
+            "::error file=platform/devboxes/users/bob.toml,line=1,col=9,endLine=1,endColumn=14,title=devbox-gen::`bob` is not an email address%0Ahelp: write the owner's address alone, like `alice@example.com`"
+        ]
+    );
+    assert_not_contains!(run("human"), "::error");
+}
