@@ -64,6 +64,21 @@ fn stages(c: &mut Criterion) {
             black_box(against)
         })
     });
+
+    // A whole cold build, as a fresh clone runs it (no out/, no cache): less "compile 5 users
+    // end to end", it is the write path, staging every bundle's files beside out/, stamping
+    // them for the cache, swapping the directory in and saving the cache.
+    let cold = ["devbox-gen", "-q", "-C", built.path().to_str().unwrap(), "build"].map(std::ffi::OsString::from);
+    c.bench_function("build 5 users into an empty out/ (files written)", |b| {
+        b.iter_batched(
+            || {
+                std::fs::remove_dir_all(built.path().join("out")).unwrap();
+                std::fs::remove_dir_all(built.path().join(".devbox-gen")).unwrap();
+            },
+            |()| assert_eq!(devbox_gen::run(cold.clone()), std::process::ExitCode::SUCCESS),
+            criterion::BatchSize::PerIteration,
+        )
+    });
 }
 
 criterion_group!(benches, stages);
