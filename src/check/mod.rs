@@ -1,10 +1,11 @@
-//! Stage 5, check: what the template produced is valid Kubernetes and obeys the rules of docs/design.md,
-//! whoever wrote the template.
+//! Stage 5, check: what the template produced is valid Kubernetes and obeys the rules of
+//! docs/design.md, whoever wrote the template.
 //!
 //! Objects of the kinds a devbox uses are deserialised into k8s-openapi's typed structs
 //! ([`typed`]), and every field those types do not know is reported (serde would silently drop
-//! it, and the API server would reject it with `--strict`). The safety rules (home volume protected, pod
-//! hardened, no Secret contents) are checked on the JSON, so a custom template cannot opt out.
+//! it, and the API server would reject it with `--strict`). The safety rules (home volume
+//! protected, pod hardened, no Secret contents) are checked on the JSON, so a custom template
+//! cannot opt out. [`home`] compares builds: what Kubernetes cannot apply to a home volume.
 
 use std::collections::{BTreeSet, HashSet};
 
