@@ -137,11 +137,6 @@ impl Spot {
         Some(Self { file, span: start..end.max(start), what })
     }
 
-    /// [`Spot::source`], for `Option::and_then`.
-    fn source_in(root: &Path) -> impl Fn(&Spot) -> Option<(Arc<SourceFile>, Range<usize>)> + '_ {
-        move |spot| spot.source(root)
-    }
-
     /// The template file as a diagnostic shows it, and the span within its text; `None` when
     /// the file cannot be read again.
     fn source(&self, root: &Path) -> Option<(Arc<SourceFile>, Range<usize>)> {
@@ -186,7 +181,7 @@ pub(crate) fn failures_to_diagnostics(failures: Vec<(String, TemplateFailure)>, 
     if let Some((_, failure)) = failures.iter().find(|(_, failure)| failure.loading) {
         // The snippet shows where; jrsonnet's trace of a file that does not parse adds nothing.
         let headline = Diagnostic::error(format!("{described} cannot be loaded"));
-        let diagnostic = match failure.spot.as_deref().and_then(Spot::source_in(root)) {
+        let diagnostic = match failure.spot.as_deref().and_then(|spot| spot.source(root)) {
             Some((file, span)) => headline.at(&file, span, failure.message.lines().next().unwrap_or_default()),
             None => headline.in_path(described.clone()).help(failure.message.trim_end().to_string()),
         };
@@ -199,9 +194,9 @@ pub(crate) fn failures_to_diagnostics(failures: Vec<(String, TemplateFailure)>, 
     for (message, sources) in group_by_user(messages) {
         let Some(first) = sources.first() else { continue };
         let headline = format!("{described} failed for {}", user_files(&sources));
-        let spot = spots.get(first.as_str()).copied();
-        let mut diagnostic = match spot.and_then(Spot::source_in(root)) {
-            Some((file, span)) => Diagnostic::error(headline).at(&file, span, spot.map(|spot| spot.what.clone()).unwrap_or_default()),
+        let located = spots.get(first.as_str()).and_then(|spot| Some((spot.what.clone(), spot.source(root)?)));
+        let mut diagnostic = match located {
+            Some((what, (file, span))) => Diagnostic::error(headline).at(&file, span, what),
             None => Diagnostic::error(headline).in_path(first.clone()),
         }
         .help(message.trim_end().to_string());
