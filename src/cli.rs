@@ -24,6 +24,12 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human, global = true)]
     pub message_format: MessageFormat,
 
+    /// Also write every error and warning to FILE as a GitLab Code Quality report (the job's
+    /// `artifacts:reports:codequality`), which the merge request shows at the file and line;
+    /// `[]` when there are none.
+    #[arg(long, value_name = "FILE", global = true, value_hint = ValueHint::FilePath)]
+    pub code_quality_report: Option<PathBuf>,
+
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

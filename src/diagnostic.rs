@@ -216,7 +216,6 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
 /// Paths are relative to the config repo; `prefix` (its directory in the checkout, with a
 /// trailing `/`, or empty) makes them relative to the repository GitHub annotates.
 pub(crate) fn github_annotations(diagnostics: &Diagnostics, prefix: &str) -> String {
-    use codespan_reporting::files::Files;
     let mut out = String::new();
     for diagnostic in &diagnostics.0 {
         let level = match diagnostic.severity {
@@ -224,38 +223,108 @@ pub(crate) fn github_annotations(diagnostics: &Diagnostics, prefix: &str) -> Str
             Severity::Warning => "warning",
         };
         let mut properties = Vec::new();
-        match &diagnostic.location {
-            Some(Location::Span { file, span }) => {
-                properties.push(format!("file={prefix}{}", file.path));
-                let source = codespan_reporting::files::SimpleFile::new(&file.path, &file.text);
-                let at = |offset: usize| source.location((), offset.min(file.text.len())).ok();
-                if let (Some(start), Some(end)) = (at(span.start), at(span.end)) {
-                    properties.push(format!("line={}", start.line_number));
-                    properties.push(format!("col={}", start.column_number));
-                    properties.push(format!("endLine={}", end.line_number));
-                    properties.push(format!("endColumn={}", end.column_number));
-                }
-            }
-            Some(Location::Path(path)) => {
-                let path = path.strip_prefix("./").unwrap_or(path);
-                let shown = if path.starts_with('/') { path.to_string() } else { format!("{prefix}{path}") };
-                properties.push(format!("file={shown}"));
-            }
-            None => {}
+        if let Some(path) = checkout_path(diagnostic, prefix) {
+            properties.push(format!("file={path}"));
+        }
+        if let Some((start, end)) = diagnostic.positions() {
+            properties.push(format!("line={}", start.line));
+            properties.push(format!("col={}", start.column));
+            properties.push(format!("endLine={}", end.line));
+            properties.push(format!("endColumn={}", end.column));
         }
         properties.push("title=devbox-gen".into());
         let properties: Vec<String> = properties.iter().map(|p| escape_property(p)).collect();
-        let mut text = diagnostic.message.clone();
-        // An annotation sits at the place: a label that only marks it adds nothing.
-        if !diagnostic.label.is_empty() && diagnostic.label != PLAIN_LABEL {
-            text.push_str(&format!(" ({})", diagnostic.label));
-        }
+        let mut text = diagnostic.message_with_label();
         for help in &diagnostic.help {
             text.push_str(&format!("\nhelp: {help}"));
         }
         out.push_str(&format!("::{level} {}::{}\n", properties.join(","), escape_data(&text)));
     }
     out
+}
+
+/// The diagnostics as a GitLab Code Quality report (the JSON array a job declares as
+/// `artifacts:reports:codequality`), which the merge request shows at each file and line.
+/// GitLab drops an issue without `description`, `fingerprint`, `severity` or `location` (its
+/// schema: gitlabhq, app/validators/json_schemas/codeclimate.json), its docs ask for
+/// `check_name`, `location.path` and `location.lines.begin` too ("Code Quality report format"),
+/// and it keeps only the last issue of a fingerprint. So identical problems in one file are
+/// told apart by their count, not their line: an issue keeps its fingerprint when lines move
+/// above it, and GitLab does not report it as fixed and new again. A problem in no file (a
+/// `--root` that is not there, git failing) has no place in the merge request; it stays in the
+/// job's log. `prefix` is as for [`github_annotations`].
+pub(crate) fn code_quality_report(diagnostics: &Diagnostics, prefix: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut occurrences: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    let mut issues = Vec::new();
+    for diagnostic in &diagnostics.0 {
+        let Some(path) = checkout_path(diagnostic, prefix) else { continue };
+        // The widget shows one line: help follows the message on it.
+        let mut description = diagnostic.message_with_label();
+        for help in &diagnostic.help {
+            description.push_str(&format!("; help: {help}"));
+        }
+        let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        let occurrence = occurrences.entry((path.clone(), description.clone())).or_default();
+        let fingerprint = Sha256::digest(format!("{CHECK_NAME}\0{path}\0{description}\0{occurrence}"));
+        *occurrence += 1;
+        let (begin, end) = diagnostic.positions().map_or((1, 1), |(start, end)| (start.line, end.line));
+        issues.push(serde_json::json!({
+            "description": description,
+            "check_name": CHECK_NAME,
+            "fingerprint": fingerprint.iter().take(16).map(|byte| format!("{byte:02x}")).collect::<String>(),
+            // An error fails the pipeline, so the merge waits on it; a warning does not.
+            "severity": match diagnostic.severity {
+                Severity::Error => "blocker",
+                Severity::Warning => "minor",
+            },
+            "location": { "path": path, "lines": { "begin": begin, "end": end } },
+        }));
+    }
+    let mut report = serde_json::to_string_pretty(&issues).expect("JSON values serialise");
+    report.push('\n');
+    report
+}
+
+/// The `check_name` of every issue in a Code Quality report.
+const CHECK_NAME: &str = "devbox-gen";
+
+/// The file a diagnostic is in, as the checkout has it (`prefix` + the path in the config
+/// repo); absolute paths stay as they are.
+fn checkout_path(diagnostic: &Diagnostic, prefix: &str) -> Option<String> {
+    let path = match &diagnostic.location {
+        Some(Location::Span { file, .. }) => file.path.as_str(),
+        Some(Location::Path(path)) => path.strip_prefix("./").unwrap_or(path),
+        None => return None,
+    };
+    Some(if path.starts_with('/') { path.to_string() } else { format!("{prefix}{path}") })
+}
+
+/// A line and column, both from 1; columns count characters (codespan's line index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Position {
+    line: usize,
+    column: usize,
+}
+
+impl Diagnostic {
+    /// Where the span starts and ends, for diagnostics that have one.
+    fn positions(&self) -> Option<(Position, Position)> {
+        use codespan_reporting::files::Files;
+        let Some(Location::Span { file, span }) = &self.location else { return None };
+        let source = codespan_reporting::files::SimpleFile::new(&file.path, &file.text);
+        let at = |offset: usize| {
+            let location = source.location((), offset.min(file.text.len())).ok()?;
+            Some(Position { line: location.line_number, column: location.column_number })
+        };
+        Some((at(span.start)?, at(span.end)?))
+    }
+
+    /// The message, and the label in brackets unless it only marks the place: an annotation
+    /// sits at the place already.
+    fn message_with_label(&self) -> String {
+        if self.label.is_empty() || self.label == PLAIN_LABEL { self.message.clone() } else { format!("{} ({})", self.message, self.label) }
+    }
 }
 
 /// A workflow command's message: `%`, CR and LF escaped (actions/toolkit's `escapeData`).
@@ -329,6 +398,54 @@ mod tests {
             ]
         );
         assert_eq!(escape_property("file=a,b:c%"), "file=a%2Cb%3Ac%25");
+    }
+
+    #[test]
+    fn code_quality_issues_keep_their_fingerprint_when_lines_move_and_never_share_one() {
+        let report = |text: &str| {
+            let file = Arc::new(SourceFile::unparsed("users/alice.toml".into(), text.to_string()));
+            let at = |needle: &str| text.find(needle).map(|start| start..start + needle.len()).unwrap();
+            let diagnostics = Diagnostics(vec![
+                Diagnostic::error("`x` is not a key").at(&file, at("\"x\" #1"), "not a key").help("paste the .pub file"),
+                Diagnostic::error("`x` is not a key").at(&file, at("\"x\" #2"), "not a key").help("paste the .pub file"),
+                Diagnostic::warning("unused [flux]").in_path("./devbox.toml"),
+                Diagnostic::error("outside").in_path("/etc/devbox.toml"),
+                Diagnostic::error("nowhere"),
+            ]);
+            let issues: Vec<serde_json::Value> = serde_json::from_str(&code_quality_report(&diagnostics, "config/")).unwrap();
+            issues
+        };
+        let issues = report("keys = [\n  \"x\" #1\n  \"x\" #2\n]\n");
+        let summary: Vec<(&str, &str, &str, u64)> = issues
+            .iter()
+            .map(|issue| {
+                let location = &issue["location"];
+                (
+                    issue["severity"].as_str().unwrap(),
+                    issue["description"].as_str().unwrap(),
+                    location["path"].as_str().unwrap(),
+                    location["lines"]["begin"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("blocker", "`x` is not a key (not a key); help: paste the .pub file", "config/users/alice.toml", 2),
+                ("blocker", "`x` is not a key (not a key); help: paste the .pub file", "config/users/alice.toml", 3),
+                ("minor", "unused [flux]", "config/devbox.toml", 1),
+                ("blocker", "outside", "/etc/devbox.toml", 1),
+            ]
+        );
+        let fingerprints =
+            |issues: &[serde_json::Value]| issues.iter().map(|i| i["fingerprint"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let before = fingerprints(&issues);
+        assert_eq!(before.iter().collect::<std::collections::BTreeSet<_>>().len(), before.len(), "GitLab keeps one issue per fingerprint");
+        // Two lines added above: the same problems, the same fingerprints.
+        let moved = report("# keys\n\nkeys = [\n  \"x\" #1\n  \"x\" #2\n]\n");
+        assert_eq!(moved[0]["location"]["lines"]["begin"], 4);
+        assert_eq!(fingerprints(&moved), before);
+        assert_eq!(code_quality_report(&Diagnostics::default(), ""), "[]\n");
     }
 
     #[test]

@@ -145,18 +145,32 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut report = |diagnostics: &Diagnostics| {
         let _ = diagnostic::render(diagnostics, &mut stderr);
         if cli.message_format == MessageFormat::Github {
-            eprint!("{}", diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root)));
+            eprint!("{}", diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root, "GITHUB_WORKSPACE")));
         }
     };
     let warnings = std::mem::take(&mut context.warnings).sorted();
     if !cli.quiet && !warnings.is_empty() {
         report(&warnings);
     }
-    match result {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Changed) => ExitCode::from(1),
-        Err(errors) => {
-            let errors = errors.sorted();
+    let (outcome, errors) = match result {
+        Ok(outcome) => (Some(outcome), Diagnostics::default()),
+        Err(errors) => (None, errors.sorted()),
+    };
+    // Written whatever the outcome: `[]` tells GitLab that earlier problems are fixed.
+    let unwritten_report = cli.code_quality_report.as_ref().and_then(|path| {
+        let mut everything = warnings;
+        everything.extend(errors.clone());
+        let text = diagnostic::code_quality_report(&everything, &checkout_prefix(&cli.root, "CI_PROJECT_DIR"));
+        let failure = std::fs::write(path, text).err()?;
+        Some(
+            diagnostic::Diagnostic::error(format!("cannot write the Code Quality report {}: {failure}", path.display()))
+                .help("give --code-quality-report a file in a directory that exists and can be written"),
+        )
+    });
+    let code = match outcome {
+        Some(Outcome::Clean) => 0,
+        Some(Outcome::Changed) => 1,
+        None => {
             report(&errors);
             let count = errors.error_count();
             // Only `build` writes; for it, say that the failure left out/ alone.
@@ -167,15 +181,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 (true, false) => eprintln!("error: {count} problems"),
                 (false, false) => {}
             }
+            EXIT_ERROR
+        }
+    };
+    match unwritten_report {
+        Some(failure) => {
+            report(&failure.into());
             ExitCode::from(EXIT_ERROR)
         }
+        None => ExitCode::from(code),
     }
 }
 
-/// Where the config repo is in the checkout GitHub annotates (`$GITHUB_WORKSPACE`), as a path
-/// prefix with a trailing `/`: empty when it is the checkout's root, or not inside it.
-fn checkout_prefix(root: &std::path::Path) -> String {
-    let Some(workspace) = std::env::var_os("GITHUB_WORKSPACE").and_then(|w| std::path::PathBuf::from(w).canonicalize().ok()) else {
+/// Where the config repo is in the checkout the CI system annotates (`$GITHUB_WORKSPACE` on
+/// GitHub, `$CI_PROJECT_DIR` on GitLab: `workspace_variable`), as a path prefix with a trailing
+/// `/`: empty when it is the checkout's root, or not inside it.
+fn checkout_prefix(root: &std::path::Path, workspace_variable: &str) -> String {
+    let Some(workspace) = std::env::var_os(workspace_variable).and_then(|w| std::path::PathBuf::from(w).canonicalize().ok()) else {
         return String::new();
     };
     let Ok(root) = root.canonicalize() else { return String::new() };

@@ -212,3 +212,75 @@ fn github_message_format_annotates_the_file_and_line_in_the_checkout() {
     );
     assert_not_contains!(run("human"), "::error");
 }
+
+/// `--code-quality-report FILE`: every error and warning, as the GitLab Code Quality report the
+/// job uploads, at the file and line as the checkout (`$CI_PROJECT_DIR`) has them; written on
+/// success too (`[]`, or the warnings), so GitLab sees earlier problems fixed.
+#[test]
+fn code_quality_report_places_each_problem_in_the_checkout() {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = workspace.path().join("platform/devboxes");
+    std::fs::create_dir_all(config.join("users")).unwrap();
+    std::fs::write(config.join("devbox.toml"), SETTINGS).unwrap();
+    let report = workspace.path().join("gl-code-quality-report.json");
+    let run = |args: &[&str], code: i32| {
+        let output = assert_cmd::Command::cargo_bin("devbox-gen")
+            .unwrap()
+            .args(["-C", config.to_str().unwrap()])
+            .args(args)
+            .args(["--code-quality-report", report.to_str().unwrap()])
+            .env("CI_PROJECT_DIR", workspace.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code), "{}", String::from_utf8_lossy(&output.stderr));
+        let text = std::fs::read_to_string(&report).unwrap();
+        let issues: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        issues.iter().for_each(assert_gitlab_accepts);
+        issues
+    };
+
+    std::fs::write(config.join("users/bob.toml"), format!("email = \"bob\"\n[ssh]\nauthorized_keys = [\"{KEY_ALICE}\"]\n")).unwrap();
+    let issues = run(&["build", "--check"], 2);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    let issue = &issues[0];
+    assert_eq!(issue["check_name"], "devbox-gen");
+    assert_eq!(issue["severity"], "blocker");
+    assert_eq!(issue["location"], serde_json::json!({"path": "platform/devboxes/users/bob.toml", "lines": {"begin": 1, "end": 1}}));
+    assert_eq!(issue["description"], "`bob` is not an email address; help: write the owner's address alone, like `alice@example.com`");
+    let fingerprint = issue["fingerprint"].as_str().unwrap();
+    assert!(fingerprint.len() == 32 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit()), "{fingerprint}");
+
+    // Fixed, and a file devbox-gen did not write in out/: the build passes with a warning,
+    // which the report keeps at its path.
+    std::fs::write(config.join("users/bob.toml"), crate::common::user_file("bob@example.com", KEY_ALICE)).unwrap();
+    run(&["build"], 0);
+    std::fs::write(config.join("out/bob/notes.yaml"), "kind: Notes\n").unwrap();
+    let issues = run(&["build", "--check"], 0);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_eq!(issues[0]["severity"], "minor");
+    assert_eq!(issues[0]["location"]["path"], "platform/devboxes/out/bob/notes.yaml");
+
+    std::fs::remove_file(config.join("out/bob/notes.yaml")).unwrap();
+    assert_eq!(run(&["validate"], 0), Vec::<serde_json::Value>::new());
+}
+
+/// A report that cannot be written fails the command, after its own problems are reported.
+#[test]
+fn an_unwritable_code_quality_report_is_an_error() {
+    let repo = Repo::with_alice();
+    let run = repo.run_ok(&["validate", "--code-quality-report", "/nonexistent-dir/report.json"], 2);
+    assert_contains!(run.stderr, "error: cannot write the Code Quality report /nonexistent-dir/report.json: No such file or directory");
+}
+
+/// GitLab's own rule for one issue of a Code Quality report, which drops an issue that breaks
+/// it: `description`, `fingerprint`, `severity` and `location` required, strings but for the
+/// integer line (gitlabhq, app/validators/json_schemas/codeclimate.json), and a severity it
+/// knows how to rank (lib/gitlab/ci/reports/codequality_reports.rb, `SEVERITY_PRIORITIES`).
+fn assert_gitlab_accepts(issue: &serde_json::Value) {
+    for key in ["description", "fingerprint", "severity"] {
+        assert!(issue[key].is_string(), "`{key}` must be a string: {issue}");
+    }
+    assert!(["blocker", "critical", "major", "minor", "info"].contains(&issue["severity"].as_str().unwrap()), "{issue}");
+    assert!(issue["location"]["path"].is_string(), "{issue}");
+    assert!(issue["location"]["lines"]["begin"].is_u64(), "{issue}");
+}
