@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::resource::{Resource, Resources};
 use super::risk::is_home;
 use super::{Change, UserChange};
-use crate::model::Prices;
+use crate::model::{Prices, Weekday};
 
 /// A running box is billed 730 hours a month (365 × 24 / 12), as cloud price lists count.
 pub(crate) const HOURS_PER_MONTH: u128 = 730;
@@ -31,6 +31,10 @@ const STOPPED_BY_ITSELF: &str = "stopped by itself before (priced as always on)"
 
 const NANOS: u128 = 1_000_000_000;
 const GIB: u128 = 1 << 30;
+
+/// Where the embedded template states a box's working hours, on its StatefulSet:
+/// `mon,tue,wed,thu,fri 08:00-19:00 Europe/Berlin`.
+const WORKING_HOURS_ANNOTATION: &str = "devbox-gen.dev/working-hours";
 
 /// The node label GKE gives Spot nodes, which a box selects to run on them.
 const SPOT_SELECTOR: &str = "cloud.google.com/gke-spot";
@@ -78,6 +82,41 @@ struct Workload {
     /// working hours, and is woken (the API server's default of 1 counts it as running). How
     /// many hours it runs is the cluster's to know, so 730 hours is what it costs at most.
     stops_by_itself: bool,
+    /// Of a box that stops by itself: its working hours, when it is kept running and so the
+    /// least it runs.
+    working_hours: Option<WorkingHours>,
+}
+
+/// A box's working hours, as its StatefulSet states them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WorkingHours {
+    /// `mon-fri 08:00-19:00 Europe/Berlin`, as the risks write them.
+    pub text: String,
+    /// How long they last in a week (a time zone's week has 168 hours, its clock changes aside).
+    minutes_per_week: u128,
+}
+
+impl WorkingHours {
+    /// `DAY,DAY,... HH:MM-HH:MM ZONE`, the stop later than the start (as validation has it);
+    /// `None` for anything else, which then counts as no working hours.
+    fn parse(annotation: &str) -> Option<Self> {
+        use serde::Deserialize as _;
+        let [days, hours, zone] = annotation.split_whitespace().collect::<Vec<_>>()[..] else { return None };
+        let days = days
+            .split(',')
+            .map(|day| Weekday::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(day)).ok())
+            .collect::<Option<BTreeSet<Weekday>>>()?;
+        let (start, stop) = hours.split_once('-')?;
+        let minutes = |clock: &str| {
+            crate::autostop::clock(clock).ok().map(|t| u128::from(t.hour().unsigned_abs()) * 60 + u128::from(t.minute().unsigned_abs()))
+        };
+        let daily = minutes(stop)?.checked_sub(minutes(start)?).filter(|m| *m > 0)?;
+        let days: Vec<Weekday> = days.into_iter().collect();
+        Some(Self {
+            text: format!("{} {start}-{stop} {zone}", crate::autostop::days_text(&days)),
+            minutes_per_week: daily * days.len() as u128,
+        })
+    }
 }
 
 /// What one side of the diff holds of a box.
@@ -110,6 +149,11 @@ impl Side {
     /// hours a month, is the most it costs.
     pub(crate) fn stops_by_itself(&self) -> bool {
         self.workloads.iter().any(|w| w.replicas > 0 && w.stops_by_itself)
+    }
+
+    /// The working hours of a pod that runs and stops by itself, if it has them.
+    pub(crate) fn working_hours(&self) -> Option<&WorkingHours> {
+        self.workloads.iter().filter(|w| w.replicas > 0 && w.stops_by_itself).find_map(|w| w.working_hours.as_ref())
     }
 
     /// Whether the pods that run are all on Spot nodes.
@@ -179,6 +223,12 @@ impl BoxCost {
         } else if self.before.stops_by_itself() {
             words.push(STOPPED_BY_ITSELF.into());
         }
+        match (self.before.working_hours(), self.after.working_hours()) {
+            (Some(was), Some(is)) if was != is => words.push(format!("working hours {} → {}", was.text, is.text)),
+            (None, Some(is)) => words.push(format!("working hours {}", is.text)),
+            (Some(was), None) if self.after.running() => words.push(format!("no working hours (were {})", was.text)),
+            _ => {}
+        }
         if self.after.kept > 0 {
             words.push(format!("{} GiB home volume kept (not pruned)", gib(self.after.kept)));
         }
@@ -209,10 +259,11 @@ impl BoxCost {
         self.before.stops_by_itself() || self.after.stops_by_itself()
     }
 
-    /// Whether what it is billed for changes (not merely, say, the CPU of a stopped box).
+    /// Whether what it is billed for changes (not merely, say, the CPU of a stopped box), or
+    /// the least it runs: its working hours.
     fn billed_changes(&self) -> bool {
         let spot_moves = self.before.running() && self.after.running() && self.before.spot() != self.after.spot();
-        self.before.billed() != self.after.billed() || spot_moves
+        self.before.billed() != self.after.billed() || spot_moves || self.before.working_hours() != self.after.working_hours()
     }
 }
 
@@ -321,6 +372,10 @@ fn workload(object: &crate::render::Object) -> Workload {
         },
         spot: selector(SPOT_SELECTOR) == Some("true"),
         stops_by_itself: set.is_none(),
+        working_hours: set
+            .is_none()
+            .then(|| object.get("metadata")?.get("annotations")?.get(WORKING_HOURS_ANNOTATION)?.as_str().and_then(WorkingHours::parse))
+            .flatten(),
     }
 }
 
@@ -371,13 +426,20 @@ impl PriceList {
         }
     }
 
-    /// A side's monthly amount, or the GPU types it runs that have no price.
-    fn monthly(&self, side: &Side) -> Result<Amount, BTreeSet<String>> {
+    /// A side's monthly amount, or the GPU types it runs that have no price. `hours` says
+    /// how long a pod that stops by itself runs: all month, or only in its working hours.
+    fn monthly(&self, side: &Side, hours: Hours) -> Result<Amount, BTreeSet<String>> {
         let mut total = side.disk.saturating_mul(self.storage_gib_month);
         let mut unpriced = BTreeSet::new();
         for workload in side.workloads.iter().filter(|w| w.replicas > 0) {
             let rates = if workload.spot { &self.spot } else { &self.on_demand };
-            let hours = workload.replicas.saturating_mul(HOURS_PER_MONTH);
+            // A month's share of the week's working hours: minutes × (730 / 168) / 60.
+            let (numerator, denominator) = match (&workload.working_hours, hours) {
+                (Some(working), Hours::WorkingHoursOnly) if workload.stops_by_itself => {
+                    (working.minutes_per_week.saturating_mul(HOURS_PER_MONTH), HOURS_PER_WEEK * 60)
+                }
+                _ => (HOURS_PER_MONTH, 1),
+            };
             let mut hourly = workload.pod.cpu.saturating_mul(rates.cpu_hour).saturating_mul(GIB);
             hourly = hourly.saturating_add(workload.pod.memory.saturating_mul(rates.memory_gib_hour));
             for (kind, count) in &workload.pod.gpus {
@@ -388,11 +450,22 @@ impl PriceList {
                     }
                 }
             }
-            total = total.saturating_add(hourly.saturating_mul(hours));
+            total = total.saturating_add(hourly.saturating_mul(workload.replicas).saturating_mul(numerator) / denominator);
         }
         if unpriced.is_empty() { Ok(Amount(i128::try_from(total).unwrap_or(i128::MAX))) } else { Err(unpriced) }
     }
 }
+
+/// How long a box that stops by itself is priced as running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hours {
+    /// 730 hours a month: the most it runs.
+    AllMonth,
+    /// Its working hours, when it has them: the least it runs (all month without them).
+    WorkingHoursOnly,
+}
+
+const HOURS_PER_WEEK: u128 = 168;
 
 /// A price from devbox.toml in billionths (validation refuses what is negative or not finite;
 /// here those are zero rather than a panic).
@@ -450,11 +523,19 @@ pub(crate) struct Item<'a> {
     pub monthly: Option<(Amount, Amount)>,
     /// GPU types it runs that have no price.
     pub unpriced: BTreeSet<String>,
+    /// A month before and after if it runs only in its working hours; `None` unless priced
+    /// and one side has working hours.
+    pub in_working_hours: Option<(Amount, Amount)>,
 }
 
 impl Item<'_> {
     pub(crate) fn delta(&self) -> Option<Amount> {
         self.monthly.map(|(before, after)| after - before)
+    }
+
+    /// The change if the box runs only in its working hours.
+    pub(crate) fn delta_in_working_hours(&self) -> Option<Amount> {
+        self.in_working_hours.map(|(before, after)| after - before)
     }
 }
 
@@ -473,12 +554,21 @@ impl<'a> Report<'a> {
             // Without prices, a box that only moves to Spot changes no resource.
             .filter(|b| prices.is_some() || b.before.billed() != b.after.billed())
             .map(|cost| match prices {
-                None => Item { cost, monthly: None, unpriced: BTreeSet::new() },
-                Some(prices) => match (prices.monthly(&cost.before), prices.monthly(&cost.after)) {
-                    (Ok(before), Ok(after)) => Item { cost, monthly: Some((before, after)), unpriced: BTreeSet::new() },
+                None => Item { cost, monthly: None, unpriced: BTreeSet::new(), in_working_hours: None },
+                Some(prices) => match (prices.monthly(&cost.before, Hours::AllMonth), prices.monthly(&cost.after, Hours::AllMonth)) {
+                    (Ok(before), Ok(after)) => {
+                        let has_hours = cost.before.working_hours().is_some() || cost.after.working_hours().is_some();
+                        let least =
+                            (prices.monthly(&cost.before, Hours::WorkingHoursOnly), prices.monthly(&cost.after, Hours::WorkingHoursOnly));
+                        let in_working_hours = match least {
+                            (Ok(before), Ok(after)) if has_hours => Some((before, after)),
+                            _ => None,
+                        };
+                        Item { cost, monthly: Some((before, after)), unpriced: BTreeSet::new(), in_working_hours }
+                    }
                     (before, after) => {
                         let unpriced = before.err().into_iter().chain(after.err()).flatten().collect();
-                        Item { cost, monthly: None, unpriced }
+                        Item { cost, monthly: None, unpriced, in_working_hours: None }
                     }
                 },
             })
@@ -493,6 +583,17 @@ impl<'a> Report<'a> {
     /// A month before and after, over the boxes with a known price.
     pub(crate) fn totals(&self) -> (Amount, Amount) {
         self.items.iter().filter_map(|i| i.monthly).fold((Amount(0), Amount(0)), |(b, a), (before, after)| (b + before, a + after))
+    }
+
+    /// The totals if the boxes with working hours run only then (the others as in
+    /// [`Report::totals`]); `None` when no box has working hours.
+    pub(crate) fn totals_in_working_hours(&self) -> Option<(Amount, Amount)> {
+        self.items.iter().any(|i| i.in_working_hours.is_some()).then(|| {
+            self.items
+                .iter()
+                .filter_map(|i| i.in_working_hours.or(i.monthly))
+                .fold((Amount(0), Amount(0)), |(b, a), (before, after)| (b + before, a + after))
+        })
     }
 
     /// The users left out of the totals: their price is unknown.
@@ -633,7 +734,22 @@ mod tests {
 
     fn running(cpu: &str, memory: &str, gpus: &[(&str, u128)], spot: bool) -> Workload {
         let gpus = gpus.iter().map(|(k, n)| (k.to_string(), *n)).collect();
-        Workload { replicas: 1, pod: Figures { cpu: q(cpu), memory: q(memory), gpus, disk: 0 }, spot, stops_by_itself: false }
+        Workload {
+            replicas: 1,
+            pod: Figures { cpu: q(cpu), memory: q(memory), gpus, disk: 0 },
+            spot,
+            stops_by_itself: false,
+            working_hours: None,
+        }
+    }
+
+    fn box_cost(states: Option<(State, State)>, before: Vec<Workload>, after: Vec<Workload>) -> BoxCost {
+        BoxCost {
+            user: "a".into(),
+            before: Side { workloads: before, ..Side::default() },
+            after: Side { workloads: after, ..Side::default() },
+            states,
+        }
     }
 
     fn prices() -> PriceList {
@@ -651,32 +767,32 @@ mod tests {
     fn a_running_box_is_730_hours_of_compute_and_a_month_of_disk() {
         let side = Side { workloads: vec![running("8", "32Gi", &[("nvidia-l4", 1)], false)], disk: q("100Gi"), kept: 0 };
         // 730 × (8 × 0.0316 + 32 × 0.0042 + 0.71) + 100 × 0.17 = 730 × 1.0972 + 17 = 817.956
-        assert_eq!(prices().monthly(&side).map(Amount::cents), Ok(81_796));
+        assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(81_796));
         let stopped = Side { workloads: vec![Workload { replicas: 0, ..running("8", "32Gi", &[("nvidia-l4", 1)], false) }], ..side };
-        assert_eq!(prices().monthly(&stopped).map(Amount::cents), Ok(1_700), "disk only");
+        assert_eq!(prices().monthly(&stopped, Hours::AllMonth).map(Amount::cents), Ok(1_700), "disk only");
     }
 
     #[test]
     fn millicores_and_mebibytes_are_exact() {
         // 730 × (0.25 × 0.0316 + 0.25 × 0.0042) = 6.5335: 653.35 cents, rounded to 653.
         let side = Side { workloads: vec![running("250m", "256Mi", &[], false)], ..Side::default() };
-        assert_eq!(prices().monthly(&side).map(Amount::cents), Ok(653));
+        assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(653));
         // 730 × 2.5 × 0.0316 = 57.67 exactly.
         let side = Side { workloads: vec![running("2500m", "0", &[], false)], ..Side::default() };
-        assert_eq!(prices().monthly(&side).map(Amount::cents), Ok(5_767));
+        assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(5_767));
     }
 
     #[test]
     fn spot_prices_fall_back_to_on_demand_key_by_key() {
         // CPU at the Spot price, memory and the GPU on demand: 730 × (4 × 0.0095 + 16 × 0.0042 + 0.71) = 595.096.
         let side = Side { workloads: vec![running("4", "16Gi", &[("nvidia-l4", 1)], true)], ..Side::default() };
-        assert_eq!(prices().monthly(&side).map(Amount::cents), Ok(59_510));
+        assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(59_510));
     }
 
     #[test]
     fn a_gpu_without_a_price_makes_the_amount_unknown() {
         let side = Side { workloads: vec![running("4", "16Gi", &[("nvidia-h100-80gb", 8)], false)], ..Side::default() };
-        assert_eq!(prices().monthly(&side), Err(BTreeSet::from(["nvidia-h100-80gb".to_string()])));
+        assert_eq!(prices().monthly(&side, Hours::AllMonth), Err(BTreeSet::from(["nvidia-h100-80gb".to_string()])));
     }
 
     #[test]
@@ -712,12 +828,6 @@ mod tests {
 
     #[test]
     fn says_what_happens_to_the_box_then_what_changes() {
-        let box_cost = |states, before: Vec<Workload>, after: Vec<Workload>| BoxCost {
-            user: "a".into(),
-            before: Side { workloads: before, ..Side::default() },
-            after: Side { workloads: after, ..Side::default() },
-            states,
-        };
         let stopped = Workload { replicas: 0, ..running("2", "8Gi", &[], false) };
         let started = box_cost(Some((State::Archived, State::Running)), vec![], vec![running("2", "8Gi", &[], false)]);
         assert_eq!(started.what(), "unarchived, running: +2 CPU, +8 GiB memory");
@@ -729,7 +839,7 @@ mod tests {
         let idle = box_cost(
             Some((State::Stopped, State::Stopped)),
             vec![stopped.clone()],
-            vec![Workload { pod: Figures { cpu: q("8"), ..stopped.pod.clone() }, ..stopped }],
+            vec![Workload { pod: Figures { cpu: q("8"), ..stopped.pod.clone() }, ..stopped.clone() }],
         );
         assert!(!idle.billed_changes(), "a stopped box's size costs nothing");
         let gpus =
@@ -768,11 +878,68 @@ mod tests {
                 },
                 spot: true,
                 stops_by_itself: false,
+                working_hours: None,
             }
         );
         let mut autostopping = object.clone();
         autostopping["spec"].as_object_mut().unwrap().remove("replicas");
+        autostopping["metadata"] = json!({"annotations": {WORKING_HOURS_ANNOTATION: "mon,tue,wed,thu,fri 08:00-19:00 Europe/Berlin"}});
         let workload = super::workload(autostopping.as_object().unwrap());
         assert_eq!((workload.replicas, workload.stops_by_itself), (1, true), "the API server's default, and the cluster's to change");
+        assert_eq!(
+            workload.working_hours.map(|h| (h.text, h.minutes_per_week)),
+            Some(("mon-fri 08:00-19:00 Europe/Berlin".into(), 5 * 11 * 60))
+        );
+        // Git sets the replicas: the hours decide nothing, whatever the annotation says.
+        let mut pinned = autostopping.clone();
+        pinned["spec"]["replicas"] = json!(1);
+        assert_eq!(super::workload(pinned.as_object().unwrap()).working_hours, None);
+    }
+
+    #[test]
+    fn working_hours_are_read_as_the_template_writes_them_or_not_at_all() {
+        let minutes = |text: &str| WorkingHours::parse(text).map(|h| h.minutes_per_week);
+        assert_eq!(minutes("sat,sun 10:30-12:00 UTC"), Some(2 * 90));
+        assert_eq!(WorkingHours::parse("mon,wed,fri 09:00-17:00 Asia/Tokyo").unwrap().text, "mon,wed,fri 09:00-17:00 Asia/Tokyo");
+        for broken in [
+            "",
+            "mon-fri 08:00-19:00 UTC",
+            "mon 19:00-08:00 UTC",
+            "mon 08:00-08:00 UTC",
+            "mon 8:00-19:00 UTC",
+            "mon 08:00-19:00",
+            "moon 08:00-19:00 UTC",
+        ] {
+            assert_eq!(minutes(broken), None, "{broken:?}");
+        }
+    }
+
+    /// Working hours are the least a box that stops by itself runs: its price for them alone is
+    /// the week's hours as a share of the month, 55 of 168 × 730 = 238.99 hours here.
+    #[test]
+    fn a_box_with_working_hours_is_priced_for_them_alone_too() {
+        let hours = WorkingHours::parse("mon,tue,wed,thu,fri 08:00-19:00 Europe/Berlin");
+        let scheduled = Workload { stops_by_itself: true, working_hours: hours, ..running("2", "8Gi", &[], false) };
+        let side = Side { workloads: vec![scheduled.clone()], disk: q("10Gi"), kept: 0 };
+        // 730 × (2 × 0.0316 + 8 × 0.0042) = 70.664, and 10 × 0.17 = 1.70.
+        assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(7_236));
+        // 238.988 × 0.0968 = 23.134, and the disk, all month.
+        assert_eq!(prices().monthly(&side, Hours::WorkingHoursOnly).map(Amount::cents), Ok(2_483));
+        let always_on = Side { workloads: vec![running("2", "8Gi", &[], false)], ..side.clone() };
+        assert_eq!(
+            prices().monthly(&always_on, Hours::WorkingHoursOnly),
+            prices().monthly(&always_on, Hours::AllMonth),
+            "hours of a box Git runs count for nothing"
+        );
+        let hours_change = box_cost(
+            Some((State::Running, State::Running)),
+            vec![scheduled.clone()],
+            vec![Workload { working_hours: WorkingHours::parse("mon,tue,wed,thu,fri 08:00-17:00 Europe/Berlin"), ..scheduled }],
+        );
+        assert!(hours_change.billed_changes(), "new hours change the least it costs");
+        assert_eq!(
+            hours_change.what(),
+            "stops by itself (priced as always on), working hours mon-fri 08:00-19:00 Europe/Berlin → mon-fri 08:00-17:00 Europe/Berlin"
+        );
     }
 }

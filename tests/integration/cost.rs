@@ -93,14 +93,16 @@ fn a_new_running_box_with_a_gpu() {
             "monthly_before": 0.0,
             "monthly_after": 815.99,
             "delta": 815.99,
+            "in_working_hours": null,
             "resources": figures,
             "unpriced_gpus": [],
             "users": [{
                 "user": "alice",
                 "what": "new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk",
-                "before": {"state": "absent", "spot": false, "stops_by_itself": false, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
-                "after": {"state": "running", "spot": false, "stops_by_itself": false, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "before": {"state": "absent", "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
+                "after": {"state": "running", "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
                 "delta": {"monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "in_working_hours": null,
                 "unpriced_gpus": [],
             }],
         })
@@ -178,7 +180,7 @@ fn a_home_that_grows() {
     // Only the claim differs: its state is not in the diff, and the sides are its disk.
     assert_eq!(
         bob["before"],
-        json!({"state": null, "spot": false, "stops_by_itself": false, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50})
+        json!({"state": null, "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50})
     );
     assert_eq!(bob["delta"]["monthly"], json!(25.5));
 }
@@ -358,4 +360,48 @@ fn a_new_archived_box_costs_its_disk() {
     let repo = with_bob(&priced());
     repo.write("users/carol.toml", &file("carol", KEY_CAROL, "state = \"archived\"\n"));
     assert_eq!(section(&text(&repo), "Cost:"), "Cost: +$8.50/month (1 box changes):\n  carol +$8.50: new, archived: +50 GiB disk\n");
+}
+
+/// Working hours are the least a box that stops by itself runs (it is kept running in them):
+/// besides the price for the whole month, the report states the price for them alone, and a
+/// change of the hours alone is a change of that price.
+#[test]
+fn working_hours_are_priced_as_the_least_the_box_runs() {
+    let repo = with_bob(&priced());
+    let hours = |stop: &str| {
+        format!("\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"Europe/Berlin\"\nstart = \"08:00\"\nstop = \"{stop}\"\n")
+    };
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, &hours("19:00")));
+    // The idle container joins the pod: 2.27 CPU and 8.28125 GiB, $0.10651325 an hour. All
+    // month, 730 hours: $77.75, +$0.56. In mon-fri 08:00-19:00 alone, 55 of 168 hours a week,
+    // 238.988 a month: $25.46, −$51.74 from the $77.20 of the box that ran all month.
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: +$0.56/month, \u{2212}$51.74 in working hours only (1 box changes; a box that stops by itself is priced as always on):\n  \
+         bob +$0.56 (\u{2212}$51.74 in working hours only): stops by itself (priced as always on), working hours mon-fri 08:00-19:00 Europe/Berlin: \
+         +0.02 CPU, +0.03 GiB memory\n"
+    );
+    let report = cost(&repo);
+    assert_eq!(report["in_working_hours"], json!({"monthly_before": 77.2, "monthly_after": 25.46, "delta": -51.74}));
+    let bob = &report["users"][0];
+    assert_eq!(
+        (&bob["before"]["working_hours"], &bob["after"]["working_hours"]),
+        (&json!(null), &json!("mon-fri 08:00-19:00 Europe/Berlin"))
+    );
+    assert_eq!(bob["in_working_hours"]["delta"], json!(-51.74));
+    assert_contains!(markdown(&repo), "| bob | +$0.56 (\u{2212}$51.74 in working hours only) |");
+
+    repo.run_ok(&["build"], 0);
+    assert_contains!(
+        repo.read("out/bob/statefulset-bob.yaml"),
+        "    devbox-gen.dev/working-hours: mon,tue,wed,thu,fri 08:00-19:00 Europe/Berlin\n"
+    );
+    // Two hours fewer a day: 10 of 168 a week, 43.45 hours a month, $4.63 less at the least.
+    repo.write("users/bob.toml", &file("bob", KEY_ALICE_2, &hours("17:00")));
+    assert_eq!(
+        section(&text(&repo), "Cost:"),
+        "Cost: ±$0.00/month, \u{2212}$4.63 in working hours only (1 box changes; a box that stops by itself is priced as always on):\n  \
+         bob ±$0.00 (\u{2212}$4.63 in working hours only): stops by itself (priced as always on), \
+         working hours mon-fri 08:00-19:00 Europe/Berlin → mon-fri 08:00-17:00 Europe/Berlin\n"
+    );
 }

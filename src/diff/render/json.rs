@@ -67,6 +67,13 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
     })
 }
 
+/// What a month costs before and after if the boxes with working hours run only then.
+fn in_working_hours(monthly: Option<(Amount, Amount)>) -> Value {
+    monthly.map_or(Value::Null, |(before, after)| {
+        json!({"monthly_before": json_amount(before), "monthly_after": json_amount(after), "delta": json_amount(after - before)})
+    })
+}
+
 /// The `cost` object: the amounts with `[prices]` (`null` without), and always the figures.
 fn cost(plan: &Plan) -> Value {
     let report = plan.cost();
@@ -85,6 +92,7 @@ fn cost(plan: &Plan) -> Value {
                     "state": state.map(State::as_str),
                     "spot": side.spot(),
                     "stops_by_itself": side.stops_by_itself(),
+                    "working_hours": side.working_hours().map(|hours| hours.text.as_str()),
                     "monthly": monthly.map(json_amount),
                 });
                 if let (Value::Object(value), Value::Object(figures)) = (&mut value, json_figures(figures)) {
@@ -102,6 +110,7 @@ fn cost(plan: &Plan) -> Value {
                 "before": side(&figures_before, &box_cost.before, box_cost.states.map(|s| s.0), item.monthly.map(|m| m.0)),
                 "after": side(&figures_after, &box_cost.after, box_cost.states.map(|s| s.1), item.monthly.map(|m| m.1)),
                 "delta": delta,
+                "in_working_hours": in_working_hours(item.in_working_hours),
                 "unpriced_gpus": item.unpriced,
             })
         })
@@ -112,6 +121,7 @@ fn cost(plan: &Plan) -> Value {
         "monthly_before": priced.then(|| json_amount(before)),
         "monthly_after": priced.then(|| json_amount(after)),
         "delta": priced.then(|| json_amount(after - before)),
+        "in_working_hours": in_working_hours(report.totals_in_working_hours()),
         "resources": json_delta(&total_before, &total_after),
         "unpriced_gpus": unpriced,
         "users": users,

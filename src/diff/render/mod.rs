@@ -166,6 +166,8 @@ pub(crate) struct CostGroup<'a> {
     pub what: String,
     /// A month, per box; `None` without prices or when the price is unknown.
     pub delta: Option<Amount>,
+    /// The same if the boxes run only in their working hours; `None` when that is no different.
+    pub in_working_hours: Option<Amount>,
     /// GPU types without a price that leave the amount unknown.
     pub unpriced: &'a std::collections::BTreeSet<String>,
     /// By user name.
@@ -186,7 +188,10 @@ impl CostGroup<'_> {
     pub(crate) fn amount(&self, report: &Report<'_>) -> Option<String> {
         let each = if self.users.len() > 1 { " each" } else { "" };
         match self.delta {
-            Some(delta) => Some(format!("{}{each}", report.money(delta))),
+            Some(delta) => Some(match self.in_working_hours {
+                Some(least) => format!("{}{each} ({}{each} in working hours only)", report.money(delta), report.money(least)),
+                None => format!("{}{each}", report.money(delta)),
+            }),
             None if !self.unpriced.is_empty() => {
                 let kinds: Vec<String> = self.unpriced.iter().map(|k| super::risk::code(k)).collect();
                 Some(format!("price unknown: no `gpu_hour` for {}", kinds.join(", ")))
@@ -218,14 +223,24 @@ impl CostGroup<'_> {
 /// change first when priced (unknown prices last), by user otherwise.
 pub(crate) fn group_costs<'a>(report: &'a Report<'_>) -> Vec<CostGroup<'a>> {
     let mut groups: Vec<CostGroup<'a>> = Vec::new();
-    let mut index: HashMap<(String, Option<Amount>, &std::collections::BTreeSet<String>), usize> = HashMap::new();
+    // What a group's boxes share: what happens, the change, the change in working hours only,
+    // the GPU types without a price.
+    type Key<'k> = (String, Option<Amount>, Option<Amount>, &'k std::collections::BTreeSet<String>);
+    let mut index: HashMap<Key<'a>, usize> = HashMap::new();
     for item in &report.items {
-        let key = (item.cost.what(), item.delta(), &item.unpriced);
+        let in_working_hours = item.delta_in_working_hours().filter(|least| Some(*least) != item.delta());
+        let key = (item.cost.what(), item.delta(), in_working_hours, &item.unpriced);
         match index.get(&key) {
             Some(&i) => groups[i].users.push(&item.cost.user),
             None => {
                 index.insert(key.clone(), groups.len());
-                groups.push(CostGroup { what: key.0, delta: key.1, unpriced: key.2, users: vec![&item.cost.user] });
+                groups.push(CostGroup {
+                    what: key.0,
+                    delta: key.1,
+                    in_working_hours: key.2,
+                    unpriced: key.3,
+                    users: vec![&item.cost.user],
+                });
             }
         }
     }
@@ -254,10 +269,14 @@ pub(crate) fn cost_heading(report: &Report<'_>) -> Option<(String, String)> {
         Some(_) => {
             let (before, after) = report.totals();
             let unknown = report.unpriced().len();
+            let mut total = format!("Cost: {}/month", report.money(after - before));
+            if let Some((least_before, least_after)) = report.totals_in_working_hours().filter(|least| *least != (before, after)) {
+                total = format!("{total}, {} in working hours only", report.money(least_after - least_before));
+            }
             Some(match unknown {
-                0 => (format!("Cost: {}/month", report.money(after - before)), boxes),
+                0 => (total, boxes),
                 _ if unknown == report.items.len() => ("Cost: unknown".into(), format!("{boxes}: no price for a GPU type")),
-                _ => (format!("Cost: {}/month", report.money(after - before)), format!("{boxes}; not counting {unknown} without a price")),
+                _ => (total, format!("{boxes}; not counting {unknown} without a price")),
             })
         }
         None => Some((

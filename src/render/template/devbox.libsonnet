@@ -986,13 +986,22 @@
     )
   ),
 
+  // A box's working hours, on its StatefulSet: `mon,tue,wed,thu,fri 08:00-19:00
+  // Europe/Berlin`. What `devbox-gen diff` reads to state what the box costs if it runs only
+  // then (the hours are the least it runs: the box is kept running in them). On the
+  // StatefulSet's own metadata, not its pod template's, so new hours restart nothing.
+  workingHoursAnnotation:: 'devbox-gen.dev/working-hours',
+  workingHours(box):: '%s %s-%s %s' % [std.join(',', box.schedule.days), box.schedule.start, box.schedule.stop, box.schedule.timezone],
+
   statefulSet(box):: {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
     metadata: $.metadata(box, $.names(box).statefulSet, 'workload', {
       ['checkov.io/skip%d' % (i + 1)]: $.checkovSkips(box)[i]
       for i in std.range(0, std.length($.checkovSkips(box)) - 1)
-    }),
+    } + (
+      if $.autostops(box) && box.schedule != null then { [$.workingHoursAnnotation]: $.workingHours(box) } else {}
+    )),
     spec: {
       // stopped: no pod, no compute; the home volume and everything else stay.
       // A box that autostops has no replicas here: idle-stop.sh, the wake
