@@ -147,6 +147,15 @@ pub(crate) enum Command {
         /// The user's name (the file stem of users/NAME.toml).
         name: String,
     },
+    /// List every box, one line each: state, CPU, memory, GPU, home, when it stops by itself,
+    /// owner. Reads users/ and devbox.toml only; renders and writes nothing.
+    #[command(after_help = EXIT_OK_OR_ERROR)]
+    List {
+        /// text for terminals, markdown for a PR or a wiki page, json (what `show --input`
+        /// prints) for scripts.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Show what compiling users/ changes in out/: a risk summary and a per-resource diff.
     /// Writes nothing.
     #[command(after_help = EXIT_DIFF)]
@@ -163,8 +172,8 @@ pub(crate) enum Command {
 
 /// The pages `devbox-gen man COMMAND` prints: one per subcommand (a unit test keeps this list
 /// equal to the subcommands).
-pub(crate) const MAN_PAGES: [&str; 12] =
-    ["completions", "man", "init", "build", "validate", "schema", "show", "new", "secrets", "ssh-config", "wake", "diff"];
+pub(crate) const MAN_PAGES: [&str; 13] =
+    ["completions", "man", "init", "build", "validate", "schema", "show", "new", "secrets", "ssh-config", "wake", "list", "diff"];
 
 /// `devbox-gen new`'s flags: the personal fields, and the ones people most often set for
 /// themselves; everything else stays with `[defaults]`.

@@ -5,6 +5,7 @@ mod build;
 mod completions;
 mod diff;
 mod init;
+mod list;
 mod new;
 mod schema;
 mod secrets;
@@ -32,5 +33,6 @@ pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, D
         Command::Secrets { name, key, auth_key_file, deploy_key } => secrets::run(context, name, key, auth_key_file, deploy_key),
         Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
         Command::Wake { name } => wake::run(context, name),
+        Command::List { format } => list::run(context, *format),
     }
 }

@@ -254,7 +254,7 @@ fn user_names_are_not_offered_where_no_user_is_meant() {
 }
 
 /// The pages `man --out-dir` writes: the main one and one per subcommand.
-const PAGES: [&str; 13] = [
+const PAGES: [&str; 14] = [
     "devbox-gen.1",
     "devbox-gen-completions.1",
     "devbox-gen-man.1",
@@ -267,6 +267,7 @@ const PAGES: [&str; 13] = [
     "devbox-gen-secrets.1",
     "devbox-gen-ssh-config.1",
     "devbox-gen-wake.1",
+    "devbox-gen-list.1",
     "devbox-gen-diff.1",
 ];
 

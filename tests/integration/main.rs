@@ -13,6 +13,7 @@ mod diff;
 mod example_repo;
 mod idle;
 mod init;
+mod list;
 mod ml;
 mod new;
 mod platform;

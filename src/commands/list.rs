@@ -1,0 +1,129 @@
+//! `devbox-gen list [--format text|markdown|json]`: every box, one line each, as its user file
+//! and devbox.toml's `[defaults]` make it: what an admin asks first (who runs what, who has a
+//! GPU, which boxes stop by themselves), without rendering anything.
+
+use std::io::Write;
+
+use crate::autostop;
+use crate::cli::Format;
+use crate::diagnostic::Diagnostics;
+use crate::model::State;
+use crate::pipeline::resolve_boxes;
+use crate::resolve::ResolvedBox;
+use crate::{Context, Outcome};
+
+pub(super) fn run(context: &mut Context, format: Format) -> Result<Outcome, Diagnostics> {
+    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    context.warn(warnings);
+    let text = match format {
+        // What `show --input` prints: the boxes as the template gets them.
+        Format::Json => serde_json::to_string_pretty(&boxes).expect("a resolved box is plain data") + "\n",
+        Format::Text => text(&boxes),
+        Format::Markdown => markdown(&boxes),
+    };
+    // A closed pipe (`list | head`) is not an error.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(Outcome::Clean)
+}
+
+/// The columns, and each box's values in them. CLUSTER only when the boxes have clusters.
+fn rows(boxes: &[ResolvedBox]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let clusters = boxes.iter().any(|b| b.cluster.is_some());
+    let mut header = vec!["NAME", "STATE"];
+    if clusters {
+        header.push("CLUSTER");
+    }
+    header.extend(["CPU", "MEMORY", "GPU", "HOME", "STOPS BY ITSELF", "OWNER"]);
+    let rows = boxes
+        .iter()
+        .map(|b| {
+            let mut row = vec![b.name.clone(), state(b)];
+            if clusters {
+                row.push(b.cluster.clone().unwrap_or_default());
+            }
+            row.extend([b.resources.cpu.clone(), b.resources.memory.clone(), gpu(b), b.home.size.clone(), stops(b), b.email.clone()]);
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// `running`, `running on Spot`, `stopped`.
+fn state(b: &ResolvedBox) -> String {
+    match b.state {
+        State::Running if b.spot => "running on Spot".into(),
+        state => state.to_string(),
+    }
+}
+
+/// `1 × nvidia-l4`, `1 × nvidia-l4 (time-sharing)`, or `-`.
+fn gpu(b: &ResolvedBox) -> String {
+    match &b.gpu {
+        None => "-".into(),
+        Some(gpu) => match gpu.sharing {
+            None => format!("{} × {}", gpu.count, gpu.kind),
+            Some(sharing) => format!("{} × {} ({sharing})", gpu.count, gpu.kind),
+        },
+    }
+}
+
+/// `after 2h idle`, `after 1h idle outside mon-fri 08:00-19:00 Europe/Berlin`, or `-`: only
+/// for a running box, since Git keeps the others stopped. (Working hours need an idle window.)
+fn stops(b: &ResolvedBox) -> String {
+    let Some(seconds) = b.idle.after_seconds.filter(|_| b.autostops()) else { return "-".into() };
+    let idle = format!("after {} idle", autostop::human(seconds));
+    match &b.schedule {
+        Some(h) => format!("{idle} outside {} {}-{} {}", autostop::days_text(&h.days), h.start, h.stop, h.timezone),
+        None => idle,
+    }
+}
+
+/// `5 boxes: 3 running, 1 stopped, 1 archived`.
+fn summary(boxes: &[ResolvedBox]) -> String {
+    let count = |state: State| boxes.iter().filter(|b| b.state == state).count();
+    let states: Vec<String> = [State::Running, State::Stopped, State::Archived]
+        .into_iter()
+        .filter(|s| count(*s) > 0)
+        .map(|s| format!("{} {s}", count(s)))
+        .collect();
+    let total = crate::text::plural(boxes.len(), "box", "boxes");
+    if states.is_empty() { total } else { format!("{total}: {}", states.join(", ")) }
+}
+
+/// Columns padded to their widest value (in characters: `×` is one), two spaces apart.
+fn text(boxes: &[ResolvedBox]) -> String {
+    let (header, rows) = rows(boxes);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.chars().count());
+        }
+    }
+    let line = |values: Vec<&str>| {
+        let cells: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v}{}", " ".repeat(w - v.chars().count()))).collect();
+        cells.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&line(header));
+        for row in &rows {
+            out.push_str(&line(row.iter().map(String::as_str).collect()));
+        }
+        out.push('\n');
+    }
+    out.push_str(&summary(boxes));
+    out.push('\n');
+    out
+}
+
+/// A table for a PR description or a wiki page.
+fn markdown(boxes: &[ResolvedBox]) -> String {
+    let (header, rows) = rows(boxes);
+    let cell = |value: &str| value.replace('|', "\\|");
+    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    for row in &rows {
+        out.push_str(&format!("| {} |\n", row.iter().map(|v| cell(v)).collect::<Vec<_>>().join(" | ")));
+    }
+    out.push_str(&format!("\n{}\n", summary(boxes)));
+    out
+}
