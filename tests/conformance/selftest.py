@@ -502,6 +502,27 @@ def wake_unknown_field(repo: Fixture) -> None:
     rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), lambda o: pod_spec(o).update(bogusField="x"))
 
 
+def kube_linter_ignore_dropped(repo: Fixture) -> None:
+    """The StatefulSet without its reasoned ignore: TS_KUBE_SECRET trips env-var-secret."""
+    rewrite(statefulset(repo), lambda o: o["metadata"]["annotations"].pop("ignore-check.kube-linter.io/env-var-secret"))
+
+
+def dangling_service(repo: Fixture) -> None:
+    rewrite(bundle_file(repo, "service-*.yaml"), lambda o: o["spec"]["selector"].update({"app.kubernetes.io/instance": "nobody"}))
+
+
+def missing_service_account(repo: Fixture) -> None:
+    rewrite(statefulset(repo), lambda o: pod_spec(o).update(serviceAccountName="nobody"))
+
+
+def unexposed_probe_port(repo: Fixture) -> None:
+    def change(o: dict) -> None:
+        sidecar = next(c for _, c in containers(pod_spec(o)) if c["name"] == "tailscale")
+        sidecar["readinessProbe"]["httpGet"]["port"] = "ts-healthz"
+
+    rewrite(statefulset(repo), change)
+
+
 CHECKS = {
     "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
     "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
@@ -512,6 +533,7 @@ CHECKS = {
     "shipped": ["bash", str(HERE / "shipped_files.sh"), "{out}"],
     "engine": [sys.executable, str(HERE / "engine_rules.py"), "{repo}"],
     "yamllint": ["bash", str(HERE / "yamllint.sh"), "{out}"],
+    "kube-linter": [sys.executable, str(HERE / "kube_linter.py"), "{out}"],
 }
 CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "k8s-unknown-field": (unknown_field, "k8s"),
@@ -521,6 +543,11 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "yaml11-unquoted-on": (unquoted_yaml11, "yaml"),
     "yamllint-unquoted-on": (unquoted_yaml11, "yamllint"),
     "yamllint-duplicate-key": (duplicate_key, "yamllint"),
+    "kube-linter-ignore-dropped": (kube_linter_ignore_dropped, "kube-linter"),
+    "kube-linter-dangling-service": (dangling_service, "kube-linter"),
+    "kube-linter-missing-account": (missing_service_account, "kube-linter"),
+    "kube-linter-probe-port": (unexposed_probe_port, "kube-linter"),
+    "kube-linter-privileged": (privileged, "kube-linter"),
     "pss-privileged": (privileged, "pss"),
     "pss-host-path": (host_path, "pss"),
     "pss-net-admin": (capability, "pss"),
@@ -581,6 +608,11 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
 EXPECT = {
     "yamllint-unquoted-on": "(truthy)",
     "yamllint-duplicate-key": "(key-duplicates)",
+    "kube-linter-ignore-dropped": "TS_KUBE_SECRET with a literal value [env-var-secret]",
+    "kube-linter-dangling-service": "[dangling-service]",
+    "kube-linter-missing-account": "[non-existent-service-account]",
+    "kube-linter-probe-port": "[readiness-port]",
+    "kube-linter-privileged": "[privileged-container]",
     "engine-scripts-not-emitted": "[R9 pod-configmaps]",
     "engine-scripts-mutable": "[R9 pod-configmaps]",
     "engine-scripts-prunable": "[R9 pod-configmaps]",
