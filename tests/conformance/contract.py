@@ -167,16 +167,21 @@ def api_rules(obj: dict) -> list[str]:
     return problems
 
 
-def env_of(container: dict, config_maps: dict | None = None) -> dict:
-    """A container's environment as the kubelet sets it: literal values, and values from a
-    ConfigMap of the bundle (`config_maps`: name -> data) where one is given."""
+def env_of(container: dict, config_maps: dict | None = None, pod_metadata: dict | None = None) -> dict:
+    """A container's environment as the kubelet sets it: literal values, values from a
+    ConfigMap of the bundle (`config_maps`: name -> data) where one is given, and the pod's
+    own annotations and labels a `fieldRef` names (`metadata.annotations['KEY']`), where the
+    pod template's metadata is given."""
     env = {}
     for v in container.get("env") or []:
         ref = dig(v, "valueFrom", "configMapKeyRef") or {}
+        field = re.fullmatch(r"metadata\.(annotations|labels)\['(.+)'\]", dig(v, "valueFrom", "fieldRef", "fieldPath") or "")
         if "value" in v:
             env[v.get("name")] = v["value"]
         elif ref and config_maps is not None:
             env[v.get("name")] = (config_maps.get(ref.get("name")) or {}).get(ref.get("key"))
+        elif field and pod_metadata is not None:
+            env[v.get("name")] = (pod_metadata.get(field.group(1)) or {}).get(field.group(2))
     return env
 
 
@@ -425,7 +430,7 @@ def check_bundle(repo: Repo, name: str, bundle: Path, report: Report, scripts: t
         if env_of(sidecar).get("TS_HOSTNAME") != hostname:
             fail(f"TS_HOSTNAME {env_of(sidecar).get('TS_HOSTNAME')!r}, expected {hostname!r}")
         config_maps = {dig(cm, "metadata", "name"): cm.get("data") or {} for cm in by_kind.get("ConfigMap", [])}
-        sidecar_env = env_of(sidecar, config_maps)
+        sidecar_env = env_of(sidecar, config_maps, dig(sts, "spec", "template", "metadata") or {})
         for tag in repo.pick(name, "tailscale", "tags") or []:
             if tag not in (sidecar_env.get("TS_EXTRA_ARGS") or ""):
                 fail(f"tag {tag} is not advertised")

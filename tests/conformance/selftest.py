@@ -502,9 +502,16 @@ def wake_unknown_field(repo: Fixture) -> None:
     rewrite(bundle_file(repo, "cronjob-*-wake.yaml"), lambda o: pod_spec(o).update(bogusField="x"))
 
 
-def kube_linter_ignore_dropped(repo: Fixture) -> None:
-    """The StatefulSet without its reasoned ignore: TS_KUBE_SECRET trips env-var-secret."""
-    rewrite(statefulset(repo), lambda o: o["metadata"]["annotations"].pop("ignore-check.kube-linter.io/env-var-secret"))
+def literal_state_secret(repo: Fixture) -> None:
+    """TS_KUBE_SECRET as a literal, as the template had it: kube-linter's env-var-secret."""
+
+    def change(o: dict) -> None:
+        sidecar = next(c for _, c in containers(pod_spec(o)) if c["name"] == "tailscale")
+        var = next(v for v in sidecar["env"] if v["name"] == "TS_KUBE_SECRET")
+        var.pop("valueFrom")
+        var["value"] = f"{o['metadata']['name']}-tailnet"
+
+    rewrite(statefulset(repo), change)
 
 
 def dangling_service(repo: Fixture) -> None:
@@ -543,7 +550,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "yaml11-unquoted-on": (unquoted_yaml11, "yaml"),
     "yamllint-unquoted-on": (unquoted_yaml11, "yamllint"),
     "yamllint-duplicate-key": (duplicate_key, "yamllint"),
-    "kube-linter-ignore-dropped": (kube_linter_ignore_dropped, "kube-linter"),
+    "kube-linter-literal-secret-name": (literal_state_secret, "kube-linter"),
     "kube-linter-dangling-service": (dangling_service, "kube-linter"),
     "kube-linter-missing-account": (missing_service_account, "kube-linter"),
     "kube-linter-probe-port": (unexposed_probe_port, "kube-linter"),
@@ -608,7 +615,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
 EXPECT = {
     "yamllint-unquoted-on": "(truthy)",
     "yamllint-duplicate-key": "(key-duplicates)",
-    "kube-linter-ignore-dropped": "TS_KUBE_SECRET with a literal value [env-var-secret]",
+    "kube-linter-literal-secret-name": "TS_KUBE_SECRET with a literal value [env-var-secret]",
     "kube-linter-dangling-service": "[dangling-service]",
     "kube-linter-missing-account": "[non-existent-service-account]",
     "kube-linter-probe-port": "[readiness-port]",

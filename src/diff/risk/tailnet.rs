@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::{Kind, Risk, code, containers, namespace_flag, pod};
+use super::{Kind, Risk, code, containers, namespace_flag, pod, spec};
 use crate::diff::resource::Resource;
 
 /// The ConfigMap key the default template reads `TS_EXTRA_ARGS` from.
@@ -22,8 +22,29 @@ fn sidecar(pod: &Value) -> Option<&Value> {
 
 /// A literal environment variable of a container.
 fn env<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
-    let vars = container.get("env")?.as_array()?;
-    vars.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?.get("value")?.as_str()
+    env_var(container, name)?.get("value")?.as_str()
+}
+
+fn env_var<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container.get("env")?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// An environment variable of a pod template's container as the kubelet sets it: its literal
+/// value, or the pod's own annotation or label that a `fieldRef` names
+/// (`metadata.annotations['KEY']`, as the embedded template passes `TS_KUBE_SECRET`).
+fn resolved_env<'a>(template: &'a Value, container: &'a Value, name: &str) -> Option<&'a str> {
+    let var = env_var(container, name)?;
+    if let Some(value) = var.get("value") {
+        return value.as_str();
+    }
+    let path = var.pointer("/valueFrom/fieldRef/fieldPath")?.as_str()?;
+    let (field, key) = path.strip_suffix("']")?.split_once("['")?;
+    let map = match field {
+        "metadata.annotations" => "annotations",
+        "metadata.labels" => "labels",
+        _ => return None,
+    };
+    template.get("metadata")?.get(map)?.get(key)?.as_str()
 }
 
 /// The tailnet hostname a StatefulSet's box has.
@@ -32,16 +53,17 @@ pub(super) fn hostname(statefulset: &Resource) -> Option<&str> {
 }
 
 /// The Secret tailscaled keeps its node key in (`TS_KUBE_SECRET`), if it keeps it in one.
-fn state_secret(pod: &Value) -> Option<&str> {
-    env(sidecar(pod)?, "TS_KUBE_SECRET").filter(|s| !s.is_empty())
+fn state_secret(statefulset: &Resource) -> Option<&str> {
+    let template = spec(statefulset, "template")?;
+    resolved_env(template, sidecar(template.get("spec")?)?, "TS_KUBE_SECRET").filter(|s| !s.is_empty())
 }
 
 /// Where tailscaled keeps its node key, in words: `Secret 'x'`, or the volume it mounts.
-fn state_location(pod: &Value) -> Option<String> {
-    if let Some(secret) = state_secret(pod) {
+fn state_location(statefulset: &Resource) -> Option<String> {
+    if let Some(secret) = state_secret(statefulset) {
         return Some(format!("Secret {}", code(secret)));
     }
-    let container = sidecar(pod)?;
+    let container = sidecar(pod(statefulset)?)?;
     let dir = env(container, "TS_STATE_DIR")?;
     let mounts = container.get("volumeMounts")?.as_array()?;
     let mount = mounts.iter().find(|m| m.get("mountPath").and_then(Value::as_str) == Some(dir))?;
@@ -65,7 +87,7 @@ fn device_id_help(resource: &Resource, state_secret: &str) -> String {
 /// The box's tailnet state moves (from the home volume into a Secret, say): the sidecar starts
 /// without its node key and logs in as a new machine.
 pub(super) fn state_moved(old: &Resource, new: &Resource) -> Option<Risk> {
-    let (from, to) = (state_location(pod(old)?)?, state_location(pod(new)?)?);
+    let (from, to) = (state_location(old)?, state_location(new)?);
     if from == to {
         return None;
     }
@@ -155,7 +177,7 @@ pub(super) fn tags_changed(old: &Resource, new: &Resource) -> Option<Risk> {
 /// What becomes of the box's machine when the box is archived or removed.
 pub(super) fn machine_left_behind(old: &Resource, risk: Risk) -> Risk {
     let Some(host) = hostname(old) else { return risk };
-    let secret = pod(old).and_then(state_secret);
+    let secret = state_secret(old);
     let key = if secret.is_some() {
         "Its node key goes with the pruned state Secret, so nothing can use that identity again"
     } else {
@@ -226,6 +248,30 @@ mod tests {
         assert!(risk.help[1].starts_with("once the new pod is on the tailnet, remove the old machine `alice-devbox`"), "{:?}", risk.help);
         assert!(risk.help[1].ends_with("rename `alice-devbox-1` back to `alice-devbox` (Machines → Edit machine name)"), "{:?}", risk.help);
         assert!(state_moved(&in_secret(), &in_secret()).is_none(), "no move, no risk");
+    }
+
+    /// As the embedded template passes it: from the pod's own annotation, which the kubelet
+    /// resolves (and a literal, as earlier versions wrote it, is the same Secret).
+    #[test]
+    fn the_state_secret_named_by_the_pods_annotation_is_the_same_secret() {
+        let by_annotation = resource(
+            "StatefulSet",
+            "alice",
+            json!({"spec": {"template": {
+                "metadata": {"annotations": {"devbox-gen.dev/tailnet-state": "alice-tailnet"}},
+                "spec": {"containers": [{"name": "tailscale", "env": [
+                    {"name": "TS_HOSTNAME", "value": "alice-devbox"},
+                    {"name": "TS_KUBE_SECRET", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['devbox-gen.dev/tailnet-state']"}}},
+                ]}]},
+            }}}),
+        );
+        assert_eq!(state_secret(&by_annotation), Some("alice-tailnet"));
+        assert!(state_moved(&in_secret(), &by_annotation).is_none(), "a literal and the annotation name the same Secret");
+        let moved = state_moved(&on_home_volume(), &by_annotation).expect("a risk");
+        assert_eq!(moved.facts["to"], "Secret alice-tailnet");
+        let mut unannotated = by_annotation.clone();
+        unannotated.object.as_mut().unwrap()["spec"]["template"]["metadata"] = json!({});
+        assert_eq!(state_secret(&unannotated), None, "an annotation that is not there sets the variable to nothing");
     }
 
     #[test]
