@@ -246,6 +246,9 @@ fn check_object(object: &Object) -> Vec<String> {
     if let Some(pod) = object.at("/spec/template/spec") {
         problems.extend(check_pod(pod));
     }
+    if let Some(template) = object.at("/spec/template") {
+        problems.extend(missing_downward_fields(template));
+    }
     if object_kind == Some("StatefulSet")
         && object.at("/spec/volumeClaimTemplates").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
     {
@@ -342,6 +345,31 @@ fn check_pod(pod: &Value) -> Vec<String> {
         let seccomp = field("/seccompProfile/type").and_then(Value::as_str);
         if !(seccomp == Some("RuntimeDefault") || seccomp.is_none() && pod_seccomp) {
             problems.push(format!("container `{cname}` must use the RuntimeDefault seccomp profile"));
+        }
+    }
+    problems
+}
+
+/// Environment variables a pod template takes from its own annotations or labels
+/// (`fieldRef: metadata.annotations['KEY']`) that it does not have. The API server accepts
+/// them and the kubelet sets the variable to an empty string, silently: with the embedded
+/// template's `TS_KUBE_SECRET`, tailscale would keep its node key in an emptyDir and join the
+/// tailnet as a new machine at every restart. (A custom template that replaces the pod's
+/// `annotations` instead of adding to them with `+:` does that.)
+fn missing_downward_fields(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let containers = ["initContainers", "containers"].iter().filter_map(|k| template.pointer(&format!("/spec/{k}"))?.as_array()).flatten();
+    for container in containers {
+        for var in container.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let Some((map, key)) = crate::render::contract::pod_metadata_reference(var) else { continue };
+            if template.get("metadata").and_then(|m| m.get(map)).and_then(|m| m.get(key)).is_none() {
+                let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
+                let vname = var.get("name").and_then(Value::as_str).unwrap_or("?");
+                problems.push(format!(
+                    "container `{cname}` sets `{vname}` from the pod's {} `{key}`, which the pod template does not have: the kubelet would set it to an empty string. Add to the pod's {map} with `+:` rather than replacing them",
+                    &map[..map.len() - 1]
+                ));
+            }
         }
     }
     problems

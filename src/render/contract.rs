@@ -6,7 +6,9 @@
 //! - where the pod mounts a Secret and under which keys it reads it (a secret volume's
 //!   `items`), and which key of the tailscale auth key Secret `TS_AUTHKEY` points at, for
 //!   `secrets`;
-//! - what a pod requests ([`pod_requests`]), for `[quota]` and `diff`'s cost.
+//! - what a pod requests ([`pod_requests`]), for `[quota]` and `diff`'s cost;
+//! - which of its own annotations or labels a pod passes to a variable
+//!   ([`pod_metadata_reference`]), for the check stage and `diff`'s tailnet risks.
 //!
 //! Everything is looked up in the pod templates of the bundle's StatefulSets, the devbox
 //! container first.
@@ -52,6 +54,19 @@ pub(crate) fn pod_requests(pod: &Value) -> PodRequests {
     }
     let [cpu, memory, gpus] = [0, 1, 2].map(|i| running[i].max(init[i]));
     PodRequests { cpu, memory, gpus }
+}
+
+/// The pod's own value an environment variable's `fieldRef` names when it is one of its
+/// annotations or labels (`metadata.annotations['KEY']`): the pod template's `metadata` map
+/// (`annotations` or `labels`) and the key, as the kubelet resolves it.
+pub(crate) fn pod_metadata_reference(var: &Value) -> Option<(&'static str, &str)> {
+    let path = var.pointer("/valueFrom/fieldRef/fieldPath")?.as_str()?;
+    let (field, key) = path.strip_suffix("']")?.split_once("['")?;
+    match field {
+        "metadata.annotations" => Some(("annotations", key)),
+        "metadata.labels" => Some(("labels", key)),
+        _ => None,
+    }
 }
 
 /// A quantity as YAML gives it: a string (`"500m"`) or a number (`2`).

@@ -232,3 +232,23 @@ fn a_pod_that_uses_a_config_map_nothing_emits_is_a_warning_told_once_for_all_use
     let optional = repo.run_ok(&["build"], 0);
     assert_eq!(warnings(&optional.stderr), 0, "{}", optional.stderr);
 }
+
+/// A pod annotation a variable is read from, replaced away by a template (`annotations:`
+/// where `annotations+:` was meant): the API server would accept the StatefulSet and the
+/// kubelet set `TS_KUBE_SECRET` to an empty string, losing the box's tailnet identity at every
+/// restart. The check stage refuses it; adding to the annotations is fine.
+#[test]
+fn a_variable_read_from_a_pod_annotation_the_template_replaced_is_refused() {
+    let replaced = "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           statefulSet+: { spec+: { template+: { metadata+: { annotations: { team: 'ml' } } } } },\n\
+         }\n";
+    let run = with_template(replaced).run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "container `tailscale` sets `TS_KUBE_SECRET` from the pod's annotation `devbox-gen.dev/tailnet-state`, which the pod template does not have"
+    );
+    let added = with_template(&replaced.replace("annotations: {", "annotations+: {"));
+    added.run_ok(&["build"], 0);
+    assert_contains!(added.read("out/alice/statefulset-alice.yaml"), "        team: ml\n");
+}

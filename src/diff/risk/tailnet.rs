@@ -37,13 +37,7 @@ fn resolved_env<'a>(template: &'a Value, container: &'a Value, name: &str) -> Op
     if let Some(value) = var.get("value") {
         return value.as_str();
     }
-    let path = var.pointer("/valueFrom/fieldRef/fieldPath")?.as_str()?;
-    let (field, key) = path.strip_suffix("']")?.split_once("['")?;
-    let map = match field {
-        "metadata.annotations" => "annotations",
-        "metadata.labels" => "labels",
-        _ => return None,
-    };
+    let (map, key) = crate::render::contract::pod_metadata_reference(var)?;
     template.get("metadata")?.get(map)?.get(key)?.as_str()
 }
 
