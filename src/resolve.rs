@@ -124,6 +124,13 @@ pub(crate) struct ResolvedSchedule {
     pub start_cron: String,
 }
 
+impl ResolvedSchedule {
+    /// `mon-fri 08:00-19:00 Europe/Berlin`, as messages write working hours.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {}-{} {}", autostop::days_text(&self.days), self.start, self.stop, self.timezone)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub(crate) struct ResolvedAutostop {
     pub image: String,

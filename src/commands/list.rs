@@ -73,7 +73,7 @@ fn stops(b: &ResolvedBox) -> String {
     let Some(seconds) = b.idle.after_seconds.filter(|_| b.autostops()) else { return "-".into() };
     let idle = format!("after {} idle", autostop::human(seconds));
     match &b.schedule {
-        Some(h) => format!("{idle} outside {} {}-{} {}", autostop::days_text(&h.days), h.start, h.stop, h.timezone),
+        Some(hours) => format!("{idle} outside {}", hours.describe()),
         None => idle,
     }
 }

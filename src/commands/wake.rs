@@ -83,14 +83,7 @@ pub(super) fn stops_when(resolved: &ResolvedBox) -> String {
         None => "It does not stop by itself".to_string(),
     };
     match &resolved.schedule {
-        Some(hours) => format!(
-            "{idle}, but not during working hours ({} {}-{} {}), when it is started at {}.",
-            autostop::days_text(&hours.days),
-            hours.start,
-            hours.stop,
-            hours.timezone,
-            hours.start
-        ),
+        Some(hours) => format!("{idle}, but not during working hours ({}), when it is started at {}.", hours.describe(), hours.start),
         None => format!("{idle}."),
     }
 }

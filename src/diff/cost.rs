@@ -153,7 +153,7 @@ impl Side {
 
     /// The working hours of a pod that runs and stops by itself, if it has them.
     pub(crate) fn working_hours(&self) -> Option<&WorkingHours> {
-        self.workloads.iter().filter(|w| w.replicas > 0 && w.stops_by_itself).find_map(|w| w.working_hours.as_ref())
+        self.workloads.iter().filter(|w| w.replicas > 0).find_map(|w| w.working_hours.as_ref())
     }
 
     /// Whether the pods that run are all on Spot nodes.
@@ -435,9 +435,7 @@ impl PriceList {
             let rates = if workload.spot { &self.spot } else { &self.on_demand };
             // A month's share of the week's working hours: minutes × (730 / 168) / 60.
             let (numerator, denominator) = match (&workload.working_hours, hours) {
-                (Some(working), Hours::WorkingHoursOnly) if workload.stops_by_itself => {
-                    (working.minutes_per_week.saturating_mul(HOURS_PER_MONTH), HOURS_PER_WEEK * 60)
-                }
+                (Some(working), Hours::WorkingHoursOnly) => (working.minutes_per_week.saturating_mul(HOURS_PER_MONTH), HOURS_PER_WEEK * 60),
                 _ => (HOURS_PER_MONTH, 1),
             };
             let mut hourly = workload.pod.cpu.saturating_mul(rates.cpu_hour).saturating_mul(GIB);

@@ -180,15 +180,21 @@ fn a_wrong_required_value_is_not_also_reported_missing() {
     assert!(run.stderr.ends_with("error: 3 problems\n"), "{}", run.stderr);
 }
 
+/// A CI checkout with the config repo in a directory of it, `platform/devboxes`, and no users.
+fn config_repo_in_a_checkout() -> (tempfile::TempDir, std::path::PathBuf) {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = workspace.path().join("platform/devboxes");
+    std::fs::create_dir_all(config.join("users")).unwrap();
+    std::fs::write(config.join("devbox.toml"), SETTINGS).unwrap();
+    (workspace, config)
+}
+
 /// `--message-format github`: besides the human report, each problem is a GitHub Actions
 /// workflow command on stderr (the runner reads commands there too), naming the file as the
 /// checkout has it, so the PR shows it at the line.
 #[test]
 fn github_message_format_annotates_the_file_and_line_in_the_checkout() {
-    let workspace = tempfile::tempdir().unwrap();
-    let config = workspace.path().join("platform/devboxes");
-    std::fs::create_dir_all(config.join("users")).unwrap();
-    std::fs::write(config.join("devbox.toml"), SETTINGS).unwrap();
+    let (workspace, config) = config_repo_in_a_checkout();
     std::fs::write(config.join("users/bob.toml"), format!("email = \"bob\"\n[ssh]\nauthorized_keys = [\"{KEY_ALICE}\"]\n")).unwrap();
     let run = |format: &str| {
         let output = assert_cmd::Command::cargo_bin("devbox-gen")
@@ -218,10 +224,7 @@ fn github_message_format_annotates_the_file_and_line_in_the_checkout() {
 /// success too (`[]`, or the warnings), so GitLab sees earlier problems fixed.
 #[test]
 fn code_quality_report_places_each_problem_in_the_checkout() {
-    let workspace = tempfile::tempdir().unwrap();
-    let config = workspace.path().join("platform/devboxes");
-    std::fs::create_dir_all(config.join("users")).unwrap();
-    std::fs::write(config.join("devbox.toml"), SETTINGS).unwrap();
+    let (workspace, config) = config_repo_in_a_checkout();
     let report = workspace.path().join("gl-code-quality-report.json");
     let run = |args: &[&str], code: i32| {
         let output = assert_cmd::Command::cargo_bin("devbox-gen")
