@@ -11,6 +11,8 @@
 //! out/_gitops/flux/<cluster>/kustomization-devboxes-gitops.yaml  syncs this directory (applied once by hand)
 //! out/_gitops/flux/<cluster>/kustomization-devboxes-namespace.yaml
 //! out/_gitops/flux/<cluster>/kustomization-devbox-<user>.yaml  one per user
+//! out/_gitops/flux/<cluster>/artifactgenerator-devboxes-artifacts-<shard>.yaml
+//!                                      with `[flux] artifact_generator`: one artifact a bundle
 //! ```
 //!
 //! `<cluster>` is `default` when devbox.toml declares no `[[clusters]]` (the bundles are then at
@@ -26,6 +28,12 @@
 //!   image, an immutable field) fails only its owner's Kustomization, its health check waits
 //!   for that user's StatefulSet only, and it mirrors Argo CD's one Application per user. The
 //!   price is one small file per user here, regenerated like the rest of `out/`.
+//! - Flux with `[flux] artifact_generator`: each box's Kustomization reads an ExternalArtifact
+//!   holding only its bundle, cut from the repository by source-watcher's ArtifactGenerators,
+//!   instead of the whole repository at every reconciliation (docs/scale.md). An artifact's
+//!   revision is a hash of its content, so a merge reconciles only the boxes it changed. A
+//!   generator takes at most 1,000 artifacts, so the boxes are spread over generators by the
+//!   sha256 of their names ([`shards`]): a box stays in its generator whoever else comes or goes.
 //! - The Namespace is emitted only with `gitops`: it is delivered by its own Application or
 //!   Kustomization that never prunes (deleting a namespace deletes every home volume in it).
 //! - `[quota]` travels with the Namespace, in its directory: Argo CD applies a ResourceQuota and
@@ -136,6 +144,8 @@ struct Settings<'a> {
     flux_interval: &'a str,
     flux_retry_interval: &'a str,
     flux_timeout: &'a str,
+    /// `[flux] artifact_generator`.
+    flux_artifacts: bool,
 }
 
 impl Settings<'_> {
@@ -167,6 +177,7 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
         flux_interval: &resolved.flux_interval,
         flux_retry_interval: &resolved.flux_retry_interval,
         flux_timeout: &resolved.flux_timeout,
+        flux_artifacts: config.flux.artifact_generator.unwrap_or(false),
     };
     let targets: Vec<Target> = if config.clusters.is_empty() {
         vec![Target { name: None, server: IN_CLUSTER }]
@@ -195,6 +206,12 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
             // One a box: at 10,000 boxes the only part of delivery worth both cores.
             let users = boxes.par_iter().filter(|b| b.cluster.as_deref() == target.name);
             files.par_extend(users.map(|delivered| file(&flux, &delivered.source, &flux_user(&settings, delivered))));
+            if settings.flux_artifacts {
+                let users: Vec<&Delivered> = boxes.iter().filter(|b| b.cluster.as_deref() == target.name).collect();
+                for (shard, members) in shards(users) {
+                    files.push(file(&flux, SETTINGS_SOURCE, &artifact_generator(&settings, &shard, &members)));
+                }
+            }
         }
     }
     files
@@ -448,10 +465,18 @@ fn flux_namespace(settings: &Settings, target: &Target) -> Value {
 }
 
 /// One user's bundle: pruned (the home PVC opts out with its annotation), healthy when its
-/// StatefulSet is.
+/// StatefulSet is. From the repository, or from the box's own artifact, where the bundle is
+/// the root.
 fn flux_user(settings: &Settings, delivered: &Delivered) -> Value {
+    let name = format!("{USER_PREFIX}{}", delivered.name);
+    let (source, path) = if settings.flux_artifacts {
+        (json!({"kind": EXTERNAL_ARTIFACT, "name": name}), "./".to_string())
+    } else {
+        (json!({"kind": "GitRepository", "name": BASE_NAME}), settings.flux_path(&delivered.dir))
+    };
     let mut spec = json!({
-        "path": settings.flux_path(&delivered.dir),
+        "sourceRef": source,
+        "path": path,
         "prune": true,
         "retryInterval": settings.flux_retry_interval,
         "timeout": settings.flux_timeout,
@@ -464,12 +489,119 @@ fn flux_user(settings: &Settings, delivered: &Delivered) -> Value {
             .map(|(namespace, name)| json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "namespace": namespace}))
             .collect();
     }
-    kustomization(settings, &format!("{USER_PREFIX}{}", delivered.name), &delivered.source, spec)
+    kustomization(settings, &name, &delivered.source, spec)
+}
+
+/// The kind of a source made by a controller other than source-controller (Flux's RFC-0012).
+const EXTERNAL_ARTIFACT: &str = "ExternalArtifact";
+/// The most artifacts one ArtifactGenerator may list (`MaxItems` of its `spec.artifacts`, in
+/// fluxcd/source-watcher api/v1beta1/artifactgenerator_types.go).
+const GENERATOR_CAPACITY: usize = 1000;
+/// The alias of the repository in a generator's `copy` paths: `@devboxes/out/alice/**`.
+const REPOSITORY_ALIAS: &str = BASE_NAME;
+
+/// The boxes of one cluster, spread over generators, keyed by the shard: a prefix of the hex
+/// sha256 of the box's name. One hex digit gives 16 generators; a shard of more than
+/// [`GENERATOR_CAPACITY`] boxes is split by the next digit, and so on. A box's shard changes
+/// only when its own shard is split, never because another box came or went elsewhere: a box
+/// that moves is deleted by its old generator and made again by the new one, and each move
+/// risks that race. Sorted, so `out/` is the same whatever the order of users/.
+fn shards(boxes: Vec<&Delivered>) -> Vec<(String, Vec<&Delivered>)> {
+    use sha2::{Digest as _, Sha256};
+    let mut hashed: Vec<(String, &Delivered)> =
+        boxes.into_iter().map(|b| (format!("{:x}", Sha256::digest(b.name.as_bytes())), b)).collect();
+    hashed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut shards = Vec::new();
+    split(&hashed, 1, &mut shards);
+    shards
+}
+
+fn split<'a>(hashed: &[(String, &'a Delivered)], digits: usize, shards: &mut Vec<(String, Vec<&'a Delivered>)>) {
+    for group in hashed.chunk_by(|a, b| a.0[..digits] == b.0[..digits]) {
+        let prefix = &group[0].0[..digits];
+        if group.len() > GENERATOR_CAPACITY && digits < group[0].0.len() {
+            split(group, digits + 1, shards);
+        } else {
+            let mut members: Vec<&Delivered> = group.iter().map(|(_, b)| *b).collect();
+            members.sort_by(|a, b| a.name.cmp(&b.name));
+            shards.push((prefix.to_string(), members));
+        }
+    }
+}
+
+/// One ArtifactGenerator: for each of its boxes, an ExternalArtifact `devbox-<user>` in Flux's
+/// namespace holding the files of the bundle at its root (`dir/**` copies the directory's
+/// contents, without the directory; source-watcher internal/builder, `calculateGlobDestination`).
+/// `originRevision` records the commit each artifact was cut from.
+fn artifact_generator(settings: &Settings, shard: &str, boxes: &[&Delivered]) -> Value {
+    let artifacts: Vec<Value> = boxes
+        .iter()
+        .map(|delivered| {
+            json!({
+                "name": format!("{USER_PREFIX}{}", delivered.name),
+                "originRevision": format!("@{REPOSITORY_ALIAS}"),
+                "copy": [{"from": format!("@{REPOSITORY_ALIAS}/{}/**", settings.path(&delivered.dir)), "to": "@artifact/"}],
+            })
+        })
+        .collect();
+    json!({
+        "apiVersion": "source.extensions.fluxcd.io/v1beta1",
+        "kind": "ArtifactGenerator",
+        "metadata": metadata(&format!("{BASE_NAME}-artifacts-{shard}"), Some(settings.flux_namespace), SETTINGS_SOURCE),
+        "spec": {
+            "sources": [{"alias": REPOSITORY_ALIAS, "kind": "GitRepository", "name": BASE_NAME}],
+            "artifacts": artifacts,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn boxes(names: impl Iterator<Item = String>) -> Vec<Delivered> {
+        names
+            .map(|name| Delivered {
+                source: format!("users/{name}.toml"),
+                cluster: None,
+                dir: name.clone(),
+                statefulsets: Vec::new(),
+                name,
+            })
+            .collect()
+    }
+
+    /// Each box's shard, by name.
+    fn shard_of(boxes: &[Delivered]) -> BTreeMap<String, String> {
+        shards(boxes.iter().collect())
+            .into_iter()
+            .flat_map(|(shard, members)| members.into_iter().map(move |b| (b.name.clone(), shard.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn shards_hold_at_most_a_generators_worth_and_split_only_where_full() {
+        let few = boxes((0..3_000).map(|i| format!("user{i}")));
+        let before = shard_of(&few);
+        assert_eq!(before.len(), 3_000, "every box in exactly one shard");
+        assert!(before.values().all(|s| s.len() == 1), "3,000 boxes fit in 16 generators");
+        // 20,000 boxes: about 1,250 a hex digit, so every one-digit shard splits in two digits.
+        let many = boxes((0..20_000).map(|i| format!("user{i}")));
+        let shards = shards(many.iter().collect());
+        assert!(shards.iter().all(|(_, members)| members.len() <= GENERATOR_CAPACITY));
+        assert_eq!(shards.iter().map(|(_, m)| m.len()).sum::<usize>(), 20_000);
+        assert!(shards.iter().all(|(shard, _)| shard.len() == 2));
+        let after = shard_of(&many);
+        // A box moves only into a part of its own shard, and only when that shard was split.
+        for (name, shard) in &before {
+            assert!(after[name].starts_with(shard.as_str()), "{name}: {shard} -> {}", after[name]);
+        }
+        // Adding boxes that fit moves nobody.
+        let more = boxes((0..3_100).map(|i| format!("user{i}")));
+        let grown = shard_of(&more);
+        assert!(before.iter().all(|(name, shard)| &grown[name] == shard));
+    }
 
     #[test]
     fn revisions_become_the_right_flux_reference() {
@@ -501,6 +633,7 @@ mod tests {
             flux_interval: "10m",
             flux_retry_interval: "2m",
             flux_timeout: "10m",
+            flux_artifacts: false,
         };
         let quota = Quota { cpu: Some("400".into()), memory: Some("4Gi".into()), gpu: Some(16), storage: Some("20Ti".into()) };
         let quota_object: ResourceQuota = strictly(&resource_quota(&settings, &quota).unwrap());

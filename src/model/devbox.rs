@@ -251,6 +251,13 @@ pub(crate) struct FluxSettings {
     /// How long a box's reconciliation may take, its health check included (default `10m`): a
     /// box that cannot become ready holds one of kustomize-controller's workers that long.
     pub timeout: Option<String>,
+    /// Give each box's Kustomization an artifact of its own bundle, cut from the repository by
+    /// Flux's ArtifactGenerator, instead of the whole repository (default `false`). Without it,
+    /// every reconciliation of every box downloads and extracts the whole repository; with it,
+    /// about one bundle, and a merge reconciles only the boxes it changed. Needs Flux 2.7 or
+    /// later with the source-watcher component, and kustomize-controller started with
+    /// `--feature-gates=ExternalArtifact=true` (docs/scale.md).
+    pub artifact_generator: Option<bool>,
 }
 
 /// A dataset shared by the boxes that list it, mounted read-only in each.

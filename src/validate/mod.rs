@@ -329,7 +329,11 @@ fn validate_delivery(rules: &mut Findings, config: &DevboxConfig) {
         rules.report("argocd", finding);
     }
     let flux = &config.flux;
-    let flux_set = flux.namespace.is_some() || flux.interval.is_some() || flux.retry_interval.is_some() || flux.timeout.is_some();
+    let flux_set = flux.namespace.is_some()
+        || flux.interval.is_some()
+        || flux.retry_interval.is_some()
+        || flux.timeout.is_some()
+        || flux.artifact_generator.is_some();
     if let Some(finding) = unused(GitOps::Flux, flux_set) {
         rules.report("flux", finding);
     }

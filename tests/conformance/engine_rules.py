@@ -47,6 +47,19 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      A Kustomization that applies pods in a namespace dependsOn (transitively) the one that
      applies that namespace's ResourceQuota and LimitRange, so they exist first
      (kustomizations.md, "Dependencies": applied only once the dependencies are Ready).
+     A sourceRef of kind ExternalArtifact names an artifact that exactly one
+     ArtifactGenerator emitted there makes (two would take it from each other: the
+     controller force-applies it and deletes what leaves its own list); that generator's
+     sources name GitRepositories emitted there by alias, it lists 1 to 1,000 artifacts
+     with names that are Kubernetes object names, and each artifact is one copy of
+     `@ALIAS/DIR/**` to `@artifact/`: the files of DIR at the artifact's root, where the
+     Kustomization's spec.path is then resolved. DIR holds files: a pattern that matches
+     none fails the whole generator, every other box's artifact with it. Sources: fluxcd/source-watcher
+     api/v1beta1/artifactgenerator_types.go (MinItems/MaxItems, the name rule, the alias
+     and copy patterns), internal/builder/builder.go (`calculateGlobDestination`: only
+     `dir/**` strips the directory; other globs keep the whole path) and
+     internal/controller/artifactgenerator_controller.go (`reconcileExternalArtifact`
+     applies with Force, `findOrphanedReferences` deletes what left the list).
   R5 argo-appset       Per out/_gitops/argocd/<cluster>/: the ApplicationSets' git
      directory generators (Go path.Match, exclude rules win, hidden directories skipped)
      match every bundle directory exactly once and nothing else (no out/_gitops, no
@@ -289,6 +302,11 @@ NO_HEALTH = {
 INTEGER = re.compile(r"^[+-]?[0-9]+$")  # Go's strconv.Atoi, which syncwaves.Wave uses
 GITREPO_URL = re.compile(r"^(http|https|ssh)://.*$")  # source-controller api/v1 GitRepositorySpec.URL
 SCP_LIKE = re.compile(r"^[^/:@]+@[^/:]+:")
+# fluxcd/source-watcher api/v1beta1/artifactgenerator_types.go: SourceReference.Alias's
+# pattern, OutputArtifacts' MaxItems, and the CEL rule on artifact names without pathPattern.
+GENERATOR_ALIAS = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+GENERATOR_MAX_ARTIFACTS = 1000
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass
@@ -999,12 +1017,25 @@ class Checker:
                     f"{repo.label()}: spec.url {url!r} is ssh:// but spec.secretRef.name is not set: ssh needs a Secret "
                     f"with `identity` and `known_hosts` (fluxcd/pkg git/options.go)",
                 )
+        artifacts = self.artifact_generators(directory, objs, repos)
         for _, ks in sorted(kustomizations.items()):
             spec = ks.doc.get("spec") or {}
             self.count("Flux Kustomizations")
             ref = spec.get("sourceRef") or {}
             ref_key = (ref.get("namespace") or ks.namespace, ref.get("name"))
-            if ref.get("kind") != "GitRepository" or ref_key not in repos:
+            root = "."  # where spec.path starts: the repository, or the artifact's own files
+            if ref.get("kind") == "ExternalArtifact":
+                made_by = artifacts.get(ref_key, [])
+                if len(made_by) != 1:
+                    self.fail(
+                        "R4",
+                        ks.path,
+                        f"{ks.label()}: sourceRef ExternalArtifact/{ref_key[0]}/{ref_key[1]} is made by "
+                        f"{len(made_by)} ArtifactGenerators of {directory.relative_to(self.root)}/, not one",
+                    )
+                    continue
+                root = made_by[0]
+            elif ref.get("kind") != "GitRepository" or ref_key not in repos:
                 self.fail(
                     "R4",
                     ks.path,
@@ -1020,9 +1051,11 @@ class Checker:
                         f"{ks.label()}: dependsOn {dep_key[0]}/{dep_key[1]} is not a Kustomization of {directory.relative_to(self.root)}/",
                     )
             git_path = str(spec.get("path") or "")
-            target = self.repo_dir(git_path)
+            target = self.repo_dir(posixpath.join(root, git_path))
             if target is None or not target.is_dir():
                 where = "outside the config repo" if target is None else "not a directory of the repo"
+                if root != ".":
+                    where += f" (its source is an artifact of {root}/, so the path starts there)"
                 self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} is {where}")
                 continue
             manifests, kustomize_ns = self.manifests_at(target)
@@ -1105,6 +1138,65 @@ class Checker:
                             f"depend on {', '.join(p[1] for p in providers)}, which applies it: the StatefulSet may name it before "
                             "it exists, and the pod waits in ContainerCreating",
                         )
+
+    def artifact_generators(self, directory: Path, objs: list, repos: dict) -> dict[tuple, list[str]]:
+        """(namespace, name) of each ExternalArtifact the ArtifactGenerators of a Flux
+        directory make -> the repository directory of its files, once per generator making it."""
+        made: dict[tuple, list[str]] = {}
+        for gen in (o for o in objs if o.kind == "ArtifactGenerator"):
+            self.count("Flux ArtifactGenerators")
+            spec = gen.doc.get("spec") or {}
+            aliases = {}
+            for source in spec.get("sources") or []:
+                alias, kind = str(source.get("alias") or ""), source.get("kind")
+                key = (source.get("namespace") or gen.namespace, source.get("name"))
+                if not GENERATOR_ALIAS.match(alias):
+                    self.fail("R4", gen.path, f"{gen.label()}: source alias {alias!r} does not match {GENERATOR_ALIAS.pattern}")
+                if kind != "GitRepository" or key not in repos:
+                    self.fail(
+                        "R4",
+                        gen.path,
+                        f"{gen.label()}: source {kind}/{key[0]}/{key[1]} is not a GitRepository of {directory.relative_to(self.root)}/",
+                    )
+                aliases[alias] = key
+            outputs = spec.get("artifacts") or []
+            if not 1 <= len(outputs) <= GENERATOR_MAX_ARTIFACTS:
+                self.fail(
+                    "R4",
+                    gen.path,
+                    f"{gen.label()}: {len(outputs)} artifacts; the CRD takes 1 to {GENERATOR_MAX_ARTIFACTS} (the API server refuses it)",
+                )
+            for output in outputs:
+                name = str(output.get("name") or "")
+                if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+                    self.fail("R4", gen.path, f"{gen.label()}: artifact name {name!r} is not a Kubernetes object name (the CRD's rule)")
+                copies = output.get("copy") or []
+                whole = [c for c in copies if c.get("to") == "@artifact/" and str(c.get("from") or "").endswith("/**")]
+                if len(copies) != 1 or not whole:
+                    self.fail(
+                        "R4",
+                        gen.path,
+                        f"{gen.label()}: artifact {name}: expected one copy of `@ALIAS/DIR/**` to `@artifact/` "
+                        f"(a bundle's files at the artifact's root), got {copies}",
+                    )
+                    continue
+                alias, _, rest = str(whole[0]["from"])[1:].partition("/")
+                if alias not in aliases:
+                    self.fail("R4", gen.path, f"{gen.label()}: artifact {name} copies from @{alias}, which no source has as alias")
+                    continue
+                files = self.repo_dir(rest[: -len("/**")])
+                if files is None or not files.is_dir() or not any(p.is_file() for p in files.iterdir()):
+                    # builder.go: "no files match pattern", and the generator stops there: none
+                    # of its artifacts, the other boxes' included, is made again.
+                    self.fail(
+                        "R4",
+                        gen.path,
+                        f"{gen.label()}: artifact {name} copies {whole[0]['from']}, which matches no file: the generator fails, "
+                        "and every artifact it makes goes stale",
+                    )
+                    continue
+                made.setdefault((gen.namespace, name), []).append(rest[: -len("/**")])
+        return made
 
     # --- R5: Argo CD ApplicationSet --------------------------------------------------------
 

@@ -10,7 +10,8 @@ the case needs, in the first source that has one, is copied into a fresh repo of
 with the namespace directories (out/_gitops/namespace/<cluster>/: the scripts ConfigMap
 its pod mounts, the Namespace, the quota): a running box with a StatefulSet; for
 the autostop cases, a box whose pod has the `idle` container, a wake CronJob, or an owner
-Role (tests/data/autostop has all three). A case listed in EXPECT must also name its rule
+Role (tests/data/autostop has all three); for the Flux artifact cases, a box whose Flux
+Kustomization reads its own ExternalArtifact (tests/data/autostop again). A case listed in EXPECT must also name its rule
 (or problem) in the refusal: proof that the new rule refused it, not an older one.
 """
 
@@ -335,6 +336,43 @@ def flux_scripts_unordered(repo: Fixture) -> None:
     rewrite(path, lambda o: o["spec"].update(dependsOn=[{"name": load_one(other)["metadata"]["name"]}]))
 
 
+def flux_artifact_kustomization(repo: Fixture) -> tuple[Path, dict]:
+    """The user's Flux Kustomization, which must read an ExternalArtifact."""
+    path = next((p for p in repo.glob("out/_gitops/flux/*/kustomization-devbox-*.yaml")), None)
+    if path is None or load_one(path)["spec"]["sourceRef"]["kind"] != "ExternalArtifact":
+        raise SystemExit("no Flux Kustomization reading an ExternalArtifact: the source repo needs `[flux] artifact_generator = true`")
+    return path, load_one(path)
+
+
+def flux_artifact_repo_path(repo: Fixture) -> None:
+    """The box reads its own artifact but keeps the repository path: Flux looks for
+    out/NAME/ inside the bundle's files."""
+    path, ks = flux_artifact_kustomization(repo)
+    bundle = next(p for p in repo.glob(f"out/**/{ks['metadata']['name'].removeprefix('devbox-')}") if p.is_dir())
+    rewrite(path, lambda o: o["spec"].update(path=f"./{bundle.relative_to(repo).as_posix()}"))
+
+
+def flux_artifact_twice(repo: Fixture) -> None:
+    """A second generator makes the same artifact: the two take it from each other."""
+    path, _ = flux_artifact_kustomization(repo)
+    generator = next(path.parent.glob("artifactgenerator-*.yaml"))
+    twin = generator.with_name("artifactgenerator-devboxes-artifacts-twin.yaml")
+    rewrite_to(generator, twin, lambda o: o["metadata"].update(name="devboxes-artifacts-twin"))
+
+
+def flux_artifact_no_files(repo: Fixture) -> None:
+    """The artifact copies from a directory that is not there (a bundle renamed without its
+    generator): the whole generator fails."""
+    path, _ = flux_artifact_kustomization(repo)
+    generator = next(path.parent.glob("artifactgenerator-*.yaml"))
+
+    def change(o: dict) -> None:
+        copy = o["spec"]["artifacts"][0]["copy"][0]
+        copy["from"] = copy["from"].replace("/**", "-old/**")
+
+    rewrite(generator, change)
+
+
 def bundle_file(repo: Fixture, pattern: str) -> Path:
     return next(repo.glob(f"out/**/{pattern}"))
 
@@ -583,6 +621,9 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-appset-renders-on-every-commit": (appset_renders_on_every_commit, "engine"),
     "engine-appset-refresh-paths-elsewhere": (appset_refresh_paths_elsewhere, "engine"),
     # Autostop (issue 15): a box that stops by itself, its wake CronJob, its owner's Role.
+    "engine-flux-artifact-repo-path": (flux_artifact_repo_path, "engine"),
+    "engine-flux-artifact-twice": (flux_artifact_twice, "engine"),
+    "engine-flux-artifact-no-files": (flux_artifact_no_files, "engine"),
     "engine-autostop-replicas": (autostop_replicas, "engine"),
     "engine-stopped-keeps-idle": (stopped_with_idle, "engine"),
     "engine-idle-role-secrets": (idle_role_secrets, "engine"),
@@ -613,6 +654,9 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
 }
 # What the refusal must name, for cases an older rule might refuse as well.
 EXPECT = {
+    "engine-flux-artifact-repo-path": "is not a directory of the repo",
+    "engine-flux-artifact-twice": "is made by 2 ArtifactGenerators",
+    "engine-flux-artifact-no-files": "matches no file",
     "yamllint-unquoted-on": "(truthy)",
     "yamllint-duplicate-key": "(key-duplicates)",
     "kube-linter-literal-secret-name": "TS_KUBE_SECRET with a literal value [env-var-secret]",
@@ -638,6 +682,9 @@ EXPECT = {
 # What a case's box must have (else: a running box with a StatefulSet).
 NEEDS = {
     "engine-autostop-replicas": "autostop",
+    "engine-flux-artifact-repo-path": "artifact",
+    "engine-flux-artifact-twice": "artifact",
+    "engine-flux-artifact-no-files": "artifact",
     "engine-stopped-keeps-idle": "autostop",
     "engine-idle-role-secrets": "autostop",
     "engine-idle-role-any-box": "autostop",
@@ -667,6 +714,10 @@ def has(bundle: Path, needs: str) -> bool:
         return any(bundle.glob("cronjob-*-wake.yaml"))
     if needs == "owner":
         return any(bundle.glob("rolebinding-*-owner.yaml"))
+    if needs == "artifact":
+        root = next(p for p in bundle.parents if (p / "users").is_dir())
+        kustomization = next(root.glob(f"out/_gitops/flux/*/kustomization-devbox-{bundle.name}.yaml"), None)
+        return kustomization is not None and load_one(kustomization)["spec"]["sourceRef"]["kind"] == "ExternalArtifact"
     return True
 
 
@@ -680,7 +731,12 @@ def pick(sources: list[Path], needs: str) -> tuple[Path, Repo, str]:
     what = (
         "a StatefulSet"
         if needs == "running"
-        else {"autostop": "an `idle` container", "wake": "a wake CronJob", "owner": "an owner Role"}[needs]
+        else {
+            "autostop": "an `idle` container",
+            "wake": "a wake CronJob",
+            "owner": "an owner Role",
+            "artifact": "a Flux Kustomization reading its own artifact",
+        }[needs]
     )
     raise SystemExit(f"no running box with {what} in {', '.join(map(str, sources))} (tests/data/autostop has one)")
 
@@ -702,12 +758,24 @@ def fixture(sources: list[Path], into: Path, delivery: bool = False, needs: str 
         shutil.copy(path, into / path.relative_to(source))
     if delivery:
         for path in sorted((source / "out" / "_gitops").rglob("*.yaml")):
-            origin = (load_one(path)["metadata"].get("annotations") or {}).get("devbox-gen.dev/source", "")
+            obj = load_one(path)
+            origin = (obj["metadata"].get("annotations") or {}).get("devbox-gen.dev/source", "")
             if origin.startswith("users/") and origin != f"users/{name}.toml":
                 continue  # another user's Flux Kustomization
             (into / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            if obj.get("kind") == "ArtifactGenerator":
+                # Only this user's artifact: the other bundles are not in the fixture.
+                mine = [a for a in obj["spec"]["artifacts"] if a["name"] == f"devbox-{name}"]
+                if mine:
+                    rewrite_to(path, into / path.relative_to(source), lambda o, mine=mine: o["spec"].update(artifacts=mine))
+                continue
             shutil.copy(path, into / path.relative_to(source))
     return into
+
+
+def rewrite_to(path: Path, into: Path, change: Callable[[dict], None]) -> None:
+    shutil.copy(path, into)
+    rewrite(into, change)
 
 
 def main() -> int:

@@ -123,6 +123,83 @@ fn flux_gets_one_kustomization_per_user_with_a_health_check() {
     assert_eq!(source["spec"], json!({"interval": "1m", "url": "https://github.com/acme/devboxes.git", "ref": {"branch": "main"}}));
 }
 
+/// [`multi`], with each Flux box reading its own artifact.
+fn multi_with_artifacts() -> Repo {
+    let repo = multi();
+    let settings = repo.read("devbox.toml");
+    repo.write("devbox.toml", &format!("{settings}\n[flux]\nartifact_generator = true\n"));
+    repo
+}
+
+#[test]
+fn with_artifact_generator_each_flux_box_reads_an_artifact_of_its_own_bundle() {
+    let repo = multi_with_artifacts();
+    repo.run_ok(&["build"], 0);
+    let alice = yaml(&repo, "_gitops/flux/gpu/kustomization-devbox-alice.yaml");
+    assert_eq!(alice["spec"]["sourceRef"], json!({"kind": "ExternalArtifact", "name": "devbox-alice"}));
+    assert_eq!(alice["spec"]["path"], "./", "the bundle's files are the artifact's root");
+    // Each cluster's Flux cuts the artifacts of its own boxes, from the whole repository's
+    // artifact: paths are of the Git repository, `[repo] path` included.
+    let generators = |cluster: &str| -> Vec<Value> {
+        out_files(&repo, &format!("_gitops/flux/{cluster}"))
+            .iter()
+            .filter(|p| p.contains("/artifactgenerator-"))
+            .map(|p| yaml(&repo, p))
+            .collect()
+    };
+    let artifacts = |cluster: &str| -> Vec<(String, Value)> {
+        generators(cluster)
+            .iter()
+            .flat_map(|g| g["spec"]["artifacts"].as_array().unwrap().clone())
+            .map(|a| (a["name"].as_str().unwrap().to_string(), a["copy"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        artifacts("gpu"),
+        [("devbox-alice".to_string(), json!([{"from": "@devboxes/devboxes/out/gpu/alice/**", "to": "@artifact/"}]))]
+    );
+    let mut prod = artifacts("prod");
+    prod.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        prod,
+        [
+            ("devbox-bob".to_string(), json!([{"from": "@devboxes/devboxes/out/prod/bob/**", "to": "@artifact/"}])),
+            ("devbox-carol".to_string(), json!([{"from": "@devboxes/devboxes/out/prod/carol/**", "to": "@artifact/"}])),
+        ]
+    );
+    for generator in generators("prod") {
+        assert_eq!(generator["metadata"]["namespace"], "flux-system");
+        assert_eq!(generator["spec"]["sources"], json!([{"alias": "devboxes", "kind": "GitRepository", "name": "devboxes"}]));
+        assert!(generator["metadata"]["name"].as_str().unwrap().starts_with("devboxes-artifacts-"));
+    }
+    // The namespace and the delivery directory still come from the repository.
+    let namespace = yaml(&repo, "_gitops/flux/prod/kustomization-devboxes-namespace.yaml");
+    assert_eq!(namespace["spec"]["sourceRef"], json!({"kind": "GitRepository", "name": "devboxes"}));
+    assert_eq!(namespace["spec"]["path"], "./devboxes/out/_gitops/namespace/prod");
+}
+
+#[test]
+fn a_box_keeps_its_artifact_generator_when_others_come_and_go() {
+    let repo =
+        Repo::new(&format!("{GITOPS}\n[flux]\nartifact_generator = true\n")).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    let holding = |repo: &Repo, name: &str| -> String {
+        out_files(repo, "_gitops/flux/default")
+            .into_iter()
+            .filter(|p| p.contains("/artifactgenerator-"))
+            .find(|p| yaml(repo, p)["spec"]["artifacts"].as_array().unwrap().iter().any(|a| a["name"] == format!("devbox-{name}")))
+            .unwrap_or_else(|| panic!("no generator makes devbox-{name}"))
+    };
+    let before = holding(&repo, "alice");
+    for (i, name) in ["bob", "carol", "dave", "erin", "frank", "grace", "heidi"].iter().enumerate() {
+        let key = if i % 2 == 0 { KEY_ALICE_2 } else { KEY_ALICE };
+        repo.write(&format!("users/{name}.toml"), &user_file(&format!("{name}@example.com"), key));
+    }
+    repo.run_ok(&["build"], 0);
+    assert_eq!(holding(&repo, "alice"), before, "alice's artifact must not move: moving it races two generators");
+    repo.run_ok(&["build", "--check"], 0);
+}
+
 #[test]
 fn the_namespace_enforces_restricted_and_is_never_pruned() {
     let repo = single();
@@ -345,6 +422,10 @@ fn schemas() -> BTreeMap<(&'static str, &'static str), Value> {
         (("argoproj.io/v1alpha1", "Application"), application_schema()),
         (("source.toolkit.fluxcd.io/v1", "GitRepository"), schema("source.toolkit.fluxcd.io_gitrepository_v1.json")),
         (("kustomize.toolkit.fluxcd.io/v1", "Kustomization"), schema("kustomize.toolkit.fluxcd.io_kustomization_v1.json")),
+        (
+            ("source.extensions.fluxcd.io/v1beta1", "ArtifactGenerator"),
+            schema("source.extensions.fluxcd.io_artifactgenerator_v1beta1.json"),
+        ),
     ])
 }
 
@@ -401,7 +482,7 @@ fn delivery_objects(repo: &Repo) -> Vec<(String, Value)> {
 fn every_delivery_object_passes_its_crd_schema_strictly() {
     let schemas = schemas();
     let mut validated: BTreeMap<String, usize> = BTreeMap::new();
-    for repo in [single(), multi()] {
+    for repo in [single(), multi(), multi_with_artifacts()] {
         repo.run_ok(&["build"], 0);
         for (path, object) in delivery_objects(&repo) {
             let (api_version, kind) = (object["apiVersion"].as_str().unwrap(), object["kind"].as_str().unwrap());
@@ -424,13 +505,36 @@ fn every_delivery_object_passes_its_crd_schema_strictly() {
     assert_eq!(
         validated,
         BTreeMap::from([
-            ("Application".to_string(), 6),
-            ("ApplicationSet".to_string(), 3),
-            ("GitRepository".to_string(), 3),
-            ("Kustomization".to_string(), 11),
-            ("Namespace".to_string(), 3),
+            ("Application".to_string(), 10),
+            ("ApplicationSet".to_string(), 5),
+            ("ArtifactGenerator".to_string(), 3),
+            ("GitRepository".to_string(), 5),
+            ("Kustomization".to_string(), 18),
+            ("Namespace".to_string(), 5),
         ])
     );
+}
+
+/// The ArtifactGenerator CRD's own rule on artifact names (a CEL rule, which JSON Schema does
+/// not run): without `pathPattern`, every name is a Kubernetes object name.
+#[test]
+fn artifact_names_pass_the_generator_crds_cel_rule() {
+    let crd = schema("source.extensions.fluxcd.io_artifactgenerator_v1beta1.json");
+    let rules = crd["properties"]["spec"]["x-kubernetes-validations"].as_array().unwrap();
+    let rule = rules.iter().map(|r| r["rule"].as_str().unwrap()).find(|r| r.contains("a.name.matches")).expect("the CRD's name rule");
+    // `a.name.matches('REGEX')`: the regex as CEL's string literal has it.
+    let pattern = rule.split("a.name.matches('").nth(1).and_then(|r| r.split("')").next()).unwrap().replace("\\\\", "\\");
+    assert_eq!(pattern, r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "the CRD's rule changed");
+    let name = jsonschema::validator_for(&json!({"type": "string", "pattern": pattern})).unwrap();
+    let max = crd["properties"]["spec"]["properties"]["artifacts"]["maxItems"].as_u64().unwrap();
+    assert_eq!(max, 1000, "the CRD's limit changed: GENERATOR_CAPACITY in src/delivery.rs must follow");
+    let repo = multi_with_artifacts();
+    repo.run_ok(&["build"], 0);
+    for (path, object) in delivery_objects(&repo).into_iter().filter(|(_, o)| o["kind"] == "ArtifactGenerator") {
+        for artifact in object["spec"]["artifacts"].as_array().unwrap() {
+            assert!(name.is_valid(&artifact["name"]), "out/{path}: {artifact}");
+        }
+    }
 }
 
 #[test]
