@@ -179,6 +179,28 @@ fn with_artifact_generator_each_flux_box_reads_an_artifact_of_its_own_bundle() {
 }
 
 #[test]
+fn diff_warns_that_flux_boxes_reading_artifacts_need_the_feature_gate() {
+    let repo = multi();
+    repo.run_ok(&["build"], 0);
+    let settings = repo.read("devbox.toml");
+    repo.write("devbox.toml", &format!("{settings}\n[flux]\nartifact_generator = true\n"));
+    let report: Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 1).stdout).unwrap();
+    let risks: Vec<&Value> = report["risks"].as_array().unwrap().iter().filter(|r| r["kind"] == "flux-artifacts-enabled").collect();
+    assert_eq!(risks.len(), 1, "one risk for the fleet: {report}");
+    assert_eq!(risks[0]["level"], "sync");
+    assert_eq!(risks[0]["user"], "devbox.toml");
+    assert_eq!(risks[0]["facts"]["users"], "alice,bob,carol");
+    let text = repo.run_ok(&["diff"], 1).stdout;
+    assert_contains!(text, "3 Flux Kustomizations read an artifact of their own bundle instead of the repository");
+    assert_contains!(text, "--feature-gates=ExternalArtifact=true");
+    // Turning it off again reads the repository, which every Flux can: nothing to warn about.
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &settings);
+    let report: Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 1).stdout).unwrap();
+    assert!(report["risks"].as_array().unwrap().iter().all(|r| r["kind"] != "flux-artifacts-enabled"), "{report}");
+}
+
+#[test]
 fn a_box_keeps_its_artifact_generator_when_others_come_and_go() {
     let repo =
         Repo::new(&format!("{GITOPS}\n[flux]\nartifact_generator = true\n")).user("alice", &user_file("alice@example.com", KEY_ALICE));

@@ -18,7 +18,8 @@
 //!   and the machine a box leaves behind in the tailnet when it goes away;
 //! - `platform`: what devbox.toml or the template change for every box at once: a namespace
 //!   change (one [`Level::Data`] risk instead of one per object), a new uid, gid, fsGroup or
-//!   home path ([`Level::Data`]);
+//!   home path ([`Level::Data`]), Flux boxes switching to artifacts of their own, which stall
+//!   without kustomize-controller's feature gate ([`Level::Sync`]);
 //! - `workload`: the box stopped, archived or removed, or moved onto Spot VMs that can stop it
 //!   at any time ([`Level::Downtime`]), restarted or rescheduled by a new image, GPU,
 //!   architecture or any other template change ([`Level::Restart`]);
@@ -90,6 +91,7 @@ impl Level {
 pub(crate) enum Kind {
     NamespaceChanged,
     DeliveryMoved,
+    FluxArtifactsEnabled,
     HomeOwnerChanged,
     HomeVolumeRemoved,
     HomeVolumeRenamed,
@@ -122,7 +124,7 @@ impl Kind {
             Kind::NamespaceChanged | Kind::HomeOwnerChanged | Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => {
                 Level::Data
             }
-            Kind::ImmutableField | Kind::DeliveryMoved => Level::Sync,
+            Kind::ImmutableField | Kind::DeliveryMoved | Kind::FluxArtifactsEnabled => Level::Sync,
             Kind::KeyAdded
             | Kind::KeyRemoved
             | Kind::HostnameChanged
@@ -146,6 +148,7 @@ impl Kind {
         match self {
             Kind::NamespaceChanged => "namespace-changed",
             Kind::DeliveryMoved => "delivery-moved",
+            Kind::FluxArtifactsEnabled => "flux-artifacts-enabled",
             Kind::HomeOwnerChanged => "home-owner-changed",
             Kind::HomeVolumeRemoved => "home-volume-removed",
             Kind::HomeVolumeRenamed => "home-volume-renamed",
@@ -232,6 +235,7 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
     let (before, mut risks) = platform::follow_namespace_moves(before, after);
     let before = before.as_ref();
     risks.extend(platform::delivery_moved(before, after));
+    risks.extend(platform::flux_artifacts_enabled(before, after));
     risks.extend(home::volumes(before, after));
     for (id, old) in before {
         if let Some(new) = after.get(id) {

@@ -133,6 +133,51 @@ pub(super) fn delivery_dir(path: &str) -> &str {
     cluster_of(path).unwrap_or("default")
 }
 
+/// The kind of a Flux Kustomization's source, when the resource is one (not a bundle's own
+/// `kustomization.yaml`, which has no namespace).
+fn flux_source_kind(resource: &Resource) -> Option<&str> {
+    if resource.kind != "Kustomization" || resource.namespace.is_none() {
+        return None;
+    }
+    resource.object.as_ref()?.get("spec")?.get("sourceRef")?.get("kind")?.as_str()
+}
+
+/// Flux Kustomizations that read the repository start reading an ExternalArtifact
+/// (`[flux] artifact_generator` turned on). kustomize-controller reads one only when started
+/// with `--feature-gates=ExternalArtifact=true` (off by default); without it, every such box's
+/// Kustomization stops with an access-denied error and applies nothing more (it deletes
+/// nothing either), and without source-watcher nothing makes the artifacts.
+pub(super) fn flux_artifacts_enabled(before: &Resources, after: &Resources) -> Option<Risk> {
+    let switched: Vec<&Resource> = after
+        .values()
+        .filter(|new| flux_source_kind(new) == Some("ExternalArtifact"))
+        .filter(|new| before.get(&new.id).and_then(flux_source_kind).is_some_and(|kind| kind != "ExternalArtifact"))
+        .collect();
+    let first = switched.first()?;
+    let users: BTreeSet<&str> = switched.iter().map(|r| r.owner.as_str()).collect();
+    Some(Risk {
+        kind: Kind::FluxArtifactsEnabled,
+        user: SETTINGS.into(),
+        resource: first.id.clone(),
+        summary: format!(
+            "{} read an artifact of their own bundle instead of the repository: they stop until Flux can make and read artifacts",
+            crate::diff::plural(switched.len(), "Flux Kustomization", "Flux Kustomizations")
+        ),
+        details: vec![
+            "Each box's Kustomization reads an ExternalArtifact made by the ArtifactGenerators of out/_gitops/flux/. kustomize-controller reads ExternalArtifacts only with `--feature-gates=ExternalArtifact=true` (off by default), and only source-watcher makes them (Flux 2.7 or later).".into(),
+            "Without them, each of these Kustomizations stops with `ExternalArtifact feature gate is disabled` or `Source not found` and applies nothing more: running boxes keep running, nothing is deleted, and no change reaches them until Flux is set up. The objects do not change, so nothing restarts when it is.".into(),
+        ],
+        help: vec![
+            "before the merge, on every cluster: install source-watcher (`flux install --components-extra=source-watcher`, or the same in `flux bootstrap`) and add `--feature-gates=ExternalArtifact=true` to kustomize-controller's arguments".into(),
+            format!(
+                "after the merge: `kubectl get externalartifacts {flag}` lists one `devbox-NAME` a box, and `flux get kustomizations {flag}` shows them Ready",
+                flag = namespace_flag(first).trim_end()
+            ),
+        ],
+        facts: BTreeMap::from([("users", users.into_iter().collect::<Vec<_>>().join(","))]),
+    })
+}
+
 /// Bundles move in `out/` (the single-cluster layout becomes `[[clusters]]`, or a cluster is
 /// renamed), but the cluster they are delivered to stays the same server: the boxes and their
 /// homes stay where they are, and only the delivery objects are replaced, which nothing
@@ -350,6 +395,35 @@ mod tests {
         resource.id = resource.id.replace("/devboxes/", &format!("/{namespace}/"));
         resource.namespace = Some(namespace.into());
         resource
+    }
+
+    /// A box's Flux Kustomization reading `source`.
+    fn flux_box(owner: &str, source: &str) -> crate::diff::resource::Resource {
+        let object = json!({"kind": "Kustomization", "metadata": {"name": format!("devbox-{owner}"), "namespace": "flux-system"},
+            "spec": {"sourceRef": {"kind": source, "name": "x"}, "path": "./"}});
+        crate::diff::resource::Resource {
+            id: format!("Kustomization/flux-system/devbox-{owner}"),
+            kind: "Kustomization".into(),
+            namespace: Some("flux-system".into()),
+            name: format!("devbox-{owner}"),
+            path: format!("_gitops/flux/default/kustomization-devbox-{owner}.yaml"),
+            owner: owner.into(),
+            text: String::new(),
+            object: object.as_object().cloned(),
+        }
+    }
+
+    #[test]
+    fn flux_boxes_switching_to_artifacts_are_one_sync_risk_and_new_boxes_are_none() {
+        let before = set(vec![flux_box("alice", "GitRepository"), flux_box("bob", "GitRepository")]);
+        let after =
+            set(vec![flux_box("alice", "ExternalArtifact"), flux_box("bob", "ExternalArtifact"), flux_box("carol", "ExternalArtifact")]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["flux-artifacts-enabled"]);
+        assert_eq!(risks[0].facts["users"], "alice,bob", "carol's box is new: it never read the repository");
+        assert_eq!(risks[0].user, "devbox.toml");
+        // Back to the repository, which every Flux reads: nothing to say.
+        assert!(classify(&after, &before, &BTreeSet::new()).iter().all(|r| r.kind.as_str() != "flux-artifacts-enabled"));
     }
 
     #[test]
