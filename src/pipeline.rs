@@ -161,7 +161,15 @@ pub(crate) fn validate_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -
     let (repo, boxes, warnings) = resolve_repo(root, only)?;
     // Some files alone say nothing of the totals: the others' boxes count too.
     if only.is_none() {
-        quota::refuse_breaches(&repo, &boxes, pod_overhead(&repo, &boxes)?)?;
+        match pod_overhead(&repo, &boxes) {
+            Ok(overheads) => quota::refuse_breaches(&repo, &boxes, overheads)?,
+            // The template fails for the box the overhead is measured on: say which user files
+            // it fails for, as `build` would, unless it fails for that variant alone.
+            Err(probe) => {
+                render_as_running(&repo, &boxes.iter().collect::<Vec<_>>())?;
+                return Err(probe);
+            }
+        }
     }
     Ok((boxes, warnings))
 }
@@ -244,8 +252,13 @@ fn compile_stages(
     }
     let mut warnings = found;
     let boxes = context.timed("resolve", || resolve::resolve(repo))?;
-    // Before the cache decides what to render: the totals are of every box, kept or not.
-    quota::refuse_breaches(repo, &boxes, pod_overhead(repo, &boxes)?)?;
+    // Before the cache decides what to render: the totals are of every box, kept or not. A
+    // template that fails for the box the overhead is measured on is reported by the render
+    // below instead, which names every user file it fails for, not that one alone.
+    let overheads = pod_overhead(repo, &boxes);
+    if let Ok(overheads) = overheads {
+        quota::refuse_breaches(repo, &boxes, overheads)?;
+    }
     let template = template_of(repo)?;
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let users: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
@@ -301,6 +314,8 @@ fn compile_stages(
     if !failures.is_empty() {
         return Err(render::failures_to_diagnostics(failures, &template, &root));
     }
+    // Every box rendered, yet the variants the overhead is measured on did not.
+    overheads?;
     if !invalid.is_empty() {
         return Err(check::invalid_bundles_to_diagnostics(invalid, &described));
     }

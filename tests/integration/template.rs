@@ -158,6 +158,22 @@ fn a_template_error_naming_each_user_is_reported_once_for_all_of_them() {
     assert!(run.stderr.ends_with("error: nothing under out/ was changed\n"), "{}", run.stderr);
 }
 
+/// With a CPU quota, one box is rendered first to measure what pods request beyond their
+/// `resources`; a template that fails there still names every user file it fails for.
+#[test]
+fn a_template_failing_while_the_quota_is_measured_names_every_user_file() {
+    let repo = with_template("function(box) { x: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: box.nmae } } }\n");
+    let settings = repo.read("devbox.toml");
+    repo.write("devbox.toml", &format!("{settings}\n[quota]\ncpu = \"64\"\n"));
+    repo.write("users/bob.toml", &crate::common::user_file("bob@example.com", crate::common::KEY_ALICE_2));
+    for command in [&["build"][..], &["build", "--check"], &["validate"]] {
+        let run = repo.run_ok(command, 2);
+        assert_contains!(run.stderr, "error: templates/devbox.jsonnet failed for users/alice.toml and users/bob.toml\n");
+        assert_contains!(run.stderr, "no such field: nmae");
+    }
+    assert!(!repo.path().join("out").exists());
+}
+
 /// Kubernetes' classic: an env value written as a number. The API server refuses the object;
 /// the report says which field, not only which type serde expected.
 #[test]
