@@ -54,7 +54,9 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      with names that are Kubernetes object names, and each artifact is one copy of
      `@ALIAS/DIR/**` to `@artifact/`: the files of DIR at the artifact's root, where the
      Kustomization's spec.path is then resolved. DIR holds files: a pattern that matches
-     none fails the whole generator, every other box's artifact with it. Sources: fluxcd/source-watcher
+     none fails the whole generator, every other box's artifact with it. No artifact takes
+     its `revision` from the source (the commit): its revision stays its content's digest,
+     so a merge reconciles only the boxes it changed (`setArtifactRevisions`). Sources: fluxcd/source-watcher
      api/v1beta1/artifactgenerator_types.go (MinItems/MaxItems, the name rule, the alias
      and copy patterns), internal/builder/builder.go (`calculateGlobDestination`: only
      `dir/**` strips the directory; other globs keep the whole path) and
@@ -1170,6 +1172,15 @@ class Checker:
                 name = str(output.get("name") or "")
                 if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
                     self.fail("R4", gen.path, f"{gen.label()}: artifact name {name!r} is not a Kubernetes object name (the CRD's rule)")
+                if output.get("revision"):
+                    # setArtifactRevisions: `revision: @ALIAS` gives the artifact the source's
+                    # revision, the commit, so every merge is a new revision of every box.
+                    self.fail(
+                        "R4",
+                        gen.path,
+                        f"{gen.label()}: artifact {name} takes revision {output['revision']!r} from its source: every commit "
+                        "becomes a new revision of every box's artifact, and every box reconciles at every merge",
+                    )
                 copies = output.get("copy") or []
                 whole = [c for c in copies if c.get("to") == "@artifact/" and str(c.get("from") or "").endswith("/**")]
                 if len(copies) != 1 or not whole:

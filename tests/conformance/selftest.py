@@ -360,6 +360,13 @@ def flux_artifact_twice(repo: Fixture) -> None:
     rewrite_to(generator, twin, lambda o: o["metadata"].update(name="devboxes-artifacts-twin"))
 
 
+def flux_artifact_commit_revision(repo: Fixture) -> None:
+    """The artifact takes the commit as its revision: every merge reconciles every box."""
+    path, _ = flux_artifact_kustomization(repo)
+    generator = next(path.parent.glob("artifactgenerator-*.yaml"))
+    rewrite(generator, lambda o: o["spec"]["artifacts"][0].update(revision="@" + o["spec"]["sources"][0]["alias"]))
+
+
 def flux_artifact_no_files(repo: Fixture) -> None:
     """The artifact copies from a directory that is not there (a bundle renamed without its
     generator): the whole generator fails."""
@@ -624,6 +631,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-flux-artifact-repo-path": (flux_artifact_repo_path, "engine"),
     "engine-flux-artifact-twice": (flux_artifact_twice, "engine"),
     "engine-flux-artifact-no-files": (flux_artifact_no_files, "engine"),
+    "engine-flux-artifact-commit-revision": (flux_artifact_commit_revision, "engine"),
     "engine-autostop-replicas": (autostop_replicas, "engine"),
     "engine-stopped-keeps-idle": (stopped_with_idle, "engine"),
     "engine-idle-role-secrets": (idle_role_secrets, "engine"),
@@ -657,6 +665,7 @@ EXPECT = {
     "engine-flux-artifact-repo-path": "is not a directory of the repo",
     "engine-flux-artifact-twice": "is made by 2 ArtifactGenerators",
     "engine-flux-artifact-no-files": "matches no file",
+    "engine-flux-artifact-commit-revision": "every box reconciles at every merge",
     "yamllint-unquoted-on": "(truthy)",
     "yamllint-duplicate-key": "(key-duplicates)",
     "kube-linter-literal-secret-name": "TS_KUBE_SECRET with a literal value [env-var-secret]",
@@ -685,6 +694,7 @@ NEEDS = {
     "engine-flux-artifact-repo-path": "artifact",
     "engine-flux-artifact-twice": "artifact",
     "engine-flux-artifact-no-files": "artifact",
+    "engine-flux-artifact-commit-revision": "artifact",
     "engine-stopped-keeps-idle": "autostop",
     "engine-idle-role-secrets": "autostop",
     "engine-idle-role-any-box": "autostop",
