@@ -241,6 +241,7 @@ fn devbox_toml(args: &InitArgs) -> String {
     out.push_str(&example("interval", quoted(defaults::FLUX_INTERVAL), "re-apply each box this often (drift)"));
     out.push_str(&example("retry_interval", quoted(defaults::FLUX_RETRY_INTERVAL), "after a failed apply"));
     out.push_str(&example("timeout", quoted(defaults::FLUX_TIMEOUT), "for one box, health check included"));
+    out.push_str(&example("artifact_generator", "false".into(), "true: each box reads its own bundle (Flux 2.7+)"));
 
     out.push_str(
         "\n# Exceptions to rules that are errors otherwise, each by name, so that a reviewer sees\n\
