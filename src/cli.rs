@@ -148,7 +148,7 @@ pub(crate) enum Command {
         name: String,
     },
     /// List every box, one line each: state, CPU, memory, GPU, home, when it stops by itself,
-    /// owner. Reads users/ and devbox.toml only; renders and writes nothing.
+    /// owner; then what each namespace's boxes take together, beside `[quota]`. Writes nothing.
     #[command(after_help = EXIT_OK_OR_ERROR)]
     List {
         /// text for terminals, markdown for a PR or a wiki page, json (what `show --input`

@@ -224,7 +224,15 @@ pub(crate) fn render_as_running(repo: &ConfigRepo, boxes: &[&ResolvedBox]) -> Re
 /// the repo's template; nothing is rendered when no `[quota]` counts CPU or memory.
 pub(crate) fn pod_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overheads, Diagnostics> {
     let counted = repo.settings.as_ref().is_some_and(|s| quota::Overhead::matters(&s.value.quota));
-    let Some(probe) = boxes.iter().find(|b| b.state == crate::model::State::Running).filter(|_| counted) else {
+    if !counted {
+        return Ok(quota::Overheads::NONE);
+    }
+    measure_overhead(repo, boxes)
+}
+
+/// [`pod_overhead`], whatever `[quota]` says: for the totals `list` shows.
+pub(crate) fn measure_overhead(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<quota::Overheads, Diagnostics> {
+    let Some(probe) = boxes.iter().find(|b| b.state == crate::model::State::Running) else {
         return Ok(quota::Overheads::NONE);
     };
     // The same box twice: without and with an idle window, for the idle container's share.

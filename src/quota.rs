@@ -97,7 +97,7 @@ impl Resource {
 
     /// The quota as written in devbox.toml, and parsed; `None` when unset (or unreadable, which
     /// validation has reported already).
-    fn limit(self, quota: &Quota) -> Option<(String, Quantity)> {
+    pub(crate) fn limit(self, quota: &Quota) -> Option<(String, Quantity)> {
         let written = match self {
             Self::Cpu => quota.cpu.clone()?,
             Self::Memory => quota.memory.clone()?,
@@ -128,7 +128,7 @@ impl Resource {
     }
 
     /// `24 CPUs`, `1 GPU`, `100Gi`: an amount with its unit.
-    fn amount(self, amount: Quantity) -> String {
+    pub(crate) fn amount(self, amount: Quantity) -> String {
         let shown = self.show(amount);
         let unit = match self {
             Self::Cpu => "CPU",

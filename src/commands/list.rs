@@ -1,25 +1,32 @@
 //! `devbox-gen list [--format text|markdown|json]`: every box, one line each, as its user file
 //! and devbox.toml's `[defaults]` make it: what an admin asks first (who runs what, who has a
-//! GPU, which boxes stop by themselves), without rendering anything.
+//! GPU, which boxes stop by themselves), and what they take together in each namespace, beside
+//! `[quota]`. Only one box is rendered, to count what the template's other containers request.
 
 use std::io::Write;
 
 use crate::autostop;
 use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
-use crate::model::State;
-use crate::pipeline::resolve_boxes;
+use crate::model::{Quota, State};
+use crate::pipeline::{measure_overhead, resolve_repo};
+use crate::quantity::Quantity;
+use crate::quota::{self, Overheads, Resource};
 use crate::resolve::ResolvedBox;
 use crate::{Context, Outcome};
 
 pub(super) fn run(context: &mut Context, format: Format) -> Result<Outcome, Diagnostics> {
-    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
     context.warn(warnings);
     let text = match format {
         // What `show --input` prints: the boxes as the template gets them.
         Format::Json => serde_json::to_string_pretty(&boxes).expect("a resolved box is plain data") + "\n",
-        Format::Text => text(&boxes),
-        Format::Markdown => markdown(&boxes),
+        Format::Text | Format::Markdown => {
+            // A template that does not render is `build`'s to report; the table stands without it.
+            let overheads = measure_overhead(&repo, &boxes).ok();
+            let totals = totals(&boxes, overheads, &repo.settings().quota);
+            if format == Format::Text { text(&boxes, &totals) } else { markdown(&boxes, &totals) }
+        }
     };
     // A closed pipe (`list | head`) is not an error.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -90,8 +97,59 @@ fn summary(boxes: &[ResolvedBox]) -> String {
     if states.is_empty() { total } else { format!("{total}: {}", states.join(", ")) }
 }
 
+/// What the boxes of each namespace take together, beside `[quota]`: `devboxes: 14.5 of 64
+/// CPUs, 60Gi of 256Gi memory, 1 GPU; home volumes 600Gi of 2Ti`. CPU and memory count the
+/// template's other containers (the tailscale sidecar), as the ResourceQuota does, when the
+/// template renders (`None`: it does not, and the line says so).
+fn totals(boxes: &[ResolvedBox], overheads: Option<Overheads>, limits: &Quota) -> Vec<String> {
+    let mut places: Vec<(Option<String>, String)> = boxes.iter().map(|b| (b.cluster.clone(), b.namespace.clone())).collect();
+    places.sort();
+    places.dedup();
+    let usages: Vec<(Resource, Vec<quota::Usage>)> =
+        Resource::ALL.into_iter().map(|r| (r, quota::usage(boxes, r, overheads.unwrap_or(Overheads::NONE)))).collect();
+    places
+        .into_iter()
+        .map(|(cluster, namespace)| {
+            let of = |resource: Resource| {
+                let (_, usage) = usages.iter().find(|(r, _)| *r == resource).expect("every resource");
+                let total = usage.iter().find(|u| u.cluster == cluster && u.namespace == namespace).map(|u| u.total);
+                match (total, resource.limit(limits)) {
+                    (None, None) => None,
+                    (total, None) => Some(resource.amount(total.unwrap_or(Quantity::ZERO))),
+                    // `4.5 of 64 CPUs`, `60Gi of 256Gi`: the unit once.
+                    (total, Some((_, limit))) => {
+                        let total = total.unwrap_or(Quantity::ZERO);
+                        let shown =
+                            if matches!(resource, Resource::Cpu | Resource::Gpu) { resource.show(total) } else { resource.amount(total) };
+                        Some(format!("{shown} of {}", resource.amount(limit)))
+                    }
+                }
+            };
+            let mut running: Vec<String> = Vec::new();
+            running.extend(of(Resource::Cpu));
+            running.extend(of(Resource::Memory).map(|m| format!("{m} memory")));
+            running.extend(of(Resource::Gpu));
+            let place = match &cluster {
+                Some(cluster) => format!("{namespace} on {cluster}"),
+                None => namespace.clone(),
+            };
+            let counted = match overheads {
+                Some(_) => "sidecars included",
+                None => "sidecars not counted: the template does not render",
+            };
+            let requests = if running.is_empty() {
+                "no running box".to_string()
+            } else {
+                format!("running boxes request {} ({counted})", running.join(", "))
+            };
+            let homes = of(Resource::Storage).map_or_else(String::new, |h| format!("; home volumes take {h}"));
+            format!("{place}: {requests}{homes}")
+        })
+        .collect()
+}
+
 /// Columns padded to their widest value (in characters: `×` is one), two spaces apart.
-fn text(boxes: &[ResolvedBox]) -> String {
+fn text(boxes: &[ResolvedBox], totals: &[String]) -> String {
     let (header, rows) = rows(boxes);
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
@@ -113,11 +171,15 @@ fn text(boxes: &[ResolvedBox]) -> String {
     }
     out.push_str(&summary(boxes));
     out.push('\n');
+    for line in totals {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
 }
 
 /// A table for a PR description or a wiki page.
-fn markdown(boxes: &[ResolvedBox]) -> String {
+fn markdown(boxes: &[ResolvedBox], totals: &[String]) -> String {
     let (header, rows) = rows(boxes);
     let cell = |value: &str| value.replace('|', "\\|");
     let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
@@ -125,5 +187,8 @@ fn markdown(boxes: &[ResolvedBox]) -> String {
         out.push_str(&format!("| {} |\n", row.iter().map(|v| cell(v)).collect::<Vec<_>>().join(" | ")));
     }
     out.push_str(&format!("\n{}\n", summary(boxes)));
+    for line in totals {
+        out.push_str(&format!("\n{line}\n"));
+    }
     out
 }

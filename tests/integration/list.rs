@@ -32,9 +32,35 @@ fn one_line_a_box_and_the_states_counted() {
          bob    running          2     8Gi     -                             50Gi  after 1h30m idle outside mon-fri 08:00-19:00 Europe/Berlin  bob@example.com\n\
          carol  stopped          500m  1Gi     -                             50Gi  -                                                           carol@example.com\n\
          \n\
-         3 boxes: 2 running, 1 stopped\n"
+         3 boxes: 2 running, 1 stopped\n\
+         devboxes: running boxes request 4.52 CPUs, 16928Mi memory, 1 GPU (sidecars included); home volumes take 150Gi\n"
     );
     assert_eq!(run.stderr, "");
+}
+
+/// The totals are what the ResourceQuota counts: 2 + 2 CPUs asked for, plus each pod's
+/// tailscale sidecar (250m, 256Mi) and bob's idle container (20m, 32Mi); the stopped box's home
+/// only. Beside `[quota]` when it is set.
+#[test]
+fn totals_count_every_container_beside_the_quota() {
+    let repo = fleet();
+    let settings = repo.read("devbox.toml");
+    repo.write("devbox.toml", &format!("{settings}\n[quota]\ncpu = \"8\"\nmemory = \"64Gi\"\ngpu = 2\nstorage = \"1Ti\"\n"));
+    let text = repo.run_ok(&["list"], 0).stdout;
+    assert!(
+        text.ends_with(
+            "devboxes: running boxes request 4.52 of 8 CPUs, 16928Mi of 64Gi memory, 1 of 2 GPUs (sidecars included); home volumes take 150Gi of 1Ti\n"
+        ),
+        "{text}"
+    );
+    // A template that does not render leaves the sidecars out, and says so (use_template
+    // writes a devbox.toml of its own, without [quota]).
+    repo.use_template("function(box) error 'broken'\n");
+    let text = repo.run_ok(&["list"], 0).stdout;
+    assert_contains!(
+        text,
+        "devboxes: running boxes request 4 CPUs, 16Gi memory, 1 GPU (sidecars not counted: the template does not render)"
+    );
 }
 
 #[test]
