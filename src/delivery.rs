@@ -200,7 +200,7 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
         }
         if config.gitops.contains(&GitOps::Flux) {
             let flux = format!("flux/{dir}");
-            files.push(file(&flux, SETTINGS_SOURCE, &git_repository(&settings)));
+            files.push(file(&flux, SETTINGS_SOURCE, &git_repository(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_gitops(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_namespace(&settings, target)));
             // One a box: at 10,000 boxes the only part of delivery worth both cores.
@@ -424,8 +424,9 @@ fn git_ref(revision: &str) -> Value {
 /// The source of every Flux Kustomization. A private repository needs `secretRef`: a Secret in
 /// Flux's namespace with `identity`/`identity.pub`/`known_hosts` (ssh://) or
 /// `username`/`password` (https), as source-controller's GitRepository spec defines them.
-fn git_repository(settings: &Settings) -> Value {
-    let mut spec = json!({"interval": "1m", "url": settings.url, "ref": git_ref(settings.revision)});
+fn git_repository(settings: &Settings, target: &Target) -> Value {
+    let mut spec =
+        json!({"interval": "1m", "url": settings.url, "ref": git_ref(settings.revision), "ignore": artifact_scope(settings, target)});
     if let Some(secret) = settings.secret {
         spec["secretRef"] = json!({"name": secret});
     }
@@ -435,6 +436,30 @@ fn git_repository(settings: &Settings) -> Value {
         "metadata": metadata(BASE_NAME, Some(settings.flux_namespace), SETTINGS_SOURCE),
         "spec": spec,
     })
+}
+
+/// `spec.ignore`: the repository's artifact holds only what this cluster's Flux applies, since
+/// kustomize-controller downloads and extracts all of it for every reconciliation (or each
+/// ArtifactGenerator, for every revision): `out/`, or with `[[clusters]]`, the cluster's own
+/// bundles and `out/_gitops/` directories, not the other clusters', users/ or the rest of the
+/// repository. source-controller matches these gitignore rules against every file's whole path
+/// (fluxcd/pkg sourceignore, go-git's matcher) and keeps walking excluded directories, so a
+/// `!` rule re-includes a directory inside an excluded one, unlike git (docs/scale.md).
+fn artifact_scope(settings: &Settings, target: &Target) -> String {
+    let kept: Vec<String> = match target.name {
+        None => vec![settings.path("")],
+        Some(cluster) => vec![
+            settings.path(cluster),
+            settings.path(&format!("{GITOPS_DIR}/flux/{cluster}")),
+            settings.path(&format!("{GITOPS_DIR}/namespace/{cluster}")),
+        ],
+    };
+    let whose = target.name.map_or_else(|| "this Flux".to_string(), |cluster| format!("the Flux of cluster {cluster}"));
+    let mut rules = format!("# devbox-gen: the artifact holds only what {whose} applies.\n/*\n");
+    for path in kept {
+        rules.push_str(&format!("!/{}/\n", path.trim_end_matches('/')));
+    }
+    rules
 }
 
 fn kustomization(settings: &Settings, name: &str, source: &str, spec: Value) -> Value {

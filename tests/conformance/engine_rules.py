@@ -54,7 +54,10 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      with names that are Kubernetes object names, and each artifact is one copy of
      `@ALIAS/DIR/**` to `@artifact/`: the files of DIR at the artifact's root, where the
      Kustomization's spec.path is then resolved. DIR holds files: a pattern that matches
-     none fails the whole generator, every other box's artifact with it. No artifact takes
+     none fails the whole generator, every other box's artifact with it. A GitRepository's
+     spec.ignore keeps every file a Kustomization or an artifact reads from it (matched as
+     fluxcd/pkg sourceignore and artifact/storage Archive do: a Kustomization whose file is
+     ignored applies without it, and prunes what it made). No artifact takes
      its `revision` from the source (the commit): its revision stays its content's digest,
      so a merge reconciles only the boxes it changed (`setArtifactRevisions`). Sources: fluxcd/source-watcher
      api/v1beta1/artifactgenerator_types.go (MinItems/MaxItems, the name rule, the alias
@@ -174,6 +177,7 @@ checked against the directories under out/ (what the generated patterns can reac
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import posixpath
 import re
 import sys
@@ -309,6 +313,111 @@ SCP_LIKE = re.compile(r"^[^/:@]+@[^/:]+:")
 GENERATOR_ALIAS = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 GENERATOR_MAX_ARTIFACTS = 1000
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class SourceIgnore:
+    """A GitRepository's spec.ignore, matched as source-controller matches it when it packs
+    the artifact: fluxcd/pkg sourceignore (ReadPatterns: `#` lines and blank lines skipped)
+    and sourceignore/gitignore (go-git's matcher: the last pattern that matches a path
+    decides; a pattern with a `/` is anchored and matches a path or any of its parents;
+    `!` re-includes). artifact/storage Archive walks every directory and asks for each file
+    by its whole path, so a re-included file inside an excluded directory is packed.
+    Go's filepath.Match is read as fnmatch, which agrees for `*`, `?` and plain names."""
+
+    def __init__(self, text: str) -> None:
+        self.patterns = [self.parse(line) for line in text.splitlines() if not line.startswith("#") and line.strip()]
+
+    @staticmethod
+    def parse(line: str) -> tuple[bool, bool, bool, list[str]]:
+        include = line.startswith("!")
+        if include:
+            line = line[1:]
+        if not line.endswith("\\ "):
+            line = line.rstrip(" ")
+        dir_only = line.endswith("/")
+        if dir_only:
+            line = line[:-1]
+        return include, dir_only, "/" in line, line.split("/")
+
+    @staticmethod
+    def glob_match(pattern: list[str], path: list[str], is_dir: bool, dir_only: bool) -> bool:
+        matched, traverse = False, False
+        for i, part in enumerate(pattern):
+            if part == "":
+                traverse = False
+                continue
+            if part == "**":
+                if i == len(pattern) - 1:
+                    break
+                traverse = True
+                continue
+            if "**" in part or not path:
+                return False
+            if traverse:
+                traverse = False
+                while path:
+                    head, path = path[0], path[1:]
+                    if fnmatch.fnmatchcase(head, part):
+                        matched = True
+                        break
+                    if not path:
+                        matched = False
+            else:
+                if not fnmatch.fnmatchcase(path[0], part):
+                    return False
+                matched, path = True, path[1:]
+        return not (matched and dir_only and not is_dir and not path) and matched
+
+    @classmethod
+    def hits(cls, parsed: tuple[bool, bool, bool, list[str]], path: list[str], is_dir: bool) -> bool:
+        _, dir_only, is_glob, pattern = parsed
+        if is_glob:
+            return cls.glob_match(pattern, path, is_dir, dir_only)
+        return any(
+            fnmatch.fnmatchcase(name, pattern[0]) and not (dir_only and not is_dir and i == len(path) - 1) for i, name in enumerate(path)
+        )
+
+    def ignored(self, git_path: str, is_dir: bool = False) -> bool:
+        path = git_path.split("/")
+        for parsed in reversed(self.patterns):
+            if self.hits(parsed, path, is_dir):
+                return not parsed[0]
+        return False
+
+
+# fluxcd/pkg sourceignore/gitignore/pattern_test.go, the cases without a domain: (pattern,
+# path, is a directory, Include / Exclude / NoMatch). Checked before any rule runs.
+MATCHER_CASES = [
+    ("!vul?ano", "value/vulkano/tail", False, "include"),
+    ("value", "value/tail", False, "exclude"),
+    ("value", "head/value/tail", False, "exclude"),
+    ("value/", "value/tail", False, "exclude"),
+    ("value/", "head/value", True, "exclude"),
+    ("value/", "head/value", False, None),
+    ("value", "head/val/tail", False, None),
+    ("val", "head/value/tail", False, None),
+    ("v*o", "value/vulkano/tail", False, "exclude"),
+    ("vul?ano", "value/vulkano/tail", False, "exclude"),
+    ("/value/vul?ano", "value/vulkano/tail", False, "exclude"),
+    ("value/vul?ano", "value/vulkano/tail", False, "exclude"),
+    ("value/vulkano", "value/volcano", False, None),
+    ("value/vul?ano", "value", False, None),
+    ("/value/volcano", "value/value/volcano", False, None),
+    ("**/*lue/vol?ano", "value/volcano/tail", False, "exclude"),
+    ("**/*lue/vol?ano", "head/value/volcano/tail", False, "exclude"),
+    ("**/*lue/vol?ano", "head/value/Volcano/tail", False, None),
+    ("**/*lue/vol?ano/", "head/value/volcano/tail", False, "exclude"),
+    ("**/*lue/vol?ano/", "head/value/volcano", True, "exclude"),
+    ("**/*lue/vol?ano/", "head/value/volcano", False, None),
+    ("/*lue/vol?ano/**", "value/volcano/tail/moretail", False, "exclude"),
+]
+
+
+def check_matcher() -> None:
+    for pattern, path, is_dir, expected in MATCHER_CASES:
+        parsed = SourceIgnore.parse(pattern)
+        got = ("include" if parsed[0] else "exclude") if SourceIgnore.hits(parsed, path.split("/"), is_dir) else None
+        assert got == expected, f"spec.ignore matcher: {pattern!r} on {path!r}: {got}, go-git says {expected}"
 
 
 @dataclass
@@ -1062,6 +1171,8 @@ class Checker:
                 continue
             manifests, kustomize_ns = self.manifests_at(target)
             applied[(ks.namespace, ks.name)] = {m.path.resolve() for m in manifests}
+            if root == "." and ref_key in repos:
+                self.packed(repos[ref_key], [target / KUSTOMIZATION] + [m.path for m in manifests], ks.label())
             if not manifests:
                 self.fail("R4", ks.path, f"{ks.label()}: spec.path {git_path!r} holds no manifests")
             target_ns = spec.get("targetNamespace") or kustomize_ns
@@ -1141,6 +1252,23 @@ class Checker:
                             "it exists, and the pod waits in ContainerCreating",
                         )
 
+    def packed(self, repo: Obj | None, files: list[Path], reader: str) -> None:
+        """Every file a Kustomization or an artifact reads from `repo` is in its artifact: a
+        file that spec.ignore leaves out is not applied, and prune deletes what it made."""
+        ignore = dig(repo.doc, "spec", "ignore") if repo else None
+        if not ignore:
+            return
+        rules = SourceIgnore(str(ignore))
+        for path in files:
+            if path.exists() and rules.ignored(self.git_path(path)):
+                self.fail(
+                    "R4",
+                    repo.path,
+                    f"{repo.label()}: spec.ignore leaves {self.git_path(path)} out of the artifact, yet {reader} reads it: "
+                    "Flux applies the directory without it, and prunes what it made",
+                )
+                return
+
     def artifact_generators(self, directory: Path, objs: list, repos: dict) -> dict[tuple, list[str]]:
         """(namespace, name) of each ExternalArtifact the ArtifactGenerators of a Flux
         directory make -> the repository directory of its files, once per generator making it."""
@@ -1206,6 +1334,9 @@ class Checker:
                         "and every artifact it makes goes stale",
                     )
                     continue
+                self.packed(
+                    repos.get(aliases[alias]), sorted(p for p in files.iterdir() if p.is_file()), f"{gen.label()} (artifact {name})"
+                )
                 made.setdefault((gen.namespace, name), []).append(rest[: -len("/**")])
         return made
 
@@ -1328,6 +1459,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("repo", type=Path, metavar="REPO", help="a built config repo (devbox.toml, users/, out/)")
     args = parser.parse_args()
+    check_matcher()
     root: Path = args.repo.resolve()
     out = root / "out"
     if not out.is_dir():

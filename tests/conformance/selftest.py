@@ -318,6 +318,22 @@ def over_quota(repo: Fixture) -> None:
     settings.write_text(f'{head}\n[quota]\ncpu = "1m"\n' + "\n".join(line for line in rest.split("\n") if not line.startswith("cpu =")))
 
 
+def flux_ignore_drops_bundles(repo: Fixture) -> None:
+    """The GitRepository's spec.ignore keeps out/_gitops/ but not the bundles: Flux would
+    apply each box's directory empty, and prune the box."""
+    # The GitRepository the user's own Kustomization reads (one a cluster).
+    user = next((p for p in repo.glob("out/_gitops/flux/*/kustomization-devbox-*.yaml")), None)
+    if user is None:
+        raise SystemExit('no out/_gitops/flux/*/kustomization-devbox-*.yaml: the source repo has no gitops = ["flux"]')
+    path = next(user.parent.glob("gitrepository-*.yaml"))
+
+    def change(o: dict) -> None:
+        kept = [line for line in o["spec"]["ignore"].splitlines() if "_gitops" in line]
+        o["spec"]["ignore"] = "\n".join(["/*", *kept]) + "\n"
+
+    rewrite(path, change)
+
+
 def flux_pods_before_quota(repo: Fixture) -> None:
     """The user's Flux Kustomization no longer waits for the one that applies the quota."""
     path = next((p for p in repo.glob("out/_gitops/flux/*/kustomization-devbox-*.yaml")), None)
@@ -622,6 +638,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-ordered-ready": (ordered_ready, "engine"),
     "engine-flux-ssh-no-secret": (flux_ssh_without_secret, "engine"),
     "engine-flux-pods-before-quota": (flux_pods_before_quota, "engine"),
+    "engine-flux-ignore-drops-bundles": (flux_ignore_drops_bundles, "engine"),
     "engine-stopped-replicas": (stopped_replicas, "engine"),
     "engine-cluster-role": (cluster_role, "engine"),
     "engine-appset-ignores-replicas": (appset_ignores_replicas, "engine"),
@@ -663,6 +680,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
 # What the refusal must name, for cases an older rule might refuse as well.
 EXPECT = {
     "engine-flux-artifact-repo-path": "is not a directory of the repo",
+    "engine-flux-ignore-drops-bundles": "spec.ignore leaves",
     "engine-flux-artifact-twice": "is made by 2 ArtifactGenerators",
     "engine-flux-artifact-no-files": "matches no file",
     "engine-flux-artifact-commit-revision": "every box reconciles at every merge",

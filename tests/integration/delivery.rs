@@ -120,7 +120,25 @@ fn flux_gets_one_kustomization_per_user_with_a_health_check() {
     repo.run_ok(&["build"], 0);
     insta::assert_snapshot!(repo.read("out/_gitops/flux/default/kustomization-devbox-alice.yaml"));
     let source = yaml(&repo, "_gitops/flux/default/gitrepository-devboxes.yaml");
-    assert_eq!(source["spec"], json!({"interval": "1m", "url": "https://github.com/acme/devboxes.git", "ref": {"branch": "main"}}));
+    assert_eq!(
+        source["spec"],
+        json!({"interval": "1m", "url": "https://github.com/acme/devboxes.git", "ref": {"branch": "main"},
+            "ignore": "# devbox-gen: the artifact holds only what this Flux applies.\n/*\n!/out/\n"})
+    );
+}
+
+/// Each cluster's Flux packs only what it applies: its bundles and its own out/_gitops/
+/// directories, under `[repo] path`.
+#[test]
+fn each_clusters_flux_artifact_holds_only_what_it_applies() {
+    let repo = multi();
+    repo.run_ok(&["build"], 0);
+    let ignore = yaml(&repo, "_gitops/flux/gpu/gitrepository-devboxes.yaml")["spec"]["ignore"].as_str().unwrap().to_string();
+    assert_eq!(
+        ignore,
+        "# devbox-gen: the artifact holds only what the Flux of cluster gpu applies.\n/*\n\
+         !/devboxes/out/gpu/\n!/devboxes/out/_gitops/flux/gpu/\n!/devboxes/out/_gitops/namespace/gpu/\n"
+    );
 }
 
 /// [`multi`], with each Flux box reading its own artifact.
