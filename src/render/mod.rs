@@ -124,7 +124,29 @@ impl Spot {
         if let ErrorKind::ImportSyntaxError { error, .. } = error.error() {
             return Self::at(&error.location, error.message.clone());
         }
-        error.trace().0.iter().find_map(|frame| Self::at(frame.location.as_ref()?, frame.desc.clone()))
+        let located = error.trace().0.iter().find_map(|frame| Self::at(frame.location.as_ref()?, frame.desc.clone()));
+        match error.error() {
+            ErrorKind::NoSuchField(field, _) => located.or_else(|| Self::only_access_to(field)),
+            _ => located,
+        }
+    }
+
+    /// jrsonnet 0.5.0-pre98 reports a missing field (`box.nmae`) with no place at all. The place
+    /// is certain when the config repo's template files ask for that field in one place only
+    /// (`.nmae` or `['nmae']`); anywhere else, none is guessed. The embedded library is not
+    /// searched: a field it misses is devbox-gen's bug, not a typo in the repo.
+    fn only_access_to(field: &str) -> Option<Self> {
+        let mut found = None;
+        for path in resolver::imported() {
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for span in field_accesses(&text, field) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(Self { file: SpotFile::Disk(path.clone()), span, what: format!("the only `.{field}` in the template") });
+            }
+        }
+        found
     }
 
     fn at(span: &Span, what: String) -> Option<Self> {
@@ -151,6 +173,23 @@ impl Spot {
         let span = clamp(self.span.start)..clamp(self.span.end);
         Some((Arc::new(SourceFile::unparsed(shown, text)), span))
     }
+}
+
+/// Where `text` indexes an object by `field`: `.field` not followed by more of a name, and
+/// `['field']` or `["field"]`.
+fn field_accesses(text: &str, field: &str) -> Vec<Range<usize>> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let dotted = format!(".{field}");
+    let mut spans: Vec<Range<usize>> = text
+        .match_indices(&dotted)
+        .filter(|(at, _)| !text[at + dotted.len()..].starts_with(is_name))
+        .map(|(at, _)| at + 1..at + dotted.len())
+        .collect();
+    for quote in ['\'', '"'] {
+        let indexed = format!("[{quote}{field}{quote}]");
+        spans.extend(text.match_indices(&indexed).map(|(at, _)| at + 2..at + 2 + field.len()));
+    }
+    spans
 }
 
 /// Renders one box on this thread's warm engine; `failures_to_diagnostics` turns the failures
@@ -369,6 +408,14 @@ fn extract(value: Value, path: &str, out: &mut Vec<Object>) -> Result<(), String
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn field_accesses_are_dotted_or_indexed_names_not_longer_ones() {
+        let text = "box.name + box.names + box['name'] + box[\"name\"] + box.name_x + box.name";
+        let found: Vec<&str> = field_accesses(text, "name").into_iter().map(|span| &text[span]).collect();
+        assert_eq!(found, ["name", "name", "name", "name"]);
+        assert_eq!(field_accesses(text, "name").len(), 4, "`.names` and `.name_x` are other fields");
+    }
 
     #[test]
     fn extracts_nested_objects_lists_and_skips_nulls() {

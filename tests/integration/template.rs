@@ -57,6 +57,23 @@ fn a_jsonnet_error_shows_the_template_location_once_for_all_users() {
     assert!(!run.stderr.contains("in users/"), "{}", run.stderr);
 }
 
+/// jrsonnet gives a missing field no place; the one `.field` in the template that asks for it is
+/// the place, and with two, no place is guessed.
+#[test]
+fn a_misspelt_field_is_shown_where_the_template_asks_for_it() {
+    let template = "function(box) {\n  x: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: box.nmae } },\n}\n";
+    let run = with_template(template).run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:2:67\n");
+    assert_contains!(run.stderr, "^^^^ the only `.nmae` in the template\n");
+    assert_contains!(run.stderr, "no such field: nmae");
+    assert_contains!(run.stderr, "There is a field with similar name present: name");
+
+    let twice = template.replace("name: box.nmae", "name: box.nmae + box['nmae']");
+    let run = with_template(&twice).run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "no such field: nmae");
+    assert!(!run.stderr.contains("┌─ templates/devbox.jsonnet"), "two places ask for it: none is shown\n{}", run.stderr);
+}
+
 /// A template that does not parse fails before any box is involved: one error, at the place in
 /// the template (byte offsets after a multi-byte character still land on the right column), and
 /// no user file blamed.
