@@ -1,7 +1,7 @@
 //! `devbox-gen list [--format text|markdown|json]`: every box, one line each, as its user file
 //! and devbox.toml's `[defaults]` make it: what an admin asks first (who runs what, who has a
 //! GPU, which boxes stop by themselves), and what they take together in each namespace, beside
-//! `[quota]`. Only one box is rendered, to count what the template's other containers request.
+//! `[quota]`. One box is rendered, to count what the template's other containers request.
 
 use std::io::Write;
 
@@ -97,10 +97,11 @@ fn summary(boxes: &[ResolvedBox]) -> String {
     if states.is_empty() { total } else { format!("{total}: {}", states.join(", ")) }
 }
 
-/// What the boxes of each namespace take together, beside `[quota]`: `devboxes: 14.5 of 64
-/// CPUs, 60Gi of 256Gi memory, 1 GPU; home volumes 600Gi of 2Ti`. CPU and memory count the
-/// template's other containers (the tailscale sidecar), as the ResourceQuota does, when the
-/// template renders (`None`: it does not, and the line says so).
+/// What the boxes of each namespace take together, beside `[quota]`: `devboxes: running boxes
+/// request 15.25 of 64 CPUs, 62208Mi of 256Gi memory, 1 of 4 GPUs (sidecars included); home
+/// volumes take 600Gi of 2Ti`. CPU and memory count the template's other containers (the
+/// tailscale sidecar, the idle container), as the ResourceQuota does, when the template renders
+/// (`None`: it does not, and the line says so).
 fn totals(boxes: &[ResolvedBox], overheads: Option<Overheads>, limits: &Quota) -> Vec<String> {
     let mut places: Vec<(Option<String>, String)> = boxes.iter().map(|b| (b.cluster.clone(), b.namespace.clone())).collect();
     places.sort();
