@@ -203,11 +203,10 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
             files.push(file(&flux, SETTINGS_SOURCE, &git_repository(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_gitops(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_namespace(&settings, target)));
+            let users: Vec<&Delivered> = boxes.iter().filter(|b| b.cluster.as_deref() == target.name).collect();
             // One a box: at 10,000 boxes the only part of delivery worth both cores.
-            let users = boxes.par_iter().filter(|b| b.cluster.as_deref() == target.name);
-            files.par_extend(users.map(|delivered| file(&flux, &delivered.source, &flux_user(&settings, delivered))));
+            files.par_extend(users.par_iter().map(|delivered| file(&flux, &delivered.source, &flux_user(&settings, delivered))));
             if settings.flux_artifacts {
-                let users: Vec<&Delivered> = boxes.iter().filter(|b| b.cluster.as_deref() == target.name).collect();
                 for (shard, members) in shards(users) {
                     files.push(file(&flux, SETTINGS_SOURCE, &artifact_generator(&settings, &shard, &members)));
                 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Kind, Risk, code, containers, is_home, namespace_flag, pod};
+use super::{Kind, Risk, code, containers, is_home, namespace_flag, pod, spec};
 use crate::diff::resource::{Resource, Resources};
 
 /// Who a platform-level risk is blamed on: the file that changed it.
@@ -139,7 +139,7 @@ fn flux_source_kind(resource: &Resource) -> Option<&str> {
     if resource.kind != "Kustomization" || resource.namespace.is_none() {
         return None;
     }
-    resource.object.as_ref()?.get("spec")?.get("sourceRef")?.get("kind")?.as_str()
+    spec(resource, "sourceRef")?.get("kind")?.as_str()
 }
 
 /// Flux Kustomizations that read the repository start reading an ExternalArtifact
