@@ -187,16 +187,22 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
         let mut notes: Vec<String> = Vec::new();
         match &diagnostic.location {
             Some(Location::Span { file, span }) => {
-                let key = Arc::as_ptr(file);
-                let id = match ids.iter().find(|(k, _)| *k == key) {
-                    Some((_, id)) => *id,
+                let (id, span) = match clip_long_line(&file.text, span.clone()) {
+                    Some((text, span)) => (files.add(file.path.clone(), text), span),
                     None => {
-                        let id = files.add(file.path.clone(), file.text.clone());
-                        ids.push((key, id));
-                        id
+                        let key = Arc::as_ptr(file);
+                        let id = match ids.iter().find(|(k, _)| *k == key) {
+                            Some((_, id)) => *id,
+                            None => {
+                                let id = files.add(file.path.clone(), file.text.clone());
+                                ids.push((key, id));
+                                id
+                            }
+                        };
+                        (id, span.clone())
                     }
                 };
-                report = report.with_labels(vec![Label::primary(id, span.clone()).with_message(&diagnostic.label)]);
+                report = report.with_labels(vec![Label::primary(id, span).with_message(&diagnostic.label)]);
             }
             Some(Location::Path(path)) => notes.push(format!("in {path}")),
             None => {}
@@ -206,6 +212,34 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
         term::emit_to_write_style(out, &config, &files, &report).map_err(std::io::Error::other)?;
     }
     out.flush()
+}
+
+/// The longest source line a snippet shows whole, in characters.
+const SHOWN_LINE_CHARS: usize = 160;
+/// How much of a clipped line's span is shown, in characters.
+const SHOWN_SPAN_CHARS: usize = 60;
+
+/// The text and span to show for a span on a very long line (a 4096-bit RSA key, a long `[env]`
+/// value): the line is cut `SHOWN_SPAN_CHARS` into the span and ends in `…`, so a snippet stays a
+/// few terminal lines. Nothing before the span is cut, so the line and column printed above the
+/// snippet are the file's own. `None`: the line is short enough to show as it is.
+fn clip_long_line(text: &str, span: Range<usize>) -> Option<(String, Range<usize>)> {
+    const ELLIPSIS: &str = "…";
+    let line_end = text[span.start..].find('\n').map_or(text.len(), |i| span.start + i);
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    if text[line_start..line_end].chars().count() <= SHOWN_LINE_CHARS {
+        return None;
+    }
+    let cut = text[span.start..line_end].char_indices().nth(SHOWN_SPAN_CHARS).map(|(i, _)| span.start + i)?;
+    let clipped = format!("{}{ELLIPSIS}{}", &text[..cut], &text[line_end..]);
+    let end = if span.end <= cut {
+        span.end
+    } else if span.end <= line_end {
+        cut + ELLIPSIS.len()
+    } else {
+        span.end - (line_end - cut) + ELLIPSIS.len()
+    };
+    Some((clipped, span.start..end))
 }
 
 /// The diagnostics as GitHub Actions workflow commands (`::error file=...,line=...::message`),
@@ -446,6 +480,26 @@ mod tests {
         assert_eq!(moved[0]["location"]["lines"]["begin"], 4);
         assert_eq!(fingerprints(&moved), before);
         assert_eq!(code_quality_report(&Diagnostics::default(), ""), "[]\n");
+    }
+
+    #[test]
+    fn a_span_on_a_very_long_line_is_shown_clipped_where_the_file_has_it() {
+        let key = format!("ssh-rsa {} me@laptop", "A".repeat(700));
+        let text = format!("email = \"me@example.com\"\n[ssh]\nauthorized_keys = [\"{key}\"]\nshm = \"1Gi\"\n");
+        let start = text.find("ssh-rsa").unwrap() - 1;
+        let file = Arc::new(SourceFile::unparsed("users/me.toml".into(), text.clone()));
+        let diagnostics: Diagnostics = Diagnostic::error("weak key").at(&file, start..start + key.len() + 2, "1024 bits").into();
+        let shown = render_plain(&diagnostics);
+        let snippet = format!("authorized_keys = [\"ssh-rsa {}…", "A".repeat(51));
+        assert!(
+            shown.contains(&format!("┌─ users/me.toml:3:20\n  │\n3 │ {snippet}\n  │                    {} 1024 bits\n", "^".repeat(61))),
+            "{shown}"
+        );
+        assert!(shown.lines().all(|l| l.chars().count() < 100), "every line fits a terminal: {shown}");
+        // A span that runs on past its line's end keeps its end, moved by what was cut.
+        let (clipped, span) = clip_long_line(&text, start..text.len() - 1).unwrap();
+        assert_eq!(&clipped[span.clone()], &format!("\"ssh-rsa {}…\nshm = \"1Gi\"", "A".repeat(51)));
+        assert_eq!(clip_long_line(&text, 0..5), None, "a short line is shown as it is");
     }
 
     #[test]
