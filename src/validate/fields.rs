@@ -260,11 +260,32 @@ const RESERVED_ENV: &[&str] = &["HOME", "SSH_AUTH_SOCK", "DEVBOX_NAME"];
 /// `[policy] allow_secret_env` lists them too; a test keeps the two equal).
 const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"];
 
+/// The most a single `NAME=value` string may take in a process's environment, its closing NUL
+/// included: Linux's `MAX_ARG_STRLEN`, 32 pages (include/uapi/linux/binfmts.h), with the 4 KiB
+/// pages of x86-64 and of arm64 as GKE and EKS run it. execve(2) refuses a longer one with E2BIG,
+/// so the container runtime cannot start the container.
+const MAX_ENV_ENTRY_BYTES: usize = 32 * 4096;
+
 /// `allowed`: devbox.toml's `[policy] allow_secret_env`.
 pub(super) fn env_var(name: &str, value: &str, allowed: &[String]) -> Result<(), Finding> {
     env_name(name)?;
     if RESERVED_ENV.contains(&name) {
         return Err(Finding::error(format!("`{name}` is set by devbox-gen and cannot be changed here")).help("remove it from `[env]`"));
+    }
+    // The API server stores either, and the pod is created; it is the container runtime's
+    // execve(2) of the container's first process that fails, so the box never starts.
+    if value.contains('\0') {
+        return Err(Finding::error(format!("`{name}` holds a NUL character, which no process environment can carry"))
+            .label("NUL")
+            .help("the container would never start: its runtime cannot pass the value to execve(2); remove the `\\u0000`"));
+    }
+    let entry = name.len() + "=".len() + value.len() + "\0".len();
+    if entry > MAX_ENV_ENTRY_BYTES {
+        return Err(Finding::error(format!(
+            "`{name}` takes {entry} bytes in the environment, more than the {MAX_ENV_ENTRY_BYTES} Linux passes for one variable"
+        ))
+        .label("too long for execve(2)")
+        .help("the container would never start (execve: argument list too long); put the text in a file in the image or the home volume, and the file's path here"));
     }
     // An empty value puts nothing in Git; a name on the policy list was reviewed as harmless.
     if looks_secret(name) && !value.is_empty() && !allowed.iter().any(|a| a == name) {
@@ -535,6 +556,17 @@ mod tests {
         assert!(env_var("TOKENIZERS_PARALLELISM", "false", &["TOKENIZERS_PARALLELISM".into()]).is_ok());
         // Allowing a name allows that name only.
         assert!(env_var("HF_TOKEN", "x", &["TOKENIZERS_PARALLELISM".into()]).is_err());
+    }
+
+    #[test]
+    fn env_values_a_process_can_be_started_with() {
+        assert!(env_var("X", "a\0b", &[]).unwrap_err().message.contains("NUL"));
+        assert!(env_var("X", "line\nbreak\ttab\u{1b}[0m", &[]).is_ok(), "only NUL ends a C string");
+        // `X=` plus the value plus the closing NUL, exactly at the limit and one byte over.
+        let fits = "a".repeat(MAX_ENV_ENTRY_BYTES - 3);
+        assert!(env_var("X", &fits, &[]).is_ok());
+        let over = env_var("X", &format!("{fits}a"), &[]).unwrap_err();
+        assert_eq!(over.message, "`X` takes 131073 bytes in the environment, more than the 131072 Linux passes for one variable");
     }
 
     #[test]

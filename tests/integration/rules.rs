@@ -284,6 +284,13 @@ fn cases() -> Vec<Case> {
             Some("users/bob.toml:7:16"),
         ),
         case(
+            "Environment values a container can start with",
+            "users/bob.toml",
+            user("", "\n[env]\nSEPARATOR = \"\\u0000\"\n"),
+            "`SEPARATOR` holds a NUL character, which no process environment can carry",
+            Some("users/bob.toml:7:13"),
+        ),
+        case(
             "devbox.toml is checked too",
             "devbox.toml",
             format!("namespace = \"Dev Boxes\"\n{SETTINGS}"),

@@ -113,6 +113,44 @@ fn odd_bytes_get_a_clear_outcome() {
     assert_contains!(run.stderr, "more than the 262144 a devbox file may have");
 }
 
+/// What Linux's execve(2), which every container runtime ends in, does with an environment
+/// string: one of 32 pages (131072 bytes, its closing NUL included) starts the program, one byte
+/// more is refused with E2BIG. This is the rule `[env]` values are held to below, shown on this
+/// machine's kernel.
+#[test]
+fn linux_starts_a_program_with_a_32_page_environment_string_and_refuses_a_longer_one() {
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    let spawn = |value: &str| std::process::Command::new("true").env("X", value).status();
+    let fits = "a".repeat(MAX_ARG_STRLEN - "X=".len() - 1);
+    assert!(spawn(&fits).expect("the longest string starts it").success());
+    let refused = spawn(&format!("{fits}a")).expect_err("one byte more is refused");
+    assert_eq!(refused.raw_os_error(), Some(7), "E2BIG: {refused}");
+}
+
+/// The API server stores an `[env]` value no container can be started with, and the box never
+/// starts: devbox-gen refuses it where it is written.
+#[test]
+fn env_values_no_container_can_start_with_are_refused_where_they_are() {
+    let fits = "a".repeat(32 * 4096 - "X=".len() - 1);
+    let repo = Repo::new(SETTINGS).user("bob", &format!("{}\n[env]\nX = \"{fits}\"\n", user_file("bob@example.com", KEY_ALICE)));
+    repo.run_ok(&["build"], 0);
+    let before = repo.out_snapshot();
+    repo.write("users/bob.toml", &format!("{}\n[env]\nX = \"{fits}a\"\nNUL = \"a\\u0000b\"\n", user_file("bob@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "error: `NUL` holds a NUL character, which no process environment can carry\n  ┌─ users/bob.toml:8:7\n");
+    assert_contains!(
+        run.stderr,
+        "= help: the container would never start: its runtime cannot pass the value to execve(2); remove the `\\u0000`"
+    );
+    assert_contains!(
+        run.stderr,
+        "error: `X` takes 131073 bytes in the environment, more than the 131072 Linux passes for one variable\n  ┌─ users/bob.toml:7:5\n"
+    );
+    // The 131 KB line is shown cut 60 characters into its value.
+    assert_contains!(run.stderr, &format!("7 │ X = \"{}…\n  │     {} too long for execve(2)\n", "a".repeat(59), "^".repeat(61)));
+    assert_eq!(repo.out_snapshot(), before, "nothing under out/ changed");
+}
+
 /// Every wrong value of a file is reported in one run, each where it is and with its fix, and
 /// the file's other problems too (`32GB` is a validation rule): nothing stops at the first.
 #[test]
