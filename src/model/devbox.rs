@@ -9,7 +9,8 @@ use super::UserDefaults;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields, title = "devbox-gen settings")]
 pub(crate) struct DevboxConfig {
-    /// Namespace of every box (default `devboxes`).
+    /// Namespace of every box (default `devboxes`), the boxes' own: not `default`, not a `kube-`
+    /// one, not Argo CD's or Flux's.
     pub namespace: Option<String>,
     /// Delivery manifests to emit: `argocd` and/or `flux`.
     #[serde(default)]

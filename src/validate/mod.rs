@@ -97,7 +97,16 @@ impl Findings {
 fn validate_settings(config: &DevboxConfig) -> Findings {
     let mut rules = Findings::default();
     if let Some(namespace) = &config.namespace {
-        rules.check("namespace", names::kubernetes_label("namespace", namespace));
+        let engines: Vec<(&str, &str)> = config
+            .gitops
+            .iter()
+            .map(|engine| match engine {
+                GitOps::Argocd => ("Argo CD", config.argocd.namespace.as_deref().unwrap_or(crate::defaults::ARGOCD_NAMESPACE)),
+                GitOps::Flux => ("Flux", config.flux.namespace.as_deref().unwrap_or(crate::defaults::FLUX_NAMESPACE)),
+            })
+            .collect();
+        rules
+            .check("namespace", names::kubernetes_label("namespace", namespace).and_then(|()| names::boxes_namespace(namespace, &engines)));
     }
     if let Some(image) = &config.tailscale.image {
         rules.check("tailscale.image", fields::image(image));

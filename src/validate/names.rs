@@ -69,6 +69,28 @@ pub(super) fn kubernetes_label(what: &str, value: &str) -> Result<(), Finding> {
     }
 }
 
+/// The boxes' namespace is devbox-gen's own: it labels it for the restricted Pod Security
+/// Standard and, with `[quota]`, puts a LimitRange and a ResourceQuota in it, which hold every
+/// pod there, not only the boxes. Kubernetes reserves the `kube-` prefix for its own namespaces (kubernetes.io,
+/// "Namespaces"), where kube-proxy and the CNI run privileged; `default` is where everything
+/// without a namespace lands; a GitOps engine's namespace (`engines`: engine, namespace) holds
+/// the controllers that deliver the boxes.
+pub(super) fn boxes_namespace(value: &str, engines: &[(&str, &str)]) -> Result<(), Finding> {
+    let whose = if value.starts_with("kube-") {
+        "Kubernetes' own namespace (the `kube-` prefix is reserved)".to_string()
+    } else if value == "default" {
+        "the namespace every object without one lands in".to_string()
+    } else if let Some((engine, _)) = engines.iter().find(|(_, namespace)| *namespace == value) {
+        format!("{engine}'s own namespace")
+    } else {
+        return Ok(());
+    };
+    Err(Finding::error(format!("`{value}` is {whose}, not one for the boxes"))
+        .label("shared")
+        .help("devbox-gen labels the boxes' namespace for the restricted Pod Security Standard and, with `[quota]`, puts a LimitRange and a ResourceQuota in it: every other pod there would be held to them")
+        .help(format!("use a namespace of the boxes' own, like `{}` (the default)", crate::defaults::NAMESPACE)))
+}
+
 /// The longest cluster name: Argo CD names an Application `devboxes-namespace-<cluster>`, and
 /// with label tracking an Application's name is a label value (at most 63 characters).
 pub(super) const MAX_CLUSTER_NAME_LEN: usize = 63 - "devboxes-namespace-".len();
@@ -97,6 +119,22 @@ pub(super) fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Findin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_boxes_namespace_is_shared_with_nothing_else() {
+        let engines = [("Argo CD", "argocd"), ("Flux", "flux-system")];
+        assert!(boxes_namespace("devboxes", &engines).is_ok());
+        assert!(boxes_namespace("kubeflow", &engines).is_ok(), "only the `kube-` prefix is reserved");
+        for (namespace, whose) in [
+            ("kube-system", "`kube-system` is Kubernetes' own namespace (the `kube-` prefix is reserved), not one for the boxes"),
+            ("kube-devboxes", "`kube-devboxes` is Kubernetes' own namespace (the `kube-` prefix is reserved), not one for the boxes"),
+            ("default", "`default` is the namespace every object without one lands in, not one for the boxes"),
+            ("flux-system", "`flux-system` is Flux's own namespace, not one for the boxes"),
+        ] {
+            assert_eq!(boxes_namespace(namespace, &engines).unwrap_err().message, whose);
+        }
+        assert!(boxes_namespace("flux-system", &engines[..1]).is_ok(), "without Flux, its namespace is free");
+    }
 
     #[test]
     fn accepts_ordinary_names() {

@@ -298,6 +298,13 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:1:13"),
         ),
         case(
+            "A namespace of the boxes' own",
+            "devbox.toml",
+            format!("namespace = \"kube-system\"\n{SETTINGS}"),
+            "`kube-system` is Kubernetes' own namespace (the `kube-` prefix is reserved), not one for the boxes",
+            Some("devbox.toml:1:13"),
+        ),
+        case(
             "Top-level fields placed under a table",
             "devbox.toml",
             format!("{SETTINGS}namespace = \"devboxes\"\n"),
