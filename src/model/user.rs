@@ -129,7 +129,7 @@ serde_names!(Arch { Amd64 => "amd64", Arm64 => "arm64" });
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub(crate) struct Resources {
-    /// CPU cores, e.g. `"8"` or `"500m"`.
+    /// CPU cores, e.g. `"8"` or `"500m"`; at least `"100m"`.
     #[schemars(extend("examples" = ["8", "500m"]))]
     pub cpu: Option<String>,
     /// Memory, e.g. `"32Gi"` (binary units; `32GB` means 10^9 bytes and is refused).

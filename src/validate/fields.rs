@@ -125,6 +125,14 @@ pub(super) fn cpu(value: &str) -> Result<(), Finding> {
     if quantity.is_zero() {
         return Err(Finding::error("a box needs some CPU").help("use e.g. `\"2\"` or `\"500m\"`"));
     }
+    // JupyterLab 4 takes about 1.3 CPU-seconds to start (measured on the runtime test's venv):
+    // 13 s at a tenth of a core, over two minutes at 10m, the least a CFS quota gives (1 ms per
+    // 100 ms period). Less than a tenth is a slip, like memory under 128Mi.
+    if quantity.nanos() < 100_000_000 {
+        return Err(
+            Finding::error(format!("{value} of CPU is too little to run a devbox")).help("use at least `\"500m\"`; `\"4\"` is typical")
+        );
+    }
     if quantity > 256u128 {
         return Err(Finding::error(format!("{value} CPUs is more than any node has"))
             .help("CPU is counted in cores: `\"8\"` is eight cores, `\"500m\"` half of one"));
@@ -500,6 +508,9 @@ mod tests {
     fn cpu_and_sizes() {
         assert!(cpu("500m").is_ok());
         assert!(cpu("0").is_err());
+        assert!(cpu("100m").is_ok());
+        assert_eq!(cpu("99m").unwrap_err().message, "99m of CPU is too little to run a devbox");
+        assert!(cpu("0.05").is_err());
         assert!(cpu("1000").is_err());
         assert!(home_size("100Mi").is_err());
         assert!(home_size("1Ti").is_ok());
