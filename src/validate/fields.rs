@@ -1,6 +1,7 @@
 //! One rule per field: each says what is wrong in words a person understands, and how to fix it.
 
 use crate::diagnostic::{Diagnostic, PLAIN_LABEL};
+use crate::model::Arch;
 use crate::quantity::Quantity;
 
 /// What a rule found, before it is pointed at a file.
@@ -190,35 +191,37 @@ pub(super) fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Findin
     })
 }
 
-/// GKE accelerator names known today. Any other name is an error, not a warning: a box that
-/// asks for an accelerator no node has stays Pending, and a warning passes CI. A type newer
-/// than this list needs no release: `[policy] allow_gpu_types` in devbox.toml accepts it.
-const KNOWN_GPUS: &[&str] = &[
-    "nvidia-tesla-t4",
-    "nvidia-tesla-p4",
-    "nvidia-tesla-p100",
-    "nvidia-tesla-v100",
-    "nvidia-tesla-a100",
-    "nvidia-a100-80gb",
-    "nvidia-l4",
-    "nvidia-h100-80gb",
-    "nvidia-h100-mega-80gb",
-    "nvidia-h200-141gb",
-    "nvidia-b200",
-    "nvidia-gb200",
-    "nvidia-rtx-pro-6000",
+/// GKE accelerator names known today, with the architecture of the only machines that carry
+/// them: the A4X series pairs GB200 with Arm Grace CPUs; N1, A2, A3, A4, G2 and G4 are x86.
+/// Any other name is an error, not a warning: a box that asks for an accelerator no node has
+/// stays Pending, and a warning passes CI. A type newer than this list needs no release:
+/// `[policy] allow_gpu_types` in devbox.toml accepts it.
+const KNOWN_GPUS: &[(&str, Arch)] = &[
+    ("nvidia-tesla-t4", Arch::Amd64),
+    ("nvidia-tesla-p4", Arch::Amd64),
+    ("nvidia-tesla-p100", Arch::Amd64),
+    ("nvidia-tesla-v100", Arch::Amd64),
+    ("nvidia-tesla-a100", Arch::Amd64),
+    ("nvidia-a100-80gb", Arch::Amd64),
+    ("nvidia-l4", Arch::Amd64),
+    ("nvidia-h100-80gb", Arch::Amd64),
+    ("nvidia-h100-mega-80gb", Arch::Amd64),
+    ("nvidia-h200-141gb", Arch::Amd64),
+    ("nvidia-b200", Arch::Amd64),
+    ("nvidia-gb200", Arch::Arm64),
+    ("nvidia-rtx-pro-6000", Arch::Amd64),
 ];
 
 /// `allowed`: devbox.toml's `[policy] allow_gpu_types`.
 pub(super) fn gpu_type(value: &str, allowed: &[String]) -> Result<(), Finding> {
-    if KNOWN_GPUS.contains(&value) || allowed.iter().any(|a| a == value) {
+    if KNOWN_GPUS.iter().any(|(name, _)| *name == value) || allowed.iter().any(|a| a == value) {
         return Ok(());
     }
-    let known: Vec<String> = KNOWN_GPUS.iter().map(ToString::to_string).collect();
+    let known: Vec<String> = KNOWN_GPUS.iter().map(|(name, _)| name.to_string()).collect();
     let finding = Finding::error(format!("`{value}` is not a GKE accelerator devbox-gen knows")).label("unknown GPU type");
     let finding = match crate::read::closest(value, &known) {
         Some(near) => finding.help(format!("did you mean `{near}`?")),
-        None => finding.help(format!("known types: {}", KNOWN_GPUS.join(", "))),
+        None => finding.help(format!("known types: {}", known.join(", "))),
     };
     // Only a name GKE could have is worth allowing; anything else is not an accelerator label.
     if value.starts_with("nvidia-") && super::is_dns_label(value) {
@@ -227,6 +230,24 @@ pub(super) fn gpu_type(value: &str, allowed: &[String]) -> Result<(), Finding> {
         )));
     }
     Err(finding)
+}
+
+/// A known accelerator on a box of the other architecture: the pod's node selector asks for
+/// both, no node has both, and the box stays Pending. Types only the policy knows pass.
+pub(super) fn gpu_arch(kind: &str, arch: Arch) -> Result<(), Finding> {
+    let Some(&(_, node_arch)) = KNOWN_GPUS.iter().find(|(name, _)| *name == kind) else { return Ok(()) };
+    if node_arch == arch {
+        return Ok(());
+    }
+    let same_arch: Vec<&str> = KNOWN_GPUS.iter().filter(|(_, a)| *a == arch).map(|(name, _)| *name).collect();
+    Err(Finding::error(format!("GKE has `{kind}` only on {} nodes, and this box is {}", node_arch.as_str(), arch.as_str()))
+        .label("no node has both")
+        .help(format!(
+            "set `arch = \"{}\"` (the image needs a build for it), or pick a GPU of {} nodes: {}",
+            node_arch.as_str(),
+            arch.as_str(),
+            same_arch.join(", ")
+        )))
 }
 
 pub(super) fn gpu_count(count: u32) -> Result<(), Finding> {
@@ -567,6 +588,17 @@ mod tests {
         assert!(env_var("TOKENIZERS_PARALLELISM", "false", &["TOKENIZERS_PARALLELISM".into()]).is_ok());
         // Allowing a name allows that name only.
         assert!(env_var("HF_TOKEN", "x", &["TOKENIZERS_PARALLELISM".into()]).is_err());
+    }
+
+    #[test]
+    fn a_known_gpu_only_on_the_box_s_architecture() {
+        assert!(gpu_arch("nvidia-l4", Arch::Amd64).is_ok());
+        assert!(gpu_arch("nvidia-gb200", Arch::Arm64).is_ok());
+        assert!(gpu_arch("nvidia-x9000", Arch::Arm64).is_ok(), "a type only the policy knows is not judged");
+        let t4 = gpu_arch("nvidia-tesla-t4", Arch::Arm64).unwrap_err();
+        assert_eq!(t4.message, "GKE has `nvidia-tesla-t4` only on amd64 nodes, and this box is arm64");
+        assert_eq!(t4.help, vec!["set `arch = \"amd64\"` (the image needs a build for it), or pick a GPU of arm64 nodes: nvidia-gb200"]);
+        assert!(gpu_arch("nvidia-gb200", Arch::Amd64).unwrap_err().message.contains("only on arm64 nodes"));
     }
 
     #[test]

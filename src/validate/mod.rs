@@ -251,6 +251,9 @@ fn validate_defaults_together(rules: &mut Findings, config: &DevboxConfig) {
         }
     }
     if let Some(gpu) = &defaults.gpu {
+        if let Some(kind) = &gpu.kind {
+            rules.check("defaults.gpu.type", fields::gpu_arch(kind, defaults.arch.unwrap_or_default()));
+        }
         if gpu.sharing.is_some()
             && let Some(count) = gpu.count.filter(|c| *c > 1)
         {
@@ -400,6 +403,16 @@ fn validate_user_with_defaults(rules: &mut Findings, user: &UserFile, settings: 
             rules.check("resources.memory", ml::memory_fits_default_shm(&memory, shm));
         }
         _ => {}
+    }
+
+    // Reported at what the user file sets: its GPU type, else its arch.
+    let own_kind = user.gpu.as_ref().and_then(|g| g.kind.as_ref());
+    let kind = own_kind.or_else(|| defaults.gpu.as_ref().and_then(|g| g.kind.as_ref()));
+    if let Some(kind) = kind
+        && (own_kind.is_some() || user.arch.is_some())
+    {
+        let arch = user.arch.or(defaults.arch).unwrap_or_default();
+        rules.check(if own_kind.is_some() { "gpu.type" } else { "arch" }, fields::gpu_arch(kind, arch));
     }
 
     let Some(own) = &user.gpu else { return };

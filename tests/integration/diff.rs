@@ -271,10 +271,10 @@ fn stopping_and_archiving_say_the_pod_goes_and_the_home_stays() {
 fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
     let repo = built();
     repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
-    repo.write("users/bob.toml", &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-l4\"\ncount = 1\n"));
+    repo.write("users/bob.toml", &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-gb200\"\ncount = 1\n"));
     assert_eq!(risks(&repo), pairs(&[("gpu-changed", "bob"), ("arch-changed", "bob"), ("image-changed", "alice")]));
     let run = diff(&repo, 1);
-    assert_contains!(run.stdout, "RESTART  bob: the GPU changes from none to `1 × nvidia-l4`: the pod is rescheduled\n");
+    assert_contains!(run.stdout, "RESTART  bob: the GPU changes from none to `1 × nvidia-gb200`: the pod is rescheduled\n");
     assert_contains!(run.stdout, "stays Pending until one is free");
     assert_contains!(run.stdout, "RESTART  bob: the architecture changes from `amd64` to `arm64`: the pod is rescheduled\n");
     // Any other change to the pod restarts it too, and says what changed.

@@ -60,6 +60,23 @@ fn sharing_a_gpu_whose_count_comes_from_defaults_is_told_at_sharing() {
     assert_contains!(stderr, "add `count = 1` to this `[gpu]`");
 }
 
+/// No GKE node has an x86-only accelerator and an Arm CPU (or GB200 and an x86 one): such a box
+/// stays Pending. Told at what the person can change: the user file's GPU type, else its arch,
+/// and in devbox.toml when both come from `[defaults]`.
+#[test]
+fn a_gpu_on_a_box_of_the_other_architecture_is_told_where_it_is_chosen() {
+    let stderr = refused(SETTINGS, &alice("arch = \"arm64\"\n", "\n[gpu]\ntype = \"nvidia-l4\"\n"));
+    assert_contains!(stderr, "error: GKE has `nvidia-l4` only on amd64 nodes, and this box is arm64\n  ┌─ users/alice.toml:8:8");
+    let settings = format!("{SETTINGS}gpu = {{ type = \"nvidia-tesla-t4\" }}\n");
+    let stderr = refused(&settings, &alice("arch = \"arm64\"\n", ""));
+    assert_contains!(stderr, "error: GKE has `nvidia-tesla-t4` only on amd64 nodes, and this box is arm64\n  ┌─ users/alice.toml:1:8");
+    let stderr = refused(&format!("{SETTINGS}gpu = {{ type = \"nvidia-gb200\" }}\n"), &alice("", ""));
+    assert_contains!(stderr, "error: GKE has `nvidia-gb200` only on arm64 nodes, and this box is amd64\n  ┌─ devbox.toml:4:");
+    assert_eq!(stderr.matches("only on arm64 nodes").count(), 1, "told once, in devbox.toml: {stderr}");
+    let repo = Repo::new(&format!("{SETTINGS}arch = \"arm64\"\ngpu = {{ type = \"nvidia-gb200\" }}\n")).user("alice", &alice("", ""));
+    repo.run_ok(&["build"], 0);
+}
+
 #[test]
 fn clients_without_sharing_are_refused() {
     let stderr = refused(SETTINGS, &alice("", "\n[gpu]\ntype = \"nvidia-l4\"\nclients = 4\n"));

@@ -76,7 +76,7 @@ fn every_flag_sets_its_field_and_the_rest_stays_commented() {
     #[rustfmt::skip]
     let args = [
         "new", "alice", "--email", "alice@example.com", "--ssh-key-file", &key, "--ssh-key", KEY_ALICE_2,
-        "--image", "ghcr.io/acme/devbox:2024.09", "--cpu", "8", "--memory", "32Gi", "--gpu", "nvidia-l4:2",
+        "--image", "ghcr.io/acme/devbox:2024.09", "--cpu", "8", "--memory", "32Gi", "--gpu", "nvidia-gb200:2",
         "--home-size", "200Gi", "--storage-class", "premium-rwo", "--arch", "arm64", "--state", "stopped",
         "--hostname", "alice-gpu", "--tag", "tag:devbox", "--tag", "tag:gpu",
     ];
@@ -97,7 +97,7 @@ cpu = "8"
 memory = "32Gi"
 
 [gpu]
-type = "nvidia-l4"
+type = "nvidia-gb200"
 count = 2                          # 1, 2, 4, 8 or 16
 
 [home]
