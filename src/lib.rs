@@ -24,6 +24,7 @@
 
 #![warn(unreachable_pub)]
 
+mod authorized_keys;
 mod autostop;
 mod cache;
 mod check;

@@ -1,7 +1,6 @@
 //! Public keys are parsed for real (ssh-key's authorized_keys parser, options included), so a
 //! truncated paste or a weak key fails review instead of failing the person's first login.
 
-use ssh_key::authorized_keys::Entry;
 use ssh_key::public::KeyData;
 
 use super::Finding;
@@ -17,7 +16,7 @@ pub(super) fn authorized_key(line: &str) -> Result<String, Finding> {
             Finding::error("one key per string: this one holds several lines").help("split it into separate strings of `authorized_keys`")
         );
     }
-    let entry: Entry = line.parse().map_err(|_| {
+    let entry = crate::authorized_keys::parse(line).map_err(|_| {
         Finding::error("this is not an OpenSSH public key")
             .label("cannot be parsed")
             .help("paste one line of your `~/.ssh/id_ed25519.pub`: `ssh-ed25519 AAAA... you@laptop`")
@@ -56,6 +55,14 @@ mod tests {
     fn accepts_a_real_key_with_options() {
         assert!(authorized_key(ED25519).is_ok());
         assert!(authorized_key(&format!("from=\"10.0.0.0/8\" {ED25519}")).is_ok());
+    }
+
+    #[test]
+    fn fields_apart_by_tabs_or_several_spaces_are_one_key_as_for_openssh() {
+        let fingerprint = authorized_key(ED25519).unwrap();
+        for spaced in [ED25519.replace(' ', "\t"), ED25519.replace(' ', "   "), format!("restrict \t {ED25519}")] {
+            assert_eq!(authorized_key(&spaced).unwrap(), fingerprint, "{spaced:?}");
+        }
     }
 
     #[test]

@@ -271,7 +271,10 @@ fn stopping_and_archiving_say_the_pod_goes_and_the_home_stays() {
 fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
     let repo = built();
     repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
-    repo.write("users/bob.toml", &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-gb200\"\ncount = 1\n"));
+    repo.write(
+        "users/bob.toml",
+        &user("arch = \"arm64\"", "bob@example.com", &[KEY_ALICE_2], "[gpu]\ntype = \"nvidia-gb200\"\ncount = 1\n"),
+    );
     assert_eq!(risks(&repo), pairs(&[("gpu-changed", "bob"), ("arch-changed", "bob"), ("image-changed", "alice")]));
     let run = diff(&repo, 1);
     assert_contains!(run.stdout, "RESTART  bob: the GPU changes from none to `1 × nvidia-gb200`: the pod is rescheduled\n");
@@ -283,6 +286,18 @@ fn image_gpu_and_arch_changes_restart_or_reschedule_the_pod() {
     let run = diff(&repo, 1);
     assert_contains!(run.stdout, "RESTART  alice: the pod restarts: its template changes (`containers[devbox].resources`)\n");
     assert_contains!(run.stdout, "@@ spec.template.spec.containers[devbox].resources.limits.cpu\n", "the hunk says where it is");
+}
+
+/// sshd reads fields apart by tabs or several spaces; so do validation and `diff`, and the key
+/// is the same key: only the new one is named, by its comment.
+#[test]
+fn a_key_written_with_tabs_is_the_key_sshd_reads() {
+    let repo = built();
+    repo.write("users/alice.toml", &alice("", &[&KEY_ALICE.replace(' ', "\\t"), &KEY_DAVE.replace(' ', "   ")], ""));
+    assert_eq!(risks(&repo), pairs(&[("key-added", "alice")]));
+    assert_contains!(diff(&repo, 1).stdout, "  ACCESS   alice: SSH key `dave@laptop` (ssh-ed25519 `SHA256:");
+    repo.run_ok(&["build"], 0);
+    assert_contains!(repo.read("out/alice/configmap-alice-devbox.yaml"), "ssh-ed25519\tAAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC");
 }
 
 #[test]

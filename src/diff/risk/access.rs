@@ -22,7 +22,7 @@ fn keys(resource: &Resource) -> Vec<Key> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| match line.parse::<ssh_key::authorized_keys::Entry>() {
+        .map(|line| match crate::authorized_keys::parse(line) {
             Ok(entry) => {
                 let key = entry.public_key();
                 Key {
