@@ -34,7 +34,7 @@ use crate::resolve::ResolvedBox;
 pub(crate) const CACHE_DIR: &str = ".devbox-gen";
 const CACHE_FILE: &str = "build-cache.json";
 /// Bumped whenever what is stored, or what it means, changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// Stamps younger than this, relative to when the cache was written, are verified by content.
 const RACY_WINDOW_NS: i64 = 100_000_000;
 
@@ -99,6 +99,9 @@ pub(crate) struct BundleRecord {
     pub files: Vec<(String, Digest)>,
     /// What delivery needs of the box, so `out/_gitops/` can be emitted without rendering it.
     pub delivered: Delivered,
+    /// `Kind/namespace/name` of each object of the bundle's own (not the shared ones): no two
+    /// bundles of a cluster may hold the same one.
+    pub objects: Vec<String>,
     /// What the check stage warned of (a ConfigMap nothing emits), told again by every build
     /// that keeps the box instead of rendering it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

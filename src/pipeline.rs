@@ -327,6 +327,11 @@ fn compile_stages(
     if !invalid.is_empty() {
         return Err(check::invalid_bundles_to_diagnostics(invalid, &described));
     }
+    let claims = bundles.values().map(|r| (r.delivered.source.as_str(), r.delivered.cluster.as_deref(), r.objects.as_slice()));
+    let shared_objects = check::objects_in_two_bundles(claims);
+    if shared_objects.has_errors() {
+        return Err(shared_objects);
+    }
     if unwritable.has_errors() {
         return Err(unwritable);
     }
@@ -455,7 +460,8 @@ fn compile_box(
         .filter(|(path, digest)| earlier.is_some_and(|e| e.existing.holds(path, *digest)))
         .map(|(path, _)| path.clone())
         .collect();
-    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered), warnings };
+    let objects = rendered.objects.iter().map(check::object_id).collect();
+    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered), objects, warnings };
     if let Some(sink) = sink {
         return match sink(&files) {
             Ok(()) => BoxOutcome::Emitted { changed: Vec::new(), unchanged: Vec::new(), record },

@@ -7,7 +7,7 @@
 //! protected, pod hardened, no Secret contents) are checked on the JSON, so a custom template
 //! cannot opt out. [`home`] compares builds: what Kubernetes cannot apply to a home volume.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -56,6 +56,35 @@ fn once_for_all_boxes(items: Vec<(String, String)>, headline: impl Fn(&str) -> D
                     diagnostic = diagnostic.help(advice);
                 }
                 Some(diagnostic)
+            })
+            .collect(),
+    )
+}
+
+/// Objects that two bundles of one cluster both hold, one error per object: `claims` are each
+/// bundle's user file, cluster and object ids. Each bundle is delivered by its own Argo CD
+/// Application or Flux Kustomization, and an object two of them apply is handed back and forth
+/// by their syncs, and deleted with either box (Argo CD calls it a SharedResourceWarning; Flux
+/// records it in both inventories and prunes it from either).
+pub(crate) fn objects_in_two_bundles<'a>(claims: impl Iterator<Item = (&'a str, Option<&'a str>, &'a [String])>) -> Diagnostics {
+    let mut owners: BTreeMap<(Option<&str>, &str), Vec<&str>> = BTreeMap::new();
+    for (source, cluster, objects) in claims {
+        for object in objects {
+            owners.entry((cluster, object.as_str())).or_default().push(source);
+        }
+    }
+    Diagnostics(
+        owners
+            .into_iter()
+            .filter(|(_, sources)| sources.len() > 1)
+            .map(|((_, object), mut sources)| {
+                sources.sort_unstable();
+                let sources: Vec<String> = sources.into_iter().map(String::from).collect();
+                let all = if sources.len() == 2 { "both" } else { "all" };
+                Diagnostic::error(format!("{} {all} render {object}", user_files(&sources)))
+                    .in_path(sources[sources.len() - 1].clone())
+                    .help("an object belongs to one box: the two boxes' syncs would overwrite each other's, and deleting either box would delete it")
+                    .help("rename one of the user files: a box's objects are named after its file (the default template's are `NAME` and `NAME-` with a suffix: `-home`, `-devbox`, `-tailnet`, `-wake`, `-idle`, `-owner`, `-tailscale`)")
             })
             .collect(),
     )

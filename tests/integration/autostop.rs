@@ -29,6 +29,23 @@ fn containers(objects: &[Value]) -> Vec<String> {
     set["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
 }
 
+/// alice's working hours add a ServiceAccount `alice-wake`, the name of the whole box of a user
+/// file `alice-wake.toml`: both bundles would hold one object. Refused, whether alice's bundle
+/// is rendered or kept from the last build, and out/ stays as it was.
+#[test]
+fn two_boxes_rendering_one_object_are_refused_naming_both_files() {
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
+    repo.run_ok(&["build"], 0);
+    let before = repo.out_snapshot();
+    repo.write("users/alice-wake.toml", &user_file("wake@example.com", crate::common::KEY_ALICE_2));
+    for args in [&["build"][..], &["build", "--check"], &["diff"]] {
+        let run = repo.run_ok(args, 2);
+        assert_contains!(run.stderr, "error: users/alice-wake.toml and users/alice.toml both render ServiceAccount/devboxes/alice-wake\n");
+        assert_contains!(run.stderr, "= help: rename one of the user files");
+    }
+    assert_eq!(repo.out_snapshot(), before, "nothing under out/ changed");
+}
+
 #[test]
 fn a_box_that_stops_by_itself_leaves_its_replicas_to_the_cluster() {
     let repo = Repo::new(&format!("{SETTINGS}{OWNERS}")).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
