@@ -59,28 +59,33 @@ pub(super) fn email(value: &str) -> Result<(), Finding> {
     }
 }
 
+/// An image reference's name, tag and digest: `[registry[:port]/]path[:tag][@digest]`.
+fn image_parts(value: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (name_tag, digest) = match value.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (value, None),
+    };
+    // A `:` after the last `/` separates the tag (one before it is a registry port).
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    match name_tag[last_slash..].rfind(':') {
+        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..]), digest),
+        None => (name_tag, None, digest),
+    }
+}
+
 /// `[registry[:port]/]path[:tag][@sha256:digest]`, pinned by a tag other than `latest` or a digest.
 pub(super) fn image(value: &str) -> Result<(), Finding> {
     let invalid = || {
         Finding::error(format!("`{value}` is not a container image reference"))
             .help("write it like `us-docker.pkg.dev/acme/devbox/jupyter:2024.06` or `…@sha256:<64 hex digits>`")
     };
-    let (name_tag, digest) = match value.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (value, None),
-    };
+    let (name, tag, digest) = image_parts(value);
     if let Some(digest) = digest {
         let hex = digest.strip_prefix("sha256:").ok_or_else(invalid)?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(invalid());
         }
     }
-    // A `:` after the last `/` separates the tag (one before it is a registry port).
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
-        None => (name_tag, None),
-    };
     let path_ok = !name.is_empty()
         && name.split('/').enumerate().all(|(i, part)| {
             !part.is_empty()
@@ -104,6 +109,31 @@ pub(super) fn image(value: &str) -> Result<(), Finding> {
         (None, None) => Err(Finding::error(format!("`{value}` has no tag or digest, so it means `latest` and is not pinned"))
             .help(format!("pin a version, e.g. `{name}:2024.06`, or a digest `{name}@sha256:…`"))),
     }
+}
+
+/// The first tailscale release whose containerboot reads `TS_ENABLE_HEALTH_CHECK` and
+/// `TS_LOCAL_ADDR_PORT` (cmd/containerboot, tailscale's git history: absent in v1.76.6 and
+/// v1.77.0, read from v1.78.0), which serve the `/healthz` the sidecar's probes ask for.
+const TAILSCALE_HEALTH_CHECK: (u32, u32) = (1, 78);
+
+/// `[tailscale] image`: when its tag names a version (`v1.80.3`, `1.78`), one that serves the
+/// sidecar's health check. Older, the probes find nothing on the port and the kubelet restarts
+/// the sidecar every few minutes, taking the box off the tailnet. A tag without a version
+/// (`stable`, a digest alone) is not judged.
+pub(super) fn tailscale_image_version(value: &str) -> Result<(), Finding> {
+    let (_, Some(tag), _) = image_parts(value) else { return Ok(()) };
+    let mut numbers = tag.strip_prefix('v').unwrap_or(tag).split(['.', '-']).map(str::parse::<u32>);
+    let (Some(Ok(major)), Some(Ok(minor))) = (numbers.next(), numbers.next()) else { return Ok(()) };
+    let (min_major, min_minor) = TAILSCALE_HEALTH_CHECK;
+    if (major, minor) >= TAILSCALE_HEALTH_CHECK {
+        return Ok(());
+    }
+    Err(Finding::error(format!("tailscale `{tag}` is older than {min_major}.{min_minor}, the first that serves the health check the sidecar's probes ask for"))
+        .label(format!("before {min_major}.{min_minor}"))
+        .help(format!(
+            "use `{}` (the default) or later: with this one nothing answers `/healthz` on the health port, and the kubelet restarts the sidecar every few minutes, the box dropping off the tailnet each time",
+            crate::defaults::TAILSCALE_IMAGE
+        )))
 }
 
 pub(super) fn cluster(value: &str, known: &[String]) -> Result<(), Finding> {
@@ -588,6 +618,30 @@ mod tests {
         assert!(env_var("TOKENIZERS_PARALLELISM", "false", &["TOKENIZERS_PARALLELISM".into()]).is_ok());
         // Allowing a name allows that name only.
         assert!(env_var("HF_TOKEN", "x", &["TOKENIZERS_PARALLELISM".into()]).is_err());
+    }
+
+    #[test]
+    fn tailscale_images_old_enough_to_lack_the_health_check_are_refused() {
+        for ok in [
+            "ghcr.io/tailscale/tailscale:v1.80.3",
+            "ghcr.io/tailscale/tailscale:v1.78.0",
+            "tailscale/tailscale:1.90",
+            "registry.example.com:5000/mirror/tailscale:v2.0.0",
+            "ghcr.io/tailscale/tailscale:stable",
+            "ghcr.io/tailscale/tailscale@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(tailscale_image_version(ok).is_ok(), "{ok}");
+        }
+        for old in
+            ["ghcr.io/tailscale/tailscale:v1.76.6", "tailscale/tailscale:v1.77.0-pre", "registry.example.com:5000/ts:1.50.0@sha256:00"]
+        {
+            let finding = tailscale_image_version(old).unwrap_err();
+            assert!(
+                finding.message.ends_with("is older than 1.78, the first that serves the health check the sidecar's probes ask for"),
+                "{old}: {}",
+                finding.message
+            );
+        }
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
             .check("namespace", names::kubernetes_label("namespace", namespace).and_then(|()| names::boxes_namespace(namespace, &engines)));
     }
     if let Some(image) = &config.tailscale.image {
-        rules.check("tailscale.image", fields::image(image));
+        rules.check("tailscale.image", fields::image(image).and_then(|()| fields::tailscale_image_version(image)));
     }
     if let Some(secret) = &config.tailscale.auth_key_secret {
         rules.check("tailscale.auth_key_secret", names::kubernetes_subdomain("Secret name", secret));

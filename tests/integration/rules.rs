@@ -305,6 +305,13 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:1:13"),
         ),
         case(
+            "A tailscale image that serves the sidecar's health check",
+            "devbox.toml",
+            format!("{SETTINGS}\n[tailscale]\nimage = \"ghcr.io/tailscale/tailscale:v1.76.6\"\n"),
+            "tailscale `v1.76.6` is older than 1.78, the first that serves the health check the sidecar's probes ask for",
+            Some("devbox.toml:6:9"),
+        ),
+        case(
             "Top-level fields placed under a table",
             "devbox.toml",
             format!("{SETTINGS}namespace = \"devboxes\"\n"),
