@@ -51,8 +51,8 @@ pub(crate) struct UserFile {
     pub tailscale: Option<Tailscale>,
     /// Extra environment variables for the main container. Kubernetes expands `$(NAME)` in a
     /// value to a variable set before it (`HOME`, `SSH_AUTH_SOCK`, `DEVBOX_NAME`, then these by
-    /// name) and reads `$$` as `$`. A value holds no NUL, and `NAME=value` fits in 128 KiB, what
-    /// Linux's execve(2) passes.
+    /// name) and reads `$$` as `$`. A value holds no NUL, and `NAME=value` with its closing NUL
+    /// fits in 128 KiB, what Linux's execve(2) passes.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
