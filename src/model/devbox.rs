@@ -155,7 +155,8 @@ pub(crate) struct Policy {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub(crate) struct NetworkSettings {
-    /// Egress to the cloud metadata server 169.254.169.254: `block` (default) or `allow`.
+    /// Egress to the cloud metadata server (169.254.169.254, and fd00:ec2::254 and fd20:ce::254 on
+    /// IPv6): `block` (default) or `allow`.
     /// Without Workload Identity the metadata server gives any pod the node's service-account
     /// token; choose `allow` only when the boxes use Workload Identity (GKE's metadata server
     /// then answers there with the box's own identity).
@@ -166,7 +167,8 @@ pub(crate) struct NetworkSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum MetadataAccess {
-    /// A NetworkPolicy denies egress to 169.254.169.254/32; everything else stays open.
+    /// A NetworkPolicy denies egress to 169.254.169.254/32 and to EC2's and Compute Engine's IPv6
+    /// metadata addresses; everything else stays open.
     #[default]
     Block,
     /// No egress restriction (for Workload Identity).

@@ -260,13 +260,55 @@ fn egress_to_the_metadata_server_is_blocked_unless_allowed() {
     repo.run_ok(&["build"], 0);
     let policy: serde_json::Value = serde_saphyr::from_str(&repo.read("out/alice/networkpolicy-alice.yaml")).unwrap();
     assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
-    let egress = policy["spec"]["egress"].to_string();
-    assert_contains!(egress, r#"{"cidr":"0.0.0.0/0","except":["169.254.169.254/32"]}"#);
-    assert_contains!(egress, r#""port":53"#, "DNS stays open");
+    for metadata_server in ["169.254.169.254", "fd00:ec2::254", "fd20:ce::254"] {
+        assert!(!egress_allowed(&policy, metadata_server, "TCP", 80), "{metadata_server} must be blocked");
+        assert!(egress_allowed(&policy, metadata_server, "UDP", 53), "DNS stays open, even to {metadata_server}");
+    }
+    for elsewhere in ["8.8.8.8", "169.254.169.253", "2001:4860:4860::8888", "fd00:ec2::253"] {
+        assert!(egress_allowed(&policy, elsewhere, "TCP", 443), "{elsewhere} must stay reachable");
+    }
 
     repo.write("devbox.toml", &format!("{SETTINGS}\n[network]\nmetadata = \"allow\"\n"));
     repo.run_ok(&["build"], 0);
     let policy: serde_json::Value = serde_saphyr::from_str(&repo.read("out/alice/networkpolicy-alice.yaml")).unwrap();
     assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress"]), "allow: egress is not restricted");
     assert!(policy["spec"].get("egress").is_none());
+    assert!(egress_allowed(&policy, "169.254.169.254", "TCP", 80));
+}
+
+/// Whether a NetworkPolicy lets its pods reach `ip` outside the cluster on `port`, by the API's
+/// rules (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/):
+/// egress rules are alternatives; within one, a destination must match one of `to` (none: any)
+/// and one of `ports` (none: any port); an `ipBlock` matches its `cidr` minus its `except`s.
+/// A policy without `Egress` in `policyTypes` restricts no egress.
+fn egress_allowed(policy: &serde_json::Value, ip: &str, protocol: &str, port: u64) -> bool {
+    let spec = &policy["spec"];
+    if !spec["policyTypes"].as_array().unwrap().iter().any(|t| t == "Egress") {
+        return true;
+    }
+    let ip: std::net::IpAddr = ip.parse().unwrap();
+    let in_cidr = |cidr: &serde_json::Value| {
+        let (network, bits) = cidr.as_str().unwrap().split_once('/').unwrap();
+        let (network, bits): (std::net::IpAddr, u32) = (network.parse().unwrap(), bits.parse().unwrap());
+        match (network, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => bits == 0 || u32::from(n) >> (32 - bits) == u32::from(a) >> (32 - bits),
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                bits == 0 || u128::from(n) >> (128 - bits) == u128::from(a) >> (128 - bits)
+            }
+            _ => false,
+        }
+    };
+    let empty = Vec::new();
+    spec["egress"].as_array().unwrap_or(&empty).iter().any(|rule| {
+        let to = rule["to"].as_array().unwrap_or(&empty);
+        let ports = rule["ports"].as_array().unwrap_or(&empty);
+        let to_matches = to.is_empty()
+            || to.iter().any(|peer| {
+                let block = &peer["ipBlock"];
+                !block.is_null() && in_cidr(&block["cidr"]) && !block["except"].as_array().unwrap_or(&empty).iter().any(&in_cidr)
+            });
+        let port_matches = ports.is_empty()
+            || ports.iter().any(|p| p["protocol"].as_str().unwrap_or("TCP") == protocol && p["port"].as_u64().is_none_or(|n| n == port));
+        to_matches && port_matches
+    })
 }

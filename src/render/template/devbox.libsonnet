@@ -87,6 +87,9 @@
   // Workload Identity it hands out the node's service-account token to any
   // pod that asks, so `[network] metadata = "block"` (the default) denies it.
   metadataServerCidr:: '169.254.169.254/32',
+  // The same server on IPv6, for dual-stack and IPv6 clusters: EC2's
+  // (Nitro instances, http-protocol-ipv6) and Compute Engine's.
+  metadataServerCidrsIPv6:: ['fd00:ec2::254/128', 'fd20:ce::254/128'],
   secretsMountPath:: '/secrets',
   tailscaleAuthMountPath:: '/etc/tailscale-auth',
   // The key of the auth key in tailscale.auth_key_secret (tailscale's own
@@ -1083,7 +1086,7 @@
         {
           to: [
             { ipBlock: { cidr: '0.0.0.0/0', except: [$.metadataServerCidr] } },
-            { ipBlock: { cidr: '::/0' } },
+            { ipBlock: { cidr: '::/0', except: $.metadataServerCidrsIPv6 } },
             { namespaceSelector: {} },
           ],
         },
