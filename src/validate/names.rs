@@ -50,8 +50,11 @@ pub(crate) fn user_name_or(name: &str, fix: impl Fn(&str) -> String) -> Result<(
     Ok(())
 }
 
+/// A usable name close to `name`: transliterated to ASCII (`Zoë` is `zoe`, `Łukasz` is
+/// `lukasz`, not `zo` and `ukasz`), lowercased, anything else a single `-`.
 fn sanitize(name: &str) -> Option<String> {
-    let mut out: String = name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let mut out: String =
+        deunicode::deunicode(name).to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
@@ -154,6 +157,9 @@ mod tests {
     fn suggests_a_usable_file_name() {
         let finding = user_name("Alice.Smith").unwrap_err();
         assert_eq!(finding.help, vec!["rename the file to users/alice-smith.toml"]);
+        for (name, usable) in [("Zoë", "zoe"), ("Łukasz", "lukasz"), ("José García", "jose-garcia"), ("søren_k", "soren-k")] {
+            assert_eq!(user_name(name).unwrap_err().help, vec![format!("rename the file to users/{usable}.toml")], "{name}");
+        }
         // Longer than a DNS label too: still told about the length, not the characters.
         for length in [60, 70] {
             let finding = user_name(&"y".repeat(length)).unwrap_err();
