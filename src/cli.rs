@@ -136,9 +136,11 @@ pub(crate) enum Command {
     SshConfig {
         /// The user's name; without it, every running box.
         name: Option<String>,
-        /// The private key to log in with.
-        #[arg(long, value_name = "FILE", default_value = "~/.ssh/devbox", value_hint = ValueHint::FilePath)]
-        identity_file: String,
+        /// The private key to log in with, for every box. Without it, each entry names the
+        /// private key in ~/.ssh whose .pub the box lists among its authorized keys, or, without
+        /// one, no key: ssh then offers its default keys and the agent's.
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+        identity_file: Option<String>,
     },
     /// Print the kubectl commands that start a box stopped by `[idle]` or outside its
     /// `[schedule]`, and wait until it is ready. Changes nothing itself.

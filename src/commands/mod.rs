@@ -31,7 +31,7 @@ pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, D
         Command::Init(args) => init::run(context, args),
         Command::New(args) => new::run(context, args),
         Command::Secrets { name, key, auth_key_file, deploy_key } => secrets::run(context, name, key, auth_key_file, deploy_key),
-        Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file),
+        Command::SshConfig { name, identity_file } => ssh_config::run(context, name.as_deref(), identity_file.as_deref()),
         Command::Wake { name } => wake::run(context, name),
         Command::List { format } => list::run(context, *format),
     }

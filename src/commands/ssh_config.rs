@@ -5,7 +5,19 @@
 //! template's to decide (the embedded one's `sshPort`, 2222): it is read from the rendered box,
 //! its StatefulSet's container port named `ssh`. Without NAME, every running box: stopped and
 //! archived boxes have no pod to answer.
+//!
+//! Each entry names the key ssh logs in with only when it knows one the box accepts: with
+//! `IdentitiesOnly yes`, ssh offers nothing but the named file, so a wrong or missing one shuts
+//! out a person whose key is elsewhere or only in an agent (1Password, Secretive, a YubiKey).
+//! Without `--identity-file`, the key is the private key in `~/.ssh` whose `.pub` is one of the
+//! box's authorized keys; without such a key, the entry names none and ssh offers its default
+//! keys and the agent's.
 
+use std::path::Path;
+
+use ssh_key::public::KeyData;
+
+use crate::authorized_keys;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::State;
 use crate::pipeline::{render_as_running, resolve_repo};
@@ -17,7 +29,7 @@ use crate::{Context, Outcome};
 /// names (start.sh and sshd_config's `AllowUsers` require it; not a setting of the template).
 pub(super) const SSH_USER: &str = "jupyter";
 
-pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: &str) -> Result<Outcome, Diagnostics> {
+pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: Option<&str>) -> Result<Outcome, Diagnostics> {
     let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
     context.warn(warnings);
     let selected: Vec<&ResolvedBox> = match name {
@@ -40,17 +52,93 @@ pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: &str
     if missing.has_errors() {
         return Err(missing);
     }
-    print!("{}", config(&hosts, identity_file));
+    let local_keys = match identity_file {
+        Some(_) => Vec::new(),
+        None => std::env::var_os("HOME").map(|home| local_keys(&Path::new(&home).join(".ssh"))).unwrap_or_default(),
+    };
+    let entries: Vec<Entry> = hosts
+        .into_iter()
+        .map(|(resolved, port)| {
+            let identity = match identity_file {
+                Some(file) => Identity::Given(file.to_string()),
+                None => key_for(resolved, &local_keys).map_or(Identity::Unknown, |file| Identity::Found(format!("~/.ssh/{file}"))),
+            };
+            Entry { resolved, port, identity }
+        })
+        .collect();
+    let mut unknown = Diagnostics::default();
+    for entry in entries.iter().filter(|e| matches!(e.identity, Identity::Unknown)) {
+        unknown.push(
+            Diagnostic::warning(format!(
+                "no private key in ~/.ssh has its `.pub` among {}'s authorized keys: its entry names no key",
+                entry.resolved.name
+            ))
+            .in_path(entry.resolved.source.clone())
+            .help("ssh then offers its default keys (~/.ssh/id_*) and the agent's, which is right for a key in an agent (1Password, Secretive, a YubiKey)")
+            .help("name the key with `--identity-file FILE` otherwise"),
+        );
+    }
+    context.warn(unknown);
+    print!("{}", config(&entries));
     Ok(Outcome::Clean)
 }
 
+/// One host entry: the box, sshd's port, and the key it is reached with.
+struct Entry<'a> {
+    resolved: &'a ResolvedBox,
+    port: u16,
+    identity: Identity,
+}
+
+/// Which key an entry names.
+enum Identity {
+    /// `--identity-file`, for every box.
+    Given(String),
+    /// A key of `~/.ssh` the box accepts (`~/.ssh/NAME`).
+    Found(String),
+    /// None: ssh offers its default keys and the agent's.
+    Unknown,
+}
+
+/// The private keys of `dir` (`~/.ssh`) with their public keys: each `NAME.pub` that holds an
+/// OpenSSH public key and has its `NAME` beside it, by name.
+fn local_keys(dir: &Path) -> Vec<(String, KeyData)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut keys: Vec<(String, KeyData)> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let private = name.strip_suffix(".pub")?;
+            if !dir.join(private).is_file() {
+                return None;
+            }
+            let text = std::fs::read_to_string(dir.join(&name)).ok()?;
+            let key = authorized_keys::parse(text.lines().next()?).ok()?;
+            Some((private.to_string(), key.public_key().key_data().clone()))
+        })
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    keys
+}
+
+/// The first of `local_keys` that `resolved` lists among its authorized keys.
+fn key_for<'k>(resolved: &ResolvedBox, local_keys: &'k [(String, KeyData)]) -> Option<&'k str> {
+    let accepted: Vec<KeyData> = resolved
+        .ssh
+        .authorized_keys
+        .iter()
+        .filter_map(|line| authorized_keys::parse(line).ok())
+        .map(|entry| entry.public_key().key_data().clone())
+        .collect();
+    local_keys.iter().find(|(_, key)| accepted.contains(key)).map(|(file, _)| file.as_str())
+}
+
 /// The entries, with a first line saying where they go: each box with sshd's port in it.
-pub(super) fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> String {
+fn config(entries: &[Entry<'_>]) -> String {
     let mut out = String::from("# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config\n");
-    if boxes.is_empty() {
+    if entries.is_empty() {
         out.push_str("# (no running boxes)\n");
     }
-    for (resolved, port) in boxes {
+    for Entry { resolved, port, identity } in entries {
         let host = &resolved.tailscale.hostname;
         out.push('\n');
         match resolved.state {
@@ -64,10 +152,13 @@ pub(super) fn config(boxes: &[(&ResolvedBox, u16)], identity_file: &str) -> Stri
                 resolved.name, resolved.state
             )),
         }
-        out.push_str(&format!(
-            "Host {host}\n    HostName {host}\n    User {SSH_USER}\n    Port {port}\n    IdentityFile {}\n    IdentitiesOnly yes\n",
-            quoted(identity_file)
-        ));
+        if matches!(identity, Identity::Unknown) {
+            out.push_str("# No key of ~/.ssh is among its authorized keys: ssh offers its default keys and the agent's.\n");
+        }
+        out.push_str(&format!("Host {host}\n    HostName {host}\n    User {SSH_USER}\n    Port {port}\n"));
+        if let Identity::Given(file) | Identity::Found(file) = identity {
+            out.push_str(&format!("    IdentityFile {}\n    IdentitiesOnly yes\n", quoted(file)));
+        }
     }
     out
 }

@@ -76,9 +76,18 @@ impl Repo {
         self.dir.path()
     }
 
+    /// Runs devbox-gen on the repo, with `HOME` at its `.home` (absent unless a test makes it),
+    /// so that nothing of the developer's own home (`~/.ssh`) reaches a test.
     pub fn run(&self, args: &[&str]) -> Run {
-        let output =
-            Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(self.path()).args(args).env_remove("NO_COLOR").output().unwrap();
+        let output = Command::cargo_bin("devbox-gen")
+            .unwrap()
+            .arg("-C")
+            .arg(self.path())
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env("HOME", self.path().join(".home"))
+            .output()
+            .unwrap();
         Run {
             code: output.status.code().expect("exited normally"),
             stdout: String::from_utf8(output.stdout).unwrap(),

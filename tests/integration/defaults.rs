@@ -2,6 +2,8 @@
 //! template gives sshd, and `secrets` names the keys where the template mounts them. And the
 //! precedence of defaults as a person sees it (`show --input`).
 
+use std::fs;
+
 use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, scripts_config_map, user_file};
 
 /// alice (running) and bob (archived), rendered by `template`.
@@ -27,22 +29,57 @@ fn ssh_config_prints_the_port_the_template_gives_sshd() {
         run.stdout,
         "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
 
+# No key of ~/.ssh is among its authorized keys: ssh offers its default keys and the agent's.
 Host alice-devbox
     HostName alice-devbox
     User jupyter
     Port 2022
-    IdentityFile ~/.ssh/devbox
-    IdentitiesOnly yes
 "
     );
     // An archived box has no StatefulSet in its bundle: its port is the one it gets when it runs.
     let run = repo.run_ok(&["ssh-config", "bob"], 0);
-    assert_contains!(run.stdout, "# bob is archived: nothing answers until its user file says `state = \"running\"`\nHost bob-devbox\n");
+    assert_contains!(run.stdout, "# bob is archived: nothing answers until its user file says `state = \"running\"`\n# No key of");
     assert_contains!(run.stdout, "\n    Port 2022\n");
     // The bundle agrees: sshd listens where ssh-config points.
     repo.run_ok(&["build"], 0);
     assert_contains!(scripts_config_map(&repo), "\n    Port 2022\n");
     assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "containerPort: 2022");
+}
+
+/// With `IdentitiesOnly yes` ssh offers only the named file: an entry names the key of
+/// `~/.ssh` the box accepts, or none (ssh then offers its default keys and the agent's).
+#[test]
+fn ssh_config_names_the_key_of_home_that_the_box_accepts() {
+    let repo = with_template(SSH_PORT_2022);
+    for (file, text) in [
+        // Sorted first, but its private key is not here: never named.
+        ("a-lost.pub", KEY_ALICE),
+        ("id_ed25519", "private"),
+        ("id_ed25519.pub", KEY_ALICE_2),
+        ("work key", "private"),
+        ("work key.pub", &format!("{KEY_ALICE}\n")),
+        ("zz", "private"),
+        ("zz.pub", "not a key"),
+    ] {
+        repo.write(&format!(".home/.ssh/{file}"), text);
+    }
+    let identity = |args: &[&str]| {
+        let run = repo.run_ok(args, 0);
+        assert_eq!(run.stderr, "", "no warning once a key is found");
+        run.stdout.lines().filter(|l| l.contains("Identit")).map(str::trim).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(identity(&["ssh-config", "alice"]), "IdentityFile \"~/.ssh/work key\"\nIdentitiesOnly yes");
+    assert_eq!(identity(&["ssh-config", "bob"]), "IdentityFile ~/.ssh/id_ed25519\nIdentitiesOnly yes");
+    // --identity-file is every box's key, whatever ~/.ssh holds.
+    assert_eq!(identity(&["ssh-config", "--identity-file", "~/.ssh/yubikey", "bob"]), "IdentityFile ~/.ssh/yubikey\nIdentitiesOnly yes");
+
+    fs::remove_file(repo.path().join(".home/.ssh/work key")).unwrap();
+    let run = repo.run_ok(&["ssh-config", "alice"], 0);
+    assert!(!run.stdout.contains("Identit"), "{}", run.stdout);
+    assert_contains!(
+        run.stderr,
+        "warning: no private key in ~/.ssh has its `.pub` among alice's authorized keys: its entry names no key\n = in users/alice.toml\n"
+    );
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! `devbox-gen ssh-config`: the ~/.ssh/config entries for VS Code Remote-SSH. What it prints is
 //! what people append to their config, so it is stated exactly.
 
-use crate::common::alice_bob_carol;
+use crate::common::{KEY_ALICE, alice_bob_carol, assert_contains};
 
+/// Every running box; the one whose key is in ~/.ssh is reached with it, the other with what
+/// ssh offers by itself.
 #[test]
 fn lists_every_running_box() {
     let repo = alice_bob_carol();
+    repo.write(".home/.ssh/devbox", "private");
+    repo.write(".home/.ssh/devbox.pub", KEY_ALICE);
     let run = repo.run_ok(&["ssh-config"], 0);
     assert_eq!(
         run.stdout,
@@ -18,14 +22,15 @@ Host alice-devbox
     IdentityFile ~/.ssh/devbox
     IdentitiesOnly yes
 
+# No key of ~/.ssh is among its authorized keys: ssh offers its default keys and the agent's.
 Host carol-gpu
     HostName carol-gpu
     User jupyter
     Port 2222
-    IdentityFile ~/.ssh/devbox
-    IdentitiesOnly yes
 "
     );
+    assert_contains!(run.stderr, "among carol's authorized keys");
+    assert!(!run.stderr.contains("alice"), "{}", run.stderr);
 }
 
 #[test]
@@ -53,7 +58,7 @@ fn a_box_that_stops_by_itself_says_how_to_wake_it() {
     let repo = alice_bob_carol();
     let alice = repo.read("users/alice.toml");
     repo.write("users/alice.toml", &format!("{alice}\n[idle]\nafter = \"90m\"\n"));
-    let run = repo.run_ok(&["ssh-config", "alice"], 0);
+    let run = repo.run_ok(&["ssh-config", "alice", "--identity-file", "~/.ssh/devbox"], 0);
     assert_eq!(
         run.stdout,
         "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config

@@ -105,6 +105,7 @@ passwd_sum="$(cksum </etc/passwd)"
 cleanup() {
     local status=$? pod
     trap - EXIT INT TERM
+    [[ -z ${SSH_AGENT_PID:-} ]] || kill "$SSH_AGENT_PID" 2>/dev/null || true
     for pod in "$work"/pods/*/; do
         [[ -d $pod ]] || continue
         "${kubelet[@]}" stop --pod-dir "$pod" --grace 5 >/dev/null 2>&1 || true
@@ -364,6 +365,48 @@ pass "sshd's log is /tmp/sshd.log and records the logins"
 expect_refused intruder "a key not in authorized_keys"
 box old 'grep -q "Connection closed by authenticating user jupyter" /tmp/sshd.log' || fail "the refused key is not in /tmp/sshd.log"
 pass "a key not in authorized_keys is refused (and logged)"
+
+# What `devbox-gen ssh-config` prints, as a person's ~/.ssh/config used by the real client,
+# with nothing on the command line but where the tailnet name resolves (MagicDNS) and the host
+# key. ssh expands `~` from the passwd entry, not $HOME: a mount namespace puts the person's
+# home at root's. Their ~/.ssh holds a key the box does not accept, sorted first, and `old`.
+person="$work/person"
+mkdir -p "$person/.ssh"
+cp -p "$work/keys/intruder" "$person/.ssh/a_intruder" && cp -p "$work/keys/intruder.pub" "$person/.ssh/a_intruder.pub"
+cp -p "$work/keys/old" "$person/.ssh/laptop" && cp -p "$work/keys/old.pub" "$person/.ssh/laptop.pub"
+as_person() { # CONFIG [AGENT_SOCKET]: log in to tester-devbox as CONFIG says, printing the user
+    in_pod_net unshare --mount --propagation private -- sh -c 'mount --bind "$1" /root && shift && exec "$@"' sh "$person" \
+        env HOME=/root SSH_AUTH_SOCK="${2:-}" ssh -F "$1" -o HostName=127.0.0.1 -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$known_hosts" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 \
+        -o LogLevel=ERROR tester-devbox 'id -un'
+}
+HOME="$person" "$DEVBOX_GEN" -C "$work/repo" ssh-config tester >"$work/ssh_config" 2>"$work/ssh_config.err" ||
+    fail "devbox-gen ssh-config failed: $(cat "$work/ssh_config.err")"
+grep -qx '    IdentityFile ~/.ssh/laptop' "$work/ssh_config" || fail "ssh-config did not name ~/.ssh/laptop: $(cat "$work/ssh_config")"
+out="$(as_person "$work/ssh_config" 2>&1)" || fail "the entry ssh-config prints does not log in: $out"
+[[ $out == jupyter ]] || fail "unexpected: $out"
+# A key only in an agent (1Password, Secretive, a YubiKey): no file of ~/.ssh matches, the entry
+# names none and ssh asks the agent. The entry this command printed before, naming a key file
+# the person does not have with IdentitiesOnly, shuts the same person out.
+rm "$person/.ssh/laptop" "$person/.ssh/laptop.pub"
+if ! { agent_out="$(ssh-agent -s -a "$work/agent.sock")" && eval "$agent_out" >/dev/null && ssh-add -q "$work/keys/old" 2>/dev/null; }; then
+    fail "could not start an ssh-agent with the key"
+fi
+HOME="$person" "$DEVBOX_GEN" -C "$work/repo" ssh-config tester >"$work/ssh_config" 2>"$work/ssh_config.err" ||
+    fail "devbox-gen ssh-config failed: $(cat "$work/ssh_config.err")"
+! grep -q Identit "$work/ssh_config" || fail "ssh-config named a key that the box does not accept: $(cat "$work/ssh_config")"
+grep -q "among tester's authorized keys" "$work/ssh_config.err" || fail "ssh-config did not warn: $(cat "$work/ssh_config.err")"
+out="$(as_person "$work/ssh_config" "$work/agent.sock" 2>&1)" || fail "the entry without a key does not log in with the agent's: $out"
+[[ $out == jupyter ]] || fail "unexpected: $out"
+# shellcheck disable=SC2088 # the literal ~, as the config holds it
+HOME="$person" "$DEVBOX_GEN" -C "$work/repo" ssh-config --identity-file '~/.ssh/devbox' tester >"$work/ssh_config.old" 2>/dev/null
+rc=0
+out="$(as_person "$work/ssh_config.old" "$work/agent.sock" 2>&1)" || rc=$?
+[[ $rc == 255 && $out == *"Permission denied (publickey)"* ]] ||
+    fail "IdentitiesOnly with a missing IdentityFile was expected to shut out the agent's key: status $rc: $out"
+ssh-agent -k >/dev/null 2>&1 || true
+unset SSH_AGENT_PID SSH_AUTH_SOCK
+pass "the entries ssh-config prints log in with the real client: the key of ~/.ssh the box accepts, else the agent's (naming a key file the person lacks shuts them out)"
 
 out="$(box_tty old 'tty' </dev/null 2>&1)" || fail "an interactive (PTY) session failed: $out"
 [[ $out == /dev/pts/* ]] || fail "no terminal in an interactive session: $out"
