@@ -96,17 +96,30 @@ impl Findings {
 
 fn validate_settings(config: &DevboxConfig) -> Findings {
     let mut rules = Findings::default();
-    if let Some(namespace) = &config.namespace {
-        let engines: Vec<(&str, &str)> = config
-            .gitops
-            .iter()
-            .map(|engine| match engine {
-                GitOps::Argocd => ("Argo CD", config.argocd.namespace.as_deref().unwrap_or(crate::defaults::ARGOCD_NAMESPACE)),
-                GitOps::Flux => ("Flux", config.flux.namespace.as_deref().unwrap_or(crate::defaults::FLUX_NAMESPACE)),
-            })
-            .collect();
-        rules
-            .check("namespace", names::kubernetes_label("namespace", namespace).and_then(|()| names::boxes_namespace(namespace, &engines)));
+    let engines: Vec<(&str, &str)> = config
+        .gitops
+        .iter()
+        .map(|engine| match engine {
+            GitOps::Argocd => ("Argo CD", config.argocd.namespace.as_deref().unwrap_or(crate::defaults::ARGOCD_NAMESPACE)),
+            GitOps::Flux => ("Flux", config.flux.namespace.as_deref().unwrap_or(crate::defaults::FLUX_NAMESPACE)),
+        })
+        .collect();
+    match &config.namespace {
+        Some(namespace) => rules
+            .check("namespace", names::kubernetes_label("namespace", namespace).and_then(|()| names::boxes_namespace(namespace, &engines))),
+        // The boxes' namespace is the default one: an engine's own namespace set to it is the
+        // same clash, told where it was written.
+        None => {
+            for engine in &config.gitops {
+                let (key, engine_namespace) = match engine {
+                    GitOps::Argocd => ("argocd.namespace", &config.argocd.namespace),
+                    GitOps::Flux => ("flux.namespace", &config.flux.namespace),
+                };
+                if engine_namespace.as_deref() == Some(crate::defaults::NAMESPACE) {
+                    rules.report(key, names::engine_in_boxes_namespace(crate::defaults::NAMESPACE));
+                }
+            }
+        }
     }
     if let Some(image) = &config.tailscale.image {
         rules.check("tailscale.image", fields::image(image).and_then(|()| fields::tailscale_image_version(image)));

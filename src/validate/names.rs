@@ -94,6 +94,14 @@ pub(super) fn boxes_namespace(value: &str, engines: &[(&str, &str)]) -> Result<(
         .help(format!("use a namespace of the boxes' own, like `{}` (the default)", crate::defaults::NAMESPACE)))
 }
 
+/// An engine's own namespace set to the boxes' default one (`namespace` unset).
+pub(super) fn engine_in_boxes_namespace(boxes_namespace: &str) -> Finding {
+    Finding::error(format!("`{boxes_namespace}` is the boxes' namespace (`namespace` is not set, so the default), not one for a GitOps engine"))
+        .label("shared")
+        .help("devbox-gen labels the boxes' namespace for the restricted Pod Security Standard and, with `[quota]`, puts a LimitRange and a ResourceQuota in it: the engine's controllers there would be held to them")
+        .help(format!("name the engine's own namespace here, or set `namespace` to another one for the boxes than `{boxes_namespace}`"))
+}
+
 /// The longest cluster name: Argo CD names an Application `devboxes-namespace-<cluster>`, and
 /// with label tracking an Application's name is a label value (at most 63 characters).
 pub(super) const MAX_CLUSTER_NAME_LEN: usize = 63 - "devboxes-namespace-".len();

@@ -305,6 +305,15 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:1:13"),
         ),
         case(
+            "A GitOps engine's namespace is not the boxes' default one",
+            "devbox.toml",
+            format!(
+                "gitops = [\"flux\"]\n{SETTINGS}\n[repo]\nurl = \"https://github.com/acme/devboxes.git\"\n\n[flux]\nnamespace = \"devboxes\"\n"
+            ),
+            "`devboxes` is the boxes' namespace (`namespace` is not set, so the default), not one for a GitOps engine",
+            Some("devbox.toml:10:13"),
+        ),
+        case(
             "A tailscale image that serves the sidecar's health check",
             "devbox.toml",
             format!("{SETTINGS}\n[tailscale]\nimage = \"ghcr.io/tailscale/tailscale:v1.76.6\"\n"),
