@@ -360,6 +360,32 @@ pub(super) fn env_var(name: &str, value: &str, allowed: &[String]) -> Result<(),
     Ok(())
 }
 
+/// A `$(OTHER)` in `name`'s value where OTHER is a variable of `[env]` (`defined`) that comes
+/// at or after `name` in the container's env, which devbox-gen sorts by name: Kubernetes
+/// expands a reference only to a variable defined earlier in the list and leaves any other as
+/// written (`third_party/forked/golang/expansion`, where `$$` is a `$`). A reference to
+/// anything else may be meant for a shell (`PS1 = "$(whoami)"`), so only these are told.
+pub(super) fn env_later_reference(name: &str, value: &str, defined: impl Fn(&str) -> bool) -> Result<(), Finding> {
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            rest = after;
+        } else if let Some((other, after)) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
+            if other >= name && defined(other) {
+                return Err(Finding::warning(format!(
+                    "`$({other})` stays as written in `{name}`: Kubernetes expands a reference only to a variable defined before it, and `{other}` comes {} in the container's env, which is sorted by name",
+                    if other == name { "at the same place" } else { "after it" }
+                ))
+                .label("not expanded")
+                .help(format!("rename one of them so that `{other}` sorts before `{name}`, or write the value out")));
+            }
+            rest = after;
+        }
+    }
+    Ok(())
+}
+
 fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_WORDS.iter().any(|w| upper.contains(w))
@@ -611,6 +637,13 @@ mod tests {
         assert!(env_var("1X", "", &[]).is_err());
         assert!(env_var("MY-VAR", "", &[]).is_err());
         assert!(!env_var("HOME", "/x", &[]).unwrap_err().warning);
+        let defined = |n: &str| ["A_PATH", "B_ROOT", "Z_DIR"].contains(&n);
+        assert!(env_later_reference("B_ROOT", "$(A_PATH)/x:$(HOME)/y:$(whoami)", defined).is_ok(), "earlier, ours, or no variable");
+        assert!(env_later_reference("B_ROOT", "$$(Z_DIR) and $(Z_DIR", defined).is_ok(), "an escaped `$`, an unclosed reference");
+        let later = env_later_reference("B_ROOT", "x $$$(Z_DIR)", defined).unwrap_err();
+        assert!(later.warning && later.message.starts_with("`$(Z_DIR)` stays as written in `B_ROOT`"), "{}", later.message);
+        assert!(env_later_reference("B_ROOT", "$(B_ROOT):x", defined).unwrap_err().message.contains("at the same place"));
+
         let secret = env_var("GITHUB_TOKEN", "ghp_x", &[]).unwrap_err();
         assert!(!secret.warning);
         assert_eq!(secret.help.len(), 2);

@@ -568,8 +568,10 @@ fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>
             rules.check(&at(&format!("tailscale.tags[{i}]")), fields::tailnet_tag(tag));
         }
     }
+    let defined = |other: &str| fields.env.contains_key(other) || settings.defaults.env.contains_key(other);
     for (name, value) in fields.env {
         rules.check(&at(&format!("env.{name}")), fields::env_var(name, value, &settings.policy.allow_secret_env));
+        rules.check(&at(&format!("env.{name}")), fields::env_later_reference(name, value, defined));
     }
     if let Some(after) = fields.idle.and_then(|i| i.after.as_ref()) {
         rules.check(&at("idle.after"), autostop::after(after));
