@@ -14,6 +14,8 @@
 //! template, or when any file the template imported has changed. `build --check` reads it but
 //! never writes it, so checking stays read-only.
 //!
+//! The same directory holds `lock`, which a build that writes holds while it runs ([`BuildLock`]).
+//!
 //! Racy stamps, as git calls them: a file rewritten within the filesystem's timestamp tick of
 //! the moment it was recorded keeps its mtime. Stamps that recent are not trusted: the file is
 //! read and hashed, and the next build records it again.
@@ -33,6 +35,7 @@ use crate::resolve::ResolvedBox;
 /// The cache directory, relative to the config repo.
 pub(crate) const CACHE_DIR: &str = ".devbox-gen";
 const CACHE_FILE: &str = "build-cache.json";
+const LOCK_FILE: &str = "lock";
 /// Bumped whenever what is stored, or what it means, changes.
 const FORMAT: u32 = 2;
 /// Stamps younger than this, relative to when the cache was written, are verified by content.
@@ -205,7 +208,7 @@ impl BuildCache {
         }
         let generator = Generator { tool, template: self.template, imports: hashed };
         let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
-        let _ = write_atomically(&root.join(CACHE_DIR), &stored);
+        let _ = write_atomically(root, &stored);
     }
 
     /// Whether some recorded stamp is too recent to be trusted next time: then the cache is
@@ -215,15 +218,58 @@ impl BuildCache {
     }
 }
 
-fn write_atomically(dir: &Path, stored: &Stored) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    // Like Cargo's target/: the directory keeps itself out of git and out of backups.
+/// `.devbox-gen/` made if missing. Like Cargo's target/, it keeps itself out of git and out of
+/// backups.
+fn own_dir(root: &Path) -> std::io::Result<PathBuf> {
+    let dir = root.join(CACHE_DIR);
+    fs::create_dir_all(&dir)?;
     for (name, text) in [(".gitignore", "# Created by devbox-gen: a local build cache.\n*\n"), ("CACHEDIR.TAG", CACHEDIR_TAG)] {
         let path = dir.join(name);
         if !path.exists() {
             fs::write(path, text)?;
         }
     }
+    Ok(dir)
+}
+
+/// `.devbox-gen/lock`, held for the length of a build that writes: two builds of one repo (an
+/// editor's build on save and one in a terminal) take turns, as Cargo's do on target/, instead
+/// of staging, swapping and recording `out/` over each other. Released when dropped.
+#[derive(Debug)]
+pub(crate) struct BuildLock {
+    /// The locked file (closing it unlocks), or none where locks are not supported.
+    _held: Option<fs::File>,
+}
+
+impl BuildLock {
+    /// Takes the lock, calling `waiting` first when another build holds it. Where the file
+    /// system has no locks (some network file systems), the build goes on without one, as
+    /// Cargo's does.
+    pub(crate) fn acquire(root: &Path, waiting: impl FnOnce()) -> std::io::Result<Self> {
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(own_dir(root)?.join(LOCK_FILE))?;
+        let locked = match file.try_lock() {
+            Ok(()) => Ok(()),
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock()
+            }
+            Err(fs::TryLockError::Error(error)) => Err(error),
+        };
+        match locked {
+            Ok(()) => Ok(Self { _held: Some(file) }),
+            Err(error) if error.kind() == std::io::ErrorKind::Unsupported || error.raw_os_error() == Some(ENOLCK) => {
+                Ok(Self { _held: None })
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// What NFS without a lock manager answers (ENOLCK: 37 on Linux, 77 on macOS).
+const ENOLCK: i32 = if cfg!(target_os = "macos") { 77 } else { 37 };
+
+fn write_atomically(root: &Path, stored: &Stored) -> std::io::Result<()> {
+    let dir = &own_dir(root)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer(std::io::BufWriter::new(&mut file), stored)?;
     file.flush()?;

@@ -6,14 +6,26 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::cache::{Digest, Seen, Stamp};
-use crate::diagnostic::Diagnostics;
+use crate::cache::{self, BuildLock, Digest, Seen, Stamp};
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::pipeline::{self, Against, Compiled, Sink};
 use crate::text::plural;
 use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
 
 pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+    let _lock = if check_only {
+        None
+    } else {
+        let waiting = || context.status("waiting for another build of this repo to finish (it holds .devbox-gen/lock)");
+        Some(BuildLock::acquire(&context.root, waiting).map_err(|error| {
+            Diagnostics::from(
+                Diagnostic::error(format!("cannot lock the build: {error}"))
+                    .in_path(format!("{}/lock", cache::CACHE_DIR))
+                    .help("devbox-gen keeps its build cache and lock in .devbox-gen/ beside out/: make the config repo writable"),
+            )
+        })?)
+    };
     let working = context.progress("compiling users/");
     let before = pipeline::read_against_out(context)?;
     // Into an `out/` that holds nothing generated yet, each bundle is written into the new

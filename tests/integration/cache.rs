@@ -180,3 +180,33 @@ fn a_small_change_is_written_in_place_and_leaves_nothing_behind() {
     assert!(stray.is_empty(), "{stray:?}");
     assert_eq!(contents(&repo), fresh_out(&repo));
 }
+
+/// Two builds of one repo take turns on `.devbox-gen/lock`, as two Cargo builds do on target/:
+/// the second says what it waits for, and writes once the first is done.
+#[test]
+fn a_build_waits_for_the_one_holding_the_lock() {
+    let repo = Repo::with_alice();
+    fs::create_dir_all(repo.path().join(".devbox-gen")).unwrap();
+    let held = fs::OpenOptions::new().create(true).truncate(false).write(true).open(repo.path().join(".devbox-gen/lock")).unwrap();
+    held.lock().unwrap();
+    let build = std::process::Command::new(assert_cmd::cargo::cargo_bin("devbox-gen"))
+        .args(["build", "-C"])
+        .arg(repo.path())
+        .env("HOME", repo.path().join(".home"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It waits for as long as the lock is held, and has written nothing meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!repo.path().join("out").exists(), "the build wrote out/ while another held the lock");
+    held.unlock().unwrap();
+    let output = build.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_contains!(stderr, "waiting for another build of this repo to finish (it holds .devbox-gen/lock)");
+    assert!(repo.path().join("out/alice/statefulset-alice.yaml").exists());
+    // `--check` writes nothing, so it does not wait.
+    held.lock().unwrap();
+    let check = repo.run_ok(&["build", "--check"], 0);
+    assert_not_contains!(check.stderr, "waiting");
+}
