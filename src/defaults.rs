@@ -37,6 +37,12 @@ pub(crate) fn key_secret(name: &str) -> String {
     format!("{name}-ssh")
 }
 
+/// The Secret where the tailscale sidecar of user `name`'s box keeps its state, the node key
+/// among it: `alice-tailnet` (the embedded template's `names(box).tailscaleState`).
+pub(crate) fn tailnet_state_secret(name: &str) -> String {
+    format!("{name}-tailnet")
+}
+
 // --- devbox.toml's shared settings (devbox.toml > these) -------------------------------------
 
 pub(crate) const NAMESPACE: &str = "devboxes";

@@ -641,6 +641,17 @@ fn across_users(repo: &ConfigRepo, last: Option<usize>) -> Vec<(usize, String, F
                     .help("this would mount the organisation's tailnet auth key in this person's box: name the box's own key Secret, e.g. `NAME-ssh`"),
             ));
         }
+        if let Some(owner) = repo.users.iter().map(|(other, _)| other).find(|other| crate::defaults::tailnet_state_secret(other) == secret)
+        {
+            let whose = if owner == name { "this box's own".to_string() } else { format!("users/{owner}.toml's") };
+            found.push((
+                i,
+                "ssh.key_secret".to_string(),
+                Finding::error(format!("`{secret}` is {whose} tailnet state Secret, which holds its tailnet node key"))
+                    .label("tailnet state")
+                    .help("mounted at /secrets, the node key would be readable in this person's box, and with it that box's tailnet identity: name the box's own key Secret, e.g. `NAME-ssh`"),
+            ));
+        }
         if let Some(other) = secrets.insert(secret.clone(), name) {
             found.push((
                 i,

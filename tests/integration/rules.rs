@@ -472,3 +472,21 @@ fn the_shared_tailnet_auth_key_cannot_be_a_box_key_secret() {
     assert_contains!(run.stderr, "`tailscale-auth` is the tailnet auth key Secret shared by every box");
     assert_contains!(run.stderr, "┌─ users/bob.toml:4:14");
 }
+
+/// A box's key Secret is mounted at /secrets in the person's container: a box's tailnet state
+/// Secret there would hand over that box's node key, its identity in the tailnet.
+#[test]
+fn no_box_mounts_a_tailnet_state_secret() {
+    let repo = Repo::with_alice();
+    repo.write("users/bob.toml", &user("", "").replace("[ssh]\n", "[ssh]\nkey_secret = \"alice-tailnet\"\n"));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "`alice-tailnet` is users/alice.toml's tailnet state Secret, which holds its tailnet node key");
+    assert_contains!(run.stderr, "┌─ users/bob.toml:4:14");
+    repo.write("users/bob.toml", &user("", "").replace("[ssh]\n", "[ssh]\nkey_secret = \"bob-tailnet\"\n"));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "`bob-tailnet` is this box's own tailnet state Secret");
+    // The name the rule knows is the one the template gives the Secret.
+    repo.write("users/bob.toml", &user("", ""));
+    repo.run_ok(&["build"], 0);
+    assert_contains!(repo.read("out/bob/secret-bob-tailnet.yaml"), "\n  name: bob-tailnet\n");
+}

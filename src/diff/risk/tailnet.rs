@@ -164,7 +164,7 @@ pub(super) fn tags_changed(old: &Resource, new: &Resource) -> Option<Risk> {
         .detail("tailscale applies `--advertise-tags` only when a machine first logs in, and the box's machine is logged in already: nothing restarts and the ACLs keep seeing the old tags. A new box, or one whose tailnet state is reset, gets the new ones.")
         .help("retag the running machine in the tailscale admin console (Machines → the box's machine → Edit ACL tags), or with the API: `POST /api/v2/device/DEVICE_ID/tags`")
         // The ConfigMap does not name the state Secret; this is the embedded template's name.
-        .help(device_id_help(new, &format!("{}-tailnet", new.owner))),
+        .help(device_id_help(new, &crate::defaults::tailnet_state_secret(&new.owner))),
     )
 }
 
