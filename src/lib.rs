@@ -174,8 +174,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         None => {
             report(&errors);
             let count = errors.error_count();
-            // Only `build` writes; for it, say that the failure left out/ alone.
-            let writes = matches!(cli.command, cli::Command::Build { check: false });
+            // Only `build` writes; for it, say that the failure left out/ alone (unless it
+            // stopped during an in-place update's renames, which says so itself).
+            let writes = matches!(cli.command, cli::Command::Build { check: false })
+                && !errors.0.iter().any(|e| e.message.starts_with(write::PARTLY_UPDATED));
             match (count > 1, writes) {
                 (true, true) => eprintln!("error: {count} problems; nothing under out/ was changed"),
                 (false, true) => eprintln!("error: nothing under out/ was changed"),

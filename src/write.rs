@@ -8,8 +8,10 @@
 //!   `renameat2(RENAME_EXCHANGE)`. A crash, a full disk or an error leaves the previous `out/`
 //!   whole.
 //! - A smaller change (a PR that edits a few users): each changed file is written beside its
-//!   target and renamed over it, so every file is always whole; removed files are unlinked.
-//!   An interrupted build leaves some bundles new and some old, and the next build finishes it.
+//!   target, and once all are, each is renamed over its target, so every file is always whole
+//!   and a failure while writing leaves out/ as it was; removed files are unlinked. A build
+//!   killed during the renames leaves some bundles new and some old, and the next build
+//!   finishes it.
 //!
 //! Files that devbox-gen did not generate are carried over and reported, never deleted;
 //! symbolic links are never followed.
@@ -276,8 +278,11 @@ pub(crate) fn apply(
         return Ok(BTreeMap::new());
     }
     let out = out_dir(root);
+    if let Some(conflict) = foreign_in_the_way(&out, &compiled.tree, &compiled.kept, &existing.foreign) {
+        return Err(conflict);
+    }
     if staging.is_none() && out.is_dir() && changes.count() * 4 <= existing.generated.len() {
-        return update_in_place(&out, &compiled.tree, changes).map_err(|e| io_error("cannot update", &out, &e));
+        return update_in_place(&out, &compiled.tree, changes);
     }
     let staging = match staging {
         Some(staging) => staging,
@@ -294,13 +299,35 @@ pub(crate) fn apply(
     Ok(written)
 }
 
+/// The start of the message of an in-place update that failed after replacing some files:
+/// the one failure of `build` after which out/ is not as it was.
+pub(crate) const PARTLY_UPDATED: &str = "cannot finish updating out/";
+
 /// Writes each created or updated file beside its target and renames it over, and unlinks the
-/// removed ones (and the directories they leave empty).
-fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> io::Result<BTreeMap<String, Stamp>> {
-    let written = changes
-        .created
+/// removed ones (and the directories they leave empty). In two steps, so that a failure leaves
+/// out/ as it was: every new file is written first, and only once all are does any replace its
+/// target. What would stop a rename (a directory where a file goes, a file where a directory
+/// goes) is refused before anything is written.
+fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTreeMap<String, Stamp>, Diagnostics> {
+    let targets: Vec<&String> = changes.created.iter().chain(&changes.updated).collect();
+    for path in &targets {
+        let target = out.join(path);
+        if target.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(in_the_way(&target, "a directory", "a file"));
+        }
+        let ancestors = target.ancestors().skip(1).take_while(|dir| *dir != out);
+        if let Some(file) = ancestors.filter(|dir| dir.symlink_metadata().is_ok_and(|m| !m.is_dir())).last() {
+            return Err(in_the_way(file, "a file", "a directory"));
+        }
+    }
+    // Made for new bundles; removed again, deepest first, if the update does not happen.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    for path in &targets {
+        let ancestors = out.join(path).ancestors().skip(1).take_while(|dir| *dir != out).map(Path::to_path_buf).collect::<Vec<_>>();
+        made.extend(ancestors.into_iter().filter(|dir| dir.symlink_metadata().is_err()));
+    }
+    let written: Vec<io::Result<(String, PathBuf, Stamp)>> = targets
         .par_iter()
-        .chain(changes.updated.par_iter())
         .map(|path| {
             let target = out.join(path);
             let directory = target.parent().unwrap_or(out);
@@ -309,14 +336,35 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> io::Result<
             // A crash can leave this behind; it starts with the marker, so the next build removes it.
             let temporary = directory.join(format!(".{name}.{}.devbox-gen-tmp", std::process::id()));
             // A rename keeps the file's inode and mtime: the temporary's stamp is the target's.
-            let stamp = write_stamped(&temporary, &tree.files[path])?;
-            fs::rename(&temporary, &target)?;
-            Ok((path.clone(), stamp))
+            let stamp = write_stamped(&temporary, &tree.files[*path])?;
+            Ok(((*path).clone(), temporary, stamp))
         })
-        .collect::<io::Result<BTreeMap<String, Stamp>>>()?;
+        .collect();
+    if let Some(error) = written.iter().find_map(|result| result.as_ref().err()) {
+        let message = io_error("cannot update", out, error);
+        for (_, temporary, _) in written.iter().flatten() {
+            let _ = fs::remove_file(temporary);
+        }
+        for dir in made.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+        return Err(message);
+    }
+    let partly = |path: &Path, error: &io::Error| -> Diagnostics {
+        Diagnostic::error(format!("{PARTLY_UPDATED} at {}: {error}", path.display()))
+            .in_path(path.display().to_string())
+            .help("some files of out/ are new and some old: fix the cause and run `devbox-gen build` again, which finishes the update")
+            .into()
+    };
+    let mut stamps = BTreeMap::new();
+    for (path, temporary, stamp) in written.into_iter().flatten() {
+        let target = out.join(&path);
+        fs::rename(&temporary, &target).map_err(|e| partly(&target, &e))?;
+        stamps.insert(path, stamp);
+    }
     for path in &changes.removed {
         let target = out.join(path);
-        fs::remove_file(&target)?;
+        fs::remove_file(&target).map_err(|e| partly(&target, &e))?;
         let mut directory = target.parent();
         while let Some(dir) = directory.filter(|dir| *dir != out) {
             if fs::remove_dir(dir).is_err() {
@@ -325,7 +373,29 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> io::Result<
             directory = dir.parent();
         }
     }
-    Ok(written)
+    Ok(stamps)
+}
+
+/// A file of out/ that devbox-gen did not generate (it is kept) where the new out/ needs a
+/// directory, or inside a directory where it needs a file.
+fn foreign_in_the_way(out: &Path, tree: &OutTree, kept: &BTreeSet<String>, foreign: &[String]) -> Option<Diagnostics> {
+    let files: BTreeSet<&str> = tree.files.keys().chain(kept).map(String::as_str).collect();
+    let directories: BTreeSet<&str> = files.iter().flat_map(|path| path.match_indices('/').map(move |(end, _)| &path[..end])).collect();
+    foreign.iter().find_map(|path| {
+        if directories.contains(path.as_str()) {
+            return Some(in_the_way(&out.join(path), "a file", "a directory"));
+        }
+        let file = path.match_indices('/').map(|(end, _)| &path[..end]).find(|dir| files.contains(dir))?;
+        Some(in_the_way(&out.join(file), &format!("a directory (holding {path})"), "a file"))
+    })
+}
+
+/// Something in out/ where the build must put something else.
+fn in_the_way(path: &Path, what: &str, needed: &str) -> Diagnostics {
+    Diagnostic::error(format!("{} is {what}, where the build puts {needed}", path.display()))
+        .in_path(path.display().to_string())
+        .help("move it out of out/ (out/ holds what devbox-gen generates), then build again; out/ was left as it was")
+        .into()
 }
 
 fn stage(

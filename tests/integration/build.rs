@@ -312,3 +312,32 @@ fn egress_allowed(policy: &serde_json::Value, ip: &str, protocol: &str, port: u6
         to_matches && port_matches
     })
 }
+
+/// A small change is made in place: what would stop it is found before any file is written,
+/// so the error's "nothing under out/ was changed" holds.
+#[test]
+fn a_small_update_that_cannot_finish_changes_nothing() {
+    let repo = Repo::with_alice().user("bob", &user_file("bob@example.com", KEY_ALICE_2));
+    repo.run_ok(&["build"], 0);
+    // A directory where bob's Service goes, and alice's box changed: the update writes both.
+    fs::remove_file(repo.path().join("out/bob/service-bob.yaml")).unwrap();
+    fs::create_dir(repo.path().join("out/bob/service-bob.yaml")).unwrap();
+    let alice = repo.read("users/alice.toml");
+    repo.write("users/alice.toml", &format!("{alice}\n[resources]\ncpu = \"3\"\n"));
+    let before = repo.out_snapshot();
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "out/bob/service-bob.yaml is a directory, where the build puts a file");
+    assert_contains!(run.stderr, "error: nothing under out/ was changed");
+    assert_eq!(repo.out_snapshot(), before, "alice's StatefulSet was rewritten, or a temporary file left");
+
+    // A file where a new box's directory goes.
+    fs::remove_dir(repo.path().join("out/bob/service-bob.yaml")).unwrap();
+    repo.write("users/alice.toml", &alice);
+    repo.run_ok(&["build"], 0);
+    repo.write("out/carol", "in the way\n");
+    repo.write("users/carol.toml", &user_file("carol@example.com", KEY_ALICE_2).replace("[ssh]", "[tailscale]\nhostname = \"c\"\n[ssh]"));
+    let before = repo.out_snapshot();
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "out/carol is a file, where the build puts a directory");
+    assert_eq!(repo.out_snapshot(), before);
+}
