@@ -962,17 +962,24 @@ pass "the stopper logs a request's reason as one line of at most 200 characters,
 # The wake CronJob's script, from the bundle, under dash with the host's curl,
 # as its pod runs it: the token, CA and namespace where the kubelet projects
 # them (a private mount namespace over /run, so /var/run/secrets/... is its
-# own), KUBERNETES_SERVICE_HOST/PORT as every container gets them.
+# own), KUBERNETES_SERVICE_HOST/PORT as every container gets them. The files
+# have the owners and modes the kubelet gives them (pkg/volume/projected:
+# only the token is chowned, to the pod's one runAsUser, mode 0600; the
+# configMap and downwardAPI items stay root's with the volume's defaultMode,
+# made group-readable for the pod's fsGroup, if it has one, which the process
+# then has as a supplementary group).
 wake_script="$(/usr/bin/python3 -c '
 import sys, yaml
 job = yaml.safe_load(open(sys.argv[1]))
 spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 (c,) = spec["containers"]
 assert c["command"][:2] == ["/bin/sh", "-c"], c["command"]
-print(spec["serviceAccountName"])
+(volume,) = [v for v in spec["volumes"] if v["name"] == c["volumeMounts"][0]["name"]]
+pod = spec.get("securityContext", {})
+print(spec["serviceAccountName"], pod["runAsUser"], pod.get("fsGroup", "none"), "%o" % volume["projected"]["defaultMode"])
 print(c["command"][2], end="")
 ' "$bundle/cronjob-tester-wake.yaml")" || fail "the bundle has no wake CronJob running one sh -c script"
-wake_account="$(head -n 1 <<<"$wake_script")"
+read -r wake_account wake_uid wake_fs_group wake_mode <<<"$(head -n 1 <<<"$wake_script")"
 wake_script="$(tail -n +2 <<<"$wake_script")"
 wake_api="$work/apiserver-wake"
 mkdir -p "$wake_api"
@@ -983,13 +990,19 @@ apiserver=$!
 wait_until 20 "the stand-in API server did not start: $(cat "$wake_api/log")" test -s "$wake_api/port"
 sa_dir=/var/run/secrets/kubernetes.io/serviceaccount
 rc=0
-# shellcheck disable=SC2016 # the inner script's $1..$4 are its own arguments
+# shellcheck disable=SC2016 # the inner script's $1..$7 are its own arguments
 env -i PATH=/usr/bin:/bin KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$(cat "$wake_api/port")" \
     unshare --mount --propagation private -- /bin/sh -c '
         mount -t tmpfs tmpfs /run && mkdir -p "$1" &&
-        cp "$2/token" "$2/ca.crt" "$1/" && chmod 0444 "$1/token" "$1/ca.crt" && printf %s "$3" >"$1/namespace" &&
-        exec setpriv --reuid 65532 --regid 65532 --clear-groups dash -c "$4"' \
-    wake "$sa_dir" "$wake_api" "$namespace" "$wake_script" >"$work/wake.out" 2>&1 || rc=$?
+        cp "$2/token" "$2/ca.crt" "$1/" && printf %s "$3" >"$1/namespace" &&
+        chown "$5" "$1/token" && chmod 0600 "$1/token" && chmod "$7" "$1/ca.crt" "$1/namespace" &&
+        if [ "$6" != none ]; then
+            chgrp "$6" "$1/ca.crt" "$1/namespace" && chmod g+r "$1/ca.crt" "$1/namespace" && groups="--groups $6"
+        else
+            groups=--clear-groups
+        fi &&
+        exec setpriv --reuid "$5" --regid "$5" $groups dash -c "$4"' \
+    wake "$sa_dir" "$wake_api" "$namespace" "$wake_script" "$wake_uid" "$wake_fs_group" "$wake_mode" >"$work/wake.out" 2>&1 || rc=$?
 kill "$apiserver"
 wait "$apiserver" 2>/dev/null || true
 ((rc == 0)) || fail "the wake script failed (status $rc): $(cat "$work/wake.out")"
@@ -1007,7 +1020,7 @@ assert json.loads(r["body"]) == {"spec": {"replicas": 1}}, r["body"]
 assert headers["authorization"] == f"Bearer {token}", headers["authorization"]
 EOF
 grep -q '"replicas": *1' "$work/wake.out" || fail "the wake script did not print the API server's answer: $(cat "$work/wake.out")"
-pass "the wake CronJob's script (dash, curl, as uid 65532 with $wake_account's projected token) sends PATCH .../statefulsets/$box_name/scale?fieldManager=devbox-gen-schedule, merge patch {\"spec\":{\"replicas\":1}}"
+pass "the wake CronJob's script (dash, curl, as uid $wake_uid with $wake_account's projected token, CA and namespace as the kubelet lays them out) sends PATCH .../statefulsets/$box_name/scale?fieldManager=devbox-gen-schedule, merge patch {\"spec\":{\"replicas\":1}}"
 
 # The watcher, if it dies, is restarted by start.sh's refresh loop; a new
 # watcher removes the request of the old one and counts its start as activity.

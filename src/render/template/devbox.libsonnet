@@ -529,11 +529,17 @@
               enableServiceLinks: false,
               restartPolicy: 'Never',
               // It shares no file with the box, so not the box's uid: the
-              // distroless "nonroot" one, clear of any host account.
+              // distroless "nonroot" one, clear of any host account. The
+              // fsGroup is what lets it read its CA and namespace: the kubelet
+              // gives only the token to the runAsUser, and leaves a projected
+              // configMap's and downwardAPI's files root's with the volume's
+              // 0400, group-readable only for an fsGroup
+              // (pkg/volume/projected, "SecurityContext interactions").
               securityContext: {
                 runAsNonRoot: true,
                 runAsUser: $.idle.wakeUid,
                 runAsGroup: $.idle.wakeUid,
+                fsGroup: $.idle.wakeUid,
                 seccompProfile: { type: 'RuntimeDefault' },
               },
               nodeSelector: { 'kubernetes.io/arch': box.arch },
