@@ -1,11 +1,116 @@
 //! One line of an `authorized_keys` file, read as OpenSSH reads it: by validation, which
 //! refuses what sshd would not take, and by `diff`, which names the keys a change lets in.
 
-use ssh_key::authorized_keys::Entry;
+use ssh_key::PublicKey;
 
-/// Parses one line (options, key type, key, comment) with ssh-key's parser.
-pub(crate) fn parse(line: &str) -> Result<Entry, ssh_key::Error> {
-    single_spaced(line.trim()).parse()
+/// An `authorized_keys` line's key; its options, if any, are ones sshd takes.
+#[derive(Debug)]
+pub(crate) struct AuthorizedKey {
+    pub key: PublicKey,
+}
+
+/// Why a line is not one sshd would take.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// Not an OpenSSH public key (with or without options before it).
+    Key,
+    /// An option sshd does not know, or an unterminated quote: sshd ignores the whole line.
+    Option(String),
+}
+
+/// The options sshd knows (`sshauthopt_parse` in OpenSSH's auth-options.c), which it matches
+/// without regard to case; `=` ones take a double-quoted value.
+const OPTIONS: &[&str] = &[
+    "agent-forwarding",
+    "cert-authority",
+    "command=",
+    "environment=",
+    "expiry-time=",
+    "from=",
+    "no-agent-forwarding",
+    "no-port-forwarding",
+    "no-pty",
+    "no-touch-required",
+    "no-user-rc",
+    "no-x11-forwarding",
+    "permitlisten=",
+    "permitopen=",
+    "port-forwarding",
+    "principals=",
+    "pty",
+    "restrict",
+    "touch-required",
+    "tunnel=",
+    "user-rc",
+    "verify-required",
+    "x11-forwarding",
+];
+
+/// Parses one line as sshd does: optional options, then the key type, the key and a comment.
+/// The options end at the first space or tab outside double quotes, so a quoted value may hold
+/// blanks (`command="echo hi"`, `from="10.0.0.0/8, 192.168.0.0/16"`).
+pub(crate) fn parse(line: &str) -> Result<AuthorizedKey, Unreadable> {
+    let line = single_spaced(line.trim());
+    if let Ok(key) = PublicKey::from_openssh(&line) {
+        return Ok(AuthorizedKey { key });
+    }
+    let end = unquoted_space(&line).ok_or(Unreadable::Key)?;
+    let (options, key) = (&line[..end], &line[end + 1..]);
+    let key = PublicKey::from_openssh(key).map_err(|_| Unreadable::Key)?;
+    for option in split_options(options)? {
+        let known = OPTIONS.iter().any(|known| {
+            if known.ends_with('=') {
+                let value = option.get(known.len()..).unwrap_or_default();
+                option.get(..known.len()).is_some_and(|head| head.eq_ignore_ascii_case(known))
+                    && value.len() >= 2
+                    && value.starts_with('"')
+                    && value.ends_with('"')
+            } else {
+                option.eq_ignore_ascii_case(known)
+            }
+        });
+        if !known {
+            return Err(Unreadable::Option(option.to_string()));
+        }
+    }
+    Ok(AuthorizedKey { key })
+}
+
+/// Where the first space outside double quotes is.
+fn unquoted_space(line: &str) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (at, c) in line.char_indices() {
+        match c {
+            ' ' if !quoted => return Some(at),
+            '"' if !escaped => quoted = !quoted,
+            _ => {}
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    None
+}
+
+/// The comma-separated options, each whole with its quoted value; an unterminated quote is an
+/// error, as for sshd.
+fn split_options(options: &str) -> Result<Vec<&str>, Unreadable> {
+    let (mut parts, mut start) = (Vec::new(), 0);
+    let (mut quoted, mut escaped) = (false, false);
+    for (at, c) in options.char_indices() {
+        match c {
+            ',' if !quoted => {
+                parts.push(&options[start..at]);
+                start = at + 1;
+            }
+            '"' if !escaped => quoted = !quoted,
+            _ => {}
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    if quoted {
+        return Err(Unreadable::Option(options[start..].to_string()));
+    }
+    parts.push(&options[start..]);
+    Ok(parts)
 }
 
 /// The line with each run of spaces and tabs outside double quotes made one space. OpenSSH
@@ -35,6 +140,29 @@ fn single_spaced(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 alice@laptop";
+
+    #[test]
+    fn options_are_what_sshd_takes_quoted_values_with_blanks_included() {
+        for options in [
+            "command=\"echo hi\"",
+            "from=\"10.0.0.0/8, 192.168.0.0/16\"",
+            "no-pty,command=\"ls -l\"",
+            "restrict,pty",
+            "cert-authority",
+            "NO-PTY",
+            "environment=\"A=b c\"",
+        ] {
+            let parsed = parse(&format!("{options} {KEY}")).unwrap_or_else(|e| panic!("{options}: {e:?}"));
+            assert_eq!(parsed.key.comment(), "alice@laptop");
+        }
+        assert_eq!(parse(KEY).unwrap().key.comment(), "alice@laptop");
+        assert_eq!(parse(&format!("no-ptty {KEY}")).unwrap_err(), Unreadable::Option("no-ptty".into()));
+        assert_eq!(parse(&format!("command=ls {KEY}")).unwrap_err(), Unreadable::Option("command=ls".into()));
+        assert_eq!(parse(&format!("command=\"ls {KEY}")).unwrap_err(), Unreadable::Key, "the quote runs to the end: no key");
+        assert_eq!(parse("ssh-ed25519 AAAA alice").unwrap_err(), Unreadable::Key);
+    }
 
     #[test]
     fn only_blanks_outside_quotes_are_made_one_space() {

@@ -113,7 +113,7 @@ fn local_keys(dir: &Path) -> Vec<(String, KeyData)> {
             }
             let text = std::fs::read_to_string(dir.join(&name)).ok()?;
             let key = authorized_keys::parse(text.lines().next()?).ok()?;
-            Some((private.to_string(), key.public_key().key_data().clone()))
+            Some((private.to_string(), key.key.key_data().clone()))
         })
         .collect();
     keys.sort_by(|a, b| a.0.cmp(&b.0));
@@ -127,7 +127,7 @@ fn key_for<'k>(resolved: &ResolvedBox, local_keys: &'k [(String, KeyData)]) -> O
         .authorized_keys
         .iter()
         .filter_map(|line| authorized_keys::parse(line).ok())
-        .map(|entry| entry.public_key().key_data().clone())
+        .map(|parsed| parsed.key.key_data().clone())
         .collect();
     local_keys.iter().find(|(_, key)| accepted.contains(key)).map(|(file, _)| file.as_str())
 }

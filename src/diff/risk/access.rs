@@ -23,8 +23,8 @@ fn keys(resource: &Resource) -> Vec<Key> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|line| match crate::authorized_keys::parse(line) {
-            Ok(entry) => {
-                let key = entry.public_key();
+            Ok(parsed) => {
+                let key = &parsed.key;
                 Key {
                     identity: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
                     comment: key.comment().to_string(),
