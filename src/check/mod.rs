@@ -260,9 +260,13 @@ fn check_object(object: &Object) -> Vec<String> {
         return problems;
     }
     match object.pointer_str("/metadata/name") {
-        Some(n) if crate::validate::is_dns_label(n) || n.split('.').all(crate::validate::is_dns_label) => {}
+        Some(n) if crate::validate::is_dns_subdomain(n) => {}
         Some(n) => problems.push(format!("`{n}` is not a valid object name")),
         None => problems.push("metadata.name is missing".into()),
+    }
+    if let Some(problem) = object.pointer_str("/metadata/name").filter(|_| object_kind == Some("CronJob")).and_then(cron_job_name_too_long)
+    {
+        problems.push(problem);
     }
     if object_kind == Some("Secret") && ["data", "stringData"].iter().any(|field| object.get(*field).is_some()) {
         problems.push(
@@ -284,6 +288,20 @@ fn check_object(object: &Object) -> Vec<String> {
         problems.push("volumeClaimTemplates tie the home to the StatefulSet (it could not be recreated or resized without touching the data); use the standalone home PVC".into());
     }
     problems
+}
+
+/// The API server refuses a CronJob name longer than 52 characters: each Job it starts is named
+/// after it plus 11 (`-` and the scheduled time in minutes), within a label value's 63
+/// (kubernetes `pkg/apis/batch/validation`, `ValidateCronJobCreate`).
+const MAX_CRON_JOB_NAME_LEN: usize = 52;
+
+fn cron_job_name_too_long(name: &str) -> Option<String> {
+    (name.len() > MAX_CRON_JOB_NAME_LEN).then(|| {
+        format!(
+            "CronJob `{name}` has a name of {} characters, and the API server refuses a CronJob name longer than {MAX_CRON_JOB_NAME_LEN} (its Jobs' names add 11): give the box a shorter name (the embedded template's wake CronJob is NAME-wake, so at most 47 characters for a box with [schedule])",
+            name.len()
+        )
+    })
 }
 
 /// The API server's limit on all annotations of an object together (`TotalAnnotationSizeLimitB`).

@@ -202,9 +202,11 @@ pub(crate) struct TailscaleSettings {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub(crate) struct Runtime {
-    /// UID of `jupyter` in the image (default 10001).
+    /// UID of `jupyter` in the image (default 10001); 1 to 2147483647, as a pod's runAsUser.
+    #[schemars(range(min = 1, max = 2_147_483_647))]
     pub uid: Option<u32>,
-    /// GID of `jupyter` in the image, also the volume's fsGroup (default 10001).
+    /// GID of `jupyter` in the image, also the volume's fsGroup (default 10001); 1 to 2147483647.
+    #[schemars(range(min = 1, max = 2_147_483_647))]
     pub gid: Option<u32>,
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub(crate) use fields::Finding;
-pub(crate) use names::{is_dns_label, user_name_or};
+pub(crate) use names::{is_dns_label, is_dns_subdomain, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::Prices;
@@ -94,6 +94,9 @@ impl Findings {
     }
 }
 
+/// The largest `runAsUser`, `runAsGroup` or `fsGroup` the API server accepts.
+const MAX_POD_ID: u32 = 2_147_483_647;
+
 fn validate_settings(config: &DevboxConfig) -> Findings {
     let mut rules = Findings::default();
     let engines: Vec<(&str, &str)> = config
@@ -132,6 +135,16 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
             rules.report(
                 key,
                 Finding::error("the box must not run as root").help("use the uid/gid of the image's `jupyter` account, e.g. 10001"),
+            );
+        }
+        // `IsValidUserID`/`IsValidGroupID` of k8s.io/apimachinery: runAsUser, runAsGroup and
+        // fsGroup are int64s the API server holds to 0..=2147483647.
+        if let Some(id) = id.filter(|id| *id > MAX_POD_ID) {
+            rules.report(
+                key,
+                Finding::error(format!("{id} is above {MAX_POD_ID}, the largest uid or gid the API server takes for a pod"))
+                    .label("too large")
+                    .help("use the uid/gid of the image's `jupyter` account, e.g. 10001"),
             );
         }
     }

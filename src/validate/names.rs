@@ -116,14 +116,21 @@ pub(super) fn cluster_name_length(value: &str) -> Result<(), Finding> {
     }
 }
 
-/// RFC 1123 subdomain: dot-separated labels, <= 253 (Secret, StorageClass names).
+/// A DNS subdomain as Kubernetes checks names (`IsDNS1123Subdomain`): dot-separated parts of
+/// lowercase alphanumerics and `-`, alphanumeric at both ends, at most 253 in all. Unlike DNS,
+/// it puts no limit of 63 on a part.
+pub(crate) fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(has_label_characters)
+}
+
+/// An RFC 1123 subdomain (Secret, StorageClass, claim names).
 pub(super) fn kubernetes_subdomain(what: &str, value: &str) -> Result<(), Finding> {
-    if value.len() <= 253 && value.split('.').all(is_dns_label) {
+    if is_dns_subdomain(value) {
         Ok(())
     } else {
-        Err(Finding::error(format!("`{value}` is not a valid {what}"))
-            .label("not an RFC 1123 subdomain")
-            .help("use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit"))
+        Err(Finding::error(format!("`{value}` is not a valid {what}")).label("not an RFC 1123 subdomain").help(
+            "use at most 253 lowercase letters, digits, `-` and `.`, each part between dots starting and ending with a letter or digit",
+        ))
     }
 }
 
@@ -182,5 +189,9 @@ mod tests {
         assert!(kubernetes_subdomain("x", "a.b.c").is_ok());
         assert!(kubernetes_subdomain("x", "A").is_err());
         assert!(kubernetes_subdomain("x", "a..b").is_err());
+        // Kubernetes limits the whole name, not a part: 64 characters between dots pass.
+        assert!(kubernetes_subdomain("x", &"a".repeat(64)).is_ok());
+        assert!(kubernetes_subdomain("x", &"a".repeat(253)).is_ok());
+        assert!(kubernetes_subdomain("x", &"a".repeat(254)).is_err());
     }
 }

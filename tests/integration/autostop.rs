@@ -183,3 +183,25 @@ fn the_idle_container_counts_against_the_quota() {
     assert_contains!(stderr, "4.52");
     assert_contains!(stderr, "a box with `[idle]` or `[schedule]` its idle container too");
 }
+
+/// A box with working hours has a CronJob `NAME-wake`, and the API server refuses a CronJob
+/// name over 52 characters: a 47-character name is the longest such a box may have.
+#[test]
+fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
+    let longest = "w".repeat(47);
+    let repo = Repo::new(SETTINGS).user(&longest, &alice("", &format!("{IDLE}{HOURS}")));
+    repo.run_ok(&["build"], 0);
+    assert!(repo.path().join(format!("out/{longest}/cronjob-{longest}-wake.yaml")).exists());
+
+    let too_long = "w".repeat(48);
+    let repo = Repo::new(SETTINGS).user(&too_long, &alice("", &format!("{IDLE}{HOURS}")));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        &format!("CronJob `{too_long}-wake` has a name of 53 characters, and the API server refuses a CronJob name longer than 52")
+    );
+    assert_contains!(run.stderr, &format!("users/{too_long}.toml"));
+    // Without working hours there is no CronJob, and the name is fine.
+    let repo = Repo::new(SETTINGS).user(&too_long, &alice("", IDLE));
+    repo.run_ok(&["build"], 0);
+}

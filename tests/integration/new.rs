@@ -209,7 +209,7 @@ error: --home-size 500Mi: a 500Mi home volume is too small
  = help: use at least `\"1Gi\"`; `\"100Gi\"` is typical
 
 error: --storage-class 'Premium SSD': `Premium SSD` is not a valid StorageClass name
- = help: use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit
+ = help: use at most 253 lowercase letters, digits, `-` and `.`, each part between dots starting and ending with a letter or digit
 
 error: --tag devbox: `devbox` is not a Tailscale ACL tag
  = help: tags start with `tag:`, e.g. `tag:devbox`

@@ -314,6 +314,13 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:10:13"),
         ),
         case(
+            "A uid the API server takes for a pod",
+            "devbox.toml",
+            format!("{SETTINGS}\n[runtime]\nuid = 2147483648\n"),
+            "2147483648 is above 2147483647, the largest uid or gid the API server takes for a pod",
+            Some("devbox.toml:6:7"),
+        ),
+        case(
             "A tailscale image that serves the sidecar's health check",
             "devbox.toml",
             format!("{SETTINGS}\n[tailscale]\nimage = \"ghcr.io/tailscale/tailscale:v1.76.6\"\n"),
