@@ -341,3 +341,22 @@ fn a_small_update_that_cannot_finish_changes_nothing() {
     assert_contains!(run.stderr, "out/carol is a file, where the build puts a directory");
     assert_eq!(repo.out_snapshot(), before);
 }
+
+/// tailscaled buffers its logs in TS_LOGS_DIR in two files of up to 50 MiB each while they
+/// cannot be uploaded (tailscale `logtail/filch`, `defaultMaxFileSize = 50 << 20`), and the
+/// kubelet evicts the whole pod when an emptyDir grows past its sizeLimit: the directory's
+/// volume must hold both.
+#[test]
+fn the_sidecars_log_buffer_fits_its_volume() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    let sts: serde_json::Value = serde_saphyr::from_str(&repo.read("out/alice/statefulset-alice.yaml")).unwrap();
+    let pod = &sts["spec"]["template"]["spec"];
+    let sidecar = pod["containers"].as_array().unwrap().iter().find(|c| c["name"] == "tailscale").unwrap();
+    let logs_dir = sidecar["env"].as_array().unwrap().iter().find(|e| e["name"] == "TS_LOGS_DIR").unwrap()["value"].as_str().unwrap();
+    let mount = sidecar["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == logs_dir).unwrap();
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    let limit = volume["emptyDir"]["sizeLimit"].as_str().unwrap();
+    let mebibytes: u64 = limit.strip_suffix("Mi").expect("a size in Mi").parse().unwrap();
+    assert!(mebibytes >= 2 * 50 + 16, "{limit} cannot hold two 50 MiB log files and the rest");
+}

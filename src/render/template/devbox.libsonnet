@@ -914,7 +914,11 @@
       { name: 'tmp', emptyDir: {} },
       { name: 'var-tmp', emptyDir: {} },
       { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
-      { name: 'tailscale-tmp', emptyDir: { sizeLimit: '64Mi' } },
+      // Room for tailscaled's log buffer (TS_LOGS_DIR): two files of up to
+      // 50 MiB each (logtail/filch) while logs cannot be uploaded, as behind
+      // an egress proxy that blocks log.tailscale.com. Over its sizeLimit an
+      // emptyDir gets the whole pod evicted, the person's sessions with it.
+      { name: 'tailscale-tmp', emptyDir: { sizeLimit: '256Mi' } },
     ] + (
       // A few status files on a tmpfs; the idle container's token.
       if $.autostops(box) then [
