@@ -10,6 +10,7 @@ use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::{self, termcolor::WriteColor};
 
 use crate::source::SourceFile;
+use crate::text::printable;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Severity {
@@ -183,7 +184,8 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
             Severity::Error => ReportSeverity::Error,
             Severity::Warning => ReportSeverity::Warning,
         };
-        let mut report = Report::new(severity).with_message(&diagnostic.message);
+        // Messages quote values from the files (an image, an email): shown, never interpreted.
+        let mut report = Report::new(severity).with_message(printable(&diagnostic.message));
         let mut notes: Vec<String> = Vec::new();
         match &diagnostic.location {
             Some(Location::Span { file, span }) => {
@@ -202,12 +204,12 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
                         (id, span.clone())
                     }
                 };
-                report = report.with_labels(vec![Label::primary(id, span).with_message(&diagnostic.label)]);
+                report = report.with_labels(vec![Label::primary(id, span).with_message(printable(&diagnostic.label))]);
             }
-            Some(Location::Path(path)) => notes.push(format!("in {path}")),
+            Some(Location::Path(path)) => notes.push(format!("in {}", printable(path))),
             None => {}
         }
-        notes.extend(diagnostic.help.iter().map(|h| format!("help: {h}")));
+        notes.extend(diagnostic.help.iter().map(|h| format!("help: {}", printable(h))));
         report = report.with_notes(notes);
         term::emit_to_write_style(out, &config, &files, &report).map_err(std::io::Error::other)?;
     }
@@ -268,9 +270,10 @@ pub(crate) fn github_annotations(diagnostics: &Diagnostics, prefix: &str) -> Str
         }
         properties.push("title=devbox-gen".into());
         let properties: Vec<String> = properties.iter().map(|p| escape_property(p)).collect();
-        let mut text = diagnostic.message_with_label();
+        // Each part printable first: the only line breaks are the ones between them.
+        let mut text = printable(&diagnostic.message_with_label()).into_owned();
         for help in &diagnostic.help {
-            text.push_str(&format!("\nhelp: {help}"));
+            text.push_str(&format!("\nhelp: {}", printable(help)));
         }
         out.push_str(&format!("::{level} {}::{}\n", properties.join(","), escape_data(&text)));
     }
@@ -416,6 +419,8 @@ mod tests {
         let diagnostics = Diagnostics(vec![
             Diagnostic::error("no dataset named `imagenet`: 50% sure, really")
                 .at(&file, start..start + 10, "unknown dataset")
+                // A line break inside a part is shown, not made: the runner would read a
+                // line of its own as another workflow command.
                 .help("add `[datasets.imagenet]`\nthere"),
             Diagnostic::warning("unused [flux]").in_path("./devbox.toml"),
             Diagnostic::error("bad email").at(&file, 10..15, PLAIN_LABEL),
@@ -425,7 +430,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "::error file=config/users/alice.toml,line=3,col=18,endLine=3,endColumn=28,title=devbox-gen::no dataset named `imagenet`: 50%25 sure, really (unknown dataset)%0Ahelp: add `[datasets.imagenet]`%0Athere",
+                "::error file=config/users/alice.toml,line=3,col=18,endLine=3,endColumn=28,title=devbox-gen::no dataset named `imagenet`: 50%25 sure, really (unknown dataset)%0Ahelp: add `[datasets.imagenet]`\\nthere",
                 "::warning file=config/devbox.toml,title=devbox-gen::unused [flux]",
                 "::error file=config/users/alice.toml,line=2,col=1,endLine=2,endColumn=6,title=devbox-gen::bad email",
                 "::error title=devbox-gen::nowhere",

@@ -13,9 +13,36 @@ pub(crate) fn flag(name: &str, value: &str) -> String {
     if plain { format!("{name} {value}") } else { format!("{name} '{}'", value.replace('\'', r"'\''")) }
 }
 
+/// Whether a character reorders or hides the text around it when shown: Unicode's
+/// bidirectional controls, with which a value in a pull request can make a reviewer read
+/// something other than what it is ("Trojan Source", CVE-2021-42574).
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Text as a terminal or a CI log shows it: control characters and bidirectional controls
+/// escaped (`\n`, `\u{202e}`), tabs kept. A value from a user file can then neither drive the
+/// terminal, nor start a line of its own (where GitHub Actions reads `::command::` lines), nor
+/// reorder what is around it.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect::<String>().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_text_cannot_start_a_line_or_turn_around() {
+        assert_eq!(printable("a/b:1\n::warning::x\r"), "a/b:1\\n::warning::x\\r");
+        assert_eq!(printable("evil\u{202e}gnp.exe"), "evil\\u{202e}gnp.exe");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("tab\tkept, Zoë kept"), "tab\tkept, Zoë kept");
+    }
 
     #[test]
     fn only_one_is_singular() {

@@ -325,3 +325,19 @@ fn assert_gitlab_accepts(issue: &serde_json::Value) {
     assert!(issue["location"]["path"].is_string(), "{issue}");
     assert!(issue["location"]["lines"]["begin"].is_u64(), "{issue}");
 }
+
+/// A value quoted in a message cannot start a line of its own in a CI log (where GitHub Actions
+/// runs `::command::` lines) or drive the terminal: it is shown escaped.
+#[test]
+fn a_value_in_a_message_cannot_start_a_workflow_command() {
+    let repo = Repo::with_alice();
+    let alice = repo.read("users/alice.toml");
+    repo.write("users/alice.toml", &format!("image = \"a/b:1\\n::warning::injected\\r\\u001b[2J\"\n{alice}"));
+    for format in ["human", "github"] {
+        let run = repo.run_ok(&["validate", "--message-format", format], 2);
+        assert!(!run.stderr.lines().any(|line| line.starts_with("::warning")), "{format}:\n{}", run.stderr);
+        assert!(!run.stderr.contains('\u{1b}'), "{format}:\n{}", run.stderr);
+    }
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, r"a/b:1\n::warning::injected\r\u{1b}[2J");
+}

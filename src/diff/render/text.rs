@@ -148,9 +148,6 @@ fn diff(out: &mut dyn WriteColor, diff: &str) -> io::Result<()> {
 }
 
 /// Control characters (an escape sequence in a committed file, say) shown, not interpreted.
-fn clean(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return text.to_string();
-    }
-    text.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
+fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::printable(text)
 }

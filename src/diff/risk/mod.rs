@@ -283,14 +283,15 @@ pub(crate) fn code(value: &str) -> String {
     format!("`{}`", plain(value))
 }
 
-/// A value from a user file, to show outside backticks: no backticks or control characters.
+/// A value from a user file, to show outside backticks: no backticks, control characters or
+/// bidirectional controls (which would reorder what a reviewer reads).
 pub(crate) fn plain(value: &str) -> String {
     value
         .chars()
         .map(|c| {
             if c == '`' {
                 '\''
-            } else if c.is_control() {
+            } else if c.is_control() || crate::text::is_bidi_control(c) {
                 '?'
             } else {
                 c
@@ -416,5 +417,7 @@ mod tests {
     #[test]
     fn values_cannot_escape_their_backticks() {
         assert_eq!(code("a`b\u{1b}[31m"), "`a'b?[31m`");
+        // A key comment that would read `evilexe.png` reversed in the review: the control shows.
+        assert_eq!(plain("evil\u{202e}gnp.exe"), "evil?gnp.exe");
     }
 }
