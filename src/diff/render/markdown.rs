@@ -175,15 +175,25 @@ fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
             crate::text::plural(lines, "line", "lines")
         );
     }
-    let longest_run = resource.diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    // Line by line, so the line breaks stay: a control or bidirectional character of a file
+    // is shown escaped, never reorders what the reviewer reads.
+    let diff: String = resource
+        .diff
+        .split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(text) => format!("{}\n", crate::text::printable(text)),
+            None => crate::text::printable(line).into_owned(),
+        })
+        .collect();
+    let longest_run = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run.max(2) + 1);
     let mut block = format!("**{}** {}\n\n{fence}diff\n", resource.change.as_str(), inline(&crate::diff::risk::code(&resource.id)));
     let end = format!("{fence}\n\n");
     match room {
-        None => block.push_str(&resource.diff),
+        None => block.push_str(&diff),
         Some(room) => {
             let cut_line = "… (cut)\n";
-            for line in resource.diff.split_inclusive('\n') {
+            for line in diff.split_inclusive('\n') {
                 if block.len() + line.len() + cut_line.len() + end.len() > room {
                     block.push_str(cut_line);
                     break;
