@@ -372,10 +372,16 @@ pub(super) fn env_later_reference(name: &str, value: &str, defined: impl Fn(&str
         if let Some(after) = rest.strip_prefix('$') {
             rest = after;
         } else if let Some((other, after)) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
-            if other >= name && defined(other) {
+            if other == name {
                 return Err(Finding::warning(format!(
-                    "`$({other})` stays as written in `{name}`: Kubernetes expands a reference only to a variable defined before it, and `{other}` comes {} in the container's env, which is sorted by name",
-                    if other == name { "at the same place" } else { "after it" }
+                    "`$({name})` stays as written in `{name}`'s own value: Kubernetes expands a reference only to a variable defined before it, never to the image's value of the same name"
+                ))
+                .label("not expanded")
+                .help("write the whole value out (for `PATH`, the image's directories as well as yours)"));
+            }
+            if other > name && defined(other) {
+                return Err(Finding::warning(format!(
+                    "`$({other})` stays as written in `{name}`: Kubernetes expands a reference only to a variable defined before it, and `{other}` comes after it in the container's env, which is sorted by name"
                 ))
                 .label("not expanded")
                 .help(format!("rename one of them so that `{other}` sorts before `{name}`, or write the value out")));
@@ -642,7 +648,8 @@ mod tests {
         assert!(env_later_reference("B_ROOT", "$$(Z_DIR) and $(Z_DIR", defined).is_ok(), "an escaped `$`, an unclosed reference");
         let later = env_later_reference("B_ROOT", "x $$$(Z_DIR)", defined).unwrap_err();
         assert!(later.warning && later.message.starts_with("`$(Z_DIR)` stays as written in `B_ROOT`"), "{}", later.message);
-        assert!(env_later_reference("B_ROOT", "$(B_ROOT):x", defined).unwrap_err().message.contains("at the same place"));
+        let own = env_later_reference("PATH", "/x:$(PATH)", |_| false).unwrap_err();
+        assert!(own.message.contains("`PATH`'s own value") && !own.help[0].contains("rename"), "{own:?}");
 
         let secret = env_var("GITHUB_TOKEN", "ghp_x", &[]).unwrap_err();
         assert!(!secret.warning);
