@@ -160,9 +160,8 @@ pub(super) fn cpu(value: &str) -> Result<(), Finding> {
     // 13 s at a tenth of a core, over two minutes at 10m, the least a CFS quota gives (1 ms per
     // 100 ms period). Less than a tenth is a slip, like memory under 128Mi.
     if quantity.nanos() < 100_000_000 {
-        return Err(
-            Finding::error(format!("{value} of CPU is too little to run a devbox")).help("use at least `\"500m\"`; `\"4\"` is typical")
-        );
+        return Err(Finding::error(format!("{value} of CPU is too little to run a devbox"))
+            .help("the least is `\"100m\"`, where JupyterLab takes about 13 s to start; `\"500m\"` is usable, `\"4\"` typical"));
     }
     if quantity > 256u128 {
         return Err(Finding::error(format!("{value} CPUs is more than any node has"))
@@ -176,7 +175,7 @@ pub(super) fn memory(value: &str) -> Result<(), Finding> {
     let quantity = parse_quantity(value, "memory")?;
     if quantity < (128u128 << 20) {
         return Err(Finding::error(format!("{value} of memory is too little to run a devbox"))
-            .help("use at least `\"512Mi\"`; `\"16Gi\"` is typical"));
+            .help("the least is `\"128Mi\"`; JupyterLab wants `\"512Mi\"` or more, and `\"16Gi\"` is typical"));
     }
     Ok(())
 }
