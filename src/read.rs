@@ -40,8 +40,11 @@ pub(crate) type UserEntry = (String, Parsed<UserFile>);
 #[derive(Debug)]
 pub struct ConfigRepo {
     pub(crate) root: PathBuf,
-    /// `None` when the repo has no devbox.toml (all defaults).
+    /// `None` when the repo has no devbox.toml (all defaults), or one that cannot be read.
     pub(crate) settings: Option<Parsed<DevboxConfig>>,
+    /// devbox.toml is there but could not be read (reading reported why): the user files are
+    /// not judged against settings that are not what it says.
+    pub(crate) settings_unreadable: bool,
     /// Sorted by name.
     pub(crate) users: Vec<UserEntry>,
 }
@@ -102,13 +105,15 @@ pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(Co
         users.extend(entry);
     }
     users.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((ConfigRepo { root: root.to_path_buf(), settings, users }, diagnostics))
+    let settings_unreadable = settings.is_none() && settings_path.symlink_metadata().is_ok();
+    Ok((ConfigRepo { root: root.to_path_buf(), settings, settings_unreadable, users }, diagnostics))
 }
 
 /// Reads a config repo from texts instead of files (for fuzzing and tests of the later stages):
 /// the same parsing and the same diagnostics as [`read`].
 pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo, Diagnostics) {
     let mut diagnostics = Diagnostics::default();
+    let text_given = settings.is_some();
     let settings = settings.and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), strip_bom(text.to_string()), &mut diagnostics));
     let mut parsed_users = Vec::new();
     for (name, text) in users {
@@ -118,7 +123,8 @@ pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo
         }
     }
     parsed_users.sort_by(|a, b| a.0.cmp(&b.0));
-    (ConfigRepo { root: PathBuf::from("."), settings, users: parsed_users }, diagnostics)
+    let settings_unreadable = text_given && settings.is_none();
+    (ConfigRepo { root: PathBuf::from("."), settings, settings_unreadable, users: parsed_users }, diagnostics)
 }
 
 /// A BOM is what some Windows editors add; TOML does not allow it, people do not see it.

@@ -482,6 +482,10 @@ impl Schema {
     fn purpose(&self, node: &Value) -> Option<String> {
         let text = node.get("description").or_else(|| self.resolve(node).get("description"))?.as_str()?;
         let sentence = text.split(". ").next().unwrap_or(text).trim_end_matches('.').replace('\n', " ");
+        // An acronym keeps its capitals: `API server URL`, not `aPI server URL`.
+        if sentence.chars().nth(1).is_some_and(char::is_uppercase) {
+            return Some(sentence);
+        }
         let mut chars = sentence.chars();
         let first = chars.next()?;
         Some(first.to_lowercase().chain(chars).collect())

@@ -31,6 +31,11 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
     if let Some(parsed) = &repo.settings {
         diagnostics.extend(settings_findings(&parsed.value).locate(&parsed.source));
     }
+    // Judged against defaults in place of what devbox.toml says, the user files would get
+    // errors of their own that are not (a dataset devbox.toml does define, say).
+    if repo.settings_unreadable {
+        return diagnostics.sorted();
+    }
     let per_user: Vec<Diagnostics> =
         repo.users.par_iter().map(|(name, parsed)| validate_user(name, &parsed.value, &settings).locate(&parsed.source)).collect();
     for found in per_user {

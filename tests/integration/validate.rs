@@ -341,3 +341,18 @@ fn a_value_in_a_message_cannot_start_a_workflow_command() {
     let run = repo.run_ok(&["validate"], 2);
     assert_contains!(run.stderr, r"a/b:1\n::warning::injected\r\u{1b}[2J");
 }
+
+/// A devbox.toml that cannot be read is reported alone: the user files are not judged against
+/// defaults in its place, which would call its datasets undefined.
+#[test]
+fn an_unreadable_devbox_toml_adds_no_errors_to_the_user_files() {
+    let alice = user_file("alice@example.com", KEY_ALICE).replace("[ssh]", "datasets = [\"imagenet\"]\n[ssh]");
+    let repo = Repo::new(&format!("{SETTINGS}\n[datasets.imagenet]\nclaim = \"imagenet-ro\"\n\n[[clusters]]\nname = \"prod\"\n"))
+        .user("alice", &alice);
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "an entry of `[[clusters]]` has no `server`");
+    assert_not_contains!(run.stderr, "no dataset");
+    // Read, the same user file is valid.
+    repo.write("devbox.toml", &format!("{SETTINGS}\n[datasets.imagenet]\nclaim = \"imagenet-ro\"\n"));
+    repo.run_ok(&["validate"], 0);
+}
