@@ -409,22 +409,42 @@ pub(super) fn env_name(name: &str) -> Result<(), Finding> {
 }
 
 pub(super) fn server_url(value: &str) -> Result<(), Finding> {
-    if value.starts_with("https://") && value.len() > "https://".len() {
-        Ok(())
-    } else {
-        Err(Finding::error(format!("`{value}` is not an https:// API server URL"))
-            .help("use the URL Argo CD knows the cluster by, e.g. `https://kubernetes.default.svc`"))
+    let parsed = url::Url::parse(value).ok().filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()));
+    match parsed {
+        Some(_) => Ok(()),
+        None => Err(Finding::error(format!("`{value}` is not an https:// API server URL"))
+            .help("use the URL Argo CD knows the cluster by, e.g. `https://kubernetes.default.svc`")),
     }
 }
 
+/// A URL Argo CD and Flux can clone: `https://` or `ssh://` with a host (the WHATWG parser of
+/// the `url` crate, which also refuses a port that is not a number), or scp-like `git@host:path`.
+/// A password or token in it is refused: it would be committed, and written into every
+/// Application and GitRepository.
 pub(super) fn repo_url(value: &str) -> Result<(), Finding> {
-    let ok = ["https://", "ssh://", "git@"].iter().any(|p| value.starts_with(p)) && !value.contains(char::is_whitespace);
-    if ok {
-        Ok(())
-    } else {
+    let refused = || {
         Err(Finding::error(format!("`{value}` is not a Git URL Argo CD or Flux can clone"))
             .help("use `https://github.com/acme/devboxes.git` or `ssh://git@github.com/acme/devboxes.git`"))
+    };
+    if value.contains(char::is_whitespace) {
+        return refused();
     }
+    if let Some((host, path)) = value.strip_prefix("git@").and_then(|rest| rest.split_once(':')) {
+        let valid = !host.is_empty() && !host.contains(['/', '@']) && !path.is_empty();
+        return if valid { Ok(()) } else { refused() };
+    }
+    let Some(parsed) = url::Url::parse(value).ok().filter(|u| ["https", "ssh"].contains(&u.scheme())) else {
+        return refused();
+    };
+    if parsed.host_str().is_none_or(str::is_empty) || parsed.path().trim_start_matches('/').is_empty() {
+        return refused();
+    }
+    if parsed.password().is_some() || (parsed.scheme() == "https" && !parsed.username().is_empty()) {
+        return Err(Finding::error("the URL carries credentials, which would be committed to Git and written into every Application and GitRepository")
+            .label("credentials")
+            .help("write the URL without them, and give Flux a Secret with them (`[repo] secret`, `devbox-gen secrets`) and Argo CD its repository credentials"));
+    }
+    Ok(())
 }
 
 /// Flux's GitRepository takes `http(s)://` and `ssh://` URLs only, not scp-like `git@host:path`.
@@ -634,6 +654,41 @@ mod tests {
         assert!(tailnet_tag("tag:devbox").is_ok());
         assert_eq!(tailnet_tag("devbox").unwrap_err().help, vec!["tags start with `tag:`, e.g. `tag:devbox`"]);
         assert!(tailnet_tag("tag:1x").is_err());
+    }
+
+    #[test]
+    fn repo_and_server_urls_are_ones_argo_cd_and_flux_can_use() {
+        for good in [
+            "https://github.com/acme/devboxes.git",
+            "ssh://git@github.com/acme/devboxes.git",
+            "ssh://git@gitlab.example.com:2222/acme/devboxes.git",
+            "git@github.com:acme/devboxes.git",
+        ] {
+            assert!(repo_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://",
+            "https:///acme",
+            "https://github.com",
+            "ssh://git@github.com:acme/devboxes.git",
+            "git@:x",
+            "ftp://x/y",
+            "http s://x/y",
+        ] {
+            assert!(repo_url(bad).unwrap_err().message.contains("not a Git URL"), "{bad}");
+        }
+        for leaky in [
+            "https://user:pass@github.com/acme/devboxes.git",
+            "https://ghp_token@github.com/acme/devboxes.git",
+            "ssh://git:pw@github.com/a/b.git",
+        ] {
+            assert!(repo_url(leaky).unwrap_err().message.contains("credentials"), "{leaky}");
+        }
+        assert!(server_url("https://kubernetes.default.svc").is_ok());
+        assert!(server_url("https://10.0.0.1:6443").is_ok());
+        for bad in ["https://", "http://x", "https://:443"] {
+            assert!(server_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

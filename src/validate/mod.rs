@@ -154,6 +154,7 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
         }
     }
     let mut seen = HashMap::new();
+    let mut servers: HashMap<String, &str> = HashMap::new();
     for (i, cluster) in config.clusters.iter().enumerate() {
         rules.check(&format!("clusters[{i}].name"), names::kubernetes_label("cluster name", &cluster.name));
         rules.check(&format!("clusters[{i}].name"), names::cluster_name_length(&cluster.name));
@@ -163,6 +164,18 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
                 &format!("clusters[{i}].name"),
                 Finding::error(format!("cluster `{}` is listed twice", cluster.name))
                     .help(format!("remove one of the entries (the first is clusters[{first}])")),
+            );
+        }
+        // One API server under two names gets the namespace's objects (the Namespace, its
+        // ResourceQuota and LimitRange) from two Applications, each with half of the boxes.
+        let server =
+            url::Url::parse(&cluster.server).map_or_else(|_| cluster.server.clone(), |u| u.as_str().trim_end_matches('/').to_string());
+        if let Some(other) = servers.insert(server, &cluster.name) {
+            rules.report(
+                &format!("clusters[{i}].server"),
+                Finding::error(format!("cluster `{}` has the API server of cluster `{other}`", cluster.name))
+                    .label("same cluster")
+                    .help("both would deliver the namespace's Namespace, ResourceQuota and LimitRange, each counting only its own boxes: list each cluster once, and give the boxes of one cluster its name in `cluster`"),
             );
         }
     }

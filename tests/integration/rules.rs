@@ -314,6 +314,22 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:10:13"),
         ),
         case(
+            "Each cluster once",
+            "devbox.toml",
+            format!(
+                "{SETTINGS}\n[[clusters]]\nname = \"prod\"\nserver = \"https://kubernetes.default.svc\"\n\n[[clusters]]\nname = \"staging\"\nserver = \"https://kubernetes.default.svc/\"\n"
+            ),
+            "cluster `staging` has the API server of cluster `prod`",
+            Some("devbox.toml:11:10"),
+        ),
+        case(
+            "A repository URL without credentials",
+            "devbox.toml",
+            format!("gitops = [\"argocd\"]\n{SETTINGS}\n[repo]\nurl = \"https://ghp_token@github.com/acme/devboxes.git\"\n"),
+            "the URL carries credentials, which would be committed to Git",
+            Some("devbox.toml:7:7"),
+        ),
+        case(
             "A uid the API server takes for a pod",
             "devbox.toml",
             format!("{SETTINGS}\n[runtime]\nuid = 2147483648\n"),
