@@ -158,20 +158,56 @@ pub(crate) fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) ->
 /// Stages 1 to 3 for `validate`: [`resolve_boxes`], and with every user file read (no `only`),
 /// their totals held to `[quota]` as `build` holds them.
 pub(crate) fn validate_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
-    let (repo, boxes, warnings) = resolve_repo(root, only)?;
-    // Some files alone say nothing of the totals: the others' boxes count too.
-    if only.is_none() {
-        match pod_overhead(&repo, &boxes) {
-            Ok(overheads) => quota::refuse_breaches(&repo, &boxes, overheads)?,
-            // The template fails for the box the overhead is measured on: say which user files
-            // it fails for, as `build` would, unless it fails for that variant alone.
-            Err(probe) => {
-                render_as_running(&repo, &boxes.iter().collect::<Vec<_>>())?;
-                return Err(probe);
-            }
+    let Some(only) = only else {
+        let (repo, boxes, warnings) = resolve_repo(root, None)?;
+        refuse_over_quota(&repo, &boxes)?;
+        return Ok((boxes, warnings));
+    };
+    // Each file once; devbox.toml, which every read includes, is not a user file.
+    let settings = std::fs::canonicalize(root.join("devbox.toml")).ok();
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for file in only {
+        let canonical = std::fs::canonicalize(root.join(file)).ok();
+        let known = files.iter().any(|f| std::fs::canonicalize(root.join(f)).ok().is_some_and(|c| Some(c) == canonical));
+        if !known && (canonical.is_none() || canonical != settings) {
+            files.push(file.clone());
         }
     }
+    let (repo, boxes, mut warnings) = resolve_repo(root, Some(&files))?;
+    // The files are held to the other user files of the repo too: a hostname or key Secret
+    // that another claims, and the namespace's totals, which every box counts towards.
+    let Ok((mut whole, _)) = read::read(root) else { return Ok((boxes, warnings)) };
+    for (name, parsed) in &repo.users {
+        whole.users.retain(|(other, _)| other != name);
+        whole.users.push((name.clone(), read::Parsed { source: parsed.source.clone(), value: parsed.value.clone() }));
+    }
+    whole.users.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut conflicts = Diagnostics::default();
+    for (name, _) in &repo.users {
+        conflicts.extend(validate::conflicts_of(&whole, name));
+    }
+    if conflicts.has_errors() {
+        return Err(conflicts.sorted());
+    }
+    warnings.extend(conflicts);
+    // Only when every other file resolves: their own problems are theirs to hear about.
+    if let Ok(all) = resolve::resolve(&whole) {
+        refuse_over_quota(&whole, &all)?;
+    }
     Ok((boxes, warnings))
+}
+
+/// The boxes' totals held to `[quota]`.
+fn refuse_over_quota(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Result<(), Diagnostics> {
+    match pod_overhead(repo, boxes) {
+        Ok(overheads) => quota::refuse_breaches(repo, boxes, overheads),
+        // The template fails for the box the overhead is measured on: say which user files
+        // it fails for, as `build` would, unless it fails for that variant alone.
+        Err(probe) => {
+            render_as_running(repo, &boxes.iter().collect::<Vec<_>>())?;
+            Err(probe)
+        }
+    }
 }
 
 /// [`resolve_boxes`], with the config repo it read: for the commands that go on to render some

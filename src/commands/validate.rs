@@ -13,6 +13,10 @@ pub(super) fn run(context: &mut Context, files: &[PathBuf]) -> Result<Outcome, D
     // the boxes' totals are held to `[quota]`.
     let (boxes, warnings) = validate_boxes(&context.root, only)?;
     context.warn(warnings);
-    context.status(&plural(boxes.len(), "user file is valid", "user files are valid"));
+    if boxes.is_empty() && !files.is_empty() {
+        context.status("devbox.toml is valid");
+    } else {
+        context.status(&plural(boxes.len(), "user file is valid", "user files are valid"));
+    }
     Ok(Outcome::Clean)
 }

@@ -640,6 +640,16 @@ fn validate_schedule(rules: &mut Findings, at: &str, schedule: &Schedule) {
     }
 }
 
+/// The rules across users for user `name` of `repo` alone, checked after every other user so
+/// that a name two users claim is reported on it: for `validate FILE...`, whose files are held
+/// to every other user file of the repo.
+pub(crate) fn conflicts_of(repo: &ConfigRepo, name: &str) -> Diagnostics {
+    let Some(index) = repo.users.iter().position(|(n, _)| n == name) else { return Diagnostics::default() };
+    let source = &repo.users[index].1.source;
+    let found = across_users(repo, Some(index)).into_iter().filter(|(i, _, _)| *i == index);
+    Diagnostics(found.map(|(_, key, finding)| Diagnostic::from(finding).at_span(source, source.value_span(&key))).collect())
+}
+
 /// Rules that need every file: names that must be unique across people. Each finding is about
 /// one user, by index in `repo.users`; the user at `last`, if any, is checked after all others,
 /// so that a name two users claim is reported on it.

@@ -280,8 +280,9 @@ error: `[quota] storage` is exceeded in namespace `devboxes`: the home volumes t
 error: 3 problems
 "#
     );
-    // Some files alone say nothing of the totals.
-    assert_eq!(repo.run_ok(&["validate", "users/ann.toml"], 0).stderr, "1 user file is valid\n");
+    // A file named alone is held to the totals of every box, its own among them, as `build` is.
+    let run = repo.run_ok(&["validate", "users/ann.toml"], 2);
+    assert_contains!(run.stderr, "`[quota] cpu` is exceeded in namespace `devboxes`");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-use crate::common::{KEY_ALICE, Repo, SETTINGS, assert_contains, assert_not_contains, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, assert_not_contains, user_file};
 
 #[test]
 fn reports_every_problem_in_every_file_sorted_by_file_and_line() {
@@ -52,6 +52,26 @@ fn validates_only_the_named_files() {
     assert_contains!(run.stderr, "users/only-here.toml:1:9");
     let run = repo.run_ok(&["validate"], 2);
     assert_contains!(run.stderr, "users/broken.toml:1:9");
+}
+
+/// The named files are held to the rest of the repo: a hostname another user file claims, and
+/// the namespace's quota, which every box counts towards. Each file is read once, and
+/// devbox.toml may be named too.
+#[test]
+fn named_files_are_held_to_the_other_user_files() {
+    let repo = Repo::new(&format!("{SETTINGS}\n[quota]\ncpu = \"5\"\n"))
+        .user("alice", &user_file("alice@example.com", KEY_ALICE))
+        .user("zed", &user_file("zed@example.com", KEY_ALICE_2).replace("[ssh]", "[tailscale]\nhostname = \"alice-devbox\"\n[ssh]"));
+    let run = repo.run_ok(&["validate", "users/zed.toml"], 2);
+    assert_contains!(run.stderr, "tailnet hostname `alice-devbox` is also used by users/alice.toml");
+    repo.write("users/zed.toml", &user_file("zed@example.com", KEY_ALICE_2).replace("[ssh]", "[resources]\ncpu = \"4\"\n[ssh]"));
+    let run = repo.run_ok(&["validate", "users/zed.toml"], 2);
+    assert_contains!(run.stderr, "[quota]");
+    repo.write("users/zed.toml", &user_file("zed@example.com", KEY_ALICE_2));
+    let run = repo.run_ok(&["validate", "users/zed.toml", "./users/zed.toml", "devbox.toml"], 0);
+    assert_contains!(run.stderr, "1 user file is valid");
+    let run = repo.run_ok(&["validate", "devbox.toml"], 0);
+    assert_contains!(run.stderr, "devbox.toml is valid");
 }
 
 #[test]
