@@ -14,7 +14,8 @@ use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
 
 pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
-    let _lock = if check_only {
+    // Without a config repo there is nothing to lock: reading says what is wrong with the path.
+    let _lock = if check_only || !context.root.is_dir() {
         None
     } else {
         let waiting = || context.status("waiting for another build of this repo to finish (it holds .devbox-gen/lock)");

@@ -1,6 +1,6 @@
 use std::fs;
 
-use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, user_file};
+use crate::common::{KEY_ALICE, KEY_ALICE_2, Repo, SETTINGS, assert_contains, assert_not_contains, user_file};
 
 #[test]
 fn builds_one_bundle_per_user_with_a_kustomization() {
@@ -359,4 +359,17 @@ fn the_sidecars_log_buffer_fits_its_volume() {
     let limit = volume["emptyDir"]["sizeLimit"].as_str().unwrap();
     let mebibytes: u64 = limit.strip_suffix("Mi").expect("a size in Mi").parse().unwrap();
     assert!(mebibytes >= 2 * 50 + 16, "{limit} cannot hold two 50 MiB log files and the rest");
+}
+
+/// `-C` naming a file is told so, not that the build lock cannot be made in it.
+#[test]
+fn a_config_repo_that_is_a_file_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("devbox.toml");
+    fs::write(&file, "").unwrap();
+    let output = assert_cmd::Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(&file).arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_contains!(stderr, "is not a directory");
+    assert_not_contains!(stderr, "lock");
 }
