@@ -220,33 +220,67 @@ pub(super) fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Findin
     })
 }
 
-/// GKE accelerator names known today, with the architecture of the only machines that carry
-/// them: the A4X series pairs GB200 with Arm Grace CPUs; N1, A2, A3, A4, G2 and G4 are x86.
+/// A GKE accelerator: its name (the `cloud.google.com/gke-accelerator` label), the architecture
+/// of the only machines that carry it, and the most of it one of them comes with, the most a
+/// pod can have.
+struct KnownGpu {
+    name: &'static str,
+    arch: Arch,
+    most: u32,
+}
+
+const fn gpu(name: &'static str, arch: Arch, most: u32) -> KnownGpu {
+    KnownGpu { name, arch, most }
+}
+
+/// GKE accelerator names known today. The A4X series pairs GB200 with Arm Grace CPUs; N1, A2,
+/// A3, A4, G2 and G4 are x86. The counts are those of Compute Engine's GPU machine types: N1
+/// takes 1, 2 or 4 T4, P4 or P100 and up to 8 V100; A2 comes with 1 to 16 A100 40GB (the
+/// a2-megagpu-16g) and 1 to 8 of 80GB; G2 with 1 to 8 L4; A3 with 1 to 8 H100; A3 Mega and
+/// Ultra, and A4, with 8; A4X with 4; G4 with 1 to 8 RTX PRO 6000. A pod asking for more of a
+/// type than any node has stays Pending.
 /// Any other name is an error, not a warning: a box that asks for an accelerator no node has
 /// stays Pending, and a warning passes CI. A type newer than this list needs no release:
 /// `[policy] allow_gpu_types` in devbox.toml accepts it.
-const KNOWN_GPUS: &[(&str, Arch)] = &[
-    ("nvidia-tesla-t4", Arch::Amd64),
-    ("nvidia-tesla-p4", Arch::Amd64),
-    ("nvidia-tesla-p100", Arch::Amd64),
-    ("nvidia-tesla-v100", Arch::Amd64),
-    ("nvidia-tesla-a100", Arch::Amd64),
-    ("nvidia-a100-80gb", Arch::Amd64),
-    ("nvidia-l4", Arch::Amd64),
-    ("nvidia-h100-80gb", Arch::Amd64),
-    ("nvidia-h100-mega-80gb", Arch::Amd64),
-    ("nvidia-h200-141gb", Arch::Amd64),
-    ("nvidia-b200", Arch::Amd64),
-    ("nvidia-gb200", Arch::Arm64),
-    ("nvidia-rtx-pro-6000", Arch::Amd64),
+const KNOWN_GPUS: &[KnownGpu] = &[
+    gpu("nvidia-tesla-t4", Arch::Amd64, 4),
+    gpu("nvidia-tesla-p4", Arch::Amd64, 4),
+    gpu("nvidia-tesla-p100", Arch::Amd64, 4),
+    gpu("nvidia-tesla-v100", Arch::Amd64, 8),
+    gpu("nvidia-tesla-a100", Arch::Amd64, 16),
+    gpu("nvidia-a100-80gb", Arch::Amd64, 8),
+    gpu("nvidia-l4", Arch::Amd64, 8),
+    gpu("nvidia-h100-80gb", Arch::Amd64, 8),
+    gpu("nvidia-h100-mega-80gb", Arch::Amd64, 8),
+    gpu("nvidia-h200-141gb", Arch::Amd64, 8),
+    gpu("nvidia-b200", Arch::Amd64, 8),
+    gpu("nvidia-gb200", Arch::Arm64, 4),
+    gpu("nvidia-rtx-pro-6000", Arch::Amd64, 8),
 ];
+
+fn known_gpu(name: &str) -> Option<&'static KnownGpu> {
+    KNOWN_GPUS.iter().find(|known| known.name == name)
+}
+
+/// More GPUs of a known type than any machine of it comes with: no node can take the pod. (Fewer
+/// than a node has is fine: the rest of the node's GPUs serve other pods.) Types only the
+/// policy knows pass.
+pub(super) fn gpu_count_of(kind: &str, count: u32) -> Result<(), Finding> {
+    let Some(most) = known_gpu(kind).map(|known| known.most) else { return Ok(()) };
+    if count <= most {
+        return Ok(());
+    }
+    Err(Finding::error(format!("no GKE node has {count} `{kind}`: its machines come with at most {most}"))
+        .label("no node has as many")
+        .help(format!("ask for at most {most} of `{kind}`, or for another type")))
+}
 
 /// `allowed`: devbox.toml's `[policy] allow_gpu_types`.
 pub(super) fn gpu_type(value: &str, allowed: &[String]) -> Result<(), Finding> {
-    if KNOWN_GPUS.iter().any(|(name, _)| *name == value) || allowed.iter().any(|a| a == value) {
+    if known_gpu(value).is_some() || allowed.iter().any(|a| a == value) {
         return Ok(());
     }
-    let known: Vec<String> = KNOWN_GPUS.iter().map(|(name, _)| name.to_string()).collect();
+    let known: Vec<String> = KNOWN_GPUS.iter().map(|known| known.name.to_string()).collect();
     let finding = Finding::error(format!("`{value}` is not a GKE accelerator devbox-gen knows")).label("unknown GPU type");
     let finding = match crate::read::closest(value, &known) {
         Some(near) => finding.help(format!("did you mean `{near}`?")),
@@ -264,11 +298,11 @@ pub(super) fn gpu_type(value: &str, allowed: &[String]) -> Result<(), Finding> {
 /// A known accelerator on a box of the other architecture: the pod's node selector asks for
 /// both, no node has both, and the box stays Pending. Types only the policy knows pass.
 pub(super) fn gpu_arch(kind: &str, arch: Arch) -> Result<(), Finding> {
-    let Some(&(_, node_arch)) = KNOWN_GPUS.iter().find(|(name, _)| *name == kind) else { return Ok(()) };
+    let Some(node_arch) = known_gpu(kind).map(|known| known.arch) else { return Ok(()) };
     if node_arch == arch {
         return Ok(());
     }
-    let same_arch: Vec<&str> = KNOWN_GPUS.iter().filter(|(_, a)| *a == arch).map(|(name, _)| *name).collect();
+    let same_arch: Vec<&str> = KNOWN_GPUS.iter().filter(|known| known.arch == arch).map(|known| known.name).collect();
     Err(Finding::error(format!("GKE has `{kind}` only on {} nodes, and this box is {}", node_arch.as_str(), arch.as_str()))
         .label("no node has both")
         .help(format!(
@@ -654,6 +688,17 @@ mod tests {
         assert!(tailnet_tag("tag:devbox").is_ok());
         assert_eq!(tailnet_tag("devbox").unwrap_err().help, vec!["tags start with `tag:`, e.g. `tag:devbox`"]);
         assert!(tailnet_tag("tag:1x").is_err());
+    }
+
+    #[test]
+    fn a_gpu_count_is_one_the_types_machines_come_with() {
+        assert!(gpu_count_of("nvidia-tesla-t4", 4).is_ok());
+        let t4 = gpu_count_of("nvidia-tesla-t4", 16).unwrap_err();
+        assert_eq!(t4.message, "no GKE node has 16 `nvidia-tesla-t4`: its machines come with at most 4");
+        assert!(gpu_count_of("nvidia-tesla-a100", 16).is_ok(), "a2-megagpu-16g");
+        assert!(gpu_count_of("nvidia-h100-mega-80gb", 1).is_ok(), "one GPU of a node's eight");
+        assert!(gpu_count_of("nvidia-gb200", 8).is_err());
+        assert!(gpu_count_of("nvidia-future-x", 3).is_ok(), "a type only the policy knows");
     }
 
     #[test]

@@ -297,6 +297,9 @@ fn validate_defaults_together(rules: &mut Findings, config: &DevboxConfig) {
     if let Some(gpu) = &defaults.gpu {
         if let Some(kind) = &gpu.kind {
             rules.check("defaults.gpu.type", fields::gpu_arch(kind, defaults.arch.unwrap_or_default()));
+            if let Some(count) = gpu.count.filter(|c| fields::gpu_count(*c).is_ok()) {
+                rules.check("defaults.gpu.count", fields::gpu_count_of(kind, count));
+            }
         }
         if gpu.sharing.is_some()
             && let Some(count) = gpu.count.filter(|c| *c > 1)
@@ -461,6 +464,16 @@ fn validate_user_with_defaults(rules: &mut Findings, user: &UserFile, settings: 
 
     let Some(own) = &user.gpu else { return };
     let default_gpu = defaults.gpu.as_ref();
+    // As many of the type as its machines come with; told at what the user file sets.
+    let own_count = own.count;
+    if let Some(kind) = kind
+        && (own_kind.is_some() || own_count.is_some())
+    {
+        let count = own_count.or_else(|| default_gpu.and_then(|g| g.count)).unwrap_or(1);
+        if fields::gpu_count(count).is_ok() {
+            rules.check(if own_count.is_some() { "gpu.count" } else { "gpu.type" }, fields::gpu_count_of(kind, count));
+        }
+    }
     let sharing = own.sharing.or_else(|| default_gpu.and_then(|g| g.sharing));
     let count = own.count.or_else(|| default_gpu.and_then(|g| g.count));
     if sharing.is_some()

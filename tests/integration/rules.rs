@@ -314,6 +314,13 @@ fn cases() -> Vec<Case> {
             Some("devbox.toml:10:13"),
         ),
         case(
+            "As many GPUs as a node of the type has",
+            "users/bob.toml",
+            user("", "\n[gpu]\ntype = \"nvidia-tesla-t4\"\ncount = 8\n"),
+            "no GKE node has 8 `nvidia-tesla-t4`: its machines come with at most 4",
+            Some("users/bob.toml:8:9"),
+        ),
+        case(
             "Each cluster once",
             "devbox.toml",
             format!(
