@@ -44,7 +44,14 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     let homes_before = existing.home_volume_tree(&rendered);
     check::refuse_impossible_changes(&homes_before, &compiled.tree, &repo)?;
     context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
-    context.warn(write::foreign_warnings(&existing));
+    let written: std::collections::HashSet<&str> = compiled
+        .tree
+        .files
+        .keys()
+        .map(String::as_str)
+        .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(|(path, _)| path.as_str())))
+        .collect();
+    context.warn(write::foreign_warnings(&existing, |path| written.contains(path)));
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
