@@ -226,9 +226,11 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
         match result {
             Ok(resolved) => boxes.push(resolved),
             Err(missing) => {
-                for (message, help) in missing {
-                    diagnostics
-                        .push(Diagnostic::error(message).at(&parsed.source, parsed.source.value_span(""), "in this file").help(help));
+                for (key, message, help) in missing {
+                    // At the key when the file has it (`[gpu]`, `[schedule]`), else its first line.
+                    let (span, label) =
+                        if key.is_empty() { (parsed.source.value_span(""), "in this file") } else { (parsed.source.key_span(key), "here") };
+                    diagnostics.push(Diagnostic::error(message).at(&parsed.source, span, label).help(help));
                 }
             }
         }
@@ -251,7 +253,9 @@ pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a Resol
     Err(error.into())
 }
 
-type Missing = Vec<(String, String)>;
+/// What a box lacks: the key of the user file it is about (`""`: the file as a whole), the
+/// message and the help.
+type Missing = Vec<(&'static str, String, String)>;
 
 fn resolve_user(
     name: &str,
@@ -266,6 +270,7 @@ fn resolve_user(
     let image = user.image.clone().or_else(|| defaults.image.clone());
     if image.is_none() {
         missing.push((
+            "",
             "no image for this box".into(),
             "set `image = \"registry/path:tag\"` here, or `[defaults] image` in devbox.toml".into(),
         ));
@@ -276,6 +281,7 @@ fn resolve_user(
         (None, [_, _, ..]) => {
             let names: Vec<&str> = settings.clusters.iter().map(|c| c.name.as_str()).collect();
             missing.push((
+                "",
                 "devbox.toml lists several clusters; this box must say which is its".into(),
                 format!(
                     "add `cluster = \"{}\"` here (one of: {}), or `cluster = \"{}\"` under devbox.toml's `[defaults]` for every box that does not say",
@@ -303,7 +309,7 @@ fn resolve_user(
     let gpu_count =
         user.gpu.as_ref().and_then(|g| g.count).or_else(|| defaults.gpu.as_ref().and_then(|g| g.count)).unwrap_or(defaults::GPU_COUNT);
     if has_gpu && gpu_kind.is_none() {
-        missing.push(("`[gpu]` needs a `type`".into(), "add e.g. `type = \"nvidia-tesla-t4\"`".into()));
+        missing.push(("gpu", "`[gpu]` needs a `type`".into(), "add e.g. `type = \"nvidia-tesla-t4\"`".into()));
     }
     let gpu_sharing = user.gpu.as_ref().and_then(|g| g.sharing).or_else(|| defaults.gpu.as_ref().and_then(|g| g.sharing));
     let gpu_clients = user.gpu.as_ref().and_then(|g| g.clients).or_else(|| defaults.gpu.as_ref().and_then(|g| g.clients));
@@ -318,6 +324,7 @@ fn resolve_user(
                 mount: dataset.mount.clone().unwrap_or_else(|| defaults::dataset_mount(name)),
             }),
             None => missing.push((
+                "datasets",
                 format!("no dataset named `{name}` in devbox.toml"),
                 format!("add `[datasets.{name}]` with its `claim` to devbox.toml, or remove `{name}` from `datasets`"),
             )),
@@ -416,6 +423,7 @@ fn resolve_schedule(user: &UserFile, settings: &DevboxConfig, idle: &ResolvedIdl
     let (timezone, start, stop) = (pick(|s| s.timezone.as_ref()), pick(|s| s.start.as_ref()), pick(|s| s.stop.as_ref()));
     let mut lacks = |key: &str, example: &str| {
         missing.push((
+            "schedule",
             format!("`[schedule]` needs `{key}`"),
             format!("add `{key} = {example}` to `[schedule]` here, or to devbox.toml's `[defaults] schedule`"),
         ));
@@ -431,6 +439,7 @@ fn resolve_schedule(user: &UserFile, settings: &DevboxConfig, idle: &ResolvedIdl
     }
     if idle.after_seconds.is_none() {
         missing.push((
+            "schedule",
             "working hours need an idle window: outside them, `[idle] after` is what stops the box".into(),
             "add `[idle]` with `after = \"1h\"` here (or `[defaults] idle` in devbox.toml), or remove `[schedule]`".into(),
         ));
@@ -440,6 +449,7 @@ fn resolve_schedule(user: &UserFile, settings: &DevboxConfig, idle: &ResolvedIdl
     // Validation compares the two when one table has both; here one may come from `[defaults]`.
     if stop_time <= start_time {
         missing.push((
+            "schedule",
             format!("working hours would end ({stop}) before they begin ({start})"),
             "`[schedule] stop` is later the same day than `start`; set both here if `[defaults] schedule` has the other".into(),
         ));
@@ -467,7 +477,7 @@ mod tests {
         let file: UserFile = toml::from_str(&format!("{USER}{user}")).unwrap_or_else(|e| panic!("{user}: {e}"));
         let settings = config(settings);
         resolve_user("alice", "users/alice.toml", &file, &settings, &resolve_settings(&settings))
-            .map_err(|missing| format!("error: {}", missing[0].0))
+            .map_err(|missing| format!("error: {}", missing[0].1))
     }
 
     /// One field of a box, set in the user file, in `[defaults]`, in both or in neither.
@@ -725,7 +735,7 @@ mod tests {
             let settings = config(settings);
             resolve_user("alice", "users/alice.toml", &file, &settings, &resolve_settings(&settings))
                 .map(|b| b.image)
-                .map_err(|missing| missing[0].0.clone())
+                .map_err(|missing| missing[0].1.clone())
         };
         assert_eq!(image("image = \"u:1\"", "defaults.image = \"d:1\""), Ok("u:1".into()));
         assert_eq!(image("", "defaults.image = \"d:1\""), Ok("d:1".into()));

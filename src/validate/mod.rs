@@ -78,6 +78,10 @@ pub(crate) struct Findings(pub(crate) Vec<(String, Finding)>);
 /// The key of a finding about a file as a whole (a user file's name).
 pub(crate) const WHOLE_FILE: &str = "";
 
+/// Ends the key of a finding about the key itself, not its value (an `[env]` name): pointed at
+/// the key.
+const AT_KEY: &str = "#key";
+
 impl Findings {
     fn check(&mut self, key: &str, result: Result<(), Finding>) {
         if let Err(finding) = result {
@@ -93,7 +97,11 @@ impl Findings {
     fn locate(self, file: &Arc<SourceFile>) -> Diagnostics {
         let located = self.0.into_iter().map(|(key, finding)| {
             let diagnostic = Diagnostic::from(finding);
-            if key == WHOLE_FILE { diagnostic.in_path(file.path.clone()) } else { diagnostic.at_span(file, file.value_span(&key)) }
+            match key.strip_suffix(AT_KEY) {
+                _ if key == WHOLE_FILE => diagnostic.in_path(file.path.clone()),
+                Some(key) => diagnostic.at_span(file, file.key_span(key)),
+                None => diagnostic.at_span(file, file.value_span(&key)),
+            }
         });
         Diagnostics(located.collect())
     }
@@ -614,6 +622,10 @@ fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>
     }
     let defined = |other: &str| fields.env.contains_key(other) || settings.defaults.env.contains_key(other);
     for (name, value) in fields.env {
+        if let Err(finding) = fields::env_name(name) {
+            rules.report(&at(&format!("env.{name}{AT_KEY}")), finding);
+            continue;
+        }
         rules.check(&at(&format!("env.{name}")), fields::env_var(name, value, &settings.policy.allow_secret_env));
         rules.check(&at(&format!("env.{name}")), fields::env_later_reference(name, value, defined));
     }

@@ -267,7 +267,7 @@ fn cases() -> Vec<Case> {
             "users/bob.toml",
             user("", "\n[env]\n\"MY-VAR\" = \"1\"\n"),
             "is not a portable environment variable name",
-            Some("users/bob.toml:7:12"),
+            Some("users/bob.toml:7:1"),
         ),
         case(
             "Reserved environment variables",
@@ -442,7 +442,7 @@ fn cases() -> Vec<Case> {
             "users/bob.toml",
             user("", "\n[schedule]\ntimezone = \"UTC\"\nstart = \"08:00\"\nstop = \"19:00\"\n"),
             "working hours need an idle window",
-            Some("users/bob.toml:1:1"),
+            Some("users/bob.toml:6:2"),
         ),
         case(
             "Owner user prefixes",
