@@ -546,6 +546,20 @@ fn parse_dotted(path: &str) -> Path {
     steps
 }
 
+/// What an unquoted value of field `name` means as the string the field takes: a bare number
+/// of a size is gibibytes (`size = 50` is `"50Gi"`, where `"50"` would be 50 bytes), of a
+/// duration minutes (`after = 120` is `"120m"`), and a TOML time of a clock field is its hours
+/// and minutes (`start = 08:00:00` is `"08:00"`). Anything else is quoted as written.
+fn as_written_text(name: &str, raw: &str) -> String {
+    let number = !raw.is_empty() && raw.chars().all(|c| c.is_ascii_digit() || c == '.');
+    match name {
+        "memory" | "size" | "shm" | "storage" if number => format!("{raw}Gi"),
+        "after" if number => format!("{raw}m"),
+        "start" | "stop" if raw.len() == 8 && raw.ends_with(":00") && raw.as_bytes()[2] == b':' => raw[..5].to_string(),
+        _ => raw.to_string(),
+    }
+}
+
 /// A wrong value, described from what the schema asks for and what the file says.
 struct Describe<'a, 'i> {
     file: &'a Arc<SourceFile>,
@@ -609,7 +623,7 @@ impl Describe<'_, '_> {
             (Kind::Text, _) => {
                 let diagnostic = at(format!("{subject} must be a string"), &format!("this is {found}"));
                 match raw {
-                    Some(raw) => diagnostic.help(format!("quote it: `{key}\"{raw}\"`")),
+                    Some(raw) => diagnostic.help(format!("quote it: `{key}\"{}\"`", as_written_text(name, raw))),
                     None => diagnostic.help("put the value in quotes"),
                 }
             }
@@ -798,6 +812,17 @@ fn missing_field(file: &Arc<SourceFile>, schema: &Schema, parent: &[Step], field
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_suggestion_is_a_value_the_field_takes() {
+        assert_eq!(as_written_text("memory", "16"), "16Gi");
+        assert_eq!(as_written_text("size", "50"), "50Gi");
+        assert_eq!(as_written_text("after", "120"), "120m");
+        assert_eq!(as_written_text("start", "08:00:00"), "08:00");
+        assert_eq!(as_written_text("start", "08:00:30"), "08:00:30", "not a whole minute: as written");
+        assert_eq!(as_written_text("cpu", "8"), "8", "CPUs are counted bare");
+        assert_eq!(as_written_text("A", "1"), "1");
+    }
     use crate::model::{DevboxConfig, UserFile};
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 zed";
