@@ -37,7 +37,7 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
         return diagnostics.sorted();
     }
     let per_user: Vec<Diagnostics> =
-        repo.users.par_iter().map(|(name, parsed)| validate_user(name, &parsed.value, &settings).locate(&parsed.source)).collect();
+        repo.users.par_iter().map(|(name, parsed)| validate_user(name, &parsed.value, &settings, repo).locate(&parsed.source)).collect();
     for found in per_user {
         diagnostics.extend(found);
     }
@@ -60,7 +60,7 @@ pub(crate) fn user_findings(repo: &ConfigRepo, name: &str) -> Findings {
     let Some((index, (_, parsed))) = repo.users.iter().enumerate().find(|(_, (n, _))| n == name) else {
         return Findings::default();
     };
-    let mut found = validate_user(name, &parsed.value, &repo.settings());
+    let mut found = validate_user(name, &parsed.value, &repo.settings(), repo);
     for (i, key, finding) in across_users(repo, Some(index)) {
         if i == index {
             found.report(&key, finding);
@@ -406,9 +406,9 @@ fn validate_delivery(rules: &mut Findings, config: &DevboxConfig) {
     }
 }
 
-fn validate_user(name: &str, user: &UserFile, settings: &DevboxConfig) -> Findings {
+fn validate_user(name: &str, user: &UserFile, settings: &DevboxConfig, repo: &ConfigRepo) -> Findings {
     let mut rules = Findings::default();
-    rules.check(WHOLE_FILE, names::user_name(name));
+    rules.check(WHOLE_FILE, names::user_name(name, |usable| repo.users.iter().any(|(other, _)| other == usable)));
     rules.check("email", fields::email(&user.email));
     if user.ssh.authorized_keys.is_empty() {
         rules.report(

@@ -23,8 +23,15 @@ fn has_label_characters(text: &str) -> bool {
 
 /// The user's name (file stem) names the StatefulSet, the Service (an RFC 1035 label: it must
 /// start with a letter), the home PVC and the pod.
-pub(crate) fn user_name(name: &str) -> Result<(), Finding> {
-    user_name_or(name, |usable| format!("rename the file to users/{usable}.toml"))
+/// `taken`: whether another user file has a name.
+pub(crate) fn user_name(name: &str, taken: impl Fn(&str) -> bool) -> Result<(), Finding> {
+    user_name_or(name, |usable| {
+        if taken(usable) {
+            format!("users/{usable}.toml, the usable name, is another user file: merge this one into it, or rename it to a name of its own")
+        } else {
+            format!("rename the file to users/{usable}.toml")
+        }
+    })
 }
 
 /// [`user_name`], with `fix` saying what to do with a usable name instead of renaming a file
@@ -157,27 +164,29 @@ mod tests {
     #[test]
     fn accepts_ordinary_names() {
         for name in ["alice", "bob-2", "a", &"x".repeat(MAX_NAME_LEN)] {
-            assert!(user_name(name).is_ok(), "{name}");
+            assert!(user_name(name, |_| false).is_ok(), "{name}");
         }
     }
 
     #[test]
     fn refuses_names_kubernetes_or_the_pod_label_would_refuse() {
         for name in ["Alice", "-a", "a-", "a_b", "1alice", "", "a.b", &"x".repeat(MAX_NAME_LEN + 1)] {
-            assert!(user_name(name).is_err(), "{name}");
+            assert!(user_name(name, |_| false).is_err(), "{name}");
         }
     }
 
     #[test]
     fn suggests_a_usable_file_name() {
-        let finding = user_name("Alice.Smith").unwrap_err();
+        let finding = user_name("Alice.Smith", |_| false).unwrap_err();
         assert_eq!(finding.help, vec!["rename the file to users/alice-smith.toml"]);
+        let taken = user_name("Zed", |name| name == "zed").unwrap_err();
+        assert!(taken.help[0].starts_with("users/zed.toml, the usable name, is another user file"), "{:?}", taken.help);
         for (name, usable) in [("Zoë", "zoe"), ("Łukasz", "lukasz"), ("José García", "jose-garcia"), ("søren_k", "soren-k")] {
-            assert_eq!(user_name(name).unwrap_err().help, vec![format!("rename the file to users/{usable}.toml")], "{name}");
+            assert_eq!(user_name(name, |_| false).unwrap_err().help, vec![format!("rename the file to users/{usable}.toml")], "{name}");
         }
         // Longer than a DNS label too: still told about the length, not the characters.
         for length in [60, 70] {
-            let finding = user_name(&"y".repeat(length)).unwrap_err();
+            let finding = user_name(&"y".repeat(length), |_| false).unwrap_err();
             assert!(finding.message.contains("at most 52"), "{}", finding.message);
             assert_eq!(finding.help, vec![format!("rename the file to users/{}.toml", "y".repeat(MAX_NAME_LEN))]);
         }
