@@ -534,8 +534,20 @@ pub(super) fn flux_duration(value: &str) -> Result<(), Finding> {
 }
 
 /// A branch, tag, commit or full reference: one word.
+/// A branch, tag or commit as `git check-ref-format --branch` takes one: no `..`, `@{`, `//`,
+/// control characters, spaces or any of `~^:?*[\`; no part starting with `.` or ending with
+/// `.lock`; not starting with `-` or `/`, nor ending with `/` or `.`; not `@`. Argo CD and Flux
+/// hand it to git, which refuses any other.
 pub(super) fn git_revision(value: &str) -> Result<(), Finding> {
-    if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '~' || c == '^' || c == ':') {
+    let refused_char = |c: char| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c);
+    let valid = !value.is_empty()
+        && value != "@"
+        && !value.contains(refused_char)
+        && !["..", "@{", "//"].iter().any(|bad| value.contains(bad))
+        && !value.starts_with(['-', '/'])
+        && !value.ends_with(['/', '.'])
+        && value.split('/').all(|part| !part.starts_with('.') && !part.ends_with(".lock"));
+    if valid {
         Ok(())
     } else {
         Err(Finding::error(format!("`{value}` is not a Git branch, tag or commit")).help("use e.g. `main`, `refs/tags/v1` or a commit SHA"))
@@ -699,6 +711,33 @@ mod tests {
         assert!(gpu_count_of("nvidia-h100-mega-80gb", 1).is_ok(), "one GPU of a node's eight");
         assert!(gpu_count_of("nvidia-gb200", 8).is_err());
         assert!(gpu_count_of("nvidia-future-x", 3).is_ok(), "a type only the policy knows");
+    }
+
+    #[test]
+    fn revisions_are_what_git_check_ref_format_takes() {
+        for good in ["main", "refs/tags/v1.2", "release/2024.06", "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", "feature-x"] {
+            assert!(git_revision(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "../../etc",
+            "-main",
+            "main~1",
+            "a..b",
+            "x/.hidden",
+            "x.lock",
+            "a//b",
+            "/main",
+            "main/",
+            "main.",
+            "@",
+            "a@{1}",
+            "a b",
+            "a*",
+            "a\\b",
+            "",
+        ] {
+            assert!(git_revision(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
