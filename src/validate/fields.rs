@@ -73,6 +73,61 @@ fn image_parts(value: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
+/// An image name as the distribution project's reference grammar has it (its `reference`
+/// package, which containerd and the kubelet parse with): an optional registry (a first part
+/// with a `.` or a `:`, or `localhost`: host names of letters of any case, digits and `-`,
+/// apart by dots, and a port of at most 65535), then path components of lowercase letters and
+/// digits, apart inside by one `.`, one or two `_`, or any number of `-`.
+fn image_name(name: &str) -> bool {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // The grammar also takes a first part with capitals as a host (`Ubuntu/x`), but no
+    // registry has a name without a dot: such a reference is a typo, and its pull fails.
+    let is_registry = parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost");
+    if is_registry {
+        let (host, port) = match parts[0].split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (parts[0], None),
+        };
+        let host_ok = host.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+        let port_ok = port.is_none_or(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        });
+        if !host_ok || !port_ok {
+            return false;
+        }
+        parts.remove(0);
+    }
+    !parts.is_empty() && parts.iter().all(|part| path_component(part))
+}
+
+/// `[a-z0-9]+` runs apart by `.`, `_`, `__` or `-`+.
+fn path_component(part: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = part.as_bytes();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut run = String::new();
+    for &b in bytes {
+        if alnum(b) {
+            if !(run.is_empty() || run == "." || run == "_" || run == "__" || run.bytes().all(|r| r == b'-')) {
+                return false;
+            }
+            run.clear();
+        } else if b"._-".contains(&b) {
+            run.push(b as char);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 /// `[registry[:port]/]path[:tag][@sha256:digest]`, pinned by a tag other than `latest` or a digest.
 pub(super) fn image(value: &str) -> Result<(), Finding> {
     let invalid = || {
@@ -86,13 +141,7 @@ pub(super) fn image(value: &str) -> Result<(), Finding> {
             return Err(invalid());
         }
     }
-    let path_ok = !name.is_empty()
-        && name.split('/').enumerate().all(|(i, part)| {
-            !part.is_empty()
-                && part.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b) || (i == 0 && b == b':' && name.contains('/'))
-                })
-        });
+    let path_ok = image_name(name);
     let tag_ok = tag.is_none_or(|t| {
         !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !t.starts_with(['.', '-'])
     });
@@ -711,6 +760,23 @@ mod tests {
         assert!(gpu_count_of("nvidia-h100-mega-80gb", 1).is_ok(), "one GPU of a node's eight");
         assert!(gpu_count_of("nvidia-gb200", 8).is_err());
         assert!(gpu_count_of("nvidia-future-x", 3).is_ok(), "a type only the policy knows");
+    }
+
+    #[test]
+    fn image_names_follow_the_distribution_reference_grammar() {
+        for good in [
+            "ubuntu:24.04",
+            "us-docker.pkg.dev/acme/devbox/jupyter:2024.06",
+            "Registry.IO/img:1",
+            "localhost:5000/a/b:1",
+            "ghcr.io/a__b/c-d--e/f.g:1",
+            "registry:5000/img:1",
+        ] {
+            assert!(image(good).is_ok(), "{good}");
+        }
+        for bad in ["a..b:1", "a___b/c:1", "registry:99999/img:1", "Ubuntu/x:1", "img-:1", "-img:1", "a/.b:1", "reg.io:/x:1"] {
+            assert!(image(bad).unwrap_err().message.contains("is not a container image reference"), "{bad}");
+        }
     }
 
     #[test]
