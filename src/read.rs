@@ -299,9 +299,16 @@ fn unknown_key<T: JsonSchema>(file: &Arc<SourceFile>, schema: &recovery::Schema,
     let known = schema.fields_at(parent);
     let span = file.key_span(path);
     if !parent.is_empty() && schema::known_keys::<T>("").iter().any(|k| k == key) {
-        return Diagnostic::error(format!("unknown field `{key}`")).at(file, span, "not a known field").help(format!(
-            "`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`"
-        ));
+        let fields = schema.fields_at(key);
+        let help = if fields.is_empty() {
+            format!("`{key}` is a top-level field: move it above the first `[table]` header, or TOML reads it as part of `[{parent}]`")
+        } else {
+            format!(
+                "`{key}` is a table of its own, not a field of `[{parent}]`: write a `[{key}]` header with its fields ({})",
+                fields.join(", ")
+            )
+        };
+        return Diagnostic::error(format!("unknown field `{key}`")).at(file, span, "not a known field").help(help);
     }
     // The right name in the wrong table: most often a key written above its `[table]` header.
     let elsewhere: Vec<String> = schema.tables_with(key).into_iter().map(|table| format!("`[{table}]`")).collect();

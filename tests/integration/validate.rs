@@ -376,3 +376,16 @@ fn an_unreadable_devbox_toml_adds_no_errors_to_the_user_files() {
     repo.write("devbox.toml", &format!("{SETTINGS}\n[datasets.imagenet]\nclaim = \"imagenet-ro\"\n"));
     repo.run_ok(&["validate"], 0);
 }
+
+/// A table's name written as a field of another table is told to be a table of its own.
+#[test]
+fn a_table_written_inside_another_is_told_to_stand_alone() {
+    let repo = Repo::with_alice();
+    let alice = repo.read("users/alice.toml");
+    repo.write("users/alice.toml", &format!("{alice}\n[resources]\ngpu = 1\n"));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(
+        run.stderr,
+        "`gpu` is a table of its own, not a field of `[resources]`: write a `[gpu]` header with its fields (type, count"
+    );
+}
