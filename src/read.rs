@@ -159,8 +159,17 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
         let path = entry.path();
         let shown = display_path(root, &path);
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.starts_with('.') {
-            continue; // .gitkeep and editor files are not user files
+        if let Some(visible) = file_name.strip_prefix('.') {
+            // .gitkeep and editor files are not user files; a hidden `.NAME.toml` may be one
+            // that someone meant to keep, and would leave out without a word.
+            if visible.len() > ".toml".len() && visible.ends_with(".toml") {
+                diagnostics.push(
+                    Diagnostic::warning(format!("{shown} is hidden, so it is not read as a user file"))
+                        .in_path(shown)
+                        .help(format!("rename it to users/{visible}, if it is one")),
+                );
+            }
+            continue;
         }
         let Ok(file_type) = entry.file_type() else { continue };
         let is_toml = path.extension().is_some_and(|e| e == "toml");

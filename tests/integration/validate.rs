@@ -389,3 +389,15 @@ fn a_table_written_inside_another_is_told_to_stand_alone() {
         "`gpu` is a table of its own, not a field of `[resources]`: write a `[gpu]` header with its fields (type, count"
     );
 }
+
+/// A hidden `.NAME.toml` is not a user file, but leaving one out silently could lose a box.
+#[test]
+fn a_hidden_user_file_is_left_out_with_a_warning() {
+    let repo = Repo::with_alice();
+    repo.write("users/.zed.toml", &repo.read("users/alice.toml"));
+    repo.write("users/.gitkeep", "");
+    let run = repo.run_ok(&["validate"], 0);
+    assert_contains!(run.stderr, "warning: users/.zed.toml is hidden, so it is not read as a user file");
+    assert_not_contains!(run.stderr, ".gitkeep");
+    assert_contains!(run.stderr, "1 user file is valid");
+}
