@@ -282,6 +282,15 @@ mod tests {
     }
 
     #[test]
+    fn a_files_bidirectional_and_control_characters_are_shown_escaped() {
+        let mut tricky = plan(1, 0);
+        tricky.users[0].resources[0].diff = "@@ -1 +1 @@\n+  authorized_keys: ssh-ed25519 AAAA evil\u{202e}gnp.exe\u{1b}[2J\n".into();
+        let markdown = render(&tricky, &Baseline::Disk);
+        assert!(!markdown.contains('\u{202e}') && !markdown.contains('\u{1b}'), "{markdown}");
+        assert!(markdown.contains("evil\\u{202e}gnp.exe\\u{1b}[2J\n"), "the line keeps its break: {markdown}");
+    }
+
+    #[test]
     fn prose_is_escaped_and_code_is_kept() {
         assert_eq!(inline("a *b* `c*d` <e>"), "a \\*b\\* `c*d` \\<e\\>");
         assert_eq!(inline("odd ` one"), "odd \\` one");
