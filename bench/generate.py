@@ -33,6 +33,9 @@ import sys
 from pathlib import Path
 
 MAX_NAME_LEN = 52  # src/validate/names.rs: 63 minus the 11 of controller-revision-hash
+# A box with working hours has a CronJob NAME-wake, and a CronJob's name has at most 52
+# characters (src/check/mod.rs, MAX_CRON_JOB_NAME_LEN).
+MAX_NAME_LEN_WITH_HOURS = 52 - len("-wake")
 
 # ---------------------------------------------------------------------------
 # SSH public keys
@@ -272,10 +275,11 @@ class Generator:
         if i % 23 == 11 and ambiguous:
             name = ambiguous[0]
         elif i % 97 == 5:
-            # As long as the tool allows: 52 characters exactly.
+            # As long as the tool allows: 52 characters exactly, 47 with working hours.
             suffix = f"-{i}"
+            longest = MAX_NAME_LEN_WITH_HOURS if self.has_hours(i) else MAX_NAME_LEN
             body = f"{first}-{last}-of-the-platform-team-working-on-{rng.choice(LAST)}-and-everything-else"
-            body = body[: MAX_NAME_LEN - len(suffix)]
+            body = body[: longest - len(suffix)]
             name = (body[:-1] + "x" if body.endswith("-") else body) + suffix
         elif i % 5 == 0:
             name = first
@@ -365,6 +369,11 @@ class Generator:
         return lines
 
     @staticmethod
+    def has_hours(i: int) -> bool:
+        """Whether user `i` has working hours (`[schedule]`): one in twelve."""
+        return i % 12 == 0
+
+    @staticmethod
     def autostop(i: int) -> list[str]:
         """`[idle]` and `[schedule]` of user `i`, by index like `ml` (no draw from the generator):
         a quarter of the users stop when idle, one in twelve on working hours in one of three
@@ -374,7 +383,7 @@ class Generator:
             lines += ["", "[idle]", f"after = {toml_string(('2h', '90m', '1h30m', '1d')[i // 4 % 4])}"]
         elif i % 29 == 13:
             lines += ["", "[idle]", 'after = "never"']
-        if i % 12 == 0:
+        if Generator.has_hours(i):
             zone = ("Europe/Berlin", "America/New_York", "Asia/Kolkata")[i // 12 % 3]
             lines += ["", "[schedule]", f"timezone = {toml_string(zone)}", 'start = "08:30"', 'stop = "18:00"']
             if i % 24 == 0:
