@@ -683,6 +683,9 @@ fn across_users(repo: &ConfigRepo, last: Option<usize>) -> Vec<(usize, String, F
     let mut hostnames: HashMap<String, &str> = HashMap::new();
     let mut secrets: HashMap<String, &str> = HashMap::new();
     let auth_key_secret = repo.settings().tailscale.auth_key_secret.unwrap_or_else(|| crate::defaults::AUTH_KEY_SECRET.to_string());
+    // Every box's tailnet state Secret, to its user: looked up once per user, not searched.
+    let tailnet_states: HashMap<String, &str> =
+        repo.users.iter().map(|(name, _)| (crate::defaults::tailnet_state_secret(name), name.as_str())).collect();
     let order = (0..repo.users.len()).filter(|i| Some(*i) != last).chain(last);
     for i in order {
         let (name, parsed) = &repo.users[i];
@@ -707,9 +710,8 @@ fn across_users(repo: &ConfigRepo, last: Option<usize>) -> Vec<(usize, String, F
                     .help("this would mount the organisation's tailnet auth key in this person's box: name the box's own key Secret, e.g. `NAME-ssh`"),
             ));
         }
-        if let Some(owner) = repo.users.iter().map(|(other, _)| other).find(|other| crate::defaults::tailnet_state_secret(other) == secret)
-        {
-            let whose = if owner == name { "this box's own".to_string() } else { format!("users/{owner}.toml's") };
+        if let Some(owner) = tailnet_states.get(secret.as_str()) {
+            let whose = if *owner == name.as_str() { "this box's own".to_string() } else { format!("users/{owner}.toml's") };
             found.push((
                 i,
                 "ssh.key_secret".to_string(),
