@@ -155,8 +155,10 @@ pub(crate) fn resolve_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) ->
     Ok((boxes, warnings))
 }
 
-/// Stages 1 to 3 for `validate`: [`resolve_boxes`], and with every user file read (no `only`),
-/// their totals held to `[quota]` as `build` holds them.
+/// Stages 1 to 3 for `validate`: [`resolve_boxes`], and the totals held to `[quota]` as
+/// `build` holds them. Named files (`only`, each once, devbox.toml not among the user files)
+/// are also held to the other user files of the repo: the names that must be unique, and the
+/// totals of every box when the others resolve.
 pub(crate) fn validate_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -> Result<(Vec<ResolvedBox>, Diagnostics), Diagnostics> {
     let Some(only) = only else {
         let (repo, boxes, warnings) = resolve_repo(root, None)?;
