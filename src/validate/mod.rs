@@ -61,11 +61,7 @@ pub(crate) fn user_findings(repo: &ConfigRepo, name: &str) -> Findings {
         return Findings::default();
     };
     let mut found = validate_user(name, &parsed.value, &repo.settings(), repo);
-    for (i, key, finding) in across_users(repo, Some(index)) {
-        if i == index {
-            found.report(&key, finding);
-        }
-    }
+    found.0.extend(conflicts_at(repo, index).0);
     found
 }
 
@@ -670,9 +666,12 @@ fn validate_schedule(rules: &mut Findings, at: &str, schedule: &Schedule) {
 /// to every other user file of the repo.
 pub(crate) fn conflicts_of(repo: &ConfigRepo, name: &str) -> Diagnostics {
     let Some(index) = repo.users.iter().position(|(n, _)| n == name) else { return Diagnostics::default() };
-    let source = &repo.users[index].1.source;
-    let found = across_users(repo, Some(index)).into_iter().filter(|(i, _, _)| *i == index);
-    Diagnostics(found.map(|(_, key, finding)| Diagnostic::from(finding).at_span(source, source.value_span(&key))).collect())
+    conflicts_at(repo, index).locate(&repo.users[index].1.source)
+}
+
+/// The rules across users for the user at `index`, checked last.
+fn conflicts_at(repo: &ConfigRepo, index: usize) -> Findings {
+    Findings(across_users(repo, Some(index)).into_iter().filter(|(i, _, _)| *i == index).map(|(_, key, finding)| (key, finding)).collect())
 }
 
 /// Rules that need every file: names that must be unique across people. Each finding is about

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::diff::Plan;
 use crate::diff::risk::Level;
+use crate::text::printable;
 
 /// Width of the level column.
 const LEVEL_WIDTH: usize = 9;
@@ -42,22 +43,22 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
         write!(out, "  {label:<LEVEL_WIDTH$}")?;
         out.reset()?;
         out.set_color(ColorSpec::new().set_bold(true))?;
-        write!(out, "{}", clean(&group.who()))?;
+        write!(out, "{}", printable(&group.who()))?;
         out.reset()?;
-        writeln!(out, ": {}", clean(&risk.summary))?;
+        writeln!(out, ": {}", printable(&risk.summary))?;
         let indent = " ".repeat(LEVEL_WIDTH + 2);
         if group.users.len() > 1 {
             let more = if group.users.len() > USERS_SHOWN { " (`--format json` lists every one)" } else { "" };
-            writeln!(out, "{indent}users: {}{more}", clean(&group.user_list(USERS_SHOWN)))?;
+            writeln!(out, "{indent}users: {}{more}", printable(&group.user_list(USERS_SHOWN)))?;
         }
         for detail in &risk.details {
-            writeln!(out, "{indent}{}", clean(detail))?;
+            writeln!(out, "{indent}{}", printable(detail))?;
         }
         for help in &risk.help {
             out.set_color(ColorSpec::new().set_fg(Some(Color::Cyan)))?;
             write!(out, "{indent}help")?;
             out.reset()?;
-            writeln!(out, ": {}", clean(help))?;
+            writeln!(out, ": {}", printable(help))?;
         }
     }
     writeln!(out)?;
@@ -65,7 +66,7 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
     if !fields.is_empty() {
         bold(out, &fields_heading(fields))?;
         for field in fields.iter().take(FIELDS_SHOWN) {
-            writeln!(out, "  {}", clean(&field_line(field, USERS_SHOWN)))?;
+            writeln!(out, "  {}", printable(&field_line(field, USERS_SHOWN)))?;
         }
         if fields.len() > FIELDS_SHOWN {
             writeln!(out, "  … and {} more (`--format json` lists every one)", fields.len() - FIELDS_SHOWN)?;
@@ -75,15 +76,15 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
     let report = plan.cost();
     if let Some((total, covers)) = cost_heading(&report) {
         out.set_color(ColorSpec::new().set_bold(true))?;
-        write!(out, "{}", clean(&total))?;
+        write!(out, "{}", printable(&total))?;
         out.reset()?;
-        writeln!(out, " ({}):", clean(&covers))?;
+        writeln!(out, " ({}):", printable(&covers))?;
         let groups = group_costs(&report);
         for group in groups.iter().take(COSTS_SHOWN) {
-            writeln!(out, "  {}: {}", clean(&group.who(&report)), clean(&group.what))?;
+            writeln!(out, "  {}: {}", printable(&group.who(&report)), printable(&group.what))?;
             if group.users.len() > 1 {
                 let more = if group.users.len() > USERS_SHOWN { " (`--format json` lists every one)" } else { "" };
-                writeln!(out, "    users: {}{more}", clean(&group.user_list(USERS_SHOWN)))?;
+                writeln!(out, "    users: {}{more}", printable(&group.user_list(USERS_SHOWN)))?;
             }
         }
         if groups.len() > COSTS_SHOWN {
@@ -95,12 +96,12 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
     writeln!(out)?;
     for user in &plan.users {
         out.set_color(ColorSpec::new().set_bold(true).set_underline(true))?;
-        write!(out, "{}", clean(&user_heading(user)))?;
+        write!(out, "{}", printable(&user_heading(user)))?;
         out.reset()?;
         writeln!(out)?;
         for resource in &user.resources {
             out.set_color(ColorSpec::new().set_bold(true))?;
-            writeln!(out, "{} {}", resource.change.as_str(), clean(&resource.id))?;
+            writeln!(out, "{} {}", resource.change.as_str(), printable(&resource.id))?;
             out.reset()?;
             diff(out, &resource.diff)?;
         }
@@ -140,14 +141,9 @@ fn diff(out: &mut dyn WriteColor, diff: &str) -> io::Result<()> {
             spec.set_fg(Some(Color::Green));
         }
         out.set_color(&spec)?;
-        write!(out, "{}", clean(line))?;
+        write!(out, "{}", printable(line))?;
         out.reset()?;
         writeln!(out)?;
     }
     Ok(())
-}
-
-/// Control characters (an escape sequence in a committed file, say) shown, not interpreted.
-fn clean(text: &str) -> std::borrow::Cow<'_, str> {
-    crate::text::printable(text)
 }
