@@ -40,6 +40,12 @@
 //     files+:: { sshd_config: importstr 'my_sshd_config' },
 //   };
 //
+// What is the same in every box (the sidecar's variables and probes, the
+// pod's scratch volumes, the NetworkPolicy's rules) is a field too, not part
+// of a function of the box: jsonnet evaluates a field once and keeps it, so
+// a build evaluates these once per thread rather than once per box (about
+// a tenth of its time). Override them the same way (`tailscaleEnv+:: [...]`).
+//
 // Everything here is hidden (::), so the library itself is never mistaken
 // for a manifest.
 {
@@ -661,6 +667,47 @@
     timeoutSeconds: 5,
   },
 
+  // Readiness: the box is usable when sshd answers. Failing readiness
+  // restarts nothing, it only shows in `kubectl get pods`.
+  sshReadinessProbe:: $.sshProbe {
+    periodSeconds: 10,
+    failureThreshold: 3,
+  },
+  // Liveness: if sshd has been gone for about three minutes, the box is
+  // unreachable and a container restart (start.sh starts sshd again) is the
+  // fix. Generous on purpose: a restart also ends the user's Jupyter
+  // kernels and shells. Jupyter itself is not probed: it is not what makes
+  // the box reachable, and if it exits the container restarts anyway.
+  sshLivenessProbe:: $.sshProbe {
+    initialDelaySeconds: 30,
+    periodSeconds: 30,
+    failureThreshold: 6,
+  },
+
+  // What follows, down to devboxContainer(box), is the same in every box:
+  // fields rather than parts of the functions that use them, so that
+  // jsonnet evaluates them once, not once per box.
+  devboxPorts:: [
+    // Documentation only: both listen on 127.0.0.1 and are reached over
+    // the tailnet, through the sidecar.
+    { name: 'ssh', containerPort: $.sshPort, protocol: 'TCP' },
+    { name: 'jupyter', containerPort: $.jupyterPort, protocol: 'TCP' },
+  ],
+  // The main container's mounts every box has.
+  devboxMounts:: [
+    { name: 'home', mountPath: $.homeMountPath },
+    { name: 'config', mountPath: $.configMountPath, readOnly: true },
+    // A file of the ConfigMap, not the directory: the image's own
+    // /etc/profile.d stays. (A subPath mount is not updated in place; the
+    // script only reads what start.sh writes on each start.)
+    { name: 'config', mountPath: $.profileScriptPath, subPath: 'profile.sh', readOnly: true },
+    { name: 'ssh-key', mountPath: $.secretsMountPath, readOnly: true },
+    // The root filesystem is read-only: sshd's log and pid file, the agent
+    // socket and everything else temporary go here.
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'var-tmp', mountPath: '/var/tmp' },
+  ],
+
   // The developer's container: sshd and Jupyter, started by start.sh.
   devboxContainer(box):: {
     name: 'devbox',
@@ -673,12 +720,7 @@
     // No workingDir: the runtime would create a missing one as root, and a
     // root-owned home breaks ~/.ssh; start.sh creates $HOME and cd's there.
     env: $.env(box),
-    ports: [
-      // Documentation only: both listen on 127.0.0.1 and are reached over
-      // the tailnet, through the sidecar.
-      { name: 'ssh', containerPort: $.sshPort, protocol: 'TCP' },
-      { name: 'jupyter', containerPort: $.jupyterPort, protocol: 'TCP' },
-    ],
+    ports: $.devboxPorts,
     // Requests equal limits: the box gets what its user file says, always
     // (Guaranteed QoS, never the first to be evicted).
     resources: (
@@ -686,36 +728,10 @@
       local r = { cpu: box.resources.cpu, memory: box.resources.memory } + gpu;
       { requests: r, limits: r }
     ),
-    // Readiness: the box is usable when sshd answers. Failing readiness
-    // restarts nothing, it only shows in `kubectl get pods`.
-    readinessProbe: $.sshProbe {
-      periodSeconds: 10,
-      failureThreshold: 3,
-    },
-    // Liveness: if sshd has been gone for about three minutes, the box is
-    // unreachable and a container restart (start.sh starts sshd again) is the
-    // fix. Generous on purpose: a restart also ends the user's Jupyter
-    // kernels and shells. Jupyter itself is not probed: it is not what makes
-    // the box reachable, and if it exits the container restarts anyway.
-    livenessProbe: $.sshProbe {
-      initialDelaySeconds: 30,
-      periodSeconds: 30,
-      failureThreshold: 6,
-    },
+    readinessProbe: $.sshReadinessProbe,
+    livenessProbe: $.sshLivenessProbe,
     securityContext: $.restrictedSecurityContext,
-    volumeMounts: [
-      { name: 'home', mountPath: $.homeMountPath },
-      { name: 'config', mountPath: $.configMountPath, readOnly: true },
-      // A file of the ConfigMap, not the directory: the image's own
-      // /etc/profile.d stays. (A subPath mount is not updated in place; the
-      // script only reads what start.sh writes on each start.)
-      { name: 'config', mountPath: $.profileScriptPath, subPath: 'profile.sh', readOnly: true },
-      { name: 'ssh-key', mountPath: $.secretsMountPath, readOnly: true },
-      // The root filesystem is read-only: sshd's log and pid file, the agent
-      // socket and everything else temporary go here.
-      { name: 'tmp', mountPath: '/tmp' },
-      { name: 'var-tmp', mountPath: '/var/tmp' },
-    ] + (
+    volumeMounts: $.devboxMounts + (
       if $.autostops(box) then [{ name: 'idle-status', mountPath: $.idle.statusDir }] else []
     ) + (
       if box.shm != null then [{ name: 'shm', mountPath: $.shmMountPath }] else []
@@ -741,51 +757,67 @@
       // sshd and Jupyter listen.
       { name: 'TS_USERSPACE', value: 'true' },
       { name: 'TS_HOSTNAME', value: box.tailscale.hostname },
-      // `file:` makes `tailscale up` read the key from the mounted Secret,
-      // so the key is never in an environment variable (checkov CKV_K8S_35).
-      { name: 'TS_AUTHKEY', value: 'file:' + $.tailscaleAuthMountPath + '/' + $.tailscaleAuthKeyKey },
-      // Log in only when the state holds no node key yet; restarts reuse
-      // the node, and an expired or revoked auth key only matters once.
-      { name: 'TS_AUTH_ONCE', value: 'true' },
-      // State in the box's own Secret, through the token projected into this
-      // container only: the box's user, who can read the home volume, never
-      // sees the node key.
-      // containerboot checks get, update and patch on it at start, writes
-      // with PATCH, and needs `create` only if the Secret is missing, which
-      // the bundle rules out. Besides tailscaled's own keys it records
-      // device_id, device_fqdn and device_ips there: what the runbooks use.
-      // The Secret's name comes from the pod's annotation (tailnetStateAnnotation),
-      // not a literal: linters flag every variable named *SECRET* that has a
-      // literal value (kube-linter's env-var-secret, Polaris'
-      // sensitiveContainerEnvVar), and this one holds a name, not a secret.
-      {
-        name: 'TS_KUBE_SECRET',
-        valueFrom: { fieldRef: { fieldPath: "metadata.annotations['%s']" % $.tailnetStateAnnotation } },
-      },
-      // With TS_KUBE_SECRET, TS_STATE_DIR only holds certificates and
-      // Taildrop files; unset, it is /tmp, an emptyDir of this container.
-      // Logs' state likewise, instead of trying the read-only root.
-      { name: 'TS_LOGS_DIR', value: '/tmp' },
-      // For the events containerboot records on the pod (optional: without
-      // them it logs a line and goes on).
-      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
-      // The CLI's default socket path, so `kubectl exec -c tailscale --
-      // tailscale status` works without --socket.
-      { name: 'TS_SOCKET', value: '/var/run/tailscale/tailscaled.sock' },
-      // A fixed WireGuard port, admitted by the NetworkPolicy.
-      { name: 'TS_TAILSCALED_EXTRA_ARGS', value: '--port=' + $.wireguardPort },
-      { name: 'TS_SOCKS5_SERVER', value: $.tailnetProxyAddress },
-      { name: 'TS_OUTBOUND_HTTP_PROXY_LISTEN', value: $.tailnetProxyAddress },
-      // /healthz answers 200 once the node has a tailnet address.
-      { name: 'TS_ENABLE_HEALTH_CHECK', value: 'true' },
-      { name: 'TS_LOCAL_ADDR_PORT', value: '[::]:' + $.tailscaleHealthPort },
+    ] + $.tailscaleEnv + [
       // From the ConfigMap: see configMap's `tailscale-extra-args`.
       {
         name: 'TS_EXTRA_ARGS',
         valueFrom: { configMapKeyRef: { name: $.names(box).configMap, key: 'tailscale-extra-args' } },
       },
     ],
+    ports: $.tailscaleSidecar.ports,
+    resources: $.tailscaleSidecar.resources,
+    readinessProbe: $.tailscaleSidecar.readinessProbe,
+    livenessProbe: $.tailscaleSidecar.livenessProbe,
+    securityContext: $.restrictedSecurityContext,
+    volumeMounts: $.tailscaleSidecar.volumeMounts,
+  },
+
+  // The sidecar's variables that are the same in every box, and its other
+  // settings: fields rather than parts of tailscaleContainer(box), so that
+  // jsonnet evaluates them once, not once per box.
+  tailscaleEnv:: [
+    // `file:` makes `tailscale up` read the key from the mounted Secret,
+    // so the key is never in an environment variable (checkov CKV_K8S_35).
+    { name: 'TS_AUTHKEY', value: 'file:' + $.tailscaleAuthMountPath + '/' + $.tailscaleAuthKeyKey },
+    // Log in only when the state holds no node key yet; restarts reuse
+    // the node, and an expired or revoked auth key only matters once.
+    { name: 'TS_AUTH_ONCE', value: 'true' },
+    // State in the box's own Secret, through the token projected into this
+    // container only: the box's user, who can read the home volume, never
+    // sees the node key.
+    // containerboot checks get, update and patch on it at start, writes
+    // with PATCH, and needs `create` only if the Secret is missing, which
+    // the bundle rules out. Besides tailscaled's own keys it records
+    // device_id, device_fqdn and device_ips there: what the runbooks use.
+    // The Secret's name comes from the pod's annotation (tailnetStateAnnotation),
+    // not a literal: linters flag every variable named *SECRET* that has a
+    // literal value (kube-linter's env-var-secret, Polaris'
+    // sensitiveContainerEnvVar), and this one holds a name, not a secret.
+    {
+      name: 'TS_KUBE_SECRET',
+      valueFrom: { fieldRef: { fieldPath: "metadata.annotations['%s']" % $.tailnetStateAnnotation } },
+    },
+    // With TS_KUBE_SECRET, TS_STATE_DIR only holds certificates and
+    // Taildrop files; unset, it is /tmp, an emptyDir of this container.
+    // Logs' state likewise, instead of trying the read-only root.
+    { name: 'TS_LOGS_DIR', value: '/tmp' },
+    // For the events containerboot records on the pod (optional: without
+    // them it logs a line and goes on).
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    // The CLI's default socket path, so `kubectl exec -c tailscale --
+    // tailscale status` works without --socket.
+    { name: 'TS_SOCKET', value: '/var/run/tailscale/tailscaled.sock' },
+    // A fixed WireGuard port, admitted by the NetworkPolicy.
+    { name: 'TS_TAILSCALED_EXTRA_ARGS', value: '--port=' + $.wireguardPort },
+    { name: 'TS_SOCKS5_SERVER', value: $.tailnetProxyAddress },
+    { name: 'TS_OUTBOUND_HTTP_PROXY_LISTEN', value: $.tailnetProxyAddress },
+    // /healthz answers 200 once the node has a tailnet address.
+    { name: 'TS_ENABLE_HEALTH_CHECK', value: 'true' },
+    { name: 'TS_LOCAL_ADDR_PORT', value: '[::]:' + $.tailscaleHealthPort },
+  ],
+
+  tailscaleSidecar:: {
     ports: [
       { name: 'wireguard', containerPort: $.wireguardPort, protocol: 'UDP' },
       { name: 'ts-health', containerPort: $.tailscaleHealthPort, protocol: 'TCP' },
@@ -809,7 +841,6 @@
       periodSeconds: 30,
       failureThreshold: 10,
     },
-    securityContext: $.restrictedSecurityContext,
     volumeMounts: [
       { name: 'tailscale-api', mountPath: $.serviceAccountTokenPath, readOnly: true },
       { name: 'tailscale-auth', mountPath: $.tailscaleAuthMountPath, readOnly: true },
@@ -908,23 +939,8 @@
       // the auth key is not needed, and a rotated-away Secret must not keep
       // the box from starting.
       { name: 'tailscale-auth', secret: { secretName: box.tailscale.auth_key_secret, defaultMode: 256, optional: true } },
-      // What automountServiceAccountToken would mount, for the tailscale
-      // sidecar alone.
-      $.kubeApiVolume('tailscale-api'),
-      { name: 'tmp', emptyDir: {} },
-      { name: 'var-tmp', emptyDir: {} },
-      { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
-      // Room for tailscaled's log buffer (TS_LOGS_DIR): two files of up to
-      // 50 MiB each (logtail/filch) while logs cannot be uploaded, as behind
-      // an egress proxy that blocks log.tailscale.com. Over its sizeLimit an
-      // emptyDir gets the whole pod evicted, the person's sessions with it.
-      { name: 'tailscale-tmp', emptyDir: { sizeLimit: '256Mi' } },
-    ] + (
-      // A few status files on a tmpfs; the idle container's token.
-      if $.autostops(box) then [
-        { name: 'idle-status', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-        $.kubeApiVolume('idle-api'),
-      ] else []
+    ] + $.scratchVolumes + (
+      if $.autostops(box) then $.idleVolumes else []
     ) + (
       // Its pages are charged to the container's memory limit, which
       // validation keeps big enough; sizeLimit caps the tmpfs.
@@ -941,6 +957,27 @@
       for dataset in box.datasets
     ],
   },
+
+  // The pod's volumes that are the same in every box (a field, evaluated
+  // once).
+  scratchVolumes:: [
+    // What automountServiceAccountToken would mount, for the tailscale
+    // sidecar alone.
+    $.kubeApiVolume('tailscale-api'),
+    { name: 'tmp', emptyDir: {} },
+    { name: 'var-tmp', emptyDir: {} },
+    { name: 'tailscale-run', emptyDir: { sizeLimit: '16Mi' } },
+    // Room for tailscaled's log buffer (TS_LOGS_DIR): two files of up to
+    // 50 MiB each (logtail/filch) while logs cannot be uploaded, as behind
+    // an egress proxy that blocks log.tailscale.com. Over its sizeLimit an
+    // emptyDir gets the whole pod evicted, the person's sessions with it.
+    { name: 'tailscale-tmp', emptyDir: { sizeLimit: '256Mi' } },
+  ],
+  // A few status files on a tmpfs; the idle container's token.
+  idleVolumes:: [
+    { name: 'idle-status', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+    $.kubeApiVolume('idle-api'),
+  ],
 
   // What automountServiceAccountToken would mount, as a volume for the
   // containers that need it: a short-lived token the kubelet rotates, the
@@ -971,6 +1008,14 @@
       { name: 'DEVBOX_IDLE_STATUS_DIR', value: $.idle.statusDir },
       { name: 'DEVBOX_IDLE_FIELD_MANAGER', value: $.idle.fieldManager },
     ],
+    resources: $.idleContainerSettings.resources,
+    readinessProbe: $.idleContainerSettings.readinessProbe,
+    securityContext: $.restrictedSecurityContext,
+    volumeMounts: $.idleContainerSettings.volumeMounts,
+  },
+  // The idle container's settings that are the same in every box (a field,
+  // evaluated once).
+  idleContainerSettings:: {
     resources: { requests: $.idle.resources, limits: $.idle.resources },
     // Ready once it could stop the box: its token and the cluster's CA are
     // there to read.
@@ -978,7 +1023,6 @@
       exec: { command: ['/bin/sh', '-c', 'test -r %(d)s/token && test -r %(d)s/ca.crt' % { d: $.serviceAccountTokenPath }] },
       periodSeconds: 60,
     },
-    securityContext: $.restrictedSecurityContext,
     volumeMounts: [
       { name: 'config', mountPath: $.configMountPath, readOnly: true },
       { name: 'idle-status', mountPath: $.idle.statusDir, readOnly: true },
@@ -1020,9 +1064,10 @@
   statefulSet(box):: {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
+    local skips = $.checkovSkips(box),
     metadata: $.metadata(box, $.names(box).statefulSet, 'workload', {
-      ['checkov.io/skip%d' % (i + 1)]: $.checkovSkips(box)[i]
-      for i in std.range(0, std.length($.checkovSkips(box)) - 1)
+      ['checkov.io/skip%d' % (i + 1)]: skips[i]
+      for i in std.range(0, std.length(skips) - 1)
     } + (
       if $.autostops(box) && box.schedule != null then { [$.workingHoursAnnotation]: $.workingHours(box) } else {}
     )),
@@ -1090,19 +1135,22 @@
     spec: {
       podSelector: { matchLabels: $.selectorLabels(box) },
       policyTypes: ['Ingress'] + (if box.network.metadata == 'block' then ['Egress'] else []),
-      ingress: [{ ports: [{ protocol: 'UDP', port: $.wireguardPort }] }],
-      [if box.network.metadata == 'block' then 'egress']: [
-        { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
-        {
-          to: [
-            { ipBlock: { cidr: '0.0.0.0/0', except: [$.metadataServerCidr] } },
-            { ipBlock: { cidr: '::/0', except: $.metadataServerCidrsIPv6 } },
-            { namespaceSelector: {} },
-          ],
-        },
-      ],
+      ingress: $.networkIngress,
+      [if box.network.metadata == 'block' then 'egress']: $.egressBlockingMetadata,
     },
   },
+  // The rules, fields so that jsonnet evaluates them once, not once per box.
+  networkIngress:: [{ ports: [{ protocol: 'UDP', port: $.wireguardPort }] }],
+  egressBlockingMetadata:: [
+    { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+    {
+      to: [
+        { ipBlock: { cidr: '0.0.0.0/0', except: [$.metadataServerCidr] } },
+        { ipBlock: { cidr: '::/0', except: $.metadataServerCidrsIPv6 } },
+        { namespaceSelector: {} },
+      ],
+    },
+  ],
 
   // ---------------------------------------------------------------------------
   // The bundle
