@@ -13,7 +13,7 @@
 pub(crate) mod contract;
 mod resolver;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -252,7 +252,12 @@ struct Engine {
     template: Template,
     state: State,
     function: Val,
+    /// Boxes this engine rendered, to collect cycles every `BOXES_PER_COLLECTION`.
+    rendered: Cell<u32>,
 }
+
+/// How many boxes' garbage a thread keeps before collecting it: a few megabytes.
+const BOXES_PER_COLLECTION: u32 = 32;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
@@ -293,7 +298,7 @@ impl Engine {
                 function.value_type()
             )));
         }
-        Ok(Self { template: template.clone(), state, function })
+        Ok(Self { template: template.clone(), state, function, rendered: Cell::new(0) })
     }
 
     fn call(&self, resolved: &ResolvedBox, root: &Path) -> Result<Vec<Object>, TemplateFailure> {
@@ -315,9 +320,15 @@ impl Engine {
             }
         };
         // jsonnet objects reference themselves (`self`), so reference counting alone never
-        // frees them: collect this thread's cycles after every box, or memory grows per user.
+        // frees them: collect this thread's cycles, or memory grows per user. Not after every
+        // box: a collection traverses every object the thread tracks, the template's and the
+        // standard library's included, which cost about 4% of a build done box by box.
         drop(output);
-        jrsonnet_gcmodule::collect_thread_cycles();
+        let rendered = self.rendered.get() + 1;
+        self.rendered.set(rendered);
+        if rendered.is_multiple_of(BOXES_PER_COLLECTION) {
+            jrsonnet_gcmodule::collect_thread_cycles();
+        }
         let mut objects = Vec::new();
         extract(value, "", &mut objects).map_err(TemplateFailure::plain)?;
         Ok(objects)
