@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::cache::{self, BuildCache, BundleRecord, Digest};
+use crate::cache::{self, BuildCache, BundleRecord, Digest, StoredCache};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{self, OutTree};
 use crate::read::{self, ConfigRepo};
@@ -81,10 +81,13 @@ pub fn compile_against_out(root: &Path) -> Result<Against, Diagnostics> {
 /// where the bundles go ([`Before::compile`]'s `sink`).
 pub(crate) fn read_against_out(context: &Context) -> Result<Before, Diagnostics> {
     let root = context.root.as_path();
-    let (repo, found) = context.timed("read", || read::read(root))?;
+    // The cache file is parsed while users/ is read: only deciding whether it applies needs
+    // the template that devbox.toml names.
+    let (read, stored) = context.timed("read (and parse the cache)", || rayon::join(|| read::read(root), || StoredCache::read(root)));
+    let (repo, found) = read?;
     // A missing template is reported by compile_stages, after the user files' own problems.
     let cache = match template_of(&repo) {
-        Ok(template) => context.timed("load cache", || BuildCache::load(root, &template)),
+        Ok(template) => BuildCache::from_stored(stored, &template),
         Err(_) => BuildCache::default(),
     };
     let existing = context.timed("read out/", || crate::write::read_existing(root, &cache))?;
