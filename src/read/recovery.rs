@@ -134,8 +134,8 @@ pub(super) fn deserialize<T: DeserializeOwned + JsonSchema>(file: &Arc<SourceFil
 /// What to do after one failure: go on (having described it, unless it was a consequence of
 /// an earlier step), or stop.
 enum Next {
-    Continue(Option<Diagnostic>),
-    Stop(Option<Diagnostic>),
+    Continue(Vec<Diagnostic>),
+    Stop(Vec<Diagnostic>),
 }
 
 struct Recovery<'f, 'i> {
@@ -151,16 +151,17 @@ impl Recovery<'_, '_> {
     /// serde found a value it cannot read at `span`: describe it, then take its key out.
     fn wrong_value(&mut self, schema: &Schema, span: &Range<usize>) -> Next {
         let Some(located) = locate(self.document.get_ref(), span) else {
-            return Next::Stop(Some(self.unlocated(span)));
+            return Next::Stop(vec![self.unlocated(span)]);
         };
         let blamed = &located[..schema.known_prefix(&located)];
         if blamed.is_empty() {
-            return Next::Stop(Some(self.unlocated(span)));
+            return Next::Stop(vec![self.unlocated(span)]);
         }
         let Some(written) = get(self.document.get_ref(), blamed) else {
-            return Next::Stop(Some(self.unlocated(span)));
+            return Next::Stop(vec![self.unlocated(span)]);
         };
-        let problem = Describe { file: self.file, schema, path: blamed, written }.wrong_value();
+        let mut problems = vec![Describe { file: self.file, schema, path: blamed, written }.wrong_value()];
+        problems.extend(self.later_wrong_choices(schema, blamed));
         // A wrong item is dropped with its whole list: removing the item would shift the
         // indexes of the next ones, and point their problems at the wrong line.
         let key_len = blamed.iter().rposition(|step| matches!(step, Step::Key(_))).map_or(0, |i| i + 1);
@@ -168,10 +169,29 @@ impl Recovery<'_, '_> {
         match remove(self.document.get_mut(), &key_path) {
             Some((key, value)) => {
                 self.removed.push((key_path, key, value.span()));
-                Next::Continue(Some(problem))
+                Next::Continue(problems)
             }
-            None => Next::Stop(Some(problem)),
+            None => Next::Stop(problems),
         }
+    }
+
+    /// The items after `blamed`, an item of a list of choices (`days = ["mon", "xyz", "abc"]`),
+    /// that are not one of them either: serde stops at the first, and the whole list is taken
+    /// out after it, so each would otherwise take another run to hear about.
+    fn later_wrong_choices(&self, schema: &Schema, blamed: &[Step]) -> Vec<Diagnostic> {
+        let Some((Step::Index(first), list_path)) = blamed.split_last() else { return Vec::new() };
+        let Some(DeValue::Array(items)) = get(self.document.get_ref(), list_path).map(Spanned::get_ref) else { return Vec::new() };
+        let mut problems = Vec::new();
+        for (index, item) in items.iter().enumerate().skip(first + 1) {
+            let mut path = list_path.to_vec();
+            path.push(Step::Index(index));
+            let Some(Kind::Choice(values)) = schema.at(&path).map(|node| schema.kind(node)) else { return problems };
+            let valid = matches!(item.get_ref(), DeValue::String(given) if values.iter().any(|v| v == given.as_ref()));
+            if !valid {
+                problems.push(Describe { file: self.file, schema, path: &path, written: item }.wrong_value());
+            }
+        }
+        problems
     }
 
     /// serde found a required key missing: a stand-in for one taken out, or a real problem
@@ -193,7 +213,7 @@ impl Recovery<'_, '_> {
             }
         };
         let Some(stand_in) = schema.at(&path).and_then(|node| stand_in(schema, node, &value_span, 0)) else {
-            return Next::Stop(problem);
+            return Next::Stop(problem.into_iter().collect());
         };
         let inserted = match &path[..path.len() - 1] {
             [] => Some(self.document.get_mut()),
@@ -204,10 +224,10 @@ impl Recovery<'_, '_> {
         }
         .map(|table| table.insert(key, stand_in));
         if inserted.is_none() {
-            return Next::Stop(problem);
+            return Next::Stop(problem.into_iter().collect());
         }
         self.stand_ins += 1;
-        Next::Continue(problem)
+        Next::Continue(problem.into_iter().collect())
     }
 
     /// A failure that points nowhere this module understands: said in general terms.

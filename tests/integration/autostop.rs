@@ -205,3 +205,20 @@ fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
     let repo = Repo::new(SETTINGS).user(&too_long, &alice("", IDLE));
     repo.run_ok(&["build"], 0);
 }
+
+#[test]
+fn every_unknown_day_of_a_list_is_reported_in_one_run() {
+    let hours = "\n[schedule]\ntimezone = \"UTC\"\ndays = [\"mon\", \"xyz\", 3, \"Tue\", \"fri\"]\nstart = \"08:00\"\nstop = \"19:00\"\n";
+    let repo = Repo::new(SETTINGS).user("alice", &alice("", &format!("{IDLE}{hours}")));
+    let run = repo.run_ok(&["validate"], 2);
+    // serde stops at `xyz`; the items after it are looked at too, each at its own column.
+    assert_contains!(run.stderr, "`xyz` is not a valid `days`");
+    assert_contains!(run.stderr, "users/alice.toml:11:16");
+    assert_contains!(run.stderr, "every item of `days` must be one of");
+    assert_contains!(run.stderr, "users/alice.toml:11:23");
+    assert_contains!(run.stderr, "`Tue` is not a valid `days`");
+    assert_contains!(run.stderr, "did you mean `tue`?");
+    assert_contains!(run.stderr, "users/alice.toml:11:26");
+    // Three, not four: `fri` is a day.
+    assert_contains!(run.stderr, "error: 3 problems");
+}
