@@ -171,8 +171,7 @@ pub(crate) fn read_existing(root: &Path, cache: &BuildCache) -> Result<Existing,
         }
         Ok(_) => {}
     }
-    let mut listed = Listing::default();
-    walk(&out, "", &mut listed)?;
+    let listed = walk(&out)?;
     existing.foreign = listed.foreign;
     let seen: Vec<(String, Option<Seen>)> = listed
         .files
@@ -210,22 +209,43 @@ fn look_at(path: &Path, relative: &str, stamp: Stamp, cache: &BuildCache) -> io:
 struct Listing {
     files: Vec<(String, Stamp)>,
     foreign: Vec<String>,
+    /// Directories still to list: (path, `out/`-relative path).
+    directories: Vec<(PathBuf, String)>,
 }
 
-/// Regular files go to `files`, stamped; links, sockets and the like to `foreign`, never
-/// followed. Directories are listed in parallel, and each file is stamped through its
-/// directory entry (`fstatat` on the open directory, not a lookup of its whole path): at
-/// 10,000 bundles, stamping by path was a quarter of a no-op build.
-fn walk(dir: &Path, prefix: &str, listing: &mut Listing) -> Result<(), Diagnostics> {
+/// Lists `out/`: regular files go to `files`, stamped; links, sockets and the like to
+/// `foreign`, never followed. Level by level, the directories of a level in parallel, and each
+/// file stamped through its directory entry (`fstatat` on the open directory, not a lookup of
+/// its whole path): at 10,000 bundles, stamping by path was a quarter of a no-op build. Not by
+/// recursion, which on the pool's threads would overflow their stacks in a deep tree.
+fn walk(out: &Path) -> Result<Listing, Diagnostics> {
+    let mut listing = Listing::default();
+    let mut level = vec![(out.to_path_buf(), String::new())];
+    while !level.is_empty() {
+        let listed: Vec<Result<Listing, Diagnostics>> = level.into_par_iter().map(|(dir, prefix)| list_directory(&dir, &prefix)).collect();
+        level = Vec::new();
+        // In listing order, so that of several unreadable directories the same one is named.
+        for found in listed {
+            let found = found?;
+            listing.files.extend(found.files);
+            listing.foreign.extend(found.foreign);
+            level.extend(found.directories);
+        }
+    }
+    Ok(listing)
+}
+
+/// One directory of `out/`: its files, and its subdirectories still to list.
+fn list_directory(dir: &Path, prefix: &str) -> Result<Listing, Diagnostics> {
     let entries = fs::read_dir(dir).map_err(|e| io_error("cannot read", dir, &e))?;
-    let mut subdirectories = Vec::new();
+    let mut listing = Listing::default();
     for entry in entries {
         let entry = entry.map_err(|e| io_error("cannot read", dir, &e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
         let file_type = entry.file_type().map_err(|e| io_error("cannot read", &entry.path(), &e))?;
         if file_type.is_dir() {
-            subdirectories.push((entry.path(), relative));
+            listing.directories.push((entry.path(), relative));
         } else if file_type.is_file() {
             // DirEntry::metadata does not follow links, like symlink_metadata.
             let metadata = entry.metadata().map_err(|e| io_error("cannot read", &entry.path(), &e))?;
@@ -234,18 +254,7 @@ fn walk(dir: &Path, prefix: &str, listing: &mut Listing) -> Result<(), Diagnosti
             listing.foreign.push(relative);
         }
     }
-    let listed: Vec<Listing> = subdirectories
-        .into_par_iter()
-        .map(|(path, relative)| {
-            let mut listing = Listing::default();
-            walk(&path, &relative, &mut listing).map(|()| listing)
-        })
-        .collect::<Result<_, Diagnostics>>()?;
-    for sub in listed {
-        listing.files.extend(sub.files);
-        listing.foreign.extend(sub.foreign);
-    }
-    Ok(())
+    Ok(listing)
 }
 
 /// Compares every file of the compiled tree with `out/` by hash. Its `kept` files are known to be
