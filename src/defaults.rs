@@ -43,6 +43,12 @@ pub(crate) fn tailnet_state_secret(name: &str) -> String {
     format!("{name}-tailnet")
 }
 
+/// The CronJob that starts user `name`'s box when its working hours begin: `alice-wake` (the
+/// embedded template's `names(box).wakeCronJob`).
+pub(crate) fn wake_cron_job(name: &str) -> String {
+    format!("{name}-wake")
+}
+
 // --- devbox.toml's shared settings (devbox.toml > these) -------------------------------------
 
 pub(crate) const NAMESPACE: &str = "devboxes";

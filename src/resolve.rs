@@ -16,6 +16,7 @@ use crate::defaults;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Arch, DevboxConfig, GpuSharing, MetadataAccess, OwnerPermission, State, UserFile, Weekday};
 use crate::read::ConfigRepo;
+use crate::validate::MAX_CRON_JOB_NAME_LEN;
 
 /// devbox.toml's settings that are not per box, with the built-in defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
@@ -343,6 +344,10 @@ fn resolve_user(
     env.extend(user.env.clone());
     let idle = resolve_idle(user, settings);
     let schedule = resolve_schedule(user, settings, &idle, &mut missing);
+    let state = user.state.or(defaults.state).unwrap_or(defaults::STATE);
+    if schedule.is_some() && state == State::Running && settings.template.is_none() {
+        missing.extend(wake_cron_job_too_long(name, user));
+    }
     let owner = (!settings.owners.allow.is_empty()).then(|| {
         let mut allow = settings.owners.allow.clone();
         allow.sort();
@@ -355,7 +360,7 @@ fn resolve_user(
         name: name.to_string(),
         source: source.to_string(),
         email: user.email.clone(),
-        state: user.state.or(defaults.state).unwrap_or(defaults::STATE),
+        state,
         namespace: shared.namespace.clone(),
         cluster,
         image,
@@ -403,6 +408,30 @@ fn resolve_idle(user: &UserFile, settings: &DevboxConfig) -> ResolvedIdle {
         .unwrap_or_else(|| autostop::NEVER.to_string());
     let after_seconds = autostop::after_seconds(&after).ok().flatten();
     ResolvedIdle { after, after_seconds }
+}
+
+/// A running box with working hours gets a CronJob that starts it, which the embedded template
+/// names after the box (`NAME-wake`): a name the API server refuses for a CronJob is told here, at
+/// the user file's `[schedule]` (or the file, when the hours are `[defaults]`'), before anything
+/// is rendered. A custom template names its objects itself; the check stage holds those to the
+/// same limit.
+fn wake_cron_job_too_long(name: &str, user: &UserFile) -> Option<(&'static str, String, String)> {
+    let cron_job = defaults::wake_cron_job(name);
+    if cron_job.len() <= MAX_CRON_JOB_NAME_LEN {
+        return None;
+    }
+    let longest = MAX_CRON_JOB_NAME_LEN - (cron_job.len() - name.len());
+    let key = if user.schedule.is_some() { "schedule" } else { "" };
+    Some((
+        key,
+        format!(
+            "`{name}` is too long a name for a box with working hours: its wake CronJob `{cron_job}` would have {} characters, and the API server refuses a CronJob name longer than {MAX_CRON_JOB_NAME_LEN}",
+            cron_job.len()
+        ),
+        format!(
+            "rename users/{name}.toml to at most {longest} characters, or give this box no `[schedule]` (`[idle]` alone has no CronJob)"
+        ),
+    ))
 }
 
 /// `[schedule]`, key by key from the user file, then `[defaults]`; days default to Monday to

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics, group_by_user, user_files};
 use crate::model::State;
 use crate::render::{NAMESPACE_SCOPE, Object, RenderedBox, SCOPE_ANNOTATION};
+use crate::validate::MAX_CRON_JOB_NAME_LEN;
 
 mod home;
 mod typed;
@@ -290,11 +291,8 @@ fn check_object(object: &Object) -> Vec<String> {
     problems
 }
 
-/// The API server refuses a CronJob name longer than 52 characters: each Job it starts is named
-/// after it plus 11 (`-` and the scheduled time in minutes), within a label value's 63
-/// (kubernetes `pkg/apis/batch/validation`, `ValidateCronJobCreate`).
-const MAX_CRON_JOB_NAME_LEN: usize = 52;
-
+/// A custom template's CronJob; the embedded template's wake CronJob is refused earlier, at the
+/// user file's `[schedule]` (resolve).
 fn cron_job_name_too_long(name: &str) -> Option<String> {
     (name.len() > MAX_CRON_JOB_NAME_LEN).then(|| {
         format!(

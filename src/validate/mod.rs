@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub(crate) use fields::Finding;
-pub(crate) use names::{is_dns_label, is_dns_subdomain, user_name_or};
+pub(crate) use names::{MAX_CRON_JOB_NAME_LEN, is_dns_label, is_dns_subdomain, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::Prices;

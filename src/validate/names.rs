@@ -7,6 +7,11 @@ use super::Finding;
 /// most 63 characters where the hash part takes 11: so a user's name may have 52.
 pub(crate) const MAX_NAME_LEN: usize = 63 - 11;
 
+/// The API server refuses a CronJob name longer than 52 characters: each Job it starts is named
+/// after it plus 11 (`-` and the scheduled time in minutes), within a label value's 63
+/// (kubernetes `pkg/apis/batch/validation`, `ValidateCronJobCreate`).
+pub(crate) const MAX_CRON_JOB_NAME_LEN: usize = 52;
+
 /// RFC 1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, <= 63.
 pub(crate) fn is_dns_label(text: &str) -> bool {
     text.len() <= 63 && has_label_characters(text)

@@ -185,7 +185,8 @@ fn the_idle_container_counts_against_the_quota() {
 }
 
 /// A box with working hours has a CronJob `NAME-wake`, and the API server refuses a CronJob
-/// name over 52 characters: a 47-character name is the longest such a box may have.
+/// name over 52 characters: a 47-character name is the longest such a box may have. Told before
+/// rendering, at the user file's `[schedule]`, by `validate` as by `build`.
 #[test]
 fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
     let longest = "w".repeat(47);
@@ -195,15 +196,44 @@ fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
 
     let too_long = "w".repeat(48);
     let repo = Repo::new(SETTINGS).user(&too_long, &alice("", &format!("{IDLE}{HOURS}")));
+    let schedule_line = alice("", &format!("{IDLE}{HOURS}")).lines().position(|l| l == "[schedule]").unwrap() + 1;
+    for command in ["build", "validate"] {
+        let run = repo.run_ok(&[command], 2);
+        assert_contains!(
+            run.stderr,
+            &format!(
+                "its wake CronJob `{too_long}-wake` would have 53 characters, and the API server refuses a CronJob name longer than 52"
+            )
+        );
+        assert_contains!(run.stderr, &format!("users/{too_long}.toml:{schedule_line}:2"));
+        assert_contains!(run.stderr, &format!("rename users/{too_long}.toml to at most 47 characters"));
+    }
+    assert!(!repo.path().join("out").exists(), "nothing written");
+    // Hours from `[defaults]`: the file as a whole, since it has no `[schedule]` to point at.
+    let settings = format!("{SETTINGS}schedule = {{ timezone = \"UTC\", start = \"08:00\", stop = \"19:00\" }}\n");
+    let repo = Repo::new(&settings).user(&too_long, &alice("", IDLE));
     let run = repo.run_ok(&["build"], 2);
-    assert_contains!(
-        run.stderr,
-        &format!("CronJob `{too_long}-wake` has a name of 53 characters, and the API server refuses a CronJob name longer than 52")
-    );
-    assert_contains!(run.stderr, &format!("users/{too_long}.toml"));
-    // Without working hours there is no CronJob, and the name is fine.
+    assert_contains!(run.stderr, &format!("`{too_long}` is too long a name for a box with working hours"));
+    assert_contains!(run.stderr, &format!("users/{too_long}.toml:1:1"));
+    // A stopped box has no CronJob, and without working hours there is none either.
+    let repo = Repo::new(SETTINGS).user(&too_long, &alice("state = \"stopped\"\n", &format!("{IDLE}{HOURS}")));
+    repo.run_ok(&["build"], 0);
     let repo = Repo::new(SETTINGS).user(&too_long, &alice("", IDLE));
     repo.run_ok(&["build"], 0);
+}
+
+/// A custom template names its objects itself: its CronJobs are held to the API server's limit
+/// after rendering, whatever their names.
+#[test]
+fn a_custom_templates_cron_job_is_held_to_the_same_limit() {
+    let template = "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+                    (devbox + { names(box):: super.names(box) + { wakeCronJob: box.name + '-wake-up-call' } }).bundle\n";
+    let name = "w".repeat(41);
+    let repo = Repo::new(SETTINGS).user(&name, &alice("", &format!("{IDLE}{HOURS}")));
+    repo.use_template(template);
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, &format!("CronJob `{name}-wake-up-call` has a name of 54 characters"));
+    assert!(!repo.path().join("out").exists(), "nothing written");
 }
 
 #[test]

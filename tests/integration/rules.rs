@@ -445,6 +445,13 @@ fn cases() -> Vec<Case> {
             Some("users/bob.toml:6:2"),
         ),
         case(
+            "A box with working hours has a name its wake CronJob can carry",
+            "users/a-name-of-forty-eight-characters-with-hours-wxyz.toml",
+            user("", "\n[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"UTC\"\nstart = \"08:00\"\nstop = \"19:00\"\n"),
+            "would have 53 characters, and the API server refuses a CronJob name longer than 52",
+            Some("users/a-name-of-forty-eight-characters-with-hours-wxyz.toml:9:2"),
+        ),
+        case(
             "Owner user prefixes",
             "devbox.toml",
             format!("{SETTINGS}\n[owners]\nallow = [\"scale\"]\nuser_prefix = \"oidc: \"\n"),
