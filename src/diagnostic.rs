@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use codespan_reporting::diagnostic::{Diagnostic as Report, Label, Severity as ReportSeverity};
-use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::files::{Error as FilesError, Files};
 use codespan_reporting::term::{self, termcolor::WriteColor};
 
 use crate::source::SourceFile;
@@ -176,8 +176,9 @@ pub(crate) fn user_files(sources: &[String]) -> String {
 
 /// Prints diagnostics rustc-style; the only place that formats them.
 pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std::io::Result<()> {
-    let mut files = SimpleFiles::new();
-    let mut ids: Vec<(*const SourceFile, usize)> = Vec::new();
+    let mut files = ShownFiles::default();
+    // Each file's text and lines once, however many diagnostics point into it.
+    let mut whole: Vec<(*const SourceFile, usize)> = Vec::new();
     let config = term::Config::default();
     for diagnostic in &diagnostics.0 {
         let severity = match diagnostic.severity {
@@ -189,20 +190,18 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
         let mut notes: Vec<String> = Vec::new();
         match &diagnostic.location {
             Some(Location::Span { file, span }) => {
-                let (id, span) = match clip_long_line(&file.text, span.clone()) {
-                    Some((text, span)) => (files.add(file.path.clone(), text), span),
+                let key = Arc::as_ptr(file);
+                let id = match whole.iter().find(|(k, _)| *k == key) {
+                    Some((_, id)) => *id,
                     None => {
-                        let key = Arc::as_ptr(file);
-                        let id = match ids.iter().find(|(k, _)| *k == key) {
-                            Some((_, id)) => *id,
-                            None => {
-                                let id = files.add(file.path.clone(), file.text.clone());
-                                ids.push((key, id));
-                                id
-                            }
-                        };
-                        (id, span.clone())
+                        let id = files.add(Shown::whole(file.path.clone(), file.text.clone()));
+                        whole.push((key, id));
+                        id
                     }
+                };
+                let (id, span) = match clip_long_line(&files.0[id], span.clone()) {
+                    Some((window, span)) => (files.add(window), span),
+                    None => (id, span.clone()),
                 };
                 report = report.with_labels(vec![Label::primary(id, span).with_message(printable(&diagnostic.label))]);
             }
@@ -220,28 +219,136 @@ pub(crate) fn render(diagnostics: &Diagnostics, out: &mut dyn WriteColor) -> std
 const SHOWN_LINE_CHARS: usize = 160;
 /// How much of a clipped line's span is shown, in characters.
 const SHOWN_SPAN_CHARS: usize = 60;
+/// How much of a clipped line is shown before its span, in characters.
+const SHOWN_BEFORE_CHARS: usize = 40;
+const ELLIPSIS: &str = "…";
 
-/// The text and span to show for a span on a very long line (a 4096-bit RSA key, a long `[env]`
-/// value): the line is cut `SHOWN_SPAN_CHARS` into the span and ends in `…`, so a snippet stays a
-/// few terminal lines. Nothing before the span is cut, so the line and column printed above the
+/// What a report shows of a file: all of it, or a window of one long line (see
+/// [`clip_long_line`]) that still tells the file's own line and column numbers.
+#[derive(Debug)]
+struct Shown {
+    name: String,
+    text: String,
+    /// Where each line of `text` starts.
+    line_starts: Vec<usize>,
+    /// Lines of the file before `text`.
+    lines_before: usize,
+    /// Characters of the file's line left out at the start of `text`'s first line, less the
+    /// `…` that stands for them.
+    columns_before: usize,
+}
+
+impl Shown {
+    fn whole(name: String, text: String) -> Self {
+        Self::window(name, text, 0, 0)
+    }
+
+    fn window(name: String, text: String, lines_before: usize, columns_before: usize) -> Self {
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { name, text, line_starts, lines_before, columns_before }
+    }
+
+    fn line_range(&self, line_index: usize) -> Option<Range<usize>> {
+        let start = *self.line_starts.get(line_index)?;
+        Some(start..self.line_starts.get(line_index + 1).copied().unwrap_or(self.text.len()))
+    }
+}
+
+#[derive(Default)]
+struct ShownFiles(Vec<Shown>);
+
+impl ShownFiles {
+    fn add(&mut self, shown: Shown) -> usize {
+        self.0.push(shown);
+        self.0.len() - 1
+    }
+
+    fn get(&self, id: usize) -> Result<&Shown, FilesError> {
+        self.0.get(id).ok_or(FilesError::FileMissing)
+    }
+}
+
+impl<'a> Files<'a> for ShownFiles {
+    type FileId = usize;
+    type Name = &'a str;
+    type Source = &'a str;
+
+    fn name(&'a self, id: usize) -> Result<&'a str, FilesError> {
+        Ok(&self.get(id)?.name)
+    }
+
+    fn source(&'a self, id: usize) -> Result<&'a str, FilesError> {
+        Ok(&self.get(id)?.text)
+    }
+
+    fn line_index(&'a self, id: usize, byte_index: usize) -> Result<usize, FilesError> {
+        Ok(self.get(id)?.line_starts.partition_point(|&start| start <= byte_index).saturating_sub(1))
+    }
+
+    fn line_number(&'a self, id: usize, line_index: usize) -> Result<usize, FilesError> {
+        Ok(self.get(id)?.lines_before + line_index + 1)
+    }
+
+    fn column_number(&'a self, id: usize, line_index: usize, byte_index: usize) -> Result<usize, FilesError> {
+        let shown = self.get(id)?;
+        let column = codespan_reporting::files::column_index(&shown.text, self.line_range(id, line_index)?, byte_index) + 1;
+        Ok(if line_index == 0 { column + shown.columns_before } else { column })
+    }
+
+    fn line_range(&'a self, id: usize, line_index: usize) -> Result<Range<usize>, FilesError> {
+        let shown = self.get(id)?;
+        shown.line_range(line_index).ok_or(FilesError::LineTooLarge { given: line_index, max: shown.line_starts.len() - 1 })
+    }
+}
+
+/// The window to show for a span on a very long line (a 4096-bit RSA key, a long `[env]` value,
+/// a list of thousands of items on one line): at most `SHOWN_BEFORE_CHARS` of the line before
+/// the span and `SHOWN_SPAN_CHARS` into it, each cut marked `…`, and the lines a span that runs
+/// on past its line reaches. A snippet stays a few terminal lines, and each of a thousand
+/// problems on one line costs its window, not the line. The line and column printed above the
 /// snippet are the file's own. `None`: the line is short enough to show as it is.
-fn clip_long_line(text: &str, span: Range<usize>) -> Option<(String, Range<usize>)> {
-    const ELLIPSIS: &str = "…";
-    let line_end = text[span.start..].find('\n').map_or(text.len(), |i| span.start + i);
-    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    if text[line_start..line_end].chars().count() <= SHOWN_LINE_CHARS {
+fn clip_long_line(file: &Shown, span: Range<usize>) -> Option<(Shown, Range<usize>)> {
+    let text = &file.text;
+    let line_index = file.line_starts.partition_point(|&start| start <= span.start).saturating_sub(1);
+    let line = file.line_range(line_index)?;
+    let line_end = line.start + text[line.clone()].trim_end_matches(['\n', '\r']).len();
+    if text[line.start..line_end].chars().count() <= SHOWN_LINE_CHARS {
         return None;
     }
-    let cut = text[span.start..line_end].char_indices().nth(SHOWN_SPAN_CHARS).map(|(i, _)| span.start + i)?;
-    let clipped = format!("{}{ELLIPSIS}{}", &text[..cut], &text[line_end..]);
-    let end = if span.end <= cut {
-        span.end
-    } else if span.end <= line_end {
-        cut + ELLIPSIS.len()
+    let before = text[line.start..span.start].chars().count();
+    let (from, columns_before) = if before > SHOWN_BEFORE_CHARS {
+        let from = text[line.start..span.start].char_indices().nth(before - SHOWN_BEFORE_CHARS).map(|(i, _)| line.start + i)?;
+        (from, before - SHOWN_BEFORE_CHARS - 1)
     } else {
-        span.end - (line_end - cut) + ELLIPSIS.len()
+        (line.start, 0)
     };
-    Some((clipped, span.start..end))
+    let cut = text[span.start..line_end].char_indices().nth(SHOWN_SPAN_CHARS).map_or(line_end, |(i, _)| span.start + i);
+    let mut window = String::new();
+    if from > line.start {
+        window.push_str(ELLIPSIS);
+    }
+    let shift = window.len();
+    window.push_str(&text[from..cut]);
+    let clipped = cut < line_end;
+    if clipped {
+        window.push_str(ELLIPSIS);
+    }
+    // A span that ends on a later line keeps those lines (and its end, moved by what was cut).
+    let last_line_end =
+        file.line_range(file.line_starts.partition_point(|&start| start <= span.end).saturating_sub(1)).map_or(text.len(), |r| r.end);
+    let rest = if span.end > line_end { &text[line_end..last_line_end.max(line_end)] } else { "" };
+    let rest_starts_at = window.len();
+    window.push_str(rest);
+    let start = shift + (span.start - from);
+    let end = if span.end <= cut {
+        shift + (span.end - from)
+    } else if span.end <= line_end {
+        rest_starts_at
+    } else {
+        rest_starts_at + (span.end - line_end)
+    };
+    let shown = Shown::window(file.name.clone(), window, file.lines_before + line_index, columns_before);
+    Some((shown, start..end))
 }
 
 /// The diagnostics as GitHub Actions workflow commands (`::error file=...,line=...::message`),
@@ -502,9 +609,43 @@ mod tests {
         );
         assert!(shown.lines().all(|l| l.chars().count() < 100), "every line fits a terminal: {shown}");
         // A span that runs on past its line's end keeps its end, moved by what was cut.
-        let (clipped, span) = clip_long_line(&text, start..text.len() - 1).unwrap();
-        assert_eq!(&clipped[span.clone()], &format!("\"ssh-rsa {}…\nshm = \"1Gi\"", "A".repeat(51)));
-        assert_eq!(clip_long_line(&text, 0..5), None, "a short line is shown as it is");
+        let whole = Shown::whole("users/me.toml".into(), text.clone());
+        let (clipped, span) = clip_long_line(&whole, start..text.len() - 1).unwrap();
+        assert_eq!(&clipped.text[span.clone()], &format!("\"ssh-rsa {}…\nshm = \"1Gi\"", "A".repeat(51)));
+        assert!(clip_long_line(&whole, 0..5).is_none(), "a short line is shown as it is");
+    }
+
+    /// A thousand problems on one line (a list of bad items) cost a window each, not the line:
+    /// what is before the span is cut too, and the place printed is still the file's own.
+    #[test]
+    fn a_span_far_into_a_long_line_is_shown_with_what_is_just_before_it() {
+        let items: Vec<String> = (0..1000).map(|i| format!("\"bad{i}\"")).collect();
+        let text = format!("# one list\ndays = [{}]\nnext = 1\n", items.join(", "));
+        let file = Arc::new(SourceFile::unparsed("users/me.toml".into(), text.clone()));
+        let start = text.find("\"bad900\"").unwrap();
+        let column = text[..start].rsplit('\n').next().unwrap().chars().count() + 1;
+        let diagnostics: Diagnostics = Diagnostic::error("not a day").at(&file, start..start + 8, "here").into();
+        let shown = render_plain(&diagnostics);
+        assert!(shown.contains(&format!("┌─ users/me.toml:2:{column}\n")), "{shown}");
+        let snippet = shown.lines().find(|l| l.starts_with("2 │")).unwrap();
+        assert!(snippet.starts_with("2 │ …"), "{shown}");
+        assert!(snippet.contains("\"bad899\", \"bad900\", \"bad901\""), "{shown}");
+        assert!(snippet.ends_with('…'), "{shown}");
+        let caret = shown.lines().find(|l| l.contains('^')).unwrap();
+        let chars_to = |line: &str, what: &str| line[..line.find(what).unwrap()].chars().count();
+        assert_eq!(chars_to(caret, "^"), chars_to(snippet, "\"bad900"), "the marker is under the span:\n{shown}");
+        assert!(shown.lines().all(|l| l.chars().count() < 120), "every line fits a terminal: {shown}");
+
+        // Many on one line render in time proportional to their number.
+        let many: Diagnostics = Diagnostics(
+            (0..1000)
+                .map(|i| {
+                    let at = text.find(&format!("\"bad{i}\"")).unwrap();
+                    Diagnostic::error("not a day").at(&file, at..at + 5, "here")
+                })
+                .collect(),
+        );
+        assert!(render_plain(&many).len() < 1000 * 400, "each report is a few short lines");
     }
 
     #[test]

@@ -65,7 +65,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use codespan_reporting::term::termcolor::{self, StandardStream};
+use codespan_reporting::term::termcolor::{self, BufferedStandardStream};
 
 use crate::cli::{Cli, ColorChoice, MessageFormat};
 
@@ -142,7 +142,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     context.verbose |= cli.verbose;
     context.color = cli.color;
     let result = commands::run(&cli.command, &mut context);
-    let mut stderr = StandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));
+    // Buffered: a report is many small pieces, and a thousand of them were as many thousand
+    // writes. `render` flushes at its end, before anything else is printed.
+    let mut stderr = BufferedStandardStream::stderr(color_choice(cli.color, std::io::stderr().is_terminal()));
     let mut report = |diagnostics: &Diagnostics| {
         let _ = diagnostic::render(diagnostics, &mut stderr);
         if cli.message_format == MessageFormat::Github {
