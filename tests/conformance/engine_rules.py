@@ -163,6 +163,22 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      matches one as a filepath.Match pattern (AppFilesHaveChanged). Sources: argo-cd
      docs/operator-manual/high_availability.md ("Manifest Paths Annotation"),
      util/app/path/path.go.
+  R11 autopilot-disk   A box's pod can write more than GKE Autopilot's default to /tmp, and
+     Autopilot admits it as written. Autopilot gives a container that requests no
+     ephemeral storage 1 GiB, and makes its limit equal to its request; a pod whose
+     containers' writable layers, logs and emptyDir volumes outgrow the sum of its
+     containers' limits is evicted ("Pod ephemeral local storage usage exceeds the total
+     limit of containers 1Gi"), a `pip install torch` (about 3 GB of wheels unpacked in
+     /tmp) among them. So the first container of every StatefulSet requests more than
+     1 GiB, every container's request is at least Autopilot's minimum of 10 MiB, and the
+     pod's total, counting Autopilot's 1 GiB for a container that requests none, is at
+     most Autopilot's 10 GiB: above it Autopilot scales the requests down, which rewrites
+     the workload the engine applied and shows as drift. No container limits ephemeral
+     storage below its request (the API server refuses that). Sources: GKE docs,
+     "Resource requests in Autopilot" (default, minimum, maximum; "the cumulative value
+     of storage requests across all containers"); elastic/cloud-on-k8s#7751 (the
+     eviction); GoogleCloudPlatform/gcs-fuse-csi-driver#21 (the cap and the scaling
+     down); kelos-dev/kelos#296 (limits mutated down to the request).
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
 kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
@@ -237,6 +253,12 @@ CITE = {
         "https://argo-cd.readthedocs.io/en/stable/operator-manual/high_availability/#manifest-paths-annotation; "
         "https://github.com/argoproj/argo-cd/blob/master/util/app/path/path.go (GetAppRefreshPaths, AppFilesHaveChanged)"
     ),
+    "R11": (
+        "https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests; "
+        "https://github.com/elastic/cloud-on-k8s/issues/7751; "
+        "https://github.com/GoogleCloudPlatform/gcs-fuse-csi-driver/issues/21; "
+        "https://github.com/kelos-dev/kelos/pull/296"
+    ),
     "R9": (
         "https://github.com/kubernetes/kubernetes/issues/28772; "
         "https://kubernetes.io/docs/tasks/configure-pod-container/configure-pod-configmap/#optional-configmaps; "
@@ -257,6 +279,7 @@ RULE_NAMES = {
     "R8": "box-rbac",
     "R9": "pod-configmaps",
     "R10": "argo-refresh-paths",
+    "R11": "autopilot-disk",
     "load": "load",
 }
 
@@ -290,6 +313,22 @@ KIND_ORDER = {kind: i - len(KIND_ORDER_LIST) for i, kind in enumerate(KIND_ORDER
 
 # gitops-engine pkg/sync/sync_tasks.go, syncPhaseOrder.
 PHASE_ORDER = {"PreSync": -1, "Sync": 0, "PostSync": 1, "SyncFail": 2}
+
+# R11: GKE Autopilot's ephemeral storage per container (default, minimum) and per pod (maximum).
+GIB = 1024**3
+AUTOPILOT_DISK_DEFAULT = GIB
+AUTOPILOT_DISK_MIN = 10 * 1024**2
+AUTOPILOT_DISK_MAX = 10 * GIB
+QUANTITY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": GIB, "Ti": 1024 * GIB, "k": 1000, "M": 10**6, "G": 10**9, "T": 10**12, "": 1}
+
+
+def bytes_of(quantity: str | int) -> int:
+    """A Kubernetes quantity of bytes (`4Gi`, `500M`, `1073741824`) as a number of bytes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T|)", str(quantity))
+    if not match:
+        raise ValueError(f"not a quantity of bytes: {quantity!r}")
+    return int(float(match.group(1)) * QUANTITY_SUFFIXES[match.group(2)])
+
 
 # R1's pod-creating workloads (bundles.POD_TEMPLATE_PATHS but PodTemplate).
 POD_CREATING = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"}
@@ -712,6 +751,45 @@ class Checker:
                     f"{obj.label()}: podManagementPolicy is {policy}, not Parallel: a pod that never becomes Running and "
                     f"Ready (a bad image, a missing tailscale key) is not replaced after the revert",
                 )
+
+    # --- R11 -----------------------------------------------------------------------------
+
+    def disk(self, directory: Path) -> None:
+        """R11 on one bundle's StatefulSets."""
+        for obj in self.objects_of(directory):
+            if obj.kind != "StatefulSet":
+                continue
+            containers = dig(obj.doc, "spec", "template", "spec", "containers") or []
+            total = 0
+            for i, container in enumerate(containers):
+                name = container.get("name", f"containers[{i}]")
+                request = dig(container, "resources", "requests", "ephemeral-storage")
+                limit = dig(container, "resources", "limits", "ephemeral-storage")
+                asked = bytes_of(request) if request is not None else None
+                if asked is not None and asked < AUTOPILOT_DISK_MIN:
+                    self.fail(
+                        "R11", obj.path, f"{obj.label()}: container {name} requests {request} of ephemeral storage, below Autopilot's 10Mi"
+                    )
+                if limit is not None and asked is not None and bytes_of(limit) < asked:
+                    self.fail(
+                        "R11", obj.path, f"{obj.label()}: container {name} limits ephemeral storage to {limit}, below its request {request}"
+                    )
+                if i == 0 and (asked is None or asked <= AUTOPILOT_DISK_DEFAULT):
+                    self.fail(
+                        "R11",
+                        obj.path,
+                        f"{obj.label()}: container {name} requests {request or 'no'} ephemeral storage: on Autopilot that is "
+                        f"1Gi, request and limit, and the pod is evicted once /tmp and its logs hold more",
+                    )
+                total += AUTOPILOT_DISK_DEFAULT if asked is None else asked
+            if total > AUTOPILOT_DISK_MAX:
+                self.fail(
+                    "R11",
+                    obj.path,
+                    f"{obj.label()}: its containers request {total / GIB:.2f}Gi of ephemeral storage with Autopilot's 1Gi for "
+                    f"each that requests none, over Autopilot's 10Gi a pod: Autopilot would scale the requests down",
+                )
+            self.count("pods' disk requests")
 
     # --- R6, R8: who sets a box's replicas, who may scale it ------------------------------
 
@@ -1480,6 +1558,7 @@ def main() -> int:
         checker.autostop(directory)
         checker.rbac(directory)
         checker.pod_config_maps(directory, out)
+        checker.disk(directory)
     checker.no_cluster_roles(out)
     for directory in sorted(d for d in (gitops / "flux").glob("*") if d.is_dir()):
         checker.flux(directory)

@@ -591,6 +591,16 @@ def unexposed_probe_port(repo: Fixture) -> None:
     rewrite(statefulset(repo), change)
 
 
+def no_disk_request(repo: Fixture) -> None:
+    """The box's container asks for no ephemeral storage: Autopilot's 1Gi, and eviction."""
+    rewrite(statefulset(repo), lambda o: main_container(o)["resources"]["requests"].pop("ephemeral-storage"))
+
+
+def disk_over_autopilot_cap(repo: Fixture) -> None:
+    """9.5Gi for the box and Autopilot's 1Gi for the sidecar: over 10Gi, scaled down."""
+    rewrite(statefulset(repo), lambda o: main_container(o)["resources"]["requests"].update({"ephemeral-storage": "9728Mi"}))
+
+
 CHECKS = {
     "k8s": ["bash", str(HERE / "k8s_validate.sh"), "{out}", "1.33"],
     "kustomize": ["bash", str(HERE / "kustomize.sh"), "{out}"],
@@ -670,6 +680,8 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-scripts-in-bundle-too": (scripts_in_bundle_too, "engine"),
     "engine-flux-scripts-unordered": (flux_scripts_unordered, "engine"),
     "engine-argo-no-namespace-app": (argo_without_namespace_app, "engine"),
+    "engine-no-disk-request": (no_disk_request, "engine"),
+    "engine-disk-over-autopilot-cap": (disk_over_autopilot_cap, "engine"),
     "contract-scripts-not-emitted": (scripts_not_emitted, "contract"),
     "contract-scripts-edited": (scripts_edited, "contract"),
     "contract-second-scripts": (second_scripts, "contract"),
@@ -698,6 +710,8 @@ EXPECT = {
     "engine-flux-scripts-unordered": "[R9 pod-configmaps]",
     "engine-argo-no-namespace-app": "[R9 pod-configmaps]",
     "engine-appset-renders-on-every-commit": "[R10 argo-refresh-paths]",
+    "engine-no-disk-request": "[R11 autopilot-disk]",
+    "engine-disk-over-autopilot-cap": "[R11 autopilot-disk]",
     "engine-appset-refresh-paths-elsewhere": "[R10 argo-refresh-paths]",
     "contract-scripts-not-emitted": "not one projected volume of the box's own ConfigMap and the cluster's scripts ConfigMap",
     "contract-scripts-edited": "is not named by its content",

@@ -32,7 +32,7 @@
 // component that a template adds is emitted in every state; look at
 // box.state to add it only to some.)
 //
-// Settings below (ports, paths, sidecar resources, files) are fields of this
+// Settings below (ports, paths, sidecar resources, scratch disk, files) are fields of this
 // object, so they can be overridden before building the bundle:
 //
 //   local devbox = (import 'devbox-gen/devbox.libsonnet') + {
@@ -127,6 +127,21 @@
   // Guaranteed QoS class). Userspace WireGuard is CPU-bound; this is ample
   // for SSH, VS Code and the odd scp of a data set.
   tailscaleResources:: { cpu: '250m', memory: '256Mi' },
+
+  // Node-local disk the developer's container asks for: /tmp and /var/tmp
+  // (pip unpacks every wheel of an install there before it goes into the
+  // home volume: about 3 GB for PyTorch with its CUDA libraries), its
+  // writable layer and its logs. A request without a limit, so the pod stays
+  // as it was on GKE Standard (bounded by the node's disk, never evicted for
+  // its own use) while the scheduler counts it against the node's boot disk.
+  // GKE Autopilot is the reason it is set: there a container that asks for
+  // none gets 1 GiB, request and limit, and a pod that writes more is
+  // evicted ("Pod ephemeral local storage usage exceeds the total limit of
+  // containers"), a `pip install torch` included. Autopilot makes the limit
+  // equal to the request and caps a pod at 10 GiB over all its containers
+  // (the sidecars get its default 1 GiB each), so 4 GiB leaves room; 8 GiB
+  // is the most a box with [idle] or [schedule] (three containers) may ask.
+  scratchStorage:: '4Gi',
 
   // Time for Jupyter to stop its kernels and for tailscaled to log out of
   // the coordination server cleanly (containerboot allows itself 25s).
@@ -722,11 +737,12 @@
     env: $.env(box),
     ports: $.devboxPorts,
     // Requests equal limits: the box gets what its user file says, always
-    // (Guaranteed QoS, never the first to be evicted).
+    // (Guaranteed QoS, never the first to be evicted; the class looks at CPU
+    // and memory only). Disk is requested, not limited: see scratchStorage.
     resources: (
       local gpu = if box.gpu != null then { 'nvidia.com/gpu': std.toString(box.gpu.count) } else {};
       local r = { cpu: box.resources.cpu, memory: box.resources.memory } + gpu;
-      { requests: r, limits: r }
+      { requests: r { 'ephemeral-storage': $.scratchStorage }, limits: r }
     ),
     readinessProbe: $.sshReadinessProbe,
     livenessProbe: $.sshLivenessProbe,
