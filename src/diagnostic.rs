@@ -244,6 +244,7 @@ impl Shown {
     }
 
     fn window(name: String, text: String, lines_before: usize, columns_before: usize) -> Self {
+        let text = visible(text);
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         Self { name, text, line_starts, lines_before, columns_before }
     }
@@ -252,6 +253,26 @@ impl Shown {
         let start = *self.line_starts.get(line_index)?;
         Some(start..self.line_starts.get(line_index + 1).copied().unwrap_or(self.text.len()))
     }
+}
+
+/// The text with every character that would drive the terminal or reorder the line around it
+/// (control characters but tab and line ends, bidirectional controls: see [`printable`])
+/// replaced by a visible one of the same length in bytes and in characters, so the spans and
+/// the columns of the file still point where they did: `?`, `¿` or `\u{fffd}` for one, two or
+/// three bytes. The message names what was there.
+fn visible(text: String) -> String {
+    let hidden = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || crate::text::is_bidi_control(c);
+    if !text.chars().any(hidden) {
+        return text;
+    }
+    text.chars()
+        .map(|c| match (hidden(c), c.len_utf8()) {
+            (false, _) => c,
+            (true, 1) => '?',
+            (true, 2) => '¿',
+            (true, _) => '\u{fffd}',
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -646,6 +667,20 @@ mod tests {
                 .collect(),
         );
         assert!(render_plain(&many).len() < 1000 * 400, "each report is a few short lines");
+    }
+
+    #[test]
+    fn hidden_characters_are_shown_by_stand_ins_of_their_length() {
+        let text = "a\u{0}b\u{85}c\u{202e}d\te\r\n".to_string();
+        let shown = visible(text.clone());
+        assert_eq!(shown, "a?b¿c\u{fffd}d\te\r\n");
+        assert_eq!((shown.len(), shown.chars().count()), (text.len(), text.chars().count()), "spans and columns stay valid");
+        // A reordered line in a snippet: the reviewer sees where the control is.
+        let file = Arc::new(SourceFile::unparsed("users/me.toml".into(), "email = \"evil\u{202e}moc.elpmaxe@\"\n".into()));
+        let diagnostics: Diagnostics = Diagnostic::error("bad email").at(&file, 8..9, "here").into();
+        let rendered = render_plain(&diagnostics);
+        assert!(rendered.contains("email = \"evil\u{fffd}moc.elpmaxe@\""), "{rendered}");
+        assert!(!rendered.contains('\u{202e}'), "{rendered}");
     }
 
     #[test]

@@ -255,6 +255,25 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
 /// key is never parsed, echoed in a snippet, or written anywhere.
 const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
 
+/// A control character TOML allows nowhere (anything below U+0020 but tab, newline and carriage
+/// return, and DEL), named: a terminal shows a NUL as nothing at all, so the parser's own
+/// message ("expected `=`") would point at an empty spot. Such a byte comes from a tool that
+/// wrote binary into the file or a bad copy and paste.
+fn control_character(file: &Arc<SourceFile>) -> Option<Diagnostic> {
+    let (at, found) = file.text.char_indices().find(|&(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))?;
+    let name = match found {
+        '\0' => "a NUL",
+        '\x1b' => "an escape",
+        '\x7f' => "a DEL",
+        _ => "a control character",
+    };
+    Some(
+        Diagnostic::error(format!("this file contains {name} (U+{:04X}), which TOML does not allow anywhere", u32::from(found)))
+            .at(file, at..at + 1, "here")
+            .help("delete it (`sed -i 's/[[:cntrl:]]//g'` would also remove tabs and line ends: edit the line instead); a tab is the only control character TOML allows besides line ends"),
+    )
+}
+
 fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
     if let Some(offset) = PRIVATE_KEY_MARKERS.iter().filter_map(|m| text.find(m)).min() {
         let file = Arc::new(SourceFile::unparsed(shown, String::new()));
@@ -269,7 +288,7 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
         Ok(doc) => doc,
         Err(e) => {
             let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
-            diagnostics.push(toml_error(&file, &e, "this is not valid TOML"));
+            diagnostics.push(control_character(&file).unwrap_or_else(|| toml_error(&file, &e, "this is not valid TOML")));
             return None;
         }
     };

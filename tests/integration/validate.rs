@@ -42,6 +42,24 @@ fn a_private_key_is_refused_without_being_echoed() {
     assert!(!repo.path().join("out").exists());
 }
 
+/// TOML allows no control character but tab and line ends. A NUL shows as nothing in a
+/// terminal and an escape drives it: the message names the character, and the snippet shows a
+/// `?` in its place, at the file's own line and column.
+#[test]
+fn a_control_character_is_named_and_never_printed() {
+    let text = format!("{}shm = \"1Gi\"\u{0}\n", user_file("alice@example.com", KEY_ALICE));
+    let line = text.lines().position(|l| l.starts_with("shm")).unwrap() + 1;
+    let repo = Repo::new(SETTINGS).user("alice", &text).user("bob", "email = \"bob@example.com\"\nimage = \"x\u{1b}[2Jy\"\n");
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "this file contains a NUL (U+0000), which TOML does not allow anywhere");
+    assert_contains!(run.stderr, &format!("users/alice.toml:{line}:12"));
+    assert_contains!(run.stderr, "shm = \"1Gi\"?");
+    assert_contains!(run.stderr, "this file contains an escape (U+001B)");
+    assert_contains!(run.stderr, "users/bob.toml:2:11");
+    assert_contains!(run.stderr, "image = \"x?[2Jy\"");
+    assert!(!run.stderr.contains('\u{0}') && !run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+}
+
 #[test]
 fn validates_only_the_named_files() {
     let repo = Repo::with_alice().user("broken", "email = ");
