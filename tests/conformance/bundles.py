@@ -5,9 +5,11 @@ user files they come from."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,21 @@ class Report:
             return 1
         print(f"{self.title}: ok; {summary}")
         return 0
+
+
+# Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource), exactly.
+QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE]-?[0-9]+|[a-zA-Z]*)$")
+SUFFIXES = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+SUFFIXES |= {"T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity(text: str) -> Fraction:
+    match = QUANTITY.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a quantity")
+    number, suffix = match.groups()
+    scale = Fraction(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") else SUFFIXES[suffix]
+    return Fraction(number) * scale
 
 
 def die(message: str) -> None:

@@ -78,6 +78,7 @@ from bundles import (
     namespace_dir,
     pod_spec,
     projected_files,
+    quantity,
 )
 
 OWNER_ANNOTATION = "devbox-gen.dev/owner"
@@ -622,21 +623,6 @@ def check_owner(repo: Repo, name: str, state: str, autostop: bool, sts_name: str
             fail(
                 f"[owners] allow = {sorted(allow)} for this box, but Role {name}-owner {'lacks' if what in allow else 'grants'} {resource}"
             )
-
-
-# Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource), exactly.
-QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE]-?[0-9]+|[a-zA-Z]*)$")
-SUFFIXES = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9}
-SUFFIXES |= {"T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-
-
-def quantity(text: str) -> Fraction:
-    match = QUANTITY.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a quantity")
-    number, suffix = match.groups()
-    scale = Fraction(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") else SUFFIXES[suffix]
-    return Fraction(number) * scale
 
 
 def check_quota(repo: Repo, report: Report) -> str:

@@ -203,7 +203,7 @@ from pathlib import Path
 import yaml
 
 # Python puts this script's directory on sys.path.
-from bundles import KUBE_ROOT_CA, KUSTOMIZATION, Repo, config_map_refs, dig, load_all, namespace_dir, pod_spec
+from bundles import KUBE_ROOT_CA, KUSTOMIZATION, Repo, config_map_refs, dig, load_all, namespace_dir, pod_spec, quantity
 
 GITOPS_DIR = "_gitops"
 ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
@@ -319,15 +319,6 @@ GIB = 1024**3
 AUTOPILOT_DISK_DEFAULT = GIB
 AUTOPILOT_DISK_MIN = 10 * 1024**2
 AUTOPILOT_DISK_MAX = 10 * GIB
-QUANTITY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": GIB, "Ti": 1024 * GIB, "k": 1000, "M": 10**6, "G": 10**9, "T": 10**12, "": 1}
-
-
-def bytes_of(quantity: str | int) -> int:
-    """A Kubernetes quantity of bytes (`4Gi`, `500M`, `1073741824`) as a number of bytes."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T|)", str(quantity))
-    if not match:
-        raise ValueError(f"not a quantity of bytes: {quantity!r}")
-    return int(float(match.group(1)) * QUANTITY_SUFFIXES[match.group(2)])
 
 
 # R1's pod-creating workloads (bundles.POD_TEMPLATE_PATHS but PodTemplate).
@@ -765,12 +756,17 @@ class Checker:
                 name = container.get("name", f"containers[{i}]")
                 request = dig(container, "resources", "requests", "ephemeral-storage")
                 limit = dig(container, "resources", "limits", "ephemeral-storage")
-                asked = bytes_of(request) if request is not None else None
+                try:
+                    asked = quantity(request) if request is not None else None
+                    limited = quantity(limit) if limit is not None else None
+                except ValueError as error:
+                    self.fail("R11", obj.path, f"{obj.label()}: container {name}: ephemeral-storage {error}")
+                    continue
                 if asked is not None and asked < AUTOPILOT_DISK_MIN:
                     self.fail(
                         "R11", obj.path, f"{obj.label()}: container {name} requests {request} of ephemeral storage, below Autopilot's 10Mi"
                     )
-                if limit is not None and asked is not None and bytes_of(limit) < asked:
+                if limited is not None and asked is not None and limited < asked:
                     self.fail(
                         "R11", obj.path, f"{obj.label()}: container {name} limits ephemeral storage to {limit}, below its request {request}"
                     )
@@ -786,7 +782,7 @@ class Checker:
                 self.fail(
                     "R11",
                     obj.path,
-                    f"{obj.label()}: its containers request {total / GIB:.2f}Gi of ephemeral storage with Autopilot's 1Gi for "
+                    f"{obj.label()}: its containers request {float(total / GIB):.2f}Gi of ephemeral storage with Autopilot's 1Gi for "
                     f"each that requests none, over Autopilot's 10Gi a pod: Autopilot would scale the requests down",
                 )
             self.count("pods' disk requests")
