@@ -324,49 +324,61 @@ impl<'a> Files<'a> for ShownFiles {
 
 /// The window to show for a span on a very long line (a 4096-bit RSA key, a long `[env]` value,
 /// a list of thousands of items on one line): at most `SHOWN_BEFORE_CHARS` of the line before
-/// the span and `SHOWN_SPAN_CHARS` into it, each cut marked `…`, and the lines a span that runs
-/// on past its line reaches. A snippet stays a few terminal lines, and each of a thousand
-/// problems on one line costs its window, not the line. The line and column printed above the
-/// snippet are the file's own. `None`: the line is short enough to show as it is.
+/// the span and `SHOWN_SPAN_CHARS` into it, each cut marked `…`. A span that runs on past its
+/// line keeps the lines it reaches when they are few and short (`SHOWN_LATER_LINES`); otherwise
+/// it is shown on its first line alone, so a long line it reaches is not printed whole either.
+/// A snippet stays a few terminal lines, and each of a thousand problems on one line costs its
+/// window, not the line. The line and column printed above the snippet are the file's own.
+/// `None`: the span's lines are short enough to show as they are.
 fn clip_long_line(file: &Shown, span: Range<usize>) -> Option<(Shown, Range<usize>)> {
+    const SHOWN_LATER_LINES: usize = 5;
     let text = &file.text;
-    let line_index = file.line_starts.partition_point(|&start| start <= span.start).saturating_sub(1);
-    let line = file.line_range(line_index)?;
-    let line_end = line.start + text[line.clone()].trim_end_matches(['\n', '\r']).len();
-    if text[line.start..line_end].chars().count() <= SHOWN_LINE_CHARS {
+    let index_of = |offset: usize| file.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
+    let content = |line: Range<usize>| line.start..line.start + text[line].trim_end_matches(['\n', '\r']).len();
+    let is_long = |line: &Range<usize>| text[line.clone()].chars().count() > SHOWN_LINE_CHARS;
+    let line_index = index_of(span.start);
+    // A span may start on the line's end itself (its `\r` or `\n`): the line runs to it at least.
+    let line = content(file.line_range(line_index)?);
+    let line = line.start..line.end.max(span.start);
+    let later: Vec<Range<usize>> = (line_index + 1..=index_of(span.end)).filter_map(|i| file.line_range(i).map(content)).collect();
+    let keeps_later = later.len() <= SHOWN_LATER_LINES && !later.iter().any(is_long);
+    let line_is_long = is_long(&line);
+    if !line_is_long && keeps_later {
         return None;
     }
-    let before = text[line.start..span.start].chars().count();
-    let (from, columns_before) = if before > SHOWN_BEFORE_CHARS {
-        let from = text[line.start..span.start].char_indices().nth(before - SHOWN_BEFORE_CHARS).map(|(i, _)| line.start + i)?;
-        (from, before - SHOWN_BEFORE_CHARS - 1)
+    let (from, columns_before, cut) = if line_is_long {
+        let before = text[line.start..span.start].chars().count();
+        let (from, columns_before) = if before > SHOWN_BEFORE_CHARS {
+            let from = text[line.start..span.start].char_indices().nth(before - SHOWN_BEFORE_CHARS).map(|(i, _)| line.start + i)?;
+            (from, before - SHOWN_BEFORE_CHARS - 1)
+        } else {
+            (line.start, 0)
+        };
+        let cut = text[span.start..line.end].char_indices().nth(SHOWN_SPAN_CHARS).map_or(line.end, |(i, _)| span.start + i);
+        (from, columns_before, cut)
     } else {
-        (line.start, 0)
+        (line.start, 0, line.end)
     };
-    let cut = text[span.start..line_end].char_indices().nth(SHOWN_SPAN_CHARS).map_or(line_end, |(i, _)| span.start + i);
     let mut window = String::new();
     if from > line.start {
         window.push_str(ELLIPSIS);
     }
     let shift = window.len();
     window.push_str(&text[from..cut]);
-    let clipped = cut < line_end;
-    if clipped {
+    if cut < line.end {
         window.push_str(ELLIPSIS);
     }
-    // A span that ends on a later line keeps those lines (and its end, moved by what was cut).
-    let last_line_end =
-        file.line_range(file.line_starts.partition_point(|&start| start <= span.end).saturating_sub(1)).map_or(text.len(), |r| r.end);
-    let rest = if span.end > line_end { &text[line_end..last_line_end.max(line_end)] } else { "" };
     let rest_starts_at = window.len();
-    window.push_str(rest);
     let start = shift + (span.start - from);
     let end = if span.end <= cut {
         shift + (span.end - from)
-    } else if span.end <= line_end {
+    } else if span.end <= line.end || !keeps_later {
         rest_starts_at
     } else {
-        rest_starts_at + (span.end - line_end)
+        // The lines it reaches, with its end moved by what was cut.
+        let last = later.last().map_or(line.end, |l| l.end);
+        window.push_str(&text[line.end..last.max(line.end)]);
+        rest_starts_at + (span.end - line.end).min(last.max(line.end) - line.end)
     };
     let shown = Shown::window(file.name.clone(), window, file.lines_before + line_index, columns_before);
     Some((shown, start..end))
@@ -667,6 +679,27 @@ mod tests {
                 .collect(),
         );
         assert!(render_plain(&many).len() < 1000 * 400, "each report is a few short lines");
+    }
+
+    proptest::proptest! {
+        /// Any span of any text renders, and the place printed above the snippet is the
+        /// file's own line and column, however the long line around it was cut.
+        #[test]
+        fn every_span_renders_at_the_files_own_place(
+            lines in proptest::collection::vec("[a-zé漢\u{0}\u{202e}\t\r \",=\\[\\]]{0,300}", 1..6),
+            start in 0usize..2000,
+            length in 0usize..400,
+        ) {
+            let text = lines.join("\n");
+            let boundary = |offset: usize| (0..=offset.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            let (start, end) = (boundary(start), boundary(start + length));
+            let file = Arc::new(SourceFile::unparsed("users/p.toml".into(), text.clone()));
+            let diagnostics: Diagnostics = Diagnostic::error("problem").at(&file, start..end, "here").into();
+            let shown = render_plain(&diagnostics);
+            let (line, column) = file.line_column(start);
+            proptest::prop_assert!(shown.contains(&format!("users/p.toml:{line}:{column}\n")), "{}", shown);
+            proptest::prop_assert!(shown.lines().all(|l| l.chars().count() < 260), "{}", shown);
+        }
     }
 
     #[test]
