@@ -261,18 +261,27 @@ impl Shown {
 /// the columns of the file still point where they did: `?`, `¿` or `\u{fffd}` for one, two or
 /// three bytes. The message names what was there.
 fn visible(text: String) -> String {
-    let hidden = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || crate::text::is_bidi_control(c);
-    if !text.chars().any(hidden) {
-        return text;
+    // A carriage return ends a line only before a newline; alone, it sends the terminal back to
+    // the start of the line, and what follows overwrites what the reviewer should read.
+    let hidden = |c: char, next: Option<char>| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || (c == '\r' && next != Some('\n')) || crate::text::is_bidi_control(c)
+    };
+    let mut chars = text.chars().peekable();
+    let mut shown = String::with_capacity(text.len());
+    let mut changed = false;
+    while let Some(c) = chars.next() {
+        if !hidden(c, chars.peek().copied()) {
+            shown.push(c);
+            continue;
+        }
+        changed = true;
+        shown.push(match c.len_utf8() {
+            1 => '?',
+            2 => '¿',
+            _ => '\u{fffd}',
+        });
     }
-    text.chars()
-        .map(|c| match (hidden(c), c.len_utf8()) {
-            (false, _) => c,
-            (true, 1) => '?',
-            (true, 2) => '¿',
-            (true, _) => '\u{fffd}',
-        })
-        .collect()
+    if changed { shown } else { text }
 }
 
 #[derive(Default)]
@@ -704,9 +713,9 @@ mod tests {
 
     #[test]
     fn hidden_characters_are_shown_by_stand_ins_of_their_length() {
-        let text = "a\u{0}b\u{85}c\u{202e}d\te\r\n".to_string();
+        let text = "a\u{0}b\u{85}c\u{202e}d\te\rf\r\n".to_string();
         let shown = visible(text.clone());
-        assert_eq!(shown, "a?b¿c\u{fffd}d\te\r\n");
+        assert_eq!(shown, "a?b¿c\u{fffd}d\te?f\r\n", "a lone carriage return is hidden, a line end is not");
         assert_eq!((shown.len(), shown.chars().count()), (text.len(), text.chars().count()), "spans and columns stay valid");
         // A reordered line in a snippet: the reviewer sees where the control is.
         let file = Arc::new(SourceFile::unparsed("users/me.toml".into(), "email = \"evil\u{202e}moc.elpmaxe@\"\n".into()));

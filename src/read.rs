@@ -259,19 +259,24 @@ const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File
 /// return, and DEL), named: a terminal shows a NUL as nothing at all, so the parser's own
 /// message ("expected `=`") would point at an empty spot. Such a byte comes from a tool that
 /// wrote binary into the file or a bad copy and paste.
-fn control_character(file: &Arc<SourceFile>) -> Option<Diagnostic> {
-    let (at, found) = file.text.char_indices().find(|&(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))?;
+fn control_character(file: &Arc<SourceFile>) -> Option<(usize, Diagnostic)> {
+    let text = &file.text;
+    let (at, found) = text
+        .char_indices()
+        .find(|&(at, c)| (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r')) || (c == '\r' && !text[at + 1..].starts_with('\n')))?;
     let name = match found {
         '\0' => "a NUL",
         '\x1b' => "an escape",
         '\x7f' => "a DEL",
+        '\r' => "a carriage return without a line feed after it",
         _ => "a control character",
     };
-    Some(
+    Some((
+        at,
         Diagnostic::error(format!("this file contains {name} (U+{:04X}), which TOML does not allow anywhere", u32::from(found)))
             .at(file, at..at + 1, "here")
             .help("delete it (`sed -i 's/[[:cntrl:]]//g'` would also remove tabs and line ends: edit the line instead); a tab is the only control character TOML allows besides line ends"),
-    )
+    ))
 }
 
 fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
@@ -284,13 +289,27 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
         );
         return None;
     }
-    let document = match DeTable::parse(&text) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
-            diagnostics.push(control_character(&file).unwrap_or_else(|| toml_error(&file, &e, "this is not valid TOML")));
-            return None;
+    let Ok(document) = DeTable::parse(&text) else {
+        // Every syntax error of the file, in its order, as the parser recovers from each:
+        // `parse` keeps only its last.
+        let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
+        let (_, mut errors) = DeTable::parse_recoverable(&text);
+        errors.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+        let control = control_character(&file);
+        let control_at = control.as_ref().map(|(at, _)| *at);
+        if let Some((_, diagnostic)) = control {
+            diagnostics.push(diagnostic);
         }
+        let mut seen = std::collections::HashSet::new();
+        for error in &errors {
+            let start = error.span().map_or(0, |s| s.start);
+            // The control character's own error is told above, by name.
+            if Some(start) == control_at || !seen.insert(start) {
+                continue;
+            }
+            diagnostics.push(toml_error(&file, error, "this is not valid TOML"));
+        }
+        return None;
     };
     let file = Arc::new(SourceFile::indexed(shown, text.clone(), document.get_ref()));
     let recovered = recovery::deserialize::<T>(&file, document);

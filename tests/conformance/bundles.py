@@ -239,19 +239,21 @@ class Report:
         return 0
 
 
-# Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource), exactly.
-QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE]-?[0-9]+|[a-zA-Z]*)$")
-SUFFIXES = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+# Kubernetes quantities (k8s.io/apimachinery/pkg/api/resource, quantity.go's grammar): a sign,
+# a decimal number, then a decimal exponent (`e9`, `E+3`) or a suffix (`Ki`, `M`, `E` exa, `m`).
+QUANTITY = re.compile(r"^([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
+SUFFIXES = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), None: 1, "k": 10**3, "M": 10**6, "G": 10**9}
 SUFFIXES |= {"T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
 
 def quantity(text: str) -> Fraction:
+    """A Kubernetes quantity as an exact number; ValueError for anything the API server refuses."""
     match = QUANTITY.match(str(text))
     if not match:
         raise ValueError(f"{text!r} is not a quantity")
-    number, suffix = match.groups()
-    scale = Fraction(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") else SUFFIXES[suffix]
-    return Fraction(number) * scale
+    sign, number, exponent, suffix = match.groups()
+    scale = Fraction(10) ** int(exponent) if exponent is not None else SUFFIXES[suffix]
+    return (-1 if sign == "-" else 1) * Fraction(number) * scale
 
 
 def die(message: str) -> None:

@@ -206,7 +206,10 @@ fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
             )
         );
         assert_contains!(run.stderr, &format!("users/{too_long}.toml:{schedule_line}:2"));
-        assert_contains!(run.stderr, &format!("rename users/{too_long}.toml to at most 47 characters"));
+        assert_contains!(
+            run.stderr,
+            &format!("rename users/{too_long}.toml so that its name has at most 47 characters, or remove `[schedule]`")
+        );
     }
     assert!(!repo.path().join("out").exists(), "nothing written");
     // Hours from `[defaults]`: the file as a whole, since it has no `[schedule]` to point at.
@@ -215,6 +218,11 @@ fn a_box_with_hours_has_a_name_its_wake_cron_job_can_carry() {
     let run = repo.run_ok(&["build"], 2);
     assert_contains!(run.stderr, &format!("`{too_long}` is too long a name for a box with working hours"));
     assert_contains!(run.stderr, &format!("users/{too_long}.toml:1:1"));
+    assert_contains!(run.stderr, "keep this box out of `[defaults] schedule` with `[schedule]` and `days = []` here");
+    // Which is the way out that help names.
+    repo.write(&format!("users/{too_long}.toml"), &alice("", &format!("{IDLE}\n[schedule]\ndays = []\n")));
+    repo.run_ok(&["build"], 0);
+    assert!(!repo.path().join(format!("out/{too_long}/cronjob-{too_long}-wake.yaml")).exists());
     // A stopped box has no CronJob, and without working hours there is none either.
     let repo = Repo::new(SETTINGS).user(&too_long, &alice("state = \"stopped\"\n", &format!("{IDLE}{HOURS}")));
     repo.run_ok(&["build"], 0);

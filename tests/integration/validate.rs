@@ -58,6 +58,25 @@ fn a_control_character_is_named_and_never_printed() {
     assert_contains!(run.stderr, "users/bob.toml:2:11");
     assert_contains!(run.stderr, "image = \"x?[2Jy\"");
     assert!(!run.stderr.contains('\u{0}') && !run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+
+    // A carriage return alone would send the terminal back to the line's start, and what
+    // follows would overwrite what the reviewer reads.
+    let repo = Repo::new(SETTINGS).user("carol", "email = \"HIDDEN\rvisible\"\n");
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "a carriage return without a line feed after it (U+000D)");
+    assert_contains!(run.stderr, "email = \"HIDDEN?visible\"");
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
+
+    // Every syntax error of a file is told in one run, a control character among them, in
+    // the file's order (the parser alone would tell only its last).
+    let repo = Repo::new(SETTINGS).user("dave", "email = \"dave@example.com\"\nimage = [1 2]\n[ssh\nshm = \"1Gi\"\u{0}\n");
+    let run = repo.run_ok(&["validate"], 2);
+    let at = |place: &str| run.stderr.find(place).unwrap_or_else(|| panic!("{place} not in:\n{}", run.stderr));
+    assert!(at("users/dave.toml:2:10") < at("users/dave.toml:3:5"), "{}", run.stderr);
+    assert!(at("users/dave.toml:3:5") < at("users/dave.toml:4:12"), "{}", run.stderr);
+    assert_contains!(run.stderr, "unclosed table, expected `]`");
+    assert_contains!(run.stderr, "this file contains a NUL");
+    assert_contains!(run.stderr, "error: 3 problems");
 }
 
 #[test]
