@@ -289,27 +289,34 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
         );
         return None;
     }
-    let Ok(document) = DeTable::parse(&text) else {
-        // Every syntax error of the file, in its order, as the parser recovers from each:
-        // `parse` keeps only its last.
-        let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
-        let (_, mut errors) = DeTable::parse_recoverable(&text);
-        errors.sort_by_key(|e| e.span().map_or(0, |s| s.start));
-        let control = control_character(&file);
-        let control_at = control.as_ref().map(|(at, _)| *at);
-        if let Some((_, diagnostic)) = control {
-            diagnostics.push(diagnostic);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for error in &errors {
-            let start = error.span().map_or(0, |s| s.start);
-            // The control character's own error is told above, by name.
-            if Some(start) == control_at || !seen.insert(start) {
-                continue;
+    let document = match DeTable::parse(&text) {
+        Ok(document) => document,
+        Err(last) => {
+            // Every syntax error of the file, in its order, as the parser recovers from each:
+            // `parse` keeps only its last (which is told, should recovery find none).
+            let file = Arc::new(SourceFile::unparsed(shown, text.clone()));
+            let before = diagnostics.0.len();
+            let (_, mut errors) = DeTable::parse_recoverable(&text);
+            errors.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+            let control = control_character(&file);
+            let control_at = control.as_ref().map(|(at, _)| *at);
+            if let Some((_, diagnostic)) = control {
+                diagnostics.push(diagnostic);
             }
-            diagnostics.push(toml_error(&file, error, "this is not valid TOML"));
+            let mut seen = std::collections::HashSet::new();
+            for error in &errors {
+                let start = error.span().map_or(0, |s| s.start);
+                // The control character's own error is told above, by name.
+                if Some(start) == control_at || !seen.insert(start) {
+                    continue;
+                }
+                diagnostics.push(toml_error(&file, error, "this is not valid TOML"));
+            }
+            if diagnostics.0.len() == before {
+                diagnostics.push(toml_error(&file, &last, "this is not valid TOML"));
+            }
+            return None;
         }
-        return None;
     };
     let file = Arc::new(SourceFile::indexed(shown, text.clone(), document.get_ref()));
     let recovered = recovery::deserialize::<T>(&file, document);
