@@ -263,9 +263,7 @@ impl Shown {
 fn visible(text: String) -> String {
     // A carriage return ends a line only before a newline; alone, it sends the terminal back to
     // the start of the line, and what follows overwrites what the reviewer should read.
-    let hidden = |c: char, next: Option<char>| {
-        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || (c == '\r' && next != Some('\n')) || crate::text::is_bidi_control(c)
-    };
+    let hidden = |c: char, next: Option<char>| crate::text::drives_the_display(c) && c != '\n' && !(c == '\r' && next == Some('\n'));
     let mut chars = text.chars().peekable();
     let mut shown = String::with_capacity(text.len());
     let mut changed = false;

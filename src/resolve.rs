@@ -428,15 +428,14 @@ fn wake_cron_job_too_long(name: &str, user: &UserFile) -> Option<(&'static str, 
             "`{name}` is too long a name for a box with working hours: its wake CronJob `{cron_job}` would have {} characters, and the API server refuses a CronJob name longer than {MAX_CRON_JOB_NAME_LEN}",
             cron_job.len()
         ),
-        if user.schedule.is_some() {
-            format!(
-                "rename users/{name}.toml so that its name has at most {longest} characters, or remove `[schedule]` (`[idle]` alone has no CronJob)"
-            )
-        } else {
-            format!(
-                "rename users/{name}.toml so that its name has at most {longest} characters, or keep this box out of `[defaults] schedule` with `[schedule]` and `days = []` here (`[idle]` alone has no CronJob)"
-            )
-        },
+        format!(
+            "rename users/{name}.toml so that its name has at most {longest} characters, or {} (`[idle]` alone has no CronJob)",
+            if user.schedule.is_some() {
+                "remove `[schedule]`"
+            } else {
+                "keep this box out of `[defaults] schedule` with `[schedule]` and `days = []` here"
+            }
+        ),
     ))
 }
 

@@ -20,16 +20,21 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
+/// Whether a character, shown as it is, would drive the terminal (control characters but tab)
+/// or reorder the text around it (bidirectional controls).
+pub(crate) fn drives_the_display(c: char) -> bool {
+    (c.is_control() && c != '\t') || is_bidi_control(c)
+}
+
 /// Text as a terminal or a CI log shows it: control characters and bidirectional controls
 /// escaped (`\n`, `\u{202e}`), tabs kept. A value from a user file can then neither drive the
 /// terminal, nor start a line of its own (where GitHub Actions reads `::command::` lines), nor
 /// reorder what is around it.
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| (c.is_control() && c != '\t') || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
+    if !text.chars().any(drives_the_display) {
         return std::borrow::Cow::Borrowed(text);
     }
-    text.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect::<String>().into()
+    text.chars().map(|c| if drives_the_display(c) { c.escape_default().to_string() } else { c.to_string() }).collect::<String>().into()
 }
 
 #[cfg(test)]
