@@ -42,27 +42,51 @@ const FORMAT: u32 = 2;
 const RACY_WINDOW_NS: i64 = 100_000_000;
 
 /// A 128-bit xxh3 hash: of a file's bytes, or of a box's inputs. Not cryptographic, and need not
-/// be: the cache is local and never decides anything a re-render could not overturn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+/// be: the cache is local and never decides anything a re-render could not overturn. Stored as
+/// 32 hex digits, written and read without an allocation: a 10,000-box cache holds 200,000.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Digest(u128);
 
 impl Digest {
     pub(crate) fn of(bytes: &[u8]) -> Self {
         Digest(xxhash_rust::xxh3::xxh3_128(bytes))
     }
-}
 
-impl From<Digest> for String {
-    fn from(digest: Digest) -> String {
-        format!("{:032x}", digest.0)
+    fn to_hex(self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = HEX[((self.0 >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        hex
+    }
+
+    fn from_hex(text: &str) -> Option<Self> {
+        // `from_str_radix` alone would take a leading `+`.
+        let hex = text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        hex.then(|| u128::from_str_radix(text, 16).ok().map(Digest)).flatten()
     }
 }
 
-impl TryFrom<String> for Digest {
-    type Error = std::num::ParseIntError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        u128::from_str_radix(&text, 16).map(Digest)
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.to_hex()).expect("hex digits are ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Digest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("32 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Digest, E> {
+                Digest::from_hex(text).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Hex)
     }
 }
 
@@ -127,7 +151,7 @@ struct Generator {
     imports: Vec<(PathBuf, Digest)>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Stored {
     format: u32,
     generator: Generator,
@@ -136,6 +160,16 @@ struct Stored {
     files: BTreeMap<String, Seen>,
     /// By user file (`users/alice.toml`).
     bundles: BTreeMap<String, BundleRecord>,
+}
+
+/// [`Stored`] as written: the same JSON, its large parts serialized beforehand.
+#[derive(Serialize)]
+struct Writing {
+    format: u32,
+    generator: Generator,
+    written_ns: i64,
+    files: Box<serde_json::value::RawValue>,
+    bundles: Box<serde_json::value::RawValue>,
 }
 
 /// The cache file as parsed, before it is known whether it applies ([`BuildCache::from_stored`]):
@@ -224,8 +258,10 @@ impl BuildCache {
             hashed.push((path, Digest::of(&bytes)));
         }
         let generator = Generator { tool, template: self.template, imports: hashed };
-        let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
-        let _ = write_atomically(root, &stored);
+        // The two large parts, 30 MB of JSON at 10,000 boxes, serialized on both cores.
+        let (files, bundles) = rayon::join(|| serde_json::value::to_raw_value(&files), || serde_json::value::to_raw_value(&bundles));
+        let (Ok(files), Ok(bundles)) = (files, bundles) else { return };
+        let _ = write_atomically(root, &Writing { format: FORMAT, generator, written_ns: now_ns(), files, bundles });
     }
 
     /// Whether some recorded stamp is too recent to be trusted next time: then the cache is
@@ -285,7 +321,7 @@ impl BuildLock {
 /// What NFS without a lock manager answers (ENOLCK: 37 on Linux, 77 on macOS).
 const ENOLCK: i32 = if cfg!(target_os = "macos") { 77 } else { 37 };
 
-fn write_atomically(root: &Path, stored: &Stored) -> std::io::Result<()> {
+fn write_atomically(root: &Path, stored: &Writing) -> std::io::Result<()> {
     let dir = &own_dir(root)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer(std::io::BufWriter::new(&mut file), stored)?;
@@ -345,10 +381,15 @@ mod tests {
 
     #[test]
     fn digests_round_trip_as_hex() {
-        let digest = Digest::of(b"devbox");
-        let text: String = digest.into();
-        assert_eq!(text.len(), 32);
-        assert_eq!(Digest::try_from(text).unwrap(), digest);
+        for digest in [Digest::of(b"devbox"), Digest(0), Digest(u128::MAX), Digest(0xf << 124)] {
+            let json = serde_json::to_string(&digest).unwrap();
+            assert_eq!(json, format!("\"{:032x}\"", digest.0));
+            assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), digest);
+        }
+        let short = format!("\"{:x}\"", 0xabcu32);
+        for bad in [short.as_str(), "\"+0000000000000000000000000000000\"", "\"0000000000000000000000000000000g\"", "3"] {
+            assert!(serde_json::from_str::<Digest>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

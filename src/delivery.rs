@@ -162,7 +162,7 @@ impl Settings<'_> {
 
 /// The delivery files of `out/`, from devbox.toml and the compiled boxes. Empty without `gitops`
 /// (validation guarantees `[repo]` with it).
-pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, String)> {
+pub(crate) fn emit(config: &DevboxConfig, boxes: &[&Delivered]) -> Vec<(String, String)> {
     let Some(repo) = config.repo.as_ref().filter(|_| !config.gitops.is_empty()) else { return Vec::new() };
     let resolved: ResolvedSettings = resolve::resolve_settings(config);
     let settings = Settings {
@@ -203,7 +203,7 @@ pub(crate) fn emit(config: &DevboxConfig, boxes: &[Delivered]) -> Vec<(String, S
             files.push(file(&flux, SETTINGS_SOURCE, &git_repository(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_gitops(&settings, target)));
             files.push(file(&flux, SETTINGS_SOURCE, &flux_namespace(&settings, target)));
-            let users: Vec<&Delivered> = boxes.iter().filter(|b| b.cluster.as_deref() == target.name).collect();
+            let users: Vec<&Delivered> = boxes.iter().copied().filter(|b| b.cluster.as_deref() == target.name).collect();
             // One a box: at 10,000 boxes the only part of delivery worth both cores.
             files.par_extend(users.par_iter().map(|delivered| file(&flux, &delivered.source, &flux_user(&settings, delivered))));
             if settings.flux_artifacts {

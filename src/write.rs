@@ -78,7 +78,7 @@ pub(crate) struct Staging {
     dir: tempfile::TempDir,
     /// The stamps of the files written so far, in the order bundles finished (sorted once, in
     /// [`apply`], rather than into a tree under the lock by every writer).
-    written: Mutex<Vec<(String, Stamp)>>,
+    written: Mutex<Vec<(String, Seen)>>,
 }
 
 impl Staging {
@@ -107,10 +107,10 @@ impl Staging {
                 {
                     fs::create_dir_all(parent)?;
                 }
-                write_stamped(&target, text)
+                write_seen(&target, text)
             })();
-            let stamp = written.map_err(|e| io_error("cannot write the new out/", &target, &e))?;
-            stamps.push((path.clone(), stamp));
+            let seen = written.map_err(|e| io_error("cannot write the new out/", &target, &e))?;
+            stamps.push((path.clone(), seen));
         }
         self.written
             .lock()
@@ -315,7 +315,7 @@ pub(crate) fn apply(
     compiled: &Compiled,
     changes: &Changes,
     staging: Option<Staging>,
-) -> Result<BTreeMap<String, Stamp>, Diagnostics> {
+) -> Result<BTreeMap<String, Seen>, Diagnostics> {
     if changes.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -333,9 +333,11 @@ pub(crate) fn apply(
     let written = stage(&out, staging.path(), existing, &compiled.tree, &compiled.kept, changes)
         .map_err(|e| io_error("cannot write the new out/", staging.path(), &e))?;
     swap_in(staging.path(), &out).map_err(|e| io_error("cannot replace out/", &out, &e))?;
-    let staged = std::mem::take(&mut *staging.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    // Sorted in one go: `extend` would insert 100,000 paths one by one at 10,000 boxes.
-    let written: BTreeMap<String, Stamp> = written.into_iter().chain(staged).collect();
+    let mut staged = std::mem::take(&mut *staging.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    // Sorted on both cores, then collected as two sorted runs, which costs one merge: `extend`
+    // would insert 100,000 paths one by one at 10,000 boxes. Each path is written once.
+    staged.par_sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    let written: BTreeMap<String, Seen> = written.into_iter().chain(staged).collect();
     // `staging` now holds the previous out/ (if there was one); dropping it removes it.
     drop(staging);
     Ok(written)
@@ -350,7 +352,7 @@ pub(crate) const PARTLY_UPDATED: &str = "cannot finish updating out/";
 /// out/ as it was: every new file is written first, and only once all are does any replace its
 /// target. What would stop a rename (a directory where a file goes, a file where a directory
 /// goes) is refused before anything is written.
-fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTreeMap<String, Stamp>, Diagnostics> {
+fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTreeMap<String, Seen>, Diagnostics> {
     let targets: Vec<&String> = changes.created.iter().chain(&changes.updated).collect();
     for path in &targets {
         let target = out.join(path);
@@ -368,7 +370,7 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
         let ancestors = out.join(path).ancestors().skip(1).take_while(|dir| *dir != out).map(Path::to_path_buf).collect::<Vec<_>>();
         made.extend(ancestors.into_iter().filter(|dir| dir.symlink_metadata().is_err()));
     }
-    let written: Vec<io::Result<(String, PathBuf, Stamp)>> = targets
+    let written: Vec<io::Result<(String, PathBuf, Seen)>> = targets
         .par_iter()
         .map(|path| {
             let target = out.join(path);
@@ -378,8 +380,8 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
             // A crash can leave this behind; it starts with the marker, so the next build removes it.
             let temporary = directory.join(format!(".{name}.{}.devbox-gen-tmp", std::process::id()));
             // A rename keeps the file's inode and mtime: the temporary's stamp is the target's.
-            let stamp = write_stamped(&temporary, &tree.files[*path])?;
-            Ok(((*path).clone(), temporary, stamp))
+            let seen = write_seen(&temporary, &tree.files[*path])?;
+            Ok(((*path).clone(), temporary, seen))
         })
         .collect();
     if let Some(error) = written.iter().find_map(|result| result.as_ref().err()) {
@@ -399,10 +401,10 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
             .into()
     };
     let mut stamps = BTreeMap::new();
-    for (path, temporary, stamp) in written.into_iter().flatten() {
+    for (path, temporary, seen) in written.into_iter().flatten() {
         let target = out.join(&path);
         fs::rename(&temporary, &target).map_err(|e| partly(&target, &e))?;
-        stamps.insert(path, stamp);
+        stamps.insert(path, seen);
     }
     for path in &changes.removed {
         let target = out.join(path);
@@ -447,7 +449,7 @@ fn stage(
     tree: &OutTree,
     kept: &BTreeSet<String>,
     changes: &Changes,
-) -> io::Result<BTreeMap<String, Stamp>> {
+) -> io::Result<BTreeMap<String, Seen>> {
     let all: Vec<&String> = tree.files.keys().chain(kept).chain(&existing.foreign).collect();
     let directories: BTreeSet<&str> = all.iter().filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir)).collect();
     for directory in directories {
@@ -463,10 +465,10 @@ fn stage(
             if !rewritten.contains(path) && fs::hard_link(out.join(path), &target).is_ok() {
                 return Ok(None);
             }
-            Ok(Some((path.clone(), write_stamped(&target, text)?)))
+            Ok(Some((path.clone(), write_seen(&target, text)?)))
         })
         .filter_map(Result::transpose)
-        .collect::<io::Result<BTreeMap<String, Stamp>>>()?;
+        .collect::<io::Result<BTreeMap<String, Seen>>>()?;
     kept.par_iter().try_for_each(|path| {
         let target = staging.join(path);
         fs::hard_link(out.join(path), &target).or_else(|_| fs::copy(out.join(path), &target).map(drop))
@@ -488,12 +490,13 @@ fn stage(
     Ok(written)
 }
 
-/// Creates a file with `text` and returns its stamp, read from the open file: no second walk of
-/// the path, one `statx` fewer per file written.
-fn write_stamped(path: &Path, text: &str) -> io::Result<Stamp> {
+/// Creates a file with `text` and returns what the next build's cache records of it: its stamp,
+/// read from the open file (no second walk of the path, one `statx` fewer per file written),
+/// and the hash of `text`, taken by the thread that wrote it.
+fn write_seen(path: &Path, text: &str) -> io::Result<Seen> {
     let mut file = fs::File::create(path)?;
     file.write_all(text.as_bytes())?;
-    Ok(Stamp::of(&file.metadata()?))
+    Ok(Seen { stamp: Stamp::of(&file.metadata()?), digest: Digest::of(text.as_bytes()) })
 }
 
 /// Temporary directories are private (0700); out/ is an ordinary, shared directory.
@@ -550,11 +553,12 @@ mod tests {
     fn the_stamp_of_a_written_file_is_what_stat_sees_after_a_rename() {
         let root = tempfile::tempdir().unwrap();
         let (temporary, target) = (root.path().join(".a.tmp"), root.path().join("a.yaml"));
-        let stamp = write_stamped(&temporary, "kind: ConfigMap\n").unwrap();
+        let Seen { stamp, digest } = write_seen(&temporary, "kind: ConfigMap\n").unwrap();
         assert_eq!(stamp, Stamp::of(&temporary.symlink_metadata().unwrap()));
         fs::rename(&temporary, &target).unwrap();
         assert_eq!(stamp, Stamp::of(&target.symlink_metadata().unwrap()));
         assert_eq!(stamp.len, 16);
+        assert_eq!(digest, Digest::of(&fs::read(&target).unwrap()));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! The build cache ([`crate::cache`]) lets a build skip the boxes whose inputs and files have
 //! not changed since the last one; `--check` uses it too, but never writes it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cache::{self, BuildLock, Digest, Seen, Stamp};
+use rustc_hash::FxHashSet;
+
+use crate::cache::{self, BuildLock, Seen};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::pipeline::{self, Against, Compiled, Sink};
 use crate::text::plural;
@@ -44,18 +46,21 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     let homes_before = existing.home_volume_tree(&rendered);
     check::refuse_impossible_changes(&homes_before, &compiled.tree, &repo)?;
     context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
-    let written: std::collections::HashSet<&str> = compiled
-        .tree
-        .files
-        .keys()
-        .map(String::as_str)
-        .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(|(path, _)| path.as_str())))
-        .collect();
-    context.warn(write::foreign_warnings(&existing, |path| written.contains(path)));
+    if !existing.foreign.is_empty() {
+        // Only then: at 10,000 boxes the set holds 100,000 paths.
+        let written: FxHashSet<&str> = compiled
+            .tree
+            .files
+            .keys()
+            .map(String::as_str)
+            .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(|(path, _)| path.as_str())))
+            .collect();
+        context.warn(write::foreign_warnings(&existing, |path| written.contains(path)));
+    }
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
-        let files = files_now(&existing, &compiled, &changes, &written);
+        let files = files_now(&existing, &changes, written);
         context.timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
     }
     drop(working);
@@ -63,25 +68,14 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
 }
 
 /// Every generated file of `out/` after writing, as the next build's cache should know it.
-fn files_now(existing: &Existing, compiled: &Compiled, changes: &Changes, written: &BTreeMap<String, Stamp>) -> BTreeMap<String, Seen> {
-    let mut files = BTreeMap::new();
+fn files_now(existing: &Existing, changes: &Changes, written: BTreeMap<String, Seen>) -> BTreeMap<String, Seen> {
+    if existing.generated.is_empty() {
+        return written; // a new out/: what was written is all there is
+    }
     let gone: BTreeSet<&String> = changes.removed.iter().collect();
-    for (path, seen) in &existing.generated {
-        if !gone.contains(path) {
-            files.insert(path.clone(), *seen);
-        }
-    }
-    // Staged files are no longer in memory; their bundles' records hold their hashes, the
-    // hashes of what was written. A hash map: at 10,000 boxes these are 100,000 lookups of
-    // paths that share long prefixes, which a B-tree compares a dozen times each.
-    let recorded: HashMap<&str, Digest> =
-        compiled.bundles.values().flat_map(|record| &record.files).map(|(path, digest)| (path.as_str(), *digest)).collect();
-    for (path, stamp) in written {
-        let digest = recorded.get(path.as_str()).copied().or_else(|| compiled.tree.files.get(path).map(|text| Digest::of(text.as_bytes())));
-        if let Some(digest) = digest {
-            files.insert(path.clone(), Seen { stamp: *stamp, digest });
-        }
-    }
+    let mut files: BTreeMap<String, Seen> =
+        existing.generated.iter().filter(|(path, _)| !gone.contains(path)).map(|(path, seen)| (path.clone(), *seen)).collect();
+    files.extend(written);
     files
 }
 
