@@ -7,7 +7,7 @@
 //! protected, pod hardened, no Secret contents) are checked on the JSON, so a custom template
 //! cannot opt out. [`home`] compares builds: what Kubernetes cannot apply to a home volume.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -69,18 +69,22 @@ fn once_for_all_boxes(items: Vec<(String, String)>, headline: impl Fn(&str) -> D
 /// by their syncs, and deleted with either box (Argo CD calls it a SharedResourceWarning; Flux
 /// records it in both inventories and prunes it from either).
 pub(crate) fn objects_in_two_bundles<'a>(claims: impl Iterator<Item = (&'a str, Option<&'a str>, &'a [String])>) -> Diagnostics {
-    // A hash map: at 10,000 boxes it holds 100,000 names sharing long prefixes, which a B-tree
-    // would compare a dozen times each. Only the conflicts are sorted, for a stable report.
+    // A hash map of each object's first owner: at 10,000 boxes it holds 100,000 names sharing
+    // long prefixes, which a B-tree would compare a dozen times each. Only the conflicts are
+    // gathered and sorted, for a stable report.
     let claims: Vec<_> = claims.collect();
     let count = claims.iter().map(|(_, _, objects)| objects.len()).sum();
-    let mut owners: FxHashMap<(Option<&str>, &str), Vec<&str>> = FxHashMap::with_capacity_and_hasher(count, Default::default());
+    let mut first: FxHashMap<(Option<&str>, &str), &str> = FxHashMap::with_capacity_and_hasher(count, Default::default());
+    let mut shared: BTreeMap<(Option<&str>, &str), Vec<&str>> = BTreeMap::new();
     for (source, cluster, objects) in claims {
         for object in objects {
-            owners.entry((cluster, object.as_str())).or_default().push(source);
+            let key = (cluster, object.as_str());
+            if let Some(owner) = first.insert(key, source) {
+                shared.entry(key).or_insert_with(|| vec![owner]).push(source);
+            }
         }
     }
-    let mut conflicts: Vec<_> = owners.into_iter().filter(|(_, sources)| sources.len() > 1).collect();
-    conflicts.sort_unstable_by_key(|(a, _)| *a);
+    let conflicts = shared;
     Diagnostics(
         conflicts
             .into_iter()
@@ -613,6 +617,24 @@ fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_of_two_bundles_of_one_cluster_is_one_error_naming_every_owner() {
+        let names = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let (a, b, c) =
+            (names(&["Service/devboxes/x", "ConfigMap/devboxes/a"]), names(&["Service/devboxes/x"]), names(&["Service/devboxes/x"]));
+        let (d, e) = (names(&["Secret/devboxes/s"]), names(&["Secret/devboxes/s"]));
+        let claims = [
+            ("users/c.toml", None, a.as_slice()),
+            ("users/a.toml", None, b.as_slice()),
+            ("users/b.toml", None, c.as_slice()),
+            // The same name in two clusters is two objects.
+            ("users/d.toml", Some("east"), d.as_slice()),
+            ("users/e.toml", Some("west"), e.as_slice()),
+        ];
+        let errors: Vec<String> = objects_in_two_bundles(claims.into_iter()).0.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(errors, ["users/a.toml, users/b.toml and users/c.toml all render Service/devboxes/x"]);
+    }
 
     #[test]
     fn a_problem_in_every_box_is_reported_once() {
