@@ -151,7 +151,7 @@ struct Generator {
     imports: Vec<(PathBuf, Digest)>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Stored {
     format: u32,
     generator: Generator,
@@ -160,16 +160,6 @@ struct Stored {
     files: BTreeMap<String, Seen>,
     /// By user file (`users/alice.toml`).
     bundles: BTreeMap<String, BundleRecord>,
-}
-
-/// [`Stored`] as written: the same JSON, its large parts serialized beforehand.
-#[derive(Serialize)]
-struct Writing {
-    format: u32,
-    generator: Generator,
-    written_ns: i64,
-    files: Box<serde_json::value::RawValue>,
-    bundles: Box<serde_json::value::RawValue>,
 }
 
 /// The cache file as parsed, before it is known whether it applies ([`BuildCache::from_stored`]):
@@ -258,10 +248,10 @@ impl BuildCache {
             hashed.push((path, Digest::of(&bytes)));
         }
         let generator = Generator { tool, template: self.template, imports: hashed };
-        // The two large parts, 30 MB of JSON at 10,000 boxes, serialized on both cores.
-        let (files, bundles) = rayon::join(|| serde_json::value::to_raw_value(&files), || serde_json::value::to_raw_value(&bundles));
-        let (Ok(files), Ok(bundles)) = (files, bundles) else { return };
-        let _ = write_atomically(root, &Writing { format: FORMAT, generator, written_ns: now_ns(), files, bundles });
+        // Streamed to the file: 33 MB of JSON at 10,000 boxes, never all in memory. (Serializing
+        // its two large parts on both cores saved 30 ms there and raised the peak by 40 MB.)
+        let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
+        let _ = write_atomically(root, &stored);
     }
 
     /// Whether some recorded stamp is too recent to be trusted next time: then the cache is
@@ -321,7 +311,7 @@ impl BuildLock {
 /// What NFS without a lock manager answers (ENOLCK: 37 on Linux, 77 on macOS).
 const ENOLCK: i32 = if cfg!(target_os = "macos") { 77 } else { 37 };
 
-fn write_atomically(root: &Path, stored: &Writing) -> std::io::Result<()> {
+fn write_atomically(root: &Path, stored: &Stored) -> std::io::Result<()> {
     let dir = &own_dir(root)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer(std::io::BufWriter::new(&mut file), stored)?;
