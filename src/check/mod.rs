@@ -306,7 +306,7 @@ fn check_object(object: &Object) -> Vec<String> {
 fn cron_job_name_too_long(name: &str) -> Option<String> {
     (name.len() > MAX_CRON_JOB_NAME_LEN).then(|| {
         format!(
-            "CronJob `{name}` has a name of {} characters, and the API server refuses a CronJob name longer than {MAX_CRON_JOB_NAME_LEN} (its Jobs' names add 11): give the box a shorter name (the embedded template's wake CronJob is NAME-wake, so at most 47 characters for a box with [schedule])",
+            "CronJob `{name}` has a name of {} characters, and the API server refuses a CronJob name longer than {MAX_CRON_JOB_NAME_LEN} (its Jobs' names add 11): shorten the suffix the template adds to the box's name, or rename the user file",
             name.len()
         )
     })

@@ -285,3 +285,27 @@ fn a_variable_read_from_a_pod_annotation_the_template_replaced_is_refused() {
     added.run_ok(&["build"], 0);
     assert_contains!(added.read("out/alice/statefulset-alice.yaml"), "        team: ml\n");
 }
+
+/// A custom template's CronJob is held to the API server's 52 characters after rendering (the
+/// embedded template's wake CronJob is refused earlier, at the user file): the help names the
+/// two things a template author can change, not the embedded template's suffix.
+#[test]
+fn a_custom_cron_job_name_too_long_for_its_jobs_is_refused() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           backup: { apiVersion: 'batch/v1', kind: 'CronJob',\n\
+             metadata: { name: box.name + '-a-nightly-backup-of-the-home-volume-to-gcs-bucket', namespace: box.namespace },\n\
+             spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: { spec: {\n\
+               restartPolicy: 'Never', automountServiceAccountToken: false,\n\
+               securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },\n\
+               containers: [{ name: 'backup', image: 'busybox:1.36', securityContext: devbox.restrictedSecurityContext }] } } } } } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "CronJob `alice-a-nightly-backup-of-the-home-volume-to-gcs-bucket` has a name of 55 characters, and the API server refuses a CronJob name longer than 52 (its Jobs' names add 11): shorten the suffix the template adds to the box's name, or rename the user file"
+    );
+    assert!(!repo.path().join("out").exists());
+}
