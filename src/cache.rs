@@ -37,7 +37,7 @@ pub(crate) const CACHE_DIR: &str = ".devbox-gen";
 const CACHE_FILE: &str = "build-cache.json";
 const LOCK_FILE: &str = "lock";
 /// Bumped whenever what is stored, or what it means, changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// Stamps younger than this, relative to when the cache was written, are verified by content.
 const RACY_WINDOW_NS: i64 = 100_000_000;
 
@@ -149,6 +149,9 @@ struct Generator {
     template: String,
     /// Every file the template imported (itself included), with the hash of its bytes.
     imports: Vec<(PathBuf, Digest)>,
+    /// Where an import looked first and found nothing: a file created there would be imported
+    /// instead, so the cache holds only while they stay absent.
+    passed_over: Vec<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -181,6 +184,7 @@ pub(crate) struct BuildCache {
     tool: Option<String>,
     template: String,
     imports: Vec<(PathBuf, Digest)>,
+    passed_over: Vec<PathBuf>,
     written_ns: i64,
     files: BTreeMap<String, Seen>,
     bundles: BTreeMap<String, BundleRecord>,
@@ -201,10 +205,17 @@ impl BuildCache {
         let mut cache = BuildCache { tool: tool_identity(), template: template_identity(template), ..BuildCache::default() };
         let (Some(tool), Some(stored)) = (&cache.tool, stored.0) else { return cache };
         let generator = &stored.generator;
-        if stored.format != FORMAT || generator.tool != *tool || generator.template != cache.template || !unchanged(&generator.imports) {
+        let shadowed = generator.passed_over.iter().any(|path| path.symlink_metadata().is_ok());
+        if stored.format != FORMAT
+            || generator.tool != *tool
+            || generator.template != cache.template
+            || shadowed
+            || !unchanged(&generator.imports)
+        {
             return cache;
         }
         cache.imports = stored.generator.imports;
+        cache.passed_over = stored.generator.passed_over;
         cache.written_ns = stored.written_ns;
         cache.files = stored.files;
         cache.bundles = stored.bundles;
@@ -231,10 +242,11 @@ impl BuildCache {
         files: BTreeMap<String, Seen>,
         bundles: BTreeMap<String, BundleRecord>,
         imported: BTreeSet<PathBuf>,
+        passed_over: BTreeSet<PathBuf>,
     ) {
         let Some(tool) = self.tool.take() else { return };
-        let known: BTreeSet<&PathBuf> = self.imports.iter().map(|(path, _)| path).collect();
-        let new_imports = imported.iter().any(|path| !known.contains(path));
+        let known: BTreeSet<&PathBuf> = self.imports.iter().map(|(path, _)| path).chain(&self.passed_over).collect();
+        let new_imports = imported.iter().chain(&passed_over).any(|path| !known.contains(path));
         if self.loaded && !new_imports && files == self.files && bundles == self.bundles && !self.has_racy_stamps() {
             return;
         }
@@ -247,7 +259,9 @@ impl BuildCache {
             };
             hashed.push((path, Digest::of(&bytes)));
         }
-        let generator = Generator { tool, template: self.template, imports: hashed };
+        let mut passed_over: BTreeSet<PathBuf> = passed_over;
+        passed_over.extend(self.passed_over);
+        let generator = Generator { tool, template: self.template, imports: hashed, passed_over: passed_over.into_iter().collect() };
         // Streamed to the file: 33 MB of JSON at 10,000 boxes, never all in memory. (Serializing
         // its two large parts on both cores saved 30 ms there and raised the peak by 40 MB.)
         let stored = Stored { format: FORMAT, generator, written_ns: now_ns(), files, bundles };
@@ -389,7 +403,7 @@ mod tests {
         let cache = BuildCache::load(dir.path(), &template);
         assert!(!cache.loaded);
         let seen = Seen { stamp: stamp(1), digest: Digest::of(b"x") };
-        cache.save(dir.path(), BTreeMap::from([("a/f.yaml".into(), seen)]), BTreeMap::new(), BTreeSet::new());
+        cache.save(dir.path(), BTreeMap::from([("a/f.yaml".into(), seen)]), BTreeMap::new(), BTreeSet::new(), BTreeSet::new());
         assert!(dir.path().join(CACHE_DIR).join(".gitignore").exists());
         let loaded = BuildCache::load(dir.path(), &template);
         assert!(loaded.loaded);
@@ -410,6 +424,7 @@ mod tests {
             BTreeMap::from([("a/f.yaml".into(), seen)]),
             BTreeMap::new(),
             BTreeSet::from([path.clone()]),
+            BTreeSet::new(),
         );
         assert!(BuildCache::load(dir.path(), &template).loaded);
         fs::write(&path, "function(box) { a: 1 }").unwrap();

@@ -61,7 +61,9 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
         let files = files_now(&existing, &changes, written);
-        context.timed("save cache", || cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported()));
+        context.timed("save cache", || {
+            cache.save(&context.root, files, std::mem::take(&mut compiled.bundles), render::imported(), render::passed_over())
+        });
     }
     drop(working);
     report(context, &compiled, &changes, check_only)

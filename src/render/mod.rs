@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use crate::diagnostic::{Diagnostic, Diagnostics, group_by_user, user_files};
 use crate::resolve::ResolvedBox;
 use crate::source::SourceFile;
-pub(crate) use resolver::{EMBEDDED_PREFIX, imported};
+pub(crate) use resolver::{EMBEDDED_PREFIX, imported, passed_over};
 
 /// Which template renders the boxes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

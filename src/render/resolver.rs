@@ -32,15 +32,41 @@ pub(crate) fn imported() -> BTreeSet<PathBuf> {
     IMPORTED.lock().map(|files| files.clone()).unwrap_or_default()
 }
 
+/// Paths an import looked for, in search order, before the file it found: a file created at
+/// one of them later shadows that file, so the build cache must watch that they stay absent.
+static PASSED_OVER: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// The paths imports looked for and did not find before the file each resolved to.
+pub(crate) fn passed_over() -> BTreeSet<PathBuf> {
+    PASSED_OVER.lock().map(|paths| paths.clone()).unwrap_or_default()
+}
+
 #[derive(Acyclic)]
 pub(super) struct Resolver {
     files: FileImportResolver,
+    library: Vec<PathBuf>,
 }
 
 impl Resolver {
     pub(super) fn new(root: &Path) -> Self {
         // `lib/` and `vendor/` in the config repo are searched like Tanka's jpath.
-        Self { files: FileImportResolver::new(vec![root.join("lib"), root.join("vendor")]) }
+        let library = vec![root.join("lib"), root.join("vendor")];
+        Self { files: FileImportResolver::new(library.clone()), library }
+    }
+
+    /// Records the places jrsonnet's `FileImportResolver` tries before `found`, in its order:
+    /// the importing file's directory, then each library directory.
+    fn record_passed_over(&self, from: &SourcePath, path: &Path, found: &SourcePath) {
+        let Some(found) = found.path() else { return };
+        if path.is_absolute() {
+            return;
+        }
+        let direct = from.path().and_then(Path::parent).map(|dir| dir.join(path));
+        let candidates = direct.into_iter().chain(self.library.iter().map(|dir| dir.join(path)));
+        let before: Vec<PathBuf> = candidates.take_while(|candidate| candidate.as_path() != found).collect();
+        if let Ok(mut passed) = PASSED_OVER.lock() {
+            passed.extend(before.into_iter().filter(|candidate| candidate.symlink_metadata().is_err()));
+        }
     }
 }
 
@@ -69,7 +95,11 @@ impl ImportResolver for Resolver {
         if from.downcast_ref::<SourceVirtual>().is_some() {
             return self.files.resolve_from_default(path);
         }
-        self.files.resolve_from(from, path)
+        let found = self.files.resolve_from(from, path)?;
+        if let Some(name) = requested {
+            self.record_passed_over(from, Path::new(&name), &found);
+        }
+        Ok(found)
     }
 
     fn load_file_contents(&self, resolved: &SourcePath) -> Result<Vec<u8>> {

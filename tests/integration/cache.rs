@@ -92,8 +92,8 @@ fn hand_edits_and_deletions_in_out_are_found_despite_the_cache() {
     assert_eq!(contents(&repo), fresh_out(&repo));
 }
 
-#[test]
-fn an_edited_template_import_renders_every_box_again() {
+/// Alice, with a custom template that labels her StatefulSet with `import 'team.libsonnet'`.
+fn with_team_template() -> Repo {
     let repo = Repo::with_alice();
     repo.write("devbox.toml", &format!("template = \"templates/devbox.jsonnet\"\n{SETTINGS}"));
     repo.write(
@@ -101,6 +101,12 @@ fn an_edited_template_import_renders_every_box_again() {
         "local devbox = import 'devbox-gen/devbox.libsonnet';\nlocal team = import 'team.libsonnet';\n\
          function(box) devbox.bundle(box) + { statefulSet+: { metadata+: { labels+: { team: team } } } }\n",
     );
+    repo
+}
+
+#[test]
+fn an_edited_template_import_renders_every_box_again() {
+    let repo = with_team_template();
     repo.write("templates/team.libsonnet", "'ml'\n");
     repo.run_ok(&["build"], 0);
     assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "team: ml\n");
@@ -111,6 +117,27 @@ fn an_edited_template_import_renders_every_box_again() {
     assert_eq!(reused(&run), "0 of 1");
     assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "team: infra\n");
     assert_eq!(contents(&repo), fresh_out(&repo));
+}
+
+/// An import is searched for beside the importing file, then in lib/, then in vendor/: a new
+/// file earlier on that path is imported instead, though no file the last build read changed.
+#[test]
+fn a_new_file_that_shadows_a_template_import_renders_every_box_again() {
+    let repo = with_team_template();
+    repo.write("vendor/team.libsonnet", "'vendored'\n");
+    repo.run_ok(&["build"], 0);
+    assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), "team: vendored\n");
+    assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "1 of 1");
+
+    for (shadow, team) in [("lib/team.libsonnet", "lib"), ("templates/team.libsonnet", "beside")] {
+        repo.write(shadow, &format!("'{team}'\n"));
+        repo.run_ok(&["build", "--check"], 1);
+        let run = repo.run_ok(&["-v", "build"], 0);
+        assert_eq!(reused(&run), "0 of 1", "{shadow}");
+        assert_contains!(repo.read("out/alice/statefulset-alice.yaml"), &format!("team: {team}\n"));
+        assert_eq!(contents(&repo), fresh_out(&repo));
+        assert_eq!(reused(&repo.run_ok(&["-v", "build"], 0)), "1 of 1", "then cached again");
+    }
 }
 
 #[test]
