@@ -170,9 +170,15 @@ struct Stored {
 pub(crate) struct StoredCache(Option<Stored>);
 
 impl StoredCache {
-    /// Nothing when the file is missing or unreadable: the build is then only slower.
+    /// Nothing when the file is missing, unreadable or not a regular file (reading a FIFO would
+    /// block the build forever): the build is then only slower.
     pub(crate) fn read(root: &Path) -> Self {
-        let stored = fs::read(root.join(CACHE_DIR).join(CACHE_FILE)).ok().and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok());
+        let path = root.join(CACHE_DIR).join(CACHE_FILE);
+        let stored = fs::metadata(&path)
+            .is_ok_and(|metadata| metadata.is_file())
+            .then(|| fs::read(&path).ok())
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok());
         StoredCache(stored)
     }
 }
@@ -437,5 +443,19 @@ mod tests {
         fs::create_dir_all(dir.path().join(CACHE_DIR)).unwrap();
         fs::write(dir.path().join(CACHE_DIR).join(CACHE_FILE), "{not json").unwrap();
         assert!(!BuildCache::load(dir.path(), &Template::Embedded).loaded);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_cache_is_ignored_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(CACHE_DIR)).unwrap();
+        let fifo = dir.path().join(CACHE_DIR).join(CACHE_FILE);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        let root = dir.path().to_path_buf();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        // On another thread, so that a blocking read fails the test instead of hanging it.
+        std::thread::spawn(move || sender.send(BuildCache::load(&root, &Template::Embedded).loaded));
+        let loaded = receiver.recv_timeout(std::time::Duration::from_secs(10)).expect("reading the cache blocked on a FIFO");
+        assert!(!loaded);
     }
 }

@@ -222,6 +222,11 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
         diagnostics.push(fail(format!("{shown} is a symbolic link"), "replace the link with the file itself"));
         return None;
     }
+    if !metadata.is_file() {
+        // Reading a FIFO or a device would block or never end.
+        diagnostics.push(fail(format!("{shown} is not a regular file"), "replace it with a TOML file"));
+        return None;
+    }
     if metadata.len() > MAX_FILE_BYTES {
         diagnostics.push(fail(
             format!("{shown} is {} bytes, more than the {MAX_FILE_BYTES} a devbox file may have", metadata.len()),

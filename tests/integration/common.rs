@@ -86,10 +86,12 @@ impl Repo {
             .args(args)
             .env_remove("NO_COLOR")
             .env("HOME", self.path().join(".home"))
+            // A hang fails the test, with its output, instead of stalling the whole run.
+            .timeout(std::time::Duration::from_secs(120))
             .output()
             .unwrap();
         Run {
-            code: output.status.code().expect("exited normally"),
+            code: output.status.code().expect("exited normally, within the timeout"),
             stdout: String::from_utf8(output.stdout).unwrap(),
             stderr: String::from_utf8(output.stderr).unwrap(),
         }

@@ -155,6 +155,17 @@ fn files_that_are_not_toml_or_are_links_are_refused() {
     assert_contains!(run.stderr, "symbolic links are not read in users/");
 }
 
+/// A FIFO would block a plain read forever; it is refused like any file that is not TOML.
+#[test]
+fn a_devbox_toml_that_is_not_a_regular_file_is_refused() {
+    let repo = Repo::with_alice();
+    let settings = repo.path().join("devbox.toml");
+    std::fs::remove_file(&settings).unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, &settings, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "devbox.toml is not a regular file");
+}
+
 #[test]
 fn odd_bytes_get_a_clear_outcome() {
     let repo = Repo::new(SETTINGS);
