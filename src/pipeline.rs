@@ -146,7 +146,8 @@ impl Earlier<'_> {
     /// and `out/` still holds them byte for byte.
     fn reusable(&self, source: &str, fingerprint: Digest) -> Option<&BundleRecord> {
         let record = self.cache.bundle(source, fingerprint)?;
-        record.files.iter().all(|(path, digest)| self.existing.holds(path, *digest)).then_some(record)
+        let holds = |path: &String| self.cache.recorded(path).is_some_and(|digest| self.existing.holds(path, digest));
+        record.files.iter().all(holds).then_some(record)
     }
 }
 
@@ -339,7 +340,7 @@ fn compile_stages(
         match outcome {
             BoxOutcome::Emitted { changed, unchanged, record } => {
                 if sink.is_some() {
-                    staged.extend(record.files.iter().map(|(path, _)| path.clone()));
+                    staged.extend(record.files.iter().cloned());
                 }
                 tree.files.extend(changed);
                 kept.extend(unchanged);
@@ -347,7 +348,7 @@ fn compile_stages(
             }
             BoxOutcome::Kept(record) => {
                 reused += 1;
-                kept.extend(record.files.iter().map(|(path, _)| path.clone()));
+                kept.extend(record.files.iter().cloned());
                 bundles.insert(record.delivered.source.clone(), record);
             }
             BoxOutcome::TemplateFailed { source, failure } => failures.push((source, failure)),
@@ -494,16 +495,21 @@ fn compile_box(
         return BoxOutcome::Invalid { source, problems };
     }
     let mut files = emit::emit_box(&rendered);
-    let mut digests: Vec<(String, Digest)> = files.iter().map(|(path, text)| (path.clone(), Digest::of(text.as_bytes()))).collect();
+    let paths = files.iter().map(|(path, _)| path).chain(claimed.needed.iter().map(|(path, _)| path)).cloned().collect();
+    // Hashed only to compare with an earlier out/: a file written is hashed as it is written.
+    let on_disk: Vec<String> = match earlier {
+        Some(earlier) => files
+            .iter()
+            .map(|(path, text)| (path, Digest::of(text.as_bytes())))
+            .chain(claimed.needed.iter().map(|(path, digest)| (path, *digest)))
+            .filter(|(path, digest)| earlier.existing.holds(path, *digest))
+            .map(|(path, _)| path.clone())
+            .collect(),
+        None => Vec::new(),
+    };
     files.extend(claimed.new);
-    digests.extend(claimed.needed);
-    let on_disk: Vec<String> = digests
-        .iter()
-        .filter(|(path, digest)| earlier.is_some_and(|e| e.existing.holds(path, *digest)))
-        .map(|(path, _)| path.clone())
-        .collect();
     let objects = rendered.objects.iter().map(check::object_id).collect();
-    let record = BundleRecord { fingerprint, files: digests, delivered: delivery::Delivered::of(&rendered), objects, warnings };
+    let record = BundleRecord { fingerprint, files: paths, delivered: delivery::Delivered::of(&rendered), objects, warnings };
     if let Some(sink) = sink {
         return match sink(&files) {
             Ok(()) => BoxOutcome::Emitted { changed: Vec::new(), unchanged: Vec::new(), record },

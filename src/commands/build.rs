@@ -53,7 +53,7 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
             .files
             .keys()
             .map(String::as_str)
-            .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(|(path, _)| path.as_str())))
+            .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(String::as_str)))
             .collect();
         context.warn(write::foreign_warnings(&existing, |path| written.contains(path)));
     }
