@@ -201,7 +201,18 @@ fn look_at(path: &Path, relative: &str, stamp: Stamp, cache: &BuildCache) -> io:
         return Ok(Some(Seen { stamp, digest }));
     }
     let bytes = fs::read(path)?;
-    Ok(bytes.starts_with(GENERATED_MARKER.as_bytes()).then(|| Seen { stamp, digest: Digest::of(&bytes) }))
+    let ours = bytes.starts_with(GENERATED_MARKER.as_bytes()) || is_leftover(relative);
+    Ok(ours.then(|| Seen { stamp, digest: Digest::of(&bytes) }))
+}
+
+/// The ending of the temporary files an update in place writes beside their targets.
+const TEMPORARY_SUFFIX: &str = ".devbox-gen-tmp";
+
+/// A temporary file an update in place left behind (killed before it renamed it): devbox-gen's
+/// own, to remove, even when it is empty or cut short and so lacks the marker.
+fn is_leftover(relative: &str) -> bool {
+    let name = relative.rsplit_once('/').map_or(relative, |(_, name)| name);
+    name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX)
 }
 
 /// What `walk` finds under `out/`: regular files with their stamps, and everything else.
@@ -370,23 +381,30 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
         let ancestors = out.join(path).ancestors().skip(1).take_while(|dir| *dir != out).map(Path::to_path_buf).collect::<Vec<_>>();
         made.extend(ancestors.into_iter().filter(|dir| dir.symlink_metadata().is_err()));
     }
+    // Named by number, not after the target: a target's name may already be as long as a file
+    // name can be. A crash can leave one behind; the next build removes it ([`is_leftover`]).
+    let temporaries: Vec<PathBuf> = targets
+        .iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let target = out.join(path);
+            target.parent().unwrap_or(out).join(format!(".{}-{index}{TEMPORARY_SUFFIX}", std::process::id()))
+        })
+        .collect();
     let written: Vec<io::Result<(String, PathBuf, Seen)>> = targets
         .par_iter()
-        .map(|path| {
-            let target = out.join(path);
-            let directory = target.parent().unwrap_or(out);
-            fs::create_dir_all(directory)?;
-            let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            // A crash can leave this behind; it starts with the marker, so the next build removes it.
-            let temporary = directory.join(format!(".{name}.{}.devbox-gen-tmp", std::process::id()));
+        .zip(&temporaries)
+        .map(|(path, temporary)| {
+            fs::create_dir_all(temporary.parent().unwrap_or(out))?;
             // A rename keeps the file's inode and mtime: the temporary's stamp is the target's.
-            let seen = write_seen(&temporary, &tree.files[*path])?;
-            Ok(((*path).clone(), temporary, seen))
+            let seen = write_seen(temporary, &tree.files[*path])?;
+            Ok(((*path).clone(), temporary.clone(), seen))
         })
         .collect();
     if let Some(error) = written.iter().find_map(|result| result.as_ref().err()) {
         let message = io_error("cannot update", out, error);
-        for (_, temporary, _) in written.iter().flatten() {
+        // Every one, written or not: a disk that filled up fails a write after its file exists.
+        for temporary in &temporaries {
             let _ = fs::remove_file(temporary);
         }
         for dir in made.iter().rev() {
