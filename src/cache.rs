@@ -311,13 +311,28 @@ impl BuildCache {
 }
 
 /// `.devbox-gen/` made if missing. Like Cargo's target/, it keeps itself out of git and out of
-/// backups.
+/// backups. A link in its place is refused, not followed: devbox-gen writes only inside the
+/// config repo, and a link committed in a pull request would have CI's build write elsewhere.
 fn own_dir(root: &Path) -> std::io::Result<PathBuf> {
     let dir = root.join(CACHE_DIR);
-    fs::create_dir_all(&dir)?;
+    match dir.symlink_metadata() {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{CACHE_DIR} is a symbolic link")));
+        }
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{CACHE_DIR} is not a directory")));
+        }
+        _ => fs::create_dir_all(&dir)?,
+    }
     for (name, text) in [(".gitignore", "# Created by devbox-gen: a local build cache.\n*\n"), ("CACHEDIR.TAG", CACHEDIR_TAG)] {
         let path = dir.join(name);
-        if !path.exists() {
+        // Written again unless it is a file with exactly this text: a full disk can leave it
+        // empty (an empty .gitignore ignores nothing), and a link is replaced, not followed.
+        let intact = path.symlink_metadata().is_ok_and(|m| m.is_file()) && fs::read(&path).is_ok_and(|bytes| bytes == text.as_bytes());
+        if !intact {
+            if path.symlink_metadata().is_ok() {
+                fs::remove_file(&path)?;
+            }
             fs::write(path, text)?;
         }
     }
@@ -338,7 +353,14 @@ impl BuildLock {
     /// system has no locks (some network file systems), the build goes on without one, as
     /// Cargo's does.
     pub(crate) fn acquire(root: &Path, waiting: impl FnOnce()) -> std::io::Result<Self> {
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(own_dir(root)?.join(LOCK_FILE))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: a link in place of the lock is an error, not a file elsewhere to create.
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(own_dir(root)?.join(LOCK_FILE))?;
         let locked = match file.try_lock() {
             Ok(()) => Ok(()),
             Err(fs::TryLockError::WouldBlock) => {

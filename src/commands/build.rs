@@ -22,10 +22,13 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     } else {
         let waiting = || context.status("waiting for another build of this repo to finish (it holds .devbox-gen/lock)");
         Some(BuildLock::acquire(&context.root, waiting).map_err(|error| {
+            let help = if error.kind() == std::io::ErrorKind::InvalidInput {
+                "devbox-gen writes only inside the config repo: delete it (it only holds a cache) and build again"
+            } else {
+                "devbox-gen keeps its build cache and lock in .devbox-gen/ beside out/: make the config repo writable"
+            };
             Diagnostics::from(
-                Diagnostic::error(format!("cannot lock the build: {error}"))
-                    .in_path(format!("{}/lock", cache::CACHE_DIR))
-                    .help("devbox-gen keeps its build cache and lock in .devbox-gen/ beside out/: make the config repo writable"),
+                Diagnostic::error(format!("cannot lock the build: {error}")).in_path(format!("{}/lock", cache::CACHE_DIR)).help(help),
             )
         })?)
     };

@@ -219,6 +219,29 @@ fn root_flag_works_before_or_after_the_subcommand() {
     let _ = SETTINGS;
 }
 
+/// The cache directory too: a link committed in a pull request would have CI's build write
+/// its lock and cache wherever the link points.
+#[test]
+fn a_symlinked_cache_directory_is_refused_and_a_damaged_one_repaired() {
+    let repo = Repo::with_alice();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), repo.path().join(".devbox-gen")).unwrap();
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, ".devbox-gen is a symbolic link");
+    assert_contains!(run.stderr, "delete it (it only holds a cache)");
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing was written through the link");
+    assert!(!repo.path().join("out").exists());
+
+    // A full disk can leave the .gitignore empty, and an empty one ignores nothing.
+    fs::remove_file(repo.path().join(".devbox-gen")).unwrap();
+    repo.run_ok(&["build"], 0);
+    let ignore = repo.path().join(".devbox-gen/.gitignore");
+    let intact = fs::read_to_string(&ignore).unwrap();
+    fs::write(&ignore, "").unwrap();
+    repo.run_ok(&["build"], 0);
+    assert_eq!(fs::read_to_string(&ignore).unwrap(), intact);
+}
+
 #[test]
 fn a_symlinked_out_is_refused() {
     let repo = Repo::with_alice();
