@@ -45,6 +45,7 @@ mod render;
 mod resolve;
 mod schema;
 mod source;
+mod stdio;
 mod text;
 mod validate;
 mod write;
@@ -112,7 +113,7 @@ impl Context {
     /// A progress or summary line on stderr, unless `--quiet`.
     pub(crate) fn status(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            stdio::status_line(format_args!("{line}"));
         }
     }
 
@@ -123,7 +124,7 @@ impl Context {
         }
         let start = std::time::Instant::now();
         let result = f();
-        eprintln!("timing: {stage:<18} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+        stdio::status_line(format_args!("timing: {stage:<18} {:>8.1} ms", start.elapsed().as_secs_f64() * 1000.0));
         result
     }
 }
@@ -148,7 +149,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut report = |diagnostics: &Diagnostics| {
         let _ = diagnostic::render(diagnostics, &mut stderr);
         if cli.message_format == MessageFormat::Github {
-            eprint!("{}", diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root, "GITHUB_WORKSPACE")));
+            let annotations = diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root, "GITHUB_WORKSPACE"));
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), annotations.as_bytes());
         }
     };
     let warnings = std::mem::take(&mut context.warnings).sorted();
@@ -181,9 +183,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             let writes = matches!(cli.command, cli::Command::Build { check: false })
                 && !errors.0.iter().any(|e| e.message.starts_with(write::PARTLY_UPDATED));
             match (count > 1, writes) {
-                (true, true) => eprintln!("error: {count} problems; nothing under out/ was changed"),
-                (false, true) => eprintln!("error: nothing under out/ was changed"),
-                (true, false) => eprintln!("error: {count} problems"),
+                (true, true) => stdio::status_line(format_args!("error: {count} problems; nothing under out/ was changed")),
+                (false, true) => stdio::status_line(format_args!("error: nothing under out/ was changed")),
+                (true, false) => stdio::status_line(format_args!("error: {count} problems")),
                 (false, false) => {}
             }
             EXIT_ERROR

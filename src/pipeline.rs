@@ -358,7 +358,7 @@ fn compile_stages(
     }
     if context.verbose && earlier.is_some() {
         let bundles = crate::text::plural(bundles.len(), "bundle", "bundles");
-        eprintln!("cache: {reused} of {bundles} unchanged since the last build, not rendered again");
+        crate::stdio::status_line(format_args!("cache: {reused} of {bundles} unchanged since the last build, not rendered again"));
     }
     if !failures.is_empty() {
         return Err(render::failures_to_diagnostics(failures, &template, &root));

@@ -96,9 +96,8 @@ fn report(context: &Context, compiled: &Compiled, changes: &Changes, check_only:
             context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
             return Ok(Outcome::Clean);
         }
-        for line in changes.lines() {
-            println!("{line}");
-        }
+        let lines: String = changes.lines().into_iter().map(|line| line + "\n").collect();
+        crate::stdio::print(lines)?;
         context.status(&format!(
             "out/ is stale: {}; run `devbox-gen build`",
             plural(changes.count(), "file would change", "files would change")

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use clap::{Command, CommandFactory};
@@ -417,8 +416,7 @@ fn item(roff: &mut Roff, tag: Vec<clap_mangen::roff::Inline>, text: &str) {
 }
 
 fn print(bytes: &[u8]) -> Result<Outcome, Diagnostics> {
-    // A closed pipe (`devbox-gen man | head`) is not an error.
-    let _ = std::io::stdout().lock().write_all(bytes);
+    crate::stdio::print(bytes)?;
     Ok(Outcome::Clean)
 }
 

@@ -34,9 +34,11 @@ pub(super) fn run(context: &mut Context, base: Option<&str>, format: Format) -> 
         Format::Markdown => buffer.write_all(render::markdown::render(&plan, &baseline).as_bytes()),
         Format::Json => buffer.write_all(render::json::render(&plan, &baseline).as_bytes()),
     };
-    // Rendering goes to memory; printing to a closed pipe (`diff | head`) is not an error.
-    if written.is_ok() {
-        let _ = writer.print(&buffer);
+    // Rendered to memory, then printed: a closed pipe (`diff | head`) is not an error, a full
+    // disk is (the PR comment would be empty).
+    match written.and_then(|()| writer.print(&buffer)) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => return Err(crate::stdio::unwritable(&error)),
+        _ => {}
     }
     Ok(if plan.is_empty() { Outcome::Clean } else { Outcome::Changed })
 }

@@ -3,8 +3,6 @@
 //! GPU, which boxes stop by themselves), and what they take together in each namespace, beside
 //! `[quota]`. One box is rendered, to count what the template's other containers request.
 
-use std::io::Write;
-
 use crate::autostop;
 use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
@@ -28,8 +26,7 @@ pub(super) fn run(context: &mut Context, format: Format) -> Result<Outcome, Diag
             if format == Format::Text { text(&boxes, &totals) } else { markdown(&boxes, &totals) }
         }
     };
-    // A closed pipe (`list | head`) is not an error.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::stdio::print(text)?;
     Ok(Outcome::Clean)
 }
 

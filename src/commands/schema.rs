@@ -20,9 +20,8 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         return Ok(Outcome::Clean);
     }
     if check_only {
-        for (file, _, _) in &stale {
-            println!("update schema/{file}");
-        }
+        let lines: String = stale.iter().map(|(file, _, _)| format!("update schema/{file}\n")).collect();
+        crate::stdio::print(lines)?;
         context.status("schema/ is stale; run `devbox-gen schema`");
         return Ok(Outcome::Changed);
     }

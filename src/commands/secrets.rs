@@ -29,8 +29,8 @@ pub(super) fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &
     let resolved = resolve::find(&boxes, name)?;
     let rendered = render_as_running(&repo, &[resolved])?;
     let mounts = Mounts::of(resolved, &rendered[0])?;
-    print!("{}", commands(resolved, &mounts, key, auth_key_file));
-    print!("{}", flux_repo_commands(&repo.settings(), deploy_key));
+    let commands = commands(resolved, &mounts, key, auth_key_file) + &flux_repo_commands(&repo.settings(), deploy_key);
+    crate::stdio::print(commands)?;
     Ok(Outcome::Clean)
 }
 

@@ -1,8 +1,6 @@
 //! `devbox-gen show NAME`: one user's bundle on stdout, as a multi-document YAML stream that
 //! `kubectl apply -f -` would accept, compiled exactly as `build` would.
 
-use std::io::Write;
-
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::pipeline::{compile, resolve_boxes};
 use crate::{Context, Outcome, read};
@@ -26,7 +24,7 @@ pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome
         },
     }
     .expect("a resolved box is plain data");
-    let _ = writeln!(std::io::stdout().lock(), "{json}");
+    crate::stdio::print(format!("{json}\n"))?;
     Ok(Outcome::Clean)
 }
 
@@ -46,13 +44,11 @@ pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnost
         }
         return Err(error.into());
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut bundle = String::new();
     for (i, (path, text)) in files.iter().enumerate() {
         let separator = if i == 0 { "" } else { "---\n" };
-        // A closed pipe (`show alice | head`) is not an error.
-        if write!(stdout, "{separator}# out/{path}\n{text}").is_err() {
-            return Ok(Outcome::Clean);
-        }
+        bundle.push_str(&format!("{separator}# out/{path}\n{text}"));
     }
+    crate::stdio::print(bundle)?;
     Ok(Outcome::Clean)
 }

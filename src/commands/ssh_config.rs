@@ -79,7 +79,7 @@ pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: Opti
         );
     }
     context.warn(unknown);
-    print!("{}", config(&entries));
+    crate::stdio::print(config(&entries))?;
     Ok(Outcome::Clean)
 }
 

@@ -19,7 +19,7 @@ pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnost
     let resolved = resolve::find(&boxes, name)?;
     let cluster =
         repo.settings().clusters.iter().find(|c| Some(&c.name) == resolved.cluster.as_ref()).map(|c| (c.name.clone(), c.server.clone()));
-    print!("{}", commands(resolved, cluster)?);
+    crate::stdio::print(commands(resolved, cluster)?)?;
     Ok(Outcome::Clean)
 }
 

@@ -26,6 +26,7 @@ mod secrets;
 mod show;
 mod snapshots;
 mod ssh_config;
+mod stdio;
 mod template;
 mod validate;
 mod version;
