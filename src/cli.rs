@@ -101,7 +101,7 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_OK_OR_ERROR)]
     Show {
         /// The user's name (the file stem of users/NAME.toml).
-        #[arg(required_unless_present = "input")]
+        #[arg(required_unless_present = "input", value_parser = user_name)]
         name: Option<String>,
         /// Print the template's input instead: the resolved `box` as JSON (all users, as an
         /// array, when no NAME is given). What a custom template receives, and what
@@ -119,6 +119,7 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_OK_OR_ERROR)]
     Secrets {
         /// The user's name (the file stem of users/NAME.toml).
+        #[arg(value_parser = user_name)]
         name: String,
         /// The private key the box uses for GitHub, as a file on your machine.
         #[arg(long, value_name = "FILE", default_value = "~/.ssh/devbox_github", value_hint = ValueHint::FilePath)]
@@ -135,6 +136,7 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_OK_OR_ERROR)]
     SshConfig {
         /// The user's name; without it, every running box.
+        #[arg(value_parser = user_name)]
         name: Option<String>,
         /// The private key to log in with, for every box. Without it, each entry names the
         /// private key in ~/.ssh whose .pub the box lists among its authorized keys, or, without
@@ -147,6 +149,7 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_OK_OR_ERROR)]
     Wake {
         /// The user's name (the file stem of users/NAME.toml).
+        #[arg(value_parser = user_name)]
         name: String,
     },
     /// List every box, one line each: state, CPU, memory, GPU, home, when it stops by itself,
@@ -170,6 +173,18 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+/// A user, named as people name them: `alice`, or her file as a shell completes it
+/// (`users/alice.toml`, `./users/alice.toml`, `alice.toml`).
+fn user_name(given: &str) -> Result<String, String> {
+    let name = given.strip_prefix("./").unwrap_or(given);
+    let name = name.strip_prefix("users/").unwrap_or(name);
+    let name = name.strip_suffix(".toml").unwrap_or(name);
+    if name.is_empty() {
+        return Err("give a user's name, like `alice` for users/alice.toml".to_string());
+    }
+    Ok(name.to_string())
 }
 
 /// The pages `devbox-gen man COMMAND` prints: one per subcommand (a unit test keeps this list

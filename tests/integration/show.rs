@@ -1,5 +1,21 @@
 use crate::common::{Repo, assert_contains};
 
+/// A user may be named by her file too, as a shell completes it.
+#[test]
+fn a_user_is_found_by_name_or_by_file() {
+    let repo = Repo::with_alice();
+    let by_name = repo.run_ok(&["show", "alice"], 0).stdout;
+    for file in ["users/alice.toml", "./users/alice.toml", "alice.toml"] {
+        assert_eq!(repo.run_ok(&["show", file], 0).stdout, by_name, "{file}");
+        repo.run_ok(&["wake", file], 0);
+        repo.run_ok(&["ssh-config", file], 0);
+    }
+    let run = repo.run_ok(&["show", "users/zed.toml"], 2);
+    assert_contains!(run.stderr, "no user `zed`: users/zed.toml does not exist");
+    let run = repo.run_ok(&["wake", ""], 2);
+    assert_contains!(run.stderr, "give a user's name, like `alice` for users/alice.toml");
+}
+
 #[test]
 fn prints_one_bundle_as_a_yaml_stream() {
     let repo = Repo::with_alice();
