@@ -63,14 +63,20 @@ pub fn read(root: &Path) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
     read_selected(root, None)
 }
 
+/// The config repo must exist: a mistyped `-C` is an error, not a new directory to write into.
+pub(crate) fn require_config_repo(root: &Path) -> Result<(), Diagnostics> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    Err(Diagnostic::error(format!("config repo `{}` is not a directory", root.display()))
+        .help("pass the folder that holds devbox.toml and users/ with `-C DIR`")
+        .into())
+}
+
 /// Like [`read`], but only the given user files (for `validate FILE...`).
 pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
     let mut diagnostics = Diagnostics::default();
-    if !root.is_dir() {
-        return Err(Diagnostic::error(format!("config repo `{}` is not a directory", root.display()))
-            .help("pass the folder that holds devbox.toml and users/ with `-C DIR`")
-            .into());
-    }
+    require_config_repo(root)?;
     let settings_path = root.join("devbox.toml");
     let settings = if settings_path.symlink_metadata().is_ok() {
         load::<DevboxConfig>(&settings_path, "devbox.toml".into(), &mut diagnostics)

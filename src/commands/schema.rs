@@ -7,6 +7,7 @@ use crate::schema;
 use crate::{Context, Outcome};
 
 pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+    crate::read::require_config_repo(&context.root)?;
     let dir = context.root.join("schema");
     let mut stale = Vec::new();
     for (file, text) in schema::files() {

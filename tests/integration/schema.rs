@@ -1,4 +1,4 @@
-use crate::common::Repo;
+use crate::common::{Repo, assert_contains};
 
 #[test]
 fn writes_then_checks_the_schemas() {
@@ -9,6 +9,20 @@ fn writes_then_checks_the_schemas() {
     let user: serde_json::Value = serde_json::from_str(&repo.read("schema/user.schema.json")).unwrap();
     assert_eq!(user["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(user["required"], serde_json::json!(["email", "ssh"]));
+}
+
+/// A mistyped `-C` is an error, as for every other command: not a new directory tree to write
+/// into, nor a "stale" schema/ to fix by running a command that then fails.
+#[test]
+fn a_missing_config_repo_is_refused() {
+    let repo = Repo::with_alice();
+    let typo = repo.path().join("typo/repo");
+    for args in [&["schema"][..], &["schema", "--check"]] {
+        let output = assert_cmd::Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(&typo).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_contains!(String::from_utf8_lossy(&output.stderr), "is not a directory");
+    }
+    assert!(!repo.path().join("typo").exists(), "nothing was created");
 }
 
 #[test]
