@@ -165,6 +165,14 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
         let path = entry.path();
         let shown = display_path(root, &path);
         let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name == ".toml" {
+            diagnostics.push(
+                Diagnostic::warning(format!("{shown} has no name, so it is not read as a user file"))
+                    .in_path(shown)
+                    .help("name it after its person: users/NAME.toml"),
+            );
+            continue;
+        }
         if let Some(visible) = file_name.strip_prefix('.') {
             // .gitkeep and editor files are not user files; a hidden `.NAME.toml` may be one
             // that someone meant to keep, and would leave out without a word.

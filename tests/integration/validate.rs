@@ -155,6 +155,15 @@ fn files_that_are_not_toml_or_are_links_are_refused() {
     assert_contains!(run.stderr, "symbolic links are not read in users/");
 }
 
+#[test]
+fn a_user_file_without_a_name_is_not_left_out_silently() {
+    let repo = Repo::with_alice();
+    repo.write("users/.toml", &user_file("nobody@example.com", KEY_ALICE_2));
+    let run = repo.run_ok(&["validate"], 0);
+    assert_contains!(run.stderr, "users/.toml has no name, so it is not read as a user file");
+    assert_contains!(run.stderr, "1 user file is valid");
+}
+
 /// A FIFO would block a plain read forever; it is refused like any file that is not TOML.
 #[test]
 fn a_devbox_toml_that_is_not_a_regular_file_is_refused() {
