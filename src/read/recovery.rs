@@ -580,6 +580,26 @@ fn as_written_text(name: &str, raw: &str) -> String {
     }
 }
 
+/// `[idle] after = 3600`: minutes or seconds? Both readings, each as `after` takes it, rather than
+/// one guess that would make a box wait 60 times longer than meant.
+fn after_with_units(key: &str, name: &str, raw: &str) -> Option<String> {
+    if name != "after" {
+        return None;
+    }
+    let number: u64 = raw.parse().ok()?;
+    let as_minutes = format!("`{key}\"{number}m\"` is {number} minutes");
+    if number < 60 || !number.is_multiple_of(60) {
+        return Some(format!("give it a unit: {as_minutes}"));
+    }
+    let minutes = number / 60;
+    let as_seconds = match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m}m"),
+    };
+    Some(format!("give it a unit: `{key}\"{as_seconds}\"` is {number} seconds, {as_minutes}"))
+}
+
 /// A wrong value, described from what the schema asks for and what the file says.
 struct Describe<'a, 'i> {
     file: &'a Arc<SourceFile>,
@@ -643,7 +663,10 @@ impl Describe<'_, '_> {
             (Kind::Text, _) => {
                 let diagnostic = at(format!("{subject} must be a string"), &format!("this is {found}"));
                 match raw {
-                    Some(raw) => diagnostic.help(format!("quote it: `{key}\"{}\"`", as_written_text(name, raw))),
+                    Some(raw) => match after_with_units(&key, name, raw) {
+                        Some(help) => diagnostic.help(help),
+                        None => diagnostic.help(format!("quote it: `{key}\"{}\"`", as_written_text(name, raw))),
+                    },
                     None => diagnostic.help("put the value in quotes"),
                 }
             }
@@ -838,6 +861,16 @@ mod tests {
         assert_eq!(as_written_text("memory", "16"), "16Gi");
         assert_eq!(as_written_text("size", "50"), "50Gi");
         assert_eq!(as_written_text("after", "120"), "120m");
+        assert_eq!(
+            after_with_units("after = ", "after", "3600").unwrap(),
+            "give it a unit: `after = \"1h\"` is 3600 seconds, `after = \"3600m\"` is 3600 minutes"
+        );
+        assert_eq!(
+            after_with_units("after = ", "after", "5400").unwrap(),
+            "give it a unit: `after = \"1h30m\"` is 5400 seconds, `after = \"5400m\"` is 5400 minutes"
+        );
+        assert_eq!(after_with_units("after = ", "after", "45").unwrap(), "give it a unit: `after = \"45m\"` is 45 minutes");
+        assert_eq!(after_with_units("cpu = ", "cpu", "3600"), None);
         assert_eq!(as_written_text("start", "08:00:00"), "08:00");
         assert_eq!(as_written_text("start", "08:00:30"), "08:00:30", "not a whole minute: as written");
         assert_eq!(as_written_text("cpu", "8"), "8", "CPUs are counted bare");

@@ -262,7 +262,12 @@ pub(super) fn quota_bytes(value: &str, what: &str) -> Result<(), Finding> {
 pub(super) fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
     Quantity::parse(value).map_err(|e| {
         let finding = Finding::error(e.message).label(format!("not a Kubernetes {what} quantity"));
+        // `"8GB"` for a CPU is bytes where cores were meant: `8Gi` would only be refused next.
+        let bytes = |s: &str| s.ends_with(['i', 'k', 'M', 'G', 'T', 'P', 'E']);
         match e.suggestion {
+            Some(s) if what == "CPU" && bytes(&s) => {
+                finding.help("CPU is counted in cores, without a unit: `\"8\"`, or thousandths like `\"500m\"`")
+            }
             Some(s) => finding.help(format!("did you mean `{s}`?")),
             None => finding.help("write a number with a Kubernetes unit: `\"500m\"`, `\"8\"`, `\"512Mi\"`, `\"32Gi\"`"),
         }

@@ -458,3 +458,18 @@ fn a_hidden_user_file_is_left_out_with_a_warning() {
     assert_not_contains!(run.stderr, ".gitkeep");
     assert_contains!(run.stderr, "1 user file is valid");
 }
+
+/// A suggestion must be one the next run accepts: bytes for a CPU, or a guessed unit that makes
+/// an idle box wait 60 times longer than meant, are not.
+#[test]
+fn suggestions_for_a_cpu_in_bytes_and_a_bare_idle_number_are_right() {
+    let repo = Repo::new(SETTINGS);
+    repo.write(
+        "users/zed.toml",
+        &format!("{}\n[resources]\ncpu = \"8GB\"\n\n[idle]\nafter = 3600\n", user_file("zed@example.com", KEY_ALICE)),
+    );
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "help: CPU is counted in cores, without a unit: `\"8\"`, or thousandths like `\"500m\"`");
+    assert_not_contains!(run.stderr, "8Gi");
+    assert_contains!(run.stderr, "help: give it a unit: `after = \"1h\"` is 3600 seconds, `after = \"3600m\"` is 3600 minutes");
+}
