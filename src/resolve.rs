@@ -6,7 +6,7 @@
 //! own settings (namespace, sidecar, delivery) resolve the same way into [`ResolvedSettings`],
 //! which the boxes, `delivery` and the commands share.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -236,7 +236,42 @@ pub fn resolve(repo: &ConfigRepo) -> Result<Vec<ResolvedBox>, Diagnostics> {
             }
         }
     }
+    if settings.template.is_none() {
+        diagnostics.extend(wake_names_taken(repo, &boxes));
+    }
     if diagnostics.has_errors() { Err(diagnostics) } else { Ok(boxes) }
+}
+
+/// The embedded template names the ServiceAccount and CronJob that wake a box with working
+/// hours `NAME-wake`, so a user named `alice-wake` in alice's namespace would have a
+/// ServiceAccount of the same name: told at that user's file by `validate` and `new`, not only
+/// by `build` once both bundles are rendered. (A custom template names its objects itself;
+/// `build` refuses any two bundles that share an object.)
+fn wake_names_taken(repo: &ConfigRepo, boxes: &[ResolvedBox]) -> Diagnostics {
+    let woken: HashMap<(String, &str, Option<&str>), &str> = boxes
+        .iter()
+        .filter(|b| b.schedule.is_some() && b.state == State::Running)
+        .map(|b| ((defaults::wake_cron_job(&b.name), b.namespace.as_str(), b.cluster.as_deref()), b.name.as_str()))
+        .collect();
+    let mut diagnostics = Diagnostics::default();
+    for taken in boxes {
+        let key = (taken.name.clone(), taken.namespace.as_str(), taken.cluster.as_deref());
+        let (Some(owner), Some((_, parsed))) = (woken.get(&key), repo.users.iter().find(|(name, _)| *name == taken.name)) else {
+            continue;
+        };
+        diagnostics.push(
+            Diagnostic::error(format!(
+                "`{}` is the name of the ServiceAccount that wakes users/{owner}.toml's box at the start of its working hours",
+                taken.name
+            ))
+            .at(&parsed.source, parsed.source.value_span(""), "in this file")
+            .help(format!(
+                "both boxes would have a ServiceAccount `{}` in namespace `{}`: rename users/{}.toml",
+                taken.name, taken.namespace, taken.name
+            )),
+        );
+    }
+    diagnostics
 }
 
 /// The box of user `name`, or an error that suggests the closest name.

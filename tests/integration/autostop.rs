@@ -30,20 +30,35 @@ fn containers(objects: &[Value]) -> Vec<String> {
 }
 
 /// alice's working hours add a ServiceAccount `alice-wake`, the name of the whole box of a user
-/// file `alice-wake.toml`: both bundles would hold one object. Refused, whether alice's bundle
-/// is rendered or kept from the last build, and out/ stays as it was.
+/// file `alice-wake.toml`: both bundles would hold one object. With the embedded template it is
+/// told at the second file before anything renders; a custom template names its objects itself,
+/// and the build refuses the two bundles, whether alice's is rendered or kept from the last
+/// build. Either way out/ stays as it was.
 #[test]
 fn two_boxes_rendering_one_object_are_refused_naming_both_files() {
     let repo = Repo::new(SETTINGS).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
     repo.run_ok(&["build"], 0);
     let before = repo.out_snapshot();
     repo.write("users/alice-wake.toml", &user_file("wake@example.com", crate::common::KEY_ALICE_2));
-    for args in [&["build"][..], &["build", "--check"], &["diff"]] {
+    for args in [&["build"][..], &["build", "--check"], &["diff"], &["validate"]] {
         let run = repo.run_ok(args, 2);
+        assert_contains!(run.stderr, "`alice-wake` is the name of the ServiceAccount that wakes users/alice.toml's box");
+        assert_contains!(run.stderr, "┌─ users/alice-wake.toml:");
+    }
+    assert_eq!(repo.out_snapshot(), before, "nothing under out/ changed");
+
+    let custom = Repo::new(&format!("template = \"team.jsonnet\"\n{SETTINGS}")).user("alice", &alice("", &format!("{IDLE}{HOURS}")));
+    custom.write("team.jsonnet", "local devbox = import 'devbox-gen/devbox.libsonnet';\nfunction(box) devbox.bundle(box)\n");
+    custom.run_ok(&["build"], 0);
+    let before = custom.out_snapshot();
+    custom.write("users/alice-wake.toml", &user_file("wake@example.com", crate::common::KEY_ALICE_2));
+    custom.run_ok(&["validate"], 0);
+    for args in [&["build"][..], &["build", "--check"], &["diff"]] {
+        let run = custom.run_ok(args, 2);
         assert_contains!(run.stderr, "error: users/alice-wake.toml and users/alice.toml both render ServiceAccount/devboxes/alice-wake\n");
         assert_contains!(run.stderr, "= help: rename one of the user files");
     }
-    assert_eq!(repo.out_snapshot(), before, "nothing under out/ changed");
+    assert_eq!(custom.out_snapshot(), before, "nothing under out/ changed");
 }
 
 #[test]

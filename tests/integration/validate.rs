@@ -473,3 +473,21 @@ fn suggestions_for_a_cpu_in_bytes_and_a_bare_idle_number_are_right() {
     assert_not_contains!(run.stderr, "8Gi");
     assert_contains!(run.stderr, "help: give it a unit: `after = \"1h\"` is 3600 seconds, `after = \"3600m\"` is 3600 minutes");
 }
+
+/// The embedded template's wake ServiceAccount of alice is `alice-wake`: a user of that name is
+/// refused at her file by `validate` and `new`, not only by `build` once both are rendered.
+#[test]
+fn a_user_named_after_another_boxs_wake_job_is_refused_at_her_file() {
+    let scheduled = "[idle]\nafter = \"1h\"\n\n[schedule]\ntimezone = \"Europe/Berlin\"\nstart = \"08:00\"\nstop = \"19:00\"\n";
+    let repo = Repo::new(SETTINGS).user("alice", &format!("{}\n{scheduled}", user_file("alice@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["new", "alice-wake", "--email", "z@example.com", "--ssh-key", KEY_ALICE_2], 2);
+    assert_contains!(run.stderr, "`alice-wake` is the name of the ServiceAccount that wakes users/alice.toml's box");
+    assert!(!repo.path().join("users/alice-wake.toml").exists());
+    repo.write("users/alice-wake.toml", &user_file("z@example.com", KEY_ALICE_2));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "┌─ users/alice-wake.toml:");
+    assert_contains!(run.stderr, "rename users/alice-wake.toml");
+    // Without working hours alice has no wake ServiceAccount, and the name is free.
+    repo.write("users/alice.toml", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["validate"], 0);
+}
