@@ -165,6 +165,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let unwritten_report = cli.code_quality_report.as_ref().and_then(|path| {
         let mut everything = warnings;
         everything.extend(errors.clone());
+        if is_inside_out(path, &cli.root) {
+            return Some(
+                diagnostic::Diagnostic::error(format!("the Code Quality report {} would be written into out/", path.display()))
+                    .help("out/ holds only what devbox-gen generates: give --code-quality-report a file outside it"),
+            );
+        }
         let text = diagnostic::code_quality_report(&everything, &checkout_prefix(&cli.root, "CI_PROJECT_DIR"));
         let failure = std::fs::write(path, text).err()?;
         Some(
@@ -198,6 +204,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         None => ExitCode::from(code),
     }
+}
+
+/// Whether `path` (a file to write) is inside the config repo's `out/`, however it is spelled.
+fn is_inside_out(path: &std::path::Path, root: &std::path::Path) -> bool {
+    let Ok(out) = write::out_dir(root).canonicalize() else { return false };
+    let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    parent.canonicalize().is_ok_and(|parent| parent.starts_with(out))
 }
 
 /// Where the config repo is in the checkout the CI system annotates (`$GITHUB_WORKSPACE` on

@@ -183,8 +183,12 @@ fn gpu_flag(value: &str) -> Result<(String, Option<u32>), Diagnostic> {
         None => Ok((value.to_string(), None)),
         Some((kind, count)) => match count.parse::<u32>() {
             Ok(count) => Ok((kind.to_string(), Some(count))),
-            Err(_) => Err(Diagnostic::error(format!("{}: `{count}` is not a number of GPUs", flag("--gpu", value)))
-                .help(format!("write the type, or the type and a count: `--gpu {kind}` or `--gpu {kind}:2`"))),
+            Err(_) => {
+                // An example the person can run: their type, or a real one when they gave none.
+                let kind = if kind.is_empty() { "nvidia-l4" } else { kind };
+                Err(Diagnostic::error(format!("{}: `{count}` is not a number of GPUs", flag("--gpu", value)))
+                    .help(format!("write the type, or the type and a count: `--gpu {kind}` or `--gpu {kind}:2`")))
+            }
         },
     }
 }

@@ -323,3 +323,13 @@ fn a_broken_devbox_toml_is_reported_where_it_is() {
     let stderr = refused(&repo, &["alice", "--email", "alice@example.com", "--ssh-key-file", &key]);
     assert_contains!(stderr, "error: `Dev Boxes` is not a valid namespace\n  ┌─ devbox.toml:1:13\n");
 }
+
+/// A help shows a command that can be run: with no type before the colon, a real one.
+#[test]
+fn a_gpu_flag_without_type_or_count_gets_a_runnable_example() {
+    let repo = Repo::new(SETTINGS);
+    let run = repo.run_ok(&["new", "zed", "--email", "zed@example.com", "--ssh-key", KEY_ALICE, "--gpu", ":"], 2);
+    assert_contains!(run.stderr, "help: write the type, or the type and a count: `--gpu nvidia-l4` or `--gpu nvidia-l4:2`");
+    let run = repo.run_ok(&["new", "zed", "--email", "zed@example.com", "--ssh-key", KEY_ALICE, "--gpu", "nvidia-t4:x"], 2);
+    assert_contains!(run.stderr, "`--gpu nvidia-t4` or `--gpu nvidia-t4:2`");
+}

@@ -388,6 +388,15 @@ fn an_unwritable_code_quality_report_is_an_error() {
     let repo = Repo::with_alice();
     let run = repo.run_ok(&["validate", "--code-quality-report", "/nonexistent-dir/report.json"], 2);
     assert_contains!(run.stderr, "error: cannot write the Code Quality report /nonexistent-dir/report.json: No such file or directory");
+
+    // Nor does a report go into out/, over a generated file, while the build says out/ is untouched.
+    repo.run_ok(&["build"], 0);
+    let before = repo.out_snapshot();
+    repo.write("users/bob.toml", "email = \"bob\"\n");
+    let inside = repo.path().join("out/alice/statefulset-alice.yaml");
+    let run = repo.run_ok(&["build", "--code-quality-report", inside.to_str().unwrap()], 2);
+    assert_contains!(run.stderr, "would be written into out/");
+    assert!(repo.out_snapshot() == before, "out/ changed");
 }
 
 /// GitLab's own rule for one issue of a Code Quality report, which drops an issue that breaks
