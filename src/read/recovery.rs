@@ -663,6 +663,10 @@ impl Describe<'_, '_> {
             (Kind::Text, _) => {
                 let diagnostic = at(format!("{subject} must be a string"), &format!("this is {found}"));
                 match raw {
+                    // Quoted, a negative amount would only be refused next (an env value may be one).
+                    Some(raw) if raw.starts_with('-') && matches!(name, "cpu" | "memory" | "size" | "shm" | "storage") => {
+                        diagnostic.help(format!("it cannot be negative: write one in quotes, like `{key}{}`", self.example()))
+                    }
                     Some(raw) => match after_with_units(&key, name, raw) {
                         Some(help) => diagnostic.help(help),
                         None => diagnostic.help(format!("quote it: `{key}\"{}\"`", as_written_text(name, raw))),

@@ -481,6 +481,11 @@ fn suggestions_for_a_cpu_in_bytes_and_a_bare_idle_number_are_right() {
     assert_contains!(run.stderr, "help: CPU is counted in cores, without a unit: `\"8\"`, or thousandths like `\"500m\"`");
     assert_not_contains!(run.stderr, "8Gi");
     assert_contains!(run.stderr, "help: give it a unit: `after = \"1h\"` is 3600 seconds, `after = \"3600m\"` is 3600 minutes");
+
+    repo.write("users/zed.toml", &format!("{}\n[resources]\ncpu = -1\n\n[env]\nOFFSET = -1\n", user_file("zed@example.com", KEY_ALICE)));
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "help: it cannot be negative: write one in quotes, like `cpu = \"8\"`");
+    assert_contains!(run.stderr, "help: quote it: `OFFSET = \"-1\"`");
 }
 
 /// The embedded template's wake ServiceAccount of alice is `alice-wake`: a user of that name is
