@@ -41,14 +41,7 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     }
     let groups = group_risks(plan);
     out.push_str(&format!("**{}**\n\n", inline(&risks_heading(plan, &groups))));
-    for (i, group) in groups.iter().enumerate() {
-        let item = risk_item(group);
-        if out.len() + item.len() + RESERVE > budget / 2 {
-            out.push_str(&format!("- … and {} more: run `{}` to see them all\n", groups.len() - i, baseline.command()));
-            break;
-        }
-        out.push_str(&item);
-    }
+    let risks_complete = risk_list(&groups, baseline, budget, &mut out);
     if !plan.risks.is_empty() {
         out.push('\n');
     }
@@ -96,8 +89,9 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     }
     if cut {
         out.push_str(&format!(
-            "> [!NOTE]\n> The diff is cut here to stay under GitHub's limit of 65,536 characters per comment: {} of {total} resource diffs are not shown in full. The risks above are complete. Run `{}` to see everything.\n",
+            "> [!NOTE]\n> The diff is cut here to stay under GitHub's limit of 65,536 characters per comment: {} of {total} resource diffs are not shown in full. {} Run `{}` to see everything.\n",
             total - shown,
+            if risks_complete { "The risks above are complete." } else { "Some risks above are counted, not listed." },
             baseline.command()
         ));
     }
@@ -136,16 +130,59 @@ fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String)
     out.push('\n');
 }
 
-fn risk_item(group: &RiskGroup<'_>) -> String {
-    let risk = group.risk;
-    let label = match risk.level() {
+/// The risks, most dangerous first, in what the comment can give them: each in full while the
+/// first half of the budget lasts, then by its one line while three quarters do (the resource
+/// diffs below them matter less), then a count by level, so that a box stopped or put on Spot
+/// among hundreds of new keys is never left out without a word. Whether every one is listed.
+fn risk_list(groups: &[RiskGroup<'_>], baseline: &Baseline, budget: usize, out: &mut String) -> bool {
+    let mut in_full = true;
+    for (i, group) in groups.iter().enumerate() {
+        if in_full {
+            let item = risk_item(group);
+            if out.len() + item.len() + RESERVE <= budget / 2 {
+                out.push_str(&item);
+                continue;
+            }
+            in_full = false;
+        }
+        let line = risk_headline(group);
+        if out.len() + line.len() + RESERVE <= budget * 3 / 4 {
+            out.push_str(&line);
+            continue;
+        }
+        let rest = &groups[i..];
+        let by_level: Vec<String> = [Level::Data, Level::Sync, Level::Access, Level::Downtime, Level::Restart]
+            .into_iter()
+            .filter_map(|level| {
+                let count: usize = rest.iter().filter(|group| group.risk.level() == level).map(|group| group.users.len()).sum();
+                (count > 0).then(|| format!("{count} {}", label(level)))
+            })
+            .collect();
+        let count: usize = rest.iter().map(|group| group.users.len()).sum();
+        out.push_str(&format!("- … and {count} more ({}): run `{}` to see them all\n", by_level.join(", "), baseline.command()));
+        return false;
+    }
+    true
+}
+
+fn label(level: Level) -> &'static str {
+    match level {
         Level::Data => "🛑 DATA",
         Level::Sync => "🛑 SYNC",
         Level::Access => "🔑 ACCESS",
         Level::Downtime => "⚠️ DOWNTIME",
         Level::Restart => "🔄 RESTART",
-    };
-    let mut item = format!("- **{label}** **{}**: {}\n", inline(&group.who()), inline(&risk.summary));
+    }
+}
+
+/// A risk by its one line, for when the comment has no room for its details.
+fn risk_headline(group: &RiskGroup<'_>) -> String {
+    format!("- **{}** **{}**: {}\n", label(group.risk.level()), inline(&group.who()), inline(&group.risk.summary))
+}
+
+fn risk_item(group: &RiskGroup<'_>) -> String {
+    let risk = group.risk;
+    let mut item = risk_headline(group);
     if group.users.len() > 1 {
         item.push_str(&format!(
             "  - <details><summary>the {}</summary>{}</details>\n",
@@ -273,6 +310,39 @@ mod tests {
         assert_eq!(markdown.matches("```diff").count() * 2, markdown.matches("```").count(), "fences are balanced");
         let full = render(&plan(2, 10), &Baseline::Disk);
         assert!(!full.contains("not shown"), "{full}");
+    }
+
+    /// A PR that gives every box a new key and stops three: the three must not vanish among
+    /// the keys, and the comment must not call a cut list complete.
+    #[test]
+    fn risks_cut_for_room_are_still_named_or_counted() {
+        use crate::diff::risk::{Kind, Risk};
+        let risk = |kind: Kind, user: String, summary: &str, details: usize| Risk {
+            kind,
+            resource: format!("StatefulSet/ns/{user}"),
+            user,
+            summary: summary.into(),
+            details: vec!["a sentence of what it means, long enough to take room. ".repeat(3); details],
+            help: Vec::new(),
+            facts: std::collections::BTreeMap::new(),
+        };
+        let mut big = plan(300, 50);
+        for i in 0..300 {
+            big.risks.push(risk(Kind::KeyAdded, format!("u{i}"), &format!("key {i} may log in"), 2));
+        }
+        for i in 297..300 {
+            big.risks.push(risk(Kind::BoxStopped, format!("u{i}"), "the box is stopped", 1));
+        }
+        let markdown = render_within(&big, &Baseline::Disk, 20_000);
+        assert!(markdown.len() <= 20_000, "{}", markdown.len());
+        let listed = markdown.contains("⚠️ DOWNTIME** **3 users**: the box is stopped");
+        assert!(listed || markdown.contains("3 ⚠️ DOWNTIME"), "the stopped boxes are neither listed nor counted:\n{markdown}");
+        assert!(markdown.contains("more (") && !markdown.contains("The risks above are complete"), "{markdown}");
+        assert!(markdown.contains("Some risks above are counted, not listed."), "{markdown}");
+        // With room, every risk is listed and the note says so.
+        let roomy = render_within(&big, &Baseline::Disk, 2_000_000);
+        assert!(roomy.contains("⚠️ DOWNTIME** **3 users**: the box is stopped"), "{roomy}");
+        assert!(!roomy.contains("more ("), "nothing is counted instead of listed");
     }
 
     #[test]
