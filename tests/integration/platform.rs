@@ -161,6 +161,24 @@ fn a_box_moving_to_another_server_says_what_happens_to_the_old_one() {
     assert_contains!(text, "`kubectl --context prod --namespace devboxes delete statefulset,service");
 }
 
+/// A cluster pointed at another API server: Argo CD applies every box there anew, homes
+/// empty, and leaves the old ones running (argoproj/argo-cd#9172). Only the ApplicationSet
+/// changes, so no per-box rule sees it.
+#[test]
+fn a_cluster_delivered_to_another_server_is_a_data_risk() {
+    let cluster = |server: &str| format!("\n[[clusters]]\nname = \"prod\"\nserver = \"{server}\"\n");
+    let repo = Repo::new(&settings("", &cluster("https://prod.example.com"))).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &settings("", &cluster("https://prod-2.example.com")));
+    assert_eq!(risks(&repo), pairs(&[("cluster-server-changed", "devbox.toml")]));
+    let text = risk_text(&repo);
+    assert_contains!(
+        text,
+        "  DATA     devbox.toml: cluster `prod` is delivered to another API server, `https://prod-2.example.com` instead of `https://prod.example.com`: every box of it starts there with a new, empty home\n"
+    );
+    assert_contains!(text, "argoproj/argo-cd#9172");
+}
+
 #[test]
 fn several_clusters_and_no_default_suggest_the_default_too() {
     let clusters = "\n[[clusters]]\nname = \"prod\"\nserver = \"https://kubernetes.default.svc\"\n\n[[clusters]]\nname = \"gpu\"\nserver = \"https://gpu.example.com\"\n";

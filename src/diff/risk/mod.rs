@@ -90,6 +90,7 @@ impl Level {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Kind {
     NamespaceChanged,
+    ClusterServerChanged,
     DeliveryMoved,
     FluxArtifactsEnabled,
     HomeOwnerChanged,
@@ -121,9 +122,12 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) fn level(self) -> Level {
         match self {
-            Kind::NamespaceChanged | Kind::HomeOwnerChanged | Kind::HomeVolumeRemoved | Kind::HomeVolumeRenamed | Kind::HomeVolumeMoved => {
-                Level::Data
-            }
+            Kind::NamespaceChanged
+            | Kind::ClusterServerChanged
+            | Kind::HomeOwnerChanged
+            | Kind::HomeVolumeRemoved
+            | Kind::HomeVolumeRenamed
+            | Kind::HomeVolumeMoved => Level::Data,
             Kind::ImmutableField | Kind::DeliveryMoved | Kind::FluxArtifactsEnabled => Level::Sync,
             Kind::KeyAdded
             | Kind::KeyRemoved
@@ -147,6 +151,7 @@ impl Kind {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::NamespaceChanged => "namespace-changed",
+            Kind::ClusterServerChanged => "cluster-server-changed",
             Kind::DeliveryMoved => "delivery-moved",
             Kind::FluxArtifactsEnabled => "flux-artifacts-enabled",
             Kind::HomeOwnerChanged => "home-owner-changed",
@@ -235,6 +240,7 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
     let (before, mut risks) = platform::follow_namespace_moves(before, after);
     let before = before.as_ref();
     risks.extend(platform::delivery_moved(before, after));
+    risks.extend(platform::cluster_server_changed(before, after));
     risks.extend(platform::flux_artifacts_enabled(before, after));
     risks.extend(home::volumes(before, after));
     for (id, old) in before {

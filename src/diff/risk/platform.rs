@@ -9,6 +9,8 @@
 //!   behind.
 //! - A new uid, gid, fsGroup or home path changes no volume, yet breaks every home:
 //!   [`identity_changed`].
+//! - A cluster's new API server changes only its ApplicationSet, yet every box starts anew
+//!   there: [`cluster_server_changed`].
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,6 +120,54 @@ pub(super) fn servers(resources: &Resources) -> BTreeMap<&str, &str> {
             Some((dir, server))
         })
         .collect()
+}
+
+/// A cluster's boxes delivered to another API server (`server` of `[[clusters]]` changed): Argo
+/// CD applies every box's Application there, where each starts with a new, empty home, and it
+/// does not remove what it applied on the old server (argoproj/argo-cd#9172, #5668), so the old
+/// boxes keep running there, homes included. One risk per delivery directory.
+pub(super) fn cluster_server_changed(before: &Resources, after: &Resources) -> Vec<Risk> {
+    let (was, is) = (servers(before), servers(after));
+    let sets: BTreeMap<&str, &Resource> = after
+        .values()
+        .filter(|r| r.kind == "ApplicationSet")
+        .filter_map(|r| Some((r.path.strip_prefix(crate::emit::GITOPS_DIR)?.strip_prefix("/argocd/")?.split_once('/')?.0, r)))
+        .collect();
+    let mut risks = Vec::new();
+    for (dir, from) in &was {
+        let (Some(to), Some(set)) = (is.get(dir), sets.get(dir)) else { continue };
+        if from == to {
+            continue;
+        }
+        let cluster = if *dir == "default" { "the cluster".to_string() } else { format!("cluster {}", code(dir)) };
+        risks.push(Risk {
+            kind: Kind::ClusterServerChanged,
+            user: SETTINGS.into(),
+            resource: set.id.clone(),
+            summary: format!(
+                "{cluster} is delivered to another API server, {} instead of {}: every box of it starts there with a new, empty home",
+                code(to),
+                code(from)
+            ),
+            details: vec![
+                format!("Argo CD applies each box's Application to {}: the homes do not follow, and every box joins the tailnet as a new machine.", code(to)),
+                format!(
+                    "Nothing is removed from {}: Argo CD leaves what an Application applied on its old destination (argoproj/argo-cd#9172), so the old boxes keep running there with their homes, and their tailnet hostnames are taken.",
+                    code(from)
+                ),
+            ],
+            help: vec![
+                "if the server only has a new address (the same cluster), this moves nothing: check that both URLs reach one cluster before the merge".into(),
+                format!(
+                    "to move the boxes to a new cluster, move each home's data first (a snapshot restored on {} under the same claim name), then stop the old boxes: `kubectl scale statefulset --all --replicas=0` on {}",
+                    code(to),
+                    code(from)
+                ),
+            ],
+            facts: BTreeMap::from([("from", from.to_string()), ("to", to.to_string()), ("cluster", dir.to_string())]),
+        });
+    }
+    risks
 }
 
 /// The cluster of a bundle file in the per-cluster layout: `prod` for `prod/alice/x.yaml`.
