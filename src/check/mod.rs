@@ -611,8 +611,37 @@ fn check_home_volume(home: &Object, user: &str) -> Vec<String> {
     if annotation(FLUX_PRUNE) != Some("disabled") {
         problems.push(format!("the home volume needs the annotation `{FLUX_PRUNE}: disabled` so Flux never prunes it"));
     }
+    // What would delete and create the claim again, its data with it, on a sync: Argo CD's
+    // `Force=true` (kubectl's --force: delete and create when a patch keeps conflicting) and
+    // `Replace=true` (kubectl replace, which a bound claim refuses; with --force, delete and
+    // create: the sync-options docs), a resource hook (deleted before it is created again,
+    // `BeforeHookCreation`, at each sync: the resource hooks docs), and Flux's force, which
+    // recreates an object whose change cannot be applied in place (kustomize-controller).
+    let options: Vec<&str> = argo.split(',').map(str::trim).collect();
+    if options.contains(&"Force=true") {
+        problems.push(format!(
+            "the home volume's `{ARGO_SYNC_OPTIONS}` has `Force=true`: Argo CD would delete and create it again, with the person's data, when a change cannot be patched"
+        ));
+    }
+    if options.contains(&"Replace=true") {
+        problems.push(format!(
+            "the home volume's `{ARGO_SYNC_OPTIONS}` has `Replace=true`: Argo CD would replace the bound claim instead of patching it, which the API server refuses, or with `Force=true` delete and create it again"
+        ));
+    }
+    if annotation(ARGO_HOOK).is_some() {
+        problems
+            .push(format!("the home volume must not be an Argo CD hook (`{ARGO_HOOK}`): a hook is deleted and created again at each sync"));
+    }
+    if annotation(FLUX_FORCE) == Some("enabled") {
+        problems.push(format!(
+            "the home volume must not have `{FLUX_FORCE}: enabled`: Flux would delete and create it again, with the person's data, on a change it cannot apply in place"
+        ));
+    }
     problems
 }
+
+const ARGO_HOOK: &str = "argocd.argoproj.io/hook";
+const FLUX_FORCE: &str = "kustomize.toolkit.fluxcd.io/force";
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,32 @@ fn the_documented_example_adds_a_label_and_a_sidecar() {
     assert_contains!(statefulset, "        name: tailscale\n", "the default sidecar stays");
 }
 
+/// Annotations that make Argo CD or Flux delete and create the home claim again, beside the
+/// protections that keep them from pruning it: the protections alone are not enough.
+#[test]
+fn a_template_cannot_have_the_home_volume_recreated() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           homeVolume+: { metadata+: { annotations+: {\n\
+             'argocd.argoproj.io/sync-options': 'Prune=false,Delete=false,Force=true,Replace=true',\n\
+             'argocd.argoproj.io/hook': 'PreSync',\n\
+             'kustomize.toolkit.fluxcd.io/force': 'enabled',\n\
+           } } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    for expected in [
+        "has `Force=true`: Argo CD would delete and create it again",
+        "has `Replace=true`: Argo CD would replace the bound claim",
+        "must not be an Argo CD hook (`argocd.argoproj.io/hook`)",
+        "must not have `kustomize.toolkit.fluxcd.io/force: enabled`",
+    ] {
+        assert_contains!(run.stderr, expected);
+    }
+    assert!(!repo.path().join("out").exists());
+}
+
 #[test]
 fn a_template_cannot_opt_out_of_the_safety_rules() {
     let repo = with_template(
