@@ -151,7 +151,33 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
     if rendered.resolved.state != State::Archived && workloads != 1 {
         problems.push(format!("a {} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state));
     }
+    let home = home_volume_name(name);
+    for workload in rendered.objects.iter().filter(|o| kind(o) == "StatefulSet") {
+        if !mounts_claim(workload, &home) {
+            problems.push(format!(
+                "{}: its pod does not mount the home volume `{home}` in a container: the person's files would go to whatever is mounted instead, and the home would sit unused",
+                object_id(workload)
+            ));
+        }
+    }
     problems
+}
+
+/// Whether a container of the workload's pod mounts the claim `claim` (through a volume of the
+/// pod that names it). A template that puts an emptyDir, or another box's claim, in place of
+/// the home keeps the home volume and every annotation on it, yet loses what is written.
+fn mounts_claim(workload: &Object, claim: &str) -> bool {
+    let Some(pod) = workload.at("/spec/template/spec") else { return false };
+    fn list<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+        value.get(key).and_then(Value::as_array).into_iter().flatten()
+    }
+    let volumes: Vec<&str> = list(pod, "volumes")
+        .filter(|volume| volume.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(claim))
+        .filter_map(|volume| volume.get("name").and_then(Value::as_str))
+        .collect();
+    list(pod, "containers")
+        .flat_map(|container| list(container, "volumeMounts"))
+        .any(|mount| mount.get("name").and_then(Value::as_str).is_some_and(|name| volumes.contains(&name)))
 }
 
 /// What an object shared by every box of a namespace must be. It is written once, to the

@@ -46,6 +46,31 @@ fn a_template_cannot_have_the_home_volume_recreated() {
     assert!(!repo.path().join("out").exists());
 }
 
+/// The home volume and its annotations intact, but the pod mounting something else in its
+/// place (an emptyDir, another box's claim) or nothing: every file written would be lost.
+#[test]
+fn a_template_cannot_mount_something_else_in_place_of_the_home() {
+    for (replacement, what) in [
+        ("{ name: 'home', emptyDir: {} }", "an emptyDir"),
+        ("{ name: 'home', persistentVolumeClaim: { claimName: 'dave-home' } }", "another box's claim"),
+    ] {
+        let repo = with_template(&format!(
+            "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+             function(box) devbox.bundle(box) + {{\n\
+               statefulSet+: {{ spec+: {{ template+: {{ spec+: {{\n\
+                 volumes: [if v.name == 'home' then {replacement} else v for v in super.volumes],\n\
+               }} }} }} }},\n\
+             }}\n"
+        ));
+        let run = repo.run_ok(&["build"], 2);
+        assert_contains!(
+            run.stderr,
+            "StatefulSet/devboxes/alice: its pod does not mount the home volume `alice-home` in a container",
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn a_template_cannot_opt_out_of_the_safety_rules() {
     let repo = with_template(
