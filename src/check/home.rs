@@ -1,5 +1,6 @@
 //! Across builds: what Kubernetes cannot apply to a home volume that already exists. A PVC
-//! can grow but never shrink, and its storage class never changes; `build` and `diff` refuse
+//! can grow but never shrink, and its storage class, like the rest of its spec (access modes,
+//! volume mode, selector, data source), never changes; `build` and `diff` refuse
 //! such a change before anything is written, blaming the line that decided it, and warn when
 //! the home volumes would be created in another namespace (each box would start empty).
 
@@ -12,13 +13,22 @@ use crate::quantity::Quantity;
 use crate::read::ConfigRepo;
 use crate::render::Object;
 
-/// What makes a home volume: its size and class, which Kubernetes can only grow / never change.
+/// What makes a home volume: its size and class, which Kubernetes can only grow / never change,
+/// and the rest of its spec that no update may change ([`FIXED_FIELDS`]), as JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HomeVolume {
     pub size: String,
     pub storage_class: Option<String>,
     pub namespace: Option<String>,
+    pub fixed: BTreeMap<&'static str, String>,
 }
+
+/// A claim's spec fields besides size and class that the API server refuses to change once it
+/// exists ("spec is immutable after creation except resources.requests and
+/// volumeAttributesClassName for bound claims": ValidatePersistentVolumeClaimUpdate in
+/// kubernetes/kubernetes pkg/apis/core/validation). `volumeName` is set by the binder, so a
+/// template that leaves it out changes nothing; one that sets it is held to it.
+const FIXED_FIELDS: [&str; 5] = ["accessModes", "volumeMode", "selector", "dataSource", "dataSourceRef"];
 
 impl HomeVolume {
     pub(crate) fn of(object: &Object) -> Option<Self> {
@@ -29,6 +39,15 @@ impl HomeVolume {
             size: object.pointer_str("/spec/resources/requests/storage")?.to_string(),
             storage_class: object.pointer_str("/spec/storageClassName").map(str::to_string),
             namespace: object.pointer_str("/metadata/namespace").map(str::to_string),
+            fixed: FIXED_FIELDS
+                .iter()
+                .filter_map(|field| {
+                    let value = object.get("spec")?.get(*field).map(serde_json::Value::to_string);
+                    // What the API server stores when the field is left out.
+                    let value = value.or_else(|| (*field == "volumeMode").then(|| "\"Filesystem\"".to_string()))?;
+                    Some((*field, value))
+                })
+                .collect(),
         })
     }
 }
@@ -128,11 +147,44 @@ pub(crate) fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
 /// Each is blamed on the line that decided it: the user's own `home.size`, or devbox.toml's
 /// `[defaults] home.size` once for every user who takes it from there.
 pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree, repo: &ConfigRepo) -> Result<(), Diagnostics> {
-    let impossible = impossible_changes(&home_volumes(before), &home_volumes(after));
-    if impossible.is_empty() {
+    let (was, is) = (home_volumes(before), home_volumes(after));
+    let impossible = impossible_changes(&was, &is);
+    let fixed = fixed_field_changes(&was, &is, repo);
+    if impossible.is_empty() && fixed.0.is_empty() {
         return Ok(());
     }
-    Err(locate_impossible_changes(&impossible, repo))
+    let mut diagnostics = locate_impossible_changes(&impossible, repo);
+    diagnostics.extend(fixed);
+    Err(diagnostics)
+}
+
+/// Changes to a home volume's [`FIXED_FIELDS`], which no user file sets: the template's doing
+/// (or a new devbox-gen's), one error per volume.
+fn fixed_field_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<String, HomeVolume>, repo: &ConfigRepo) -> Diagnostics {
+    let template = repo.settings.as_ref().and_then(|s| s.value.template.clone());
+    let mut diagnostics = Diagnostics::default();
+    for (user, new) in after {
+        let Some(old) = before.get(user) else { continue };
+        let changed: Vec<String> = FIXED_FIELDS
+            .iter()
+            .filter(|field| old.fixed.get(*field) != new.fixed.get(*field))
+            .map(|field| {
+                let shown = |value: Option<&String>| value.map_or_else(|| "none".to_string(), |v| format!("`{v}`"));
+                format!("`{field}` ({} → {})", shown(old.fixed.get(field)), shown(new.fixed.get(field)))
+            })
+            .collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let diagnostic = Diagnostic::error(format!("the home volume of `{user}` would change {}", changed.join(", ")))
+            .help("Kubernetes refuses any change to a claim's spec but its size once it exists, so every sync of this box would fail")
+            .help("keep these fields as they are; a volume with another access mode is a new claim, with the data copied into it by hand");
+        diagnostics.push(match &template {
+            Some(template) => diagnostic.in_path(template.clone()),
+            None => diagnostic.in_path("devbox.toml"),
+        });
+    }
+    diagnostics
 }
 
 /// A warning when the home volumes of existing boxes would be created in another namespace:
@@ -244,7 +296,7 @@ mod tests {
     use super::*;
 
     fn volume(size: &str, class: Option<&str>) -> HomeVolume {
-        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None }
+        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None, fixed: BTreeMap::new() }
     }
 
     #[test]

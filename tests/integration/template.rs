@@ -71,6 +71,34 @@ fn a_template_cannot_mount_something_else_in_place_of_the_home() {
     }
 }
 
+/// A claim's spec cannot change once it exists, but for its size: a template that gives the
+/// existing homes another access mode or volume mode is refused, as a shrink is, since every
+/// sync of every box would fail.
+#[test]
+fn a_template_cannot_change_what_an_existing_home_volume_cannot() {
+    let library = "local devbox = import 'devbox-gen/devbox.libsonnet';\n";
+    let repo = with_template(&format!("{library}function(box) devbox.bundle(box)\n"));
+    repo.run_ok(&["build"], 0);
+    let before = repo.out_snapshot();
+    repo.use_template(&format!(
+        "{library}function(box) devbox.bundle(box) + {{ homeVolume+: {{ spec+: {{ accessModes: ['ReadWriteOncePod'], volumeMode: 'Block' }} }} }}\n"
+    ));
+    for args in [&["build"][..], &["diff"]] {
+        let run = repo.run_ok(args, 2);
+        assert_contains!(
+            run.stderr,
+            "error: the home volume of `alice` would change `accessModes` (`[\"ReadWriteOnce\"]` → `[\"ReadWriteOncePod\"]`), `volumeMode` (`\"Filesystem\"` → `\"Block\"`)"
+        );
+        assert_contains!(run.stderr, "Kubernetes refuses any change to a claim's spec but its size");
+    }
+    assert!(repo.out_snapshot() == before, "out/ changed");
+    // Spelling out the default is no change.
+    repo.use_template(&format!(
+        "{library}function(box) devbox.bundle(box) + {{ homeVolume+: {{ spec+: {{ volumeMode: 'Filesystem' }} }} }}\n"
+    ));
+    repo.run_ok(&["build"], 0);
+}
+
 #[test]
 fn a_template_cannot_opt_out_of_the_safety_rules() {
     let repo = with_template(
