@@ -8,7 +8,7 @@ use std::process::Command as Process;
 use assert_cmd::Command;
 
 use crate::common::{
-    KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks, without_scripts_hash,
+    KEY_ALICE, KEY_ALICE_2, Repo, Run, SETTINGS, assert_contains, assert_not_contains, git, pairs, risks, user_file, without_scripts_hash,
 };
 
 const KEY_DAVE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO2DHPT+6KPMKbEw5IrfG11A8Vz6y61TuSHbix+l2RTJ dave@laptop";
@@ -468,4 +468,20 @@ fn base_and_disk_agree_on_the_same_change() {
     assert_eq!(on_disk, plan(&["diff", "--base", "main", "--format", "json"]));
     let risks: Vec<&str> = on_disk["risks"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(risks, ["key-added", "box-archived", "box-stopped"]);
+}
+
+/// Another address on an existing box hands its home, and every file in it, to whoever that is:
+/// the reviewer is told, whatever else the change does.
+#[test]
+fn a_new_owner_address_is_told_as_a_home_handed_over() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    repo.write("users/alice.toml", &user_file("mallory@example.com", KEY_ALICE));
+    let found = risks(&repo);
+    assert!(found.contains(&("home-handed-over".to_string(), "alice".to_string())), "{found:?}");
+    let run = repo.run(&["diff", "--color", "never"]);
+    assert_contains!(
+        run.stdout,
+        "ACCESS   alice: the home volume `alice-home` passes from `alice@example.com` to `mallory@example.com`, with every file in it\n"
+    );
 }

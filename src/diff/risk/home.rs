@@ -83,6 +83,28 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                     "copy the data across before the box is used on the new cluster (a VolumeSnapshot, or rsync between the two boxes), then delete the old claim by hand",
                 ));
             }
+            // Another person's address on the same box: the files of the old one go with it.
+            Some(new) if owner_email(old).is_some() && owner_email(new).is_some() && owner_email(old) != owner_email(new) => {
+                let (from, to) = (owner_email(old).unwrap_or_default(), owner_email(new).unwrap_or_default());
+                risks.push(
+                    Risk::new(
+                        Kind::HomeHandedOver,
+                        new,
+                        format!("the home volume {} passes from {} to {}, with every file in it", code(&new.name), code(from), code(to)),
+                    )
+                    .fact("from", from)
+                    .fact("to", to)
+                    .detail(format!(
+                        "The box keeps its name, so its home keeps its claim: whoever logs in with the new keys finds {}'s files, shell history, tokens and keys in `~`.",
+                        code(from)
+                    ))
+                    .help("if this is one person's new address, nothing else is needed")
+                    .help(format!(
+                        "if it is another person, give them a box of their own (a new user file), and archive this one until {} has taken what they need",
+                        code(from)
+                    )),
+                );
+            }
             Some(_) => {}
             None => {
                 let successor =

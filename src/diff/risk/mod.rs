@@ -98,6 +98,7 @@ pub(crate) enum Kind {
     HomeVolumeRenamed,
     HomeVolumeMoved,
     ImmutableField,
+    HomeHandedOver,
     KeyAdded,
     KeyRemoved,
     HostnameChanged,
@@ -136,7 +137,8 @@ impl Kind {
             | Kind::TailnetTagsNotApplied
             | Kind::OwnerAccessGranted
             | Kind::OwnerAccessChanged
-            | Kind::OwnerAccessRemoved => Level::Access,
+            | Kind::OwnerAccessRemoved
+            | Kind::HomeHandedOver => Level::Access,
             // Off Spot too: the pod is rescheduled, and may wait for a standard node. A new
             // idle window or new hours change when the box goes away, not whether.
             Kind::BoxRemoved | Kind::BoxArchived | Kind::BoxStopped | Kind::SpotChanged | Kind::AutostopEnabled | Kind::IdleChanged => {
@@ -159,6 +161,7 @@ impl Kind {
             Kind::HomeVolumeRenamed => "home-volume-renamed",
             Kind::HomeVolumeMoved => "home-volume-moved",
             Kind::ImmutableField => "immutable-field",
+            Kind::HomeHandedOver => "home-handed-over",
             Kind::KeyAdded => "key-added",
             Kind::KeyRemoved => "key-removed",
             Kind::HostnameChanged => "hostname-changed",
