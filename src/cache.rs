@@ -195,9 +195,9 @@ impl StoredCache {
     pub(crate) fn read(root: &Path) -> Self {
         let path = root.join(CACHE_DIR).join(CACHE_FILE);
         let stored = fs::metadata(&path)
-            .is_ok_and(|metadata| metadata.is_file())
-            .then(|| fs::read(&path).ok())
-            .flatten()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|_| fs::read(&path).ok())
             .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok());
         StoredCache(stored)
     }

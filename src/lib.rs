@@ -149,8 +149,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut report = |diagnostics: &Diagnostics| {
         let _ = diagnostic::render(diagnostics, &mut stderr);
         if cli.message_format == MessageFormat::Github {
-            let annotations = diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root, "GITHUB_WORKSPACE"));
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), annotations.as_bytes());
+            stdio::to_stderr(&diagnostic::github_annotations(diagnostics, &checkout_prefix(&cli.root, "GITHUB_WORKSPACE")));
         }
     };
     let warnings = std::mem::take(&mut context.warnings).sorted();

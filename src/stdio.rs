@@ -31,3 +31,8 @@ pub(crate) fn unwritable(error: &io::Error) -> Diagnostics {
 pub(crate) fn status_line(line: std::fmt::Arguments) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
+
+/// Text on stderr as it is, if it can be written.
+pub(crate) fn to_stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
