@@ -243,8 +243,12 @@ fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) ->
     for ((field, origin), group) in shared {
         let users: Vec<String> = group.iter().map(|c| format!("{} ({})", c.user(), c.change_shown())).collect();
         let what = if field == "home.size" { "shrink" } else { "change the storage class of" };
+        let setting = match origin {
+            Origin::Defaults => format!("`[defaults] {field}`"),
+            Origin::BuiltIn => format!("the built-in default of `{field}`"),
+        };
         let message = format!(
-            "`[defaults] {field}` would {what} the home {} of {}: {}",
+            "{setting} would {what} the home {} of {}: {}",
             if group.len() == 1 { "volume" } else { "volumes" },
             crate::diff::plural(group.len(), "user", "users"),
             users.join(", ")
@@ -255,7 +259,7 @@ fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) ->
                 diagnostic.at(&settings.source, settings.source.value_span(&format!("defaults.{field}")), "set here")
             }
             _ => diagnostic.in_path("devbox.toml").help(format!(
-                "devbox.toml does not set `[defaults] {field}`: the built-in default changed with this version of devbox-gen; set `[defaults] {field}` to the old value"
+                "neither these user files nor devbox.toml's `[defaults]` set `{field}`: the old value came from a `[defaults] {field}` this change removes, or from the built-in default of an earlier devbox-gen"
             )),
         };
         let keep = group.iter().map(|c| c.user()).collect::<Vec<_>>().join(", ");

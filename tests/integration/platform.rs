@@ -129,6 +129,27 @@ fn shrinking_the_default_home_size_is_blamed_on_devbox_toml_once() {
 }
 
 #[test]
+fn removing_the_default_storage_class_says_where_the_old_one_came_from() {
+    let with_class = |class: &str| settings("", "").replace("size = \"100Gi\"", &format!("size = \"100Gi\"{class}"));
+    let repo = Repo::new(&with_class(", storage_class = \"premium-rwo\""));
+    let repo = repo.user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &with_class(""));
+    let before = repo.out_snapshot();
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "error: the built-in default of `home.storage_class` would change the storage class of the home volume of 1 user: alice (premium-rwo → the cluster default)"
+    );
+    assert_contains!(
+        run.stderr,
+        "help: neither these user files nor devbox.toml's `[defaults]` set `home.storage_class`: the old value came from a `[defaults] home.storage_class` this change removes, or from the built-in default of an earlier devbox-gen"
+    );
+    assert_contains!(run.stderr, "keep `home.storage_class = \"premium-rwo\"` in the files of alice");
+    assert_eq!(repo.out_snapshot(), before);
+}
+
+#[test]
 fn clusters_naming_the_server_the_boxes_run_on_move_only_the_delivery() {
     let repo = fleet();
     repo.write(

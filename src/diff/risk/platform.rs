@@ -312,7 +312,7 @@ struct HomeIdentity<'a> {
     uid: Option<i64>,
     gid: Option<i64>,
     fs_group: Option<i64>,
-    mount: Option<&'a str>,
+    mount: Option<HomeMount<'a>>,
     /// `HOME` in the person's container: where dotfiles, the venv and `~/.ssh` are looked for.
     home: Option<&'a str>,
 }
@@ -330,15 +330,47 @@ impl<'a> HomeIdentity<'a> {
             uid: id("runAsUser"),
             gid: id("runAsGroup"),
             fs_group: pod.get("securityContext").and_then(|c| c.get("fsGroup")).and_then(Value::as_i64),
-            mount: mounts(main)
-                .find(|m| m.get("name").and_then(Value::as_str) == Some(home) && m.get("subPath").is_none())
-                .and_then(|m| m.get("mountPath")?.as_str()),
+            mount: home_mount(main, home),
             home: main
                 .get("env")
                 .and_then(Value::as_array)
                 .and_then(|vars| vars.iter().find(|v| v.get("name").and_then(Value::as_str) == Some("HOME"))?.get("value")?.as_str()),
         })
     }
+}
+
+/// Where the home volume is mounted: a path, and the directory of the volume mounted there when
+/// only part of it is (a `subPath`, which hides the rest of the volume).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct HomeMount<'a> {
+    path: &'a str,
+    sub_path: Option<&'a str>,
+}
+
+impl HomeMount<'_> {
+    /// `/storage`, or `/home/jupyter (subPath jupyter)`.
+    fn plain(self) -> String {
+        match self.sub_path {
+            Some(sub) => format!("{} (subPath {sub})", self.path),
+            None => self.path.to_string(),
+        }
+    }
+
+    /// As [`Self::plain`], for Markdown.
+    fn marked(self) -> String {
+        match self.sub_path {
+            Some(sub) => format!("{} (only the volume's {})", code(self.path), code(sub)),
+            None => code(self.path),
+        }
+    }
+}
+
+/// Where `container` mounts the volume `home`: the whole volume if it does, else the first part
+/// of it it mounts.
+fn home_mount<'a>(container: &'a Value, home: &str) -> Option<HomeMount<'a>> {
+    let of_home: Vec<&Value> = mounts(container).filter(|m| m.get("name").and_then(Value::as_str) == Some(home)).collect();
+    let mount = of_home.iter().find(|m| m.get("subPath").is_none()).or(of_home.first())?;
+    Some(HomeMount { path: mount.get("mountPath")?.as_str()?, sub_path: mount.get("subPath").and_then(Value::as_str) })
 }
 
 fn mounts(container: &Value) -> impl Iterator<Item = &Value> {
@@ -392,17 +424,19 @@ pub(super) fn identity_changed(old: &Resource, new: &Resource) -> Option<Risk> {
         help.push("after the first start, `chmod 600 ~/.ssh/id_*` in each box (or keep the fsGroup)".to_string());
     }
     if was.mount != is.mount {
-        let (from, to) = (was.mount.unwrap_or("nowhere"), is.mount.unwrap_or("nowhere"));
-        changes.push(format!("home mount {from} → {to}"));
+        let plain = |mount: Option<HomeMount>| mount.map_or_else(|| "not mounted".to_string(), HomeMount::plain);
+        let marked = |mount: Option<HomeMount>| mount.map_or_else(|| "nowhere".to_string(), HomeMount::marked);
+        changes.push(format!("home mount {} → {}", plain(was.mount), plain(is.mount)));
+        let old_path = was.mount.map_or("the old path", |m| m.path);
         risk_details.push(format!(
             "The home volume is mounted at {} instead of {}: everything written under {} (the venv, dotfiles, notebooks, the SSH host keys) is no longer where the box and its scripts look for it.",
-            code(to),
-            code(from),
-            code(from)
+            marked(is.mount),
+            marked(was.mount),
+            code(old_path)
         ));
         help.push(format!(
             "keep the home at {}, or move the paths that name it (`HOME`, the venv, sshd_config) in the same change",
-            code(from)
+            marked(was.mount)
         ));
     }
     if was.home != is.home {
@@ -423,8 +457,8 @@ pub(super) fn identity_changed(old: &Resource, new: &Resource) -> Option<Risk> {
         .fact("gid_to", show(is.gid))
         .fact("fs_group_from", show(was.fs_group))
         .fact("fs_group_to", show(is.fs_group))
-        .fact("mount_from", was.mount.unwrap_or(""))
-        .fact("mount_to", is.mount.unwrap_or(""))
+        .fact("mount_from", was.mount.map(HomeMount::plain).unwrap_or_default())
+        .fact("mount_to", is.mount.map(HomeMount::plain).unwrap_or_default())
         .fact("home_from", was.home.unwrap_or(""))
         .fact("home_to", is.home.unwrap_or(""));
     risk.details = risk_details;
@@ -528,6 +562,25 @@ mod tests {
             "the box changes how it owns its home (fsGroup 10001 → 20001, home mount /storage → /home/jupyter): nothing in the volume follows"
         );
         assert!(classify(&before, &set(vec![with_identity(10001, 10001, "/storage")]), &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_home_mounted_only_in_part_says_which_part() {
+        let before = set(vec![with_identity(10001, 10001, "/storage")]);
+        let mut after = with_identity(10001, 10001, "/home/jupyter");
+        let pod = &mut after.object.as_mut().unwrap()["spec"]["template"]["spec"];
+        pod["containers"][0]["volumeMounts"][0]["subPath"] = json!("jupyter");
+        let risks = classify(&before, &set(vec![after]), &BTreeSet::new());
+        assert_eq!(
+            risks[0].summary,
+            "the box changes how it owns its home (home mount /storage → /home/jupyter (subPath jupyter)): nothing in the volume follows"
+        );
+        assert!(
+            risks[0].details[0]
+                .starts_with("The home volume is mounted at `/home/jupyter` (only the volume's `jupyter`) instead of `/storage`"),
+            "{:?}",
+            risks[0].details
+        );
     }
 
     #[test]

@@ -19,16 +19,20 @@ pub(super) fn removed(old: &Resource, after: &Resources, unchanged_owners: &BTre
     // an archived box its home volume only, so what it keeps is its home.
     let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
     let pod_name = format!("{}-0", old.name);
+    // Stopped in Git (replicas 0), the box has no pod to lose: only its objects go.
+    let was_stopped = spec(old, "replicas").and_then(Value::as_u64) == Some(0);
+    let pod_goes = if was_stopped { "it was stopped, so no pod runs" } else { "its pod goes away" };
+    let and_pod = if was_stopped { String::new() } else { format!(" and its pod {}", code(&pod_name)) };
+    let left = if was_stopped { "in the cluster" } else { "running" };
     if home_stays {
-        let archived = Risk::new(Kind::BoxArchived, old, "the box is archived: its pod goes away, the home volume stays".into())
-            .detail(format!("The StatefulSet leaves out/ and the sync deletes it and its pod {}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home.", code(&pod_name)));
+        let archived = Risk::new(Kind::BoxArchived, old, format!("the box is archived: {pod_goes}, the home volume stays"))
+            .detail(format!("The StatefulSet leaves out/ and the sync deletes it{and_pod}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home."));
         tailnet::machine_left_behind(old, archived)
     } else {
         let namespace = old.namespace.as_deref().unwrap_or("default");
-        let removed = Risk::new(Kind::BoxRemoved, old, "the box is removed: its pod goes away".into())
+        let removed = Risk::new(Kind::BoxRemoved, old, format!("the box is removed: {pod_goes}"))
             .detail(format!(
-                "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet and its pod {}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects running.",
-                code(&pod_name)
+                "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet{and_pod}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects {left}."
             ))
             .help(format!(
                 "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
@@ -303,7 +307,20 @@ mod tests {
     use serde_json::json;
 
     use crate::diff::risk::classify;
-    use crate::diff::risk::test_support::{kinds, set, statefulset};
+    use crate::diff::risk::test_support::{home, kinds, set, statefulset};
+
+    #[test]
+    fn a_stopped_box_archived_or_removed_loses_no_pod() {
+        let before = set(vec![statefulset("a", 0, "i:1", None), home("a", "a/pvc.yaml"), statefulset("b", 0, "i:1", None)]);
+        let after = set(vec![home("a", "a/pvc.yaml")]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["box-removed", "box-archived"]);
+        assert_eq!(risks[0].summary, "the box is removed: it was stopped, so no pod runs");
+        assert_eq!(risks[1].summary, "the box is archived: it was stopped, so no pod runs, the home volume stays");
+        assert!(risks.iter().all(|risk| !risk.details.iter().any(|d| d.contains("its pod"))), "{risks:#?}");
+        let running = classify(&set(vec![statefulset("a", 1, "i:1", None)]), &set(vec![home("a", "a/pvc.yaml")]), &BTreeSet::new());
+        assert_eq!(running[0].summary, "the box is archived: its pod goes away, the home volume stays");
+    }
 
     #[test]
     fn stopping_restarting_and_rescheduling() {
