@@ -55,10 +55,32 @@ impl Existing {
     /// The home volumes' files of these users' bundles: what `build` needs to refuse impossible
     /// changes to the bundles it rendered.
     pub(crate) fn home_volume_tree(&self, users: &BTreeSet<&str>) -> OutTree {
-        self.tree_of(|path| {
-            path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
-                && emit::bundle_of(path).is_some_and(|user| users.contains(user))
-        })
+        let mut tree = self.tree_of(|path| is_claim_of(path, users));
+        tree.files.extend(self.hand_made_claims(users).files);
+        tree
+    }
+
+    /// The claim files of these users' bundles that devbox-gen did not generate (no header):
+    /// someone edited one by hand, and the header went with the edit. The build replaces them
+    /// and warns, but what they say may be what the cluster holds, so the checks of what a
+    /// claim cannot become hold against them too. Regular files only, never followed, and no
+    /// bigger than a claim can plausibly be.
+    pub(crate) fn hand_made_claims(&self, users: &BTreeSet<&str>) -> OutTree {
+        const MAX_CLAIM_BYTES: u64 = 64 * 1024;
+        let files = self
+            .foreign
+            .iter()
+            .filter(|path| is_claim_of(path, users))
+            .filter_map(|path| {
+                let full = self.out.join(path);
+                let metadata = fs::symlink_metadata(&full).ok()?;
+                if !metadata.is_file() || metadata.len() > MAX_CLAIM_BYTES {
+                    return None;
+                }
+                Some((path.clone(), fs::read_to_string(full).ok()?))
+            })
+            .collect();
+        OutTree { files }
     }
 
     /// The generated files `wanted` picks, with their contents (for `diff`, which shows those
@@ -68,6 +90,12 @@ impl Existing {
         let files = paths.into_par_iter().filter_map(|path| self.read(path).map(|text| (path.clone(), text))).collect();
         OutTree { files }
     }
+}
+
+/// Whether `path` is a PersistentVolumeClaim's file in the bundle of one of `users`.
+fn is_claim_of(path: &str, users: &BTreeSet<&str>) -> bool {
+    path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
+        && emit::bundle_of(path).is_some_and(|user| users.contains(user))
 }
 
 /// A new `out/` being assembled in a directory beside the old one, written to by the compile

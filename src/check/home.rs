@@ -21,6 +21,9 @@ pub(crate) struct HomeVolume {
     pub storage_class: Option<String>,
     pub namespace: Option<String>,
     pub fixed: BTreeMap<&'static str, String>,
+    /// The file under `out/` when it has no devbox-gen header: someone edited it by hand, and
+    /// what it says may be what the cluster holds.
+    pub hand_edited: Option<String>,
 }
 
 /// A claim's spec fields besides size and class that the API server refuses to change once it
@@ -48,6 +51,7 @@ impl HomeVolume {
                     Some((*field, value))
                 })
                 .collect(),
+            hand_edited: None,
         })
     }
 }
@@ -123,6 +127,24 @@ impl ImpossibleChange {
             .help("to move the data to another class, snapshot the volume and restore it into a new claim by hand"),
         }
     }
+
+    /// The same change when the old claim is a file of `out/` edited by hand: the value may be
+    /// the cluster's, and only the person who edited it knows.
+    fn to_hand_edit_diagnostic(&self, file: &str) -> Diagnostic {
+        let user = self.user();
+        let field = self.field();
+        let keep = match self.old_value() {
+            Some(value) => format!("set `{field} = \"{value}\"` in users/{user}.toml"),
+            None => format!("leave `{field}` out of users/{user}.toml and of devbox.toml's `[defaults]`"),
+        };
+        Diagnostic::error(format!("`{user}`'s home volume, edited by hand in {file}, would change: {}", self.change_shown()))
+            .in_path(file.to_string())
+            .help(format!("{} has no devbox-gen header: it was edited by hand, and a build replaces it with what users/{user}.toml says", file))
+            .help(self.why())
+            .help(format!(
+                "if the claim in the cluster is as the file says, keep it: {keep}; if not, restore the generated file (`git checkout -- {file}`) or delete it"
+            ))
+    }
 }
 
 /// Home volumes by user, from the PVC files of a tree (`out/` on disk, at a git revision, or
@@ -135,9 +157,19 @@ pub(crate) fn home_volumes(tree: &OutTree) -> BTreeMap<String, HomeVolume> {
             continue;
         }
         let Ok(object) = serde_saphyr::from_str::<Object>(text) else { continue };
-        if let Some(volume) = HomeVolume::of(&object) {
-            volumes.insert(crate::emit::owner(path, text), volume);
-        }
+        let Some(mut volume) = HomeVolume::of(&object) else { continue };
+        // A file without the header (a hand edit) belongs to the bundle it is in.
+        let owner = match crate::emit::source_of(text) {
+            Some(_) => crate::emit::owner(path, text),
+            None => match crate::emit::bundle_of(path) {
+                Some(user) => {
+                    volume.hand_edited = Some(format!("out/{path}"));
+                    user.to_string()
+                }
+                None => continue,
+            },
+        };
+        volumes.insert(owner, volume);
     }
     volumes
 }
@@ -153,7 +185,13 @@ pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree, repo:
     if impossible.is_empty() && fixed.0.is_empty() {
         return Ok(());
     }
-    let mut diagnostics = locate_impossible_changes(&impossible, repo);
+    let hand_edited = |change: &ImpossibleChange| was.get(change.user()).and_then(|volume| volume.hand_edited.as_deref());
+    let (by_hand, decided): (Vec<ImpossibleChange>, Vec<ImpossibleChange>) =
+        impossible.into_iter().partition(|change| hand_edited(change).is_some());
+    let mut diagnostics = locate_impossible_changes(&decided, repo);
+    for change in &by_hand {
+        diagnostics.push(change.to_hand_edit_diagnostic(hand_edited(change).unwrap_or_default()));
+    }
     diagnostics.extend(fixed);
     Err(diagnostics)
 }
@@ -179,9 +217,12 @@ fn fixed_field_changes(before: &BTreeMap<String, HomeVolume>, after: &BTreeMap<S
         let diagnostic = Diagnostic::error(format!("the home volume of `{user}` would change {}", changed.join(", ")))
             .help("Kubernetes refuses any change to a claim's spec but its size once it exists, so every sync of this box would fail")
             .help("keep these fields as they are; a volume with another access mode is a new claim, with the data copied into it by hand");
-        diagnostics.push(match &template {
-            Some(template) => diagnostic.in_path(template.clone()),
-            None => diagnostic.in_path("devbox.toml"),
+        diagnostics.push(match (&old.hand_edited, &template) {
+            (Some(file), _) => diagnostic
+                .in_path(file.clone())
+                .help(format!("{file} has no devbox-gen header: it was edited by hand; if the claim in the cluster is not as it says, restore the generated file or delete it")),
+            (None, Some(template)) => diagnostic.in_path(template.clone()),
+            (None, None) => diagnostic.in_path("devbox.toml"),
         });
     }
     diagnostics
@@ -300,7 +341,7 @@ mod tests {
     use super::*;
 
     fn volume(size: &str, class: Option<&str>) -> HomeVolume {
-        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None, fixed: BTreeMap::new() }
+        HomeVolume { size: size.into(), storage_class: class.map(Into::into), namespace: None, fixed: BTreeMap::new(), hand_edited: None }
     }
 
     #[test]

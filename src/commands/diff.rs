@@ -54,6 +54,8 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     unchanged_owners.extend(kept_owners);
     let before = existing.tree_of(|path| !compiled.kept.contains(path) && !same.contains(path));
     check::refuse_impossible_changes(&before, &after, &repo)?;
+    let rendered: BTreeSet<&str> = after.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
+    check::refuse_impossible_changes(&existing.hand_made_claims(&rendered), &after, &repo)?;
     Ok(diff::plan_changes(&before, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
 }
 
