@@ -99,6 +99,28 @@ fn a_template_cannot_change_what_an_existing_home_volume_cannot() {
     repo.run_ok(&["build"], 0);
 }
 
+/// The library's promise: an optional component a box lacks is hidden, not absent, so a mix-in
+/// patching it works for every box, archived ones included (whose components are all hidden,
+/// the hidden ones too).
+#[test]
+fn patching_an_optional_component_works_for_an_archived_box() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           idleRole+: { metadata+: { labels+: { team: 'ml' } } },\n\
+           wakeCronJob+: { metadata+: { labels+: { team: 'ml' } } },\n\
+           ownerRole+: { metadata+: { labels+: { team: 'ml' } } },\n\
+         }\n",
+    );
+    repo.write("users/alice.toml", &format!("state = \"archived\"\n{}", crate::common::user_file("alice@example.com", crate::common::KEY_ALICE)));
+    repo.run_ok(&["build"], 0);
+    let files: Vec<String> = crate::common::files_under(&repo.path().join("out/alice"))
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["kustomization.yaml", "persistentvolumeclaim-alice-home.yaml"], "an archived box keeps its home only");
+}
+
 #[test]
 fn a_template_cannot_opt_out_of_the_safety_rules() {
     let repo = with_template(

@@ -327,7 +327,9 @@
   pinnedByDigest(image):: std.length(std.findSubstr('@sha256:', image)) > 0,
 
   // The same fields, hidden: present for mix-ins, absent from the output.
-  hide(obj):: std.foldl(function(acc, k) acc { [k]:: obj[k] }, std.objectFields(obj), {}),
+  // Fields hidden already (the optional components a box lacks) stay
+  // hidden and present too: std.objectFieldsAll, not std.objectFields.
+  hide(obj):: std.foldl(function(acc, k) acc { [k]:: obj[k] }, std.objectFieldsAll(obj), {}),
 
   // A container securityContext for a container that needs nothing: not
   // root, no privilege escalation, no capabilities, read-only root
