@@ -172,7 +172,7 @@ fn mounts_claim(workload: &Object, claim: &str) -> bool {
         value.get(key).and_then(Value::as_array).into_iter().flatten()
     }
     let volumes: Vec<&str> = list(pod, "volumes")
-        .filter(|volume| volume.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(claim))
+        .filter(|volume| volume.at("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(claim))
         .filter_map(|volume| volume.get("name").and_then(Value::as_str))
         .collect();
     list(pod, "containers")
@@ -270,6 +270,25 @@ impl Pointer for Object {
     }
 }
 
+impl Pointer for Value {
+    fn pointer_str(&self, pointer: &str) -> Option<&str> {
+        self.at(pointer).and_then(Value::as_str)
+    }
+
+    /// As [`Object`]'s, for any value: serde_json's `pointer` allocates a key for every step.
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        let mut value = self;
+        for step in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
+            value = match value {
+                Value::Object(map) => map.get(&*unescape(step))?,
+                Value::Array(items) => items.get(array_index(step)?)?,
+                _ => return None,
+            };
+        }
+        Some(value)
+    }
+}
+
 /// A pointer step's key: `~1` is `/` and `~0` is `~`.
 fn unescape(step: &str) -> std::borrow::Cow<'_, str> {
     if step.contains('~') { step.replace("~1", "/").replace("~0", "~").into() } else { step.into() }
@@ -313,11 +332,9 @@ fn check_object(object: &Object) -> Vec<String> {
     }
     problems.extend(typed_check_by_shape(object));
     problems.extend(too_big_for_client_side_apply(object));
-    if let Some(pod) = object.at("/spec/template/spec") {
-        problems.extend(check_pod(pod));
-    }
-    if let Some(template) = object.at("/spec/template") {
-        problems.extend(missing_downward_fields(template));
+    if let Some(pod) = pod_spec(object) {
+        problems.extend(check_pod(pod, kind(object) == "StatefulSet"));
+        problems.extend(missing_downward_fields(pod_metadata(object), pod));
     }
     if object_kind == Some("StatefulSet")
         && object.at("/spec/volumeClaimTemplates").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
@@ -368,8 +385,9 @@ fn too_big_for_client_side_apply(object: &Object) -> Option<String> {
     })
 }
 
-/// The hardening rule 5 of docs/design.md requires of every pod.
-fn check_pod(pod: &Value) -> Vec<String> {
+/// The hardening rule 5 of docs/design.md requires of every pod. `the_box` is the box's own pod
+/// (its StatefulSet's), whose first container runs the person's code.
+fn check_pod(pod: &Value, the_box: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let truthy = |v: Option<&Value>| v.and_then(Value::as_bool) == Some(true);
     let pod_context = pod.get("securityContext");
@@ -381,7 +399,7 @@ fn check_pod(pod: &Value) -> Vec<String> {
     if pod.get("automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
         problems.push("automountServiceAccountToken must be false: a token mounted into every container would reach the person's code; project one into the container that needs it".into());
     }
-    if let Some(main) = pod.get("containers").and_then(Value::as_array).and_then(|c| c.first()) {
+    if let Some(main) = pod.get("containers").and_then(Value::as_array).and_then(|c| c.first()).filter(|_| the_box) {
         let token_volumes = token_volumes(pod);
         let mounts = main.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
         for mounted in mounts.filter_map(|m| m.get("name").and_then(Value::as_str)).filter(|n| token_volumes.contains(n)) {
@@ -391,10 +409,8 @@ fn check_pod(pod: &Value) -> Vec<String> {
             ));
         }
     }
-    let pod_non_root = truthy(pod_context.and_then(|c| c.get("runAsNonRoot")));
-    let pod_seccomp = pod_context.and_then(|c| c.pointer("/seccompProfile/type")).and_then(Value::as_str) == Some("RuntimeDefault");
-    let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.get(*k).and_then(Value::as_array)).flatten();
-    for container in containers {
+    let pod_seccomp = pod_context.and_then(|c| c.at("/seccompProfile/type")).and_then(Value::as_str) == Some("RuntimeDefault");
+    for container in containers_of(pod) {
         let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
         // The API server refuses a container that mounts two volumes at one path.
         let mut paths = HashSet::new();
@@ -405,10 +421,25 @@ fn check_pod(pod: &Value) -> Vec<String> {
                 problems.push(format!("container `{cname}` mounts two volumes at `{path}`"));
             }
         }
+        match container.get("image").and_then(Value::as_str) {
+            None => problems.push(format!("container `{cname}` has no image")),
+            Some(image) if !crate::validate::is_pinned_image(image) => problems.push(format!(
+                "container `{cname}` runs `{image}`, which is not pinned: give it a tag other than `latest`, or a `@sha256:` digest, so that what runs changes only through a reviewed change"
+            )),
+            Some(_) => {}
+        }
         let context = container.get("securityContext");
-        let field = |f: &str| context.and_then(|c| c.pointer(f));
-        if !(pod_non_root || truthy(field("/runAsNonRoot"))) {
+        let field = |f: &str| context.and_then(|c| c.at(f));
+        // A container's own setting wins over the pod's (PodSecurityContext, "the value
+        // specified in SecurityContext takes precedence").
+        let effective = |f: &str| context.and_then(|c| c.get(f)).or_else(|| pod_context.and_then(|c| c.get(f)));
+        if !truthy(effective("runAsNonRoot")) {
             problems.push(format!("container `{cname}` must set runAsNonRoot"));
+        }
+        for (id, what) in [("runAsUser", "uid"), ("runAsGroup", "gid")] {
+            if effective(id).and_then(Value::as_i64) == Some(0) {
+                problems.push(format!("container `{cname}` runs as {what} 0 ({id}: 0): no container of a box runs as root"));
+            }
         }
         if field("/allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false) {
             problems.push(format!("container `{cname}` must set allowPrivilegeEscalation: false"));
@@ -437,13 +468,12 @@ fn check_pod(pod: &Value) -> Vec<String> {
 /// template's `TS_KUBE_SECRET`, tailscale would keep its node key in an emptyDir and join the
 /// tailnet as a new machine at every restart. (A custom template that replaces the pod's
 /// `annotations` instead of adding to them with `+:` does that.)
-fn missing_downward_fields(template: &Value) -> Vec<String> {
+fn missing_downward_fields(metadata: Option<&Value>, pod: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let containers = ["initContainers", "containers"].iter().filter_map(|k| template.pointer(&format!("/spec/{k}"))?.as_array()).flatten();
-    for container in containers {
+    for container in containers_of(pod) {
         for var in container.get("env").and_then(Value::as_array).into_iter().flatten() {
             let Some((map, key)) = crate::render::contract::pod_metadata_reference(var) else { continue };
-            if template.get("metadata").and_then(|m| m.get(map)).and_then(|m| m.get(key)).is_none() {
+            if metadata.and_then(|m| m.get(map)).and_then(|m| m.get(key)).is_none() {
                 let cname = container.get("name").and_then(Value::as_str).unwrap_or("?");
                 let vname = var.get("name").and_then(Value::as_str).unwrap_or("?");
                 problems.push(format!(
@@ -480,10 +510,10 @@ fn sync_wave_deadlocks(objects: &[Object]) -> Vec<String> {
         }
     }
     for workload in objects {
-        let Some(pod) = workload.at("/spec/template/spec") else { continue };
+        let Some(pod) = pod_spec(workload) else { continue };
         let Ok(wave) = sync_wave(workload) else { continue };
         let volumes = pod.get("volumes").and_then(Value::as_array).into_iter().flatten();
-        let claims: Vec<&str> = volumes.filter_map(|v| v.pointer("/persistentVolumeClaim/claimName")?.as_str()).collect();
+        let claims: Vec<&str> = volumes.filter_map(|v| v.at("/persistentVolumeClaim/claimName")?.as_str()).collect();
         for claim in objects.iter().filter(|o| kind(o) == "PersistentVolumeClaim" && claims.contains(&name(o))) {
             if let Ok(claim_wave) = sync_wave(claim)
                 && claim_wave < wave
@@ -506,21 +536,20 @@ fn sync_wave_deadlocks(objects: &[Object]) -> Vec<String> {
 fn writable_datasets(objects: &[Object], claims: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
     for workload in objects {
-        let Some(pod) = workload.at("/spec/template/spec") else { continue };
+        let Some(pod) = pod_spec(workload) else { continue };
         for volume in pod.get("volumes").and_then(Value::as_array).into_iter().flatten() {
-            let Some(claim) = volume.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) else { continue };
+            let Some(claim) = volume.at("/persistentVolumeClaim/claimName").and_then(Value::as_str) else { continue };
             if !claims.contains(&claim) {
                 continue;
             }
             let vname = volume.get("name").and_then(Value::as_str).unwrap_or("?");
-            if volume.pointer("/persistentVolumeClaim/readOnly").and_then(Value::as_bool) != Some(true) {
+            if volume.at("/persistentVolumeClaim/readOnly").and_then(Value::as_bool) != Some(true) {
                 problems.push(format!(
                     "{}: volume `{vname}` mounts the dataset claim `{claim}` without `readOnly: true`: every box shares it, and the kubelet would change its files' group to the pod's fsGroup",
                     object_id(workload)
                 ));
             }
-            let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.get(*k).and_then(Value::as_array)).flatten();
-            for container in containers {
+            for container in containers_of(pod) {
                 let mounts = container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
                 for mount in mounts.filter(|m| m.get("name").and_then(Value::as_str) == Some(vname)) {
                     if mount.get("readOnly").and_then(Value::as_bool) != Some(true) {
@@ -580,19 +609,32 @@ fn pod_spec(object: &Object) -> Option<&Value> {
     }
 }
 
+/// The metadata of the pods of a workload object, beside [`pod_spec`].
+fn pod_metadata(object: &Object) -> Option<&Value> {
+    match kind(object) {
+        "Pod" => object.get("metadata"),
+        "CronJob" => object.at("/spec/jobTemplate/spec/template/metadata"),
+        _ => object.at("/spec/template/metadata"),
+    }
+}
+
+/// Every container of a pod spec: init, ordinary and ephemeral.
+fn containers_of(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["initContainers", "containers", "ephemeralContainers"].into_iter().filter_map(|list| pod.get(list)?.as_array()).flatten()
+}
+
 /// `(name, optional)` of each ConfigMap a pod spec uses: configMap volumes, the configMap
 /// sources of projected volumes, and its containers' `env` and `envFrom`.
 fn config_map_references(pod: &Value) -> Vec<(&str, bool)> {
     let mut found = Vec::new();
     for volume in pod.get("volumes").and_then(Value::as_array).into_iter().flatten() {
         found.extend(reference(volume.get("configMap")));
-        let sources = volume.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+        let sources = volume.at("/projected/sources").and_then(Value::as_array).into_iter().flatten();
         found.extend(sources.filter_map(|source| reference(source.get("configMap"))));
     }
-    let lists = ["containers", "initContainers", "ephemeralContainers"];
-    for container in lists.iter().filter_map(|list| pod.get(*list).and_then(Value::as_array)).flatten() {
+    for container in containers_of(pod) {
         let env = container.get("env").and_then(Value::as_array).into_iter().flatten();
-        found.extend(env.filter_map(|e| reference(e.pointer("/valueFrom/configMapKeyRef"))));
+        found.extend(env.filter_map(|e| reference(e.at("/valueFrom/configMapKeyRef"))));
         let env_from = container.get("envFrom").and_then(Value::as_array).into_iter().flatten();
         found.extend(env_from.filter_map(|e| reference(e.get("configMapRef"))));
     }
@@ -611,7 +653,7 @@ fn token_volumes(pod: &Value) -> Vec<&str> {
     let volumes = pod.get("volumes").and_then(Value::as_array).into_iter().flatten();
     volumes
         .filter(|v| {
-            let sources = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+            let sources = v.at("/projected/sources").and_then(Value::as_array).into_iter().flatten();
             sources.clone().any(|s| s.get("serviceAccountToken").is_some())
         })
         .filter_map(|v| v.get("name").and_then(Value::as_str))
@@ -733,14 +775,14 @@ mod tests {
         let pod = serde_json::json!({"containers": [{"name": "c", "volumeMounts": [
             {"name": "a", "mountPath": "/data"}, {"name": "b", "mountPath": "/data"}, {"name": "c", "mountPath": "/other"}
         ]}]});
-        let problems = check_pod(&pod);
+        let problems = check_pod(&pod, true);
         assert!(problems.contains(&"container `c` mounts two volumes at `/data`".to_string()), "{problems:?}");
     }
 
     #[test]
     fn an_unhardened_pod_fails_every_rule() {
         let pod = serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "securityContext": {"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}}}]});
-        let problems = check_pod(&pod);
+        let problems = check_pod(&pod, true);
         for expected in [
             "hostNetwork",
             "automountServiceAccountToken",
@@ -750,8 +792,68 @@ mod tests {
             "drop ALL",
             "add capabilities",
             "seccomp",
+            "has no image",
         ] {
             assert!(problems.iter().any(|p| p.contains(expected)), "missing {expected}: {problems:?}");
+        }
+    }
+
+    fn hardened(container: Value) -> Value {
+        let mut container = container;
+        container["securityContext"]["allowPrivilegeEscalation"] = false.into();
+        container["securityContext"]["capabilities"] = serde_json::json!({"drop": ["ALL"]});
+        serde_json::json!({
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+        })
+    }
+
+    #[test]
+    fn a_container_cannot_undo_the_pods_non_root_or_run_as_root() {
+        let ok = hardened(serde_json::json!({"name": "c", "image": "busybox:1.36"}));
+        assert!(check_pod(&ok, true).is_empty(), "{:?}", check_pod(&ok, true));
+        // The container's own settings win over the pod's, in Kubernetes as here.
+        let root = hardened(
+            serde_json::json!({"name": "c", "image": "busybox:1.36", "securityContext": {"runAsNonRoot": false, "runAsUser": 0, "runAsGroup": 0}}),
+        );
+        let problems = check_pod(&root, true);
+        assert_eq!(
+            problems,
+            [
+                "container `c` must set runAsNonRoot",
+                "container `c` runs as uid 0 (runAsUser: 0): no container of a box runs as root",
+                "container `c` runs as gid 0 (runAsGroup: 0): no container of a box runs as root",
+            ]
+        );
+        let mut pod_root = hardened(serde_json::json!({"name": "c", "image": "busybox:1.36"}));
+        pod_root["securityContext"]["runAsUser"] = 0.into();
+        pod_root["initContainers"] = pod_root["containers"].clone();
+        assert_eq!(check_pod(&pod_root, true).len(), 2, "{:?}", check_pod(&pod_root, true));
+    }
+
+    #[test]
+    fn every_container_runs_a_pinned_image() {
+        let digest = format!("busybox@sha256:{}", "a".repeat(64));
+        for (image, pinned) in [("busybox:1.36", true), (digest.as_str(), true), ("busybox:latest", false), ("busybox", false)] {
+            let problems = check_pod(&hardened(serde_json::json!({"name": "c", "image": image})), true);
+            assert_eq!(problems.is_empty(), pinned, "{image}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn the_pods_of_cron_jobs_and_bare_pods_are_checked_too() {
+        let pod = serde_json::json!({"hostPID": true, "automountServiceAccountToken": false, "containers": [{"name": "c", "image": "busybox:1.36"}]});
+        let cron_job: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": pod}}}},
+        }))
+        .unwrap();
+        let bare: Object =
+            serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod})).unwrap();
+        for object in [cron_job, bare] {
+            let problems = check_object(&object);
+            assert!(problems.iter().any(|p| p == "hostPID must not be used"), "{}: {problems:?}", kind(&object));
         }
     }
 
@@ -775,6 +877,7 @@ mod tests {
             "/spec",
         ] {
             assert_eq!(object.at(pointer), whole.pointer(pointer), "{pointer}");
+            assert_eq!(whole.at(pointer), whole.pointer(pointer), "{pointer}");
         }
         assert_eq!(object.pointer_str("/spec/containers/1/name"), Some("tailscale"));
     }

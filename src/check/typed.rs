@@ -113,7 +113,9 @@ fn shape(object: &Object) -> u128 {
 
 /// Deserialises known kinds into k8s-openapi types; unknown fields and wrong types are errors.
 fn typed_check(object: &Object) -> Vec<String> {
-    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking, rbac::v1 as rbac};
+    use k8s_openapi::api::{
+        apps::v1 as apps, batch::v1 as batch, core::v1 as core, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    };
     let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = kind(object);
     macro_rules! typed {
@@ -124,6 +126,10 @@ fn typed_check(object: &Object) -> Vec<String> {
     typed!(
         apps::StatefulSet,
         apps::Deployment,
+        apps::DaemonSet,
+        apps::ReplicaSet,
+        batch::CronJob,
+        batch::Job,
         core::ConfigMap,
         core::Secret,
         core::PersistentVolumeClaim,
@@ -132,8 +138,11 @@ fn typed_check(object: &Object) -> Vec<String> {
         core::Namespace,
         core::Pod,
         networking::NetworkPolicy,
+        policy::PodDisruptionBudget,
         rbac::Role,
         rbac::RoleBinding,
+        rbac::ClusterRole,
+        rbac::ClusterRoleBinding,
     );
     Vec::new() // other kinds (CRDs from custom templates) are checked by their own controllers
 }

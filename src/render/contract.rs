@@ -60,7 +60,7 @@ pub(crate) fn pod_requests(pod: &Value) -> PodRequests {
 /// annotations or labels (`metadata.annotations['KEY']`): the pod template's `metadata` map
 /// (`annotations` or `labels`) and the key, as the kubelet resolves it.
 pub(crate) fn pod_metadata_reference(var: &Value) -> Option<(&'static str, &str)> {
-    let path = var.pointer("/valueFrom/fieldRef/fieldPath")?.as_str()?;
+    let path = var.get("valueFrom")?.get("fieldRef")?.get("fieldPath")?.as_str()?;
     let (field, key) = path.strip_suffix("']")?.split_once("['")?;
     match field {
         "metadata.annotations" => Some(("annotations", key)),

@@ -16,6 +16,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub(crate) use fields::Finding;
+
+/// Whether an image reference is well formed and pinned (a tag other than `latest`, or a
+/// digest), as a user file's `image` must be; the check stage holds a template's to it too.
+pub(crate) fn is_pinned_image(value: &str) -> bool {
+    fields::image(value).is_ok()
+}
 pub(crate) use names::{MAX_CRON_JOB_NAME_LEN, is_dns_label, is_dns_subdomain, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};

@@ -112,7 +112,10 @@ fn patching_an_optional_component_works_for_an_archived_box() {
            ownerRole+: { metadata+: { labels+: { team: 'ml' } } },\n\
          }\n",
     );
-    repo.write("users/alice.toml", &format!("state = \"archived\"\n{}", crate::common::user_file("alice@example.com", crate::common::KEY_ALICE)));
+    repo.write(
+        "users/alice.toml",
+        &format!("state = \"archived\"\n{}", crate::common::user_file("alice@example.com", crate::common::KEY_ALICE)),
+    );
     repo.run_ok(&["build"], 0);
     let files: Vec<String> = crate::common::files_under(&repo.path().join("out/alice"))
         .iter()
@@ -138,6 +141,38 @@ fn a_template_cannot_opt_out_of_the_safety_rules() {
         "Prune=false,Delete=false",
         "hostNetwork must not be used",
         "Secrets must never carry data here",
+    ] {
+        assert_contains!(run.stderr, expected);
+    }
+    assert!(!repo.path().join("out").exists());
+}
+
+/// Every pod is held to rule 5, whatever kind carries it and whichever level sets what: a
+/// CronJob's pod and a bare Pod as well as the StatefulSet's, and a container's own
+/// securityContext over the pod's.
+#[test]
+fn no_pod_of_any_kind_runs_as_root_or_privileged() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         local root = devbox.restrictedSecurityContext + { runAsNonRoot: false, runAsUser: 0 };\n\
+         local pod = { automountServiceAccountToken: false, hostPID: true,\n\
+                       containers: [{ name: 'x', image: 'busybox:1.36', securityContext: root }] };\n\
+         function(box) devbox.bundle(box) + {\n\
+           cron: { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: box.name + '-cron', namespace: box.namespace },\n\
+                   spec: { schedule: '0 * * * *', jobTemplate: { spec: { template: { spec: pod { restartPolicy: 'Never' } } } } } },\n\
+           pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name: box.name + '-pod', namespace: box.namespace }, spec: pod },\n\
+           statefulSet+: { spec+: { template+: { spec+: { containers+: [\n\
+             { name: 'rootly', image: 'busybox:latest', securityContext: root } ] } } } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    for expected in [
+        "CronJob/devboxes/alice-cron: hostPID must not be used",
+        "CronJob/devboxes/alice-cron: container `x` must set runAsNonRoot",
+        "CronJob/devboxes/alice-cron: container `x` runs as uid 0 (runAsUser: 0): no container of a box runs as root",
+        "Pod/devboxes/alice-pod: hostPID must not be used",
+        "StatefulSet/devboxes/alice: container `rootly` must set runAsNonRoot",
+        "StatefulSet/devboxes/alice: container `rootly` runs `busybox:latest`, which is not pinned",
     ] {
         assert_contains!(run.stderr, expected);
     }
