@@ -127,6 +127,9 @@ impl Spot {
         let located = error.trace().0.iter().find_map(|frame| Self::at(frame.location.as_ref()?, frame.desc.clone()));
         match error.error() {
             ErrorKind::NoSuchField(field, _) => located.or_else(|| Self::only_access_to(field)),
+            // jrsonnet evaluates an import when its value is needed, and reports a missing file
+            // with no place: the place is the import of that name in the importing file.
+            ErrorKind::ImportFileNotFound(from, wanted) => located.or_else(|| Self::only_import_of(from.path()?, &wanted.to_string())),
             _ => located,
         }
     }
@@ -147,6 +150,22 @@ impl Spot {
             }
         }
         found
+    }
+
+    /// The one place `file` imports `wanted` (`import`, `importstr` or `importbin` of that
+    /// string, in either quotes); none if it does so in more places or none.
+    fn only_import_of(file: &Path, wanted: &str) -> Option<Self> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let mut spans = ['\'', '"'].into_iter().flat_map(|quote| {
+            let literal = format!("{quote}{wanted}{quote}");
+            let len = literal.len();
+            text.match_indices(&literal).map(|(at, _)| at..at + len).collect::<Vec<_>>()
+        });
+        let span = spans.next()?;
+        if spans.next().is_some() {
+            return None;
+        }
+        Some(Self { file: SpotFile::Disk(file.to_path_buf()), span, what: format!("`{wanted}` is not there") })
     }
 
     fn at(span: &Span, what: String) -> Option<Self> {
@@ -222,7 +241,7 @@ pub(crate) fn failures_to_diagnostics(failures: Vec<(String, TemplateFailure)>, 
         let headline = Diagnostic::error(format!("{described} cannot be loaded"));
         let diagnostic = match failure.spot.as_deref().and_then(|spot| spot.source(root)) {
             Some((file, span)) => headline.at(&file, span, failure.message.lines().next().unwrap_or_default()),
-            None => headline.in_path(described.clone()).help(failure.message.trim_end().to_string()),
+            None => jsonnet_help(&failure.message).into_iter().fold(headline.in_path(described.clone()), Diagnostic::help),
         };
         diagnostics.push(diagnostic.help("no box was rendered: fix the template and build again"));
         return diagnostics;
@@ -234,17 +253,57 @@ pub(crate) fn failures_to_diagnostics(failures: Vec<(String, TemplateFailure)>, 
         let Some(first) = sources.first() else { continue };
         let headline = format!("{described} failed for {}", user_files(&sources));
         let located = spots.get(first.as_str()).and_then(|spot| Some((spot.what.clone(), spot.source(root)?)));
-        let mut diagnostic = match located {
+        let diagnostic = match located {
             Some((what, (file, span))) => Diagnostic::error(headline).at(&file, span, what),
             None => Diagnostic::error(headline).in_path(first.clone()),
-        }
-        .help(message.trim_end().to_string());
+        };
+        let mut diagnostic = jsonnet_help(&message).into_iter().fold(diagnostic, Diagnostic::help);
         if sources.len() > 1 {
             diagnostic = diagnostic.help(format!("the message above is {first}'s; the other user files fail the same way"));
         }
         diagnostics.push(diagnostic);
     }
     diagnostics
+}
+
+/// How many frames of a jsonnet trace a report shows.
+const SHOWN_FRAMES: usize = 8;
+
+/// jrsonnet's message as help lines: each line of the message itself, then its stack trace
+/// (the indented lines) on one line, innermost first, a frame repeated in a row told once with
+/// its count. A help line is one line: newlines are shown escaped, so text from a user file
+/// can never start a line of its own in a CI log (a `::warning::` workflow command).
+fn jsonnet_help(message: &str) -> Vec<String> {
+    let (frames, text): (Vec<&str>, Vec<&str>) =
+        message.lines().filter(|line| !line.trim().is_empty()).partition(|line| line.starts_with(char::is_whitespace));
+    let mut help: Vec<String> = text
+        .into_iter()
+        .map(|line| match line.strip_suffix(", or set --max-stack to bigger value") {
+            // jrsonnet's command-line advice; devbox-gen has no such flag.
+            Some(stack) => format!("{stack}: the template calls itself without end, or deeper than jrsonnet allows"),
+            None => line.to_string(),
+        })
+        .collect();
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for frame in frames.iter().map(|frame| frame.trim()) {
+        match runs.last_mut() {
+            Some((last, count)) if *last == frame => *count += 1,
+            _ => runs.push((frame, 1)),
+        }
+    }
+    if !runs.is_empty() {
+        let shown: Vec<String> = runs
+            .iter()
+            .take(SHOWN_FRAMES)
+            .map(|(frame, count)| if *count > 1 { format!("{frame} (×{count})") } else { (*frame).to_string() })
+            .collect();
+        let more = match runs.len().saturating_sub(SHOWN_FRAMES) {
+            0 => String::new(),
+            hidden => format!(" ← {hidden} more"),
+        };
+        help.push(format!("jsonnet trace, innermost first: {}{more}", shown.join(" ← ")));
+    }
+    help
 }
 
 /// A warm jrsonnet state and the template's function, for one thread.
@@ -292,10 +351,22 @@ impl Engine {
             };
             imported.map_err(|e| TemplateFailure::from_jsonnet(&e, root))?
         };
-        if !matches!(function, Val::Func(_)) {
+        let Val::Func(called) = &function else {
             return Err(TemplateFailure::plain(format!(
                 "the template must evaluate to a function of the box, like `function(box) {{ ... }}`; it evaluated to {}",
                 function.value_type()
+            )));
+        };
+        // devbox-gen passes each box by name, as Tanka passes top-level arguments: without a
+        // `box` parameter every box would fail with jrsonnet's "parameter box is not defined".
+        let params = called.params();
+        let takes_box = params.iter().any(|param| param.name().as_str() == Some("box"));
+        let needs_more = params.iter().any(|param| !param.has_default() && param.name().as_str() != Some("box"));
+        if !takes_box || needs_more {
+            let names: Vec<String> = params.iter().map(|param| param.name().to_string()).collect();
+            return Err(TemplateFailure::plain(format!(
+                "the template's function must take one parameter, named `box` (devbox-gen passes each box by that name), like `function(box) {{ ... }}`; it takes ({})",
+                names.join(", ")
             )));
         }
         Ok(Self { template: template.clone(), state, function, rendered: Cell::new(0) })
@@ -380,7 +451,13 @@ fn number(n: f64) -> Value {
 
 fn format_error(error: &jrsonnet_evaluator::Error, root: &Path) -> String {
     let format = CompactFormat { resolver: PathResolver::Relative(root.to_path_buf()), max_trace: 20, padding: 4 };
-    format.format(error).unwrap_or_else(|_| error.to_string())
+    let message = format.format(error).unwrap_or_else(|_| error.to_string());
+    // The trace's paths are relative to the config repo; the message's own (an import not
+    // found "from /home/.../templates/x.jsonnet") are made so too.
+    match root.canonicalize() {
+        Ok(absolute) => message.replace(&format!("{}/", absolute.display()), ""),
+        Err(_) => message,
+    }
 }
 
 /// Tanka's rule: an object with `apiVersion` and `kind` is a manifest (a `List` is unwrapped);
@@ -485,6 +562,32 @@ mod tests {
         // A file that is gone is no snippet: the report falls back to naming the user file.
         let gone = Spot { file: SpotFile::Disk(root.join("t.jsonnet")), span: 0..1, what: String::new() };
         assert!(gone.source(root).is_none());
+    }
+
+    #[test]
+    fn a_jsonnet_message_is_help_lines_with_its_trace_on_one() {
+        let message = "runtime error: bad alice\n    templates/x.jsonnet:2:84-88: error statement\n    field <team> evaluation\n    field <labels> manifestification\n";
+        assert_eq!(
+            jsonnet_help(message),
+            [
+                "runtime error: bad alice",
+                "jsonnet trace, innermost first: templates/x.jsonnet:2:84-88: error statement ← field <team> evaluation ← field <labels> manifestification",
+            ]
+        );
+        let frame = "    templates/x.jsonnet:2:15-21: function <f> call\n";
+        let recursion = format!(
+            "stack overflow, try to reduce recursion, or set --max-stack to bigger value\n{}    field <team> evaluation\n",
+            frame.repeat(200)
+        );
+        assert_eq!(
+            jsonnet_help(&recursion),
+            [
+                "stack overflow, try to reduce recursion: the template calls itself without end, or deeper than jrsonnet allows",
+                "jsonnet trace, innermost first: templates/x.jsonnet:2:15-21: function <f> call (×200) ← field <team> evaluation",
+            ]
+        );
+        let deep: String = (0..20).map(|i| format!("    field <f{i}> evaluation\n")).collect();
+        assert!(jsonnet_help(&format!("x\n{deep}"))[1].ends_with("field <f7> evaluation ← 12 more"));
     }
 
     #[test]

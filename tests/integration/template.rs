@@ -210,6 +210,51 @@ fn a_misspelt_field_is_shown_where_the_template_asks_for_it() {
     assert!(!run.stderr.contains("┌─ templates/devbox.jsonnet"), "two places ask for it: none is shown\n{}", run.stderr);
 }
 
+/// jrsonnet's message is shown as lines, never with its newlines escaped into one, and its trace
+/// told once, however deep a recursion goes.
+#[test]
+fn a_jsonnet_message_reads_as_lines_with_its_trace_summed_up() {
+    let template = "local f(x) = f(x + 1);\nfunction(box) { x: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: f(1) } } }\n";
+    let run = with_template(template).run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "help: stack overflow, try to reduce recursion: the template calls itself without end, or deeper than jrsonnet allows\n"
+    );
+    assert_contains!(run.stderr, "help: jsonnet trace, innermost first: templates/devbox.jsonnet:1:15-21: function <f> call (×");
+    assert!(!run.stderr.contains("\\n"), "{}", run.stderr);
+    assert!(!run.stderr.contains("--max-stack"), "not a flag of devbox-gen\n{}", run.stderr);
+}
+
+/// An import is evaluated when its value is needed, once per box: jrsonnet gives it no place,
+/// and names the importing file by its absolute path.
+#[test]
+fn an_import_that_is_not_there_is_shown_at_the_import() {
+    let template =
+        "function(box) { x: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: box.name }, data: { a: importstr 'lib/a.txt' } } }\n";
+    let run = with_template(template).run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:110\n");
+    assert_contains!(run.stderr, "`lib/a.txt` is not there\n");
+    assert_contains!(run.stderr, "help: can't resolve lib/a.txt from templates/devbox.jsonnet\n");
+}
+
+/// devbox-gen passes the box by name (`box`), as Tanka passes top-level arguments; a function
+/// of another parameter is one error about the template, not one per user file.
+#[test]
+fn a_template_function_without_a_box_parameter_cannot_be_loaded() {
+    for (signature, shown) in [("function(user)", "(user)"), ("function(box, team)", "(box, team)"), ("function()", "()")] {
+        let run = with_template(&format!("{signature} {{}}\n")).run_ok(&["build"], 2);
+        assert_contains!(run.stderr, "error: templates/devbox.jsonnet cannot be loaded\n");
+        assert_contains!(
+            run.stderr,
+            &format!(
+                "must take one parameter, named `box` (devbox-gen passes each box by that name), like `function(box) {{ ... }}`; it takes {shown}\n"
+            )
+        );
+        assert!(!run.stderr.contains("users/alice.toml"), "{}", run.stderr);
+    }
+    with_template("function(box, team='ml') {}\n").run_ok(&["build"], 2); // no home volume, but loaded
+}
+
 /// A template that does not parse fails before any box is involved: one error, at the place in
 /// the template (byte offsets after a multi-byte character still land on the right column), and
 /// no user file blamed.
