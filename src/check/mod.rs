@@ -428,6 +428,7 @@ fn check_pod(pod: &Value, the_box: bool) -> Vec<String> {
             )),
             Some(_) => {}
         }
+        problems.extend(resource_problems(cname, container.get("resources")));
         let context = container.get("securityContext");
         let field = |f: &str| context.and_then(|c| c.at(f));
         // A container's own setting wins over the pod's (PodSecurityContext, "the value
@@ -616,6 +617,37 @@ fn pod_metadata(object: &Object) -> Option<&Value> {
         "CronJob" => object.at("/spec/jobTemplate/spec/template/metadata"),
         _ => object.at("/spec/template/metadata"),
     }
+}
+
+/// What the API server refuses in a container's `resources`: an amount that is not a quantity
+/// (`cpu: lots`), and a limit below its request. devbox-gen's quota, `list` and cost would
+/// otherwise count such an amount as nothing.
+fn resource_problems(cname: &str, resources: Option<&Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let amounts = |list: &str| resources.and_then(|r| r.get(list)).and_then(Value::as_object);
+    let mut parsed: BTreeMap<(&str, &str), crate::quantity::Quantity> = BTreeMap::new();
+    for list in ["requests", "limits"] {
+        for (resource, amount) in amounts(list).into_iter().flatten() {
+            let Some(text) = amount.as_str() else { continue }; // a number: the typed check's to judge
+            match crate::quantity::Quantity::parse(text) {
+                Ok(quantity) => {
+                    parsed.insert((list, resource.as_str()), quantity);
+                }
+                Err(error) => problems.push(match &error.suggestion {
+                    Some(meant) => format!("container `{cname}`: `resources.{list}.{resource}`: {error}; did you mean `{meant}`?"),
+                    None => format!("container `{cname}`: `resources.{list}.{resource}`: {error}"),
+                }),
+            }
+        }
+    }
+    for ((_, resource), limit) in parsed.iter().filter(|((list, _), _)| *list == "limits") {
+        if parsed.get(&("requests", resource)).is_some_and(|request| request > limit) {
+            problems.push(format!(
+                "container `{cname}` requests more {resource} than its limit: the API server requires a request no greater than the limit"
+            ));
+        }
+    }
+    problems
 }
 
 /// Every container of a pod spec: init, ordinary and ephemeral.
@@ -830,6 +862,21 @@ mod tests {
         pod_root["securityContext"]["runAsUser"] = 0.into();
         pod_root["initContainers"] = pod_root["containers"].clone();
         assert_eq!(check_pod(&pod_root, true).len(), 2, "{:?}", check_pod(&pod_root, true));
+    }
+
+    #[test]
+    fn resources_are_quantities_and_limits_not_below_requests() {
+        let container = serde_json::json!({"name": "c", "image": "busybox:1.36", "resources": {
+            "requests": {"cpu": "lots", "memory": "2Gi", "ephemeral-storage": "1Gi"},
+            "limits": {"memory": "1Gi", "ephemeral-storage": "1024Mi", "nvidia.com/gpu": 1},
+        }});
+        assert_eq!(
+            check_pod(&hardened(container), true),
+            [
+                "container `c`: `resources.requests.cpu`: `lots` is not a number followed by a unit",
+                "container `c` requests more memory than its limit: the API server requires a request no greater than the limit",
+            ]
+        );
     }
 
     #[test]
