@@ -78,13 +78,6 @@ impl ImpossibleChange {
         }
     }
 
-    fn is_set_in(&self, home: Option<&crate::model::Home>) -> bool {
-        home.is_some_and(|h| match self {
-            Self::Shrink { .. } => h.size.is_some(),
-            Self::StorageClass { .. } => h.storage_class.is_some(),
-        })
-    }
-
     /// `100Gi → 50Gi`.
     fn change_shown(&self) -> String {
         let class = |c: &Option<String>| c.clone().unwrap_or_else(|| "the cluster default".into());
@@ -108,6 +101,50 @@ impl ImpossibleChange {
             Self::Shrink { .. } => "Kubernetes cannot shrink a PersistentVolumeClaim",
             Self::StorageClass { .. } => "a PersistentVolumeClaim's storage class is immutable",
         }
+    }
+
+    /// The new value: what the rendered claim asks for.
+    fn new_value(&self) -> Option<&str> {
+        match self {
+            Self::Shrink { to, .. } => Some(to),
+            Self::StorageClass { to, .. } => to.as_deref(),
+        }
+    }
+
+    /// Whether the rendered claim asks for what the configuration says (`configured`: the user
+    /// file's value, else `[defaults]`', else the built-in default): if not, the template
+    /// decided it.
+    fn follows(&self, configured: Option<&str>) -> bool {
+        match self {
+            Self::Shrink { to, .. } => {
+                configured.and_then(|c| Quantity::parse(c).ok()).zip(Quantity::parse(to).ok()).is_some_and(|(c, to)| c == to)
+            }
+            Self::StorageClass { to, .. } => to.as_deref() == configured,
+        }
+    }
+
+    /// The value a home table sets for this change's field, if it sets one.
+    fn set_in<'h>(&self, home: Option<&'h crate::model::Home>) -> Option<&'h str> {
+        home.and_then(|h| match self {
+            Self::Shrink { .. } => h.size.as_deref(),
+            Self::StorageClass { .. } => h.storage_class.as_deref(),
+        })
+    }
+
+    /// The same change when the template decided the new value, not the configuration.
+    fn to_template_diagnostic(&self, template: &str, configured: Option<&str>) -> Diagnostic {
+        let field = self.field();
+        let shown = |value: Option<&str>| value.map_or_else(|| "none (the cluster's default)".to_string(), |v| format!("`{v}`"));
+        Diagnostic::error(format!("{template} would change `{}`'s home volume: {}", self.user(), self.change_shown()))
+            .in_path(template.to_string())
+            .help(format!(
+                "the template sets it: users/{}.toml and devbox.toml ask for {} as `{field}`, the template renders {}",
+                self.user(),
+                shown(configured),
+                shown(self.new_value())
+            ))
+            .help(self.why())
+            .help("change the template back, or have it follow the box's own value (`box.home`)")
     }
 
     pub(crate) fn to_diagnostic(&self) -> Diagnostic {
@@ -267,15 +304,30 @@ fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) ->
     let settings = repo.settings.as_ref();
     let mut shared: BTreeMap<(&'static str, Origin), Vec<&ImpossibleChange>> = BTreeMap::new();
     let mut diagnostics = Vec::new();
+    let template = settings.and_then(|s| s.value.template.as_deref());
     for change in changes {
         let field = change.field();
         let user = repo.users.iter().find(|(name, _)| name == change.user()).map(|(_, parsed)| parsed);
-        let set_by_user = user.is_some_and(|u| change.is_set_in(u.value.home.as_ref()));
+        let set_by_user = user.is_some_and(|u| change.set_in(u.value.home.as_ref()).is_some());
+        if let Some(template) = template {
+            let built_in = match change {
+                ImpossibleChange::Shrink { .. } => Some(crate::defaults::HOME_SIZE),
+                ImpossibleChange::StorageClass { .. } => None,
+            };
+            let configured = user
+                .and_then(|u| change.set_in(u.value.home.as_ref()))
+                .or_else(|| settings.and_then(|s| change.set_in(s.value.defaults.home.as_ref())))
+                .or(built_in);
+            if !change.follows(configured) {
+                diagnostics.push(change.to_template_diagnostic(template, configured));
+                continue;
+            }
+        }
         match user {
             Some(user) if set_by_user => {
                 diagnostics.push(change.to_diagnostic().at(&user.source, user.source.value_span(field), "set here"))
             }
-            _ if settings.is_some_and(|s| change.is_set_in(s.value.defaults.home.as_ref())) => {
+            _ if settings.is_some_and(|s| change.set_in(s.value.defaults.home.as_ref()).is_some()) => {
                 shared.entry((field, Origin::Defaults)).or_default().push(change);
             }
             _ => shared.entry((field, Origin::BuiltIn)).or_default().push(change),

@@ -1,7 +1,7 @@
 //! Custom templates: the documented example (docs/examples/templates/devbox.jsonnet) builds,
 //! and the check stage holds a custom template to the same rules as the embedded one.
 
-use crate::common::{Repo, assert_contains};
+use crate::common::{Repo, assert_contains, assert_not_contains};
 
 fn with_template(template: &str) -> Repo {
     let repo = Repo::with_alice();
@@ -97,6 +97,28 @@ fn a_template_cannot_change_what_an_existing_home_volume_cannot() {
         "{library}function(box) devbox.bundle(box) + {{ homeVolume+: {{ spec+: {{ volumeMode: 'Filesystem' }} }} }}\n"
     ));
     repo.run_ok(&["build"], 0);
+    // A class or size the template sets is the template's doing, not devbox.toml's.
+    repo.use_template(&format!(
+        "{library}function(box) devbox.bundle(box) + {{ homeVolume+: {{ spec+: {{ storageClassName: 'premium-rwo', resources: {{ requests: {{ storage: '10Gi' }} }} }} }} }}\n"
+    ));
+    let before = repo.out_snapshot();
+    for args in [&["build"][..], &["diff"]] {
+        let run = repo.run_ok(args, 2);
+        assert_contains!(
+            run.stderr,
+            "error: templates/devbox.jsonnet would change `alice`'s home volume: 50Gi → 10Gi\n = in templates/devbox.jsonnet\n"
+        );
+        assert_contains!(
+            run.stderr,
+            "help: the template sets it: users/alice.toml and devbox.toml ask for `50Gi` as `home.size`, the template renders `10Gi`"
+        );
+        assert_contains!(
+            run.stderr,
+            "help: the template sets it: users/alice.toml and devbox.toml ask for none (the cluster's default) as `home.storage_class`, the template renders `premium-rwo`"
+        );
+        assert_not_contains!(run.stderr, "[defaults]");
+    }
+    assert!(repo.out_snapshot() == before, "out/ changed");
 }
 
 /// The library's promise: an optional component a box lacks is hidden, not absent, so a mix-in
