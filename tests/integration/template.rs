@@ -121,6 +121,30 @@ fn a_template_cannot_change_what_an_existing_home_volume_cannot() {
     assert!(repo.out_snapshot() == before, "out/ changed");
 }
 
+/// A template that binds a ClusterRole or drops the NetworkPolicy changes who can do what:
+/// `diff` says so, at the access level, instead of "Risks: none".
+#[test]
+fn binding_a_cluster_role_or_dropping_the_network_policy_is_an_access_risk() {
+    let library = "local devbox = import 'devbox-gen/devbox.libsonnet';\n";
+    let repo = with_template(&format!("{library}function(box) devbox.bundle(box)\n"));
+    repo.run_ok(&["build"], 0);
+    repo.use_template(&format!(
+        "{library}function(box) devbox.bundle(box) + {{\n\
+           networkPolicy: null,\n\
+           admin: {{ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {{ name: box.name + '-admin' }},\n\
+                    roleRef: {{ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }},\n\
+                    subjects: [{{ kind: 'ServiceAccount', name: box.name, namespace: box.namespace }}] }},\n\
+         }}\n"
+    ));
+    assert_eq!(crate::common::risks(&repo), crate::common::pairs(&[("cluster-role-bound", "alice"), ("network-policy-removed", "alice")]));
+    let run = repo.run_ok(&["diff"], 1);
+    assert_contains!(
+        run.stdout,
+        "ACCESS   alice: ClusterRoleBinding binds ClusterRole `cluster-admin` to ServiceAccount `devboxes/alice`, in every namespace of the cluster\n"
+    );
+    assert_contains!(run.stdout, "ACCESS   alice: NetworkPolicy `alice` is removed: the box's network is no longer restricted\n");
+}
+
 /// The library's promise: an optional component a box lacks is hidden, not absent, so a mix-in
 /// patching it works for every box, archived ones included (whose components are all hidden,
 /// the hidden ones too).

@@ -1,7 +1,10 @@
-//! Access risks of SSH: keys in a box's authorized keys that can now log in, or no longer can.
-//! (The tailnet's are in `tailnet`.)
+//! Access risks of SSH: keys in a box's authorized keys that can now log in, or no longer can;
+//! and of the Kubernetes API and network: a binding to a ClusterRole, a NetworkPolicy removed.
+//! (The tailnet's are in `tailnet`, the owner's Role in `owner`.)
 
 use std::collections::BTreeSet;
+
+use serde_json::Value;
 
 use super::{Kind, Risk, code, namespace_flag, owner_email};
 use crate::diff::resource::{Resource, Resources};
@@ -84,4 +87,81 @@ pub(super) fn authorized_keys(before: &Resources, after: &Resources, unchanged_o
         }
     }
     risks
+}
+
+/// What a binding grants, as compared: its role and its subjects.
+fn grant(resource: &Resource) -> (Option<&Value>, Option<&Value>) {
+    let object = resource.object.as_ref();
+    (object.and_then(|o| o.get("roleRef")), object.and_then(|o| o.get("subjects")))
+}
+
+/// `ServiceAccount devboxes/alice`, `User alice@example.com`, `Group ml`, for each subject.
+fn subjects(binding: &Resource) -> Vec<String> {
+    let listed = binding.object.as_ref().and_then(|o| o.get("subjects")).and_then(Value::as_array).into_iter().flatten();
+    listed
+        .map(|subject| {
+            let field = |name: &str| subject.get(name).and_then(Value::as_str).unwrap_or("");
+            let name = match (field("kind"), subject.get("namespace").and_then(Value::as_str).or(binding.namespace.as_deref())) {
+                ("ServiceAccount", Some(namespace)) => format!("{namespace}/{}", field("name")),
+                _ => field("name").to_string(),
+            };
+            format!("{} {}", field("kind"), code(&name))
+        })
+        .collect()
+}
+
+/// A binding to a ClusterRole, or a ClusterRoleBinding, that a bundle adds or changes. The
+/// bindings devbox-gen generates are to the box's own Roles (the sidecar's, the idle
+/// container's, the owner's, told in `owner`), so this one is a template's: it may give a box,
+/// or anyone, `cluster-admin`, `admin` or `edit`.
+pub(super) fn cluster_role_bindings(before: &Resources, after: &Resources) -> Vec<Risk> {
+    let mut risks = Vec::new();
+    for (id, new) in after.iter().filter(|(_, r)| r.kind == "RoleBinding" || r.kind == "ClusterRoleBinding") {
+        let (role, _) = grant(new);
+        let role_kind = role.and_then(|r| r.get("kind")).and_then(Value::as_str);
+        if new.kind == "RoleBinding" && role_kind != Some("ClusterRole") {
+            continue;
+        }
+        if before.get(id).is_some_and(|old| grant(old) == grant(new)) {
+            continue;
+        }
+        let role_name = role.and_then(|r| r.get("name")).and_then(Value::as_str).unwrap_or("?");
+        let scope = match (&*new.kind, &new.namespace) {
+            ("RoleBinding", Some(namespace)) => format!("in namespace {}", code(namespace)),
+            _ => "in every namespace of the cluster".to_string(),
+        };
+        let who = subjects(new);
+        let who_text = if who.is_empty() { "no subject".to_string() } else { who.join(", ") };
+        let verb = if before.contains_key(id) { "now binds" } else { "binds" };
+        risks.push(
+            Risk::new(Kind::ClusterRoleBound, new, format!("{} {verb} ClusterRole {} to {who_text}, {scope}", new.kind, code(role_name)))
+                .fact("role", role_name)
+                .fact("subjects", who.iter().map(|s| s.replace('`', "")).collect::<Vec<_>>().join(", "))
+                .fact("scope", if new.kind == "ClusterRoleBinding" { "cluster" } else { "namespace" })
+                .detail(format!(
+                    "Whoever holds these identities can do what the ClusterRole allows {scope}; a box's ServiceAccount is whatever runs in the box, the person's code included. devbox-gen's own bindings are to the box's Roles only."
+                ))
+                .help(format!("check what `kubectl describe clusterrole {role_name}` allows, and that each subject should have it {scope}")),
+        );
+    }
+    risks
+}
+
+/// A box's NetworkPolicy that leaves while the box stays: its pod is then open to every pod of
+/// the cluster, and can reach what the policy kept it from (with the embedded template, the
+/// cloud metadata server).
+pub(super) fn network_policies_removed(before: &Resources, after: &Resources) -> Vec<Risk> {
+    let leaves = |owner: &str| {
+        let statefulset = |r: &&Resource| r.owner == owner && r.kind == "StatefulSet";
+        before.values().any(|r| statefulset(&r)) && !after.values().any(|r| statefulset(&r))
+    };
+    before
+        .iter()
+        .filter(|(id, old)| old.kind == "NetworkPolicy" && !after.contains_key(*id) && !leaves(&old.owner))
+        .map(|(_, old)| {
+            Risk::new(Kind::NetworkPolicyRemoved, old, format!("NetworkPolicy {} is removed: the box's network is no longer restricted", code(&old.name)))
+                .detail("Every pod of the cluster can reach the box's ports, and the box can reach what the policy blocked: with the embedded template, the cloud metadata server, which without Workload Identity hands any pod the node's credentials.")
+                .help("if that is not meant, keep the policy in the template (the library's `networkPolicy`)")
+        })
+        .collect()
 }

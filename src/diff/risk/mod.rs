@@ -107,6 +107,8 @@ pub(crate) enum Kind {
     OwnerAccessGranted,
     OwnerAccessChanged,
     OwnerAccessRemoved,
+    ClusterRoleBound,
+    NetworkPolicyRemoved,
     BoxRemoved,
     BoxArchived,
     BoxStopped,
@@ -138,6 +140,8 @@ impl Kind {
             | Kind::OwnerAccessGranted
             | Kind::OwnerAccessChanged
             | Kind::OwnerAccessRemoved
+            | Kind::ClusterRoleBound
+            | Kind::NetworkPolicyRemoved
             | Kind::HomeHandedOver => Level::Access,
             // Off Spot too: the pod is rescheduled, and may wait for a standard node. A new
             // idle window or new hours change when the box goes away, not whether.
@@ -170,6 +174,8 @@ impl Kind {
             Kind::OwnerAccessGranted => "owner-access-granted",
             Kind::OwnerAccessChanged => "owner-access-changed",
             Kind::OwnerAccessRemoved => "owner-access-removed",
+            Kind::ClusterRoleBound => "cluster-role-bound",
+            Kind::NetworkPolicyRemoved => "network-policy-removed",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
             Kind::BoxStopped => "box-stopped",
@@ -275,6 +281,8 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
             .filter_map(|(_, new)| workload::new_on_spot(new)),
     );
     risks.extend(access::authorized_keys(before, after, unchanged_owners));
+    risks.extend(access::cluster_role_bindings(before, after));
+    risks.extend(access::network_policies_removed(before, after));
     let autostop = autostop::changed(before, after, unchanged_owners);
     // "the pod restarts: its template changes" adds nothing to a risk that says why.
     let restart_told: BTreeSet<&str> =
