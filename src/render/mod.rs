@@ -473,6 +473,13 @@ fn extract(value: Value, path: &str, out: &mut Vec<Object>) -> Result<(), String
             out.push(object);
             Ok(())
         }
+        Value::Object(object) if object.contains_key("apiVersion") != object.contains_key("kind") => {
+            let (has, lacks) = if object.contains_key("kind") { ("kind", "apiVersion") } else { ("apiVersion", "kind") };
+            Err(format!(
+                "the object at `{}` has `{has}` but no `{lacks}`: a Kubernetes object needs both (a misspelt field?)",
+                if path.is_empty() { "." } else { path }
+            ))
+        }
         Value::Object(object) => {
             for (key, child) in object {
                 extract(child, &format!("{path}.{key}"), out)?;
@@ -588,6 +595,13 @@ mod tests {
         );
         let deep: String = (0..20).map(|i| format!("    field <f{i}> evaluation\n")).collect();
         assert!(jsonnet_help(&format!("x\n{deep}"))[1].ends_with("field <f7> evaluation ← 12 more"));
+    }
+
+    #[test]
+    fn an_object_with_half_of_its_identity_is_named_as_such() {
+        let mut out = Vec::new();
+        let error = extract(json!({"extra": {"apiVersion": "v1", "kin": "ConfigMap"}}), "", &mut out).unwrap_err();
+        assert_eq!(error, "the object at `.extra` has `apiVersion` but no `kind`: a Kubernetes object needs both (a misspelt field?)");
     }
 
     #[test]

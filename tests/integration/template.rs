@@ -168,6 +168,16 @@ fn patching_an_optional_component_works_for_an_archived_box() {
         .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(files, ["kustomization.yaml", "persistentvolumeclaim-alice-home.yaml"], "an archived box keeps its home only");
+    // A component the template adds is emitted in every state, unless the template says not.
+    repo.use_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { extra: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: box.name + '-x' } } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "an archived box keeps only its home volume, but the template emitted more: ConfigMap/alice-x. Add a component only to boxes that run, like `[if box.state != 'archived' then 'extra']: { ... }`"
+    );
 }
 
 #[test]
