@@ -129,7 +129,16 @@ impl Spot {
             ErrorKind::NoSuchField(field, _) => located.or_else(|| Self::only_access_to(field)),
             // jrsonnet evaluates an import when its value is needed, and reports a missing file
             // with no place: the place is the import of that name in the importing file.
-            ErrorKind::ImportFileNotFound(from, wanted) => located.or_else(|| Self::only_import_of(from.path()?, &wanted.to_string())),
+            ErrorKind::ImportFileNotFound(from, wanted) => located.or_else(|| {
+                let wanted = wanted.to_string();
+                Self::only_import_of(from.path()?, &wanted, format!("`{wanted}` is not there"))
+            }),
+            ErrorKind::RuntimeError(message) => located.or_else(|| {
+                let wanted = message.strip_prefix(resolver::REFUSED_IMPORT)?.split_once(':')?.0;
+                let mut found =
+                    resolver::imported().into_iter().filter_map(|file| Self::only_import_of(&file, wanted, "an absolute path".into()));
+                found.next().filter(|_| found.next().is_none())
+            }),
             _ => located,
         }
     }
@@ -154,7 +163,7 @@ impl Spot {
 
     /// The one place `file` imports `wanted` (`import`, `importstr` or `importbin` of that
     /// string, in either quotes); none if it does so in more places or none.
-    fn only_import_of(file: &Path, wanted: &str) -> Option<Self> {
+    fn only_import_of(file: &Path, wanted: &str, what: String) -> Option<Self> {
         let text = std::fs::read_to_string(file).ok()?;
         let mut spans = ['\'', '"'].into_iter().flat_map(|quote| {
             let literal = format!("{quote}{wanted}{quote}");
@@ -165,7 +174,7 @@ impl Spot {
         if spans.next().is_some() {
             return None;
         }
-        Some(Self { file: SpotFile::Disk(file.to_path_buf()), span, what: format!("`{wanted}` is not there") })
+        Some(Self { file: SpotFile::Disk(file.to_path_buf()), span, what })
     }
 
     fn at(span: &Span, what: String) -> Option<Self> {

@@ -12,6 +12,9 @@ use jrsonnet_gcmodule::Acyclic;
 /// Import prefix of the embedded library.
 pub(crate) const EMBEDDED_PREFIX: &str = "devbox-gen/";
 
+/// How the message of an import refused by [`Resolver`] starts, before the path.
+pub(crate) const REFUSED_IMPORT: &str = "cannot import ";
+
 /// The embedded template files, by import path.
 pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/default.jsonnet", include_str!("template/default.jsonnet")),
@@ -94,6 +97,13 @@ impl ImportResolver for Resolver {
         }
         if from.downcast_ref::<SourceVirtual>().is_some() {
             return self.files.resolve_from_default(path);
+        }
+        // What an absolute path names differs from machine to machine (rule 2: the same input,
+        // the same bytes, in every checkout and CI job).
+        if let Some(name) = requested.as_deref().filter(|name| Path::new(name).is_absolute() && from.path().is_some()) {
+            jrsonnet_evaluator::bail!(
+                "{REFUSED_IMPORT}{name}: an absolute path makes the build depend on the machine; import it relative to the template, or from the config repo's lib/ or vendor/"
+            );
         }
         let found = self.files.resolve_from(from, path)?;
         if let Some(name) = requested {

@@ -291,6 +291,12 @@ fn an_import_that_is_not_there_is_shown_at_the_import() {
     assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:110\n");
     assert_contains!(run.stderr, "`lib/a.txt` is not there\n");
     assert_contains!(run.stderr, "help: can't resolve lib/a.txt from templates/devbox.jsonnet\n");
+    // An absolute path names another file on every machine: refused, at the import.
+    let absolute = template.replace("lib/a.txt", "/etc/hostname");
+    let run = with_template(&absolute).run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:110\n");
+    assert_contains!(run.stderr, "^^^^^^^^^^^^^^^ an absolute path\n");
+    assert_contains!(run.stderr, "cannot import /etc/hostname: an absolute path makes the build depend on the machine");
 }
 
 /// devbox-gen passes the box by name (`box`), as Tanka passes top-level arguments; a function
