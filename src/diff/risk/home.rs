@@ -66,7 +66,7 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
                         from_code = code(from)
                     ))
                     .help(format!(
-                        "with Argo CD, stop the old pod once the new box is up: `kubectl --context {} {}delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}` (the home claim is not selected: it stays)",
+                        "with Argo CD, stop the old pod once the new box is up: `kubectl --context {} {}delete statefulset,cronjob,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}` (the home claim is not selected: it stays)",
                         from.replace('`', "'"),
                         namespace_flag(old),
                         old.owner

@@ -35,7 +35,7 @@ pub(super) fn removed(old: &Resource, after: &Resources, unchanged_owners: &BTre
                 "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet{and_pod}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects {left}."
             ))
             .help(format!(
-                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
+                "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,cronjob,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
                 old.owner
             ));
         tailnet::machine_left_behind(old, removed)
