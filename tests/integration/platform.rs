@@ -179,7 +179,7 @@ fn a_box_moving_to_another_server_says_what_happens_to_the_old_one() {
     let text = risk_text(&repo);
     assert_contains!(text, "  DATA     alice: the box moves from cluster `prod` to cluster `gpu`: its home does not follow\n");
     assert_contains!(text, "leaves the old pod running on `prod` beside the new one");
-    assert_contains!(text, "`kubectl --context prod --namespace devboxes delete statefulset,service");
+    assert_contains!(text, "`kubectl --context prod --namespace devboxes delete statefulset,cronjob,service");
 }
 
 /// A cluster pointed at another API server: Argo CD applies every box there anew, homes
