@@ -47,6 +47,9 @@ pub struct ConfigRepo {
     pub(crate) settings_unreadable: bool,
     /// Sorted by name.
     pub(crate) users: Vec<UserEntry>,
+    /// Where the config repo sits in the Git work tree it is in (`deploy/devboxes`, `` at its
+    /// root); `None` outside Git, or when not read from disk.
+    pub(crate) git_prefix: Option<String>,
 }
 
 impl ConfigRepo {
@@ -112,7 +115,18 @@ pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(Co
     }
     users.sort_by(|a, b| a.0.cmp(&b.0));
     let settings_unreadable = settings.is_none() && settings_path.symlink_metadata().is_ok();
-    Ok((ConfigRepo { root: root.to_path_buf(), settings, settings_unreadable, users }, diagnostics))
+    let git_prefix = git_prefix(root);
+    Ok((ConfigRepo { root: root.to_path_buf(), settings, settings_unreadable, users, git_prefix }, diagnostics))
+}
+
+/// The directory `root` is, relative to the top of the Git work tree holding it (the nearest
+/// directory above with a `.git`, a directory or a worktree's file); `None` outside Git. Found
+/// without running git: a build must not need it.
+pub(crate) fn git_prefix(root: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    let top = root.ancestors().find(|dir| dir.join(".git").symlink_metadata().is_ok())?;
+    let relative = root.strip_prefix(top).ok()?;
+    Some(relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
 }
 
 /// Reads a config repo from texts instead of files (for fuzzing and tests of the later stages):
@@ -130,7 +144,7 @@ pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo
     }
     parsed_users.sort_by(|a, b| a.0.cmp(&b.0));
     let settings_unreadable = text_given && settings.is_none();
-    (ConfigRepo { root: PathBuf::from("."), settings, settings_unreadable, users: parsed_users }, diagnostics)
+    (ConfigRepo { root: PathBuf::from("."), settings, settings_unreadable, users: parsed_users, git_prefix: None }, diagnostics)
 }
 
 /// A BOM is what some Windows editors add; TOML does not allow it, people do not see it.

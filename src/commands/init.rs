@@ -24,7 +24,9 @@ const GITLAB_CI: &str = include_str!("../../ci-templates/gitlab/.gitlab-ci.yml")
 const FLUX_REPO_SECRET: &str = "devboxes-repo";
 
 pub(super) fn run(context: &mut Context, args: &InitArgs) -> Result<Outcome, Diagnostics> {
-    let settings = devbox_toml(args);
+    // Where the config repo sits in its Git repository: what `[repo] path` must say.
+    let prefix = crate::read::git_prefix(&context.root).filter(|prefix| !prefix.is_empty());
+    let settings = devbox_toml(args, prefix.as_deref());
     check(args, &settings)?;
     let root = &context.root;
     let mut files: Vec<(String, String)> = vec![("devbox.toml".into(), settings)];
@@ -77,6 +79,18 @@ pub(super) fn run(context: &mut Context, args: &InitArgs) -> Result<Outcome, Dia
     }
     if let Some(done) = ignore_cache(root).map_err(|e| write_error(".gitignore", &e, &written))? {
         context.status(done);
+    }
+    if let Some(prefix) = &prefix {
+        let ci = match args.ci {
+            Ci::Github => Some((".github/workflows/devboxes.yml", "GitHub runs workflows only from the repository's root")),
+            Ci::Gitlab => Some((".gitlab-ci.yml", "GitLab reads .gitlab-ci.yml only at the repository's root")),
+            Ci::None => None,
+        };
+        if let Some((file, why)) = ci {
+            context.status(&format!(
+                "note: this config repo is the directory `{prefix}` of its Git repository, and {why}: move {prefix}/{file} there, run its steps in `{prefix}` (`devbox-gen -C {prefix}`), and prefix its paths with `{prefix}/`"
+            ));
+        }
     }
     next_steps(context, args);
     Ok(Outcome::Clean)
@@ -157,7 +171,7 @@ fn strings(values: &[String]) -> String {
 
 /// devbox.toml: every section, with what it is for, its defaults commented out, and what the
 /// flags set. The defaults come from [`defaults`], so the comments cannot drift from them.
-fn devbox_toml(args: &InitArgs) -> String {
+fn devbox_toml(args: &InitArgs, git_prefix: Option<&str>) -> String {
     let example = |key: &str, value: String, note: &str| setting(key, None, value, note);
     let mut out = String::from(
         "#:schema ./schema/devbox.schema.json\n\
@@ -221,7 +235,8 @@ fn devbox_toml(args: &InitArgs) -> String {
     out.push_str(if url.is_some() { "[repo]\n" } else { "# [repo]\n" });
     out.push_str(&setting("url", url.map(quoted), quoted("https://github.com/acme/devboxes.git"), "https:// or ssh://"));
     out.push_str(&example("revision", quoted(defaults::REVISION), "a branch, refs/tags/..., or a commit SHA"));
-    out.push_str(&example("path", quoted("deploy/devboxes"), "only if devbox.toml is not at the repository root"));
+    let path = git_prefix.filter(|_| url.is_some()).map(quoted);
+    out.push_str(&setting("path", path, quoted("deploy/devboxes"), "only if devbox.toml is not at the repository root"));
     // Flux cannot clone over SSH without credentials; naming the Secret is what validation wants.
     let flux_over_ssh = args.gitops.iter().any(|g| g == "flux") && url.is_some_and(|u| u.starts_with("ssh://"));
     let secret = flux_over_ssh.then(|| quoted(FLUX_REPO_SECRET));

@@ -316,7 +316,13 @@ fn check(repo: &ConfigRepo, given: &Given<'_>, text: &str, earlier: Diagnostics)
         problems.extend(unlocated(found));
         return Err(problems);
     }
-    let mut all = ConfigRepo { root: repo.root.clone(), settings: None, settings_unreadable: repo.settings_unreadable, users: Vec::new() };
+    let mut all = ConfigRepo {
+        root: repo.root.clone(),
+        settings: None,
+        settings_unreadable: repo.settings_unreadable,
+        users: Vec::new(),
+        git_prefix: repo.git_prefix.clone(),
+    };
     all.settings = repo.settings.as_ref().map(|s| read::Parsed { source: s.source.clone(), value: s.value.clone() });
     all.users = repo.users.iter().map(|(n, p)| (n.clone(), read::Parsed { source: p.source.clone(), value: p.value.clone() })).collect();
     all.users.extend(parsed.users);

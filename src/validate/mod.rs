@@ -35,7 +35,9 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
     let settings = repo.settings();
     let mut diagnostics = Diagnostics::default();
     if let Some(parsed) = &repo.settings {
-        diagnostics.extend(settings_findings(&parsed.value).locate(&parsed.source));
+        let mut findings = settings_findings(&parsed.value);
+        findings.0.extend(repo_path_mismatch(&parsed.value, repo.git_prefix.as_deref()));
+        diagnostics.extend(findings.locate(&parsed.source));
     }
     // Judged against defaults in place of what devbox.toml says, the user files would get
     // errors of their own that are not (a dataset devbox.toml does define, say).
@@ -52,6 +54,34 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
         diagnostics.push(Diagnostic::from(finding).at_span(source, source.value_span(&key)));
     }
     diagnostics.sorted()
+}
+
+/// A warning when devbox.toml sits in a directory of its Git repository that `[repo] path` does
+/// not name: Argo CD's generator and Flux's paths would point where out/ is not, every sync
+/// would find nothing, and nothing would fail. (If CI copies out/ to another repository,
+/// `path` is where it lands there, and the warning does not apply.)
+fn repo_path_mismatch(config: &DevboxConfig, git_prefix: Option<&str>) -> Option<(String, Finding)> {
+    let prefix = git_prefix?;
+    let source = config.repo.as_ref().filter(|_| !config.gitops.is_empty())?;
+    let path = source.path.as_deref().unwrap_or("").trim_start_matches("./").trim_matches('/');
+    if path == prefix {
+        return None;
+    }
+    let (key, said) = match &source.path {
+        Some(_) => ("repo.path", format!("`[repo] path` says `{path}`")),
+        None => ("repo", "`[repo] path` is not set".to_string()),
+    };
+    let here =
+        if prefix.is_empty() { "at the root of its Git repository".to_string() } else { format!("in `{prefix}` of its Git repository") };
+    let fix =
+        if prefix.is_empty() { "remove `path` from `[repo]`".to_string() } else { format!("set `path = \"{prefix}\"` under `[repo]`") };
+    Some((
+        key.to_string(),
+        Finding::warning(format!(
+            "devbox.toml is {here}, but {said}: Argo CD and Flux would look for out/ where it is not, and deploy nothing"
+        ))
+        .help(format!("{fix}; if CI copies out/ to another repository, set it to where out/ lands there")),
+    ))
 }
 
 /// Every rule of devbox.toml, on its values.

@@ -179,3 +179,40 @@ fn users_that_exist_need_no_gitkeep() {
     repo.run_ok(&["build", "--check"], 1);
     repo.run_ok(&["build"], 0);
 }
+
+/// A config repo in a directory of a larger Git repository: `init` names that directory as
+/// `[repo] path` (without it Argo CD and Flux would look for out/ at the root and deploy
+/// nothing) and says where GitHub looks for workflows; `validate` warns about a path that is
+/// not where devbox.toml is.
+#[test]
+fn a_config_repo_inside_a_git_repository_gets_its_path() {
+    let top = tempfile::tempdir().unwrap();
+    crate::common::git(top.path(), &["init", "-q"]);
+    fs::create_dir(top.path().join("deploy")).unwrap();
+    let dir = tempfile::Builder::new().prefix("devboxes").tempdir_in(top.path().join("deploy")).unwrap();
+    let prefix = format!("deploy/{}", dir.path().file_name().unwrap().to_str().unwrap());
+    let repo = Repo::at(dir);
+    let run = repo.run_ok(&["init", "--image", IMAGE, "--gitops", "argocd", "--repo-url", "https://github.com/acme/mono.git"], 0);
+    assert_contains!(repo.read("devbox.toml"), &format!("\npath = \"{prefix}\" "));
+    assert_contains!(
+        run.stderr,
+        &format!(
+            "note: this config repo is the directory `{prefix}` of its Git repository, and GitHub runs workflows only from the repository's root"
+        )
+    );
+    let run = repo.run_ok(&["validate"], 0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    let settings = repo.read("devbox.toml");
+    repo.write("devbox.toml", &settings.replace(&format!("\npath = \"{prefix}\""), "\n# path = \"x\""));
+    let run = repo.run_ok(&["validate"], 0);
+    assert_contains!(
+        run.stderr,
+        &format!(
+            "warning: devbox.toml is in `{prefix}` of its Git repository, but `[repo] path` is not set: Argo CD and Flux would look for out/ where it is not, and deploy nothing"
+        )
+    );
+    assert_contains!(run.stderr, &format!("help: set `path = \"{prefix}\"` under `[repo]`"));
+    let run = repo.run_ok(&["build"], 0);
+    assert_contains!(run.stderr, "`[repo] path` is not set");
+}
