@@ -199,6 +199,9 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
             }
             continue;
         }
+        if is_editor_leftover_or_notes(&file_name) {
+            continue;
+        }
         let Ok(file_type) = entry.file_type() else { continue };
         let is_toml = path.extension().is_some_and(|e| e == "toml");
         if file_type.is_symlink() {
@@ -219,6 +222,15 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
     }
     files.sort();
     files
+}
+
+/// Files people and editors leave beside user files, which are not one: an editor's backup
+/// (`alice.toml~`, `#alice.toml#`, `alice.toml.swp`, `.bak`, `.orig`, `.rej`) and notes
+/// (`README.md`). Refusing them would fail an editor's build on save; anything else that is
+/// not `NAME.toml` (a misnamed `alice.tml`) is still an error.
+fn is_editor_leftover_or_notes(file_name: &str) -> bool {
+    const SUFFIXES: [&str; 7] = ["~", ".swp", ".swo", ".bak", ".orig", ".rej", ".md"];
+    SUFFIXES.iter().any(|suffix| file_name.ends_with(suffix)) || (file_name.starts_with('#') && file_name.ends_with('#'))
 }
 
 fn user_name(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<String> {

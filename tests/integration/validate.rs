@@ -155,6 +155,20 @@ fn files_that_are_not_toml_or_are_links_are_refused() {
     assert_contains!(run.stderr, "symbolic links are not read in users/");
 }
 
+/// An editor's backup or swap file, or a README, beside the user files is neither a user file
+/// nor a mistake: an editor's build on save must not fail on `alice.toml~`.
+#[test]
+fn editor_leftovers_and_notes_in_users_are_passed_over() {
+    let repo = Repo::with_alice();
+    for leftover in ["alice.toml~", "#alice.toml#", "alice.toml.swp", "alice.toml.bak", "alice.toml.orig", "README.md"] {
+        repo.write(&format!("users/{leftover}"), "not = toml [");
+    }
+    let run = repo.run_ok(&["validate"], 0);
+    assert_contains!(run.stderr, "1 user file is valid");
+    repo.write("users/alice.tml", "");
+    assert_contains!(repo.run_ok(&["validate"], 2).stderr, "users/ may only hold one `NAME.toml` file per person");
+}
+
 #[test]
 fn a_user_file_without_a_name_is_not_left_out_silently() {
     let repo = Repo::with_alice();
