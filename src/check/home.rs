@@ -356,13 +356,21 @@ fn locate_impossible_changes(changes: &[ImpossibleChange], repo: &ConfigRepo) ->
             )),
         };
         let keep = group.iter().map(|c| c.user()).collect::<Vec<_>>().join(", ");
-        let old_value = match group.iter().map(|c| c.old_value()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()[..] {
-            [Some(one)] => format!("`{field} = \"{one}\"`"),
-            _ => format!("`{field}` set to their current value"),
+        let old_values: Vec<Option<&str>> = group.iter().map(|c| c.old_value()).collect::<BTreeSet<_>>().into_iter().collect();
+        let way_out = match old_values[..] {
+            [Some(one)] => format!(
+                "set `[defaults] {field}` back; or, to give only new boxes the new default, keep `{field} = \"{one}\"` in the files of {keep}"
+            ),
+            // A claim made with the cluster's default class has none in Git, and a user file
+            // cannot say "none" while [defaults] names one.
+            [None] => format!(
+                "these claims were made with the cluster's default class, which a user file cannot keep while `[defaults]` names another: remove `[defaults] {field}`, and give new boxes their class in their own files"
+            ),
+            _ => format!(
+                "set `[defaults] {field}` back; or, to give only new boxes the new default, keep `{field}` set to its current value in the files of {keep}, and remove `[defaults] {field}` for those made with the cluster's default class"
+            ),
         };
-        diagnostics.push(diagnostic.help(group[0].why()).help(format!(
-            "set `[defaults] {field}` back; or, to give only new boxes the new default, keep {old_value} in the files of {keep}"
-        )));
+        diagnostics.push(diagnostic.help(group[0].why()).help(way_out));
     }
     Diagnostics(diagnostics)
 }

@@ -149,6 +149,24 @@ fn removing_the_default_storage_class_says_where_the_old_one_came_from() {
     assert_eq!(repo.out_snapshot(), before);
 }
 
+/// Boxes whose claims were made with the cluster's default class cannot keep "no class" in
+/// their files while `[defaults]` names one: the way out given is one that can be taken.
+#[test]
+fn a_default_storage_class_added_over_claims_without_one_says_what_can_be_done() {
+    let repo = fleet();
+    repo.write("devbox.toml", &settings("", "").replace("size = \"100Gi\"", "size = \"100Gi\", storage_class = \"premium-rwo\""));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "would change the storage class of the home volumes of 3 users: alice (the cluster default → premium-rwo)"
+    );
+    assert_contains!(
+        run.stderr,
+        "help: these claims were made with the cluster's default class, which a user file cannot keep while `[defaults]` names another: remove `[defaults] home.storage_class`, and give new boxes their class in their own files"
+    );
+    assert_not_contains!(run.stderr, "set to their current value");
+}
+
 #[test]
 fn clusters_naming_the_server_the_boxes_run_on_move_only_the_delivery() {
     let repo = fleet();
