@@ -160,7 +160,10 @@ impl ImpossibleChange {
                 to.as_deref().unwrap_or("the cluster default")
             ))
             .in_path(source)
-            .help("a PersistentVolumeClaim's storage class is immutable: set `home.storage_class` back")
+            .help(match from {
+                Some(class) => format!("a PersistentVolumeClaim's storage class is immutable: set `home.storage_class = \"{class}\"` back"),
+                None => "a PersistentVolumeClaim's storage class is immutable: remove `home.storage_class`, as the claim was made with the cluster's default class".to_string(),
+            })
             .help("to move the data to another class, snapshot the volume and restore it into a new claim by hand"),
         }
     }

@@ -440,7 +440,7 @@ pub(super) fn env_var(name: &str, value: &str, allowed: &[String]) -> Result<(),
         ))
         .label("in clear text")
         .help(format!(
-            "keep the value out of Git: add `--from-file={name}=FILE` to the box's key Secret (the command `devbox-gen secrets NAME` prints; it is mounted at /secrets) and read /secrets/{name} in the box"
+            "keep the value out of Git: add `--from-file={name}=FILE` to the box's key Secret command that `devbox-gen secrets NAME` prints (the Secret is mounted at /secrets), and read /secrets/{name} in the box; add it each time you run that command, which replaces the whole Secret"
         ))
         .help(format!("if the value is not secret, allow the name in devbox.toml: `[policy] allow_secret_env = [\"{name}\"]`")));
     }

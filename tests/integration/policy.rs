@@ -20,7 +20,7 @@ fn a_secret_looking_env_name_is_an_error_that_says_why_and_how_out() {
 7 │ GITHUB_TOKEN = "ghp_x"
   │                ^^^^^^^ in clear text
   │
-  = help: keep the value out of Git: add `--from-file=GITHUB_TOKEN=FILE` to the box's key Secret (the command `devbox-gen secrets NAME` prints; it is mounted at /secrets) and read /secrets/GITHUB_TOKEN in the box
+  = help: keep the value out of Git: add `--from-file=GITHUB_TOKEN=FILE` to the box's key Secret command that `devbox-gen secrets NAME` prints (the Secret is mounted at /secrets), and read /secrets/GITHUB_TOKEN in the box; add it each time you run that command, which replaces the whole Secret
   = help: if the value is not secret, allow the name in devbox.toml: `[policy] allow_secret_env = ["GITHUB_TOKEN"]`
 
 "#

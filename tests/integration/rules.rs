@@ -458,6 +458,28 @@ fn cases() -> Vec<Case> {
             "`oidc: ` is not a user name prefix",
             Some("devbox.toml:7:15"),
         ),
+        case(
+            "A field in the wrong table is named with its table",
+            "users/bob.toml",
+            user("cpu = \"4\"\n", ""),
+            "`cpu` belongs in `[resources]`",
+            Some("users/bob.toml:1:1"),
+        ),
+        case("users/ holds user files", "users/notes.txt", "hi\n".into(), "users/ may only hold one `NAME.toml` file per person", None),
+        case(
+            "A home volume never shrinks (against out/)",
+            "users/alice.toml",
+            format!("{}\n[home]\nsize = \"10Gi\"\n", user_file("alice@example.com", KEY_ALICE)),
+            "the home volume of `alice` would shrink from 50Gi to 10Gi",
+            Some("users/alice.toml:7:8"),
+        ),
+        case(
+            "A home volume keeps its storage class (against out/)",
+            "users/alice.toml",
+            format!("{}\n[home]\nstorage_class = \"premium-rwo\"\n", user_file("alice@example.com", KEY_ALICE)),
+            "the storage class of `alice`'s home volume would change from the cluster default to premium-rwo",
+            Some("users/alice.toml:7:17"),
+        ),
     ]
 }
 
