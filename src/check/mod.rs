@@ -262,15 +262,7 @@ impl Pointer for Object {
     /// up a dozen paths in each of 100,000 objects.
     fn at(&self, pointer: &str) -> Option<&Value> {
         let mut steps = pointer.strip_prefix('/').unwrap_or(pointer).split('/');
-        let mut value = self.get(&*unescape(steps.next()?))?;
-        for step in steps {
-            value = match value {
-                Value::Object(map) => map.get(&*unescape(step))?,
-                Value::Array(items) => items.get(array_index(step)?)?,
-                _ => return None,
-            };
-        }
-        Some(value)
+        follow(self.get(&*unescape(steps.next()?))?, steps)
     }
 }
 
@@ -281,16 +273,20 @@ impl Pointer for Value {
 
     /// As [`Object`]'s, for any value: serde_json's `pointer` allocates a key for every step.
     fn at(&self, pointer: &str) -> Option<&Value> {
-        let mut value = self;
-        for step in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
-            value = match value {
-                Value::Object(map) => map.get(&*unescape(step))?,
-                Value::Array(items) => items.get(array_index(step)?)?,
-                _ => return None,
-            };
-        }
-        Some(value)
+        follow(self, pointer.strip_prefix('/').unwrap_or(pointer).split('/'))
     }
+}
+
+/// The value that `steps` of a pointer lead to from `value`.
+fn follow<'a>(mut value: &'a Value, steps: std::str::Split<'_, char>) -> Option<&'a Value> {
+    for step in steps {
+        value = match value {
+            Value::Object(map) => map.get(&*unescape(step))?,
+            Value::Array(items) => items.get(array_index(step)?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 /// A pointer step's key: `~1` is `/` and `~0` is `~`.
