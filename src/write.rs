@@ -66,7 +66,6 @@ impl Existing {
     /// claim cannot become hold against them too. Regular files only, never followed, and no
     /// bigger than a claim can plausibly be.
     pub(crate) fn hand_made_claims(&self, users: &BTreeSet<&str>) -> OutTree {
-        const MAX_CLAIM_BYTES: u64 = 64 * 1024;
         let files = self
             .foreign
             .iter()
@@ -74,7 +73,7 @@ impl Existing {
             .filter_map(|path| {
                 let full = self.out.join(path);
                 let metadata = fs::symlink_metadata(&full).ok()?;
-                if !metadata.is_file() || metadata.len() > MAX_CLAIM_BYTES {
+                if !metadata.is_file() || metadata.len() > MAX_CLAIM_BYTES as u64 {
                     return None;
                 }
                 Some((path.clone(), fs::read_to_string(full).ok()?))
@@ -92,10 +91,17 @@ impl Existing {
     }
 }
 
+/// The largest claim file without a header that is read as one: a claim is well under 1 KiB.
+pub(crate) const MAX_CLAIM_BYTES: usize = 64 * 1024;
+
 /// Whether `path` is a PersistentVolumeClaim's file in the bundle of one of `users`.
-fn is_claim_of(path: &str, users: &BTreeSet<&str>) -> bool {
+pub(crate) fn is_claim_of(path: &str, users: &BTreeSet<&str>) -> bool {
+    is_claim_file(path) && emit::bundle_of(path).is_some_and(|user| users.contains(user))
+}
+
+/// Whether `path` is named like a PersistentVolumeClaim's file.
+pub(crate) fn is_claim_file(path: &str) -> bool {
     path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
-        && emit::bundle_of(path).is_some_and(|user| users.contains(user))
 }
 
 /// A new `out/` being assembled in a directory beside the old one, written to by the compile

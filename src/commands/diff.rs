@@ -15,7 +15,7 @@ use crate::diff::render::{self, Baseline};
 use crate::diff::{self, git};
 use crate::emit;
 use crate::pipeline::{self, Against};
-use crate::{Context, Outcome, check};
+use crate::{Context, Outcome, check, write};
 
 pub(super) fn run(context: &mut Context, base: Option<&str>, format: Format) -> Result<Outcome, Diagnostics> {
     let (plan, baseline) = match base {
@@ -68,5 +68,9 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
     check::refuse_impossible_changes(&at.differing, &after, &repo)?;
+    let rendered: BTreeSet<&str> = after.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
+    let mut hand_made = at.hand_made_claims;
+    hand_made.files.retain(|path, _| write::is_claim_of(path, &rendered));
+    check::refuse_impossible_changes(&hand_made, &after, &repo)?;
     Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
 }

@@ -7,7 +7,8 @@
 //!
 //! The config repo may sit anywhere inside the git repository (`rev-parse --show-prefix`). As
 //! for `out/` on disk, only files that start with the generated marker count; the rest are
-//! someone else's.
+//! someone else's, except claim files that lost the marker to a hand edit, which the checks of
+//! what a home claim cannot become still hold against.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{GENERATED_MARKER, OutTree};
+use crate::write::{MAX_CLAIM_BYTES, is_claim_file};
 
 /// `out/` at a revision, as far as it differs from a compiled tree.
 #[derive(Debug, Default)]
@@ -23,6 +25,9 @@ pub(crate) struct OutAt {
     pub differing: OutTree,
     /// Paths whose blob is byte for byte the compiled file: not read.
     pub same: Vec<String>,
+    /// Files named like a PersistentVolumeClaim's that do not start with the marker (edited by
+    /// hand), at most [`MAX_CLAIM_BYTES`] each.
+    pub hand_made_claims: OutTree,
 }
 
 /// The object id git gives a blob of these bytes (SHA-1 repositories).
@@ -104,10 +109,11 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<
         let Some(size) = header.rsplit(' ').next().and_then(|s| s.parse::<usize>().ok()) else { continue };
         let Some(contents) = rest.get(..size) else { break };
         rest = rest.get(size + 1..).unwrap_or_default();
-        if let Ok(text) = std::str::from_utf8(contents)
-            && text.starts_with(GENERATED_MARKER)
-        {
+        let Ok(text) = std::str::from_utf8(contents) else { continue };
+        if text.starts_with(GENERATED_MARKER) {
             tree.files.insert(path, text.to_string());
+        } else if size <= MAX_CLAIM_BYTES && is_claim_file(&path) {
+            at.hand_made_claims.files.insert(path, text.to_string());
         }
     }
     Ok(at)

@@ -449,6 +449,42 @@ fn base_errors_are_clear() {
 }
 
 #[test]
+fn base_holds_a_claim_edited_by_hand_at_that_revision_to_what_a_claim_cannot_become() {
+    // At the base, someone mirrored a claim grown in the cluster into out/ by hand (the header
+    // went with the edit); the PR put the generated, smaller claim of users/ back.
+    // Syncing that would be refused by the API server: `diff --base` refuses it, as `diff`
+    // against such a file on disk does.
+    let repo = built();
+    let claim = "out/alice/persistentvolumeclaim-alice-home.yaml";
+    let generated = repo.read(claim);
+    let (_, rest) = generated.split_once('\n').unwrap();
+    let size = rest.lines().find_map(|line| line.trim().strip_prefix("storage: ")).unwrap().to_string();
+    repo.write(claim, &rest.replace(&format!("storage: {size}"), "storage: 900Gi"));
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    // The PR's author deleted the file the build refused to replace, and built.
+    fs::remove_file(repo.path().join(claim)).unwrap();
+    repo.run_ok(&["build"], 0);
+    git(repo.path(), &["commit", "-q", "-am", "pr"]);
+
+    let run = repo.run_ok(&["diff", "--base", "main~1"], 2);
+    assert_contains!(
+        run.stderr,
+        &format!(
+            "error: `alice`'s home volume, edited by hand in out/alice/persistentvolumeclaim-alice-home.yaml, would change: 900Gi → {size}"
+        )
+    );
+    assert_contains!(run.stderr, "keep it: set `home.size = \"900Gi\"` in users/alice.toml");
+    // A hand edit at the base that asks for nothing impossible is only replaced.
+    repo.write(claim, rest);
+    git(repo.path(), &["commit", "-q", "-am", "base, edited within what a claim can become"]);
+    repo.run_ok(&["build"], 0);
+    git(repo.path(), &["commit", "-q", "-am", "pr, rebuilt"]);
+    repo.run_ok(&["diff", "--base", "main~1"], 1);
+}
+
+#[test]
 fn base_and_disk_agree_on_the_same_change() {
     // Only what differs is read in both modes (git's blob ids; the build cache and hashes):
     // whatever each side skips, the plans must be the same.
