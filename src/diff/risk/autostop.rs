@@ -156,8 +156,10 @@ fn wake_facts(risk: Risk, cron_job: Option<&Resource>) -> Risk {
 enum Was {
     /// No bundle before.
     New,
-    /// Stopped or archived: nothing ran.
+    /// Stopped in Git (`replicas: 0`): nothing ran.
     Stopped,
+    /// Archived: no StatefulSet, nothing ran.
+    Archived,
     Running,
 }
 
@@ -183,7 +185,7 @@ pub(super) fn changed(before: &Resources, after: &Resources, unchanged_owners: &
             _ if !existed.contains(owner) => Was::New,
             Some(old) if replicas(old) == Some(0) => Was::Stopped,
             // The StatefulSet arrives: the box was archived.
-            None if new_box.is_some() => Was::Stopped,
+            None if new_box.is_some() => Was::Archived,
             _ => Was::Running,
         };
         let wake = new_wakes.get(owner).copied();
@@ -218,7 +220,7 @@ fn enabled(
 ) -> Risk {
     let summary = match was {
         Was::New => format!("the new box stops by itself {}", when_it_stops(policy)),
-        Was::Stopped => format!("the box starts, and from now on stops by itself {}", when_it_stops(policy)),
+        Was::Stopped | Was::Archived => format!("the box starts, and from now on stops by itself {}", when_it_stops(policy)),
         Was::Running => format!("the box now stops by itself {}", when_it_stops(policy)),
     };
     let mut risk = Risk::new(Kind::AutostopEnabled, resource, summary)
@@ -233,6 +235,18 @@ fn enabled(
             hours.stop,
             hours.timezone,
             human(policy.after)
+        ));
+    }
+    if was == Was::Stopped {
+        // An applier that sets a field to the value another manager gave it shares the field,
+        // and one that stops setting it leaves it to the others (structured-merge-diff,
+        // merge/update.go; "Server-Side Apply" in the Kubernetes docs).
+        risk = risk.detail(format!(
+            "Under Flux, a box that had stopped itself before it was set to `stopped` stays stopped: Flux applies server-side, and the field manager that scaled it to 0 (`devbox-gen-idle`, or `kubectl`'s) still owns `spec.replicas` when Git stops setting it. Argo CD's client-side apply removes the field, and the box starts.{}",
+            match (&policy.hours, wake.is_some()) {
+                (Some(hours), true) => format!(" Its CronJob starts it at {} on a working day in any case.", hours.start),
+                _ => String::new(),
+            }
         ));
     }
     if restarts(old, new) {
@@ -369,7 +383,7 @@ mod tests {
 
     use crate::diff::resource::Resource;
     use crate::diff::risk::classify;
-    use crate::diff::risk::test_support::{config_map, kinds, set, statefulset};
+    use crate::diff::risk::test_support::{config_map, home, kinds, set, statefulset};
 
     fn policy(after: u64, hours: Option<(&str, &str)>) -> serde_json::Value {
         let schedule = hours.map(
@@ -489,5 +503,17 @@ mod tests {
         assert_eq!(risks[0].summary, "the box starts, and from now on stops by itself after 2h without activity");
         assert_eq!(risks[1].summary, "the new box stops by itself after 1h30m without activity");
         assert!(!risks.iter().flat_map(|r| &r.details).any(|d| d.contains("restarts once")), "nothing was running");
+        // Only a box stopped in Git may still be held at 0 by another field manager under Flux.
+        let held = |risk: &crate::diff::risk::Risk| risk.details.iter().any(|d| d.starts_with("Under Flux, a box that had stopped itself"));
+        assert!(held(&risks[0]), "{:?}", risks[0].details);
+        assert!(!held(&risks[1]), "a new box: {:?}", risks[1].details);
+        // Un-archived: its StatefulSet is created anew, and no one else owns its replicas.
+        let before = set(vec![home("d", "d/persistentvolumeclaim-d-home.yaml")]);
+        let after =
+            set(vec![home("d", "d/persistentvolumeclaim-d-home.yaml"), autostopping("d"), config_map("d", Some(policy(7200, None)))]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["autostop-enabled"]);
+        assert_eq!(risks[0].summary, "the box starts, and from now on stops by itself after 2h without activity");
+        assert!(!held(&risks[0]), "{:?}", risks[0].details);
     }
 }
