@@ -1,7 +1,50 @@
 //! One line of an `authorized_keys` file, read as OpenSSH reads it: by validation, which
 //! refuses what sshd would not take, and by `diff`, which names the keys a change lets in.
 
+use base64ct::{Base64, Encoding};
 use ssh_key::PublicKey;
+
+/// Where `text` holds a private key, if it does: its PEM or PuTTY header, or, for a key pasted
+/// without its `-----BEGIN` and `-----END` lines, the start of its base64 body. Checked before
+/// anything else reads the text, so that a pasted key is never parsed, echoed in a snippet, or
+/// written anywhere.
+pub(crate) fn private_key_at(text: &str) -> Option<usize> {
+    const HEADERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
+    let header = HEADERS.iter().filter_map(|h| text.find(h)).min();
+    let body = base64_words(text).find(|(_, word)| is_private_key_body(word)).map(|(at, _)| at);
+    header.into_iter().chain(body).min()
+}
+
+/// The runs of base64 characters in `text`, with their offsets.
+fn base64_words(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    text.split(move |c: char| !is_base64(c))
+        .filter(|word| !word.is_empty())
+        .map(move |word| (word.as_ptr() as usize - text.as_ptr() as usize, word))
+}
+
+/// Whether a base64 word starts a private key: OpenSSH's own format (`openssh-key-v1`, what
+/// `ssh-keygen` writes by default, encrypted or not), or DER whose outer SEQUENCE starts with
+/// the INTEGER version 0 or 1, which PKCS#1 (`RSA PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) and
+/// PKCS#8 (`PRIVATE KEY`) keys have and public keys and certificates never do (RFC 8017 A.1.2,
+/// RFC 5915 3, RFC 5958 2). A public key in `authorized_keys` starts with `AAAA`.
+fn is_private_key_body(word: &str) -> bool {
+    const OPENSSH: &[u8] = b"openssh-key-v1\0";
+    let mut bytes = [0u8; 12];
+    let Some(start) = word.get(..16) else { return false };
+    let Ok(decoded) = Base64::decode(start, &mut bytes) else { return false };
+    if OPENSSH.starts_with(decoded) {
+        return true;
+    }
+    // SEQUENCE, its length in short (one byte) or long (0x81/0x82 and one or two bytes) form.
+    let rest = match decoded {
+        [0x30, 0x81, _, rest @ ..] => rest,
+        [0x30, 0x82, _, _, rest @ ..] => rest,
+        [0x30, length, rest @ ..] if *length < 0x80 => rest,
+        _ => return false,
+    };
+    matches!(rest, [0x02, 0x01, 0x00 | 0x01, ..])
+}
 
 /// An `authorized_keys` line's key; its options, if any, are ones sshd takes.
 #[derive(Debug)]
@@ -142,6 +185,41 @@ mod tests {
     use super::*;
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKPSxzFbksRyC/BwJC5Gxs+0pI4hmhuw/5wabDKZ8WF3 alice@laptop";
+
+    #[test]
+    fn a_private_key_is_found_with_or_without_its_header() {
+        // The first 40 characters of keys ssh-keygen and openssl wrote (no secret in them), as
+        // they come after the `-----BEGIN ...` line: OpenSSH (plain and encrypted), PKCS#1 RSA
+        // (2048 and 4096 bits), SEC1 EC, PKCS#8 RSA, EC and Ed25519.
+        let bodies = [
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9u",
+            "b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIA",
+            "MIIEpQIBAAKCAQEAtSMDUlwbYiClKZnIQVf6f1JE",
+            "MIIJKAIBAAKCAgEAuo6IA5hAvqJ6KRh0sB+erf+A",
+            "MHcCAQEEIBd7dHESPb2e7cxBzHQZO/3ihrx/iJ8l",
+            "MIIG/gIBADANBgkqhkiG9w0BAQEFAASCBugwggbk",
+            "MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGb",
+            "MC4CAQAwBQYDK2VwBCIEIMiRQMTJ0++3Te/qy7he",
+        ];
+        for body in bodies {
+            let pasted = format!("email = \"a@example.com\"\n[ssh]\nauthorized_keys = ['''\n{body}\nAAAA''']\n");
+            assert_eq!(private_key_at(&pasted), pasted.find(body), "{body}");
+            assert_eq!(private_key_at(&format!("\"{body}\"")), Some(1), "{body}");
+        }
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9u\n";
+        assert_eq!(private_key_at(pem), pem.find("PRIVATE KEY"), "the header, before the body");
+        assert_eq!(private_key_at("PuTTY-User-Key-File-3: ssh-ed25519"), Some(0));
+        // Public keys, in every form a person might paste, and certificates are not.
+        for public in [
+            KEY,
+            "MIIBbjCCAROgAwIBAgIUcL9xpwz7p/rIZFVXo7bU",
+            "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEg+I1hMAE",
+            "MIIBCgKCAQEAtSMDUlwbYiClKZnIQVf6f1JE81H2",
+            "email = \"Mississippi.Mississippi@example.com\"",
+        ] {
+            assert_eq!(private_key_at(public), None, "{public}");
+        }
+    }
 
     #[test]
     fn options_are_what_sshd_takes_quoted_values_with_blanks_included() {

@@ -296,10 +296,6 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
     }
 }
 
-/// The text of a PEM/OpenSSH private key header; checked before anything else so a pasted
-/// key is never parsed, echoed in a snippet, or written anywhere.
-const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
-
 /// A control character TOML allows nowhere (anything below U+0020 but tab, newline and carriage
 /// return, and DEL), named: a terminal shows a NUL as nothing at all, so the parser's own
 /// message ("expected `=`") would point at an empty spot. Such a byte comes from a tool that
@@ -325,13 +321,17 @@ fn control_character(file: &Arc<SourceFile>) -> Option<(usize, Diagnostic)> {
 }
 
 fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
-    if let Some(offset) = PRIVATE_KEY_MARKERS.iter().filter_map(|m| text.find(m)).min() {
+    if let Some(offset) = crate::authorized_keys::private_key_at(&text) {
         let file = Arc::new(SourceFile::unparsed(shown, String::new()));
         let (line, column) = line_column(&text, offset);
-        diagnostics.push(
-            Diagnostic::error(format!("{}:{line}:{column}: this file contains a private key", file.path))
-                .help("remove it now and rotate it: it must never be committed. A box's own key belongs in the Kubernetes Secret `NAME-ssh` (`kubectl -n devboxes create secret generic NAME-ssh --from-file=id_ed25519 --from-file=id_ed25519.pub`); users/ holds public keys only"),
-        );
+        // A file outside the config repo (`validate ~/.ssh/id_ed25519`) was never committed.
+        let outside = Path::new(&file.path).is_absolute() || file.path.starts_with("../");
+        let help = if outside {
+            "it is not a user file: `validate` takes the files of users/ (and devbox.toml), which hold public keys only; nothing of it was printed or copied"
+        } else {
+            "remove it now and rotate it: it must never be committed. A box's own key belongs in the Kubernetes Secret `NAME-ssh` (`kubectl -n devboxes create secret generic NAME-ssh --from-file=id_ed25519 --from-file=id_ed25519.pub`); users/ holds public keys only"
+        };
+        diagnostics.push(Diagnostic::error(format!("{}:{line}:{column}: this file contains a private key", file.path)).help(help));
         return None;
     }
     let document = match DeTable::parse(&text) {

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::authorized_keys::private_key_at;
 use crate::cli::NewArgs;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::model::DevboxConfig;
@@ -22,9 +23,6 @@ use crate::{Context, Outcome};
 
 /// A public key file is a few hundred bytes; anything much larger is the wrong file.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-
-/// The text of a private key; checked before a key is parsed, so that it is never echoed.
-const PRIVATE_KEY_MARKERS: [&str; 2] = ["PRIVATE KEY-----", "PuTTY-User-Key-File"];
 
 /// One authorized key, and the flag (with its value) it came from.
 struct Key {
@@ -150,7 +148,7 @@ fn keys_in_file(path: &Path) -> Result<Vec<Key>, Diagnostic> {
         return Err(fail("not a public key file", example));
     }
     let text = fs::read_to_string(&path).map_err(|e| fail(&format!("cannot read it: {e}"), "pass a UTF-8 public key file"))?;
-    if PRIVATE_KEY_MARKERS.iter().any(|m| text.contains(m)) {
+    if private_key_at(&text).is_some() {
         // Never echoed, never copied anywhere.
         return Err(fail(
             "this is a private key",
@@ -170,7 +168,7 @@ fn keys_in_file(path: &Path) -> Result<Vec<Key>, Diagnostic> {
 }
 
 fn key_from_flag(text: &str) -> Result<Key, Diagnostic> {
-    if PRIVATE_KEY_MARKERS.iter().any(|m| text.contains(m)) {
+    if private_key_at(text).is_some() {
         return Err(Diagnostic::error("--ssh-key: this is a private key")
             .help("pass the public key (`cat ~/.ssh/id_ed25519.pub`): the private key never leaves your machine"));
     }

@@ -313,6 +313,11 @@ fn refuses_a_private_key_without_echoing_it() {
         stderr,
         "error: --ssh-key: this is a private key\n = help: pass the public key (`cat ~/.ssh/id_ed25519.pub`): the private key never leaves your machine\n\n"
     );
+    // Its body alone, with neither header line: the same refusal, never echoed.
+    let body = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUSECRET";
+    let stderr = refused(&repo, &["alice", "--email", "alice@example.com", "--ssh-key", body]);
+    assert_contains!(stderr, "error: --ssh-key: this is a private key");
+    assert_not_contains!(stderr, body);
     assert!(!repo.path().join("users/alice.toml").exists());
 }
 

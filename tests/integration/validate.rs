@@ -42,6 +42,33 @@ fn a_private_key_is_refused_without_being_echoed() {
     assert!(!repo.path().join("out").exists());
 }
 
+#[test]
+fn a_private_key_pasted_without_its_header_lines_is_refused_without_being_echoed() {
+    // The middle of ~/.ssh/id_ed25519, copied by mistake: no `-----BEGIN` line to tell it by.
+    let body = [
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+        "QyNTUxOQAAACBSECRETSECRETSECRETSECRETSECRETSECRETSECRETSEC",
+    ];
+    let repo = Repo::new(SETTINGS)
+        .user("alice", &format!("email = \"alice@example.com\"\n[ssh]\nauthorized_keys = ['''\n{}\n{}''']\n", body[0], body[1]));
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "users/alice.toml:4:1: this file contains a private key");
+    assert_contains!(run.stderr, "rotate it");
+    for line in body {
+        assert_not_contains!(run.stderr, line, "the key was echoed");
+    }
+    assert!(!repo.path().join("out").exists());
+    // A key file outside the config repo, given to `validate`, was never committed: no advice
+    // to rotate it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let key = elsewhere.path().join("id_ed25519");
+    std::fs::write(&key, format!("{}\n{}\n", body[0], body[1])).unwrap();
+    let run = repo.run_ok(&["validate", key.to_str().unwrap()], 2);
+    assert_contains!(run.stderr, &format!("{}:1:1: this file contains a private key", key.display()));
+    assert_contains!(run.stderr, "it is not a user file");
+    assert_not_contains!(run.stderr, "rotate");
+}
+
 /// TOML allows no control character but tab and line ends. A NUL shows as nothing in a
 /// terminal and an escape drives it: the message names the character, and the snippet shows a
 /// `?` in its place, at the file's own line and column.
