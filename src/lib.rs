@@ -170,6 +170,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     .help("out/ holds only what devbox-gen generates: give --code-quality-report a file outside it"),
             );
         }
+        // A link committed under the report's name would have the report written wherever it
+        // points: into out/, or any file the CI job can write.
+        if std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
+            return Some(
+                diagnostic::Diagnostic::error(format!("the Code Quality report {} is a symbolic link", path.display()))
+                    .help("devbox-gen does not write through links: delete it, or give --code-quality-report another file"),
+            );
+        }
         let text = diagnostic::code_quality_report(&everything, &checkout_prefix(&cli.root, "CI_PROJECT_DIR"));
         let failure = std::fs::write(path, text).err()?;
         Some(

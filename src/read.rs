@@ -76,6 +76,32 @@ pub(crate) fn require_config_repo(root: &Path) -> Result<(), Diagnostics> {
         .into())
 }
 
+/// The first symbolic link on the way from the config repo's root to `relative` (`schema`,
+/// then `schema/devbox.schema.json`), as that part of the path, if there is one. devbox-gen
+/// reads and writes only inside the config repo, so it follows no link: a directory that is
+/// one could send a write anywhere the user can write.
+pub(crate) fn link_on_the_way(root: &Path, relative: &str) -> Option<String> {
+    let mut path = root.to_path_buf();
+    let mut parts = Vec::new();
+    for part in relative.split('/') {
+        path.push(part);
+        parts.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => return Some(parts.join("/")),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The error for a link [`link_on_the_way`] found.
+pub(crate) fn refuse_link(link: &str) -> Diagnostic {
+    Diagnostic::error(format!("{link} is a symbolic link")).in_path(link.to_string()).help(format!(
+        "devbox-gen reads and writes only inside the config repo and follows no link: replace {link} with the directory or file itself"
+    ))
+}
+
 /// Like [`read`], but only the given user files (for `validate FILE...`).
 pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(ConfigRepo, Diagnostics), Diagnostics> {
     let mut diagnostics = Diagnostics::default();
@@ -162,6 +188,10 @@ fn display_path(root: &Path, path: &Path) -> String {
 
 /// Lists `users/*.toml`, refusing what is not a regular TOML file.
 fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, String)> {
+    if let Some(link) = link_on_the_way(root, "users") {
+        diagnostics.push(refuse_link(&link));
+        return Vec::new();
+    }
     let dir = root.join("users");
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,

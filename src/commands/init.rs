@@ -42,6 +42,18 @@ pub(super) fn run(context: &mut Context, args: &InitArgs) -> Result<Outcome, Dia
         files.push(("users/.gitkeep".into(), String::new()));
     }
 
+    // A link among the files is replaced (see `write`); one on the way to them, or the
+    // .gitignore that is appended to, would be written through.
+    let mut links: Vec<String> = files
+        .iter()
+        .filter_map(|(relative, _)| relative.rsplit_once('/').and_then(|(dir, _)| crate::read::link_on_the_way(root, dir)))
+        .chain(crate::read::link_on_the_way(root, ".gitignore"))
+        .collect();
+    links.sort();
+    links.dedup();
+    if !links.is_empty() {
+        return Err(Diagnostics(links.iter().map(|link| crate::read::refuse_link(link).help("nothing was written")).collect()));
+    }
     let mut conflicts = Vec::new();
     for (relative, text) in &files {
         let path = root.join(relative);

@@ -43,6 +43,9 @@ pub(super) fn run(context: &mut Context, args: &NewArgs) -> Result<Outcome, Diag
         .map_err(|finding| Diagnostics::from(Diagnostic::from(finding)))?;
     let relative = format!("users/{name}.toml");
     let path = context.root.join(&relative);
+    if let Some(link) = read::link_on_the_way(&context.root, "users") {
+        return Err(read::refuse_link(&link).into());
+    }
     if path.symlink_metadata().is_ok() {
         return Err(Diagnostic::error(format!("{relative} already exists"))
             .in_path(relative.clone())

@@ -26,6 +26,16 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         context.status("schema/ is stale; run `devbox-gen schema`");
         return Ok(Outcome::Changed);
     }
+    let links: Vec<Diagnostic> = stale
+        .iter()
+        .filter_map(|(file, _, _)| crate::read::link_on_the_way(&context.root, &format!("schema/{file}")))
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .map(|link| crate::read::refuse_link(link))
+        .collect();
+    if !links.is_empty() {
+        return Err(Diagnostics(links));
+    }
     let fail = |e: std::io::Error, path: &std::path::Path| -> Diagnostics {
         Diagnostic::error(format!("cannot write {}: {e}", path.display())).in_path(path.display().to_string()).into()
     };

@@ -473,3 +473,42 @@ fn a_foreign_file_where_the_build_writes_is_replaced_and_said_to_be() {
     assert_contains!(repo.read("out/bob/service-bob.yaml"), "kind: Service");
     repo.run_ok(&["build", "--check"], 0);
 }
+
+/// devbox-gen reads and writes only inside the config repo: a directory that is a link (a
+/// committed one, in a PR) could send a write anywhere the CI job can write.
+#[test]
+fn no_command_reads_or_writes_through_a_link() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    let out = repo.out_snapshot();
+
+    // schema/ pointing elsewhere: `schema` refuses and writes nothing there.
+    fs::remove_dir_all(repo.path().join("schema")).ok();
+    std::os::unix::fs::symlink(elsewhere.path(), repo.path().join("schema")).unwrap();
+    let run = repo.run_ok(&["schema"], 2);
+    assert_contains!(run.stderr, "error: schema is a symbolic link");
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    fs::remove_file(repo.path().join("schema")).unwrap();
+
+    // users/ pointing elsewhere: neither read by `build` nor written by `new`.
+    fs::rename(repo.path().join("users"), elsewhere.path().join("users")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("users"), repo.path().join("users")).unwrap();
+    for command in [&["build"][..], &["new", "zed", "--email", "zed@example.com", "--ssh-key", KEY_ALICE_2]] {
+        let run = repo.run_ok(command, 2);
+        assert_contains!(run.stderr, "error: users is a symbolic link");
+    }
+    assert!(!elsewhere.path().join("users/zed.toml").exists());
+    assert_eq!(repo.out_snapshot(), out);
+
+    // `init`: a .gitignore that is a link is not appended to, nor is .github/ written through.
+    let fresh = tempfile::tempdir().unwrap();
+    let init = Repo::at(fresh);
+    std::os::unix::fs::symlink(elsewhere.path().join("gitignore"), init.path().join(".gitignore")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), init.path().join(".github")).unwrap();
+    let run = init.run_ok(&["init"], 2);
+    assert_contains!(run.stderr, "error: .github is a symbolic link");
+    assert_contains!(run.stderr, "error: .gitignore is a symbolic link");
+    assert!(!elsewhere.path().join("gitignore").exists() && !elsewhere.path().join("workflows").exists());
+    assert!(!init.path().join("devbox.toml").exists(), "nothing was written");
+}

@@ -438,6 +438,12 @@ fn an_unwritable_code_quality_report_is_an_error() {
     let run = repo.run_ok(&["build", "--code-quality-report", inside.to_str().unwrap()], 2);
     assert_contains!(run.stderr, "would be written into out/");
     assert!(repo.out_snapshot() == before, "out/ changed");
+    // Nor through a link committed under the report's name, wherever it points.
+    let link = repo.path().join("gl-code-quality-report.json");
+    std::os::unix::fs::symlink("out/alice/statefulset-alice.yaml", &link).unwrap();
+    let run = repo.run_ok(&["build", "--code-quality-report", link.to_str().unwrap()], 2);
+    assert_contains!(run.stderr, &format!("error: the Code Quality report {} is a symbolic link", link.display()));
+    assert!(repo.out_snapshot() == before, "out/ changed");
 }
 
 /// GitLab's own rule for one issue of a Code Quality report, which drops an issue that breaks
