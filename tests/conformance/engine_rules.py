@@ -179,6 +179,16 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      of storage requests across all containers"); elastic/cloud-on-k8s#7751 (the
      eviction); GoogleCloudPlatform/gcs-fuse-csi-driver#21 (the cap and the scaling
      down); kelos-dev/kelos#296 (limits mutated down to the request).
+  R12 argo-claims-settle  In a directory Argo CD syncs as one Application, every
+     PersistentVolumeClaim either is mounted by a pod of a workload there that runs
+     (spec.replicas unset or above 0) or carries `argocd.argoproj.io/ignore-healthcheck:
+     "true"`. A claim of a WaitForFirstConsumer StorageClass (GKE's standard-rwo, most CSI
+     classes) stays Pending until a pod that mounts it is scheduled, Argo CD counts a Pending
+     claim as Progressing, and an Application is as healthy as its least healthy resource:
+     a box created stopped, or archived before it ever ran, would stay Progressing for good,
+     an alert that never clears. Sources: gitops-engine pkg/health/health_pvc.go
+     (ClaimPending -> Progressing); argo-cd controller/health.go (setApplicationHealth skips a
+     resource with the annotation) and docs/operator-manual/health.md; argo-cd#29201.
 
 Home volumes never pruned or deleted (Argo CD Prune=false,Delete=false; Flux
 kustomize.toolkit.fluxcd.io/prune: disabled) is contract.py's (rule 1 of docs/design.md).
@@ -280,6 +290,7 @@ RULE_NAMES = {
     "R9": "pod-configmaps",
     "R10": "argo-refresh-paths",
     "R11": "autopilot-disk",
+    "R12": "argo-claims-settle",
     "load": "load",
 }
 
@@ -742,6 +753,29 @@ class Checker:
                     f"{obj.label()}: podManagementPolicy is {policy}, not Parallel: a pod that never becomes Running and "
                     f"Ready (a bad image, a missing tailscale key) is not replaced after the revert",
                 )
+
+    # --- R12 -----------------------------------------------------------------------------
+
+    def claims_settle(self, directory: Path) -> None:
+        objs = self.objects_of(directory)
+        mounted: set[str] = set()
+        for workload in objs:
+            if workload.kind not in POD_CREATING or (sets_replicas(workload) and not dig(workload.doc, "spec", "replicas")):
+                continue
+            mounted |= {name for kind, name in self.needs(workload, pod_spec(workload.doc) or {}, []) if kind == "PersistentVolumeClaim"}
+        for claim in objs:
+            if claim.kind != "PersistentVolumeClaim" or claim.group != "":
+                continue
+            self.count("claims whose health settles")
+            if claim.name in mounted or claim.annotations.get("argocd.argoproj.io/ignore-healthcheck") == "true":
+                continue
+            self.fail(
+                "R12",
+                claim.path,
+                f"{claim.label()} is mounted by no running pod of this Application and lacks "
+                'argocd.argoproj.io/ignore-healthcheck: "true": under a WaitForFirstConsumer StorageClass it stays '
+                "Pending, which Argo CD counts as Progressing, and so does the Application, for good",
+            )
 
     # --- R11 -----------------------------------------------------------------------------
 
@@ -1555,6 +1589,7 @@ def main() -> int:
         checker.rbac(directory)
         checker.pod_config_maps(directory, out)
         checker.disk(directory)
+        checker.claims_settle(directory)
     checker.no_cluster_roles(out)
     for directory in sorted(d for d in (gitops / "flux").glob("*") if d.is_dir()):
         checker.flux(directory)

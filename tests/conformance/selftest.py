@@ -428,6 +428,14 @@ def stopped_replicas(repo: Fixture) -> None:
     rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=1))
 
 
+def claim_health_counted(repo: Fixture) -> None:
+    """A stopped box's home claim without the annotation that leaves its health out."""
+    set_state(repo, "stopped")
+    rewrite(statefulset(repo), lambda o: o["spec"].update(replicas=0))
+    claim = bundle_file(repo, "persistentvolumeclaim-*-home.yaml")
+    rewrite(claim, lambda o: o["metadata"]["annotations"].pop("argocd.argoproj.io/ignore-healthcheck"))
+
+
 def idle_role_secrets(repo: Fixture) -> None:
     """The idle Role also reads Secrets (the tailnet key among them)."""
     extra = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
@@ -682,6 +690,7 @@ CASES: dict[str, tuple[Callable[[Fixture], None], str]] = {
     "engine-argo-no-namespace-app": (argo_without_namespace_app, "engine"),
     "engine-no-disk-request": (no_disk_request, "engine"),
     "engine-disk-over-autopilot-cap": (disk_over_autopilot_cap, "engine"),
+    "engine-claim-health-counted": (claim_health_counted, "engine"),
     "contract-scripts-not-emitted": (scripts_not_emitted, "contract"),
     "contract-scripts-edited": (scripts_edited, "contract"),
     "contract-second-scripts": (second_scripts, "contract"),
@@ -712,6 +721,7 @@ EXPECT = {
     "engine-appset-renders-on-every-commit": "[R10 argo-refresh-paths]",
     "engine-no-disk-request": "[R11 autopilot-disk]",
     "engine-disk-over-autopilot-cap": "[R11 autopilot-disk]",
+    "engine-claim-health-counted": "[R12 argo-claims-settle]",
     "engine-appset-refresh-paths-elsewhere": "[R10 argo-refresh-paths]",
     "contract-scripts-not-emitted": "not one projected volume of the box's own ConfigMap and the cluster's scripts ConfigMap",
     "contract-scripts-edited": "is not named by its content",

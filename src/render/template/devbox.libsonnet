@@ -632,11 +632,22 @@
   // volumeClaimTemplate: the StatefulSet can be deleted and recreated, and
   // the claim resized, without touching the data. Argo CD and Flux are told
   // never to prune or delete it, even when the user file is removed.
+  //
+  // Argo CD leaves its health out of the Application's: a claim of a
+  // WaitForFirstConsumer class (GKE's standard-rwo and premium-rwo, most CSI
+  // classes) stays Pending until a pod mounts it, which Argo CD counts as
+  // Progressing (gitops-engine pkg/health/health_pvc.go), so a box created
+  // stopped, or archived before it ever ran, would keep its Application
+  // Progressing for good. While the box runs, the StatefulSet's health already
+  // says whether its pod, and so the claim, came up. (The annotation is Argo
+  // CD 2.14's; older versions ignore it. Flux's health checks name the
+  // StatefulSet only.)
   homeVolume(box):: {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: $.metadata(box, $.names(box).homeVolume, 'home', {
       'argocd.argoproj.io/sync-options': 'Prune=false,Delete=false',
+      'argocd.argoproj.io/ignore-healthcheck': 'true',
       'kustomize.toolkit.fluxcd.io/prune': 'disabled',
     }) + {
       labels+: { 'devbox-gen.dev/role': 'home' },
