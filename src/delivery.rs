@@ -386,7 +386,10 @@ fn namespace_application(settings: &Settings, target: &Target) -> Value {
         json!({
             "project": settings.project,
             "source": source(settings, &settings.path(&format!("{GITOPS_DIR}/namespace/{}", target.dir()))),
-            "destination": {"server": target.server},
+            // Its objects name their namespaces; the destination's is what an AppProject
+            // checks the Application itself against, and an empty one only `*` permits
+            // (argo-cd AppProject.isDestinationMatched).
+            "destination": {"server": target.server, "namespace": settings.namespace},
             "syncPolicy": {"automated": {"prune": false, "selfHeal": true}},
         }),
     )

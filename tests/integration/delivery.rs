@@ -604,3 +604,78 @@ fn the_schema_check_catches_unknown_fields_wrong_types_and_missing_fields() {
     let found = problems(&schemas[&("kustomize.toolkit.fluxcd.io/v1", "Kustomization")], &kustomization);
     assert_eq!(found.len(), 2, "{found:?}");
 }
+
+/// The AppProject the README offers for `[argocd] project` permits every Application the
+/// example repo emits and every object they sync, by Argo CD's own rules: an Application's
+/// destination and each namespaced object's namespace must match a destination (glob, `*`
+/// only matching the empty namespace of an Application without one), a cluster-scoped kind
+/// must be on clusterResourceWhitelist, the source on sourceRepos (argo-cd
+/// pkg/apis/application/v1alpha1/types.go: `isDestinationMatched`, `IsGroupKindPermitted`,
+/// `IsSourcePermitted`).
+#[test]
+fn the_readme_app_project_permits_what_the_example_repo_delivers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("**An Argo CD project other than `default`.**").nth(1).expect("README has the AppProject paragraph");
+    let block = section.split("```yaml\n").nth(1).and_then(|b| b.split("\n```").next()).unwrap();
+    let project: Value = serde_saphyr::from_str(block).unwrap();
+    let destinations: Vec<(String, String)> = project["spec"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["server"].as_str().unwrap().to_string(), d["namespace"].as_str().unwrap().to_string()))
+        .collect();
+    let permitted =
+        |server: &str, namespace: &str| destinations.iter().any(|(s, n)| (s == "*" || s == server) && (n == "*" || n == namespace));
+    let whitelisted: Vec<(String, String)> = project["spec"]["clusterResourceWhitelist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["group"].as_str().unwrap().to_string(), k["kind"].as_str().unwrap().to_string()))
+        .collect();
+    let sources: Vec<&str> = project["spec"]["sourceRepos"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+
+    let mut checked = 0;
+    let argocd = root.join("out/_gitops/argocd");
+    for path in files_under(&argocd).into_iter().map(|relative| argocd.join(relative)) {
+        let object: Value = serde_saphyr::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let spec = match object["kind"].as_str() {
+            Some("Application") => &object["spec"],
+            Some("ApplicationSet") => &object["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        let server = spec["destination"]["server"].as_str().unwrap();
+        let namespace = spec["destination"]["namespace"].as_str().unwrap_or("");
+        assert!(permitted(server, namespace), "{}: destination {server} {namespace:?} is not permitted", path.display());
+        assert!(sources.contains(&spec["source"]["repoURL"].as_str().unwrap()), "{}", path.display());
+        // What it syncs: a bundle, or a directory of out/_gitops.
+        let synced = spec["source"]["path"].as_str().unwrap();
+        let directories: Vec<std::path::PathBuf> = if synced.contains("{{") {
+            fs::read_dir(root.join("out")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir() && !p.ends_with("_gitops")).collect()
+        } else {
+            vec![root.join(synced)]
+        };
+        for directory in directories {
+            for file in
+                files_under(&directory).into_iter().map(|f| directory.join(f)).filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+            {
+                let object: Value = serde_saphyr::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+                let Some(kind) = object["kind"].as_str() else { continue };
+                if kind == "Kustomization" && object["apiVersion"].as_str().unwrap_or("").starts_with("kustomize.config.k8s.io") {
+                    continue;
+                }
+                let group = object["apiVersion"].as_str().unwrap().rsplit_once('/').map_or("", |(group, _)| group);
+                match object["metadata"]["namespace"].as_str() {
+                    Some(ns) => assert!(permitted(server, ns), "{}: namespace {ns} is not permitted", file.display()),
+                    None => assert!(
+                        whitelisted.iter().any(|(g, k)| g == group && k == kind),
+                        "{}: cluster-scoped {group}/{kind} is not on clusterResourceWhitelist",
+                        file.display()
+                    ),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "checked {checked} objects");
+}
