@@ -186,6 +186,18 @@ fn display_path(root: &Path, path: &Path) -> String {
     shown.to_string_lossy().replace('\\', "/")
 }
 
+/// The nearest directory above `root` that holds devbox.toml and users/, as a relative path
+/// (`..`, `../..`) when `root` is relative, so the help reads as the user typed.
+fn enclosing_config_repo(root: &Path) -> Option<PathBuf> {
+    let absolute = root.canonicalize().ok()?;
+    absolute.ancestors().skip(1).enumerate().find(|(_, dir)| dir.join("devbox.toml").is_file() && dir.join("users").is_dir()).map(
+        |(up, dir)| {
+            let base = if root == Path::new(".") { Path::new("") } else { root };
+            if root.is_absolute() { dir.to_path_buf() } else { base.join(std::iter::repeat_n("..", up + 1).collect::<PathBuf>()) }
+        },
+    )
+}
+
 /// Lists `users/*.toml`, refusing what is not a regular TOML file.
 fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, String)> {
     if let Some(link) = link_on_the_way(root, "users") {
@@ -196,11 +208,20 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) => {
-            diagnostics.push(
-                Diagnostic::error(format!("cannot read the users/ directory: {e}"))
-                    .in_path(dir.display().to_string())
-                    .help("create users/NAME.toml, one file per person"),
-            );
+            let mut diagnostic = Diagnostic::error(format!("cannot read the users/ directory: {e}")).in_path(dir.display().to_string());
+            // Run from inside a config repo (users/, say): the repo is a parent, not a new one.
+            let inside = (e.kind() == std::io::ErrorKind::NotFound && !root.join("devbox.toml").exists())
+                .then(|| enclosing_config_repo(root))
+                .flatten();
+            diagnostic = match inside {
+                Some(up) => diagnostic.help(format!(
+                    "{} holds devbox.toml and users/: run devbox-gen there, or pass `-C {}`",
+                    up.display(),
+                    up.display()
+                )),
+                None => diagnostic.help("create users/NAME.toml, one file per person"),
+            };
+            diagnostics.push(diagnostic);
             return Vec::new();
         }
     };

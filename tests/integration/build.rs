@@ -512,3 +512,16 @@ fn no_command_reads_or_writes_through_a_link() {
     assert!(!elsewhere.path().join("gitignore").exists() && !elsewhere.path().join("workflows").exists());
     assert!(!init.path().join("devbox.toml").exists(), "nothing was written");
 }
+
+/// Run from inside a config repo (in users/, say), the help names the repo above: creating a
+/// users/ there, as the plain help said, made a second repo inside the first.
+#[test]
+fn run_from_inside_a_config_repo_the_help_names_the_repo() {
+    let repo = Repo::with_alice();
+    let output =
+        assert_cmd::Command::cargo_bin("devbox-gen").unwrap().current_dir(repo.path().join("users")).arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_contains!(stderr, "help: .. holds devbox.toml and users/: run devbox-gen there, or pass `-C ..`");
+    assert!(!repo.path().join("users/out").exists() && !repo.path().join("out").exists());
+}
