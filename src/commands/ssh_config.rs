@@ -67,6 +67,9 @@ pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: Opti
         })
         .collect();
     let mut unknown = Diagnostics::default();
+    if let Some(file) = identity_file {
+        unknown.extend(given_identity_problems(file, &entries));
+    }
     for entry in entries.iter().filter(|e| matches!(e.identity, Identity::Unknown)) {
         unknown.push(
             Diagnostic::warning(format!(
@@ -120,16 +123,52 @@ fn local_keys(dir: &Path) -> Vec<(String, KeyData)> {
     keys
 }
 
+/// What would keep `--identity-file` from logging in, as warnings: with `IdentitiesOnly yes`,
+/// ssh offers that key alone. A file that does not exist, or whose public key (the file
+/// itself when it is a `.pub`, which selects a key of the agent, else the `.pub` beside it)
+/// is not among a box's authorized keys.
+fn given_identity_problems(file: &str, entries: &[Entry<'_>]) -> Diagnostics {
+    let mut problems = Diagnostics::default();
+    let path = match (file.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => Path::new(file).to_path_buf(),
+    };
+    let public = if file.ends_with(".pub") {
+        path.clone()
+    } else {
+        path.with_file_name(format!("{}.pub", path.file_name().unwrap_or_default().to_string_lossy()))
+    };
+    if !path.is_file() {
+        problems.push(
+            Diagnostic::warning(format!("--identity-file {file}: no such file"))
+                .help("ssh offers no other key with `IdentitiesOnly yes`: name your private key, or its `.pub` for a key in an agent"),
+        );
+        return problems;
+    }
+    let Some(key) = std::fs::read_to_string(&public).ok().and_then(|text| authorized_keys::parse(text.lines().next()?).ok()) else {
+        return problems; // no public key beside it to compare: ssh will tell
+    };
+    let key = key.key.key_data().clone();
+    for entry in entries {
+        if !accepts(entry.resolved, &key) {
+            problems.push(
+                Diagnostic::warning(format!("--identity-file {file}: its key is not among {}'s authorized keys", entry.resolved.name))
+                    .in_path(entry.resolved.source.clone())
+                    .help("ssh offers no other key with `IdentitiesOnly yes`: add the key to the user file, or name another"),
+            );
+        }
+    }
+    problems
+}
+
 /// The first of `local_keys` that `resolved` lists among its authorized keys.
 fn key_for<'k>(resolved: &ResolvedBox, local_keys: &'k [(String, KeyData)]) -> Option<&'k str> {
-    let accepted: Vec<KeyData> = resolved
-        .ssh
-        .authorized_keys
-        .iter()
-        .filter_map(|line| authorized_keys::parse(line).ok())
-        .map(|parsed| parsed.key.key_data().clone())
-        .collect();
-    local_keys.iter().find(|(_, key)| accepted.contains(key)).map(|(file, _)| file.as_str())
+    local_keys.iter().find(|(_, key)| accepts(resolved, key)).map(|(file, _)| file.as_str())
+}
+
+/// Whether `resolved` lists `key` among its authorized keys.
+fn accepts(resolved: &ResolvedBox, key: &KeyData) -> bool {
+    resolved.ssh.authorized_keys.iter().filter_map(|line| authorized_keys::parse(line).ok()).any(|parsed| parsed.key.key_data() == key)
 }
 
 /// The entries, with a first line saying where they go: each box with sshd's port in it.

@@ -60,6 +60,8 @@ fn ssh_config_names_the_key_of_home_that_the_box_accepts() {
         ("work key.pub", &format!("{KEY_ALICE}\n")),
         ("zz", "private"),
         ("zz.pub", "not a key"),
+        // A security key's handle, without a .pub beside it.
+        ("yubikey", "private"),
     ] {
         repo.write(&format!(".home/.ssh/{file}"), text);
     }

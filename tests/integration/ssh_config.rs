@@ -73,3 +73,22 @@ Host alice-devbox
 "
     );
 }
+
+/// With `IdentitiesOnly yes` ssh offers the named key alone: a file that is not there, or a key
+/// the box does not accept, is warned about (the entry is still printed as asked). A `.pub`
+/// selects a key of the agent, and is compared as it is.
+#[test]
+fn an_identity_file_that_cannot_log_in_is_warned_about() {
+    let repo = alice_bob_carol();
+    let run = repo.run_ok(&["ssh-config", "alice", "--identity-file", "~/.ssh/nonexistent"], 0);
+    assert_contains!(run.stderr, "warning: --identity-file ~/.ssh/nonexistent: no such file");
+    assert_contains!(run.stdout, "IdentityFile ~/.ssh/nonexistent");
+
+    repo.write(".home/.ssh/devbox", "private");
+    repo.write(".home/.ssh/devbox.pub", KEY_ALICE);
+    let run = repo.run_ok(&["ssh-config", "--identity-file", "~/.ssh/devbox"], 0);
+    assert_contains!(run.stderr, "warning: --identity-file ~/.ssh/devbox: its key is not among carol's authorized keys");
+    assert!(!run.stderr.contains("alice's"), "alice accepts it: {}", run.stderr);
+    let run = repo.run_ok(&["ssh-config", "alice", "--identity-file", "~/.ssh/devbox.pub"], 0);
+    assert_eq!(run.stderr, "");
+}
