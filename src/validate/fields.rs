@@ -226,6 +226,11 @@ pub(super) fn memory(value: &str) -> Result<(), Finding> {
         return Err(Finding::error(format!("{value} of memory is too little to run a devbox"))
             .help("the least is `\"128Mi\"`; JupyterLab wants `\"512Mi\"` or more, and `\"16Gi\"` is typical"));
     }
+    // The largest machines there are (EC2 u7in-32tb, Compute Engine x4-1920) have 32 TiB.
+    if quantity > (32u128 << 40) {
+        return Err(Finding::error(format!("{value} of memory is more than any node has"))
+            .help("memory is counted in bytes, with a unit: `\"16Gi\"` is 16 GiB; the largest machines have `\"32Ti\"`"));
+    }
     Ok(())
 }
 
@@ -704,6 +709,9 @@ mod tests {
         assert!(memory("64Mi").is_err());
         assert!(memory("16Gi").is_ok());
         assert!(memory("16G").is_ok());
+        assert!(memory("32Ti").is_ok());
+        assert_eq!(memory("99999999999999999999Gi").unwrap_err().message, "99999999999999999999Gi of memory is more than any node has");
+        assert!(memory("8Ei").is_err());
     }
 
     #[test]
