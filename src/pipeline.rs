@@ -185,7 +185,7 @@ pub(crate) fn validate_boxes(root: &Path, only: Option<&[std::path::PathBuf]>) -
     let Ok((mut whole, _)) = read::read(root) else { return Ok((boxes, warnings)) };
     for (name, parsed) in &repo.users {
         whole.users.retain(|(other, _)| other != name);
-        whole.users.push((name.clone(), read::Parsed { source: parsed.source.clone(), value: parsed.value.clone() }));
+        whole.users.push((name.clone(), parsed.clone()));
     }
     whole.users.sort_by(|a, b| a.0.cmp(&b.0));
     let mut conflicts = Diagnostics::default();

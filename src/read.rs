@@ -27,10 +27,13 @@ mod recovery;
 pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 /// A parsed file and the source it came from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Parsed<T> {
     pub source: Arc<SourceFile>,
     pub value: T,
+    /// Values reading invented for required keys that were missing or wrong (dotted paths),
+    /// each already reported: validation says nothing of them.
+    pub stand_ins: Vec<String>,
 }
 
 /// One user's file; `name` is its stem.
@@ -108,7 +111,7 @@ pub(crate) fn read_selected(root: &Path, only: Option<&[PathBuf]>) -> Result<(Co
     require_config_repo(root)?;
     let settings_path = root.join("devbox.toml");
     let settings = if settings_path.symlink_metadata().is_ok() {
-        load::<DevboxConfig>(&settings_path, "devbox.toml".into(), &mut diagnostics)
+        load::<DevboxConfig>(&settings_path, "devbox.toml".into(), &mut diagnostics).filter(without_stand_ins)
     } else {
         None
     };
@@ -160,7 +163,9 @@ pub(crate) fn git_prefix(root: &Path) -> Option<String> {
 pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo, Diagnostics) {
     let mut diagnostics = Diagnostics::default();
     let text_given = settings.is_some();
-    let settings = settings.and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), strip_bom(text.to_string()), &mut diagnostics));
+    let settings = settings
+        .and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), strip_bom(text.to_string()), &mut diagnostics))
+        .filter(without_stand_ins);
     let mut parsed_users = Vec::new();
     for (name, text) in users {
         let shown = format!("users/{name}.toml");
@@ -294,6 +299,12 @@ fn user_name(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
     }
 }
 
+/// devbox.toml with an invented value is not passed on: every user file would be judged
+/// against it (a user file's own stand-ins are only left out of its own validation).
+fn without_stand_ins(settings: &Parsed<DevboxConfig>) -> bool {
+    settings.stand_ins.is_empty()
+}
+
 /// Reads and parses one TOML file into `T`, collecting every problem.
 fn load<T: DeserializeOwned + JsonSchema>(path: &Path, shown: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
     let text = read_text(path, &shown, diagnostics)?;
@@ -425,7 +436,7 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
     diagnostics.0.extend(recovered.problems);
     // A file with wrong values is still passed on when the rest of it could be read: validation
     // then reports its other problems in the same run, and the errors above stop the build.
-    recovered.value.map(|value| Parsed { source: file, value })
+    recovered.value.map(|value| Parsed { source: file, value, stand_ins: recovered.stand_ins })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {

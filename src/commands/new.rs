@@ -319,13 +319,11 @@ fn check(repo: &ConfigRepo, given: &Given<'_>, text: &str, earlier: Diagnostics)
     }
     let mut all = ConfigRepo {
         root: repo.root.clone(),
-        settings: None,
+        settings: repo.settings.clone(),
         settings_unreadable: repo.settings_unreadable,
-        users: Vec::new(),
+        users: repo.users.clone(),
         git_prefix: repo.git_prefix.clone(),
     };
-    all.settings = repo.settings.as_ref().map(|s| read::Parsed { source: s.source.clone(), value: s.value.clone() });
-    all.users = repo.users.iter().map(|(n, p)| (n.clone(), read::Parsed { source: p.source.clone(), value: p.value.clone() })).collect();
     all.users.extend(parsed.users);
     all.users.sort_by(|a, b| a.0.cmp(&b.0));
     // A key file that could not be read has said so already; "no public key" would repeat it.

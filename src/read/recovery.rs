@@ -9,8 +9,9 @@
 //!
 //! A required key cannot simply be taken out: serde would then report it missing, which is
 //! only a consequence. It is replaced by a stand-in of the right type instead, so the rest of the
-//! file is still read for more problems; but the value of such a file is not passed on, since
-//! validation would judge the stand-in.
+//! file is still read for more problems. The value of such a file is passed on with the paths of
+//! its stand-ins, so that validation reports the file's other problems in the same run and says
+//! nothing about the stand-ins.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -32,8 +33,11 @@ const MAX_ATTEMPTS: usize = 50;
 
 /// What reading one file found.
 pub(super) struct Recovered<T> {
-    /// `None` when the file could not be read without inventing a value.
+    /// `None` when the file could not be read at all, even with stand-ins.
     pub value: Option<T>,
+    /// The dotted paths (`email`, `ssh.authorized_keys`) of the values invented for required
+    /// keys that were missing or wrong.
+    pub stand_ins: Vec<String>,
     pub problems: Vec<Diagnostic>,
     /// Keys the model does not have, as dotted paths (`resources.memroy`), in the order found.
     pub ignored: Vec<String>,
@@ -88,7 +92,7 @@ fn last_key(path: &[Step]) -> &str {
 }
 
 pub(super) fn deserialize<T: DeserializeOwned + JsonSchema>(file: &Arc<SourceFile>, document: Spanned<DeTable<'_>>) -> Recovered<T> {
-    let mut recovery = Recovery { file, document, stand_ins: 0, removed: Vec::new(), seen: Vec::new() };
+    let mut recovery = Recovery { file, document, stand_ins: Vec::new(), removed: Vec::new(), seen: Vec::new() };
     // Built on the first failure only: files without problems never pay for it.
     let mut schema = None;
     let mut problems = Vec::new();
@@ -102,7 +106,7 @@ pub(super) fn deserialize<T: DeserializeOwned + JsonSchema>(file: &Arc<SourceFil
             }
         });
         let error = match result {
-            Ok(value) => return Recovered { value: (recovery.stand_ins == 0).then_some(value), problems, ignored },
+            Ok(value) => return Recovered { value: Some(value), stand_ins: recovery.stand_ins, problems, ignored },
             Err(error) => error,
         };
         let schema = schema.get_or_insert_with(Schema::of::<T>);
@@ -110,7 +114,7 @@ pub(super) fn deserialize<T: DeserializeOwned + JsonSchema>(file: &Arc<SourceFil
         // The same failure twice means the last step did not help: stop rather than loop.
         let key = (error.message().to_string(), span.clone());
         if recovery.seen.contains(&key) {
-            return Recovered { value: None, problems, ignored };
+            return Recovered { value: None, stand_ins: Vec::new(), problems, ignored };
         }
         recovery.seen.push(key);
         let step = match error.message().strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
@@ -121,14 +125,14 @@ pub(super) fn deserialize<T: DeserializeOwned + JsonSchema>(file: &Arc<SourceFil
             Next::Continue(problem) => problems.extend(problem),
             Next::Stop(problem) => {
                 problems.extend(problem);
-                return Recovered { value: None, problems, ignored };
+                return Recovered { value: None, stand_ins: Vec::new(), problems, ignored };
             }
         }
     }
     if let Some(last) = problems.pop() {
         problems.push(last.help(format!("devbox-gen stops reading a file after {MAX_ATTEMPTS} problems; there may be more")));
     }
-    Recovered { value: None, problems, ignored }
+    Recovered { value: None, stand_ins: Vec::new(), problems, ignored }
 }
 
 /// What to do after one failure: go on (having described it, unless it was a consequence of
@@ -141,7 +145,8 @@ enum Next {
 struct Recovery<'f, 'i> {
     file: &'f Arc<SourceFile>,
     document: Spanned<DeTable<'i>>,
-    stand_ins: usize,
+    /// Where stand-ins went, as dotted paths.
+    stand_ins: Vec<String>,
     /// Keys taken out, with their key, so a required one can be put back as a stand-in.
     removed: Vec<(Path, Spanned<DeString<'i>>, Range<usize>)>,
     seen: Vec<(String, Range<usize>)>,
@@ -226,7 +231,7 @@ impl Recovery<'_, '_> {
         if inserted.is_none() {
             return Next::Stop(problem.into_iter().collect());
         }
-        self.stand_ins += 1;
+        self.stand_ins.push(dotted(&path));
         Next::Continue(problem.into_iter().collect())
     }
 
@@ -942,7 +947,9 @@ mod tests {
                 "`count` must be a whole number | this is a string | remove the quotes: `count = 2`",
             ]
         );
-        assert!(recovered.value.is_none(), "stand-ins must never reach validation");
+        // Passed on, so validation reports the file's other problems, with where it stood in.
+        assert!(recovered.value.is_some());
+        assert_eq!(recovered.stand_ins, ["ssh.authorized_keys", "email"]);
     }
 
     #[test]
@@ -956,14 +963,14 @@ mod tests {
                 "`[ssh]` has no `authorized_keys` | needs `authorized_keys` | add `authorized_keys = [\"…\"]`: public keys allowed to log in as `jupyter` (at least one)",
             ]
         );
-        assert!(recovered.value.is_none());
+        assert_eq!(recovered.stand_ins, ["ssh.authorized_keys", "email"]);
     }
 
     #[test]
     fn a_required_table_of_the_wrong_type_stops_nothing() {
         let recovered = read::<UserFile>("email = \"a@b.c\"\nssh = 1\nimage = true\n");
         assert_eq!(recovered.problems.len(), 2, "{:?}", lines(&recovered));
-        assert!(recovered.value.is_none());
+        assert_eq!(recovered.stand_ins, ["ssh"]);
         assert_human(&recovered);
     }
 
@@ -1023,7 +1030,7 @@ mod tests {
                 "`uid` must be a whole number | this is a string | remove the quotes: `uid = 1000`",
             ]
         );
-        assert!(recovered.value.is_none(), "a cluster's required name was stood in for");
+        assert_eq!(recovered.stand_ins, ["clusters[0].name"], "a cluster's required name was stood in for");
     }
 
     #[test]

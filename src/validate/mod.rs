@@ -44,14 +44,20 @@ pub fn validate(repo: &ConfigRepo) -> Diagnostics {
     if repo.settings_unreadable {
         return diagnostics.sorted();
     }
-    let per_user: Vec<Diagnostics> =
-        repo.users.par_iter().map(|(name, parsed)| validate_user(name, &parsed.value, &settings, repo).locate(&parsed.source)).collect();
+    let per_user: Vec<Diagnostics> = repo
+        .users
+        .par_iter()
+        .map(|(name, parsed)| validate_user(name, &parsed.value, &settings, repo).without(&parsed.stand_ins).locate(&parsed.source))
+        .collect();
     for found in per_user {
         diagnostics.extend(found);
     }
     for (i, key, finding) in across_users(repo, None) {
-        let source = &repo.users[i].1.source;
-        diagnostics.push(Diagnostic::from(finding).at_span(source, source.value_span(&key)));
+        let parsed = &repo.users[i].1;
+        if is_invented(&key, &parsed.stand_ins) {
+            continue;
+        }
+        diagnostics.push(Diagnostic::from(finding).at_span(&parsed.source, parsed.source.value_span(&key)));
     }
     diagnostics.sorted()
 }
@@ -126,6 +132,13 @@ impl Findings {
     }
 
     /// Points each finding at its key's value in `file` (one about the whole file: at its path).
+    /// Without the findings about values reading invented (`stand_ins`, dotted paths): the
+    /// file's real problem there has been told already.
+    fn without(mut self, stand_ins: &[String]) -> Self {
+        self.0.retain(|(key, _)| !is_invented(key, stand_ins));
+        self
+    }
+
     fn locate(self, file: &Arc<SourceFile>) -> Diagnostics {
         let located = self.0.into_iter().map(|(key, finding)| {
             let diagnostic = Diagnostic::from(finding);
@@ -137,6 +150,12 @@ impl Findings {
         });
         Diagnostics(located.collect())
     }
+}
+
+/// Whether a finding's key is, or is inside, a value reading invented.
+fn is_invented(key: &str, stand_ins: &[String]) -> bool {
+    let key = key.strip_suffix(AT_KEY).unwrap_or(key);
+    stand_ins.iter().any(|path| key.strip_prefix(path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '['])))
 }
 
 /// The largest `runAsUser`, `runAsGroup` or `fsGroup` the API server accepts.

@@ -552,3 +552,22 @@ fn a_user_named_after_another_boxs_wake_job_is_refused_at_her_file() {
     repo.write("users/alice.toml", &user_file("alice@example.com", KEY_ALICE));
     repo.run_ok(&["validate"], 0);
 }
+
+/// A required value of the wrong type used to hide every other problem of its file until it
+/// was fixed: three runs to hear of four problems. Reading stands in for it, and validation
+/// judges the rest of the file in the same run, saying nothing of the stand-in.
+#[test]
+fn a_wrong_required_value_does_not_hide_the_files_other_problems() {
+    let repo = Repo::new(SETTINGS).user("zed", "email = 5\n[resources]\ncpu = \"x\"\n[ssh]\nauthorized_keys = [\"nope\"]\n");
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "error: `email` must be a string");
+    assert_contains!(run.stderr, "error: `x` is not a number followed by a unit");
+    assert_contains!(run.stderr, "error: this is not an OpenSSH public key");
+    assert_contains!(run.stderr, "error: 3 problems");
+    // A list where a list belongs to the stand-in: nothing about an empty one.
+    repo.write("users/zed.toml", "email = \"zed@example.com\"\n[resources]\ncpu = \"x\"\n[ssh]\nauthorized_keys = \"nope\"\n");
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "error: `authorized_keys` must be a list");
+    assert_contains!(run.stderr, "error: `x` is not a number followed by a unit");
+    assert_contains!(run.stderr, "error: 2 problems");
+}
