@@ -267,11 +267,12 @@ fn list_user_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<(PathBuf, 
                     .help("replace the link with the file itself: devbox-gen never follows links out of the config repo"),
             );
         } else if !file_type.is_file() || !is_toml {
-            diagnostics.push(
-                Diagnostic::error("users/ may only hold one `NAME.toml` file per person")
-                    .in_path(shown)
-                    .help("move this entry out of users/, or rename it to NAME.toml if it is a user file"),
-            );
+            let help = if is_toml {
+                "move it out of users/: it is named like a user file, but is not a file"
+            } else {
+                "move this entry out of users/, or rename it to NAME.toml if it is a user file"
+            };
+            diagnostics.push(Diagnostic::error("users/ may only hold one `NAME.toml` file per person").in_path(shown).help(help));
         } else {
             files.push((path, shown));
         }
@@ -326,7 +327,12 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
     }
     if !metadata.is_file() {
         // Reading a FIFO or a device would block or never end.
-        diagnostics.push(fail(format!("{shown} is not a regular file"), "replace it with a TOML file"));
+        let help = if metadata.is_dir() && shown != "devbox.toml" {
+            "give the files themselves (`validate users/alice.toml`), or none to read all of users/"
+        } else {
+            "replace it with a TOML file"
+        };
+        diagnostics.push(fail(format!("{shown} is not a regular file"), help));
         return None;
     }
     if metadata.len() > MAX_FILE_BYTES {

@@ -277,14 +277,28 @@ pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a Resol
     if let Some(found) = boxes.iter().find(|b| b.name == name) {
         return Ok(found);
     }
-    let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
     let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
-    if let Some(near) = crate::read::closest(name, &names) {
-        error = error.help(format!("did you mean `{near}`?"));
-    } else {
+    let mut error = no_user(name, &names);
+    if crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok() && crate::read::closest(name, &names).is_none() {
         error = error.help(format!("create it with `devbox-gen new {name} --email ... --ssh-key-file ~/.ssh/id_ed25519.pub`"));
     }
     Err(error.into())
+}
+
+/// There is no user `name` among `names`: said as what `name` is (a name no file could have,
+/// `../x`, is not said to be a missing `users/../x.toml`), with the nearest name, if any.
+pub(crate) fn no_user(name: &str, names: &[String]) -> Diagnostic {
+    let mut error = if crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok() {
+        Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"))
+    } else {
+        Diagnostic::error(format!(
+            "no user `{name}`: a user is named by her file in users/, without `.toml` (`alice` for users/alice.toml)"
+        ))
+    };
+    if let Some(near) = crate::read::closest(name, names) {
+        error = error.help(format!("did you mean `{near}`?"));
+    }
+    error
 }
 
 /// What a box lacks: the key of the user file it is about (`""`: the file as a whole), the

@@ -145,12 +145,15 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
     let dataset_claims: Vec<&str> = rendered.resolved.datasets.iter().map(|d| d.claim.as_str()).collect();
     problems.extend(writable_datasets(&rendered.objects, &dataset_claims));
     let workloads = rendered.objects.iter().filter(|o| kind(o) == "StatefulSet").count();
-    if rendered.resolved.state == State::Archived && rendered.objects.len() != 1 {
+    if rendered.resolved.state == State::Archived {
+        // Only what is there besides the home volume: its own absence is told above.
         let more: Vec<String> = rendered.objects.iter().filter(|o| !is_home_volume(o)).map(object_id).collect();
-        problems.push(format!(
-            "an archived box keeps only its home volume, but the template emitted more: {}. Add a component only to boxes that run, like `[if box.state != 'archived' then 'extra']: {{ ... }}`",
-            more.join(", ")
-        ));
+        if !more.is_empty() {
+            problems.push(format!(
+                "an archived box keeps only its home volume, but the template emitted more: {}. Add a component only to boxes that run, like `[if box.state != 'archived' then 'extra']: {{ ... }}`",
+                more.join(", ")
+            ));
+        }
     }
     if rendered.resolved.state != State::Archived && workloads != 1 {
         problems.push(format!("a {} box needs exactly one StatefulSet, found {workloads}", rendered.resolved.state));

@@ -37,7 +37,12 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         return Err(Diagnostics(links));
     }
     let fail = |e: std::io::Error, path: &std::path::Path| -> Diagnostics {
-        Diagnostic::error(format!("cannot write {}: {e}", path.display())).in_path(path.display().to_string()).into()
+        let help = if dir.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            "schema/ holds the schemas: move the file named `schema` away, and run `devbox-gen schema` again"
+        } else {
+            "check that the config repo is writable"
+        };
+        Diagnostic::error(format!("cannot write {}: {e}", path.display())).in_path(path.display().to_string()).help(help).into()
     };
     fs::create_dir_all(&dir).map_err(|e| fail(e, &dir))?;
     for (file, path, text) in stale {

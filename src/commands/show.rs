@@ -1,9 +1,9 @@
 //! `devbox-gen show NAME`: one user's bundle on stdout, as a multi-document YAML stream that
 //! `kubectl apply -f -` would accept, compiled exactly as `build` would.
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostics;
 use crate::pipeline::{compile, resolve_boxes};
-use crate::{Context, Outcome, read};
+use crate::{Context, Outcome};
 
 /// `show --input [NAME]`: the resolved boxes as JSON, after reading and validating everything.
 pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
@@ -15,11 +15,7 @@ pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome
             Some(found) => serde_json::to_string_pretty(found),
             None => {
                 let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
-                let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
-                if let Some(near) = read::closest(name, &names) {
-                    error = error.help(format!("did you mean `{near}`?"));
-                }
-                return Err(error.into());
+                return Err(crate::resolve::no_user(name, &names).into());
             }
         },
     }
@@ -38,11 +34,7 @@ pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnost
         .filter(|(path, _)| crate::emit::bundle_of(path) == Some(name) && !path.ends_with("/kustomization.yaml"))
         .collect();
     if files.is_empty() {
-        let mut error = Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"));
-        if let Some(near) = crate::read::closest(name, &compiled.users) {
-            error = error.help(format!("did you mean `{near}`?"));
-        }
-        return Err(error.into());
+        return Err(crate::resolve::no_user(name, &compiled.users).into());
     }
     let mut bundle = String::new();
     for (i, (path, text)) in files.iter().enumerate() {

@@ -178,6 +178,11 @@ fn patching_an_optional_component_works_for_an_archived_box() {
         run.stderr,
         "an archived box keeps only its home volume, but the template emitted more: ConfigMap/alice-x. Add a component only to boxes that run, like `[if box.state != 'archived' then 'extra']: { ... }`"
     );
+    // A template that emits nothing: the home volume is missing, and nothing is "more".
+    repo.use_template("function(box) {}\n");
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "no home volume: the bundle needs a PersistentVolumeClaim");
+    assert_not_contains!(run.stderr, "emitted more");
 }
 
 #[test]

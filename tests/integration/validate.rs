@@ -571,3 +571,30 @@ fn a_wrong_required_value_does_not_hide_the_files_other_problems() {
     assert_contains!(run.stderr, "error: `x` is not a number followed by a unit");
     assert_contains!(run.stderr, "error: 2 problems");
 }
+
+/// Helps that, followed literally, would do harm or nothing are said as what to do instead.
+#[test]
+fn helps_for_odd_arguments_and_entries_can_be_followed() {
+    let repo = Repo::with_alice();
+    // `validate users`: the directory, not a file to replace with one.
+    let run = repo.run_ok(&["validate", repo.path().join("users").to_str().unwrap()], 2);
+    assert_contains!(run.stderr, "help: give the files themselves (`validate users/alice.toml`), or none to read all of users/");
+    // A directory named like a user file is not to be renamed to what it is already called.
+    std::fs::create_dir(repo.path().join("users/zed.toml")).unwrap();
+    let run = repo.run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "help: move it out of users/: it is named like a user file, but is not a file");
+    std::fs::remove_dir(repo.path().join("users/zed.toml")).unwrap();
+    // A file where schema/ goes.
+    std::fs::remove_dir_all(repo.path().join("schema")).ok();
+    std::fs::write(repo.path().join("schema"), "").unwrap();
+    let run = repo.run_ok(&["schema"], 2);
+    assert_contains!(run.stderr, "help: schema/ holds the schemas: move the file named `schema` away");
+    std::fs::remove_file(repo.path().join("schema")).unwrap();
+    // A name no file could have is not a missing users/../x.toml for `new` to create.
+    for command in [&["show", "../devbox"][..], &["secrets", "../x"], &["wake", "../x"], &["show", "--input", "../x"]] {
+        let run = repo.run_ok(command, 2);
+        assert_contains!(run.stderr, "a user is named by her file in users/, without `.toml`");
+        assert_not_contains!(run.stderr, "users/../");
+        assert_not_contains!(run.stderr, "devbox-gen new ../");
+    }
+}
