@@ -231,6 +231,17 @@ pub(crate) fn resolve_repo(
     Ok((repo, boxes, found))
 }
 
+/// Stages 1 to 3 for a command about one user (`wake`, `secrets`, `ssh-config NAME`, `show
+/// --input NAME`): only devbox.toml and that user's file are read and validated, so a
+/// teammate's broken file does not stop someone from waking her own box. A name without a
+/// file reads every file, so that the error can suggest the nearest name.
+pub(crate) fn resolve_user(root: &Path, name: &str) -> Result<(ConfigRepo, Vec<ResolvedBox>, Diagnostics), Diagnostics> {
+    let file = std::path::PathBuf::from(format!("users/{name}.toml"));
+    let is_a_user_file = crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok()
+        && root.join(&file).symlink_metadata().is_ok_and(|m| m.is_file());
+    resolve_repo(root, is_a_user_file.then_some(std::slice::from_ref(&file)))
+}
+
 /// Stage 4 alone, for the commands that read back what the template decides
 /// ([`render::contract`]: `ssh-config`'s port, `secrets`' mounts): the objects of each box, in
 /// order, rendered as if the box were running (a stopped or archived box runs with the same

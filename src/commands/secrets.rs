@@ -9,7 +9,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{DevboxConfig, GitOps, State};
-use crate::pipeline::{render_as_running, resolve_repo};
+use crate::pipeline::{render_as_running, resolve_user};
 use crate::render::{Object, contract};
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
@@ -24,7 +24,7 @@ pub(super) fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
     refuse_secret("--deploy-key", deploy_key)?;
-    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
+    let (repo, boxes, warnings) = resolve_user(&context.root, name)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
     let rendered = render_as_running(&repo, &[resolved])?;

@@ -2,12 +2,15 @@
 //! `kubectl apply -f -` would accept, compiled exactly as `build` would.
 
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::{compile, resolve_boxes};
+use crate::pipeline::{compile, resolve_boxes, resolve_user};
 use crate::{Context, Outcome};
 
 /// `show --input [NAME]`: the resolved boxes as JSON, after reading and validating everything.
 pub(super) fn input(context: &mut Context, name: Option<&str>) -> Result<Outcome, Diagnostics> {
-    let (boxes, warnings) = resolve_boxes(&context.root, None)?;
+    let (boxes, warnings) = match name {
+        Some(name) => resolve_user(&context.root, name).map(|(_, boxes, warnings)| (boxes, warnings))?,
+        None => resolve_boxes(&context.root, None)?,
+    };
     context.warn(warnings);
     let json = match name {
         None => serde_json::to_string_pretty(&boxes),

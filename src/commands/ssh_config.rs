@@ -20,7 +20,7 @@ use ssh_key::public::KeyData;
 use crate::authorized_keys;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::State;
-use crate::pipeline::{render_as_running, resolve_repo};
+use crate::pipeline::{render_as_running, resolve_repo, resolve_user};
 use crate::render::contract;
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
@@ -30,7 +30,10 @@ use crate::{Context, Outcome};
 pub(super) const SSH_USER: &str = "jupyter";
 
 pub(super) fn run(context: &mut Context, name: Option<&str>, identity_file: Option<&str>) -> Result<Outcome, Diagnostics> {
-    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
+    let (repo, boxes, warnings) = match name {
+        Some(name) => resolve_user(&context.root, name)?,
+        None => resolve_repo(&context.root, None)?,
+    };
     context.warn(warnings);
     let selected: Vec<&ResolvedBox> = match name {
         Some(name) => vec![resolve::find(&boxes, name)?],

@@ -9,12 +9,12 @@
 use crate::autostop;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{OwnerPermission, State};
-use crate::pipeline::resolve_repo;
+use crate::pipeline::resolve_user;
 use crate::resolve::{self, ResolvedBox};
 use crate::{Context, Outcome};
 
 pub(super) fn run(context: &mut Context, name: &str) -> Result<Outcome, Diagnostics> {
-    let (repo, boxes, warnings) = resolve_repo(&context.root, None)?;
+    let (repo, boxes, warnings) = resolve_user(&context.root, name)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
     let cluster =

@@ -47,3 +47,22 @@ fn input_prints_what_the_template_receives() {
     let run = repo.run_ok(&["show"], 2);
     assert_contains!(run.stderr, "required arguments were not provided");
 }
+
+/// A command about one user reads devbox.toml and her file only: a teammate's broken file does
+/// not keep her from waking her box. Her own file's problems still stop it, and so do all of
+/// them for a command about every box.
+#[test]
+fn a_command_about_one_user_is_not_stopped_by_another_users_file() {
+    let repo = Repo::with_alice();
+    repo.write("users/bob.toml", "email = 5\n");
+    for command in [&["wake", "alice"][..], &["secrets", "alice"], &["ssh-config", "alice"], &["show", "--input", "alice"]] {
+        let run = repo.run_ok(command, 0);
+        assert!(!run.stderr.contains("bob"), "{command:?}: {}", run.stderr);
+    }
+    let run = repo.run_ok(&["ssh-config"], 2);
+    assert_contains!(run.stderr, "users/bob.toml");
+    let alice = repo.read("users/alice.toml");
+    repo.write("users/alice.toml", &format!("{alice}shm = \"lots\"\n"));
+    let run = repo.run_ok(&["wake", "alice"], 2);
+    assert_contains!(run.stderr, "users/alice.toml");
+}
