@@ -125,7 +125,16 @@ fn assert_points_into_the_file(errors: &Diagnostics, text: &str) -> Result<(), T
     let lines: Vec<&str> = text.split('\n').collect();
     for error in errors.0.iter().filter(|d| d.is_error()) {
         let alone = render_plain(&Diagnostics::from(error.clone()));
-        let headline = error.message.lines().next().unwrap_or_default();
+        // As the terminal shows it: controls and bidirectional controls escaped (src/text.rs).
+        let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+        let headline: String = error
+            .message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if (c.is_control() && c != '\t') || bidi(c) { c.escape_default().to_string() } else { c.to_string() })
+            .collect();
         prop_assert!(!headline.trim().is_empty(), "an error without a message:\n{}", alone);
         prop_assert!(alone.starts_with(&format!("error: {headline}")), "{}", alone);
         let place = alone.split("users/alice.toml").nth(1);
