@@ -6,8 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::FxHashSet;
-
 use crate::cache::{self, BuildLock, Seen};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::pipeline::{self, Against, Compiled, Sink};
@@ -49,17 +47,8 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     let homes_before = existing.home_volume_tree(&rendered);
     check::refuse_impossible_changes(&homes_before, &compiled.tree, &repo)?;
     context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
-    if !existing.foreign.is_empty() {
-        // Only then: at 10,000 boxes the set holds 100,000 paths.
-        let written: FxHashSet<&str> = compiled
-            .tree
-            .files
-            .keys()
-            .map(String::as_str)
-            .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(String::as_str)))
-            .collect();
-        context.warn(write::foreign_warnings(&existing, |path| written.contains(path)));
-    }
+    let (warnings, foreign_manifests) = write::foreign_files(&existing, &compiled);
+    context.warn(warnings);
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
@@ -69,7 +58,7 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         });
     }
     drop(working);
-    report(context, &compiled, &changes, check_only)
+    report(context, &compiled, &changes, check_only, &foreign_manifests)
 }
 
 /// Every generated file of `out/` after writing, as the next build's cache should know it.
@@ -84,7 +73,13 @@ fn files_now(existing: &Existing, changes: &Changes, written: BTreeMap<String, S
     files
 }
 
-fn report(context: &Context, compiled: &Compiled, changes: &Changes, check_only: bool) -> Result<Outcome, Diagnostics> {
+fn report(
+    context: &Context,
+    compiled: &Compiled,
+    changes: &Changes,
+    check_only: bool,
+    foreign_manifests: &[String],
+) -> Result<Outcome, Diagnostics> {
     let users = compiled.users.len();
     for removed in removed_bundles(changes, &compiled.users) {
         context.status(&format!(
@@ -92,16 +87,35 @@ fn report(context: &Context, compiled: &Compiled, changes: &Changes, check_only:
         ));
     }
     if check_only {
-        if changes.is_empty() {
+        if changes.is_empty() && foreign_manifests.is_empty() {
             context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
             return Ok(Outcome::Clean);
         }
-        let lines: String = changes.lines().into_iter().map(|line| line + "\n").collect();
+        let lines: String = changes
+            .lines()
+            .into_iter()
+            .chain(foreign_manifests.iter().map(|path| format!("foreign out/{path}")))
+            .map(|line| line + "\n")
+            .collect();
         crate::stdio::print(lines)?;
-        context.status(&format!(
-            "out/ is stale: {}; run `devbox-gen build`",
-            plural(changes.count(), "file would change", "files would change")
-        ));
+        if !changes.is_empty() {
+            context.status(&format!(
+                "out/ is stale: {}; run `devbox-gen build`",
+                plural(changes.count(), "file would change", "files would change")
+            ));
+        }
+        // A build keeps them, so only a person can clear this: Argo CD applies every manifest
+        // of a directory without a kustomization.yaml (a new one under out/, out/_gitops/...),
+        // and so does Flux, which generates one listing them all.
+        if !foreign_manifests.is_empty() {
+            context.status(&format!(
+                "out/ holds {} devbox-gen did not write, which Argo CD or Flux may apply as they are: delete {} (a build keeps {}), or have the template emit what {} should hold",
+                plural(foreign_manifests.len(), "manifest", "manifests"),
+                if foreign_manifests.len() == 1 { "it" } else { "them" },
+                if foreign_manifests.len() == 1 { "it" } else { "them" },
+                if foreign_manifests.len() == 1 { "it" } else { "they" },
+            ));
+        }
         return Ok(Outcome::Changed);
     }
     if changes.is_empty() {

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 
 use codespan_reporting::term::termcolor::{BufferWriter, ColorChoice};
 
-use crate::cache::Digest;
+use crate::cache::{BuildCache, Digest, StoredCache};
 use crate::cli::Format;
 use crate::diagnostic::Diagnostics;
 use crate::diff::render::{self, Baseline};
@@ -48,6 +48,7 @@ pub(super) fn run(context: &mut Context, base: Option<&str>, format: Format) -> 
 fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     let Against { mut compiled, existing, repo, .. } = pipeline::read_against_out(context)?.compile(context, None)?;
     context.warn(std::mem::take(&mut compiled.warnings));
+    context.warn(write::foreign_files(&existing, &compiled).0);
     let kept_owners = compiled.kept.iter().filter_map(|path| emit::bundle_of(path)).map(str::to_string);
     let (after, same, mut unchanged_owners) =
         diff::split_unchanged(std::mem::take(&mut compiled.tree), |path, text| existing.holds(path, Digest::of(text.as_bytes())));
@@ -64,6 +65,12 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
 fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diagnostics> {
     let (repo, mut compiled) = pipeline::compile(context)?;
     context.warn(std::mem::take(&mut compiled.warnings));
+    // What the work tree's out/ holds besides: what the PR adds there by hand is applied too.
+    let cache = pipeline::template_of(&repo)
+        .map(|template| BuildCache::from_stored(StoredCache::read(&context.root), &template))
+        .unwrap_or_default();
+    let existing = write::read_existing(&context.root, &cache)?;
+    context.warn(write::foreign_files(&existing, &compiled).0);
     let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));

@@ -413,13 +413,13 @@ fn code_quality_report_places_each_problem_in_the_checkout() {
     // which the report keeps at its path.
     std::fs::write(config.join("users/bob.toml"), crate::common::user_file("bob@example.com", KEY_ALICE)).unwrap();
     run(&["build"], 0);
-    std::fs::write(config.join("out/bob/notes.yaml"), "kind: Notes\n").unwrap();
+    std::fs::write(config.join("out/bob/notes.txt"), "kind: Notes\n").unwrap();
     let issues = run(&["build", "--check"], 0);
     assert_eq!(issues.len(), 1, "{issues:#?}");
     assert_eq!(issues[0]["severity"], "minor");
-    assert_eq!(issues[0]["location"]["path"], "platform/devboxes/out/bob/notes.yaml");
+    assert_eq!(issues[0]["location"]["path"], "platform/devboxes/out/bob/notes.txt");
 
-    std::fs::remove_file(config.join("out/bob/notes.yaml")).unwrap();
+    std::fs::remove_file(config.join("out/bob/notes.txt")).unwrap();
     assert_eq!(run(&["validate"], 0), Vec::<serde_json::Value>::new());
 }
 
