@@ -71,7 +71,8 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
         .unwrap_or_default();
     let existing = write::read_existing(&context.root, &cache)?;
     context.warn(write::foreign_files(&existing, &compiled).0);
-    let at = git::read_out_at(&context.root, rev, &compiled.tree)?;
+    let mut at = git::read_out_at(&context.root, rev, &compiled.tree)?;
+    context.warn(crate::diagnostic::Diagnostics(std::mem::take(&mut at.notes)));
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
     check::refuse_impossible_changes(&at.differing, &after, &repo)?;

@@ -21,6 +21,9 @@ use crate::write::{MAX_CLAIM_BYTES, is_claim_file};
 /// `out/` at a revision, as far as it differs from a compiled tree.
 #[derive(Debug, Default)]
 pub(crate) struct OutAt {
+    /// Said of the comparison itself: the base is not where this branch left it, or has no
+    /// `out/` where this config repo keeps it.
+    pub notes: Vec<Diagnostic>,
     /// The generated files that differ from the compiled tree (or are not in it).
     pub differing: OutTree,
     /// Paths whose blob is byte for byte the compiled file: not read.
@@ -62,18 +65,30 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<
         Failure::Spawn(e) => no_git(&e),
         Failure::Exit(_) => Diagnostic::error(format!("no commit `{rev}` in the git repository"))
             .help("check the name (`git branch --all`); a remote branch needs its remote: `origin/main`")
-            .help("in CI, fetch it first: a shallow checkout has only the PR's commit (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`)")
+            .help("in CI, fetch it first: a shallow checkout has only the PR's commit (actions/checkout with `fetch-depth: 0`, or `git fetch origin +refs/heads/main:refs/remotes/origin/main`, which a single-branch clone needs spelled out; `--base FETCH_HEAD` works after any fetch)")
             .into(),
     })?;
     let commit = String::from_utf8_lossy(&commit).trim().to_string();
-    let out = format!("{commit}:{prefix}out");
-    let Ok(kind) = git(root, &["cat-file", "-t", &out], None) else {
-        return Ok(OutAt::default()); // no out/ at that revision
-    };
-    if kind != b"tree\n" {
-        return Ok(OutAt::default());
-    }
     let mut at = OutAt::default();
+    // A branch behind its base shows what was merged there since as undone by this change.
+    if git(root, &["merge-base", "--is-ancestor", &commit, "HEAD"], None).is_err()
+        && git(root, &["rev-parse", "--verify", "--quiet", "HEAD"], None).is_ok()
+    {
+        at.notes.push(
+            Diagnostic::warning(format!("`{rev}` has commits this branch lacks: what they changed in out/ shows here as undone by it"))
+                .help(format!("merge or rebase onto `{rev}` first, or compare with where the branch left it: `--base \"$(git merge-base {rev} HEAD)\"`"))
+                .help("in CI, compare the merge result: GitHub's pull_request checkout is one; GitLab's merged results pipelines give one"),
+        );
+    }
+    let out = format!("{commit}:{prefix}out");
+    let kind = git(root, &["cat-file", "-t", &out], None).unwrap_or_default();
+    if kind != b"tree\n" {
+        at.notes.push(
+            Diagnostic::warning(format!("`{rev}` has no out/ at {prefix}out: every file of out/ shows as new"))
+                .help("if this change moves the config repo ([repo] path), Argo CD and Flux still read the old path until their objects change: apply the new out/_gitops/ by hand once"),
+        );
+        return Ok(at);
+    }
     let listing = git(root, &["ls-tree", "-r", "-z", "--full-tree", &out], None).map_err(|e| failed(rev, e))?;
     let mut paths = Vec::new();
     let mut ids = String::new();

@@ -415,6 +415,42 @@ fn base_with_no_out_at_that_revision_shows_everything_added() {
     git(repo.path(), &["commit", "-q", "-m", "users only"]);
     let run = repo.run_ok(&["diff", "--base", "main"], 1);
     assert_contains!(run.stdout, "1 user changed: 1 added; 1 shared resource changed (devbox.toml) (compared with out/ at `main`).");
+    assert_contains!(run.stderr, "warning: `main` has no out/ at out: every file of out/ shows as new");
+}
+
+/// A built repo in git: `main`, and the branch `pr` checked out, where alice's image changes.
+fn a_pr_on_main() -> Repo {
+    let repo = built();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    git(repo.path(), &["checkout", "-q", "-b", "pr"]);
+    repo.write("users/alice.toml", &alice("image = \"registry.example.com/devbox:2.0\"", &[KEY_ALICE], ""));
+    repo.run_ok(&["build"], 0);
+    git(repo.path(), &["commit", "-q", "-am", "pr"]);
+    repo
+}
+
+/// A branch behind its base would show what was merged there since as undone by it (a user
+/// added on main, "removed" by a PR that never touched her): said, with the comparison that
+/// is meant.
+#[test]
+fn a_base_with_commits_the_branch_lacks_is_said_so() {
+    let repo = a_pr_on_main();
+    let run = repo.run_ok(&["diff", "--base", "main"], 1);
+    assert_not_contains!(run.stderr, "has commits this branch lacks");
+    git(repo.path(), &["checkout", "-q", "main"]);
+    repo.write("users/carol.toml", &user("", "carol@example.com", &[KEY_ALICE], ""));
+    repo.run_ok(&["build"], 0);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "carol"]);
+    git(repo.path(), &["checkout", "-q", "pr"]);
+    let run = repo.run_ok(&["diff", "--base", "main"], 1);
+    assert_contains!(run.stderr, "warning: `main` has commits this branch lacks: what they changed in out/ shows here as undone by it");
+    assert_contains!(run.stderr, "`--base \"$(git merge-base main HEAD)\"`");
+    let base = git(repo.path(), &["merge-base", "main", "HEAD"]);
+    let run = repo.run_ok(&["diff", "--base", base.trim()], 1);
+    assert_not_contains!(run.stdout, "carol");
 }
 
 #[test]
@@ -482,6 +518,24 @@ fn base_holds_a_claim_edited_by_hand_at_that_revision_to_what_a_claim_cannot_bec
     repo.run_ok(&["build"], 0);
     git(repo.path(), &["commit", "-q", "-am", "pr, rebuilt"]);
     repo.run_ok(&["diff", "--base", "main~1"], 1);
+}
+
+/// The help for a base that a shallow, single-branch clone lacks can be followed as written:
+/// there, `git fetch origin main` only sets FETCH_HEAD, and the refspec it gives makes the
+/// remote branch.
+#[test]
+fn the_help_for_a_missing_base_works_in_a_single_branch_clone() {
+    let repo = a_pr_on_main();
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    git(clone.path(), &["clone", "-q", "--depth", "1", "--branch", "pr", &url, "."]);
+    let ci = Repo::at(clone);
+    let run = ci.run_ok(&["diff", "--base", "origin/main"], 2);
+    let help = "git fetch origin +refs/heads/main:refs/remotes/origin/main";
+    assert_contains!(run.stderr, help);
+    let args: Vec<&str> = help.split(' ').skip(1).collect();
+    git(ci.path(), &args);
+    assert_contains!(ci.run_ok(&["diff", "--base", "origin/main"], 1).stdout, "RESTART  alice: the image of container `devbox` changes");
 }
 
 #[test]

@@ -216,6 +216,7 @@ fn a_cluster_delivered_to_another_server_is_a_data_risk() {
         "  DATA     devbox.toml: cluster `prod` is delivered to another API server, `https://prod-2.example.com` instead of `https://prod.example.com`: every box of it starts there with a new, empty home\n"
     );
     assert_contains!(text, "argoproj/argo-cd#9172");
+    assert_contains!(text, "`kubectl --namespace devboxes scale statefulset --all --replicas=0` on `https://prod.example.com`");
 }
 
 #[test]

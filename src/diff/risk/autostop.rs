@@ -489,7 +489,14 @@ mod tests {
         // Stopped in Git: the policy goes, and `box-stopped` alone tells it.
         let before = set(vec![autostopping("a"), config_map("a", Some(policy(7200, None)))]);
         let after = set(vec![statefulset("a", 0, "i:1", None), config_map("a", None)]);
-        assert_eq!(kinds(&classify(&before, &after, &BTreeSet::new())), ["box-stopped"]);
+        let risks = classify(&before, &after, &BTreeSet::new());
+        assert_eq!(kinds(&risks), ["box-stopped"]);
+        // Its replicas were the cluster's, not 1.
+        assert_eq!(
+            risks[0].summary,
+            "the box is stopped (replicas → 0, the cluster's until now): its pod is deleted, the home volume stays"
+        );
+        assert_eq!(risks[0].facts["replicas_from"], "cluster");
         // A stopped box started with a window starts, and then stops by itself; a new one too.
         let before = set(vec![statefulset("b", 0, "i:1", None), config_map("b", None)]);
         let after = set(vec![

@@ -140,6 +140,11 @@ pub(super) fn cluster_server_changed(before: &Resources, after: &Resources) -> V
             continue;
         }
         let cluster = if *dir == "default" { "the cluster".to_string() } else { format!("cluster {}", code(dir)) };
+        let namespace = set
+            .object
+            .as_ref()
+            .and_then(|o| o.get("spec")?.pointer("/template/spec/destination/namespace")?.as_str())
+            .map_or_else(String::new, |namespace| format!("--namespace {namespace} "));
         risks.push(Risk {
             kind: Kind::ClusterServerChanged,
             user: SETTINGS.into(),
@@ -159,7 +164,7 @@ pub(super) fn cluster_server_changed(before: &Resources, after: &Resources) -> V
             help: vec![
                 "if the server only has a new address (the same cluster), this moves nothing: check that both URLs reach one cluster before the merge".into(),
                 format!(
-                    "to move the boxes to a new cluster, move each home's data first (a snapshot restored on {} under the same claim name), then stop the old boxes: `kubectl scale statefulset --all --replicas=0` on {}",
+                    "to move the boxes to a new cluster, move each home's data first (a snapshot restored on {} under the same claim name), then stop the old boxes: `kubectl {namespace}scale statefulset --all --replicas=0` on {}",
                     code(to),
                     code(from)
                 ),

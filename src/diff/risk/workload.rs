@@ -51,8 +51,14 @@ pub(super) fn changed(old: &Resource, new: &Resource) -> Vec<Risk> {
     let spot = spot_changed(old, new, is > 0);
     if is == 0 {
         if was > 0 {
-            let stopped = Risk::new(Kind::BoxStopped, new, format!("the box is stopped (replicas {was} → 0): its pod is deleted, the home volume stays"))
-                .fact("replicas_from", was.to_string())
+            // Without `replicas` the cluster decided ([idle], [schedule]): 1 is only the default.
+            let replicas = if spec(old, "replicas").is_none() {
+                "replicas → 0, the cluster's until now".to_string()
+            } else {
+                format!("replicas {was} → 0")
+            };
+            let stopped = Risk::new(Kind::BoxStopped, new, format!("the box is stopped ({replicas}): its pod is deleted, the home volume stays"))
+                .fact("replicas_from", if spec(old, "replicas").is_none() { "cluster".to_string() } else { was.to_string() })
                 .detail("Whatever runs in it ends: Jupyter kernels, terminals, SSH sessions. `state = \"running\"` starts it again with the same home.");
             // The replicas were the cluster's ([idle], [schedule]): 1 is only the API's default.
             let stopped = if spec(old, "replicas").is_none() {
