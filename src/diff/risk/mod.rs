@@ -270,7 +270,7 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
             risks.extend(explained);
             risks.extend(tailnet::tags_changed(old, new));
         } else if old.kind == "StatefulSet" {
-            risks.push(workload::removed(old, after, unchanged_owners));
+            risks.push(workload::removed(old, before, after, unchanged_owners));
         }
     }
     // A new box is as interruptible as a changed one.
@@ -415,6 +415,15 @@ mod test_support {
             owner,
             &format!("{owner}/configmap-{owner}-devbox.yaml"),
             json!({"kind": "ConfigMap", "metadata": {"name": format!("{owner}-devbox")}, "data": data}),
+        )
+    }
+
+    /// A Flux Kustomization of `owner`'s box; its `path` says which delivery directory.
+    pub(super) fn kustomization(owner: &str) -> Resource {
+        resource(
+            owner,
+            &format!("{owner}/kustomization.yaml"),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": format!("devbox-{owner}")}}),
         )
     }
 

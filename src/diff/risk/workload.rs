@@ -14,7 +14,7 @@ fn replicas(resource: &Resource) -> u64 {
     spec(resource, "replicas").and_then(Value::as_u64).unwrap_or(1)
 }
 
-pub(super) fn removed(old: &Resource, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Risk {
+pub(super) fn removed(old: &Resource, before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Risk {
     // A bundle that keeps anything without its StatefulSet is archived: the check stage allows
     // an archived box its home volume only, so what it keeps is its home.
     let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
@@ -30,7 +30,18 @@ pub(super) fn removed(old: &Resource, after: &Resources, unchanged_owners: &BTre
         tailnet::machine_left_behind(old, archived)
     } else {
         let namespace = old.namespace.as_deref().unwrap_or("default");
-        let removed = Risk::new(Kind::BoxRemoved, old, format!("the box is removed: {pod_goes}"))
+        // Flux prunes what the user's Kustomization applied, and it leaves with the bundle.
+        // Without one, the box is Argo CD's (or applied by hand), and what a deleted Application
+        // applied stays: `preserveResourcesOnDeletion` on the ApplicationSet.
+        let flux_prunes = before.values().any(|r| {
+            r.owner == old.owner && r.kind == "Kustomization" && r.path.starts_with(&format!("{}/flux/", crate::emit::GITOPS_DIR))
+        });
+        let summary = if was_stopped || flux_prunes {
+            format!("the box is removed: {pod_goes}")
+        } else {
+            "the box leaves out/, but its pod keeps running until deleted by hand (only Flux prunes a removed bundle)".to_string()
+        };
+        let removed = Risk::new(Kind::BoxRemoved, old, summary)
             .detail(format!(
                 "The whole bundle leaves out/. Flux deletes the user's Kustomization and prunes the StatefulSet{and_pod}. Argo CD deletes the user's Application but, with `preserveResourcesOnDeletion`, leaves its objects {left}."
             ))
@@ -326,6 +337,22 @@ mod tests {
         assert!(risks.iter().all(|risk| !risk.details.iter().any(|d| d.contains("its pod"))), "{risks:#?}");
         let running = classify(&set(vec![statefulset("a", 1, "i:1", None)]), &set(vec![home("a", "a/pvc.yaml")]), &BTreeSet::new());
         assert_eq!(running[0].summary, "the box is archived: its pod goes away, the home volume stays");
+    }
+
+    /// A removed box's pod goes only where Flux delivers it (its Kustomization leaves with the
+    /// bundle, and Flux prunes); Argo CD keeps what a deleted Application applied.
+    #[test]
+    fn a_removed_running_box_keeps_its_pod_unless_flux_prunes_it() {
+        let running = || statefulset("a", 1, "i:1", None);
+        let argo = classify(&set(vec![running()]), &set(vec![]), &BTreeSet::new());
+        assert_eq!(
+            argo[0].summary,
+            "the box leaves out/, but its pod keeps running until deleted by hand (only Flux prunes a removed bundle)"
+        );
+        let mut flux = crate::diff::risk::test_support::kustomization("a");
+        flux.path = "_gitops/flux/default/kustomization-devbox-a.yaml".into();
+        let flux = classify(&set(vec![running(), flux]), &set(vec![]), &BTreeSet::new());
+        assert_eq!(flux[0].summary, "the box is removed: its pod goes away");
     }
 
     #[test]
