@@ -70,8 +70,11 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<
     })?;
     let commit = String::from_utf8_lossy(&commit).trim().to_string();
     let mut at = OutAt::default();
-    // A branch behind its base shows what was merged there since as undone by this change.
-    if git(root, &["merge-base", "--is-ancestor", &commit, "HEAD"], None).is_err()
+    // A branch behind its base shows what was merged there since as undone by this change. A
+    // shallow clone cuts the history that would tell: there, nothing is said.
+    let shallow = git(root, &["rev-parse", "--is-shallow-repository"], None).is_ok_and(|out| out.starts_with(b"true"));
+    if !shallow
+        && git(root, &["merge-base", "--is-ancestor", &commit, "HEAD"], None).is_err()
         && git(root, &["rev-parse", "--verify", "--quiet", "HEAD"], None).is_ok()
     {
         at.notes.push(
