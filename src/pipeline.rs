@@ -237,8 +237,7 @@ pub(crate) fn resolve_repo(
 /// file reads every file, so that the error can suggest the nearest name.
 pub(crate) fn resolve_user(root: &Path, name: &str) -> Result<(ConfigRepo, Vec<ResolvedBox>, Diagnostics), Diagnostics> {
     let file = std::path::PathBuf::from(format!("users/{name}.toml"));
-    let is_a_user_file = crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok()
-        && root.join(&file).symlink_metadata().is_ok_and(|m| m.is_file());
+    let is_a_user_file = crate::validate::is_user_name(name) && root.join(&file).symlink_metadata().is_ok_and(|m| m.is_file());
     resolve_repo(root, is_a_user_file.then_some(std::slice::from_ref(&file)))
 }
 

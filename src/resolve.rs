@@ -279,7 +279,7 @@ pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a Resol
     }
     let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
     let mut error = no_user(name, &names);
-    if crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok() && crate::read::closest(name, &names).is_none() {
+    if crate::validate::is_user_name(name) && crate::read::closest(name, &names).is_none() {
         error = error.help(format!("create it with `devbox-gen new {name} --email ... --ssh-key-file ~/.ssh/id_ed25519.pub`"));
     }
     Err(error.into())
@@ -288,7 +288,7 @@ pub(crate) fn find<'a>(boxes: &'a [ResolvedBox], name: &str) -> Result<&'a Resol
 /// There is no user `name` among `names`: said as what `name` is (a name no file could have,
 /// `../x`, is not said to be a missing `users/../x.toml`), with the nearest name, if any.
 pub(crate) fn no_user(name: &str, names: &[String]) -> Diagnostic {
-    let mut error = if crate::validate::user_name_or(name, |s: &str| s.to_string()).is_ok() {
+    let mut error = if crate::validate::is_user_name(name) {
         Diagnostic::error(format!("no user `{name}`: users/{name}.toml does not exist"))
     } else {
         Diagnostic::error(format!(

@@ -341,8 +341,6 @@ pub(crate) fn changes(existing: &Existing, compiled: &Compiled) -> Changes {
     changes
 }
 
-/// Warnings for files in `out/` that devbox-gen did not write.
-/// `writes`: whether the build writes a file of its own at a path of out/.
 /// The files of `out/` devbox-gen did not write: a warning for each, and those of them that
 /// Argo CD or Flux would read as manifests and that the build keeps (`build --check` fails
 /// while they are there).
@@ -362,6 +360,8 @@ pub(crate) fn foreign_files(existing: &Existing, compiled: &Compiled) -> (Diagno
     (foreign_warnings(existing, |path| written.contains(path)), manifests)
 }
 
+/// Warnings for files in `out/` that devbox-gen did not write.
+/// `writes`: whether the build writes a file of its own at a path of out/.
 fn foreign_warnings(existing: &Existing, writes: impl Fn(&str) -> bool) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     for path in &existing.foreign {

@@ -108,12 +108,10 @@ fn report(
         // of a directory without a kustomization.yaml (a new one under out/, out/_gitops/...),
         // and so does Flux, which generates one listing them all.
         if !foreign_manifests.is_empty() {
+            let (them, they) = if foreign_manifests.len() == 1 { ("it", "it") } else { ("them", "they") };
             context.status(&format!(
-                "out/ holds {} devbox-gen did not write, which Argo CD or Flux may apply as they are: delete {} (a build keeps {}), or have the template emit what {} should hold",
+                "out/ holds {} devbox-gen did not write, which Argo CD or Flux may apply as they are: delete {them} (a build keeps {them}), or have the template emit what {they} should hold",
                 plural(foreign_manifests.len(), "manifest", "manifests"),
-                if foreign_manifests.len() == 1 { "it" } else { "them" },
-                if foreign_manifests.len() == 1 { "it" } else { "them" },
-                if foreign_manifests.len() == 1 { "it" } else { "they" },
             ));
         }
         return Ok(Outcome::Changed);

@@ -195,7 +195,7 @@ fn gpu_flag(value: &str) -> Result<(String, Option<u32>), Diagnostic> {
 }
 
 /// `~/x` as the shell would have expanded it, had the path not been quoted.
-fn expand_home(path: &Path) -> PathBuf {
+pub(super) fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => path.to_path_buf(),

@@ -132,10 +132,7 @@ fn local_keys(dir: &Path) -> Vec<(String, KeyData)> {
 /// is not among a box's authorized keys.
 fn given_identity_problems(file: &str, entries: &[Entry<'_>]) -> Diagnostics {
     let mut problems = Diagnostics::default();
-    let path = match (file.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => Path::new(file).to_path_buf(),
-    };
+    let path = super::new::expand_home(Path::new(file));
     let public = if file.ends_with(".pub") {
         path.clone()
     } else {

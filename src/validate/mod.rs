@@ -22,7 +22,7 @@ pub(crate) use fields::Finding;
 pub(crate) fn is_pinned_image(value: &str) -> bool {
     fields::image(value).is_ok()
 }
-pub(crate) use names::{MAX_CRON_JOB_NAME_LEN, is_dns_label, is_dns_subdomain, user_name_or};
+pub(crate) use names::{MAX_CRON_JOB_NAME_LEN, is_dns_label, is_dns_subdomain, is_user_name, user_name_or};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::Prices;
@@ -131,7 +131,6 @@ impl Findings {
         self.0.push((key.to_string(), finding));
     }
 
-    /// Points each finding at its key's value in `file` (one about the whole file: at its path).
     /// Without the findings about values reading invented (`stand_ins`, dotted paths): the
     /// file's real problem there has been told already.
     fn without(mut self, stand_ins: &[String]) -> Self {
@@ -139,6 +138,7 @@ impl Findings {
         self
     }
 
+    /// Points each finding at its key's value in `file` (one about the whole file: at its path).
     fn locate(self, file: &Arc<SourceFile>) -> Diagnostics {
         let located = self.0.into_iter().map(|(key, finding)| {
             let diagnostic = Diagnostic::from(finding);

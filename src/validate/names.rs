@@ -39,6 +39,11 @@ pub(crate) fn user_name(name: &str, taken: impl Fn(&str) -> bool) -> Result<(), 
     })
 }
 
+/// Whether `name` can name a box (a user file `users/NAME.toml` may have it).
+pub(crate) fn is_user_name(name: &str) -> bool {
+    user_name_or(name, str::to_string).is_ok()
+}
+
 /// [`user_name`], with `fix` saying what to do with a usable name instead of renaming a file
 /// (`devbox-gen new` has no file yet).
 pub(crate) fn user_name_or(name: &str, fix: impl Fn(&str) -> String) -> Result<(), Finding> {
