@@ -186,6 +186,48 @@ fn clusters_naming_the_server_the_boxes_run_on_move_only_the_delivery() {
     assert_not_contains!(text, "home does not follow");
 }
 
+/// Switching `gitops` from Argo CD to Flux: nothing applies Flux's objects, and nothing
+/// removes Argo CD's, which keep syncing every box (their root's path is gone, so its sync
+/// fails and prunes nothing). One risk, with the steps in the order they are safe in.
+#[test]
+fn switching_from_argo_cd_to_flux_says_both_halves_are_done_by_hand() {
+    let repo = fleet();
+    repo.write("devbox.toml", &settings("", "").replace("gitops = [\"argocd\"]", "gitops = [\"flux\"]"));
+    assert_eq!(risks(&repo), pairs(&[("delivery-engine-changed", "devbox.toml")]));
+    let text = risk_text(&repo);
+    assert_contains!(
+        text,
+        "  SYNC     devbox.toml: delivery moves from `out/_gitops/argocd/default/` to `out/_gitops/flux/default/`: nothing applies the new objects until they are applied once by hand, and the old ones keep syncing the boxes until deleted\n"
+    );
+    assert_contains!(text, "help: after the merge, apply `out/_gitops/flux/default/` once");
+    assert_contains!(text, "`argocd app delete --app-namespace argocd devboxes-gitops --cascade=false`");
+    // And back: Flux's Kustomizations must be suspended before they are deleted.
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &settings("", ""));
+    let text = risk_text(&repo);
+    assert_contains!(
+        text,
+        "help: after the merge, suspend the old Kustomizations before deleting them, or each deletes its box: `flux suspend kustomization --namespace flux-system $(kubectl --namespace flux-system get kustomizations --selector app.kubernetes.io/part-of=devboxes"
+    );
+}
+
+/// A cluster added to `[[clusters]]` gets its own delivery directory, which its engine
+/// applies only once someone has applied it by hand.
+#[test]
+fn a_new_cluster_says_its_delivery_directory_is_applied_once_by_hand() {
+    let prod = "\n[[clusters]]\nname = \"prod\"\nserver = \"https://kubernetes.default.svc\"\n";
+    let gpu = "\n[[clusters]]\nname = \"gpu\"\nserver = \"https://gpu.example.com\"\n";
+    let with_default = |clusters: &str| settings("", clusters).replace("[defaults]\n", "[defaults]\ncluster = \"prod\"\n");
+    let repo = Repo::new(&with_default(prod)).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &with_default(&format!("{prod}{gpu}")));
+    assert_eq!(risks(&repo), pairs(&[("delivery-engine-changed", "devbox.toml")]));
+    assert_contains!(
+        risk_text(&repo),
+        "devbox.toml: `out/_gitops/argocd/gpu/` is new: nothing applies it until it is applied once by hand\n"
+    );
+}
+
 #[test]
 fn a_box_moving_to_another_server_says_what_happens_to_the_old_one() {
     let clusters = "\n[[clusters]]\nname = \"prod\"\nserver = \"https://kubernetes.default.svc\"\n\n[[clusters]]\nname = \"gpu\"\nserver = \"https://gpu.example.com\"\n";

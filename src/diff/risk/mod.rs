@@ -20,6 +20,8 @@
 //!   change (one [`Level::Data`] risk instead of one per object), a new uid, gid, fsGroup or
 //!   home path ([`Level::Data`]), Flux boxes switching to artifacts of their own, which stall
 //!   without kustomize-controller's feature gate ([`Level::Sync`]);
+//! - `engine`: a GitOps engine or a cluster's delivery directory that comes or goes
+//!   (`gitops`, `[[clusters]]`): applied once by hand, retired by hand ([`Level::Sync`]);
 //! - `workload`: the box stopped, archived or removed, or moved onto Spot VMs that can stop it
 //!   at any time ([`Level::Downtime`]), restarted or rescheduled by a new image, GPU,
 //!   architecture or any other template change ([`Level::Restart`]);
@@ -44,6 +46,7 @@
 
 mod access;
 mod autostop;
+mod engine;
 mod home;
 mod immutable;
 mod owner;
@@ -92,6 +95,7 @@ pub(crate) enum Kind {
     NamespaceChanged,
     ClusterServerChanged,
     DeliveryMoved,
+    DeliveryEngineChanged,
     FluxArtifactsEnabled,
     HomeOwnerChanged,
     HomeVolumeRemoved,
@@ -131,7 +135,7 @@ impl Kind {
             | Kind::HomeVolumeRemoved
             | Kind::HomeVolumeRenamed
             | Kind::HomeVolumeMoved => Level::Data,
-            Kind::ImmutableField | Kind::DeliveryMoved | Kind::FluxArtifactsEnabled => Level::Sync,
+            Kind::ImmutableField | Kind::DeliveryMoved | Kind::DeliveryEngineChanged | Kind::FluxArtifactsEnabled => Level::Sync,
             Kind::KeyAdded
             | Kind::KeyRemoved
             | Kind::HostnameChanged
@@ -159,6 +163,7 @@ impl Kind {
             Kind::NamespaceChanged => "namespace-changed",
             Kind::ClusterServerChanged => "cluster-server-changed",
             Kind::DeliveryMoved => "delivery-moved",
+            Kind::DeliveryEngineChanged => "delivery-engine-changed",
             Kind::FluxArtifactsEnabled => "flux-artifacts-enabled",
             Kind::HomeOwnerChanged => "home-owner-changed",
             Kind::HomeVolumeRemoved => "home-volume-removed",
@@ -248,7 +253,9 @@ impl Risk {
 pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
     let (before, mut risks) = platform::follow_namespace_moves(before, after);
     let before = before.as_ref();
-    risks.extend(platform::delivery_moved(before, after));
+    let moved = platform::delivery_moved(before, after);
+    risks.extend(engine::changed(before, after, moved.is_some()));
+    risks.extend(moved);
     risks.extend(platform::cluster_server_changed(before, after));
     risks.extend(platform::flux_artifacts_enabled(before, after));
     risks.extend(home::volumes(before, after));
@@ -366,14 +373,17 @@ mod test_support {
     use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE, HOME_ROLE_LABEL};
 
     fn resource(owner: &str, path: &str, object: Value) -> Resource {
+        resource_in("devboxes", owner, path, object)
+    }
+
+    pub(super) fn resource_in(namespace: &str, owner: &str, path: &str, object: Value) -> Resource {
         let object = object.as_object().cloned().unwrap();
         let kind = crate::check::kind(&object).to_string();
         let name = crate::check::name(&object).to_string();
-        let namespace = Some("devboxes".to_string());
         Resource {
-            id: format!("{kind}/devboxes/{name}"),
+            id: format!("{kind}/{namespace}/{name}"),
             kind,
-            namespace,
+            namespace: Some(namespace.into()),
             name,
             path: path.into(),
             owner: owner.into(),

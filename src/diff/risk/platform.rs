@@ -283,26 +283,7 @@ pub(super) fn delivery_moved(before: &Resources, after: &Resources) -> Option<Ri
             ("added", new.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(",")),
         ]),
     };
-    let (apps, sets): (Vec<&Resource>, Vec<&Resource>) = gone.iter().partition(|r| r.kind == "Application");
-    if !apps.is_empty() {
-        let deletes: Vec<String> = apps
-            .iter()
-            .map(|r| {
-                format!("`argocd app delete {}{} --cascade=false`", namespace_flag(r).replace("--namespace", "--app-namespace"), r.name)
-            })
-            .collect();
-        risk.help.push(format!(
-            "after the merge, first retire the old Applications without deleting what they manage (a cascading delete of the namespace's Application deletes the Namespace, and every home with it): {}",
-            deletes.join(", ")
-        ));
-    }
-    for set in sets {
-        risk.help.push(format!(
-            "then `kubectl {}delete applicationset {}`: with `preserveResourcesOnDeletion` its Applications go and the boxes keep running",
-            namespace_flag(set),
-            set.name
-        ));
-    }
+    risk.help.extend(super::engine::retire_argocd(&gone));
     let dirs: BTreeSet<&str> = new.iter().filter_map(|r| r.path.rsplit_once('/').map(|(dir, _)| dir)).collect();
     for dir in dirs {
         risk.help.push(format!("then apply the new delivery directory once: `kubectl apply --filename out/{dir}/`; the new Applications adopt the running boxes"));
