@@ -129,6 +129,9 @@ pub(crate) struct Side {
     /// Part of `disk`: home volumes that leave out/ but stay in the cluster, prune being
     /// disabled for them, so they are still billed.
     kept: u128,
+    /// `workloads` left out/ with their bundle, but nothing prunes them: they run on, billed,
+    /// until someone deletes them.
+    left_running: bool,
 }
 
 impl Side {
@@ -202,6 +205,9 @@ impl BoxCost {
         let only_disk = |state: State| matches!(state, State::Stopped | State::Archived);
         match self.states {
             Some((State::Absent, after)) => words.push(format!("new, {}", after.as_str())),
+            Some((_, State::Absent)) if self.after.left_running && self.after.running() => {
+                words.push("removed, left running until deleted by hand (only Flux prunes a removed bundle)".into());
+            }
             Some((_, State::Absent)) => words.push("removed".into()),
             Some((before, after)) if before != after => {
                 let word = match (before, after) {
@@ -263,7 +269,15 @@ impl BoxCost {
     /// the least it runs: its working hours.
     fn billed_changes(&self) -> bool {
         let spot_moves = self.before.running() && self.after.running() && self.before.spot() != self.after.spot();
-        self.before.billed() != self.after.billed() || spot_moves || self.before.working_hours() != self.after.working_hours()
+        self.before.billed() != self.after.billed()
+            || spot_moves
+            || self.before.working_hours() != self.after.working_hours()
+            || self.is_removed()
+    }
+
+    /// A removed box is worth a line even when nothing it costs goes away (nothing prunes it).
+    fn is_removed(&self) -> bool {
+        matches!(self.states, Some((_, State::Absent)))
     }
 }
 
@@ -308,6 +322,14 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
                 let size = storage(claim);
                 sides.1.disk = sides.1.disk.saturating_add(size);
                 sides.1.kept = sides.1.kept.saturating_add(size);
+            }
+            // A removed bundle's objects stay in the cluster unless Flux delivered it: Argo CD's
+            // ApplicationSet keeps what a deleted Application applied
+            // (`preserveResourcesOnDeletion`), and nothing else deletes anything. So its pod
+            // runs on, and is billed, until someone deletes it.
+            if u.change == Change::Removed && !crate::diff::resource::pruned_by_flux(old) {
+                sides.1.workloads.clone_from(&sides.0.workloads);
+                sides.1.left_running = true;
             }
             let state = |side: &Side, present: bool| match (side.workloads.is_empty(), present) {
                 (_, false) => State::Absent,
@@ -550,7 +572,7 @@ impl<'a> Report<'a> {
         let items = boxes
             .iter()
             // Without prices, a box that only moves to Spot changes no resource.
-            .filter(|b| prices.is_some() || b.before.billed() != b.after.billed())
+            .filter(|b| prices.is_some() || b.before.billed() != b.after.billed() || b.is_removed())
             .map(|cost| match prices {
                 None => Item { cost, monthly: None, unpriced: BTreeSet::new(), in_working_hours: None },
                 Some(prices) => match (prices.monthly(&cost.before, Hours::AllMonth), prices.monthly(&cost.after, Hours::AllMonth)) {
@@ -763,7 +785,7 @@ mod tests {
 
     #[test]
     fn a_running_box_is_730_hours_of_compute_and_a_month_of_disk() {
-        let side = Side { workloads: vec![running("8", "32Gi", &[("nvidia-l4", 1)], false)], disk: q("100Gi"), kept: 0 };
+        let side = Side { workloads: vec![running("8", "32Gi", &[("nvidia-l4", 1)], false)], disk: q("100Gi"), ..Side::default() };
         // 730 × (8 × 0.0316 + 32 × 0.0042 + 0.71) + 100 × 0.17 = 730 × 1.0972 + 17 = 817.956
         assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(81_796));
         let stopped = Side { workloads: vec![Workload { replicas: 0, ..running("8", "32Gi", &[("nvidia-l4", 1)], false) }], ..side };
@@ -918,7 +940,7 @@ mod tests {
     fn a_box_with_working_hours_is_priced_for_them_alone_too() {
         let hours = WorkingHours::parse("mon,tue,wed,thu,fri 08:00-19:00 Europe/Berlin");
         let scheduled = Workload { stops_by_itself: true, working_hours: hours, ..running("2", "8Gi", &[], false) };
-        let side = Side { workloads: vec![scheduled.clone()], disk: q("10Gi"), kept: 0 };
+        let side = Side { workloads: vec![scheduled.clone()], disk: q("10Gi"), ..Side::default() };
         // 730 × (2 × 0.0316 + 8 × 0.0042) = 70.664, and 10 × 0.17 = 1.70.
         assert_eq!(prices().monthly(&side, Hours::AllMonth).map(Amount::cents), Ok(7_236));
         // 238.988 × 0.0968 = 23.134, and the disk, all month.

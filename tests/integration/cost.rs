@@ -162,13 +162,35 @@ fn an_archived_box_keeps_its_home_and_a_removed_one_too() {
     );
     assert_eq!(cost(&repo)["users"][0]["after"]["state"], "archived");
     // The claim's prune is disabled, so a removed user's disk stays in the cluster, billed.
-    std::fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    // Only Flux prunes the rest of a removed bundle.
+    let flux = Repo::new(&format!("gitops = [\"flux\"]\n{}\n[repo]\nurl = \"https://github.com/acme/devboxes.git\"\n", priced()))
+        .user("bob", &file("bob", KEY_ALICE_2, ""));
+    flux.run_ok(&["build"], 0);
+    std::fs::remove_file(flux.path().join("users/bob.toml")).unwrap();
     assert_eq!(
-        section(&text(&repo), "Cost:"),
+        section(&text(&flux), "Cost:"),
         "Cost: −$77.20/month (1 box changes):\n  bob −$77.20: removed, 50 GiB home volume kept (not pruned): −2.25 CPU, −8.25 GiB memory\n"
     );
-    let bob = &cost(&repo)["users"][0];
+    let bob = &cost(&flux)["users"][0];
     assert_eq!((&bob["before"]["disk_gib"], &bob["after"]["disk_gib"], &bob["after"]["state"]), (&json!(50), &json!(50), &json!("absent")));
+}
+
+/// Applied by hand, or by Argo CD (whose ApplicationSet keeps what a deleted Application
+/// applied), a removed box runs on: removing its file saves nothing until someone deletes it.
+#[test]
+fn a_removed_box_nothing_prunes_is_still_billed() {
+    let argocd = format!("gitops = [\"argocd\"]\n{}\n[repo]\nurl = \"https://github.com/acme/devboxes.git\"\n", priced());
+    for settings in [priced(), argocd] {
+        let repo = with_bob(&settings);
+        std::fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+        assert_eq!(
+            section(&text(&repo), "Cost:"),
+            "Cost: ±$0.00/month (1 box changes):\n  bob ±$0.00: removed, left running until deleted by hand (only Flux prunes a removed bundle), 50 GiB home volume kept (not pruned)\n",
+            "{settings}"
+        );
+        let bob = &cost(&repo)["users"][0];
+        assert_eq!((&bob["after"]["state"], &bob["after"]["cpu"], &bob["delta"]["monthly"]), (&json!("absent"), &json!(2.25), &json!(0.0)));
+    }
 }
 
 #[test]

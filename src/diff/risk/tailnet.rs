@@ -168,22 +168,30 @@ pub(super) fn tags_changed(old: &Resource, new: &Resource) -> Option<Risk> {
     )
 }
 
-/// What becomes of the box's machine when the box is archived or removed.
-pub(super) fn machine_left_behind(old: &Resource, risk: Risk) -> Risk {
+/// What becomes of the box's machine when the box is archived or removed; `pruned` says
+/// whether the sync deletes its objects (not a bundle Argo CD delivered and that left out/).
+pub(super) fn machine_left_behind(old: &Resource, risk: Risk, pruned: bool) -> Risk {
     let Some(host) = hostname(old) else { return risk };
     let secret = state_secret(old);
-    let key = if secret.is_some() {
-        "Its node key goes with the pruned state Secret, so nothing can use that identity again"
-    } else {
-        "Its node key stays where the sidecar kept it"
-    };
-    let risk = risk
-        .fact("hostname", host)
-        .detail(format!(
-            "{key}; but the machine {} stays in the tailnet's machine list, offline, until someone removes it (stopping a pod logs nothing out).",
+    let detail = match (pruned, secret.is_some()) {
+        (false, _) => format!(
+            "Nothing is pruned: the machine {} stays in the tailnet as it is, online while the pod runs, with its node key in place. Once its objects are deleted by hand, it stays in the tailnet's machine list, offline, until someone removes it.",
             code(host)
-        ))
-        .help(format!("remove the machine: tailscale admin console → Machines → {} → Remove (or `DELETE /api/v2/device/DEVICE_ID`)", code(host)));
+        ),
+        (true, has_secret) => format!(
+            "{}; but the machine {} stays in the tailnet's machine list, offline, until someone removes it (stopping a pod logs nothing out).",
+            if has_secret {
+                "Its node key goes with the pruned state Secret, so nothing can use that identity again"
+            } else {
+                "Its node key stays where the sidecar kept it"
+            },
+            code(host)
+        ),
+    };
+    let risk = risk.fact("hostname", host).detail(detail).help(format!(
+        "remove the machine: tailscale admin console → Machines → {} → Remove (or `DELETE /api/v2/device/DEVICE_ID`)",
+        code(host)
+    ));
     match secret {
         Some(secret) => risk.help(device_id_help(old, secret)),
         None => risk,
@@ -285,10 +293,18 @@ mod tests {
     #[test]
     fn an_archived_box_leaves_its_machine_in_the_tailnet() {
         let base = Risk::new(Kind::BoxArchived, &in_secret(), "archived".into());
-        let risk = machine_left_behind(&in_secret(), base);
+        let risk = machine_left_behind(&in_secret(), base.clone(), true);
         assert!(risk.details.iter().any(|d| d.starts_with("Its node key goes with the pruned state Secret")), "{:?}", risk.details);
         assert!(risk.help.iter().any(|h| h.contains("`alice-devbox` → Remove")), "{:?}", risk.help);
-        let legacy = machine_left_behind(&on_home_volume(), Risk::new(Kind::BoxArchived, &on_home_volume(), "archived".into()));
+        let legacy = machine_left_behind(&on_home_volume(), Risk::new(Kind::BoxArchived, &on_home_volume(), "archived".into()), true);
         assert!(legacy.details.iter().any(|d| d.starts_with("Its node key stays where the sidecar kept it")), "{:?}", legacy.details);
+        // Removed under Argo CD, nothing is pruned: the machine stays online while the pod runs.
+        let kept = machine_left_behind(&in_secret(), base, false);
+        assert!(
+            kept.details.iter().any(|d| d.starts_with("Nothing is pruned: the machine `alice-devbox` stays in the tailnet as it is")),
+            "{:?}",
+            kept.details
+        );
+        assert!(!kept.details.iter().any(|d| d.contains("goes with the pruned state Secret")), "{:?}", kept.details);
     }
 }

@@ -27,15 +27,10 @@ pub(super) fn removed(old: &Resource, before: &Resources, after: &Resources, unc
     if home_stays {
         let archived = Risk::new(Kind::BoxArchived, old, format!("the box is archived: {pod_goes}, the home volume stays"))
             .detail(format!("The StatefulSet leaves out/ and the sync deletes it{and_pod}. Only the home volume is kept; `state = \"running\"` brings the box back with the same home."));
-        tailnet::machine_left_behind(old, archived)
+        tailnet::machine_left_behind(old, archived, true)
     } else {
         let namespace = old.namespace.as_deref().unwrap_or("default");
-        // Flux prunes what the user's Kustomization applied, and it leaves with the bundle.
-        // Without one, the box is Argo CD's (or applied by hand), and what a deleted Application
-        // applied stays: `preserveResourcesOnDeletion` on the ApplicationSet.
-        let flux_prunes = before.values().any(|r| {
-            r.owner == old.owner && r.kind == "Kustomization" && r.path.starts_with(&format!("{}/flux/", crate::emit::GITOPS_DIR))
-        });
+        let flux_prunes = crate::diff::resource::pruned_by_flux(&before.values().filter(|r| r.owner == old.owner).collect::<Vec<_>>());
         let summary = if was_stopped || flux_prunes {
             format!("the box is removed: {pod_goes}")
         } else {
@@ -49,7 +44,7 @@ pub(super) fn removed(old: &Resource, before: &Resources, after: &Resources, unc
                 "with Argo CD, archive the box first (`state = \"archived\"`, merge, let it sync) and remove the user file after; or delete what is left by hand: `kubectl --namespace {namespace} delete statefulset,cronjob,service,networkpolicy,configmap,serviceaccount,secret,role,rolebinding --selector app.kubernetes.io/instance={}`",
                 old.owner
             ));
-        tailnet::machine_left_behind(old, removed)
+        tailnet::machine_left_behind(old, removed, flux_prunes)
     }
 }
 
