@@ -57,7 +57,7 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     check::refuse_impossible_changes(&before, &after, &repo)?;
     let rendered: BTreeSet<&str> = after.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
     check::refuse_impossible_changes(&existing.hand_made_claims(&rendered), &after, &repo)?;
-    Ok(diff::plan_changes(&before, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
+    Ok(diff::plan_changes(&before, &after, &unchanged_owners, &BTreeSet::new()).priced(repo.settings().prices.as_ref()))
 }
 
 /// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
@@ -70,8 +70,17 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
         .map(|template| BuildCache::from_stored(StoredCache::read(&context.root), &template))
         .unwrap_or_default();
     let existing = write::read_existing(&context.root, &cache)?;
-    context.warn(write::foreign_files(&existing, &compiled).0);
-    let mut at = git::read_out_at(&context.root, rev, &compiled.tree)?;
+    let (warnings, mut hand_written) = write::foreign_files(&existing, &compiled);
+    context.warn(warnings);
+    // What the branch adds or changes there by hand is applied as it is: shown and checked
+    // with the rest, as the branch's side of the comparison. Not inside a bundle, whose
+    // kustomization.yaml lists only what devbox-gen wrote (Argo CD and Flux apply that list).
+    hand_written.retain(|path| {
+        !path.rsplit_once('/').is_some_and(|(dir, _)| compiled.tree.files.contains_key(&format!("{dir}/kustomization.yaml")))
+    });
+    compiled.tree.files.extend(existing.foreign_tree(&hand_written).files);
+    let hand_written: BTreeSet<String> = hand_written.into_iter().collect();
+    let mut at = git::read_out_at(&context.root, rev, &compiled.tree, &hand_written)?;
     context.warn(crate::diagnostic::Diagnostics(std::mem::take(&mut at.notes)));
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
@@ -80,5 +89,5 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let mut hand_made = at.hand_made_claims;
     hand_made.files.retain(|path, _| write::is_claim_of(path, &rendered));
     check::refuse_impossible_changes(&hand_made, &after, &repo)?;
-    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners).priced(repo.settings().prices.as_ref()))
+    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref()))
 }

@@ -311,7 +311,7 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
     let none = Vec::new();
     users
         .iter()
-        .filter(|u| !u.is_shared())
+        .filter(|u| !u.is_shared() && !u.is_hand_written())
         .filter_map(|u| {
             let old = before_by_owner.get(u.user.as_str()).unwrap_or(&none);
             let new = after_by_owner.get(u.user.as_str()).unwrap_or(&none);

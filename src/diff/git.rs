@@ -8,15 +8,17 @@
 //! The config repo may sit anywhere inside the git repository (`rev-parse --show-prefix`). As
 //! for `out/` on disk, only files that start with the generated marker count; the rest are
 //! someone else's, except claim files that lost the marker to a hand edit, which the checks of
-//! what a home claim cannot become still hold against.
+//! what a home claim cannot become still hold against, and the base side of the hand-written
+//! manifests the branch keeps in `out/`, which Argo CD and Flux apply as they are.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{GENERATED_MARKER, OutTree};
-use crate::write::{MAX_CLAIM_BYTES, is_claim_file};
+use crate::write::{MAX_CLAIM_BYTES, MAX_FOREIGN_BYTES, UNREAD_FOREIGN, is_claim_file};
 
 /// `out/` at a revision, as far as it differs from a compiled tree.
 #[derive(Debug, Default)]
@@ -42,10 +44,11 @@ pub(crate) fn blob_id(bytes: &[u8]) -> String {
 }
 
 /// The generated files of `out/` at `rev`, relative to `out/` like [`crate::write::read_existing`],
-/// except those that are byte for byte the file of `compiled` at the same path: git's object
-/// ids say so without reading them. No `out/` at that revision (the PR that adds the first
+/// and those of the `hand_written` manifests the work tree keeps there, except those that are
+/// byte for byte the file of `compiled` at the same path: git's object ids say so without
+/// reading them. No `out/` at that revision (the PR that adds the first
 /// user) is an empty tree.
-pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<OutAt, Diagnostics> {
+pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_written: &BTreeSet<String>) -> Result<OutAt, Diagnostics> {
     if rev.is_empty() || rev.starts_with('-') || rev.contains(|c: char| c.is_control() || c == ' ') {
         return Err(Diagnostic::error(format!("`{}` is not a git revision", rev.escape_debug()))
             .help("give a branch, tag or commit, e.g. `--base origin/main`")
@@ -132,6 +135,10 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree) -> Result<
             tree.files.insert(path, text.to_string());
         } else if size <= MAX_CLAIM_BYTES && is_claim_file(&path) {
             at.hand_made_claims.files.insert(path, text.to_string());
+        } else if hand_written.contains(&path) {
+            // A hand-written manifest the branch changes: compared with what it was.
+            let text = if size as u64 <= MAX_FOREIGN_BYTES { text.to_string() } else { UNREAD_FOREIGN.to_string() };
+            tree.files.insert(path, text);
         }
     }
     Ok(at)

@@ -93,7 +93,8 @@ fn json_is_the_documented_shape() {
         serde_json::json!({
             "users": {"added": 0, "removed": 0, "changed": 1},
             "resources": {"added": 0, "removed": 0, "changed": 1},
-            "shared_resources": 0
+            "shared_resources": 0,
+            "hand_written": 0
         })
     );
     let risk = &report["risks"][0];

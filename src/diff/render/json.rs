@@ -33,6 +33,7 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
             "users": {"added": counts.users_added, "removed": counts.users_removed, "changed": counts.users_changed},
             "resources": {"added": counts.resources_added, "removed": counts.resources_removed, "changed": counts.resources_changed},
             "shared_resources": counts.shared_resources,
+            "hand_written": counts.hand_written,
         },
         "risks": plan.risks.iter().map(|risk| json!({
             "level": risk.level().as_str(),

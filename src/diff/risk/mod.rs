@@ -28,6 +28,8 @@
 //! - `autostop`: the box starts stopping by itself when idle, or its idle window or working
 //!   hours change ([`Level::Downtime`]), or it stops doing so and runs until Git stops it
 //!   ([`Level::Restart`]);
+//! - `foreign`: a file of `out/` devbox-gen did not generate, which Argo CD and Flux apply as
+//!   it is ([`Level::Access`]);
 //! - `owner`: the owner's own kubectl access to the box (`[owners]`) granted, changed or
 //!   removed ([`Level::Access`]).
 //!
@@ -47,6 +49,7 @@
 mod access;
 mod autostop;
 mod engine;
+pub(crate) mod foreign;
 mod home;
 mod immutable;
 mod owner;
@@ -112,6 +115,7 @@ pub(crate) enum Kind {
     OwnerAccessChanged,
     OwnerAccessRemoved,
     ClusterRoleBound,
+    ForeignManifest,
     NetworkPolicyRemoved,
     BoxRemoved,
     BoxArchived,
@@ -145,6 +149,7 @@ impl Kind {
             | Kind::OwnerAccessChanged
             | Kind::OwnerAccessRemoved
             | Kind::ClusterRoleBound
+            | Kind::ForeignManifest
             | Kind::NetworkPolicyRemoved
             | Kind::HomeHandedOver => Level::Access,
             // Off Spot too: the pod is rescheduled, and may wait for a standard node. A new
@@ -180,6 +185,7 @@ impl Kind {
             Kind::OwnerAccessChanged => "owner-access-changed",
             Kind::OwnerAccessRemoved => "owner-access-removed",
             Kind::ClusterRoleBound => "cluster-role-bound",
+            Kind::ForeignManifest => "foreign-manifest",
             Kind::NetworkPolicyRemoved => "network-policy-removed",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
@@ -297,8 +303,13 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
     risks.retain(|r| r.kind != Kind::PodRestart || !restart_told.contains(r.user.as_str()));
     risks.extend(autostop);
     risks.extend(owner::access(before, after));
-    risks.sort_by(|a, b| (a.level(), a.kind, &a.user, &a.resource, &a.summary).cmp(&(b.level(), b.kind, &b.user, &b.resource, &b.summary)));
+    risks.sort_by(order);
     risks
+}
+
+/// Most dangerous first, then by kind, user and object, so a report reads the same every run.
+pub(crate) fn order(a: &Risk, b: &Risk) -> std::cmp::Ordering {
+    (a.level(), a.kind, &a.user, &a.resource, &a.summary).cmp(&(b.level(), b.kind, &b.user, &b.resource, &b.summary))
 }
 
 /// A value from a user file, ready to sit between backticks in text and Markdown: no backticks
