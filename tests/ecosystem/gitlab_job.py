@@ -14,11 +14,18 @@ Two merge requests:
   - one that is fine: the job passes and the report is `[]`, which tells GitLab the problems of
     an earlier pipeline are fixed.
 
+Then the merge request's note, with DEVBOX_BOT_TOKEN set, against a stand-in for GitLab's
+notes API (GET, POST and PUT on /projects/:id/merge_requests/:iid/notes, paginated with
+`page` and `per_page`, the token in PRIVATE-TOKEN): no note while there is nothing to report;
+one note posted at the first change; the same note edited at the next push, and again when
+the change is gone; a teammate's notes left alone, however many pages they fill.
+
 usage: gitlab_job.py DEVBOX_GEN
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import pathlib
@@ -26,6 +33,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import urllib.parse
+from typing import ClassVar
 
 import yaml
 
@@ -50,7 +60,64 @@ def git(repo: pathlib.Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def run_job(repo: pathlib.Path, binary: pathlib.Path) -> tuple[int, list[dict], str]:
+TOKEN = "glpat-devbox-bot"
+NOTES = "/api/v4/projects/7/merge_requests/3/notes"
+
+
+class NotesApi(http.server.BaseHTTPRequestHandler):
+    """GitLab's merge request notes, as far as the job uses them."""
+
+    notes: ClassVar[list[dict]] = []
+    calls: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def authorised(self) -> bool:
+        if self.headers.get("PRIVATE-TOKEN") == TOKEN:
+            return True
+        self.reply(401, {"message": "401 Unauthorized"})
+        return False
+
+    def body(self) -> str:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))["body"]
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != NOTES or not self.authorised():
+            return self.reply(404, {}) if url.path != NOTES else None
+        query = urllib.parse.parse_qs(url.query)
+        page, per_page = int(query["page"][0]), int(query["per_page"][0])
+        self.calls.append(f"GET page {page}")
+        self.reply(200, self.notes[(page - 1) * per_page : page * per_page])
+
+    def do_POST(self) -> None:
+        if self.path != NOTES or not self.authorised():
+            return None
+        note = {"id": 1000 + len(self.notes), "body": self.body()}
+        self.notes.append(note)
+        self.calls.append(f"POST {note['id']}")
+        return self.reply(201, note)
+
+    def do_PUT(self) -> None:
+        head, _, note_id = self.path.rpartition("/")
+        if head != NOTES or not self.authorised():
+            return None
+        note = next(n for n in self.notes if str(n["id"]) == note_id)
+        note["body"] = self.body()
+        self.calls.append(f"PUT {note_id}")
+        return self.reply(200, note)
+
+
+def run_job(repo: pathlib.Path, binary: pathlib.Path, api: str | None = None) -> tuple[int, list[dict], str]:
     job = yaml.safe_load(TEMPLATE.read_text())["devboxes"]
     report = job["artifacts"]["reports"]["codequality"]
     if report != REPORT:
@@ -69,6 +136,8 @@ def run_job(repo: pathlib.Path, binary: pathlib.Path) -> tuple[int, list[dict], 
         "GIT_CONFIG_GLOBAL": "/dev/null",
     }
     env.pop("DEVBOX_BOT_TOKEN", None)
+    if api:
+        env.update({"DEVBOX_BOT_TOKEN": TOKEN, "CI_API_V4_URL": f"{api}/api/v4", "CI_PROJECT_ID": "7", "CI_MERGE_REQUEST_IID": "3"})
     (repo / REPORT).unlink(missing_ok=True)
     done = subprocess.run(["dash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, check=False)
     if not (repo / REPORT).exists():
@@ -120,9 +189,44 @@ def main() -> None:
         code, issues, stderr = run_job(repo, binary)
         if code != 0 or issues != []:
             sys.exit(f"a clean merge request: the job exited {code} with {issues}:\n{stderr}")
+        notes = check_the_note(repo, binary)
     print(
-        f"the GitLab job, run by dash: a broken user file fails it with one blocker at {where[1]}:{where[2]} in {REPORT}; a clean merge request passes with []"
+        f"the GitLab job, run by dash: a broken user file fails it with one blocker at {where[1]}:{where[2]} in {REPORT}; a clean merge request passes with []; {notes}"
     )
+
+
+def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotesApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_address[1]}"
+    # A busy merge request: a teammate's 150 notes come first, over two pages.
+    NotesApi.notes = [{"id": n, "body": f"looks good {n}"} for n in range(150)]
+    try:
+        code, _, stderr = run_job(repo, binary, api)
+        if code != 0 or any(not call.startswith("GET") for call in NotesApi.calls):
+            sys.exit(f"nothing to report: the job exited {code} and called {NotesApi.calls}:\n{stderr}")
+        # The merge request adds carol, with the out/ `build` makes of her.
+        (repo / "users" / "carol.toml").write_text(user("carol@example.com"))
+        subprocess.run([str(binary), "-C", str(repo), "build"], check=True, capture_output=True)
+        for push in ("first change", "second push"):
+            NotesApi.calls.clear()
+            code, _, stderr = run_job(repo, binary, api)
+            ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+            if code != 0 or len(ours) != 1 or "carol (new user)" not in ours[0]["body"]:
+                sys.exit(f"{push}: exit {code}, our notes {[n['id'] for n in ours]}, calls {NotesApi.calls}:\n{stderr}")
+        if NotesApi.calls[-1] != f"PUT {ours[0]['id']}":
+            sys.exit(f"a second push posted anew instead of editing note {ours[0]['id']}: {NotesApi.calls}")
+        (repo / "users" / "carol.toml").unlink()
+        subprocess.run([str(binary), "-C", str(repo), "build"], check=True, capture_output=True)
+        code, _, stderr = run_job(repo, binary, api)
+        ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+        if code != 0 or len(ours) != 1 or "No changes" not in ours[0]["body"]:
+            sys.exit(f"the change undone: exit {code}, our notes {[(n['id'], n['body'][:80]) for n in ours]}:\n{stderr}")
+        if any(n["body"] != f"looks good {n['id']}" for n in NotesApi.notes if n not in ours):
+            sys.exit("a teammate's note was changed")
+    finally:
+        server.shutdown()
+    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes"
 
 
 if __name__ == "__main__":
