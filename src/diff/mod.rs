@@ -58,6 +58,17 @@ pub(crate) struct ResourceChange {
     pub diff: String,
 }
 
+impl ResourceChange {
+    /// The paths of an object whose file moves in `out/` with the same bytes (a bundle moving
+    /// to a cluster's directory): what to say instead of an empty diff.
+    pub(crate) fn moved_only(&self) -> Option<(&str, &str)> {
+        match (self.change, &self.before, &self.after) {
+            (Change::Changed, Some(before), Some(after)) if before != after && !self.diff.contains("\n@@") => Some((before, after)),
+            _ => None,
+        }
+    }
+}
+
 /// The changes of one user's bundle, or of the delivery manifests devbox.toml owns.
 #[derive(Clone, Debug)]
 pub(crate) struct UserChange {

@@ -203,6 +203,14 @@ fn risk_item(group: &RiskGroup<'_>) -> String {
 /// removed resource is one line: its contents are in the base already, and the comment's room
 /// is better spent on what is new.
 fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
+    if let Some((from, to)) = resource.moved_only() {
+        return format!(
+            "**moved** {} ({} → {})\n\n",
+            inline(&crate::diff::risk::code(&resource.id)),
+            inline(&crate::diff::risk::code(&format!("out/{from}"))),
+            inline(&crate::diff::risk::code(&format!("out/{to}")))
+        );
+    }
     if let (Change::Removed, Some(path)) = (resource.change, &resource.before) {
         let lines = resource.diff.lines().filter(|l| l.starts_with('-') && !l.starts_with("--- ")).count();
         return format!(

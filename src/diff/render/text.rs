@@ -101,6 +101,11 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
         writeln!(out)?;
         for resource in &user.resources {
             out.set_color(ColorSpec::new().set_bold(true))?;
+            if let Some((from, to)) = resource.moved_only() {
+                writeln!(out, "moved {}: out/{} → out/{}", printable(&resource.id), printable(from), printable(to))?;
+                out.reset()?;
+                continue;
+            }
             writeln!(out, "{} {}", resource.change.as_str(), printable(&resource.id))?;
             out.reset()?;
             diff(out, &resource.diff)?;
