@@ -102,8 +102,11 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
 const USERS_SHOWN: usize = 200;
 
 /// The cost section: its heading, then a table with a row per box, or per group of boxes that
-/// change alike. Like the lists above it, it stops at half the budget, with a count.
+/// change alike. Like the lists above it, it stops at half the budget, with a count; but it
+/// always has an eighth of the budget of its own, so risks that took half of it (500 boxes
+/// removed at once) still leave the table its first rows.
 fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String) {
+    let limit = (budget / 2).max(out.len() + budget / 8);
     let report = plan.cost();
     let Some((total, covers)) = cost_heading(&report) else { return };
     out.push_str(&format!("**{}** ({})\n\n", inline(&total), inline(&covers)));
@@ -120,7 +123,7 @@ fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String)
             None if priced => format!("| {} | | {} |\n", inline(&who), inline(&group.what)),
             None => format!("| {} | {} |\n", inline(&who), inline(&group.what)),
         };
-        if out.len() + row.len() + RESERVE > budget / 2 {
+        if out.len() + row.len() + RESERVE > limit {
             let note = format!("… and {} more: run `{}` to see them all", groups.len() - i, baseline.command());
             out.push_str(&if priced { format!("| {note} | | |\n") } else { format!("| {note} | |\n") });
             break;
@@ -351,6 +354,36 @@ mod tests {
         let roomy = render_within(&big, &Baseline::Disk, 2_000_000);
         assert!(roomy.contains("⚠️ DOWNTIME** **3 users**: the box is stopped"), "{roomy}");
         assert!(!roomy.contains("more ("), "nothing is counted instead of listed");
+    }
+
+    /// 300 boxes removed at once: their risks take half the comment, and the cost table
+    /// still shows its row rather than only "… and 1 more".
+    #[test]
+    fn the_cost_table_keeps_a_share_of_its_own() {
+        use crate::diff::cost::{BoxCost, Side, State};
+        use crate::diff::risk::{Kind, Risk};
+        let mut big = plan(300, 50);
+        for i in 0..300 {
+            big.risks.push(Risk {
+                kind: Kind::BoxRemoved,
+                resource: format!("StatefulSet/ns/u{i}"),
+                user: format!("u{i}"),
+                summary: format!("the box u{i} leaves out/, and a sentence long enough to take room"),
+                details: vec!["what it means, at length. ".repeat(4)],
+                help: Vec::new(),
+                facts: std::collections::BTreeMap::new(),
+            });
+            big.cost.push(BoxCost {
+                user: format!("u{i}"),
+                before: Side::default(),
+                after: Side::default(),
+                states: Some((State::Running, State::Absent)),
+            });
+        }
+        let markdown = render_within(&big, &Baseline::Disk, 20_000);
+        assert!(markdown.len() <= 20_000, "{}", markdown.len());
+        let table = &markdown[markdown.find("| box | what changes |").expect("a cost table")..];
+        assert!(table.contains("| 300 users: u0, u1, u2, u3,"), "{table}");
     }
 
     #[test]
