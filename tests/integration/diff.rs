@@ -205,7 +205,10 @@ fn a_bundle_that_moves_in_out_is_compared_by_object_and_the_data_does_not_follow
     assert_eq!(risks(&repo), pairs(&[("home-volume-moved", "alice")]));
     let run = diff(&repo, 1);
     assert_contains!(run.stdout, "alice: the bundle moves from out/prod/alice/ to out/alice/");
-    assert_contains!(run.stdout, "moved StatefulSet/devboxes/alice: out/prod/alice/statefulset-alice.yaml → out/alice/statefulset-alice.yaml\n");
+    assert_contains!(
+        run.stdout,
+        "moved StatefulSet/devboxes/alice: out/prod/alice/statefulset-alice.yaml → out/alice/statefulset-alice.yaml\n"
+    );
     assert_not_contains!(run.stdout, "+++ b/out/alice/statefulset-alice.yaml", "a move alone has no diff to show");
     assert_not_contains!(run.stdout, "removed", "moved objects are not removed and added");
     let markdown = repo.run_ok(&["diff", "--format", "markdown"], 1).stdout;
@@ -217,7 +220,10 @@ fn a_bundle_that_moves_in_out_is_compared_by_object_and_the_data_does_not_follow
     let moved = repo.read("out/prod/alice/configmap-alice-devbox.yaml");
     repo.write("out/prod/alice/configmap-alice-devbox.yaml", &format!("{moved}  extra: x\n"));
     let run = diff(&repo, 1);
-    assert_contains!(run.stdout, "changed ConfigMap/devboxes/alice-devbox\n--- a/out/prod/alice/configmap-alice-devbox.yaml\n+++ b/out/alice/configmap-alice-devbox.yaml\n@@");
+    assert_contains!(
+        run.stdout,
+        "changed ConfigMap/devboxes/alice-devbox\n--- a/out/prod/alice/configmap-alice-devbox.yaml\n+++ b/out/alice/configmap-alice-devbox.yaml\n@@"
+    );
 }
 
 #[test]

@@ -211,6 +211,31 @@ fn switching_from_argo_cd_to_flux_says_both_halves_are_done_by_hand() {
     );
 }
 
+/// Flux moving to a cluster's directory (the single-cluster layout becomes `[[clusters]]`):
+/// its objects keep their names, so applying the new directory updates them in place.
+/// Nothing is to be suspended or deleted, least of all a box's Kustomization by its name,
+/// which would now be the new one.
+#[test]
+fn flux_moving_to_a_cluster_directory_takes_over_its_objects_by_name() {
+    let flux = |clusters: &str| {
+        settings("", clusters)
+            .replace("gitops = [\"argocd\"]", "gitops = [\"flux\"]")
+            .replace("[defaults]\n", "[defaults]\ncluster = \"prod\"\n")
+    };
+    let repo = Repo::new(&settings("", "").replace("gitops = [\"argocd\"]", "gitops = [\"flux\"]"))
+        .user("alice", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &flux("\n[[clusters]]\nname = \"prod\"\nserver = \"https://kubernetes.default.svc\"\n"));
+    let text = risk_text(&repo);
+    assert_contains!(
+        text,
+        "devbox.toml: delivery moves from `out/_gitops/flux/default/` to `out/_gitops/flux/prod/`: nothing applies the new objects until they are applied once by hand; they then take over the old ones, which have the same names\n"
+    );
+    assert_contains!(text, "help: after the merge, apply `out/_gitops/flux/prod/` once");
+    assert_not_contains!(text, "flux suspend");
+    assert_not_contains!(text, "delete kustomization");
+}
+
 /// A cluster added to `[[clusters]]` gets its own delivery directory, which its engine
 /// applies only once someone has applied it by hand.
 #[test]

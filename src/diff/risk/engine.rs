@@ -119,6 +119,13 @@ pub(super) fn changed(before: &Resources, after: &Resources, moved: bool) -> Opt
     let arrived: Vec<Delivery<'_>> = is.keys().filter(|d| !was.contains_key(*d) && !told(d.0)).copied().collect();
     let first = arrived.first().map(|d| is[d]).or_else(|| left.first().map(|d| was[d]))?;
     let (gone, new) = (engines(&left), engines(&arrived));
+    // What leaves with the old directories: not an object the new ones name again (a box's
+    // Flux Kustomization keeps its name when Flux changes directory, and applying the new
+    // directory updates it in place; suspending or deleting it by that name would hit the new
+    // one). Ids tell clusters apart (`@prod`), names within a cluster's Flux do not.
+    let renamed = |r: &Resource| !after.values().any(|a| a.kind == r.kind && a.namespace == r.namespace && a.name == r.name);
+    let retired: Vec<&Resource> =
+        before.values().filter(|r| renamed(r)).filter(|r| left.iter().any(|d| r.path.starts_with(&under(*d)))).collect();
     let summary = match (left.is_empty(), arrived.is_empty()) {
         (false, true) => format!(
             "{} leaves out/, but nothing removes it from the cluster: {} keeps syncing the boxes until its objects are deleted by hand",
@@ -126,6 +133,11 @@ pub(super) fn changed(before: &Resources, after: &Resources, moved: bool) -> Opt
             named(&gone)
         ),
         (true, false) => format!("{} is new: nothing applies it until it is applied once by hand", listed(&arrived)),
+        _ if retired.is_empty() => format!(
+            "delivery moves from {} to {}: nothing applies the new objects until they are applied once by hand; they then take over the old ones, which have the same names",
+            listed(&left),
+            listed(&arrived)
+        ),
         _ => format!(
             "delivery moves from {} to {}: nothing applies the new objects until they are applied once by hand, and the old ones keep syncing the boxes until deleted",
             listed(&left),
@@ -184,8 +196,6 @@ pub(super) fn changed(before: &Resources, after: &Resources, moved: bool) -> Opt
                 .join(", ")
         ));
     }
-    let retired: Vec<&Resource> =
-        before.values().filter(|r| !after.contains_key(&r.id)).filter(|r| left.iter().any(|d| r.path.starts_with(&under(*d)))).collect();
     if gone.contains(&Engine::Argocd) {
         let argocd: Vec<&Resource> = retired.iter().copied().filter(|r| r.path.contains("/argocd/")).collect();
         risk.help.extend(retire_argocd(&argocd));
@@ -300,21 +310,26 @@ mod tests {
     /// the GitRepository and one Kustomization per user.
     fn flux(dir: &str, users: &[&str]) -> Vec<Resource> {
         let named = |base: &str| if dir == "default" { base.to_string() } else { format!("{base}-{dir}") };
+        // As `resources` keys them: the objects of a cluster's Flux directory carry `@DIR`.
+        let in_dir = |mut r: Resource| {
+            r.id = format!("{}@{dir}", r.id);
+            r
+        };
         let kustomization = |name: String, path: String| {
-            object(
+            in_dir(object(
                 &format!("_gitops/flux/{dir}/kustomization-{name}.yaml"),
                 "flux-system",
                 json!({"kind": "Kustomization", "metadata": {"name": name}, "spec": {"path": path}}),
-            )
+            ))
         };
         let mut objects = vec![
             kustomization(named("devboxes-gitops"), format!("./out/_gitops/flux/{dir}")),
             kustomization(named("devboxes-namespace"), format!("./out/_gitops/namespace/{dir}")),
-            object(
+            in_dir(object(
                 &format!("_gitops/flux/{dir}/gitrepository-{}.yaml", named("devboxes")),
                 "flux-system",
                 json!({"kind": "GitRepository", "metadata": {"name": named("devboxes")}}),
-            ),
+            )),
         ];
         objects.extend(users.iter().map(|user| kustomization(format!("devbox-{user}"), format!("./out/{user}"))));
         objects
