@@ -70,6 +70,9 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
         .map(|template| BuildCache::from_stored(StoredCache::read(&context.root), &template))
         .unwrap_or_default();
     let existing = write::read_existing(&context.root, &cache)?;
+    // Argo CD and Flux apply the branch's committed out/, not this compile: said first when
+    // they differ (a hand-written manifest, kept by `build`, is said by its own risk).
+    let out_behind = write::changes(&existing, &compiled).count();
     let (warnings, mut hand_written) = write::foreign_files(&existing, &compiled);
     context.warn(warnings);
     // What the branch adds or changes there by hand is applied as it is: shown and checked
@@ -89,5 +92,6 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let mut hand_made = at.hand_made_claims;
     hand_made.files.retain(|path, _| write::is_claim_of(path, &rendered));
     check::refuse_impossible_changes(&hand_made, &after, &repo)?;
-    Ok(diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref()))
+    let plan = diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref());
+    Ok(diff::Plan { out_behind, ..plan })
 }

@@ -123,6 +123,9 @@ pub(crate) struct Plan {
     pub cost: Vec<cost::BoxCost>,
     /// devbox.toml's `[prices]`, to put a price on `cost` ([`Plan::priced`]).
     pub prices: Option<cost::PriceList>,
+    /// With `--base`: how many files of the branch's own `out/` are not what users/ compiles
+    /// to. Argo CD and Flux apply the committed `out/`, so the report says so first.
+    pub out_behind: usize,
 }
 
 /// How many of what, for the one-line summary.
@@ -315,7 +318,7 @@ pub(crate) fn plan_changes(
     let mut risks = risk::classify(&old, &new, unchanged_owners);
     risks.extend(risk::foreign::manifests(&old, &new, hand_written));
     risks.sort_by(risk::order);
-    Plan { users, risks, fields, cost, prices: None }
+    Plan { users, risks, fields, cost, prices: None, out_behind: 0 }
 }
 
 #[cfg(test)]

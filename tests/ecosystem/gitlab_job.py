@@ -18,7 +18,8 @@ Then the merge request's note, with DEVBOX_BOT_TOKEN set, against a stand-in for
 notes API (GET, POST and PUT on /projects/:id/merge_requests/:iid/notes, paginated with
 `page` and `per_page`, the token in PRIVATE-TOKEN): no note while there is nothing to report;
 one note posted at the first change; the same note edited at the next push, and again when
-the change is gone; a teammate's notes left alone, however many pages they fill.
+the change is gone; at a push whose out/ is stale the job fails, yet the note still tells the
+change, behind a warning; a teammate's notes left alone, however many pages they fill.
 
 usage: gitlab_job.py DEVBOX_GEN
 """
@@ -222,11 +223,22 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
         ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
         if code != 0 or len(ours) != 1 or "No changes" not in ours[0]["body"]:
             sys.exit(f"the change undone: exit {code}, our notes {[(n['id'], n['body'][:80]) for n in ours]}:\n{stderr}")
+        # A push that forgets to rebuild out/: the job fails at `build --check`, but the note
+        # still tells the change, behind a warning.
+        (repo / "users" / "dave.toml").write_text(user("dave@example.com"))
+        code, _, stderr = run_job(repo, binary, api)
+        ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+        body = ours[0]["body"] if len(ours) == 1 else ""
+        if code != 1 or "> [!WARNING]\n> out/ in this branch is not what users/ compiles to" not in body:
+            sys.exit(f"a stale out/: exit {code}, note {body[:300]!r}:\n{stderr}")
+        if "dave (new user)" not in body:
+            sys.exit(f"a stale out/: the note does not tell the change: {body[:600]!r}")
+        (repo / "users" / "dave.toml").unlink()
         if any(n["body"] != f"looks good {n['id']}" for n in NotesApi.notes if n not in ours):
             sys.exit("a teammate's note was changed")
     finally:
         server.shutdown()
-    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes"
+    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes, and still at a push whose out/ is stale (the job failing)"
 
 
 if __name__ == "__main__":

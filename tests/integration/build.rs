@@ -232,18 +232,49 @@ fn a_manifest_devbox_gen_did_not_write_fails_the_check() {
     repo.run_ok(&["build", "--check"], 0);
 }
 
+/// alice's repo, built and committed on `main`: the base a pull request is compared with.
+fn alice_built_on_main() -> Repo {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "-m", "base"]] {
+        crate::common::git(repo.path(), args);
+    }
+    repo
+}
+
+/// A branch that forgot to rebuild out/: `diff --base` shows what users/ compiles to, and
+/// says first that the committed out/, which Argo CD and Flux apply, is not that.
+#[test]
+fn diff_base_says_first_when_the_branchs_out_is_behind() {
+    let repo = alice_built_on_main();
+    repo.write("users/bob.toml", &user_file("bob@example.com", KEY_ALICE_2));
+    let run = repo.run_ok(&["diff", "--base", "main"], 1);
+    assert!(
+        run.stdout.starts_with("note: out/ in this branch is not what users/ compiles to (10 files differ): this report shows what users/ compiles to, but Argo CD and Flux apply the committed out/. Run `devbox-gen build` and commit out/.\n\nRisks"),
+        "{}",
+        run.stdout
+    );
+    assert_contains!(run.stdout, "bob (new user)");
+    let markdown = repo.run_ok(&["diff", "--base", "main", "--format", "markdown"], 1).stdout;
+    assert_contains!(
+        markdown,
+        "### devbox-gen diff\n\n> [!WARNING]\n> out/ in this branch is not what users/ compiles to (10 files differ)"
+    );
+    let json: serde_json::Value = serde_json::from_str(&repo.run_ok(&["diff", "--base", "main", "--format", "json"], 1).stdout).unwrap();
+    assert_eq!(json["out_behind"], 10);
+    repo.run_ok(&["build"], 0);
+    let run = repo.run_ok(&["diff", "--base", "main"], 1);
+    assert!(run.stdout.starts_with("Risks"), "built: nothing to say first: {}", run.stdout);
+}
+
 /// In a pull request, a hand-written manifest is what a reviewer must not miss: `diff --base`
 /// shows the file, runs its rules on it, and names it as a risk, once when it is added and
 /// again when it is edited; never when it is the same at the base. One in a bundle directory,
 /// which the bundle's kustomization.yaml does not list, is applied by nothing: a warning only.
 #[test]
 fn diff_base_names_a_hand_written_manifest_the_branch_adds_or_edits() {
-    let repo = Repo::with_alice();
-    repo.run_ok(&["build"], 0);
+    let repo = alice_built_on_main();
     let git = |args: &[&str]| crate::common::git(repo.path(), args);
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "base"]);
     let binding = |role: &str| {
         format!(
             "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: evil}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects:\n- {{kind: ServiceAccount, name: default, namespace: devboxes}}\n"

@@ -570,13 +570,19 @@ fn base_and_disk_agree_on_the_same_change() {
     repo.write("users/alice.toml", &alice("state = \"stopped\"", &[KEY_ALICE], ""));
     repo.write("users/bob.toml", &user("state = \"archived\"", "bob@example.com", &[KEY_ALICE_2], ""));
     repo.write("users/carol.toml", &user("", "carol@example.com", &[KEY_ALICE], ""));
+    // Set aside: what each compared with, and whether the branch's out/ is current, which
+    // only `--base` asks (out/ on disk is what the other mode compares with).
     let plan = |args: &[&str]| {
         let mut json: serde_json::Value = serde_json::from_str(&repo.run_ok(args, 1).stdout).unwrap();
-        json.as_object_mut().unwrap().remove("base");
-        json
+        let object = json.as_object_mut().unwrap();
+        object.remove("base");
+        let behind = object.remove("out_behind").unwrap();
+        (json, behind)
     };
-    let on_disk = plan(&["diff", "--format", "json"]);
-    assert_eq!(on_disk, plan(&["diff", "--base", "main", "--format", "json"]));
+    let (on_disk, behind) = plan(&["diff", "--format", "json"]);
+    let (at_main, behind_main) = plan(&["diff", "--base", "main", "--format", "json"]);
+    assert_eq!(on_disk, at_main);
+    assert_eq!((behind, behind_main.as_u64().is_some_and(|n| n > 0)), (serde_json::json!(0), true));
     let risks: Vec<&str> = on_disk["risks"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(risks, ["key-added", "box-archived", "box-stopped"]);
 }

@@ -28,6 +28,7 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
             Baseline::Revision(rev) => Value::String((*rev).to_string()),
         },
         "changed": !plan.is_empty(),
+        "out_behind": plan.out_behind,
         "summary": plan.summary(),
         "counts": {
             "users": {"added": counts.users_added, "removed": counts.users_removed, "changed": counts.users_changed},

@@ -7,8 +7,8 @@
 //! while they fit, and a note says what was left out and how to see it.
 
 use super::{
-    Baseline, RiskGroup, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading, summary_line,
-    user_heading,
+    Baseline, RiskGroup, behind_note, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading,
+    summary_line, user_heading,
 };
 use crate::diff::risk::Level;
 use crate::diff::{Change, Plan, ResourceChange};
@@ -34,6 +34,9 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline) -> String {
 /// [`render`] with another size budget (bytes).
 pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> String {
     let mut out = format!("{MARKER}\n### devbox-gen diff\n\n");
+    if let Some(note) = behind_note(plan) {
+        out.push_str(&format!("> [!WARNING]\n> {}\n\n", inline(&note)));
+    }
     if plan.is_empty() {
         out.push_str(&inline(&summary_line(plan, baseline)));
         out.push('\n');

@@ -61,6 +61,17 @@ pub(crate) fn user_heading(user: &UserChange) -> String {
     format!("{}{status}: {}", user.user, parts.join(", "))
 }
 
+/// When the branch's `out/` is not what users/ compiles to: said before anything else, since
+/// the report shows what users/ compiles to and the cluster gets what is committed.
+pub(crate) fn behind_note(plan: &Plan) -> Option<String> {
+    (plan.out_behind > 0).then(|| {
+        format!(
+            "out/ in this branch is not what users/ compiles to ({}): this report shows what users/ compiles to, but Argo CD and Flux apply the committed out/. Run `devbox-gen build` and commit out/.",
+            if plan.out_behind == 1 { "1 file differs".to_string() } else { format!("{} files differ", plan.out_behind) }
+        )
+    })
+}
+
 /// The summary line with what it was compared with.
 pub(crate) fn summary_line(plan: &Plan, baseline: &Baseline) -> String {
     if plan.is_empty() {

@@ -8,7 +8,8 @@ use std::io;
 use codespan_reporting::term::termcolor::{Color, ColorSpec, WriteColor};
 
 use super::{
-    Baseline, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading, summary_line, user_heading,
+    Baseline, behind_note, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading, summary_line,
+    user_heading,
 };
 use crate::diff::Plan;
 use crate::diff::risk::Level;
@@ -27,6 +28,12 @@ const FIELDS_SHOWN: usize = 30;
 const COSTS_SHOWN: usize = 30;
 
 pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor) -> io::Result<()> {
+    if let Some(note) = behind_note(plan) {
+        out.set_color(ColorSpec::new().set_fg(Some(Color::Yellow)).set_bold(true))?;
+        write!(out, "note")?;
+        out.reset()?;
+        writeln!(out, ": {note}\n")?;
+    }
     if plan.is_empty() {
         writeln!(out, "{}", summary_line(plan, baseline))?;
         return Ok(());
