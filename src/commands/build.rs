@@ -116,11 +116,22 @@ fn report(
         }
         return Ok(Outcome::Changed);
     }
+    // The build keeps what it did not write, so "up to date" alone would read as a pass that
+    // `build --check` then fails.
+    let but = if foreign_manifests.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", but it holds {} devbox-gen did not write: `build --check` fails until a person deletes {}",
+            plural(foreign_manifests.len(), "manifest", "manifests"),
+            if foreign_manifests.len() == 1 { "it" } else { "them" }
+        )
+    };
     if changes.is_empty() {
-        context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
+        context.status(&format!("out/ is up to date ({}){but}", plural(users, "user", "users")));
     } else {
         context.status(&format!(
-            "built {} into out/: {} created, {} updated, {} removed",
+            "built {} into out/: {} created, {} updated, {} removed{but}",
             plural(users, "user", "users"),
             changes.created.len(),
             changes.updated.len(),
