@@ -114,11 +114,12 @@ pub(crate) const UNREAD_FOREIGN: &str = "# devbox-gen did not read this file: a 
 pub(crate) const MAX_CLAIM_BYTES: usize = 64 * 1024;
 
 /// Whether `path` names a file Argo CD or Flux would read as manifests: Argo CD's directory
-/// source takes `*.yaml`, `*.yml` and `*.json`, and kustomize-controller's generated
-/// kustomization the YAML and JSON files of its path.
+/// source takes `*.yaml`, `*.yml`, `*.json` and `*.jsonnet`, which it evaluates (argo-cd
+/// `reposerver/repository/repository.go`, `manifestFile`), and kustomize-controller's
+/// generated kustomization the YAML and JSON files of its path.
 pub(crate) fn is_manifest(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    [".yaml", ".yml", ".json"].iter().any(|extension| name.ends_with(extension))
+    [".yaml", ".yml", ".json", ".jsonnet"].iter().any(|extension| name.ends_with(extension))
 }
 
 /// Whether `path` is a PersistentVolumeClaim's file in the bundle of one of `users`.

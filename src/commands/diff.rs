@@ -3,7 +3,7 @@
 //! the risks first, then a diff per resource. Writes nothing. Refuses, like `build`, what
 //! Kubernetes cannot apply.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 
 use codespan_reporting::term::termcolor::{BufferWriter, ColorChoice};
@@ -57,7 +57,7 @@ fn against_disk(context: &mut Context) -> Result<diff::Plan, Diagnostics> {
     check::refuse_impossible_changes(&before, &after, &repo)?;
     let rendered: BTreeSet<&str> = after.files.keys().filter_map(|path| emit::bundle_of(path)).collect();
     check::refuse_impossible_changes(&existing.hand_made_claims(&rendered), &after, &repo)?;
-    Ok(diff::plan_changes(&before, &after, &unchanged_owners, &BTreeSet::new()).priced(repo.settings().prices.as_ref()))
+    Ok(diff::plan_changes(&before, &after, &unchanged_owners, &BTreeMap::new()).priced(repo.settings().prices.as_ref()))
 }
 
 /// The plan against `out/` at a git revision: every box is rendered (the cache knows the work
@@ -72,18 +72,29 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let existing = write::read_existing(&context.root, &cache)?;
     // Argo CD and Flux apply the branch's committed out/, not this compile: said first when
     // they differ (a hand-written manifest, kept by `build`, is said by its own risk).
-    let out_behind = write::changes(&existing, &compiled).count();
-    let (warnings, mut hand_written) = write::foreign_files(&existing, &compiled);
+    let stale = write::changes(&existing, &compiled);
+    let mut out_behind: Vec<String> = stale.created.iter().chain(&stale.updated).chain(&stale.removed).cloned().collect();
+    out_behind.sort();
+    let (warnings, mut kept) = write::foreign_files(&existing, &compiled);
     context.warn(warnings);
-    // What the branch adds or changes there by hand is applied as it is: shown and checked
-    // with the rest, as the branch's side of the comparison. Not inside a bundle, whose
-    // kustomization.yaml lists only what devbox-gen wrote (Argo CD and Flux apply that list).
-    hand_written.retain(|path| {
-        !path.rsplit_once('/').is_some_and(|(dir, _)| compiled.tree.files.contains_key(&format!("{dir}/kustomization.yaml")))
-    });
-    compiled.tree.files.extend(existing.foreign_tree(&hand_written).files);
-    let hand_written: BTreeSet<String> = hand_written.into_iter().collect();
-    let mut at = git::read_out_at(&context.root, rev, &compiled.tree, &hand_written)?;
+    // What the branch has there that no compile makes is applied as it is: the files `build`
+    // keeps, and those it would delete although they carry the generated header (copied by
+    // hand, or left by a stale build). Shown and checked with the rest, as the branch's side
+    // of the comparison, where an engine reads them.
+    kept.extend(stale.removed.iter().filter(|path| write::is_manifest(path)).cloned());
+    let settings = repo.settings();
+    let readers = crate::diff::risk::foreign::Readers {
+        argocd: settings.gitops.contains(&crate::model::GitOps::Argocd),
+        flux: settings.gitops.contains(&crate::model::GitOps::Flux),
+        bundles: compiled.tree.files.keys().filter_map(|path| path.strip_suffix("/kustomization.yaml")).collect(),
+    };
+    let hand_written: BTreeMap<String, String> =
+        kept.into_iter().filter_map(|path| readers.applying(&path).map(|applied| (path, applied))).collect();
+    drop(readers);
+    let paths: Vec<String> = hand_written.keys().cloned().collect();
+    compiled.tree.files.extend(existing.foreign_tree(&paths).files);
+    let hand_written_paths: BTreeSet<String> = paths.into_iter().collect();
+    let mut at = git::read_out_at(&context.root, rev, &compiled.tree, &hand_written_paths)?;
     context.warn(crate::diagnostic::Diagnostics(std::mem::take(&mut at.notes)));
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));

@@ -159,6 +159,11 @@ impl Side {
         self.workloads.iter().filter(|w| w.replicas > 0).find_map(|w| w.working_hours.as_ref())
     }
 
+    /// Whether its workloads left out/ with their bundle and run on, as nothing prunes them.
+    pub(crate) fn left_running(&self) -> bool {
+        self.left_running && self.running()
+    }
+
     /// Whether the pods that run are all on Spot nodes.
     pub(crate) fn spot(&self) -> bool {
         let mut running = self.workloads.iter().filter(|w| w.replicas > 0).peekable();
@@ -205,7 +210,7 @@ impl BoxCost {
         let only_disk = |state: State| matches!(state, State::Stopped | State::Archived);
         match self.states {
             Some((State::Absent, after)) => words.push(format!("new, {}", after.as_str())),
-            Some((_, State::Absent)) if self.after.left_running && self.after.running() => {
+            Some((_, State::Absent)) if self.after.left_running() => {
                 words.push("removed, left running until deleted by hand (only Flux prunes a removed bundle)".into());
             }
             Some((_, State::Absent)) => words.push("removed".into()),
@@ -308,6 +313,7 @@ fn figure_changes(before: &Figures, after: &Figures) -> Vec<String> {
 pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChange]) -> Vec<BoxCost> {
     // By owner once, not a scan of every object per user: a fleet-wide change has thousands.
     let (before_by_owner, after_by_owner) = (by_owner(before), by_owner(after));
+    let flux_left = super::risk::engine::flux_left(before, after);
     let none = Vec::new();
     users
         .iter()
@@ -327,7 +333,7 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
             // ApplicationSet keeps what a deleted Application applied
             // (`preserveResourcesOnDeletion`), and nothing else deletes anything. So its pod
             // runs on, and is billed, until someone deletes it.
-            if u.change == Change::Removed && !crate::diff::resource::pruned_by_flux(old) {
+            if u.change == Change::Removed && !super::risk::engine::pruned_by_flux(old, &flux_left) {
                 sides.1.workloads.clone_from(&sides.0.workloads);
                 sides.1.left_running = true;
             }

@@ -123,9 +123,9 @@ pub(crate) struct Plan {
     pub cost: Vec<cost::BoxCost>,
     /// devbox.toml's `[prices]`, to put a price on `cost` ([`Plan::priced`]).
     pub prices: Option<cost::PriceList>,
-    /// With `--base`: how many files of the branch's own `out/` are not what users/ compiles
-    /// to. Argo CD and Flux apply the committed `out/`, so the report says so first.
-    pub out_behind: usize,
+    /// With `--base`: the files of the branch's own `out/` that are not what users/ compiles
+    /// to, sorted. Argo CD and Flux apply the committed `out/`, so the report says so first.
+    pub out_behind: Vec<String>,
 }
 
 /// How many of what, for the one-line summary.
@@ -245,18 +245,18 @@ pub(crate) fn split_unchanged(tree: OutTree, unchanged: impl Fn(&str, &str) -> b
 /// The changes by user, and their risks, between two `out/` trees that hold only what differs
 /// ([`split_unchanged`] sets the rest aside before anything is parsed, so the cost follows the
 /// size of the change, not of `out/`). `unchanged_owners` are the users who also have files
-/// that did not change (so they are neither added nor removed). `hand_written` are the paths
-/// of files devbox-gen did not generate, which Argo CD and Flux apply all the same: each is a
-/// group of its own (`out/PATH`) and a `foreign-manifest` risk.
+/// that did not change (so they are neither added nor removed). `hand_written` are the files
+/// devbox-gen did not generate that Argo CD or Flux apply all the same, by path, with who
+/// applies each: each is a group of its own (`out/PATH`) and a `foreign-manifest` risk.
 pub(crate) fn plan_changes(
     before: &OutTree,
     after: &OutTree,
     unchanged_owners: &BTreeSet<String>,
-    hand_written: &BTreeSet<String>,
+    hand_written: &BTreeMap<String, String>,
 ) -> Plan {
     let mut old = resource::resources(before);
     let mut new = resource::resources(after);
-    for resource in old.values_mut().chain(new.values_mut()).filter(|r| hand_written.contains(&r.path)) {
+    for resource in old.values_mut().chain(new.values_mut()).filter(|r| hand_written.contains_key(&r.path)) {
         resource.owner = foreign_group(&resource.path);
     }
     let mut users: BTreeMap<String, Vec<ResourceChange>> = BTreeMap::new();
@@ -318,7 +318,7 @@ pub(crate) fn plan_changes(
     let mut risks = risk::classify(&old, &new, unchanged_owners);
     risks.extend(risk::foreign::manifests(&old, &new, hand_written));
     risks.sort_by(risk::order);
-    Plan { users, risks, fields, cost, prices: None, out_behind: 0 }
+    Plan { users, risks, fields, cost, prices: None, out_behind: Vec::new() }
 }
 
 #[cfg(test)]
@@ -333,7 +333,7 @@ mod tests {
             split_unchanged(after.clone(), |path, text| before.files.get(path).is_some_and(|t| t == text));
         let before =
             OutTree { files: before.files.iter().filter(|(path, _)| !same.contains(*path)).map(|(p, t)| (p.clone(), t.clone())).collect() };
-        plan_changes(&before, &after, &unchanged_owners, &BTreeSet::new())
+        plan_changes(&before, &after, &unchanged_owners, &BTreeMap::new())
     }
 
     fn file(user: &str, kind: &str, name: &str, extra: &str) -> (String, String) {

@@ -31,16 +31,6 @@ pub(crate) struct Resource {
 /// Every resource of a tree, by id.
 pub(crate) type Resources = BTreeMap<String, Resource>;
 
-/// Whether a user's removed bundle is pruned: only Flux deletes what a user's Kustomization
-/// applied when it leaves with the bundle. Without one the box is Argo CD's (whose
-/// ApplicationSet keeps what a deleted Application applied) or was applied by hand, and its
-/// objects stay. `removed` is what the user had in the changed part of `out/`, which holds
-/// the Kustomization whenever the bundle leaves.
-pub(crate) fn pruned_by_flux(removed: &[&Resource]) -> bool {
-    let flux = format!("{}/flux/", crate::emit::GITOPS_DIR);
-    removed.iter().any(|r| r.kind == "Kustomization" && r.path.starts_with(&flux))
-}
-
 /// The content-addressed objects of `new` that replace one of `old` (new id → old id): the
 /// shared scripts ConfigMap, whose name ends in the hash of its content, so a one-line script
 /// change is a new object under a new name. Paired when exactly one object of the same kind,
@@ -89,7 +79,11 @@ pub(crate) fn resources(tree: &OutTree) -> Resources {
     let mut resources = Resources::new();
     for (path, text) in &tree.files {
         let owner = emit::owner(path, text);
-        let object = serde_saphyr::from_str::<Value>(text).ok().and_then(|v| match v {
+        // A file of several documents (hand-written: devbox-gen writes one object a file) is
+        // not one object, whichever of them a single-document parse would keep.
+        let several = (text.starts_with("---") || text.contains("\n---"))
+            && serde_saphyr::from_multiple::<Value>(text).is_ok_and(|documents| documents.len() > 1);
+        let object = if several { None } else { serde_saphyr::from_str::<Value>(text).ok() }.and_then(|v| match v {
             Value::Object(map) => Some(map),
             _ => None,
         });

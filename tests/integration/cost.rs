@@ -99,8 +99,8 @@ fn a_new_running_box_with_a_gpu() {
             "users": [{
                 "user": "alice",
                 "what": "new, running: +8.25 CPU, +32.25 GiB memory, +1 × nvidia-l4, +50 GiB disk",
-                "before": {"state": "absent", "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
-                "after": {"state": "running", "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
+                "before": {"state": "absent", "spot": false, "stops_by_itself": false, "left_running": false, "working_hours": null, "monthly": 0.0, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 0},
+                "after": {"state": "running", "spot": false, "stops_by_itself": false, "left_running": false, "working_hours": null, "monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
                 "delta": {"monthly": 815.99, "cpu": 8.25, "memory_gib": 32.25, "gpus": {"nvidia-l4": 1}, "disk_gib": 50},
                 "in_working_hours": null,
                 "unpriced_gpus": [],
@@ -189,7 +189,10 @@ fn a_removed_box_nothing_prunes_is_still_billed() {
             "{settings}"
         );
         let bob = &cost(&repo)["users"][0];
-        assert_eq!((&bob["after"]["state"], &bob["after"]["cpu"], &bob["delta"]["monthly"]), (&json!("absent"), &json!(2.25), &json!(0.0)));
+        assert_eq!(
+            (&bob["after"]["state"], &bob["after"]["left_running"], &bob["after"]["cpu"], &bob["delta"]["monthly"]),
+            (&json!("absent"), &json!(true), &json!(2.25), &json!(0.0))
+        );
     }
 }
 
@@ -202,7 +205,7 @@ fn a_home_that_grows() {
     // Only the claim differs: its state is not in the diff, and the sides are its disk.
     assert_eq!(
         bob["before"],
-        json!({"state": null, "spot": false, "stops_by_itself": false, "working_hours": null, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50})
+        json!({"state": null, "spot": false, "stops_by_itself": false, "left_running": false, "working_hours": null, "monthly": 8.5, "cpu": 0, "memory_gib": 0, "gpus": {}, "disk_gib": 50})
     );
     assert_eq!(bob["delta"]["monthly"], json!(25.5));
 }

@@ -236,6 +236,46 @@ fn flux_moving_to_a_cluster_directory_takes_over_its_objects_by_name() {
     assert_not_contains!(text, "delete kustomization");
 }
 
+/// Flux leaving in the same change as a user: its root's path is gone, so its build fails
+/// before it garbage-collects, and the removed user's box is pruned by nothing. It is not
+/// "removed", and its bill is not saved.
+#[test]
+fn a_user_removed_as_flux_leaves_keeps_running() {
+    let flux = settings("", "").replace("gitops = [\"argocd\"]", "gitops = [\"flux\"]");
+    let repo =
+        Repo::new(&flux).user("alice", &user_file("alice@example.com", KEY_ALICE)).user("dave", &user_file("dave@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    repo.write("devbox.toml", &flux.replace("gitops = [\"flux\"]", "gitops = []"));
+    std::fs::remove_file(repo.path().join("users/dave.toml")).unwrap();
+    let text = repo.run_ok(&["diff"], 1).stdout;
+    assert_contains!(text, "dave: the box leaves out/, but its pod keeps running until deleted by hand");
+    assert_contains!(text, "  dave: removed, left running until deleted by hand");
+    // Flux staying, the same removal is pruned.
+    let repo =
+        Repo::new(&flux).user("alice", &user_file("alice@example.com", KEY_ALICE)).user("dave", &user_file("dave@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    std::fs::remove_file(repo.path().join("users/dave.toml")).unwrap();
+    assert_contains!(repo.run_ok(&["diff"], 1).stdout, "dave: the box is removed: its pod goes away");
+}
+
+/// The config repo moving inside its Git repository (`[repo] path`): every root object reads
+/// the new path, but what runs in the cluster reads the old one until applied by hand.
+#[test]
+fn a_new_repo_path_says_the_cluster_reads_the_old_one_until_applied() {
+    let repo = fleet();
+    repo.write("devbox.toml", &settings("", "path = \"deploy/devboxes\"\n"));
+    assert_eq!(risks(&repo), pairs(&[("delivery-engine-changed", "devbox.toml")]));
+    let text = risk_text(&repo);
+    assert_contains!(
+        text,
+        "devbox.toml: `out/_gitops/argocd/default/` is read from another path of the repository, `deploy/devboxes/out/_gitops/argocd/default` instead of `out/_gitops/argocd/default`: what runs in the cluster reads the old one until it is applied once by hand\n"
+    );
+    assert_contains!(
+        text,
+        "help: right after the merge, apply the new directory once: `kubectl apply --filename out/_gitops/argocd/default/`"
+    );
+}
+
 /// A cluster added to `[[clusters]]` gets its own delivery directory, which its engine
 /// applies only once someone has applied it by hand.
 #[test]

@@ -28,7 +28,8 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
             Baseline::Revision(rev) => Value::String((*rev).to_string()),
         },
         "changed": !plan.is_empty(),
-        "out_behind": plan.out_behind,
+        "out_behind": plan.out_behind.len(),
+        "out_behind_files": plan.out_behind.iter().map(|path| format!("out/{path}")).collect::<Vec<_>>(),
         "summary": plan.summary(),
         "counts": {
             "users": {"added": counts.users_added, "removed": counts.users_removed, "changed": counts.users_changed},
@@ -94,6 +95,7 @@ fn cost(plan: &Plan) -> Value {
                     "state": state.map(State::as_str),
                     "spot": side.spot(),
                     "stops_by_itself": side.stops_by_itself(),
+                    "left_running": side.left_running(),
                     "working_hours": side.working_hours().map(|hours| hours.text.as_str()),
                     "monthly": monthly.map(json_amount),
                 });

@@ -64,12 +64,20 @@ pub(crate) fn user_heading(user: &UserChange) -> String {
 /// When the branch's `out/` is not what users/ compiles to: said before anything else, since
 /// the report shows what users/ compiles to and the cluster gets what is committed.
 pub(crate) fn behind_note(plan: &Plan) -> Option<String> {
-    (plan.out_behind > 0).then(|| {
-        format!(
-            "out/ in this branch is not what users/ compiles to ({}): this report shows what users/ compiles to, but Argo CD and Flux apply the committed out/. Run `devbox-gen build` and commit out/.",
-            if plan.out_behind == 1 { "1 file differs".to_string() } else { format!("{} files differ", plan.out_behind) }
-        )
-    })
+    const SHOWN: usize = 5;
+    let count = plan.out_behind.len();
+    if count == 0 {
+        return None;
+    }
+    let mut files: Vec<String> = plan.out_behind.iter().take(SHOWN).map(|path| super::risk::code(&format!("out/{path}"))).collect();
+    if count > SHOWN {
+        files.push(format!("and {} more", count - SHOWN));
+    }
+    Some(format!(
+        "out/ in this branch is not what users/ compiles to ({}: {}): this report shows what users/ compiles to, but Argo CD and Flux apply the committed out/. Run `devbox-gen build` and commit out/.",
+        if count == 1 { "1 file differs".to_string() } else { format!("{count} files differ") },
+        files.join(", ")
+    ))
 }
 
 /// The summary line with what it was compared with.
@@ -96,6 +104,8 @@ impl RiskGroup<'_> {
     pub(crate) fn who(&self) -> String {
         match self.users[..] {
             [one] => one.to_string(),
+            // Hand-written files of out/ are grouped by path (`out/evil/crb.yaml`).
+            _ if self.users.iter().all(|user| user.starts_with("out/")) => crate::diff::plural(self.users.len(), "file", "files"),
             _ => crate::diff::plural(self.users.len(), "user", "users"),
         }
     }

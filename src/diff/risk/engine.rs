@@ -110,6 +110,28 @@ fn named(engines: &BTreeSet<Engine>) -> String {
     engines.iter().map(|e| e.label()).collect::<Vec<_>>().join(" and ")
 }
 
+/// The directories of `out/_gitops/flux/` whose root leaves with this change: Flux's build of
+/// such a directory fails before its garbage collection, so what its Kustomizations applied
+/// stays (`kustomization_controller.go`: a missing path ends the reconciliation first).
+pub(crate) fn flux_left<'a>(before: &'a Resources, after: &Resources) -> BTreeSet<&'a str> {
+    let staying = roots(after);
+    roots(before).into_keys().filter(|delivery| delivery.0 == Engine::Flux && !staying.contains_key(delivery)).map(|(_, dir)| dir).collect()
+}
+
+/// Whether a removed bundle is pruned, from what its user had in the changed part of `out/`
+/// (which holds the user's Flux Kustomization whenever the bundle leaves): only Flux deletes
+/// what a user's Kustomization applied when it leaves with the bundle, and only while the
+/// root of its directory stays (`flux_left`). Without one the box is Argo CD's (whose
+/// ApplicationSet keeps what a deleted Application applied) or was applied by hand, and its
+/// objects stay.
+pub(crate) fn pruned_by_flux(removed: &[&Resource], flux_left: &BTreeSet<&str>) -> bool {
+    let flux = format!("{}/flux/", crate::emit::GITOPS_DIR);
+    removed.iter().any(|r| {
+        r.kind == "Kustomization"
+            && r.path.strip_prefix(&flux).and_then(|rest| rest.split_once('/')).is_some_and(|(dir, _)| !flux_left.contains(dir))
+    })
+}
+
 /// Delivery directories whose root comes or goes, as one risk for the fleet. `moved` says that
 /// [`super::platform::delivery_moved`] already tells Argo CD's side of a layout change.
 pub(super) fn changed(before: &Resources, after: &Resources, moved: bool) -> Option<Risk> {
@@ -204,8 +226,52 @@ pub(super) fn changed(before: &Resources, after: &Resources, moved: bool) -> Opt
         // Flux leaving altogether takes every box's Kustomization with it: too many to name, so
         // they are chosen by the label every delivery object carries. A Flux that only changes
         // directory keeps the boxes' Kustomizations (same names), so only the old roots go.
-        let flux: Vec<&Resource> = retired.iter().copied().filter(|r| r.path.contains("/flux/")).collect();
-        risk.help.extend(retire_flux(&flux, !new.contains(&Engine::Flux)));
+        // Each cluster runs its own Flux, which holds only its directory's objects: the steps
+        // are for that cluster, and the label chooses nothing of another's.
+        for (engine, dir) in left.iter().filter(|(engine, _)| *engine == Engine::Flux) {
+            let prefix = under((*engine, dir));
+            let flux: Vec<&Resource> = retired.iter().copied().filter(|r| r.path.starts_with(&prefix)).collect();
+            risk.help.extend(retire_flux(&flux, !new.contains(&Engine::Flux), dir));
+        }
+    }
+    Some(risk)
+}
+
+/// Delivery directories whose root now reads another path (`[repo] path` changed: the config
+/// repo moved inside its Git repository). The objects in the cluster still read the old one
+/// until the new directory is applied once: with the old path gone, Argo CD's sync fails, and
+/// its live ApplicationSet, still on the old `out/*`, finds no directory and deletes every
+/// box's Application (the boxes stay, unmanaged: `preserveResourcesOnDeletion`); Flux's
+/// Kustomizations fail their builds.
+pub(super) fn repointed(before: &Resources, after: &Resources) -> Option<Risk> {
+    let (was, is) = (roots(before), roots(after));
+    let moved: Vec<(Delivery<'_>, &str, &str)> = is
+        .iter()
+        .filter_map(|(delivery, new)| {
+            let (from, to) = (was.get(delivery).and_then(|old| delivery.0.synced(old))?, delivery.0.synced(new)?);
+            (from != to).then_some((*delivery, from, to))
+        })
+        .collect();
+    let ((_, from, to), first) = moved.first().map(|m| (*m, is[&m.0]))?;
+    let deliveries: Vec<Delivery<'_>> = moved.iter().map(|(d, _, _)| *d).collect();
+    let mut risk = Risk {
+        kind: Kind::DeliveryEngineChanged,
+        user: SETTINGS.into(),
+        resource: first.id.clone(),
+        summary: format!(
+            "{} is read from another path of the repository, {} instead of {}: what runs in the cluster reads the old one until it is applied once by hand",
+            listed(&deliveries),
+            code(to),
+            code(from)
+        ),
+        details: vec![
+            "The objects in the cluster still name the old path. Once it is gone from the repository, Argo CD's sync fails, and its ApplicationSet, still generating from the old `out/*`, finds no directory and deletes every box's Application (the boxes stay, unmanaged: `preserveResourcesOnDeletion`); Flux's Kustomizations fail their builds and apply nothing.".into(),
+        ],
+        help: Vec::new(),
+        facts: BTreeMap::from([("repointed", deliveries.iter().map(|d| shown(*d)).collect::<Vec<_>>().join(","))]),
+    };
+    for delivery in &deliveries {
+        risk.help.push(format!("right after the merge, apply the new directory once: `kubectl apply --filename {}`", shown(*delivery)));
     }
     Some(risk)
 }
@@ -242,7 +308,7 @@ pub(super) fn retire_argocd(gone: &[&Resource]) -> Vec<String> {
 
 /// Deleting Flux's delivery objects without deleting the boxes: suspend each Kustomization
 /// first, since kustomize-controller garbage-collects nothing for a suspended one.
-fn retire_flux(gone: &[&Resource], all: bool) -> Vec<String> {
+fn retire_flux(gone: &[&Resource], all: bool, dir: &str) -> Vec<String> {
     let kustomizations: Vec<&Resource> = gone.iter().copied().filter(|r| r.kind == "Kustomization").collect();
     let Some(first) = kustomizations.first() else { return Vec::new() };
     let flag = namespace_flag(first);
@@ -253,8 +319,13 @@ fn retire_flux(gone: &[&Resource], all: bool) -> Vec<String> {
     } else {
         (kustomizations.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(" "), BTreeSet::new())
     };
+    let cluster = if dir == "default" {
+        String::new()
+    } else {
+        format!(" in cluster {} (its own Flux: run these against its API server)", code(dir))
+    };
     let mut help = vec![format!(
-        "after the merge, suspend the old Kustomizations before deleting them, or each deletes its box: `flux suspend kustomization {flag}{names}`"
+        "after the merge{cluster}, suspend the old Kustomizations before deleting them, or each deletes its box: `flux suspend kustomization {flag}{names}`"
     )];
     if all {
         help.push(format!(
@@ -380,6 +451,20 @@ mod tests {
                 "after the merge, suspend the old Kustomizations before deleting them, or each deletes its box: `flux suspend kustomization --namespace flux-system $(kubectl --namespace flux-system get kustomizations --selector app.kubernetes.io/part-of=devboxes --output jsonpath='{.items[*].metadata.name}')`",
                 "then `kubectl --namespace flux-system delete gitrepository,kustomization --selector app.kubernetes.io/part-of=devboxes`",
             ]
+        );
+    }
+
+    /// A cluster's Flux leaving (`[[clusters]]` loses it, others stay): the steps are for that
+    /// cluster, whose Flux holds only its own objects.
+    #[test]
+    fn a_cluster_leaving_names_the_cluster_its_steps_are_for() {
+        let risks = risks(flux("gpu", &["dave"]), Vec::new());
+        assert!(
+            risks[0].help[0].starts_with(
+                "after the merge in cluster `gpu` (its own Flux: run these against its API server), suspend the old Kustomizations"
+            ),
+            "{:?}",
+            risks[0].help
         );
     }
 

@@ -29,7 +29,8 @@
 //!   hours change ([`Level::Downtime`]), or it stops doing so and runs until Git stops it
 //!   ([`Level::Restart`]);
 //! - `foreign`: a file of `out/` devbox-gen did not generate, which Argo CD and Flux apply as
-//!   it is ([`Level::Access`]);
+//!   it is ([`Level::Access`]), or a kustomization file that decides what they apply of a
+//!   delivery directory, and so what they prune ([`Level::Data`]);
 //! - `owner`: the owner's own kubectl access to the box (`[owners]`) granted, changed or
 //!   removed ([`Level::Access`]).
 //!
@@ -48,7 +49,7 @@
 
 mod access;
 mod autostop;
-mod engine;
+pub(crate) mod engine;
 pub(crate) mod foreign;
 mod home;
 mod immutable;
@@ -116,6 +117,7 @@ pub(crate) enum Kind {
     OwnerAccessRemoved,
     ClusterRoleBound,
     ForeignManifest,
+    ForeignKustomization,
     NetworkPolicyRemoved,
     BoxRemoved,
     BoxArchived,
@@ -138,7 +140,8 @@ impl Kind {
             | Kind::HomeOwnerChanged
             | Kind::HomeVolumeRemoved
             | Kind::HomeVolumeRenamed
-            | Kind::HomeVolumeMoved => Level::Data,
+            | Kind::HomeVolumeMoved
+            | Kind::ForeignKustomization => Level::Data,
             Kind::ImmutableField | Kind::DeliveryMoved | Kind::DeliveryEngineChanged | Kind::FluxArtifactsEnabled => Level::Sync,
             Kind::KeyAdded
             | Kind::KeyRemoved
@@ -186,6 +189,7 @@ impl Kind {
             Kind::OwnerAccessRemoved => "owner-access-removed",
             Kind::ClusterRoleBound => "cluster-role-bound",
             Kind::ForeignManifest => "foreign-manifest",
+            Kind::ForeignKustomization => "foreign-kustomization",
             Kind::NetworkPolicyRemoved => "network-policy-removed",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
@@ -259,8 +263,10 @@ impl Risk {
 pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Vec<Risk> {
     let (before, mut risks) = platform::follow_namespace_moves(before, after);
     let before = before.as_ref();
+    let flux_left = engine::flux_left(before, after);
     let moved = platform::delivery_moved(before, after);
     risks.extend(engine::changed(before, after, moved.is_some()));
+    risks.extend(engine::repointed(before, after));
     risks.extend(moved);
     risks.extend(platform::cluster_server_changed(before, after));
     risks.extend(platform::flux_artifacts_enabled(before, after));
@@ -283,7 +289,7 @@ pub(crate) fn classify(before: &Resources, after: &Resources, unchanged_owners: 
             risks.extend(explained);
             risks.extend(tailnet::tags_changed(old, new));
         } else if old.kind == "StatefulSet" {
-            risks.push(workload::removed(old, before, after, unchanged_owners));
+            risks.push(workload::removed(old, before, after, unchanged_owners, &flux_left));
         }
     }
     // A new box is as interruptible as a changed one.

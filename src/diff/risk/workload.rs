@@ -14,7 +14,13 @@ fn replicas(resource: &Resource) -> u64 {
     spec(resource, "replicas").and_then(Value::as_u64).unwrap_or(1)
 }
 
-pub(super) fn removed(old: &Resource, before: &Resources, after: &Resources, unchanged_owners: &BTreeSet<String>) -> Risk {
+pub(super) fn removed(
+    old: &Resource,
+    before: &Resources,
+    after: &Resources,
+    unchanged_owners: &BTreeSet<String>,
+    flux_left: &BTreeSet<&str>,
+) -> Risk {
     // A bundle that keeps anything without its StatefulSet is archived: the check stage allows
     // an archived box its home volume only, so what it keeps is its home.
     let home_stays = unchanged_owners.contains(&old.owner) || after.values().any(|r| is_home(r) && r.owner == old.owner);
@@ -30,7 +36,8 @@ pub(super) fn removed(old: &Resource, before: &Resources, after: &Resources, unc
         tailnet::machine_left_behind(old, archived, true)
     } else {
         let namespace = old.namespace.as_deref().unwrap_or("default");
-        let flux_prunes = crate::diff::resource::pruned_by_flux(&before.values().filter(|r| r.owner == old.owner).collect::<Vec<_>>());
+        let owned: Vec<&Resource> = before.values().filter(|r| r.owner == old.owner).collect();
+        let flux_prunes = super::engine::pruned_by_flux(&owned, flux_left);
         let summary = if was_stopped || flux_prunes {
             format!("the box is removed: {pod_goes}")
         } else {
