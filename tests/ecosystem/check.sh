@@ -62,7 +62,13 @@ ci)
     check-jsonschema --builtin-schema vendor.cloudbuild image/cloudbuild.yaml
     shellcheck_run_scripts ci-templates/github/devboxes.yml .github/workflows/*.yml
     shellcheck release/*.sh
-    echo "the CI files match their schemas; the workflows' run scripts and release/*.sh pass shellcheck"
+    # The GitLab job's lines run in one POSIX shell (busybox ash in its alpine image), in order.
+    gitlab_script="$(mktemp)"
+    python3 -c 'import sys, yaml; job = yaml.safe_load(open(sys.argv[1]))["devboxes"]; print("\n".join(["#!/bin/sh", "set -e", *job["before_script"], *job["script"]]))' \
+        ci-templates/gitlab/.gitlab-ci.yml > "$gitlab_script"
+    shellcheck --shell=sh "$gitlab_script"
+    rm -f "$gitlab_script"
+    echo "the CI files match their schemas; the workflows' run scripts, the GitLab job's script and release/*.sh pass shellcheck"
     ;;
 hooks)
     pre-commit validate-manifest .pre-commit-hooks.yaml

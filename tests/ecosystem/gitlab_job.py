@@ -19,7 +19,8 @@ notes API (GET, POST and PUT on /projects/:id/merge_requests/:iid/notes, paginat
 `page` and `per_page`, the token in PRIVATE-TOKEN): no note while there is nothing to report;
 one note posted at the first change; the same note edited at the next push, and again when
 the change is gone; at a push whose out/ is stale the job fails, yet the note still tells the
-change, behind a warning; a teammate's notes left alone, however many pages they fill.
+change, behind a warning; at a push the diff refuses, the note says it failed; a teammate's
+notes left alone, however many pages they fill, one quoting the report's marker included.
 
 usage: gitlab_job.py DEVBOX_GEN
 """
@@ -62,6 +63,7 @@ def git(repo: pathlib.Path, *args: str) -> None:
 
 
 TOKEN = "glpat-devbox-bot"
+BOT = 42
 NOTES = "/api/v4/projects/7/merge_requests/3/notes"
 
 
@@ -93,6 +95,8 @@ class NotesApi(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
+        if url.path == "/api/v4/user" and self.authorised():
+            return self.reply(200, {"id": BOT, "username": "devbox-bot"})
         if url.path != NOTES or not self.authorised():
             return self.reply(404, {}) if url.path != NOTES else None
         query = urllib.parse.parse_qs(url.query)
@@ -103,7 +107,7 @@ class NotesApi(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path != NOTES or not self.authorised():
             return None
-        note = {"id": 1000 + len(self.notes), "body": self.body()}
+        note = {"id": 1000 + len(self.notes), "body": self.body(), "author": {"id": BOT}, "system": False}
         self.notes.append(note)
         self.calls.append(f"POST {note['id']}")
         return self.reply(201, note)
@@ -134,6 +138,10 @@ def run_job(repo: pathlib.Path, binary: pathlib.Path, api: str | None = None) ->
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "CI_PROJECT_DIR": str(repo),
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        # Where the merge request's branch left main: main itself here.
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "main"], check=True, capture_output=True, text=True
+        ).stdout.strip(),
         "GIT_CONFIG_GLOBAL": "/dev/null",
     }
     env.pop("DEVBOX_BOT_TOKEN", None)
@@ -201,7 +209,10 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = f"http://127.0.0.1:{server.server_address[1]}"
     # A busy merge request: a teammate's 150 notes come first, over two pages.
-    NotesApi.notes = [{"id": n, "body": f"looks good {n}"} for n in range(150)]
+    NotesApi.notes = [{"id": n, "body": f"looks good {n}", "author": {"id": 7}, "system": False} for n in range(150)]
+    # A teammate quoting an old report: not the bot's note, never edited.
+    NotesApi.notes[3]["body"] = "<!-- devbox-gen diff -->\n> quoted by a teammate"
+    quoted = NotesApi.notes[3]["body"]
     try:
         code, _, stderr = run_job(repo, binary, api)
         if code != 0 or any(not call.startswith("GET") for call in NotesApi.calls):
@@ -212,7 +223,7 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
         for push in ("first change", "second push"):
             NotesApi.calls.clear()
             code, _, stderr = run_job(repo, binary, api)
-            ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+            ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
             if code != 0 or len(ours) != 1 or "carol (new user)" not in ours[0]["body"]:
                 sys.exit(f"{push}: exit {code}, our notes {[n['id'] for n in ours]}, calls {NotesApi.calls}:\n{stderr}")
         if NotesApi.calls[-1] != f"PUT {ours[0]['id']}":
@@ -220,25 +231,35 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
         (repo / "users" / "carol.toml").unlink()
         subprocess.run([str(binary), "-C", str(repo), "build"], check=True, capture_output=True)
         code, _, stderr = run_job(repo, binary, api)
-        ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+        ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
         if code != 0 or len(ours) != 1 or "No changes" not in ours[0]["body"]:
             sys.exit(f"the change undone: exit {code}, our notes {[(n['id'], n['body'][:80]) for n in ours]}:\n{stderr}")
         # A push that forgets to rebuild out/: the job fails at `build --check`, but the note
         # still tells the change, behind a warning.
         (repo / "users" / "dave.toml").write_text(user("dave@example.com"))
         code, _, stderr = run_job(repo, binary, api)
-        ours = [n for n in NotesApi.notes if n["body"].startswith("<!-- devbox-gen diff -->")]
+        ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
         body = ours[0]["body"] if len(ours) == 1 else ""
         if code != 1 or "> [!WARNING]\n> out/ in this branch is not what users/ compiles to" not in body:
             sys.exit(f"a stale out/: exit {code}, note {body[:300]!r}:\n{stderr}")
         if "dave (new user)" not in body:
             sys.exit(f"a stale out/: the note does not tell the change: {body[:600]!r}")
         (repo / "users" / "dave.toml").unlink()
-        if any(n["body"] != f"looks good {n['id']}" for n in NotesApi.notes if n not in ours):
+        # A push the diff refuses (a home cannot shrink): the note says the diff failed, and
+        # where, rather than keep an older report.
+        (repo / "users" / "bob.toml").write_text(user("bob@example.com") + '\n[home]\nsize = "20Gi"\n')
+        code, _, stderr = run_job(repo, binary, api)
+        ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
+        if code != 2 or len(ours) != 1 or "> [!CAUTION]\n> `devbox-gen diff` failed at" not in ours[0]["body"]:
+            sys.exit(f"a refused change: exit {code}, our notes {[(n['id'], n['body'][:200]) for n in ours]}:\n{stderr}")
+        (repo / "users" / "bob.toml").write_text(user("bob@example.com"))
+        if any(n["body"] != f"looks good {n['id']}" for n in NotesApi.notes if n not in ours and n["id"] != 3):
             sys.exit("a teammate's note was changed")
+        if NotesApi.notes[3]["body"] != quoted:
+            sys.exit("a teammate's note that quotes the marker was taken for the bot's")
     finally:
         server.shutdown()
-    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes, and still at a push whose out/ is stale (the job failing)"
+    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes and a teammate's quote of the marker, still at a push whose out/ is stale (the job failing), and says so when the diff fails"
 
 
 if __name__ == "__main__":
