@@ -75,22 +75,9 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let stale = write::changes(&existing, &compiled);
     let mut out_behind: Vec<String> = stale.created.iter().chain(&stale.updated).chain(&stale.removed).cloned().collect();
     out_behind.sort();
-    let (warnings, mut kept) = write::foreign_files(&existing, &compiled);
+    let (warnings, kept) = write::foreign_files(&existing, &compiled);
     context.warn(warnings);
-    // What the branch has there that no compile makes is applied as it is: the files `build`
-    // keeps, and those it would delete although they carry the generated header (copied by
-    // hand, or left by a stale build). Shown and checked with the rest, as the branch's side
-    // of the comparison, where an engine reads them.
-    kept.extend(stale.removed.iter().filter(|path| write::is_manifest(path)).cloned());
-    let settings = repo.settings();
-    let readers = crate::diff::risk::foreign::Readers {
-        argocd: settings.gitops.contains(&crate::model::GitOps::Argocd),
-        flux: settings.gitops.contains(&crate::model::GitOps::Flux),
-        bundles: compiled.tree.files.keys().filter_map(|path| path.strip_suffix("/kustomization.yaml")).collect(),
-    };
-    let hand_written: BTreeMap<String, String> =
-        kept.into_iter().filter_map(|path| readers.applying(&path).map(|applied| (path, applied))).collect();
-    drop(readers);
+    let hand_written = applied_hand_written(kept, &stale, &compiled, &repo.settings());
     let paths: Vec<String> = hand_written.keys().cloned().collect();
     compiled.tree.files.extend(existing.foreign_tree(&paths).files);
     let hand_written_paths: BTreeSet<String> = paths.into_iter().collect();
@@ -105,4 +92,23 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     check::refuse_impossible_changes(&hand_made, &after, &repo)?;
     let plan = diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref());
     Ok(diff::Plan { out_behind, ..plan })
+}
+
+/// The files of the branch's `out/` that no compile makes, where Argo CD or Flux reads them,
+/// with who applies each: the ones `build` keeps (`kept`), and those it would delete although
+/// they carry the generated header (copied by hand, or left by a stale build). They are
+/// applied as they are, so `diff --base` shows and checks them as the branch's side.
+fn applied_hand_written(
+    mut kept: Vec<String>,
+    stale: &write::Changes,
+    compiled: &pipeline::Compiled,
+    settings: &crate::model::DevboxConfig,
+) -> BTreeMap<String, String> {
+    kept.extend(stale.removed.iter().filter(|path| write::is_manifest(path)).cloned());
+    let readers = crate::diff::risk::foreign::Readers {
+        argocd: settings.gitops.contains(&crate::model::GitOps::Argocd),
+        flux: settings.gitops.contains(&crate::model::GitOps::Flux),
+        bundles: compiled.tree.files.keys().filter_map(|path| path.strip_suffix("/kustomization.yaml")).collect(),
+    };
+    kept.into_iter().filter_map(|path| readers.applying(&path).map(|applied| (path, applied))).collect()
 }
