@@ -83,7 +83,7 @@ pub(crate) fn manifests(before: &Resources, after: &Resources, hand_written: &BT
         let Some(applied) = hand_written.get(&file.path) else { continue };
         let old = before.values().find(|r| r.path == file.path);
         risks.push(manifest(file, old.is_some(), applied));
-        if file.object.is_none() || file.kind == "List" {
+        if file.object.is_none() || is_list(file) {
             let documents = |resource: Option<&Resource>| -> Resources {
                 resource.map(|r| documents(r).into_iter().map(|d| (d.id.clone(), d)).collect()).unwrap_or_default()
             };
@@ -95,15 +95,16 @@ pub(crate) fn manifests(before: &Resources, after: &Resources, hand_written: &BT
 
 fn manifest(file: &Resource, edited: bool, applied: &str) -> Risk {
     let documents = documents(file);
-    let what = match &file.object {
-        Some(_) if file.kind != "File" => format!(": a {} {}", file.kind, code(&file.name)),
-        _ if file.text == crate::write::UNREAD_FOREIGN => " (not read: a link, not UTF-8, or over 1 MiB)".into(),
-        _ if !documents.is_empty() => {
-            let objects: Vec<String> = documents.iter().take(5).map(|d| format!("a {} {}", d.kind, code(&d.name))).collect();
-            let more = if documents.len() > 5 { format!(" and {} more", documents.len() - 5) } else { String::new() };
-            format!(": {}{more}", objects.join(", "))
-        }
-        _ => String::new(),
+    let what = if !documents.is_empty() {
+        let objects: Vec<String> = documents.iter().take(5).map(|d| format!("a {} {}", d.kind, code(&d.name))).collect();
+        let more = if documents.len() > 5 { format!(" and {} more", documents.len() - 5) } else { String::new() };
+        format!(": {}{more}", objects.join(", "))
+    } else if file.object.is_some() && file.kind != "File" {
+        format!(": a {} {}", file.kind, code(&file.name))
+    } else if file.text == crate::write::UNREAD_FOREIGN {
+        " (not read: a link, not UTF-8, or over 1 MiB)".into()
+    } else {
+        String::new()
     };
     let how = if edited { "is edited" } else { "is added" };
     let summary =
@@ -124,11 +125,16 @@ fn manifest(file: &Resource, edited: bool, applied: &str) -> Risk {
         .help("deliver what belongs in the cluster from outside out/ (an Argo CD Application or Flux Kustomization of its own), where it is reviewed as what it is; otherwise delete the file")
 }
 
+/// A `List` (`kind: List`, `items`, often no name), which the cluster gets item by item.
+fn is_list(file: &Resource) -> bool {
+    file.object.as_ref().is_some_and(|object| crate::check::kind(object) == "List")
+}
+
 /// The objects of a file that is not one object: the documents of a multi-document YAML file,
 /// or the items of a `List`, each as the cluster would get it.
 fn documents(file: &Resource) -> Vec<Resource> {
     let values: Vec<Value> = match &file.object {
-        Some(object) if file.kind == "List" => object.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+        Some(object) if is_list(file) => object.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
         Some(_) => return Vec::new(),
         None => serde_saphyr::from_multiple::<Value>(&file.text).unwrap_or_default(),
     };
