@@ -42,6 +42,11 @@ pub(crate) struct Existing {
 }
 
 impl Existing {
+    /// Whether the file of `out/` at `path` is a symbolic link (which nothing of devbox-gen's is).
+    fn is_link(&self, path: &str) -> bool {
+        fs::symlink_metadata(self.out.join(path)).is_ok_and(|metadata| metadata.file_type().is_symlink())
+    }
+
     /// The contents of a generated file (`None` if it vanished meanwhile).
     pub(crate) fn read(&self, path: &str) -> Option<String> {
         fs::read_to_string(self.out.join(path)).ok()
@@ -376,7 +381,12 @@ pub(crate) fn foreign_files(existing: &Existing, compiled: &Compiled) -> (Diagno
         .map(String::as_str)
         .chain(compiled.bundles.values().flat_map(|record| record.files.iter().map(String::as_str)))
         .collect();
-    let manifests = existing.foreign.iter().filter(|path| !written.contains(path.as_str()) && is_manifest(path)).cloned().collect();
+    let manifests = existing
+        .foreign
+        .iter()
+        .filter(|path| !written.contains(path.as_str()) && (is_manifest(path) || existing.is_link(path)))
+        .cloned()
+        .collect();
     (foreign_warnings(existing, |path| written.contains(path)), manifests)
 }
 
@@ -397,6 +407,9 @@ fn foreign_warnings(existing: &Existing, writes: impl Fn(&str) -> bool) -> Diagn
             // what Argo CD and Flux apply of the directory.
             let in_bundle = path.rsplit_once('/').is_some_and(|(dir, _)| writes(&format!("{dir}/kustomization.yaml")));
             match (is_manifest(path), in_bundle) {
+                // Argo CD's repo-server refuses a whole repository that holds a link pointing
+                // outside it (`checkOutOfBoundsSymlinks`), which would stop every Application.
+                _ if existing.is_link(path) => warning.help("a link in out/ stops every Argo CD Application of the repository if it points outside it (the repo-server refuses such a repository), so `build --check` fails while it is there"),
                 (false, _) => warning,
                 (true, true) => warning.help("its bundle's kustomization.yaml does not list it, so Argo CD and Flux do not apply it; `build --check` fails while it is there all the same"),
                 (true, false) => warning.help("Argo CD or Flux may apply it as it is, so `build --check` fails while it is there"),

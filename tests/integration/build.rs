@@ -234,6 +234,13 @@ fn a_manifest_devbox_gen_did_not_write_fails_the_check() {
     std::fs::remove_file(repo.path().join("out/evil/crb.yaml")).unwrap();
     std::fs::remove_file(repo.path().join("out/_gitops/app.json")).unwrap();
     repo.run_ok(&["build", "--check"], 0);
+    // A link, whatever its name: Argo CD refuses a repository holding one that points outside.
+    std::os::unix::fs::symlink("/etc", repo.path().join("out/etc")).unwrap();
+    let run = repo.run_ok(&["build", "--check"], 1);
+    assert_eq!(run.stdout, "foreign out/etc\n");
+    assert_contains!(run.stderr, "a link in out/ stops every Argo CD Application of the repository if it points outside it");
+    std::fs::remove_file(repo.path().join("out/etc")).unwrap();
+    repo.run_ok(&["build", "--check"], 0);
 }
 
 /// alice's repo, built and committed on `main`: the base a pull request is compared with.
