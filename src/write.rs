@@ -75,14 +75,7 @@ impl Existing {
             .foreign
             .iter()
             .filter(|path| is_claim_of(path, users))
-            .filter_map(|path| {
-                let full = self.out.join(path);
-                let metadata = fs::symlink_metadata(&full).ok()?;
-                if !metadata.is_file() || metadata.len() > MAX_CLAIM_BYTES as u64 {
-                    return None;
-                }
-                Some((path.clone(), fs::read_to_string(full).ok()?))
-            })
+            .filter_map(|path| Some((path.clone(), self.read_regular(path, MAX_CLAIM_BYTES as u64)?)))
             .collect();
         OutTree { files }
     }
@@ -91,12 +84,16 @@ impl Existing {
     /// and checks them: regular files only, never followed, none over [`MAX_FOREIGN_BYTES`];
     /// one it cannot read stands as [`UNREAD_FOREIGN`], so it is still named.
     pub(crate) fn foreign_tree(&self, paths: &[String]) -> OutTree {
-        let read = |path: &String| {
-            let full = self.out.join(path);
-            fs::symlink_metadata(&full).ok().filter(|m| m.is_file() && m.len() <= MAX_FOREIGN_BYTES)?;
-            fs::read_to_string(full).ok()
-        };
-        OutTree { files: paths.iter().map(|path| (path.clone(), read(path).unwrap_or_else(|| UNREAD_FOREIGN.to_string()))).collect() }
+        let read = |path: &String| self.read_regular(path, MAX_FOREIGN_BYTES).unwrap_or_else(|| UNREAD_FOREIGN.to_string());
+        OutTree { files: paths.iter().map(|path| (path.clone(), read(path))).collect() }
+    }
+
+    /// The text of a file of `out/` devbox-gen did not write: a regular file only (a link is
+    /// never followed), of at most `max` bytes, in UTF-8.
+    fn read_regular(&self, path: &str, max: u64) -> Option<String> {
+        let full = self.out.join(path);
+        fs::symlink_metadata(&full).ok().filter(|metadata| metadata.is_file() && metadata.len() <= max)?;
+        fs::read_to_string(full).ok()
     }
 
     /// The generated files `wanted` picks, with their contents (for `diff`, which shows those

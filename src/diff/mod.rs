@@ -87,8 +87,13 @@ impl UserChange {
 
     /// The group of one file devbox-gen did not generate ([`foreign_group`]): nobody's box.
     pub(crate) fn is_hand_written(&self) -> bool {
-        self.user.starts_with(FOREIGN_PREFIX)
+        is_hand_written_group(&self.user)
     }
+}
+
+/// Whether a group name (a [`UserChange`]'s, a risk's user) is that of a hand-written file.
+pub(crate) fn is_hand_written_group(name: &str) -> bool {
+    name.starts_with(FOREIGN_PREFIX)
 }
 
 /// What the group of a hand-written file of `out/` starts with: `out/evil/crb.yaml`. No user

@@ -105,7 +105,9 @@ impl RiskGroup<'_> {
         match self.users[..] {
             [one] => one.to_string(),
             // Hand-written files of out/ are grouped by path (`out/evil/crb.yaml`).
-            _ if self.users.iter().all(|user| user.starts_with("out/")) => crate::diff::plural(self.users.len(), "file", "files"),
+            _ if self.users.iter().all(|user| crate::diff::is_hand_written_group(user)) => {
+                crate::diff::plural(self.users.len(), "file", "files")
+            }
             _ => crate::diff::plural(self.users.len(), "user", "users"),
         }
     }

@@ -56,7 +56,7 @@ pub(crate) fn render(plan: &Plan, baseline: &Baseline, out: &mut dyn WriteColor)
         let indent = " ".repeat(LEVEL_WIDTH + 2);
         if group.users.len() > 1 {
             let more = if group.users.len() > USERS_SHOWN { " (`--format json` lists every one)" } else { "" };
-            let label = if group.users.iter().all(|user| user.starts_with("out/")) { "files" } else { "users" };
+            let label = if group.users.iter().all(|user| crate::diff::is_hand_written_group(user)) { "files" } else { "users" };
             writeln!(out, "{indent}{label}: {}{more}", printable(&group.user_list(USERS_SHOWN)))?;
         }
         for detail in &risk.details {

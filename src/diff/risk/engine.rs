@@ -79,8 +79,8 @@ fn roots(resources: &Resources) -> BTreeMap<Delivery<'_>, &Resource> {
             else {
                 continue;
             };
-            let own = format!("{}/{}/{dir}", crate::emit::GITOPS_DIR, engine.dir());
-            if engine.synced(resource).is_some_and(|path| path.trim_end_matches('/').ends_with(&own)) {
+            let own = under((engine, dir));
+            if engine.synced(resource).is_some_and(|path| path.trim_end_matches('/').ends_with(own.trim_end_matches('/'))) {
                 roots.insert((engine, dir), resource);
             }
         }

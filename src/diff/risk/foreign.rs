@@ -150,10 +150,7 @@ fn documents(file: &Resource) -> Vec<Resource> {
         .map(|object| {
             let (kind, name) = (crate::check::kind(&object).to_string(), crate::check::name(&object).to_string());
             let namespace = object.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
-            let id = match &namespace {
-                Some(namespace) => format!("{kind}/{namespace}/{name}"),
-                None => format!("{kind}/{name}"),
-            };
+            let id = crate::check::object_id(&object);
             Resource {
                 id,
                 kind,
