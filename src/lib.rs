@@ -35,6 +35,7 @@ mod delivery;
 mod diagnostic;
 mod diff;
 mod emit;
+mod git;
 mod model;
 mod pipeline;
 mod progress;

@@ -12,12 +12,12 @@
 //! manifests the branch keeps in `out/`, which Argo CD and Flux apply as they are.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{GENERATED_MARKER, OutTree};
+use crate::git::{Failure, git};
 use crate::write::{MAX_CLAIM_BYTES, MAX_FOREIGN_BYTES, UNREAD_FOREIGN, is_claim_file};
 
 /// `out/` at a revision, as far as it differs from a compiled tree.
@@ -142,37 +142,6 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_writt
         }
     }
     Ok(at)
-}
-
-enum Failure {
-    Spawn(io::Error),
-    /// git ran and failed; its message.
-    Exit(String),
-}
-
-/// Runs `git -C root ARGS`, feeding `input` on stdin; its stdout.
-fn git(root: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, Failure> {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Failure::Spawn)?;
-    // Written from another thread: git answers while it reads, and both pipes are bounded.
-    let writer = input.and_then(|bytes| child.stdin.take().map(|mut stdin| std::thread::spawn(move || stdin.write_all(&bytes))));
-    let output: Output = child.wait_with_output().map_err(Failure::Spawn)?;
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    if output.status.success() {
-        Ok(output.stdout)
-    } else {
-        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        Err(Failure::Exit(if message.is_empty() { format!("git {} failed ({})", args.join(" "), output.status) } else { message }))
-    }
 }
 
 fn no_git(error: &io::Error) -> Diagnostics {
