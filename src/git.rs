@@ -1,5 +1,6 @@
-//! Running git, for what reads the repository's history or index rather than the work tree
-//! (`diff --base`).
+//! Running git, for what reads the repository's history or index rather than the work tree:
+//! `diff --base`, and the tracked links a build checks. A build never needs git: without it,
+//! that check has nothing to look at.
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -20,7 +20,10 @@ use crate::model::{DevboxConfig, UserFile};
 use crate::schema;
 use crate::source::SourceFile;
 
+mod links;
 mod recovery;
+
+pub(crate) use links::{LeavingLink, links_leaving_the_repository};
 
 /// Larger user files are refused: a person's box fits in a few hundred bytes, and a
 /// multi-megabyte file in users/ is a mistake (or an attack on the reviewer's patience).

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::{self, BuildLock, Seen};
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::GitOps;
 use crate::pipeline::{self, Against, Compiled, Sink};
+use crate::read::{self, ConfigRepo, LeavingLink};
 use crate::text::plural;
 use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
@@ -30,6 +32,11 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
             )
         })?)
     };
+    // git answers on its own thread while the boxes compile.
+    let links = {
+        let root = context.root.clone();
+        std::thread::spawn(move || read::links_leaving_the_repository(&root))
+    };
     let working = context.progress("compiling users/");
     let before = pipeline::read_against_out(context)?;
     // Into an `out/` that holds nothing generated yet, each bundle is written into the new
@@ -49,6 +56,8 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
     let (warnings, foreign_manifests) = write::foreign_files(&existing, &compiled);
     context.warn(warnings);
+    let leaving_links = refused_by_argo_cd(links.join().unwrap_or_default(), &repo);
+    context.warn(Diagnostics(leaving_links.iter().map(leaving_link_warning).collect()));
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
@@ -58,7 +67,21 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
         });
     }
     drop(working);
-    report(context, &compiled, &changes, check_only, &foreign_manifests)
+    report(context, &compiled, &changes, check_only, &foreign_manifests, leaving_links.len())
+}
+
+/// The links that stop Argo CD from reading the repository, where Argo CD may read it: with
+/// `gitops` naming it, or with no `gitops` (the team applies out/ its own way).
+fn refused_by_argo_cd(links: Vec<LeavingLink>, repo: &ConfigRepo) -> Vec<LeavingLink> {
+    let engines = repo.settings().gitops;
+    if engines.is_empty() || engines.contains(&GitOps::Argocd) { links } else { Vec::new() }
+}
+
+fn leaving_link_warning(link: &LeavingLink) -> Diagnostic {
+    Diagnostic::warning(format!("{} is a symbolic link to `{}`, outside the git repository", link.path, link.target.escape_debug()))
+        .in_path(link.path.clone())
+        .help("Argo CD's repo-server refuses a whole repository that holds a link that is absolute or leads outside it (\"repository contains out-of-bounds symlinks\"), so no Application of it syncs; `build --check` fails while it is there")
+        .help("replace the link with the file itself, or with a relative link that stays inside the repository")
 }
 
 /// Every generated file of `out/` after writing, as the next build's cache should know it.
@@ -79,6 +102,7 @@ fn report(
     changes: &Changes,
     check_only: bool,
     foreign_manifests: &[String],
+    leaving_links: usize,
 ) -> Result<Outcome, Diagnostics> {
     let users = compiled.users.len();
     for removed in removed_bundles(changes, &compiled.users) {
@@ -87,7 +111,7 @@ fn report(
         ));
     }
     if check_only {
-        if changes.is_empty() && foreign_manifests.is_empty() {
+        if changes.is_empty() && foreign_manifests.is_empty() && leaving_links == 0 {
             context.status(&format!("out/ is up to date ({})", plural(users, "user", "users")));
             return Ok(Outcome::Clean);
         }
@@ -112,6 +136,13 @@ fn report(
             context.status(&format!(
                 "out/ holds {} devbox-gen did not write, which Argo CD or Flux may apply as they are: delete {them} (a build keeps {them}), or have the template emit what {they} should hold",
                 plural(foreign_manifests.len(), "manifest", "manifests"),
+            ));
+        }
+        if leaving_links > 0 {
+            context.status(&format!(
+                "the repository holds {} Argo CD refuses: replace {}",
+                plural(leaving_links, "link", "links"),
+                if leaving_links == 1 { "it" } else { "them" }
             ));
         }
         return Ok(Outcome::Changed);

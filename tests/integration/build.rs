@@ -726,3 +726,52 @@ fn run_from_inside_a_config_repo_the_help_names_the_repo() {
     assert_contains!(stderr, "help: .. holds devbox.toml and users/: run devbox-gen there, or pass `-C ..`");
     assert!(!repo.path().join("users/out").exists() && !repo.path().join("out").exists());
 }
+
+/// Argo CD's repo-server refuses a whole repository that holds a link that is absolute or leads
+/// outside it, before it renders any Application (`CheckOutOfBoundsSymlinks` in argo-cd's
+/// util/app/path, called on the checkout's root). Only what git tracks reaches it; the bound is
+/// the git repository's top, wherever in it the config repo sits; a Flux-only repo is not held
+/// to Argo CD's rule.
+#[test]
+fn a_tracked_link_leaving_the_repository_fails_build_check() {
+    let top = tempfile::tempdir().unwrap();
+    let repo = Repo::at(tempfile::tempdir_in(top.path()).unwrap());
+    repo.write("devbox.toml", SETTINGS);
+    repo.write("users/alice.toml", &user_file("alice@example.com", KEY_ALICE));
+    repo.run_ok(&["build"], 0);
+    let link = |target: &str, at: &str| {
+        let path = repo.path().join(at);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, path).unwrap();
+    };
+    link("/etc/passwd", "docs/absolute");
+    link("../../../outside", "docs/up");
+    link("../../README.md", "docs/to-the-top"); // the git repository's top: inside
+    link("../devbox.toml", "docs/sibling");
+    crate::common::git(top.path(), &["init", "-q", "-b", "main"]);
+    crate::common::git(top.path(), &["add", "-A"]);
+    link("/usr/bin/python3", ".venv/bin/python"); // not tracked: never reaches Argo CD
+    crate::common::git(top.path(), &["commit", "-q", "-m", "base"]);
+
+    let check = repo.run_ok(&["build", "--check"], 1);
+    assert_eq!(check.stdout, "", "out/ itself is current");
+    assert_contains!(check.stderr, "warning: docs/absolute is a symbolic link to `/etc/passwd`, outside the git repository\n");
+    assert_contains!(check.stderr, "warning: docs/up is a symbolic link to `../../../outside`, outside the git repository\n");
+    assert_contains!(check.stderr, "repository contains out-of-bounds symlinks");
+    assert_contains!(check.stderr, "the repository holds 2 links Argo CD refuses: replace them\n");
+    for fine in ["docs/to-the-top", "docs/sibling", ".venv"] {
+        assert_not_contains!(check.stderr, fine);
+    }
+    let build = repo.run_ok(&["build"], 0);
+    assert_contains!(build.stderr, "warning: docs/up is a symbolic link");
+
+    // Flux archives what it reads without the links (source-controller's storage skips them).
+    repo.write("devbox.toml", &format!("gitops = [\"flux\"]\n{}\n[repo]\nurl = \"https://github.com/acme/devboxes.git\"\n", SETTINGS));
+    repo.run_ok(&["build"], 0);
+    assert_not_contains!(repo.run_ok(&["build", "--check"], 0).stderr, "symbolic link");
+
+    repo.write("devbox.toml", SETTINGS);
+    repo.run_ok(&["build"], 0);
+    crate::common::git(top.path(), &["rm", "-q", "--cached", "--", "*/docs/absolute", "*/docs/up"]);
+    assert_not_contains!(repo.run_ok(&["build", "--check"], 0).stderr, "symbolic link");
+}
