@@ -214,6 +214,9 @@ impl BoxCost {
                 words.push("removed, left running until deleted by hand (only Flux prunes a removed bundle)".into());
             }
             Some((_, State::Absent)) => words.push("removed".into()),
+            _ if self.after.left_running() => {
+                words.push("the old box left running until deleted by hand (only Flux prunes a bundle that leaves its directory)".into());
+            }
             Some((before, after)) if before != after => {
                 let word = match (before, after) {
                     (State::Archived, State::Running) => "unarchived, running",
@@ -314,6 +317,7 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
     // By owner once, not a scan of every object per user: a fleet-wide change has thousands.
     let (before_by_owner, after_by_owner) = (by_owner(before), by_owner(after));
     let flux_left = super::risk::engine::flux_left(before, after);
+    let destinations = super::risk::platform::Destinations::new(before, after);
     let none = Vec::new();
     users
         .iter()
@@ -322,9 +326,10 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
             let old = before_by_owner.get(u.user.as_str()).unwrap_or(&none);
             let new = after_by_owner.get(u.user.as_str()).unwrap_or(&none);
             let mut sides = (side(old), side(new));
-            // A home volume that leaves out/ stays in the cluster (its claim disables pruning),
-            // and so does its bill.
-            for claim in old.iter().filter(|r| is_home(r) && !after.contains_key(&r.id)) {
+            // A home volume that leaves out/, or its cluster's directory, stays in the cluster
+            // (its claim disables pruning), and so does its bill.
+            let stays = |r: &Resource| after.get(&r.id).is_none_or(|new| destinations.another_cluster(r, new));
+            for claim in old.iter().filter(|r| is_home(r) && stays(r)) {
                 let size = storage(claim);
                 sides.1.disk = sides.1.disk.saturating_add(size);
                 sides.1.kept = sides.1.kept.saturating_add(size);
@@ -336,6 +341,23 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
             if u.change == Change::Removed && !super::risk::engine::pruned_by_flux(old, &flux_left) {
                 sides.1.workloads.clone_from(&sides.0.workloads);
                 sides.1.left_running = true;
+            }
+            // The same holds for a box that moves to another cluster: the old cluster's
+            // Application goes, its box does not, and both run until someone deletes the old
+            // one. Flux prunes what the Kustomization it removes applied.
+            if u.change == Change::Changed {
+                let left: Vec<Workload> = old
+                    .iter()
+                    .filter(|r| r.kind == "StatefulSet")
+                    .filter(|r| after.get(&r.id).is_some_and(|new| destinations.another_cluster(r, new)))
+                    .filter_map(|r| r.object.as_ref().map(workload))
+                    .filter(|w| w.replicas > 0)
+                    .collect();
+                let removed: Vec<&Resource> = old.iter().copied().filter(|r| !after.contains_key(&r.id)).collect();
+                if !left.is_empty() && !super::risk::engine::pruned_by_flux(&removed, &flux_left) {
+                    sides.1.workloads.extend(left);
+                    sides.1.left_running = true;
+                }
             }
             let state = |side: &Side, present: bool| match (side.workloads.is_empty(), present) {
                 (_, false) => State::Absent,

@@ -430,6 +430,34 @@ fn moving_a_box_to_another_cluster_warns_that_the_home_stays_behind() {
     assert_contains!(text, "Kustomization/flux-system/devbox-alice@prod");
 }
 
+/// Under Argo CD the old cluster's Application goes with the bundle, and its box does not
+/// (`preserveResourcesOnDeletion`): both boxes run, and are billed, until someone deletes the
+/// old one. Flux prunes what the Kustomization it removes applied.
+#[test]
+fn a_box_that_moves_cluster_under_argo_cd_is_billed_twice_until_the_old_one_is_deleted() {
+    let move_alice = |repo: &Repo| {
+        repo.run_ok(&["build"], 0);
+        let alice = repo.read("users/alice.toml").replace("cluster = \"gpu\"", "cluster = \"prod\"");
+        repo.write("users/alice.toml", &alice);
+        let report: Value = serde_json::from_str(&repo.run_ok(&["diff", "--format", "json"], 1).stdout).unwrap();
+        report["cost"]["users"].as_array().unwrap().iter().find(|u| u["user"] == "alice").cloned().expect("alice's cost")
+    };
+    let argocd = multi();
+    argocd.write("devbox.toml", &argocd.read("devbox.toml").replace("gitops = [\"argocd\", \"flux\"]", "gitops = [\"argocd\"]"));
+    let alice = move_alice(&argocd);
+    assert_eq!(
+        alice["what"],
+        "the old box left running until deleted by hand (only Flux prunes a bundle that leaves its directory), 50 GiB home volume kept (not pruned): +2.25 CPU, +8.25 GiB memory, +1 × nvidia-l4, +50 GiB disk"
+    );
+    assert_eq!((&alice["after"]["left_running"], &alice["after"]["gpus"]), (&json!(true), &json!({"nvidia-l4": 2})));
+
+    let flux = multi();
+    flux.write("devbox.toml", &flux.read("devbox.toml").replace("gitops = [\"argocd\", \"flux\"]", "gitops = [\"flux\"]"));
+    let alice = move_alice(&flux);
+    assert_eq!(alice["what"], "50 GiB home volume kept (not pruned): +50 GiB disk");
+    assert_eq!((&alice["after"]["left_running"], &alice["after"]["gpus"]), (&json!(false), &json!({"nvidia-l4": 1})));
+}
+
 // --- the CRDs' schemas ---------------------------------------------------------------------------
 
 fn schema(file: &str) -> Value {

@@ -37,16 +37,11 @@ pub(super) fn volumes(before: &Resources, after: &Resources) -> Vec<Risk> {
     let mut risks = Vec::new();
     let added: Vec<&Resource> = after.values().filter(|r| is_home(r) && !before.contains_key(&r.id)).collect();
     let users_after: BTreeSet<&str> = after.values().map(|r| r.owner.as_str()).collect();
-    let (servers_before, servers_after) = (platform::servers(before), platform::servers(after));
-    let same_server = |old: &Resource, new: &Resource| {
-        let (from, to) = (platform::delivery_dir(&old.path), platform::delivery_dir(&new.path));
-        servers_before.get(from).is_some_and(|server| servers_after.get(to) == Some(server))
-    };
+    let destinations = platform::Destinations::new(before, after);
     for old in before.values().filter(|r| is_home(r)) {
         match after.get(&old.id) {
             // Same server: the claim stays bound where it is (platform::delivery_moved says so).
-            Some(new) if dir(&old.path) != dir(&new.path) && same_server(old, new) => {}
-            Some(new) if dir(&old.path) != dir(&new.path) => {
+            Some(new) if destinations.another_cluster(old, new) => {
                 let risk = match (platform::cluster_of(&old.path), platform::cluster_of(&new.path)) {
                     (Some(from), Some(to)) => Risk::new(
                         Kind::HomeVolumeMoved,

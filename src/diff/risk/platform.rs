@@ -122,6 +122,29 @@ pub(super) fn servers(resources: &Resources) -> BTreeMap<&str, &str> {
         .collect()
 }
 
+/// Which delivery directory sends boxes to which API server, on each side: to tell a box that
+/// moves to another cluster from one whose bundle only moves in `out/` (a layout change that
+/// keeps the server).
+pub(crate) struct Destinations<'a> {
+    before: BTreeMap<&'a str, &'a str>,
+    after: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Destinations<'a> {
+    pub(crate) fn new(before: &'a Resources, after: &'a Resources) -> Self {
+        Self { before: servers(before), after: servers(after) }
+    }
+
+    /// Whether the object's file moving from `old` to `new` takes it to another cluster: its
+    /// delivery directory changes, and the two are not known to be one server.
+    pub(crate) fn another_cluster(&self, old: &Resource, new: &Resource) -> bool {
+        let (from, to) = (delivery_dir(&old.path), delivery_dir(&new.path));
+        let dir = |path: &str| path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let same_server = self.before.get(from).is_some_and(|server| self.after.get(to) == Some(server));
+        dir(&old.path) != dir(&new.path) && !same_server
+    }
+}
+
 /// A cluster's boxes delivered to another API server (`server` of `[[clusters]]` changed): Argo
 /// CD applies every box's Application there, where each starts with a new, empty home, and it
 /// does not remove what it applied on the old server (argoproj/argo-cd#9172, #5668), so the old
