@@ -134,9 +134,9 @@ impl Spot {
                 Self::only_import_of(from.path()?, &wanted, format!("`{wanted}` is not there"))
             }),
             ErrorKind::RuntimeError(message) => located.or_else(|| {
-                let wanted = message.strip_prefix(resolver::REFUSED_IMPORT)?.split_once(':')?.0;
-                let mut found =
-                    resolver::imported().into_iter().filter_map(|file| Self::only_import_of(&file, wanted, "an absolute path".into()));
+                let (wanted, why) = message.strip_prefix(resolver::REFUSED_IMPORT)?.split_once(':')?;
+                let what = if why.contains(resolver::OUTSIDE) { resolver::OUTSIDE } else { "an absolute path" };
+                let mut found = resolver::imported().into_iter().filter_map(|file| Self::only_import_of(&file, wanted, what.into()));
                 found.next().filter(|_| found.next().is_none())
             }),
             _ => located,

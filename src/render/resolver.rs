@@ -15,6 +15,9 @@ pub(crate) const EMBEDDED_PREFIX: &str = "devbox-gen/";
 /// How the message of an import refused by [`Resolver`] starts, before the path.
 pub(crate) const REFUSED_IMPORT: &str = "cannot import ";
 
+/// Why an import outside the config repo is refused, as its message and its label say.
+pub(crate) const OUTSIDE: &str = "outside the repository";
+
 /// The embedded template files, by import path.
 pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ("devbox-gen/default.jsonnet", include_str!("template/default.jsonnet")),
@@ -48,13 +51,26 @@ pub(crate) fn passed_over() -> BTreeSet<PathBuf> {
 pub(super) struct Resolver {
     files: FileImportResolver,
     library: Vec<PathBuf>,
+    /// The Git repository holding the config repo (or the config repo, outside Git), links
+    /// resolved: nothing outside it may be imported.
+    bound: PathBuf,
 }
 
 impl Resolver {
     pub(super) fn new(root: &Path) -> Self {
         // `lib/` and `vendor/` in the config repo are searched like Tanka's jpath.
         let library = vec![root.join("lib"), root.join("vendor")];
-        Self { files: FileImportResolver::new(library.clone()), library }
+        // A config repo may be a directory of a larger Git repository and share its jsonnet
+        // with the rest of it; Git's top is what every checkout has in common.
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let bound = root.ancestors().find(|dir| dir.join(".git").symlink_metadata().is_ok()).unwrap_or(&root).to_path_buf();
+        Self { files: FileImportResolver::new(library.clone()), library, bound }
+    }
+
+    /// Whether a file an import found is inside the Git repository (or the config repo, outside
+    /// Git), once `..` and links are resolved.
+    fn inside(&self, found: &SourcePath) -> bool {
+        found.path().is_none_or(|path| path.canonicalize().is_ok_and(|path| path.starts_with(&self.bound)))
     }
 
     /// Records the places jrsonnet's `FileImportResolver` tries before `found`, in its order:
@@ -95,19 +111,18 @@ impl ImportResolver for Resolver {
                 }
             }
         }
-        if from.downcast_ref::<SourceVirtual>().is_some() {
-            return self.files.resolve_from_default(path);
-        }
-        // What an absolute path names differs from machine to machine (rule 2: the same input,
-        // the same bytes, in every checkout and CI job).
-        if let Some(name) = requested.as_deref().filter(|name| Path::new(name).is_absolute() && from.path().is_some()) {
+        let found = if from.downcast_ref::<SourceVirtual>().is_some() {
+            self.files.resolve_from_default(path)?
+        } else {
+            self.resolve_file(from, path, requested.as_deref())?
+        };
+        // A template that reads outside the repository depends on the machine, and could copy
+        // the CI runner's files (`../../proc/self/environ`) into out/ and the PR's diff.
+        if !self.inside(&found) {
             jrsonnet_evaluator::bail!(
-                "{REFUSED_IMPORT}{name}: an absolute path makes the build depend on the machine; import it relative to the template, or from the config repo's lib/ or vendor/"
+                "{REFUSED_IMPORT}{}: it is {OUTSIDE}, and a build reads only the Git repository that holds the config repo (the config repo, outside Git); copy the file into it (lib/ or vendor/, say)",
+                requested.as_deref().unwrap_or("the file")
             );
-        }
-        let found = self.files.resolve_from(from, path)?;
-        if let Some(name) = requested {
-            self.record_passed_over(from, Path::new(&name), &found);
         }
         Ok(found)
     }
@@ -124,5 +139,23 @@ impl ImportResolver for Resolver {
             files.insert(path.to_path_buf());
         }
         self.files.load_file_contents(resolved)
+    }
+}
+
+impl Resolver {
+    /// A file import from a file of the config repo: relative to it, then in lib/ and vendor/.
+    fn resolve_file(&self, from: &SourcePath, path: &dyn AsPathLike, requested: Option<&str>) -> Result<SourcePath> {
+        // What an absolute path names differs from machine to machine (rule 2: the same input,
+        // the same bytes, in every checkout and CI job).
+        if let Some(name) = requested.filter(|name| Path::new(name).is_absolute() && from.path().is_some()) {
+            jrsonnet_evaluator::bail!(
+                "{REFUSED_IMPORT}{name}: an absolute path makes the build depend on the machine; import it relative to the template, or from the config repo's lib/ or vendor/"
+            );
+        }
+        let found = self.files.resolve_from(from, path)?;
+        if let Some(name) = requested {
+            self.record_passed_over(from, Path::new(name), &found);
+        }
+        Ok(found)
     }
 }

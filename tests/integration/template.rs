@@ -302,6 +302,36 @@ fn an_import_that_is_not_there_is_shown_at_the_import() {
     assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:110\n");
     assert_contains!(run.stderr, "^^^^^^^^^^^^^^^ an absolute path\n");
     assert_contains!(run.stderr, "cannot import /etc/hostname: an absolute path makes the build depend on the machine");
+    // Nor anything else outside the repository, however it is reached: the CI runner's
+    // environment would land in out/ and in the diff posted on the pull request.
+    let climbing = template.replace("lib/a.txt", "../../../../../../../../proc/self/environ");
+    let run = with_template(&climbing).run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "┌─ templates/devbox.jsonnet:1:110\n");
+    assert_contains!(run.stderr, " outside the repository\n");
+    assert_contains!(run.stderr, "cannot import ../../../../../../../../proc/self/environ: it is outside the repository");
+    let repo = with_template(&template.replace("lib/a.txt", "../lib/link.txt"));
+    std::fs::create_dir(repo.path().join("lib")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", repo.path().join("lib/link.txt")).unwrap();
+    assert_contains!(repo.run_ok(&["build"], 2).stderr, "cannot import ../lib/link.txt: it is outside the repository");
+    assert!(!repo.path().join("out").exists());
+    // Inside, the file is read (this template then fails for want of a StatefulSet).
+    std::fs::remove_file(repo.path().join("lib/link.txt")).unwrap();
+    std::fs::write(repo.path().join("lib/link.txt"), "inside\n").unwrap();
+    let run = repo.run_ok(&["build"], 2);
+    assert_not_contains!(run.stderr, "cannot import");
+    assert_contains!(run.stderr, "a running box needs exactly one StatefulSet");
+    // In Git, the bound is the Git repository: a config repo in a directory of a larger one
+    // may share its jsonnet.
+    let monorepo = tempfile::tempdir().unwrap();
+    std::fs::create_dir(monorepo.path().join(".git")).unwrap();
+    std::fs::write(monorepo.path().join("shared.txt"), "shared\n").unwrap();
+    let inner = Repo::at(tempfile::tempdir_in(monorepo.path()).unwrap());
+    inner.write("devbox.toml", &repo.read("devbox.toml"));
+    inner.write("users/alice.toml", &repo.read("users/alice.toml"));
+    inner.write("templates/devbox.jsonnet", &template.replace("lib/a.txt", "../../shared.txt"));
+    let run = inner.run_ok(&["build"], 2);
+    assert_not_contains!(run.stderr, "cannot import");
+    assert_contains!(run.stderr, "a running box needs exactly one StatefulSet");
 }
 
 /// devbox-gen passes the box by name (`box`), as Tanka passes top-level arguments; a function
