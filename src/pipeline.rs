@@ -505,6 +505,11 @@ fn compile_box(
         return BoxOutcome::Invalid { source, problems };
     }
     let mut files = emit::emit_box(&rendered);
+    let largest_file = files.iter().map(|(_, text)| text.len()).max().unwrap_or(0);
+    let problems = check::too_big_to_apply(&rendered.objects, largest_file);
+    if !problems.is_empty() {
+        return BoxOutcome::Invalid { source, problems };
+    }
     let paths = files.iter().map(|(path, _)| path).chain(claimed.needed.iter().map(|(path, _)| path)).cloned().collect();
     // Hashed only to compare with an earlier out/: a file written is hashed as it is written.
     let on_disk: Vec<String> = match earlier {

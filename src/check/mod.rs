@@ -7,7 +7,7 @@
 //! protected, pod hardened, no Secret contents) are checked on the JSON, so a custom template
 //! cannot opt out. [`home`] compares builds: what Kubernetes cannot apply to a home volume.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -116,10 +116,19 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
     let name = &rendered.resolved.name;
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
+    // A file is named by kind and name: two objects that differ only in namespace (or one
+    // without) would be one file, the other lost, and the bundle's kustomization.yaml would
+    // list that file twice, which kustomize refuses ("already registered id").
+    let mut files: HashMap<String, String> = HashMap::new();
     for object in &rendered.objects {
         let id = object_id(object);
         if !seen.insert(id.clone()) {
             problems.push(format!("{id} is produced twice"));
+        } else if let Some(other) = files.insert(crate::emit::file_name(object), id.clone()) {
+            problems.push(format!(
+                "{other} and {id} would both be written to {}: give them different names (one bundle holds one namespace's objects)",
+                crate::emit::file_name(object)
+            ));
         }
         problems.extend(check_object(object).into_iter().map(|p| format!("{id}: {p}")));
         if let Some(scope) = crate::render::scope(object) {
@@ -359,13 +368,14 @@ fn cron_job_name_too_long(name: &str) -> Option<String> {
 }
 
 /// The API server's limit on all annotations of an object together (`TotalAnnotationSizeLimitB`).
-const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+pub(crate) const ANNOTATIONS_LIMIT: usize = 256 * 1024;
 
 /// Argo CD syncs with client-side `kubectl apply` unless told otherwise, which keeps the whole
 /// object, as JSON, in its `kubectl.kubernetes.io/last-applied-configuration` annotation; an
 /// object that does not fit in the 256 KiB of annotations is refused ("metadata.annotations: Too
-/// long: must have at most 262144 bytes", argoproj/argo-cd#820, #5704). Only a ConfigMap's files
-/// get that big; the JSON is measured only for one whose data is already over half the limit.
+/// long: must have at most 262144 bytes", argoproj/argo-cd#820, #5704); so does `kubectl apply`
+/// by hand. A ConfigMap's files get that big: its JSON is measured here when its data is already
+/// over half the limit. Any other object is measured by [`too_big_to_apply`] once emitted.
 fn too_big_for_client_side_apply(object: &Object) -> Option<String> {
     if kind(object) != "ConfigMap" {
         return None;
@@ -375,15 +385,41 @@ fn too_big_for_client_side_apply(object: &Object) -> Option<String> {
     if raw < ANNOTATIONS_LIMIT / 2 {
         return None;
     }
-    let applied = serde_json::to_string(object).map_or(raw, |json| json.len());
+    annotations_overflow(object)
+}
+
+/// The objects other than ConfigMaps (see [`too_big_for_client_side_apply`]) that do not fit
+/// in the annotations of a client-side apply: a long `[env]`, or whatever a template puts in
+/// a pod. `largest_file`: the longest YAML emitted for the box. JSON takes at most about twice
+/// the bytes of the same object in YAML, so below a third of the limit nothing is measured, and
+/// the default bundle (its largest file about 11 KB) costs one comparison.
+pub(crate) fn too_big_to_apply(objects: &[Object], largest_file: usize) -> Vec<String> {
+    if largest_file <= ANNOTATIONS_LIMIT / 3 {
+        return Vec::new();
+    }
+    objects
+        .iter()
+        .filter(|object| kind(object) != "ConfigMap")
+        .filter_map(|object| annotations_overflow(object).map(|problem| format!("{}: {problem}", object_id(object))))
+        .collect()
+}
+
+/// What is wrong with an object whose JSON and annotations exceed [`ANNOTATIONS_LIMIT`].
+fn annotations_overflow(object: &Object) -> Option<String> {
+    let applied = serde_json::to_string(object).map_or(0, |json| json.len());
     let others: usize = object
         .at("/metadata/annotations")
         .and_then(Value::as_object)
         .map_or(0, |annotations| annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum());
     (applied + others > ANNOTATIONS_LIMIT).then(|| {
         format!(
-            "is {} KiB as JSON: Argo CD's client-side apply copies it into the `kubectl.kubernetes.io/last-applied-configuration` annotation, and the API server refuses an object whose annotations exceed 256 KiB. Ship large files in the image instead",
-            applied / 1024
+            "is {} KiB as JSON: Argo CD's client-side apply copies it into the `kubectl.kubernetes.io/last-applied-configuration` annotation, and the API server refuses an object whose annotations exceed 256 KiB. {}",
+            applied / 1024,
+            if kind(object) == "ConfigMap" {
+                "Ship large files in the image instead"
+            } else {
+                "Shorten what makes it long (a long `[env]` value belongs in a file in the image or the home volume, its path in `[env]`)"
+            }
         )
     })
 }

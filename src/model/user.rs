@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[schemars(deny_unknown_fields, title = "devbox-gen user file")]
 pub(crate) struct UserFile {
     /// Owner of the box, recorded in every object's annotations.
+    #[schemars(length(min = 3, max = 254))]
     pub email: String,
     /// `running` (default): one pod. `stopped`: no pod, the home volume is kept.
     /// `archived`: only the home volume is kept.

@@ -43,19 +43,30 @@ impl From<Finding> for Diagnostic {
     }
 }
 
+/// The longest address SMTP carries (RFC 5321 §4.5.3.1.3: a path of 256 octets, its angle
+/// brackets included). Every object of the box carries the address in an annotation.
+const MAX_EMAIL_LEN: usize = 254;
+
 pub(super) fn email(value: &str) -> Result<(), Finding> {
+    if value.len() > MAX_EMAIL_LEN {
+        return Err(Finding::error(format!("the address is {} characters long, more than the {MAX_EMAIL_LEN} mail allows", value.len()))
+            .help("write the owner's address alone, like `alice@example.com`"));
+    }
+    // An unquoted local part (RFC 5322's dot-atom) and a host name: what a directory hands out.
+    let label_ok = |label: &str| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-');
     let valid = value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
+            && local.split('.').all(|atom| !atom.is_empty())
             && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
+            && domain.split('.').all(label_ok)
             && !domain.contains('@')
-            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+            && !value.chars().any(|c| c.is_whitespace() || crate::text::drives_the_display(c) || c == '<' || c == '>')
     });
     if valid {
         Ok(())
     } else {
-        Err(Finding::error(format!("`{value}` is not an email address")).help("write the owner's address alone, like `alice@example.com`"))
+        Err(Finding::error(format!("`{}` is not an email address", crate::text::printable(value)))
+            .help("write the owner's address alone, like `alice@example.com`"))
     }
 }
 
@@ -450,6 +461,22 @@ pub(super) fn env_var(name: &str, value: &str, allowed: &[String]) -> Result<(),
         .help(format!("if the value is not secret, allow the name in devbox.toml: `[policy] allow_secret_env = [\"{name}\"]`")));
     }
     Ok(())
+}
+
+/// The most `[env]` may hold altogether, as `NAME=value` strings: the StatefulSet carries it,
+/// and Argo CD's client-side apply (and `kubectl apply`) copies the StatefulSet into an
+/// annotation the API server holds to 256 KiB with the object's other annotations. The rest of
+/// the StatefulSet takes about 10 KiB; this leaves room for it, and for `[defaults.env]`.
+const MAX_ENV_TOTAL_BYTES: usize = 192 * 1024;
+
+pub(super) fn env_total(env: &std::collections::BTreeMap<String, String>) -> Result<(), Finding> {
+    let total: usize = env.iter().map(|(name, value)| name.len() + value.len() + 2).sum();
+    if total <= MAX_ENV_TOTAL_BYTES {
+        return Ok(());
+    }
+    Err(Finding::error(format!("`[env]` holds {total} bytes, more than the {MAX_ENV_TOTAL_BYTES} a box's StatefulSet can carry"))
+        .label("too long to apply")
+        .help("Argo CD's client-side apply, like `kubectl apply`, copies the StatefulSet into an annotation of at most 256 KiB, so the API server would refuse it: put long values in a file in the image or the home volume, and the file's path here"))
 }
 
 /// A `$(OTHER)` in `name`'s value where OTHER is a variable of `[env]` (`defined`) that comes
@@ -935,7 +962,23 @@ mod tests {
     #[test]
     fn emails() {
         assert!(email("alice@example.com").is_ok());
-        for bad in ["alice", "@example.com", "alice@localhost", "Alice <alice@example.com>", "a@b@c.d"] {
+        assert!(email("alice.o'hara+devbox@mail.example.co.uk").is_ok());
+        assert!(email(&format!("{}@example.com", "a".repeat(242))).is_ok(), "254 characters");
+        assert!(email(&format!("{}@example.com", "a".repeat(243))).is_err(), "255 characters");
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@localhost",
+            "Alice <alice@example.com>",
+            "a@b@c.d",
+            "dave@-example.com",
+            "dave@example-.com",
+            "dave@example..com",
+            ".dave@example.com",
+            "dave.@example.com",
+            "da..ve@example.com",
+            "dave\u{202E}moc@example.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -680,6 +680,9 @@ fn validate_shared(rules: &mut Findings, prefix: &str, fields: &SharedFields<'_>
         rules.check(&at(&format!("env.{name}")), fields::env_var(name, value, &settings.policy.allow_secret_env));
         rules.check(&at(&format!("env.{name}")), fields::env_later_reference(name, value, defined));
     }
+    if !fields.env.is_empty() {
+        rules.check(&at("env"), fields::env_total(fields.env));
+    }
     if let Some(after) = fields.idle.and_then(|i| i.after.as_ref()) {
         rules.check(&at("idle.after"), autostop::after(after));
     }

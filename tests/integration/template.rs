@@ -587,3 +587,40 @@ fn a_custom_cron_job_name_too_long_for_its_jobs_is_refused() {
     );
     assert!(!repo.path().join("out").exists());
 }
+
+/// A file is named by kind and name: two objects that differ only in their namespace would be
+/// one file, the other silently lost, and kustomize refuses a kustomization.yaml that lists a
+/// file twice, so every sync of the bundle would fail.
+#[test]
+fn two_objects_of_one_file_name_are_refused() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { again: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: box.name + '-devbox' }, data: {} } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(
+        run.stderr,
+        "ConfigMap/alice-devbox and ConfigMap/devboxes/alice-devbox would both be written to configmap-alice-devbox.yaml"
+    );
+    assert!(!repo.path().join("out").exists());
+}
+
+/// Whatever makes an object too long for the annotation Argo CD's client-side apply keeps (and
+/// `kubectl apply`), a template's long variable included, is refused before anything is written.
+#[test]
+fn an_object_too_long_to_apply_is_refused() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + { statefulSet+: { spec+: { template+: { spec+: { containers: [\n\
+           super.containers[0] { env+: [{ name: 'LONG', value: std.join('', std.makeArray(270000, function(i) 'x')) }] },\n\
+         ] + super.containers[1:] } } } } }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "StatefulSet/devboxes/alice: is 269 KiB as JSON");
+    assert_contains!(
+        run.stderr,
+        "KiB as JSON: Argo CD's client-side apply copies it into the `kubectl.kubernetes.io/last-applied-configuration` annotation"
+    );
+    assert_contains!(run.stderr, "a long `[env]` value belongs in a file in the image or the home volume");
+    assert!(!repo.path().join("out").exists());
+}

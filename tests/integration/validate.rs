@@ -598,3 +598,35 @@ fn helps_for_odd_arguments_and_entries_can_be_followed() {
         assert_not_contains!(run.stderr, "devbox-gen new ../");
     }
 }
+
+/// Argo CD's client-side apply, like `kubectl apply`, copies the StatefulSet into an annotation
+/// the API server holds to 256 KiB: an `[env]` that fits Linux variable by variable can still
+/// make a StatefulSet nothing can apply. Refused at `[env]`, before anything is written.
+#[test]
+fn an_env_too_long_to_apply_is_refused_at_the_table() {
+    let big = |c: char| c.to_string().repeat(100_000);
+    let text = format!("{}\n[env]\nA = \"{}\"\nB = \"{}\"\n", user_file("alice@example.com", KEY_ALICE), big('x'), big('y'));
+    let repo = Repo::new(SETTINGS).user("alice", &text);
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "error: `[env]` holds 200006 bytes, more than the 196608 a box's StatefulSet can carry\n");
+    assert_contains!(run.stderr, "┌─ users/alice.toml:6:");
+    assert!(!repo.path().join("out").exists());
+    // Just under: built, and its StatefulSet fits.
+    let text = format!("{}\n[env]\nA = \"{}\"\n", user_file("alice@example.com", KEY_ALICE), big('x'));
+    Repo::new(SETTINGS).user("alice", &text).run_ok(&["build"], 0);
+}
+
+/// The owner's address is in an annotation of every object of the box: an address mail
+/// would not carry, or that reorders what a reviewer reads, is refused.
+#[test]
+fn an_address_mail_would_not_carry_is_refused() {
+    for (email, shown) in [
+        (format!("{}@example.com", "a".repeat(250_000)), "the address is 250012 characters long, more than the 254 mail allows"),
+        ("dave@-example.com".to_string(), "`dave@-example.com` is not an email address"),
+        ("dave\u{202E}moc.elpmaxe@example.com".to_string(), "`dave\\u{202e}moc.elpmaxe@example.com` is not an email address"),
+    ] {
+        let run = Repo::new(SETTINGS).user("dave", &user_file(&email, KEY_ALICE)).run_ok(&["validate"], 2);
+        assert_contains!(run.stderr, &format!("error: {shown}\n"));
+        assert_contains!(run.stderr, "┌─ users/dave.toml:1:9");
+    }
+}
