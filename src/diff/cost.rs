@@ -40,10 +40,26 @@ const WORKING_HOURS_ANNOTATION: &str = "devbox-gen.dev/working-hours";
 const SPOT_SELECTOR: &str = "cloud.google.com/gke-spot";
 const ACCELERATOR_SELECTOR: &str = "cloud.google.com/gke-accelerator";
 
-/// Every monthly amount is a fraction over this denominator before it is rounded: billionths
-/// of the currency (prices) × billionths of the unit (quantities) × bytes in a GiB.
-const DENOMINATOR: u128 = NANOS * NANOS * GIB;
+/// What each term of an amount (a disk, a workload) is worked out in, exactly: billionths of
+/// the currency (prices) × billionths of the unit (quantities) × bytes in a GiB.
+const EXACT: u128 = NANOS * NANOS * GIB;
+/// What an amount counts: billionths of the currency. Each term is rounded to one once, so a
+/// sum of ten thousand boxes is still right to the cent, and sums up to 10^20 of any currency
+/// fit (in [`EXACT`] units, a fleet priced in rupiah overflowed at 31 million a month).
+const DENOMINATOR: u128 = NANOS;
 const CENT: u128 = DENOMINATOR / 100;
+
+/// An exact term, to the nearest [`DENOMINATOR`]th.
+fn rounded(exact: u128) -> u128 {
+    let unit = EXACT / DENOMINATOR;
+    exact.saturating_add(unit / 2) / unit
+}
+
+/// `value × numerator / denominator`, rounded down, without the product overflowing first.
+fn mul_div(value: u128, numerator: u128, denominator: u128) -> u128 {
+    let (whole, rest) = (value / denominator, value % denominator);
+    whole.saturating_mul(numerator).saturating_add(rest.saturating_mul(numerator) / denominator)
+}
 
 /// What one pod reserves: its requests, which the scheduler sets aside whether used or not,
 /// and which GKE Autopilot bills.
@@ -479,7 +495,7 @@ impl PriceList {
     /// A side's monthly amount, or the GPU types it runs that have no price. `hours` says
     /// how long a pod that stops by itself runs: all month, or only in its working hours.
     fn monthly(&self, side: &Side, hours: Hours) -> Result<Amount, BTreeSet<String>> {
-        let mut total = side.disk.saturating_mul(self.storage_gib_month);
+        let mut total = rounded(side.disk.saturating_mul(self.storage_gib_month));
         let mut unpriced = BTreeSet::new();
         for workload in side.workloads.iter().filter(|w| w.replicas > 0) {
             let rates = if workload.spot { &self.spot } else { &self.on_demand };
@@ -498,7 +514,7 @@ impl PriceList {
                     }
                 }
             }
-            total = total.saturating_add(hourly.saturating_mul(workload.replicas).saturating_mul(numerator) / denominator);
+            total = total.saturating_add(rounded(mul_div(hourly.saturating_mul(workload.replicas), numerator, denominator)));
         }
         if unpriced.is_empty() { Ok(Amount(i128::try_from(total).unwrap_or(i128::MAX))) } else { Err(unpriced) }
     }
@@ -527,7 +543,7 @@ fn exact(price: f64) -> u128 {
     }
 }
 
-/// Money, exactly: a number of 1/[`DENOMINATOR`]ths of the currency. Each amount shown is
+/// Money: a number of 1/[`DENOMINATOR`]ths of the currency. Each amount shown is
 /// rounded once, from this, so it is right to the cent (a total may then differ by a cent from
 /// the sum of the rounded lines, as on an invoice).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -989,5 +1005,33 @@ mod tests {
             hours_change.what(),
             "stops by itself (priced as always on), working hours mon-fri 08:00-19:00 Europe/Berlin → mon-fri 08:00-17:00 Europe/Berlin"
         );
+    }
+
+    /// Priced in rupiah, a big box for its working hours overflowed the exact product, and the
+    /// amount stopped growing at about 31 million; it now grows with the box.
+    #[test]
+    fn amounts_in_a_currency_of_small_units_do_not_overflow() {
+        let rupiah = PriceList::new(&Prices {
+            currency: Some("IDR".into()),
+            cpu_hour: 506.0,
+            memory_gib_hour: 67.0,
+            storage_gib_month: 2_800.0,
+            gpu_hour: BTreeMap::new(),
+            spot: None,
+        });
+        let hours = WorkingHours::parse("mon,tue,wed,thu,fri 08:00-19:00 Asia/Jakarta");
+        let monthly = |cpu: &str| {
+            let workload = Workload { stops_by_itself: true, working_hours: hours.clone(), ..running(cpu, "0", &[], false) };
+            let side = Side { workloads: vec![workload], ..Side::default() };
+            rupiah.monthly(&side, Hours::WorkingHoursOnly).map(Amount::cents).unwrap()
+        };
+        // 55 hours a week is 55 × 730 / 168 = 238.988… hours a month: × 506 × CPUs.
+        for cpus in [160, 230, 100_000] {
+            let expected = (55.0 * 730.0 / 168.0 * 506.0 * cpus as f64 * 100.0).round() as i128;
+            assert!((monthly(&cpus.to_string()) - expected).abs() <= 1, "{cpus} CPUs: {} vs {expected}", monthly(&cpus.to_string()));
+        }
+        // Ten thousand such boxes, summed, still fit.
+        let one = Amount(i128::try_from(1_000_000_000_u128 * 50_000_000_000).unwrap());
+        assert_eq!((0..10_000).fold(Amount::default(), |sum, _| sum + one).cents(), 50_000_000_000 * 10_000 * 100);
     }
 }

@@ -662,6 +662,9 @@ pub(super) fn template_path(value: &str) -> Result<(), Finding> {
     Ok(())
 }
 
+/// The most a price list may charge for one unit, in any currency.
+const MAX_PRICE: f64 = 10_000_000.0;
+
 /// A price per unit from devbox.toml's `[prices]`: what a price list could hold.
 pub(super) fn price(value: f64) -> Result<(), Finding> {
     if !value.is_finite() {
@@ -670,6 +673,13 @@ pub(super) fn price(value: f64) -> Result<(), Finding> {
     if value < 0.0 {
         return Err(Finding::error("a price cannot be negative")
             .help("write the price list's price of one unit, like `0.0316`; discounts and credits are not counted"));
+    }
+    // A CPU-hour is about 0.03 US dollars, 500 rupiah, 20,000 rials: ten million of anything is
+    // a misplaced decimal point, and amounts that large would not add up exactly.
+    if value > MAX_PRICE {
+        return Err(Finding::error(format!("a price of more than {MAX_PRICE} for one unit is no price list's")).help(
+            "write the price of one unit (one CPU for an hour, one GiB for an hour or a month), like `0.0316`: check the decimal point",
+        ));
     }
     Ok(())
 }

@@ -325,7 +325,7 @@ fn a_gpu_without_a_price_is_told_not_guessed() {
 #[test]
 fn prices_are_validated_where_they_are_written() {
     let repo = Repo::new(&format!(
-        "{SETTINGS}\n[prices]\ncurrency = \"usd\"\ncpu_hour = -0.0316\nmemory_gib_hour = 0.0042\nstorage_gib_month = nan\ngpu_hour = {{ \"nvidia-l5\" = 0.71 }}\n"
+        "{SETTINGS}\n[prices]\ncurrency = \"usd\"\ncpu_hour = -0.0316\nmemory_gib_hour = 1e8\nstorage_gib_month = nan\ngpu_hour = {{ \"nvidia-l5\" = 0.71 }}\n"
     ))
     .user("alice", &file("alice", KEY_ALICE, "\n[gpu]\ntype = \"nvidia-l4\"\n"));
     let run = repo.run_ok(&["validate"], 2);
@@ -333,6 +333,8 @@ fn prices_are_validated_where_they_are_written() {
         "error: `usd` is not an ISO 4217 currency code\n  ┌─ devbox.toml:6:12",
         "help: write it in capitals: `USD`",
         "error: a price cannot be negative\n  ┌─ devbox.toml:7:12",
+        "error: a price of more than 10000000 for one unit is no price list's\n  ┌─ devbox.toml:8:19",
+        "help: write the price of one unit (one CPU for an hour, one GiB for an hour or a month), like `0.0316`: check the decimal point",
         "error: a price must be a finite number\n  ┌─ devbox.toml:9:21",
         "warning: a price for `nvidia-l5`, which is not a GKE accelerator devbox-gen knows\n   ┌─ devbox.toml:10:28",
         "help: did you mean `nvidia-l4`?",
