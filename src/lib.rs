@@ -165,10 +165,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let unwritten_report = cli.code_quality_report.as_ref().and_then(|path| {
         let mut everything = warnings;
         everything.extend(errors.clone());
-        if is_inside_out(path, &cli.root) {
+        if let Some(part) = protected_part(path, &cli.root) {
             return Some(
-                diagnostic::Diagnostic::error(format!("the Code Quality report {} would be written into out/", path.display()))
-                    .help("out/ holds only what devbox-gen generates: give --code-quality-report a file outside it"),
+                diagnostic::Diagnostic::error(format!("the Code Quality report {} would be written into {part}", path.display()))
+                    .help("out/ holds only what devbox-gen generates, and users/ and devbox.toml are what it reads: give --code-quality-report a file elsewhere"),
             );
         }
         // A link committed under the report's name would have the report written wherever it
@@ -215,10 +215,30 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// Whether `path` (a file to write) is inside the config repo's `out/`, however it is spelled.
-fn is_inside_out(path: &std::path::Path, root: &std::path::Path) -> bool {
-    let Ok(out) = write::out_dir(root).canonicalize() else { return false };
+/// The part of the config repo a file devbox-gen was asked to write would land in, when it is
+/// one nothing but devbox-gen (`out/`) or its user (`users/`, `devbox.toml`) may write: a
+/// report or a man page there would be built, applied or read as input.
+pub(crate) fn protected_part(path: &std::path::Path, root: &std::path::Path) -> Option<&'static str> {
+    // The nearest directory that exists: the path and its parents may be about to be made.
     let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    parent.canonicalize().is_ok_and(|parent| parent.starts_with(out))
+    let existing = parent.ancestors().find_map(|dir| {
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+        dir.canonicalize().ok().map(|canonical| (canonical, dir))
+    })?;
+    let (canonical, found) = existing;
+    // What lies between the directory found and the path, as if it were made there.
+    let rest = path.strip_prefix(found).unwrap_or(path);
+    let full = canonical.join(rest);
+    let root = root.canonicalize().ok()?;
+    if full.starts_with(write::out_dir(&root)) {
+        Some("out/")
+    } else if full.starts_with(root.join("users")) {
+        Some("users/")
+    } else if full == root.join("devbox.toml") {
+        Some("devbox.toml")
+    } else {
+        None
+    }
 }
 
 /// Where the config repo is in the checkout the CI system annotates (`$GITHUB_WORKSPACE` on

@@ -540,11 +540,15 @@ pub(crate) fn template_of(repo: &ConfigRepo) -> Result<Template, Diagnostics> {
     let Some(settings) = &repo.settings else { return Ok(Template::Embedded) };
     let Some(relative) = &settings.value.template else { return Ok(Template::Embedded) };
     let path = repo.root.join(relative);
-    match path.symlink_metadata() {
-        Ok(m) if m.is_file() => Ok(Template::File(path.canonicalize().unwrap_or(path))),
-        _ => Err(Diagnostic::error(format!("template `{relative}` does not exist"))
-            .at(&settings.source, settings.source.value_span("template"), "no such file")
-            .help("give a path relative to devbox.toml, or remove `template` to use the embedded default")
-            .into()),
-    }
+    let (what, label) = match path.symlink_metadata() {
+        Ok(m) if m.is_file() => return Ok(Template::File(path.canonicalize().unwrap_or(path))),
+        Ok(m) if m.is_dir() => ("is a directory", "not a file"),
+        Ok(m) if m.is_symlink() => ("is a symbolic link, which devbox-gen does not follow", "a link"),
+        Ok(_) => ("is not a file", "not a file"),
+        Err(_) => ("does not exist", "no such file"),
+    };
+    Err(Diagnostic::error(format!("template `{relative}` {what}"))
+        .at(&settings.source, settings.source.value_span("template"), label)
+        .help("give the path of the template file relative to devbox.toml, like `templates/devbox.jsonnet`, or remove `template` to use the embedded default")
+        .into())
 }

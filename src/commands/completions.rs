@@ -264,6 +264,11 @@ pub(super) fn man(context: &Context, command: Option<&str>, out_dir: Option<&Pat
     let fail = |e: std::io::Error, path: &Path| -> Diagnostics {
         Diagnostic::error(format!("cannot write {}: {e}", path.display())).in_path(path.display().to_string()).into()
     };
+    if let Some(part) = crate::protected_part(&dir.join(format!("{BIN}.1")), &context.root) {
+        return Err(Diagnostic::error(format!("{} is inside {part}", dir.display()))
+            .help("out/ holds only what devbox-gen generates, and users/ what it reads: give --out-dir a directory elsewhere, like `man/`")
+            .into());
+    }
     fs::create_dir_all(dir).map_err(|e| fail(e, dir))?;
     for (file, text) in &pages {
         let path = dir.join(file);

@@ -178,10 +178,18 @@ const TAILSCALE_HEALTH_CHECK: (u32, u32) = (1, 78);
 
 /// `[tailscale] image`: when its tag names a version (`v1.80.3`, `1.78`), one that serves the
 /// sidecar's health check. Older, the probes find nothing on the port and the kubelet restarts
-/// the sidecar every few minutes, taking the box off the tailnet. A tag without a version
-/// (`stable`, a digest alone) is not judged.
+/// the sidecar every few minutes, taking the box off the tailnet. tailscale's moving tags
+/// (`stable`, `unstable`, as `latest`) are not pinned, unless a digest pins them; a digest alone
+/// is not judged.
 pub(super) fn tailscale_image_version(value: &str) -> Result<(), Finding> {
-    let (_, Some(tag), _) = image_parts(value) else { return Ok(()) };
+    let (name, Some(tag), digest) = image_parts(value) else { return Ok(()) };
+    if matches!(tag, "stable" | "unstable") && digest.is_none() {
+        return Err(Finding::error(format!(
+            "`{tag}` is not a pinned image: tailscale moves it to each new release, and every box's sidecar would change without review"
+        ))
+        .label("moves")
+        .help(format!("pin a version, e.g. `{}`, or a digest `{name}@sha256:…`", crate::defaults::TAILSCALE_IMAGE)));
+    }
     let mut numbers = tag.strip_prefix('v').unwrap_or(tag).split(['.', '-']).map(str::parse::<u32>);
     let (Some(Ok(major)), Some(Ok(minor))) = (numbers.next(), numbers.next()) else { return Ok(()) };
     let (min_major, min_minor) = TAILSCALE_HEALTH_CHECK;
@@ -549,6 +557,9 @@ pub(super) fn repo_url(value: &str) -> Result<(), Finding> {
     if value.contains(char::is_whitespace) {
         return refused();
     }
+    if value.contains("{{") {
+        return Err(template_braces(value));
+    }
     if let Some((host, path)) = value.strip_prefix("git@").and_then(|rest| rest.split_once(':')) {
         let valid = !host.is_empty() && !host.contains(['/', '@']) && !path.is_empty();
         return if valid { Ok(()) } else { refused() };
@@ -624,7 +635,19 @@ pub(super) fn flux_duration(value: &str) -> Result<(), Finding> {
 /// control characters, spaces or any of `~^:?*[\`; no part starting with `.` or ending with
 /// `.lock`; not starting with `-` or `/`, nor ending with `/` or `.`; not `@`. Argo CD and Flux
 /// hand it to git, which refuses any other.
+/// `{{` in a value the ApplicationSet's template carries: its controller renders the template
+/// with Go's text/template (`goTemplate: true`) before it makes each Application, so the value
+/// would be evaluated, not written.
+fn template_braces(value: &str) -> Finding {
+    Finding::error(format!("`{value}` holds `{{{{`, which the ApplicationSet controller would evaluate as a Go template"))
+        .label("a template action")
+        .help("write the value itself: the ApplicationSet renders `{{ ... }}` in it for each box before Argo CD reads it")
+}
+
 pub(super) fn git_revision(value: &str) -> Result<(), Finding> {
+    if value.contains("{{") {
+        return Err(template_braces(value));
+    }
     let refused_char = |c: char| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c);
     let valid = !value.is_empty()
         && value != "@"
@@ -915,13 +938,32 @@ mod tests {
     }
 
     #[test]
+    fn values_the_application_set_would_evaluate_are_refused() {
+        let finding = repo_url("https://github.com/acme/{{.path}}.git").unwrap_err();
+        assert_eq!(
+            finding.message,
+            "`https://github.com/acme/{{.path}}.git` holds `{{`, which the ApplicationSet controller would evaluate as a Go template"
+        );
+        assert!(git_revision("{{.path.basename}}").is_err());
+        assert!(git_revision("release-{1}").is_ok(), "one brace is Git's business");
+    }
+
+    #[test]
+    fn tailscale_moving_tags_are_not_pinned() {
+        for moving in ["ghcr.io/tailscale/tailscale:stable", "tailscale/tailscale:unstable"] {
+            assert!(tailscale_image_version(moving).is_err(), "{moving}");
+        }
+        let digest = format!("ghcr.io/tailscale/tailscale:stable@sha256:{}", "a".repeat(64));
+        assert!(tailscale_image_version(&digest).is_ok(), "a digest pins it");
+    }
+
+    #[test]
     fn tailscale_images_old_enough_to_lack_the_health_check_are_refused() {
         for ok in [
             "ghcr.io/tailscale/tailscale:v1.80.3",
             "ghcr.io/tailscale/tailscale:v1.78.0",
             "tailscale/tailscale:1.90",
             "registry.example.com:5000/mirror/tailscale:v2.0.0",
-            "ghcr.io/tailscale/tailscale:stable",
             "ghcr.io/tailscale/tailscale@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             assert!(tailscale_image_version(ok).is_ok(), "{ok}");

@@ -171,6 +171,14 @@ fn validate_settings(config: &DevboxConfig) -> Findings {
             GitOps::Flux => ("Flux", config.flux.namespace.as_deref().unwrap_or(crate::defaults::FLUX_NAMESPACE)),
         })
         .collect();
+    for (i, engine) in config.gitops.iter().enumerate() {
+        if config.gitops[..i].contains(engine) {
+            rules.report(
+                &format!("gitops[{i}]"),
+                Finding::error(format!("`{}` is listed twice", engine.as_str())).label("again").help("list each engine once"),
+            );
+        }
+    }
     match &config.namespace {
         Some(namespace) => rules
             .check("namespace", names::kubernetes_label("namespace", namespace).and_then(|()| names::boxes_namespace(namespace, &engines))),

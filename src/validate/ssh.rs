@@ -17,6 +17,13 @@ pub(super) fn authorized_key(line: &str) -> Result<String, Finding> {
             Finding::error("one key per string: this one holds several lines").help("split it into separate strings of `authorized_keys`")
         );
     }
+    // sshd reads the file with C strings: a NUL ends the line where it stands, and other
+    // controls (a carriage return, an escape) end up in a reviewer's terminal.
+    if line.chars().any(|c| crate::text::drives_the_display(c) && c != '\t') {
+        return Err(Finding::error("this key holds a control character")
+            .label("control character")
+            .help("paste the line of your `~/.ssh/id_ed25519.pub` as it is: `ssh-ed25519 AAAA... you@laptop`"));
+    }
     let parsed = crate::authorized_keys::parse(line).map_err(|unreadable| match unreadable {
         Unreadable::Key => Finding::error("this is not an OpenSSH public key")
             .label("cannot be parsed")
@@ -71,6 +78,13 @@ mod tests {
         let fingerprint = authorized_key(ED25519).unwrap();
         for spaced in [ED25519.replace(' ', "\t"), ED25519.replace(' ', "   "), format!("restrict \t {ED25519}")] {
             assert_eq!(authorized_key(&spaced).unwrap(), fingerprint, "{spaced:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_control_characters_anywhere_in_the_line() {
+        for bad in [format!("{ED25519}\0x"), format!("{ED25519}\u{1b}[2J"), format!("{ED25519}\u{202e}pot")] {
+            assert_eq!(authorized_key(&bad).unwrap_err().message, "this key holds a control character", "{bad:?}");
         }
     }
 

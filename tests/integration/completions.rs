@@ -280,6 +280,21 @@ fn man_pages(repo: &Repo) -> (tempfile::TempDir, PathBuf) {
     (dir, out)
 }
 
+/// Pages written into out/ would be files there that no build made, and users/ is input.
+#[test]
+fn man_writes_nothing_into_out_or_users() {
+    let repo = Repo::with_alice();
+    repo.run_ok(&["build"], 0);
+    let before = repo.out_snapshot();
+    for dir in ["out", "out/alice", "out/new/man1", "users"] {
+        let path = repo.path().join(dir);
+        let run = repo.run_ok(&["man", "--out-dir", path.to_str().unwrap()], 2);
+        assert_contains!(run.stderr, &format!("error: {} is inside ", path.display()));
+    }
+    assert!(repo.out_snapshot() == before, "out/ changed");
+    assert!(!repo.path().join("out/new").exists() && !repo.path().join("users/devbox-gen.1").exists());
+}
+
 #[test]
 fn man_writes_one_page_per_subcommand_and_every_page_it_refers_to() {
     let repo = Repo::with_alice();

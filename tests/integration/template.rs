@@ -624,3 +624,22 @@ fn an_object_too_long_to_apply_is_refused() {
     assert_contains!(run.stderr, "a long `[env]` value belongs in a file in the image or the home volume");
     assert!(!repo.path().join("out").exists());
 }
+
+/// `template` names a file: a missing one, a directory or a link is told as what it is, at the
+/// line of devbox.toml.
+#[test]
+fn a_template_that_is_not_a_file_is_told_as_what_it_is() {
+    let repo = with_template("function(box) {}\n");
+    std::fs::remove_file(repo.path().join("templates/devbox.jsonnet")).unwrap();
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "error: template `templates/devbox.jsonnet` does not exist\n  ┌─ devbox.toml:1:12");
+    std::fs::create_dir(repo.path().join("templates/devbox.jsonnet")).unwrap();
+    assert_contains!(repo.run_ok(&["build"], 2).stderr, "error: template `templates/devbox.jsonnet` is a directory\n");
+    std::fs::remove_dir(repo.path().join("templates/devbox.jsonnet")).unwrap();
+    std::fs::write(repo.path().join("templates/real.jsonnet"), "function(box) {}\n").unwrap();
+    std::os::unix::fs::symlink("real.jsonnet", repo.path().join("templates/devbox.jsonnet")).unwrap();
+    assert_contains!(
+        repo.run_ok(&["build"], 2).stderr,
+        "error: template `templates/devbox.jsonnet` is a symbolic link, which devbox-gen does not follow\n"
+    );
+}

@@ -438,6 +438,15 @@ fn an_unwritable_code_quality_report_is_an_error() {
     let run = repo.run_ok(&["build", "--code-quality-report", inside.to_str().unwrap()], 2);
     assert_contains!(run.stderr, "would be written into out/");
     assert!(repo.out_snapshot() == before, "out/ changed");
+    // Nor over what devbox-gen reads.
+    for (input, part) in [("users/alice.toml", "users/"), ("devbox.toml", "devbox.toml"), ("users/new/report.json", "users/")] {
+        let before = std::fs::read_dir(repo.path().join("users")).unwrap().count();
+        let text = repo.read("users/alice.toml");
+        let path = repo.path().join(input);
+        let run = repo.run_ok(&["validate", "--code-quality-report", path.to_str().unwrap()], 2);
+        assert_contains!(run.stderr, &format!("would be written into {part}\n"));
+        assert_eq!((repo.read("users/alice.toml"), std::fs::read_dir(repo.path().join("users")).unwrap().count()), (text, before));
+    }
     // Nor through a link committed under the report's name, wherever it points.
     let link = repo.path().join("gl-code-quality-report.json");
     std::os::unix::fs::symlink("out/alice/statefulset-alice.yaml", &link).unwrap();
