@@ -17,6 +17,7 @@ use crate::model::State;
 use crate::render::{NAMESPACE_SCOPE, Object, RenderedBox, SCOPE_ANNOTATION};
 use crate::validate::MAX_CRON_JOB_NAME_LEN;
 
+mod api;
 mod home;
 mod typed;
 pub(crate) use home::{refuse_impossible_changes, warn_namespace_moves};
@@ -343,6 +344,7 @@ fn check_object(object: &Object) -> Vec<String> {
         );
     }
     problems.extend(typed_check_by_shape(object));
+    problems.extend(api::problems(object));
     problems.extend(too_big_for_client_side_apply(object));
     if let Some(pod) = pod_spec(object) {
         problems.extend(check_pod(pod, kind(object) == "StatefulSet"));

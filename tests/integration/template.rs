@@ -643,3 +643,23 @@ fn a_template_that_is_not_a_file_is_told_as_what_it_is() {
         "error: template `templates/devbox.jsonnet` is a symbolic link, which devbox-gen does not follow\n"
     );
 }
+
+/// What the API server's validation refuses and no schema says (label syntax, a selector that
+/// misses its own pods, container and port names) fails the build, not the sync.
+#[test]
+fn what_the_api_server_would_refuse_fails_the_build() {
+    let repo = with_template(
+        "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+         function(box) devbox.bundle(box) + {\n\
+           service+: { metadata+: { labels+: { team: 'data science' } } },\n\
+           statefulSet+: { spec+: { selector+: { matchLabels+: { tier: 'box' } } } },\n\
+         }\n",
+    );
+    let run = repo.run_ok(&["build"], 2);
+    assert_contains!(run.stderr, "Service/devboxes/alice: metadata: the value `data science` of label `team` is not a label value");
+    assert_contains!(
+        run.stderr,
+        "StatefulSet/devboxes/alice: spec.selector does not match the pod template's labels, which the API server refuses: the pods lack `tier: box`"
+    );
+    assert!(!repo.path().join("out").exists());
+}
