@@ -134,6 +134,9 @@ pub(crate) fn is_claim_file(path: &str) -> bool {
     path.rsplit('/').next().is_some_and(|file| file.starts_with("persistentvolumeclaim-"))
 }
 
+/// How the name of a [`Staging`] directory starts.
+pub(crate) const STAGING_PREFIX: &str = ".out.devbox-gen-";
+
 /// A new `out/` being assembled in a directory beside the old one, written to by the compile
 /// while other boxes are still rendering; [`apply`] completes it and swaps it in. Dropped
 /// without that (an error), it is removed, and `out/` was never touched.
@@ -148,7 +151,7 @@ pub(crate) struct Staging {
 impl Staging {
     pub(crate) fn new(root: &Path) -> Result<Self, Diagnostics> {
         let dir = tempfile::Builder::new()
-            .prefix(".out.devbox-gen-")
+            .prefix(STAGING_PREFIX)
             .tempdir_in(root)
             .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
         set_directory_mode(dir.path()).map_err(|e| io_error("cannot create a staging directory", root, &e))?;

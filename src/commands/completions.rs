@@ -372,6 +372,16 @@ fn extra_sections(subcommand: Option<&str>, statuses: Option<Vec<(String, String
     roff.control("SH", ["ENVIRONMENT"]);
     item(&mut roff, vec![bold("NO_COLOR")], "When set and not empty, no colours (unless --color=always); see https://no-color.org.");
     item(&mut roff, vec![bold("DEVBOX_GEN_TIMINGS")], "When set (to anything), print how long each stage took, as --verbose does.");
+    item(
+        &mut roff,
+        vec![bold("DEVBOX_GEN_RENDER_TIMEOUT")],
+        "Seconds the template may take for one box (default 60) before devbox-gen stops with exit 2: jrsonnet cannot interrupt an evaluation that never ends.",
+    );
+    item(
+        &mut roff,
+        vec![bold("DEVBOX_GEN_RENDER_MEMORY")],
+        "MiB devbox-gen may hold while a box has been rendering for a second (default 4096) before it stops with exit 2: a template that grows a value without end.",
+    );
     if matches!(subcommand, None | Some("new")) {
         item(&mut roff, vec![bold("HOME")], "Replaces a leading ~ in the key files given to new, when the shell did not expand it.");
     }

@@ -12,6 +12,7 @@
 
 pub(crate) mod contract;
 mod resolver;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -332,6 +333,7 @@ thread_local! {
 }
 
 fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Result<Vec<Object>, TemplateFailure> {
+    let _watched = watchdog::watch(&resolved.source, root);
     ENGINE.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|e| e.template != *template) {
             *slot = Some(Engine::new(template, root)?);

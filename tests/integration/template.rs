@@ -663,3 +663,35 @@ fn what_the_api_server_would_refuse_fails_the_build() {
     );
     assert!(!repo.path().join("out").exists());
 }
+
+/// jrsonnet cannot interrupt an evaluation: a template that never finishes, or that grows a
+/// value without end, is stopped by a watchdog with exit 2 and the user file it was rendering,
+/// instead of hanging CI or taking the machine's memory; out/ is left as it was.
+#[test]
+fn a_template_that_never_finishes_or_grows_without_end_is_stopped() {
+    let repo = with_template("function(box) { x: std.foldl(function(a, b) a + b, std.range(0, 2000000000), 0) }\n");
+    repo.write(
+        "templates/grows.jsonnet",
+        "local d(s, n) = if n == 0 then s else d(s + s, n - 1);\nfunction(box) { x: std.length(d('x', 40)) }\n",
+    );
+    let run = |env: (&str, &str)| {
+        let output = assert_cmd::Command::cargo_bin("devbox-gen")
+            .unwrap()
+            .args(["-C", repo.path().to_str().unwrap(), "build"])
+            .env(env.0, env.1)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (code, stderr) = run(("DEVBOX_GEN_RENDER_TIMEOUT", "2"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_contains!(stderr, "error: the template has been evaluating the box of users/alice.toml for 2 s without finishing\n");
+    assert_contains!(stderr, "set DEVBOX_GEN_RENDER_TIMEOUT (seconds, now 2)");
+    repo.write("devbox.toml", &repo.read("devbox.toml").replace("templates/devbox.jsonnet", "templates/grows.jsonnet"));
+    let (code, stderr) = run(("DEVBOX_GEN_RENDER_MEMORY", "256"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_contains!(stderr, "error: the template made devbox-gen hold more than 256 MiB while evaluating the box of users/alice.toml\n");
+    let left: Vec<_> = std::fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!left.iter().any(|name| name == "out" || name.starts_with(".out.")), "{left:?}");
+}
