@@ -44,6 +44,11 @@ impl Quantity {
         }
         let scale_down = 10u128.pow(u32::try_from(fraction.len()).unwrap_or(u32::MAX).min(30));
         let digits: u128 = format!("{whole}{fraction}").parse().map_err(|_| error(format!("`{text}` is too large"), None))?;
+        // An exponent Kubernetes reads (`1e20` is 100E) but this one cannot hold.
+        if let Some(power) = suffix.strip_prefix(['e', 'E']).and_then(|p| p.parse::<i32>().ok()).filter(|p| !(-9..=18).contains(p)) {
+            let why = if power > 0 { "is too large" } else { "is smaller than a billionth, the finest Kubernetes keeps" };
+            return Err(error(format!("`{text}` {why}"), None));
+        }
         let nanos = match multiplier(suffix) {
             Some(Multiplier::Times(m)) => digits.checked_mul(m).and_then(|v| v.checked_mul(NANOS)),
             Some(Multiplier::Nanos(n)) => digits.checked_mul(n),
@@ -235,6 +240,14 @@ mod tests {
         assert!(Quantity::parse("").is_err());
         assert!(Quantity::parse("1.2.3").is_err());
         assert_eq!(Quantity::parse("-1").unwrap_err().suggestion.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn an_exponent_out_of_reach_is_told_as_such() {
+        // Kubernetes reads both (100E, and 1n rounded up); neither is a quantity of a box.
+        assert_eq!(Quantity::parse("1e20").unwrap_err().message, "`1e20` is too large");
+        assert_eq!(Quantity::parse("1e-12").unwrap_err().message, "`1e-12` is smaller than a billionth, the finest Kubernetes keeps");
+        assert_eq!(q("2e11"), 200_000_000_000u128);
     }
 
     #[test]

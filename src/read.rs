@@ -420,11 +420,26 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
                 diagnostics.push(diagnostic);
             }
             let mut seen = std::collections::HashSet::new();
+            // The table header a duplicate was reported at, until the next header: the keys
+            // under a table defined twice are each "duplicate" too, and told once, by the header.
+            let mut repeated_table: Option<usize> = None;
             for error in &errors {
                 let start = error.span().map_or(0, |s| s.start);
                 // The control character's own error is told above, by name.
                 if Some(start) == control_at || !seen.insert(start) {
                     continue;
+                }
+                let header = is_table_header(&text, start);
+                if header {
+                    repeated_table = None;
+                }
+                if is_duplicate(error) {
+                    if repeated_table.is_some() && !header {
+                        continue;
+                    }
+                    if header {
+                        repeated_table = Some(start);
+                    }
                 }
                 diagnostics.push(toml_error(&file, error, "this is not valid TOML"));
             }
@@ -457,7 +472,21 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, label: &str) -> Diagnostic {
     let message = error.message().trim().to_string();
     let span = error.span().unwrap_or(0..0);
-    Diagnostic::error(first_line(&message)).at(file, span, label)
+    let diagnostic = Diagnostic::error(first_line(&message)).at(file, span, label);
+    if is_duplicate(error) {
+        return diagnostic.help("TOML allows each key, and each `[table]`, once: it is already defined above in this file; keep one (merge two `[table]` sections into one)");
+    }
+    diagnostic
+}
+
+fn is_duplicate(error: &toml::de::Error) -> bool {
+    error.message().trim_start().starts_with("duplicate key")
+}
+
+/// Whether the error at `offset` is on a line that is a `[table]` or `[[array]]` header.
+fn is_table_header(text: &str, offset: usize) -> bool {
+    let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..].trim_start().starts_with('[')
 }
 
 fn first_line(message: &str) -> String {

@@ -285,6 +285,11 @@ pub(super) fn quota_bytes(value: &str, what: &str) -> Result<(), Finding> {
 
 pub(super) fn parse_quantity(value: &str, what: &str) -> Result<Quantity, Finding> {
     Quantity::parse(value).map_err(|e| {
+        if e.message.ends_with("is too large") || e.message.contains("smaller than a billionth") {
+            return Finding::error(e.message)
+                .label(format!("no {what} a box can have"))
+                .help("write the amount in Kubernetes units: `\"8\"`, `\"500m\"`, `\"32Gi\"`, `\"200Gi\"`");
+        }
         let finding = Finding::error(e.message).label(format!("not a Kubernetes {what} quantity"));
         // `"8GB"` for a CPU is bytes where cores were meant: `8Gi` would only be refused next.
         let bytes = |s: &str| s.ends_with(['i', 'k', 'M', 'G', 'T', 'P', 'E']);

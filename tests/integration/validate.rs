@@ -639,3 +639,18 @@ fn an_address_mail_would_not_carry_is_refused() {
         assert_contains!(run.stderr, "┌─ users/dave.toml:1:9");
     }
 }
+
+/// A key or table defined twice is one error, at the second definition, saying what to do; the
+/// keys under a repeated table are not each reported again.
+#[test]
+fn a_table_defined_twice_is_one_error_with_what_to_do() {
+    let text =
+        format!("{}\n[resources]\ncpu = \"4\"\n\n[resources]\ncpu = \"8\"\nmemory = \"32Gi\"\n", user_file("alice@example.com", KEY_ALICE));
+    let run = Repo::new(SETTINGS).user("alice", &text).run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "error: duplicate key\n  ┌─ users/alice.toml:9:2\n");
+    assert_contains!(run.stderr, "help: TOML allows each key, and each `[table]`, once");
+    assert_eq!(run.stderr.matches("error: duplicate key").count(), 1, "{}", run.stderr);
+    let text = format!("email = \"a@example.com\"\nemail = \"b@example.com\"\n\n[ssh]\nauthorized_keys = [\"{KEY_ALICE}\"]\n");
+    let run = Repo::new(SETTINGS).user("alice", &text).run_ok(&["validate"], 2);
+    assert_contains!(run.stderr, "error: duplicate key\n  ┌─ users/alice.toml:2:1\n");
+}
