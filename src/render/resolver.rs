@@ -70,7 +70,14 @@ impl Resolver {
     /// Whether a file an import found is inside the Git repository (or the config repo, outside
     /// Git), once `..` and links are resolved.
     fn inside(&self, found: &SourcePath) -> bool {
-        found.path().is_none_or(|path| path.canonicalize().is_ok_and(|path| path.starts_with(&self.bound)))
+        found.path().is_none_or(|path| {
+            path.canonicalize().is_ok_and(|path| {
+                // Git's own directory is no template's: its config holds the CI job's token
+                // (actions/checkout's extraheader, a GitLab runner's remote URL).
+                path.starts_with(&self.bound)
+                    && !path.strip_prefix(&self.bound).is_ok_and(|rest| rest.components().any(|c| c.as_os_str() == ".git"))
+            })
+        })
     }
 
     /// Records the places jrsonnet's `FileImportResolver` tries before `found`, in its order:
@@ -120,7 +127,7 @@ impl ImportResolver for Resolver {
         // the CI runner's files (`../../proc/self/environ`) into out/ and the PR's diff.
         if !self.inside(&found) {
             jrsonnet_evaluator::bail!(
-                "{REFUSED_IMPORT}{}: it is {OUTSIDE}, and a build reads only the Git repository that holds the config repo (the config repo, outside Git); copy the file into it (lib/ or vendor/, say)",
+                "{REFUSED_IMPORT}{}: it is {OUTSIDE}, and a build reads only the Git repository that holds the config repo (the config repo, outside Git), never its .git/; copy the file into it (lib/ or vendor/, say)",
                 requested.as_deref().unwrap_or("the file")
             );
         }

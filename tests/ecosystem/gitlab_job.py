@@ -252,6 +252,12 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
         ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
         if code != 2 or len(ours) != 1 or "> [!CAUTION]\n> `devbox-gen diff` failed at" not in ours[0]["body"]:
             sys.exit(f"a refused change: exit {code}, our notes {[(n['id'], n['body'][:200]) for n in ours]}:\n{stderr}")
+        # A push whose user file does not validate: the note says so, not the older report.
+        (repo / "users" / "bob.toml").write_text(user("bob"))
+        code, _, stderr = run_job(repo, binary, api)
+        ours = [n for n in NotesApi.notes if n["author"]["id"] == BOT]
+        if code != 2 or len(ours) != 1 or "> [!CAUTION]\n> `devbox-gen validate` failed at" not in ours[0]["body"]:
+            sys.exit(f"an invalid user file: exit {code}, our notes {[(n['id'], n['body'][:200]) for n in ours]}:\n{stderr}")
         (repo / "users" / "bob.toml").write_text(user("bob@example.com"))
         if any(n["body"] != f"looks good {n['id']}" for n in NotesApi.notes if n not in ours and n["id"] != 3):
             sys.exit("a teammate's note was changed")
@@ -259,7 +265,7 @@ def check_the_note(repo: pathlib.Path, binary: pathlib.Path) -> str:
             sys.exit("a teammate's note that quotes the marker was taken for the bot's")
     finally:
         server.shutdown()
-    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes and a teammate's quote of the marker, still at a push whose out/ is stale (the job failing), and says so when the diff fails"
+    return "with a bot token, one note is posted at the first change and edited at every push after, past 150 other notes and a teammate's quote of the marker, still at a push whose out/ is stale (the job failing), and says so when the diff fails or the user files do not validate"
 
 
 if __name__ == "__main__":

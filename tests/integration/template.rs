@@ -332,6 +332,10 @@ fn an_import_that_is_not_there_is_shown_at_the_import() {
     let run = inner.run_ok(&["build"], 2);
     assert_not_contains!(run.stderr, "cannot import");
     assert_contains!(run.stderr, "a running box needs exactly one StatefulSet");
+    // But never Git's own directory: actions/checkout keeps the job's token in .git/config.
+    std::fs::write(monorepo.path().join(".git/config"), "[http]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n").unwrap();
+    inner.write("templates/devbox.jsonnet", &template.replace("lib/a.txt", "../../.git/config"));
+    assert_contains!(inner.run_ok(&["build"], 2).stderr, "cannot import ../../.git/config: it is outside the repository");
 }
 
 /// devbox-gen passes the box by name (`box`), as Tanka passes top-level arguments; a function
