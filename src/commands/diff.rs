@@ -90,7 +90,12 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     let mut hand_made = at.hand_made_claims;
     hand_made.files.retain(|path, _| write::is_claim_of(path, &rendered));
     check::refuse_impossible_changes(&hand_made, &after, &repo)?;
-    let plan = diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref());
+    let mut plan = diff::plan_changes(&at.differing, &after, &unchanged_owners, &hand_written).priced(repo.settings().prices.as_ref());
+    // Less what is told as hand-written already (`foreign-manifest`).
+    let mut untold = stale;
+    untold.removed.retain(|path| !hand_written.contains_key(path));
+    plan.risks.extend(diff::risk::foreign::out_behind(&untold));
+    plan.risks.sort_by(diff::risk::order);
     Ok(diff::Plan { out_behind, ..plan })
 }
 

@@ -343,9 +343,12 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
             let new = after_by_owner.get(u.user.as_str()).unwrap_or(&none);
             let mut sides = (side(old), side(new));
             // A home volume that leaves out/, or its cluster's directory, stays in the cluster
-            // (its claim disables pruning), and so does its bill.
-            let stays = |r: &Resource| after.get(&r.id).is_none_or(|new| destinations.another_cluster(r, new));
-            for claim in old.iter().filter(|r| is_home(r) && stays(r)) {
+            // when its claim disables pruning, or when nothing prunes what its bundle leaves
+            // behind (see below), and so does its bill.
+            let nothing_prunes = u.change == Change::Removed && !super::risk::engine::pruned_by_flux(old, &flux_left);
+            let leaves = |r: &Resource| after.get(&r.id).is_none_or(|new| destinations.another_cluster(r, new));
+            let stays = |r: &Resource| super::risk::home::prune_protected(r) || nothing_prunes;
+            for claim in old.iter().filter(|r| is_home(r) && leaves(r) && stays(r)) {
                 let size = storage(claim);
                 sides.1.disk = sides.1.disk.saturating_add(size);
                 sides.1.kept = sides.1.kept.saturating_add(size);
@@ -354,7 +357,7 @@ pub(crate) fn box_costs(before: &Resources, after: &Resources, users: &[UserChan
             // ApplicationSet keeps what a deleted Application applied
             // (`preserveResourcesOnDeletion`), and nothing else deletes anything. So its pod
             // runs on, and is billed, until someone deletes it.
-            if u.change == Change::Removed && !super::risk::engine::pruned_by_flux(old, &flux_left) {
+            if nothing_prunes {
                 sides.1.workloads.clone_from(&sides.0.workloads);
                 sides.1.left_running = true;
             }

@@ -76,10 +76,16 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_writt
     // A branch behind its base shows what was merged there since as undone by this change. A
     // shallow clone cuts the history that would tell: there, nothing is said.
     let shallow = git(root, &["rev-parse", "--is-shallow-repository"], None).is_ok_and(|out| out.starts_with(b"true"));
-    if !shallow
-        && git(root, &["merge-base", "--is-ancestor", &commit, "HEAD"], None).is_err()
-        && git(root, &["rev-parse", "--verify", "--quiet", "HEAD"], None).is_ok()
-    {
+    let behind = git(root, &["merge-base", "--is-ancestor", &commit, "HEAD"], None).is_err()
+        && git(root, &["rev-parse", "--verify", "--quiet", "HEAD"], None).is_ok();
+    if shallow && behind {
+        at.notes.push(
+            Diagnostic::warning(format!("this clone is shallow: whether `{rev}` has commits this branch lacks cannot be told"))
+                .help(format!("if it has, what they changed in out/ shows here as undone by this change (a user added there shows as removed): fetch the history (`git fetch --unshallow`), or compare with where the branch left `{rev}`"))
+                .help("in CI, check out with the history: actions/checkout with `fetch-depth: 0`, GitLab with `GIT_DEPTH: \"0\"`"),
+        );
+    }
+    if !shallow && behind {
         at.notes.push(
             Diagnostic::warning(format!("`{rev}` has commits this branch lacks: what they changed in out/ shows here as undone by it"))
                 .help(format!("merge or rebase onto `{rev}` first, or compare with where the branch left it: `--base \"$(git merge-base {rev} HEAD)\"`"))

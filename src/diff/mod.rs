@@ -150,7 +150,7 @@ pub(crate) struct Counts {
 
 impl Plan {
     pub(crate) fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.users.is_empty() && self.risks.is_empty()
     }
 
     /// The plan with devbox.toml's prices, which the command knows and the objects do not.
@@ -202,7 +202,8 @@ impl Plan {
         };
         let people = counts.users_added + counts.users_removed + counts.users_changed;
         if people == 0 {
-            return shared.unwrap_or_default();
+            // Only the branch's own out/ differs from the compile (`out-behind`).
+            return shared.unwrap_or_else(|| "no change compiled from users/, but the branch's out/ differs from it".into());
         }
         let mut parts = Vec::new();
         if counts.users_added > 0 {

@@ -775,3 +775,30 @@ fn a_tracked_link_leaving_the_repository_fails_build_check() {
     crate::common::git(top.path(), &["rm", "-q", "--cached", "--", "*/docs/absolute", "*/docs/up"]);
     assert_not_contains!(repo.run_ok(&["build", "--check"], 0).stderr, "symbolic link");
 }
+
+/// Argo CD and Flux apply the branch's committed out/, not the compile `diff --base` reports:
+/// a claim edited there by hand is a data risk of its own, and the report is not "No changes".
+#[test]
+fn diff_base_tells_a_committed_out_that_users_do_not_compile_to() {
+    let repo = alice_built_on_main();
+    crate::common::git(repo.path(), &["checkout", "-q", "-b", "hand"]);
+    let claim = "out/alice/persistentvolumeclaim-alice-home.yaml";
+    repo.write(claim, &repo.read(claim).replace("storage: 50Gi", "storage: 5Gi"));
+    crate::common::git(repo.path(), &["commit", "-q", "-am", "shrink by hand"]);
+    let json = repo.run_ok(&["diff", "--base", "main", "--format", "json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["risks"][0]["kind"], "out-behind-home");
+    assert_eq!(report["risks"][0]["level"], "data");
+    assert_eq!(report["risks"][0]["facts"]["files"], format!("{claim}"));
+    let text = repo.run_ok(&["diff", "--base", "main"], 1).stdout;
+    assert_contains!(
+        text,
+        "DATA     out/: the branch's out/ holds home volume claims users/ does not make: `out/alice/persistentvolumeclaim-alice-home.yaml`"
+    );
+    assert_contains!(text, "No change compiled from users/, but the branch's out/ differs from it (compared with out/ at `main`).");
+    // Rebuilt, nothing is left to tell.
+    repo.run_ok(&["build"], 0);
+    crate::common::git(repo.path(), &["commit", "-q", "-am", "rebuilt"]);
+    assert_contains!(repo.run_ok(&["diff", "--base", "main"], 0).stdout, "No changes");
+}

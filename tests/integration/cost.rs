@@ -432,3 +432,35 @@ fn working_hours_are_priced_as_the_least_the_box_runs() {
          working hours mon-fri 08:00-19:00 Europe/Berlin → mon-fri 08:00-17:00 Europe/Berlin\n"
     );
 }
+
+/// A removed home volume is counted as kept only when something keeps it: its claim's
+/// annotations, or nothing pruning what the bundle leaves (Argo CD). Under Flux, a claim
+/// without them is pruned with its bundle, and the report's risk says it is deleted.
+#[test]
+fn a_removed_claim_without_prune_protection_is_not_counted_as_kept_under_flux() {
+    let flux = format!("gitops = [\"flux\"]\n{}\n[repo]\nurl = \"https://github.com/acme/devboxes.git\"\n", priced());
+    let repo = with_bob(&flux);
+    let claim = "out/bob/persistentvolumeclaim-bob-home.yaml";
+    let unprotected: String = repo
+        .read(claim)
+        .lines()
+        .filter(|l| !l.contains("Prune=false") && !l.contains("prune: disabled"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    repo.write(claim, &unprotected);
+    for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "-m", "base"]] {
+        git(repo.path(), args);
+    }
+    std::fs::remove_file(repo.path().join("users/bob.toml")).unwrap();
+    repo.run_ok(&["build"], 0);
+    let report: Value = serde_json::from_str(&repo.run_ok(&["diff", "--base", "main", "--format", "json"], 1).stdout).unwrap();
+    let bob = report["cost"]["users"].as_array().unwrap().iter().find(|u| u["user"] == "bob").unwrap().clone();
+    assert_eq!((&bob["what"], &bob["after"]["disk_gib"]), (&json!("removed: −2.25 CPU, −8.25 GiB memory, −50 GiB disk"), &json!(0)));
+    assert!(
+        report["risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "home-volume-removed" && r["details"].to_string().contains("DELETES"))
+    );
+}

@@ -555,8 +555,9 @@ fn the_help_for_a_missing_base_works_in_a_single_branch_clone() {
     git(ci.path(), &args);
     let run = ci.run_ok(&["diff", "--base", "origin/main"], 1);
     assert_contains!(run.stdout, "RESTART  alice: the image of container `devbox` changes");
-    // The shallow history cannot tell whether main is behind: nothing is claimed.
-    assert_not_contains!(run.stderr, "has commits this branch lacks");
+    // The shallow history cannot tell whether main is behind: it says so, and claims nothing.
+    assert_contains!(run.stderr, "warning: this clone is shallow: whether `origin/main` has commits this branch lacks cannot be told\n");
+    assert_not_contains!(run.stderr, "`origin/main` has commits this branch lacks:");
 }
 
 #[test]
@@ -578,12 +579,17 @@ fn base_and_disk_agree_on_the_same_change() {
         object.remove("base");
         let behind = object.remove("out_behind").unwrap();
         object.remove("out_behind_files");
-        (json, behind)
+        // `--base` also tells, as a risk, that the branch's out/ is not rebuilt.
+        let risks = json["risks"].as_array_mut().unwrap();
+        let told = risks.iter().any(|r| r["kind"] == "out-behind");
+        risks.retain(|r| r["kind"] != "out-behind");
+        (json, (behind, told))
     };
     let (on_disk, behind) = plan(&["diff", "--format", "json"]);
     let (at_main, behind_main) = plan(&["diff", "--base", "main", "--format", "json"]);
     assert_eq!(on_disk, at_main);
-    assert_eq!((behind, behind_main.as_u64().is_some_and(|n| n > 0)), (serde_json::json!(0), true));
+    assert_eq!((behind.0, behind_main.0.as_u64().is_some_and(|n| n > 0), behind_main.1), (serde_json::json!(0), true, true));
+    assert!(!behind.1, "out/ on disk is the baseline itself");
     let risks: Vec<&str> = on_disk["risks"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(risks, ["key-added", "box-archived", "box-stopped"]);
 }

@@ -165,6 +165,55 @@ fn documents(file: &Resource) -> Vec<Resource> {
         .collect()
 }
 
+/// The branch's committed `out/` is not what users/ compiles to (`stale`: what a build would
+/// create, update and remove there). Argo CD and Flux apply the committed files, which the rest
+/// of the report, made from the compile, does not show. A home volume's claim edited there is
+/// data: it can shrink or re-class the home (the sync then fails), or lose the annotations that
+/// keep Argo CD and Flux from pruning it.
+pub(crate) fn out_behind(stale: &crate::write::Changes) -> Option<Risk> {
+    let count = stale.count();
+    if count == 0 {
+        return None;
+    }
+    let claims: Vec<&String> = stale.updated.iter().filter(|path| crate::write::is_claim_file(path)).collect();
+    let shown = |paths: &[&String]| {
+        let mut listed: Vec<String> = paths.iter().take(5).map(|path| code(&format!("out/{path}"))).collect();
+        if paths.len() > 5 {
+            listed.push(format!("and {} more", paths.len() - 5));
+        }
+        listed.join(", ")
+    };
+    let all: Vec<&String> = stale.updated.iter().chain(&stale.removed).chain(&stale.created).collect();
+    let (kind, summary) = if claims.is_empty() {
+        (
+            Kind::OutBehind,
+            format!(
+                "the branch's out/ is not what users/ compiles to ({}), and Argo CD and Flux apply it as committed: {}",
+                crate::text::plural(count, "file", "files"),
+                shown(&all)
+            ),
+        )
+    } else {
+        (Kind::OutBehindHome, format!("the branch's out/ holds home volume claims users/ does not make: {}", shown(&claims)))
+    };
+    let mut risk = Risk {
+        kind,
+        user: "out/".into(),
+        resource: "out/".into(),
+        summary,
+        details: Vec::new(),
+        help: Vec::new(),
+        facts: BTreeMap::new(),
+    }
+    .fact("files", all.iter().map(|path| format!("out/{path}")).collect::<Vec<_>>().join(" "))
+    .detail("This report shows what users/ compiles to; Argo CD and Flux apply the branch's committed out/, so what differs reaches the cluster unreviewed: an edit by hand, or a change to users/ not rebuilt.");
+    if !claims.is_empty() {
+        risk = risk.detail("A claim edited by hand can ask for a smaller size or another storage class, which the API server refuses (the sync fails until someone acts), or drop the annotations that keep Argo CD and Flux from pruning it, and the next prune deletes the home and its data.");
+    }
+    Some(
+        risk.help("run `devbox-gen build` and commit out/ (`build --check` fails until then); to undo a hand edit instead, check the file out from the base branch: `git checkout origin/main -- out/PATH`"),
+    )
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use super::{Kind, Risk, annotation, code, is_home, namespace_flag, owner_email, 
 use crate::check::{ARGO_SYNC_OPTIONS, FLUX_PRUNE};
 use crate::diff::resource::{Resource, Resources};
 
-fn prune_protected(resource: &Resource) -> bool {
+/// Whether a claim carries what stops Argo CD and Flux from pruning or deleting it.
+pub(crate) fn prune_protected(resource: &Resource) -> bool {
     let argo = annotation(resource, ARGO_SYNC_OPTIONS).unwrap_or("");
     argo.contains("Prune=false") && argo.contains("Delete=false") && annotation(resource, FLUX_PRUNE) == Some("disabled")
 }

@@ -51,7 +51,7 @@ mod access;
 mod autostop;
 pub(crate) mod engine;
 pub(crate) mod foreign;
-mod home;
+pub(crate) mod home;
 mod immutable;
 mod owner;
 pub(crate) mod platform;
@@ -118,6 +118,8 @@ pub(crate) enum Kind {
     ClusterRoleBound,
     ForeignManifest,
     ForeignKustomization,
+    OutBehind,
+    OutBehindHome,
     NetworkPolicyRemoved,
     BoxRemoved,
     BoxArchived,
@@ -141,8 +143,11 @@ impl Kind {
             | Kind::HomeVolumeRemoved
             | Kind::HomeVolumeRenamed
             | Kind::HomeVolumeMoved
-            | Kind::ForeignKustomization => Level::Data,
-            Kind::ImmutableField | Kind::DeliveryMoved | Kind::DeliveryEngineChanged | Kind::FluxArtifactsEnabled => Level::Sync,
+            | Kind::ForeignKustomization
+            | Kind::OutBehindHome => Level::Data,
+            Kind::ImmutableField | Kind::DeliveryMoved | Kind::DeliveryEngineChanged | Kind::FluxArtifactsEnabled | Kind::OutBehind => {
+                Level::Sync
+            }
             Kind::KeyAdded
             | Kind::KeyRemoved
             | Kind::HostnameChanged
@@ -190,6 +195,8 @@ impl Kind {
             Kind::ClusterRoleBound => "cluster-role-bound",
             Kind::ForeignManifest => "foreign-manifest",
             Kind::ForeignKustomization => "foreign-kustomization",
+            Kind::OutBehind => "out-behind",
+            Kind::OutBehindHome => "out-behind-home",
             Kind::NetworkPolicyRemoved => "network-policy-removed",
             Kind::BoxRemoved => "box-removed",
             Kind::BoxArchived => "box-archived",
