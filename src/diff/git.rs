@@ -92,9 +92,21 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_writt
                 .help("in CI, compare the merge result: GitHub's pull_request checkout is one; GitLab's merged results pipelines give one"),
         );
     }
-    let out = format!("{commit}:{prefix}out");
-    let kind = git(root, &["cat-file", "-t", &out], None).unwrap_or_default();
-    if kind != b"tree\n" {
+    let mut out = format!("{commit}:{prefix}out");
+    let is_tree = |out: &str| git(root, &["cat-file", "-t", out], None).is_ok_and(|kind| kind == b"tree\n");
+    // A change that moves the config repo ([repo] path) is compared with out/ where it was.
+    if !is_tree(&out)
+        && let Some(moved_from) = moved_from(root, &commit, &prefix)
+        && is_tree(&format!("{commit}:{moved_from}out"))
+    {
+        at.notes.push(Diagnostic::warning(format!(
+            "the config repo moves from {} to {} in this change: compared with out/ where it was at `{rev}`",
+            if moved_from.is_empty() { "the repository's top" } else { moved_from.trim_end_matches('/') },
+            if prefix.is_empty() { "the repository's top" } else { prefix.trim_end_matches('/') },
+        )));
+        out = format!("{commit}:{moved_from}out");
+    }
+    if !is_tree(&out) {
         at.notes.push(
             Diagnostic::warning(format!("`{rev}` has no out/ at {prefix}out: every file of out/ shows as new"))
                 .help("if this change moves the config repo ([repo] path), Argo CD and Flux still read the old path until their objects change: apply the new out/_gitops/ by hand once"),
@@ -148,6 +160,35 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_writt
         }
     }
     Ok(at)
+}
+
+/// Where the config repo at `prefix` (`deploy/devboxes/`) was at `commit`, when this change
+/// moved it there: git's rename detection, between `commit` and the work tree, of its
+/// devbox.toml, or else of a user file.
+fn moved_from(root: &Path, commit: &str, prefix: &str) -> Option<String> {
+    let top = git(root, &["rev-parse", "--show-toplevel"], None).ok()?;
+    let top = String::from_utf8_lossy(&top).trim_end_matches('\n').to_string();
+    let renames = git(Path::new(&top), &["diff", "--name-status", "-z", "-M", "--diff-filter=R", commit, "--"], None).ok()?;
+    // `R<score> NUL <old> NUL <new> NUL`, repeated.
+    let fields: Vec<&[u8]> = renames.split(|b| *b == 0).collect();
+    let mut found = None;
+    for entry in fields.chunks(3) {
+        let [status, old, new] = entry else { continue };
+        let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else { continue };
+        if !status.starts_with(b"R") {
+            continue;
+        }
+        let Some(within) = new.strip_prefix(prefix) else { continue };
+        if within != "devbox.toml" && !within.starts_with("users/") {
+            continue;
+        }
+        let Some(old_prefix) = old.strip_suffix(within) else { continue };
+        if within == "devbox.toml" {
+            return Some(old_prefix.to_string());
+        }
+        found.get_or_insert_with(|| old_prefix.to_string());
+    }
+    found.filter(|old| old != prefix)
 }
 
 fn no_git(error: &io::Error) -> Diagnostics {

@@ -609,3 +609,43 @@ fn a_new_owner_address_is_told_as_a_home_handed_over() {
         "ACCESS   alice: the home volume `alice-home` passes from `alice@example.com` to `mallory@example.com`, with every file in it\n"
     );
 }
+
+/// A change that moves the config repo inside its Git repository (`[repo] path`) is compared
+/// with out/ where the config repo was: the delivery objects are repointed, no box is new.
+#[test]
+fn a_config_repo_that_moves_is_compared_with_out_where_it_was() {
+    let top = tempfile::tempdir().unwrap();
+    let old = top.path().join("infra/devboxes");
+    fs::create_dir_all(old.join("users")).unwrap();
+    let settings =
+        format!("gitops = [\"argocd\"]\n{SETTINGS}\n[repo]\nurl = \"https://github.com/acme/platform.git\"\npath = \"infra/devboxes\"\n");
+    fs::write(old.join("devbox.toml"), &settings).unwrap();
+    fs::write(old.join("users/alice.toml"), user_file("alice@example.com", KEY_ALICE)).unwrap();
+    let run = |dir: &Path, args: &[&str], code: i32| {
+        let output = Command::cargo_bin("devbox-gen").unwrap().arg("-C").arg(dir).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    run(&old, &["build"], 0);
+    git(top.path(), &["init", "-q", "-b", "main"]);
+    git(top.path(), &["add", "-A"]);
+    git(top.path(), &["commit", "-q", "-m", "base"]);
+    git(top.path(), &["checkout", "-q", "-b", "move"]);
+    fs::create_dir(top.path().join("deploy")).unwrap();
+    git(top.path(), &["mv", "infra/devboxes", "deploy/devboxes"]);
+    let new = top.path().join("deploy/devboxes");
+    fs::write(new.join("devbox.toml"), settings.replace("infra/devboxes", "deploy/devboxes")).unwrap();
+    run(&new, &["build"], 0);
+    git(top.path(), &["add", "-A"]);
+    git(top.path(), &["commit", "-q", "-m", "move"]);
+    let (json, stderr) = run(&new, &["diff", "--base", "main", "--format", "json"], 1);
+    assert_contains!(
+        stderr,
+        "warning: the config repo moves from infra/devboxes to deploy/devboxes in this change: compared with out/ where it was at `main`"
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let kinds: Vec<&str> = report["risks"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["delivery-engine-changed"]);
+    assert!(report["risks"][0]["facts"]["repointed"].is_string(), "{}", report["risks"][0]);
+    assert_eq!(report["counts"]["users"], serde_json::json!({"added": 0, "removed": 0, "changed": 0}));
+}
