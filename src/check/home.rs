@@ -228,7 +228,18 @@ pub(crate) fn refuse_impossible_changes(before: &OutTree, after: &OutTree, repo:
     let hand_edited = |change: &ImpossibleChange| was.get(change.user()).and_then(|volume| volume.hand_edited.as_deref());
     let (by_hand, decided): (Vec<ImpossibleChange>, Vec<ImpossibleChange>) =
         impossible.into_iter().partition(|change| hand_edited(change).is_some());
-    let mut diagnostics = locate_impossible_changes(&decided, repo);
+    // What the claim holds now is what out/ says: a hand edit that keeps the generated header
+    // cannot be told from a build's output, and is blamed on the setting, so say what else it
+    // may be.
+    let mut diagnostics = Diagnostics(
+        locate_impossible_changes(&decided, repo)
+            .0
+            .into_iter()
+            .map(|diagnostic| {
+                diagnostic.help("the current value is what the claim in out/ holds: if that file was edited by hand and the edit never reached the cluster, restore it from Git (`git checkout -- out/`) and build again")
+            })
+            .collect(),
+    );
     for change in &by_hand {
         diagnostics.push(change.to_hand_edit_diagnostic(hand_edited(change).unwrap_or_default()));
     }
