@@ -214,18 +214,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Whether `path` (a file to write) is inside the config repo's `out/`, however it is spelled.
 /// The part of the config repo a file devbox-gen was asked to write would land in, when it is
 /// one nothing but devbox-gen (`out/`) or its user (`users/`, `devbox.toml`) may write: a
 /// report or a man page there would be built, applied or read as input.
 pub(crate) fn protected_part(path: &std::path::Path, root: &std::path::Path) -> Option<&'static str> {
     // The nearest directory that exists: the path and its parents may be about to be made.
     let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let existing = parent.ancestors().find_map(|dir| {
+    let (canonical, found) = parent.ancestors().find_map(|dir| {
         let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
         dir.canonicalize().ok().map(|canonical| (canonical, dir))
     })?;
-    let (canonical, found) = existing;
     // What lies between the directory found and the path, as if it were made there.
     let rest = path.strip_prefix(found).unwrap_or(path);
     let full = canonical.join(rest);

@@ -125,11 +125,13 @@ pub fn check_box(rendered: &RenderedBox) -> Vec<String> {
         let id = object_id(object);
         if !seen.insert(id.clone()) {
             problems.push(format!("{id} is produced twice"));
-        } else if let Some(other) = files.insert(crate::emit::file_name(object), id.clone()) {
-            problems.push(format!(
-                "{other} and {id} would both be written to {}: give them different names (one bundle holds one namespace's objects)",
-                crate::emit::file_name(object)
-            ));
+        } else {
+            let file = crate::emit::file_name(object);
+            if let Some(other) = files.insert(file.clone(), id.clone()) {
+                problems.push(format!(
+                    "{other} and {id} would both be written to {file}: give them different names (one bundle holds one namespace's objects)"
+                ));
+            }
         }
         problems.extend(check_object(object).into_iter().map(|p| format!("{id}: {p}")));
         if let Some(scope) = crate::render::scope(object) {
