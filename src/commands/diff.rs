@@ -82,7 +82,8 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     compiled.tree.files.extend(existing.foreign_tree(&paths).files);
     let hand_written_paths: BTreeSet<String> = paths.into_iter().collect();
     let mut at = git::read_out_at(&context.root, rev, &compiled.tree, &hand_written_paths)?;
-    context.warn(crate::diagnostic::Diagnostics(std::mem::take(&mut at.notes)));
+    let notes: Vec<diff::Note> = at.notes.iter().map(diff::Note::from).collect();
+    context.warn(Diagnostics(std::mem::take(&mut at.notes)));
     let same: BTreeSet<&str> = at.same.iter().map(String::as_str).collect();
     let (after, _, unchanged_owners) = diff::split_unchanged(compiled.tree, |path, _| same.contains(path));
     check::refuse_impossible_changes(&at.differing, &after, &repo)?;
@@ -96,7 +97,7 @@ fn against_revision(context: &mut Context, rev: &str) -> Result<diff::Plan, Diag
     untold.removed.retain(|path| !hand_written.contains_key(path));
     plan.risks.extend(diff::risk::foreign::out_behind(&untold));
     plan.risks.sort_by(diff::risk::order);
-    Ok(diff::Plan { out_behind, ..plan })
+    Ok(diff::Plan { out_behind, notes, ..plan })
 }
 
 /// The files of the branch's `out/` that no compile makes, where Argo CD or Flux reads them,

@@ -131,6 +131,24 @@ pub(crate) struct Plan {
     /// With `--base`: the files of the branch's own `out/` that are not what users/ compiles
     /// to, sorted. Argo CD and Flux apply the committed `out/`, so the report says so first.
     pub out_behind: Vec<String>,
+    /// What is said of the comparison itself rather than of a change: with `--base`, a shallow
+    /// clone, a base with commits the branch lacks, a config repo that moved. Warnings on
+    /// stderr too; the PR comment and the JSON carry them, so the reviewer reads them.
+    pub notes: Vec<Note>,
+}
+
+/// A warning about the comparison, as the reports show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Note {
+    pub message: String,
+    /// What to do about it.
+    pub help: Vec<String>,
+}
+
+impl From<&crate::diagnostic::Diagnostic> for Note {
+    fn from(diagnostic: &crate::diagnostic::Diagnostic) -> Self {
+        Note { message: diagnostic.message.clone(), help: diagnostic.help.clone() }
+    }
 }
 
 /// How many of what, for the one-line summary.
@@ -324,7 +342,7 @@ pub(crate) fn plan_changes(
     let mut risks = risk::classify(&old, &new, unchanged_owners);
     risks.extend(risk::foreign::manifests(&old, &new, hand_written));
     risks.sort_by(risk::order);
-    Plan { users, risks, fields, cost, prices: None, out_behind: Vec::new() }
+    Plan { users, risks, fields, cost, prices: None, out_behind: Vec::new(), notes: Vec::new() }
 }
 
 #[cfg(test)]

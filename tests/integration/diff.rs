@@ -558,6 +558,13 @@ fn the_help_for_a_missing_base_works_in_a_single_branch_clone() {
     // The shallow history cannot tell whether main is behind: it says so, and claims nothing.
     assert_contains!(run.stderr, "warning: this clone is shallow: whether `origin/main` has commits this branch lacks cannot be told\n");
     assert_not_contains!(run.stderr, "`origin/main` has commits this branch lacks:");
+    // The PR comment carries it too: the reviewer, not the CI log's reader, decides on it.
+    let comment = ci.run_ok(&["diff", "--base", "origin/main", "--format", "markdown"], 1).stdout;
+    assert_contains!(
+        comment,
+        "> [!WARNING]\n> This clone is shallow: whether `origin/main` has commits this branch lacks cannot be told\n>\n> If it has,"
+    );
+    assert!(comment.find("This clone is shallow") < comment.find("**Risks"), "the note comes before the risks:\n{comment}");
 }
 
 #[test]
@@ -648,4 +655,11 @@ fn a_config_repo_that_moves_is_compared_with_out_where_it_was() {
     assert_eq!(kinds, ["delivery-engine-changed"]);
     assert!(report["risks"][0]["facts"]["repointed"].is_string(), "{}", report["risks"][0]);
     assert_eq!(report["counts"]["users"], serde_json::json!({"added": 0, "removed": 0, "changed": 0}));
+    assert_eq!(
+        report["notes"],
+        serde_json::json!([{
+            "message": "the config repo moves from infra/devboxes to deploy/devboxes in this change: compared with out/ where it was at `main`",
+            "help": [],
+        }])
+    );
 }

@@ -30,6 +30,7 @@ pub(crate) fn value(plan: &Plan, baseline: &Baseline) -> Value {
         "changed": !plan.is_empty(),
         "out_behind": plan.out_behind.len(),
         "out_behind_files": plan.out_behind.iter().map(|path| format!("out/{path}")).collect::<Vec<_>>(),
+        "notes": plan.notes.iter().map(|note| json!({"message": note.message, "help": note.help})).collect::<Vec<_>>(),
         "summary": plan.summary(),
         "counts": {
             "users": {"added": counts.users_added, "removed": counts.users_removed, "changed": counts.users_changed},

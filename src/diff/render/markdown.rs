@@ -7,8 +7,8 @@
 //! while they fit, and a note says what was left out and how to see it.
 
 use super::{
-    Baseline, RiskGroup, behind_note, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks, risks_heading,
-    summary_line, user_heading,
+    Baseline, RiskGroup, behind_note, capitalise, cost_heading, field_line, fields_heading, fleet_fields, group_costs, group_risks,
+    risks_heading, summary_line, user_heading,
 };
 use crate::diff::risk::Level;
 use crate::diff::{Change, Plan, ResourceChange};
@@ -36,6 +36,13 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     let mut out = format!("{MARKER}\n### devbox-gen diff\n\n");
     if let Some(note) = behind_note(plan) {
         out.push_str(&format!("> [!WARNING]\n> {}\n\n", inline(&note)));
+    }
+    for note in &plan.notes {
+        out.push_str(&format!("> [!WARNING]\n> {}\n", inline(&capitalise(&note.message))));
+        for help in &note.help {
+            out.push_str(&format!(">\n> {}\n", inline(&capitalise(help))));
+        }
+        out.push('\n');
     }
     if plan.is_empty() {
         out.push_str(&inline(&summary_line(plan, baseline)));

@@ -154,7 +154,7 @@ pub(crate) fn risks_heading(plan: &Plan, groups: &[RiskGroup<'_>]) -> String {
     }
 }
 
-fn capitalise(s: &str) -> String {
+pub(crate) fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
