@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::{self, BuildLock, Seen};
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::git::Failure;
 use crate::model::GitOps;
 use crate::pipeline::{self, Against, Compiled, Sink};
 use crate::read::{self, ConfigRepo, LeavingLink};
@@ -56,8 +57,20 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     context.warn(Diagnostics(check::warn_namespace_moves(&homes_before, &compiled.tree).into_iter().collect()));
     let (warnings, foreign_manifests) = write::foreign_files(&existing, &compiled);
     context.warn(warnings);
-    let leaving_links = refused_by_argo_cd(links.join().unwrap_or_default(), &repo);
+    let (links, unread) = match links.join().unwrap_or(Ok(Vec::new())) {
+        Ok(links) => (links, None),
+        Err(repository) => (Vec::new(), Some(repository)),
+    };
+    let leaving_links = refused_by_argo_cd(links, &repo);
     context.warn(Diagnostics(leaving_links.iter().map(leaving_link_warning).collect()));
+    if let Some(repository) = unread.filter(|_| argo_cd_may_read(&repo)) {
+        context.warn(Diagnostics(vec![
+            Diagnostic::warning(format!(
+                "git refuses to read {repository}, which another user owns: links Argo CD refuses were not looked for"
+            ))
+            .help(Failure::trust_help(&repository)),
+        ]));
+    }
     let changes = context.timed("compare", || write::changes(&existing, &compiled));
     if !check_only {
         let written = context.timed("write", || write::apply(&context.root, &existing, &compiled, &changes, staging))?;
@@ -73,8 +86,12 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
 /// The links that stop Argo CD from reading the repository, where Argo CD may read it: with
 /// `gitops` naming it, or with no `gitops` (the team applies out/ its own way).
 fn refused_by_argo_cd(links: Vec<LeavingLink>, repo: &ConfigRepo) -> Vec<LeavingLink> {
+    if argo_cd_may_read(repo) { links } else { Vec::new() }
+}
+
+fn argo_cd_may_read(repo: &ConfigRepo) -> bool {
     let engines = repo.settings().gitops;
-    if engines.is_empty() || engines.contains(&GitOps::Argocd) { links } else { Vec::new() }
+    engines.is_empty() || engines.contains(&GitOps::Argocd)
 }
 
 fn leaving_link_warning(link: &LeavingLink) -> Diagnostic {

@@ -56,12 +56,21 @@ pub(crate) fn read_out_at(root: &Path, rev: &str, compiled: &OutTree, hand_writt
     }
     let prefix = git(root, &["rev-parse", "--show-prefix"], None).map_err(|e| match e {
         Failure::Spawn(e) => no_git(&e),
-        Failure::Exit(message) => {
-            Diagnostic::error(format!("`--base {rev}` reads out/ from git, but {} is not in a git repository", root.display()))
-                .help(message)
+        Failure::Exit(message) => match Failure::dubious_ownership(&message) {
+            Some(repository) => Diagnostic::error(format!(
+                "`--base {rev}` reads out/ from git, but git refuses to read {repository}: another user owns it"
+            ))
+            .help(Failure::trust_help(repository))
+            .help("in a CI job that runs in a container (GitHub's `container:`, GitLab's Docker executor), the checkout often belongs to another user than the job's: run that command before devbox-gen")
+            .into(),
+            None => Failure::lines(&message)
+                .fold(
+                    Diagnostic::error(format!("`--base {rev}` reads out/ from git, but {} is not in a git repository", root.display())),
+                    Diagnostic::help,
+                )
                 .help("leave out `--base` to compare with out/ on disk")
-                .into()
-        }
+                .into(),
+        },
     })?;
     let prefix = String::from_utf8_lossy(&prefix).trim_end_matches('\n').to_string();
     let commit = git(root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], None).map_err(|e| match e {
@@ -202,7 +211,7 @@ fn failed(rev: &str, failure: Failure) -> Diagnostics {
         Failure::Spawn(e) => e.to_string(),
         Failure::Exit(message) => message,
     };
-    Diagnostic::error(format!("cannot read out/ at `{rev}` from git")).help(message).into()
+    Failure::lines(&message).fold(Diagnostic::error(format!("cannot read out/ at `{rev}` from git")), Diagnostic::help).into()
 }
 
 #[cfg(test)]

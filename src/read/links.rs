@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::git::git;
+use crate::git::{Failure, git};
 
 /// A tracked link that leaves the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +24,18 @@ pub(crate) struct LeavingLink {
     pub target: String,
 }
 
-/// The tracked links of the config repo (outside `out/`) that Argo CD's repo-server refuses.
-pub(crate) fn links_leaving_the_repository(root: &Path) -> Vec<LeavingLink> {
-    let Ok(prefix) = git(root, &["rev-parse", "--show-prefix"], None) else { return Vec::new() };
+/// The tracked links of the config repo (outside `out/`) that Argo CD's repo-server refuses;
+/// `Err` with the repository's path when git refuses to read it because another user owns it
+/// (a CI job in a container), so that what was not looked at can be said.
+pub(crate) fn links_leaving_the_repository(root: &Path) -> Result<Vec<LeavingLink>, String> {
+    let prefix = match git(root, &["rev-parse", "--show-prefix"], None) {
+        Ok(prefix) => prefix,
+        Err(Failure::Exit(ref message)) if let Some(repository) = Failure::dubious_ownership(message) => return Err(repository.to_string()),
+        Err(_) => return Ok(Vec::new()),
+    };
     let prefix = String::from_utf8_lossy(&prefix).trim_end_matches('\n').to_string();
     let Ok(listing) = git(root, &["ls-files", "--stage", "-z", "--", ".", ":(exclude)out"], None) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let mut leaving = Vec::new();
     for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
@@ -45,7 +51,7 @@ pub(crate) fn links_leaving_the_repository(root: &Path) -> Vec<LeavingLink> {
             leaving.push(LeavingLink { path: path.to_string(), target });
         }
     }
-    leaving
+    Ok(leaving)
 }
 
 /// Whether the link at `path` (relative to the repository's top) pointing to `target` is one

@@ -449,6 +449,32 @@ fn a_pr_on_main() -> Repo {
     repo
 }
 
+/// git will not read a repository another user owns (`safe.directory`): a CI job in a
+/// container meets it on its first run. Said as that, with the one command that lets git read
+/// it, not as "not in a git repository" with git's message flattened into one line.
+#[test]
+fn a_repository_another_user_owns_is_told_with_the_command_that_trusts_it() {
+    use std::os::unix::fs::MetadataExt;
+    if fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("not root: cannot give the repository to another user here (CI runs this as root)");
+        return;
+    }
+    let repo = a_pr_on_main();
+    let status = Process::new("chown").args(["-R", "65534"]).arg(repo.path()).status().unwrap();
+    assert!(status.success());
+    let run = repo.run_ok(&["diff", "--base", "main"], 2);
+    let top = repo.path().canonicalize().unwrap();
+    assert_contains!(run.stderr, &format!("git refuses to read {}: another user owns it\n", top.display()));
+    assert_contains!(run.stderr, &format!(" = help: if you trust it: `git config --global --add safe.directory {}`\n", top.display()));
+    assert_not_contains!(run.stderr, "\\n");
+    // A build needs no git, but says which of its checks git's refusal skipped.
+    let build = repo.run_ok(&["build", "--check"], 0);
+    assert_contains!(
+        build.stderr,
+        &format!("warning: git refuses to read {}, which another user owns: links Argo CD refuses were not looked for\n", top.display())
+    );
+}
+
 /// A branch behind its base would show what was merged there since as undone by it (a user
 /// added on main, "removed" by a PR that never touched her): said, with the comparison that
 /// is meant.
