@@ -383,6 +383,8 @@ impl BuildLock {
 const ENOLCK: i32 = if cfg!(target_os = "macos") { 77 } else { 37 };
 
 fn write_atomically(root: &Path, stored: &Stored) -> std::io::Result<()> {
+    // Interrupted, the cache is written whole rather than left as a temporary file.
+    let _writing = crate::interrupt::writing();
     let dir = &own_dir(root)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer(std::io::BufWriter::new(&mut file), stored)?;

@@ -36,6 +36,7 @@ mod diagnostic;
 mod diff;
 mod emit;
 mod git;
+mod interrupt;
 mod model;
 mod pipeline;
 mod progress;

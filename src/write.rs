@@ -10,8 +10,8 @@
 //! - A smaller change (a PR that edits a few users): each changed file is written beside its
 //!   target, and once all are, each is renamed over its target, so every file is always whole
 //!   and a failure while writing leaves out/ as it was; removed files are unlinked. A build
-//!   killed during the renames leaves some bundles new and some old, and the next build
-//!   finishes it.
+//!   interrupted by a signal finishes the renames first ([`crate::interrupt`]); one killed
+//!   outright during them leaves some bundles new and some old, and the next build finishes it.
 //!
 //! Files that devbox-gen did not generate are carried over and reported, never deleted;
 //! symbolic links are never followed.
@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::cache::{BuildCache, Digest, Seen, Stamp};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::{self, GENERATED_MARKER, OutTree};
+use crate::interrupt;
 use crate::pipeline::Compiled;
 
 /// What is in `out/` now. Only names and hashes are held: contents are read again when they
@@ -143,6 +144,8 @@ pub(crate) const STAGING_PREFIX: &str = ".out.devbox-gen-";
 #[derive(Debug)]
 pub(crate) struct Staging {
     dir: tempfile::TempDir,
+    /// Removed if the build is interrupted before it completes.
+    _temporary: interrupt::Temporary,
     /// The stamps of the files written so far, in the order bundles finished (sorted once, in
     /// [`apply`], rather than into a tree under the lock by every writer).
     written: Mutex<Vec<(String, Seen)>>,
@@ -155,7 +158,8 @@ impl Staging {
             .tempdir_in(root)
             .map_err(|e| io_error("cannot create a staging directory", root, &e))?;
         set_directory_mode(dir.path()).map_err(|e| io_error("cannot create a staging directory", root, &e))?;
-        Ok(Self { dir, written: Mutex::new(Vec::new()) })
+        let temporary = interrupt::temporary(vec![dir.path().to_path_buf()]);
+        Ok(Self { dir, _temporary: temporary, written: Mutex::new(Vec::new()) })
     }
 
     fn path(&self) -> &Path {
@@ -164,6 +168,7 @@ impl Staging {
 
     /// Writes one bundle's files (they share a directory).
     pub(crate) fn write_bundle(&self, files: &[(String, String)]) -> Result<(), Diagnostics> {
+        let _writing = interrupt::writing();
         let mut stamps = Vec::with_capacity(files.len());
         let mut made = BTreeSet::new();
         for (path, text) in files {
@@ -493,10 +498,12 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
             target.parent().unwrap_or(out).join(format!(".{}-{index}{TEMPORARY_SUFFIX}", std::process::id()))
         })
         .collect();
+    let _temporaries = interrupt::temporary(temporaries.clone());
     let written: Vec<io::Result<(String, PathBuf, Seen)>> = targets
         .par_iter()
         .zip(&temporaries)
         .map(|(path, temporary)| {
+            let _writing = interrupt::writing();
             fs::create_dir_all(temporary.parent().unwrap_or(out))?;
             // A rename keeps the file's inode and mtime: the temporary's stamp is the target's.
             let seen = write_seen(temporary, &tree.files[*path])?;
@@ -520,6 +527,8 @@ fn update_in_place(out: &Path, tree: &OutTree, changes: &Changes) -> Result<BTre
             .help("some files of out/ are new and some old: fix the cause and run `devbox-gen build` again, which finishes the update")
             .into()
     };
+    // Interrupted, the renames are finished first: out/ is then all new, not part new.
+    let _writing = interrupt::writing();
     let mut stamps = BTreeMap::new();
     for (path, temporary, seen) in written.into_iter().flatten() {
         let target = out.join(&path);
@@ -570,16 +579,19 @@ fn stage(
     kept: &BTreeSet<String>,
     changes: &Changes,
 ) -> io::Result<BTreeMap<String, Seen>> {
+    let writing = interrupt::writing();
     let all: Vec<&String> = tree.files.keys().chain(kept).chain(&existing.foreign).collect();
     let directories: BTreeSet<&str> = all.iter().filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir)).collect();
     for directory in directories {
         fs::create_dir_all(staging.join(directory))?;
     }
+    drop(writing);
     let rewritten: BTreeSet<&String> = changes.created.iter().chain(&changes.updated).collect();
     let written = tree
         .files
         .par_iter()
         .map(|(path, text)| {
+            let _writing = interrupt::writing();
             let target = staging.join(path);
             // A hard link keeps an unchanged file's inode and mtime: "rebuilding rewrites no file".
             if !rewritten.contains(path) && fs::hard_link(out.join(path), &target).is_ok() {
@@ -589,6 +601,7 @@ fn stage(
         })
         .filter_map(Result::transpose)
         .collect::<io::Result<BTreeMap<String, Seen>>>()?;
+    let _writing = interrupt::writing();
     kept.par_iter().try_for_each(|path| {
         let target = staging.join(path);
         fs::hard_link(out.join(path), &target).or_else(|_| fs::copy(out.join(path), &target).map(drop))
@@ -627,6 +640,7 @@ fn set_directory_mode(path: &Path) -> io::Result<()> {
 
 /// Puts `staging` in place of `out`, and the previous `out` (if any) at `staging`.
 fn swap_in(staging: &Path, out: &Path) -> io::Result<()> {
+    let _writing = interrupt::writing();
     if out.symlink_metadata().is_err() {
         return fs::rename(staging, out);
     }

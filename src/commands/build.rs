@@ -17,6 +17,9 @@ use crate::write::{self, Changes, Existing, Staging};
 use crate::{Context, Outcome, check, emit, render};
 
 pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Diagnostics> {
+    if !check_only {
+        crate::interrupt::clean_up_on_signals();
+    }
     // Without a config repo there is nothing to lock: reading says what is wrong with the path.
     let _lock = if check_only || !context.root.is_dir() {
         None

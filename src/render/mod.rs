@@ -333,7 +333,7 @@ thread_local! {
 }
 
 fn render_one(resolved: &ResolvedBox, template: &Template, root: &Path) -> Result<Vec<Object>, TemplateFailure> {
-    let _watched = watchdog::watch(&resolved.source, root);
+    let _watched = watchdog::watch(&resolved.source);
     ENGINE.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|e| e.template != *template) {
             *slot = Some(Engine::new(template, root)?);

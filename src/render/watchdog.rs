@@ -9,7 +9,6 @@
 //! the staging directory of a new one is removed.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -40,11 +39,10 @@ impl Drop for Watched {
 }
 
 /// Starts watching the box of `source` (its user file) on this thread.
-pub(super) fn watch(source: &str, root: &Path) -> Watched {
+pub(super) fn watch(source: &str) -> Watched {
     STARTED.get_or_init(|| {
-        let root = root.to_path_buf();
         let limits = Limits::from_env();
-        let _ = std::thread::Builder::new().name("render-watchdog".into()).spawn(move || patrol(&root, limits));
+        let _ = std::thread::Builder::new().name("render-watchdog".into()).spawn(move || patrol(limits));
     });
     if let Ok(mut rendering) = RENDERING.lock() {
         rendering.get_or_insert_with(HashMap::new).insert(std::thread::current().id(), (Instant::now(), source.to_string()));
@@ -68,7 +66,7 @@ impl Limits {
     }
 }
 
-fn patrol(root: &Path, limits: Limits) {
+fn patrol(limits: Limits) {
     loop {
         std::thread::sleep(PERIOD);
         let longest = RENDERING.lock().ok().and_then(|rendering| {
@@ -98,29 +96,18 @@ fn patrol(root: &Path, limits: Limits) {
             None
         };
         if let Some(problem) = problem {
-            give_up(root, problem.in_path(source));
+            give_up(problem.in_path(source));
         }
     }
 }
 
-/// Reports, removes the staging directory of a new `out/`, and ends the process: nothing else
-/// can stop the evaluation.
-fn give_up(root: &Path, problem: Diagnostic) -> ! {
+/// Reports, abandons the build (which removes the staging directory of a new `out/`), and
+/// ends the process: nothing else can stop the evaluation.
+fn give_up(problem: Diagnostic) -> ! {
+    crate::interrupt::abandon();
     crate::stdio::to_stderr(&crate::render_plain(&Diagnostics::from(problem)));
     crate::stdio::status_line(format_args!("error: nothing under out/ was changed"));
-    for staging in staging_dirs(root) {
-        let _ = std::fs::remove_dir_all(staging);
-    }
     std::process::exit(2);
-}
-
-fn staging_dirs(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(crate::write::STAGING_PREFIX))
-        .map(|entry| entry.path())
-        .collect()
 }
 
 /// The process's resident memory, from /proc (Linux); `None` elsewhere.

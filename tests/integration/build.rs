@@ -802,3 +802,55 @@ fn diff_base_tells_a_committed_out_that_users_do_not_compile_to() {
     crate::common::git(repo.path(), &["commit", "-q", "-am", "rebuilt"]);
     assert_contains!(repo.run_ok(&["diff", "--base", "main"], 0).stdout, "No changes");
 }
+
+/// Ctrl-C, or a CI job cancelled (SIGTERM), while a new out/ is being assembled: the staging
+/// directory beside out/ is removed, out/ never appears, and the process ends by the signal, so
+/// the shell and the runner see an interrupted build. One box's template spins, so that the
+/// signal lands while the others' bundles are being written.
+#[test]
+fn an_interrupted_build_leaves_nothing_behind() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    for (signal, number) in [("INT", 2), ("TERM", 15)] {
+        let mut repo = Repo::new(SETTINGS);
+        for i in 0..20 {
+            repo = repo.user(&format!("user{i:02}"), &user_file(&format!("user{i:02}@example.com"), KEY_ALICE));
+        }
+        repo = repo.user("slow", &user_file("slow@example.com", KEY_ALICE_2));
+        repo.use_template(
+            "local devbox = import 'devbox-gen/devbox.libsonnet';\n\
+             function(box)\n\
+               if box.name == 'slow' then (\n\
+                 local spin = std.foldl(function(a, b) a + b, std.range(0, 2000000000), 0);\n\
+                 assert spin >= 0;\n\
+                 devbox.bundle(box)\n\
+               ) else devbox.bundle(box)\n",
+        );
+        let mut build = Command::new(assert_cmd::cargo::cargo_bin("devbox-gen"))
+            .args(["-C", repo.path().to_str().unwrap(), "build"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until the staging directory holds the bundles of the boxes that do not spin.
+        let staging = || {
+            fs::read_dir(repo.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|path| path.file_name().unwrap().to_string_lossy().starts_with(".out.devbox-gen-"))
+        };
+        let started = Instant::now();
+        while !staging().is_some_and(|dir| dir.join("user19/kustomization.yaml").exists()) {
+            assert!(started.elapsed() < Duration::from_secs(60), "no staging directory with the other bundles");
+            assert!(build.try_wait().unwrap().is_none(), "the build ended before it was interrupted");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(build.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let ended = build.wait().unwrap();
+        assert_eq!(ended.signal(), Some(number), "{signal}: {ended:?}");
+        let left: Vec<String> = fs::read_dir(repo.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(!left.iter().any(|name| name == "out" || name.starts_with(".out.")), "{signal}: {left:?}");
+    }
+}
