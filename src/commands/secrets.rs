@@ -24,6 +24,9 @@ pub(super) fn run(context: &mut Context, name: &str, key: &str, auth_key_file: &
     refuse_secret("--key", key)?;
     refuse_secret("--auth-key-file", auth_key_file)?;
     refuse_secret("--deploy-key", deploy_key)?;
+    for (option, path) in [("--key", key), ("--auth-key-file", auth_key_file), ("--deploy-key", deploy_key)] {
+        refuse_unreadable_by_kubectl(option, path)?;
+    }
     let (repo, boxes, warnings) = resolve_user(&context.root, name)?;
     context.warn(warnings);
     let resolved = resolve::find(&boxes, name)?;
@@ -76,9 +79,10 @@ pub(super) fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> Str
     let (Some(repo), true) = (config.repo.as_ref(), config.gitops.contains(&GitOps::Flux)) else { return String::new() };
     let Some(secret) = repo.secret.as_deref() else { return String::new() };
     let namespace = crate::resolve::resolve_settings(config).flux_namespace;
-    let url = &repo.url;
+    // Quoted like a path: devbox.toml comes from a pull request, and this is pasted into a shell.
+    let url = shell_path(&repo.url);
     let key = shell_path(deploy_key);
-    if url.starts_with("ssh://") {
+    if repo.url.starts_with("ssh://") {
         format!(
             "\n# 3. Flux's read access to the config repo ([repo] secret), in namespace `{namespace}`: once per\n\
              #    cluster. A deploy key: ssh-keygen -t ed25519 -N '' -C flux-devboxes -f {key}\n\
@@ -92,13 +96,22 @@ pub(super) fn flux_repo_commands(config: &DevboxConfig, deploy_key: &str) -> Str
         format!(
             "\n# 3. Flux's read access to the config repo ([repo] secret), in namespace `{namespace}`: once per\n\
              #    cluster. Save a read-only access token without echoing it:\n\
-             #    (umask 077; cat > {key})   then paste, Enter, Ctrl-D\n\
+             #    {save}   then paste, Enter\n\
              kubectl --namespace {namespace} create secret generic {secret} \\\n\
              \x20   --from-literal=username=git \\\n\
              \x20   --from-file=password={key} \\\n\
-             \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n"
+             \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n",
+            save = save_without_echo(&key),
         )
     }
+}
+
+/// A command that saves what is pasted at the terminal into `file` (a quoted path), readable
+/// only by its owner, without echoing it and without the final newline: source-controller
+/// sends a password file's bytes as they are (fluxcd/pkg `git.NewAuthOptions`), so a token
+/// saved by `cat` would end in a newline the git host refuses. POSIX sh: `read -s` is not.
+fn save_without_echo(file: &str) -> String {
+    format!("(umask 077; mkdir -p \"$(dirname {file})\"; stty -echo; IFS= read -r key; stty echo; printf '%s' \"$key\" > {file})")
 }
 
 /// The text printed for one box.
@@ -108,7 +121,9 @@ pub(super) fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_
     let mut out = format!(
         "# The Secrets that {source} references, in namespace `{namespace}`{on_cluster}.\n\
          # devbox-gen reads and writes no secret: kubectl reads each key from its file, so no key\n\
-         # is ever on a command line, in your shell history or in Git. Re-running updates a Secret.\n"
+         # is ever on a command line, in your shell history or in Git. Re-running updates a Secret.\n\
+         # Creating Secrets in `{namespace}` takes an admin's rights there: devbox.toml's [owners] grants\n\
+         # none, as reading one box's Secrets would read every box's keys.\n"
     );
     match resolved.state {
         State::Running => {}
@@ -140,12 +155,12 @@ pub(super) fn commands(resolved: &ResolvedBox, mounts: &Mounts, key: &str, auth_
         "\n# 2. The tailscale auth key ([tailscale] auth_key_secret), shared by every box: once per\n\
          #    cluster, by whoever holds it. Make a reusable auth key in the tailscale admin console{tagged}\n\
          #    and save it without echoing it:\n\
-         #    (umask 077; mkdir -p \"$(dirname {file})\"; cat > {file})   then paste, Enter, Ctrl-D\n\
+         #    {save}   then paste, Enter\n\
          kubectl --namespace {namespace} create secret generic {auth_secret} \\\n\
          \x20   --from-file={auth_key_key}={} \\\n\
          \x20   --dry-run=client --output=yaml | kubectl apply --filename=-\n",
         shell_path(auth_key_file),
-        file = shell_path(auth_key_file),
+        save = save_without_echo(&shell_path(auth_key_file)),
         auth_key_key = mounts.auth_key_key,
     ));
     out
@@ -163,6 +178,16 @@ pub(super) fn shell_path(path: &str) -> String {
         None if plain(path) => path.to_string(),
         None => format!("'{}'", path.replace('\'', r"'\''")),
     }
+}
+
+/// Refuses a path `kubectl create secret --from-file=KEY=PATH` cannot take: the flag is a list
+/// that pflag reads as one CSV record (so `,` splits it and `"` is quoting), and kubectl refuses
+/// a second `=` ("key names or file paths cannot contain '='").
+fn refuse_unreadable_by_kubectl(option: &str, path: &str) -> Result<(), Diagnostics> {
+    let Some(bad) = path.chars().find(|c| matches!(c, ',' | '"' | '=')) else { return Ok(()) };
+    Err(Diagnostic::error(format!("`{option}` {}: kubectl's --from-file cannot read a path with `{bad}` in it", path.escape_debug()))
+        .help("it splits its value at commas, reads `\"` as quoting and `=` as the key's name: pass a path without them (a link to the file will do)")
+        .into())
 }
 
 /// Refuses an option value that is a secret rather than the path of a file holding one. The
@@ -192,6 +217,14 @@ mod tests {
         assert_eq!(shell_path("keys/it's"), r"'keys/it'\''s'");
         assert_eq!(shell_path("~/a$b"), "\"$HOME/a\\$b\"");
         assert_eq!(shell_path("/k/plain.pub"), "/k/plain.pub");
+    }
+
+    #[test]
+    fn paths_kubectl_would_split_are_refused() {
+        for path in ["/k/a,b", "/k/a\"b", "/k/a=b"] {
+            assert!(refuse_unreadable_by_kubectl("--key", path).is_err(), "{path}");
+        }
+        assert!(refuse_unreadable_by_kubectl("--key", "~/.ssh/my key's copy").is_ok());
     }
 
     #[test]

@@ -370,6 +370,27 @@ fn flux_clones_a_private_repository_with_the_named_secret_and_secrets_says_how_t
     assert_not_contains!(refused.stderr, "BEGIN OPENSSH", "the key is not echoed");
 }
 
+/// devbox.toml comes from a pull request and the printed command is pasted into a shell: a URL
+/// with shell syntax in it is one quoted word, run by a real shell.
+#[test]
+fn the_url_in_the_flux_secret_command_is_one_quoted_word() {
+    let url = "ssh://git@github.com/acme/x.git;touch${IFS}pwned;:";
+    let settings =
+        GITOPS.replace("url = \"https://github.com/acme/devboxes.git\"", &format!("url = \"{url}\"\nsecret = \"devboxes-repo\""));
+    let repo = Repo::new(&settings).user("alice", &user_file("alice@example.com", KEY_ALICE));
+    let run = repo.run_ok(&["secrets", "alice", "--deploy-key", "/keys/deploy"], 0);
+    let command: String = run.stdout.lines().skip_while(|l| !l.starts_with("flux create")).map(|l| format!("{l}\n")).collect();
+    // `flux` stood in for by a function that prints its arguments, one per line.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("flux() {{ printf '%s\\n' \"$@\"; }}\n{command}"))
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().nth(5), Some(format!("--url={url}").as_str()));
+    assert!(!repo.path().join("pwned").exists(), "the URL ran as a command");
+}
+
 /// What docs/scale.md recommends at 10,000 boxes (hourly drift correction, a short health
 /// check) is devbox.toml's to say; Flux's CRD pattern and zero are refused where written.
 #[test]
