@@ -173,7 +173,9 @@ fn accepts(resolved: &ResolvedBox, key: &KeyData) -> bool {
 
 /// The entries, with a first line saying where they go: each box with sshd's port in it.
 fn config(entries: &[Entry<'_>]) -> String {
-    let mut out = String::from("# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config\n");
+    // A blank line first: appended (`>> ~/.ssh/config`) to a file whose last line has no
+    // newline, as editors leave it, the comment would end that line and break it for ssh.
+    let mut out = String::from("\n# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config\n");
     if entries.is_empty() {
         out.push_str("# (no running boxes)\n");
     }

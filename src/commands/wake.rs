@@ -45,10 +45,18 @@ pub(super) fn commands(resolved: &ResolvedBox, cluster: Option<(String, String)>
         out.push_str(&format!("# The box is in cluster `{cluster}` ({server}): run these with your kubectl context for it.\n"));
     }
     if !resolved.autostops() {
+        // The owner's Role ([owners]) reads the pod by name, never the namespace's events.
+        let who = match &resolved.owner {
+            Some(owner) if owner.allow.iter().any(|p| matches!(p, OwnerPermission::Logs | OwnerPermission::Exec)) => {
+                format!(" ({} may, with devbox.toml's [owners]; so may an admin)", owner.user)
+            }
+            _ => String::new(),
+        };
         out.push_str(&format!(
             "# {name}'s box has neither [idle] nor [schedule]: Git keeps it running, and nothing stops it by itself.\n\
-             # If it is not running, look at why:\n\
+             # If it is not running, look at why{who}:\n\
              kubectl --namespace {namespace} get pod {pod}\n\
+             # Why the StatefulSet makes no pod, in its events: this needs an admin, as it lists the namespace's events.\n\
              kubectl --namespace {namespace} describe statefulset {name}\n"
         ));
         return Ok(out);

@@ -140,7 +140,20 @@ fn without_idle_or_hours_nothing_changes() {
     assert_eq!(containers(&objects), ["devbox", "tailscale"]);
     let config = find(&objects, "ConfigMap", "alice-devbox").unwrap();
     assert!(config["data"].get("idle.json").is_none());
-    assert_contains!(repo.run_ok(&["wake", "alice"], 0).stdout, "Git keeps it running, and nothing stops it by itself");
+    let wake = repo.run_ok(&["wake", "alice"], 0).stdout;
+    assert_contains!(wake, "Git keeps it running, and nothing stops it by itself");
+    // Without [owners] nobody but an admin reads the pod; describe needs the namespace's events.
+    assert_contains!(wake, "# If it is not running, look at why:\n");
+    assert_contains!(
+        wake,
+        "this needs an admin, as it lists the namespace's events.\nkubectl --namespace devboxes describe statefulset alice\n"
+    );
+    let owners =
+        Repo::new(&format!("{SETTINGS}\n[owners]\nallow = [\"logs\"]\n")).user("alice", &alice("", "\n[idle]\nafter = \"never\"\n"));
+    let wake = owners.run_ok(&["wake", "alice"], 0).stdout;
+    assert_contains!(wake, "# If it is not running, look at why (alice@example.com may, with devbox.toml's [owners]; so may an admin):\n");
+    let role = find(&bundle(&owners, "alice"), "Role", "alice-owner").unwrap().clone();
+    assert!(role["rules"].as_array().unwrap().iter().any(|rule| rule["resources"] == serde_json::json!(["pods"])), "{role}");
 }
 
 #[test]

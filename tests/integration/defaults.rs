@@ -27,7 +27,7 @@ fn ssh_config_prints_the_port_the_template_gives_sshd() {
     let run = repo.run_ok(&["ssh-config"], 0);
     assert_eq!(
         run.stdout,
-        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+        "\n# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
 
 # No key of ~/.ssh is among its authorized keys: ssh offers its default keys and the agent's.
 Host alice-devbox

@@ -13,7 +13,7 @@ fn lists_every_running_box() {
     let run = repo.run_ok(&["ssh-config"], 0);
     assert_eq!(
         run.stdout,
-        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+        "\n# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
 
 Host alice-devbox
     HostName alice-devbox
@@ -39,7 +39,7 @@ fn for_one_box_says_when_it_is_stopped() {
     let run = repo.run_ok(&["ssh-config", "bob", "--identity-file", "~/.ssh/my key"], 0);
     assert_eq!(
         run.stdout,
-        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+        "\n# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
 
 # bob is stopped: nothing answers until its user file says `state = \"running\"`
 Host bob-devbox
@@ -61,7 +61,7 @@ fn a_box_that_stops_by_itself_says_how_to_wake_it() {
     let run = repo.run_ok(&["ssh-config", "alice", "--identity-file", "~/.ssh/devbox"], 0);
     assert_eq!(
         run.stdout,
-        "# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
+        "\n# devbox-gen ssh-config: VS Code Remote-SSH hosts; append to ~/.ssh/config
 
 # It stops after 1h30m without activity (SSH traffic, Jupyter, CPU or GPU use, a hold). `devbox-gen wake alice` starts it.
 Host alice-devbox
@@ -91,4 +91,21 @@ fn an_identity_file_that_cannot_log_in_is_warned_about() {
     assert!(!run.stderr.contains("alice's"), "alice accepts it: {}", run.stderr);
     let run = repo.run_ok(&["ssh-config", "alice", "--identity-file", "~/.ssh/devbox.pub"], 0);
     assert_eq!(run.stderr, "");
+}
+
+/// Appended as the header says, to a config whose last line has no newline (editors leave it
+/// so), the entries leave that line whole: the real ssh reads both.
+#[test]
+fn appended_to_a_config_without_a_final_newline_both_parse() {
+    let repo = alice_bob_carol();
+    let run = repo.run_ok(&["ssh-config", "alice"], 0);
+    let config = repo.path().join("ssh_config");
+    std::fs::write(&config, format!("Host github.com\n    User git{}", run.stdout)).unwrap();
+    let resolve = |host: &str| {
+        let output = std::process::Command::new("ssh").arg("-G").arg("-F").arg(&config).arg(host).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_contains!(resolve("github.com"), "\nuser git\n");
+    assert_contains!(resolve("alice-devbox"), "\nport 2222\n");
 }
