@@ -35,6 +35,7 @@ mod delivery;
 mod diagnostic;
 mod diff;
 mod emit;
+mod file;
 mod git;
 mod interrupt;
 mod model;
@@ -181,7 +182,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             );
         }
         let text = diagnostic::code_quality_report(&everything, &checkout_prefix(&cli.root, "CI_PROJECT_DIR"));
-        let failure = std::fs::write(path, text).err()?;
+        let failure = file::replace(path, &text).err()?;
         Some(
             diagnostic::Diagnostic::error(format!("cannot write the Code Quality report {}: {failure}", path.display()))
                 .help("give --code-quality-report a file in a directory that exists and can be written"),

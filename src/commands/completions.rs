@@ -272,7 +272,7 @@ pub(super) fn man(context: &Context, command: Option<&str>, out_dir: Option<&Pat
     fs::create_dir_all(dir).map_err(|e| fail(e, dir))?;
     for (file, text) in &pages {
         let path = dir.join(file);
-        fs::write(&path, text).map_err(|e| fail(e, &path))?;
+        crate::file::replace(&path, text).map_err(|e| fail(e, &path))?;
     }
     context.status(&format!("wrote {} man pages to {}", pages.len(), dir.display()));
     Ok(Outcome::Clean)

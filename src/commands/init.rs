@@ -85,7 +85,9 @@ pub(super) fn run(context: &mut Context, args: &InitArgs) -> Result<Outcome, Dia
         if fs::read_to_string(&path).ok().as_deref() == Some(text) {
             continue;
         }
-        write(&path, text).map_err(|e| write_error(relative, &e, &written))?;
+        fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| crate::file::replace(&path, text))
+            .map_err(|e| write_error(relative, &e, &written))?;
         context.status(&format!("wrote {relative}"));
         written.push(relative.clone());
     }
@@ -110,8 +112,7 @@ pub(super) fn run(context: &mut Context, args: &InitArgs) -> Result<Outcome, Dia
 
 /// What to run next, with the same `-C` as this run.
 fn next_steps(context: &Context, args: &InitArgs) {
-    let root = context.root.display().to_string();
-    let cmd = if root == "." { "devbox-gen".to_string() } else { format!("devbox-gen {}", text::flag("-C", &root)) };
+    let cmd = super::invocation(context);
     if args.image.is_none() {
         context.status(&format!(
             "note: devbox.toml names no image yet: set `[defaults] image`, or give each box one (`{cmd} new NAME --image ...`)"
@@ -128,17 +129,6 @@ fn write_error(relative: &str, error: &std::io::Error, written: &[String]) -> Di
     diagnostic.into()
 }
 
-/// Writes `text` at `path`, replacing a symbolic link rather than writing where it points.
-fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
-        fs::remove_file(path)?;
-    }
-    fs::write(path, text)
-}
-
 /// Makes .gitignore ignore the build cache: created if missing, else one entry appended (it is
 /// people's file, never replaced). What it did, if anything.
 fn ignore_cache(root: &Path) -> std::io::Result<Option<&'static str>> {
@@ -148,7 +138,7 @@ fn ignore_cache(root: &Path) -> std::io::Result<Option<&'static str>> {
     let existing = match fs::read_to_string(&path) {
         Ok(existing) => existing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::write(&path, lines)?;
+            crate::file::replace(&path, &lines)?;
             return Ok(Some("wrote .gitignore"));
         }
         Err(e) => return Err(e),
@@ -158,7 +148,7 @@ fn ignore_cache(root: &Path) -> std::io::Result<Option<&'static str>> {
         return Ok(None);
     }
     let separator = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
-    fs::write(&path, format!("{existing}{separator}{lines}"))?;
+    crate::file::replace(&path, &format!("{existing}{separator}{lines}"))?;
     Ok(Some("added the build cache to .gitignore"))
 }
 

@@ -36,3 +36,10 @@ pub(crate) fn run(command: &Command, context: &mut Context) -> Result<Outcome, D
         Command::List { format } => list::run(context, *format),
     }
 }
+
+/// How to run devbox-gen again on this config repo, for the next steps a command prints: with
+/// the same `-C`, so that they work pasted into the same shell.
+fn invocation(context: &Context) -> String {
+    let root = context.root.display().to_string();
+    if root == "." { "devbox-gen".to_string() } else { format!("devbox-gen {}", crate::text::flag("-C", &root)) }
+}

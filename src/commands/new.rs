@@ -8,7 +8,6 @@
 //! it would have gone into does not exist, so a `users/NAME.toml:4:9` would point at nothing.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::authorized_keys::private_key_at;
@@ -85,13 +84,14 @@ pub(super) fn run(context: &mut Context, args: &NewArgs) -> Result<Outcome, Diag
     let text = user_file(&given, Some(&resolved));
     let (_, warnings) = check(&repo, &given, &text, Diagnostics::default())?;
     context.warn(warnings);
-    write_new(&path, &text).map_err(|e| {
+    fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).and_then(|()| crate::file::create_new(&path, &text)).map_err(|e| {
         Diagnostics::from(
             Diagnostic::error(format!("cannot write {relative}: {e}")).in_path(relative.clone()).help("check that users/ is writable"),
         )
     })?;
     context.status(&format!("wrote {relative}"));
-    context.status(&format!("next: create its Secrets (`devbox-gen secrets {name}`), run `devbox-gen build`, and open a pull request"));
+    let cmd = super::invocation(context);
+    context.status(&format!("next: create its Secrets (`{cmd} secrets {name}`), run `{cmd} build`, and open a pull request"));
     Ok(Outcome::Clean)
 }
 
@@ -147,10 +147,19 @@ fn keys_in_file(path: &Path) -> Result<Vec<Key>, Diagnostic> {
     let fail = |message: &str, help: &str| Diagnostic::error(format!("{from}: {message}")).help(help.to_string());
     let example = "pass your public key, e.g. `--ssh-key-file ~/.ssh/id_ed25519.pub`";
     let metadata = fs::metadata(&path).map_err(|e| fail(&format!("cannot read it: {e}"), example))?;
-    if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
+    if metadata.is_dir() {
+        return Err(fail("this is a directory", example));
+    }
+    // Read through a bound, not by its size: a pipe has none (`--ssh-key-file <(ssh-add -L)`,
+    // `/dev/stdin`).
+    let mut bytes = Vec::new();
+    fs::File::open(&path)
+        .and_then(|file| std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE_BYTES + 1), &mut bytes))
+        .map_err(|e| fail(&format!("cannot read it: {e}"), example))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
         return Err(fail("not a public key file", example));
     }
-    let text = fs::read_to_string(&path).map_err(|e| fail(&format!("cannot read it: {e}"), "pass a UTF-8 public key file"))?;
+    let text = String::from_utf8(bytes).map_err(|e| fail(&format!("cannot read it: {e}"), "pass a UTF-8 public key file"))?;
     if private_key_at(&text).is_some() {
         // Never echoed, never copied anywhere.
         return Err(fail(
@@ -390,13 +399,4 @@ fn unlocated(found: Diagnostics) -> Diagnostics {
         d
     });
     Diagnostics(unlocated.collect())
-}
-
-/// Creates the file; fails if it appeared meanwhile.
-fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(text.as_bytes())
 }

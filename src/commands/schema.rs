@@ -46,7 +46,7 @@ pub(super) fn run(context: &mut Context, check_only: bool) -> Result<Outcome, Di
     };
     fs::create_dir_all(&dir).map_err(|e| fail(e, &dir))?;
     for (file, path, text) in stale {
-        fs::write(&path, text).map_err(|e| fail(e, &path))?;
+        crate::file::replace(&path, &text).map_err(|e| fail(e, &path))?;
         context.status(&format!("wrote schema/{file}"));
     }
     Ok(Outcome::Clean)

@@ -221,17 +221,9 @@ fn a_failed_update_in_place_leaves_no_temporary_behind() {
     repo.run_ok(&["build"], 0);
     let before = repo.out_snapshot();
     repo.write("users/alice.toml", &format!("shm = \"1Gi\"\n{}", user_file("alice@example.com", KEY_ALICE)));
-    // bash ignores SIGXFSZ, so the write returns EFBIG instead of killing the process. Every
-    // StatefulSet is over 4 KiB.
-    let limited = std::process::Command::new("bash")
-        .args(["-c", "trap '' XFSZ; ulimit -f 4; exec \"$0\" -C \"$1\" build"])
-        .arg(assert_cmd::cargo::cargo_bin("devbox-gen"))
-        .arg(repo.path())
-        .env("HOME", repo.path().join(".home"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&limited.stderr);
-    assert_eq!(limited.status.code(), Some(2), "{stderr}");
+    // Every StatefulSet is over 4 KiB.
+    let (code, stderr) = repo.run_with_file_size_limit(4, &["build"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert_contains!(stderr, "cannot update");
     let after = repo.out_snapshot();
     let stray: Vec<_> = after.keys().filter(|path| !before.contains_key(*path)).collect();

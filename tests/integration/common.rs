@@ -32,6 +32,21 @@ pub struct Run {
 }
 
 impl Repo {
+    /// Runs devbox-gen with `args` where no file may grow past `kib` KiB (a full disk, in
+    /// effect): bash ignores SIGXFSZ for it, so a write past the limit fails with EFBIG
+    /// instead of killing the process. Exit code and stderr.
+    pub fn run_with_file_size_limit(&self, kib: u32, args: &[&str]) -> (Option<i32>, String) {
+        let output = std::process::Command::new("bash")
+            .args(["-c", &format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" -C \"$@\"")])
+            .arg(assert_cmd::cargo::cargo_bin("devbox-gen"))
+            .arg(self.path())
+            .args(args)
+            .env("HOME", self.path().join(".home"))
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
     /// A config repo with the given devbox.toml and no users.
     pub fn new(settings: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

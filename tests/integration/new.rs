@@ -30,9 +30,11 @@ fn writes_a_valid_user_file_with_the_defaults_in_comments() {
     let repo = Repo::new(&settings);
     let key = key_file(&repo, "devbox.pub", &format!("{KEY_ALICE}\n"));
     let run = repo.run_ok(&["new", "alice", "--email", "alice@example.com", "--ssh-key-file", &key], 0);
+    // With the same `-C`, so that the next steps work pasted into the same shell.
+    let cmd = format!("devbox-gen -C {}", repo.path().display());
     assert_eq!(
         run.stderr,
-        "wrote users/alice.toml\nnext: create its Secrets (`devbox-gen secrets alice`), run `devbox-gen build`, and open a pull request\n"
+        format!("wrote users/alice.toml\nnext: create its Secrets (`{cmd} secrets alice`), run `{cmd} build`, and open a pull request\n")
     );
     assert_eq!(
         repo.read("users/alice.toml"),
@@ -337,4 +339,38 @@ fn a_gpu_flag_without_type_or_count_gets_a_runnable_example() {
     assert_contains!(run.stderr, "help: write the type, or the type and a count: `--gpu nvidia-l4` or `--gpu nvidia-l4:2`");
     let run = repo.run_ok(&["new", "zed", "--email", "zed@example.com", "--ssh-key", KEY_ALICE, "--gpu", "nvidia-t4:x"], 2);
     assert_contains!(run.stderr, "`--gpu nvidia-t4` or `--gpu nvidia-t4:2`");
+}
+
+/// A write that fails part-way (a full disk; here a file size limit) leaves no user file cut
+/// short, which a retry would refuse as existing and `validate` as unparsable.
+#[test]
+fn a_failed_write_leaves_no_user_file() {
+    let repo = Repo::new(SETTINGS);
+    let key = key_file(&repo, "devbox.pub", &format!("{KEY_ALICE}\n{KEY_ALICE_2}\n"));
+    let (code, stderr) = repo.run_with_file_size_limit(0, &["new", "alice", "--email", "alice@example.com", "--ssh-key-file", &key]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_contains!(stderr, "error: cannot write users/alice.toml: File too large");
+    let left: Vec<_> = fs::read_dir(repo.path().join("users")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    repo.run_ok(&["new", "alice", "--email", "alice@example.com", "--ssh-key-file", &key], 0);
+}
+
+/// Keys from a pipe: `--ssh-key-file <(ssh-add -L)` for a key held only in an agent, or
+/// `/dev/stdin`. A directory is told as one.
+#[test]
+fn keys_are_read_from_a_pipe_and_a_directory_is_told_as_one() {
+    let repo = Repo::new(SETTINGS);
+    let output = assert_cmd::Command::cargo_bin("devbox-gen")
+        .unwrap()
+        .args(["-C", repo.path().to_str().unwrap(), "new", "alice", "--email", "alice@example.com", "--ssh-key-file", "/dev/stdin"])
+        .env("HOME", repo.path().join(".home"))
+        .write_stdin(format!("{KEY_ALICE}\n{KEY_ALICE_2}\n"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let written = repo.read("users/alice.toml");
+    assert_contains!(written, KEY_ALICE);
+    assert_contains!(written, KEY_ALICE_2);
+    let stderr = refused(&repo, &["bob", "--email", "bob@example.com", "--ssh-key-file", repo.path().join("users").to_str().unwrap()]);
+    assert_contains!(stderr, ": this is a directory\n");
 }
