@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use clap::{Command, CommandFactory};
+use clap::{Command, CommandFactory, ValueEnum};
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
@@ -193,7 +193,24 @@ _devbox-gen__user_names() {
 
 fn fish(script: &str, value_options: &[String]) -> String {
     let quoted: Vec<String> = value_options.iter().map(|o| format!("'{o}'")).collect();
-    script.to_string() + &FISH_USER_NAMES.replace("@value_options@", &quoted.join(" ")).replace("@commands@", &USER_NAME_COMMANDS.join(" "))
+    let users = FISH_USER_NAMES.replace("@value_options@", &quoted.join(" ")).replace("@commands@", &USER_NAME_COMMANDS.join(" "));
+    // clap_complete's fish script completes no positional argument's values: `completions` and
+    // `man` offered file names. Once one is there, nothing more is offered.
+    let shells: Vec<String> = Shell::value_variants().iter().map(ToString::to_string).collect();
+    let pages = crate::cli::MAN_PAGES;
+    let positionals: String = [("completions", shells), ("man", pages.iter().map(ToString::to_string).collect())]
+        .iter()
+        .map(|(command, values)| {
+            // A value is on the line once one is there other than the subcommand's own name.
+            let seen: Vec<&str> = values.iter().map(String::as_str).filter(|value| value != command).collect();
+            let (values, seen) = (values.join(" "), seen.join(" "));
+            format!(
+                "complete -c devbox-gen -n '__fish_devbox_gen_using_subcommand {command}; and not __fish_seen_subcommand_from {seen}' -f -a '{values}'\n\
+                 complete -c devbox-gen -n '__fish_devbox_gen_using_subcommand {command}; and __fish_seen_subcommand_from {seen}' -f\n"
+            )
+        })
+        .collect();
+    format!("{script}{users}\n# devbox-gen: the values of `completions SHELL` and `man COMMAND`.\n{positionals}")
 }
 
 /// fish adds completions up: one more `complete` line, with `-f` so that file names do not

@@ -184,6 +184,10 @@ fn key_from_flag(text: &str) -> Result<Key, Diagnostic> {
         return Err(Diagnostic::error("--ssh-key: this is a private key")
             .help("pass the public key (`cat ~/.ssh/id_ed25519.pub`): the private key never leaves your machine"));
     }
+    if text.trim().contains('\n') {
+        return Err(Diagnostic::error("--ssh-key: one key per flag, and this holds several lines")
+            .help("pass `--ssh-key` once for each key, or the file that holds them with `--ssh-key-file`"));
+    }
     Ok(Key { text: text.trim().to_string(), from: flag("--ssh-key", text) })
 }
 
@@ -275,6 +279,20 @@ fn user_file(given: &Given<'_>, resolved: Option<&ResolvedBox>) -> String {
         let array = |tags: &[String]| toml::Value::Array(tags.iter().cloned().map(toml::Value::String).collect());
         let note = "applied when the box's machine first logs in";
         lines.value("tags", tags_set.then(|| array(&args.tags)), (!default_tags.is_empty()).then(|| array(&default_tags)), note);
+    }
+
+    // Shown only when `[defaults]` sets them: the owner reads here that the box stops by itself.
+    if let Some(idle) = r.map(|r| &r.idle).filter(|idle| idle.after_seconds.is_some()) {
+        lines.table("idle", false);
+        lines.string("after", None, Some(&idle.after), "stops after this long unused; \"never\" keeps it running");
+    }
+    if let Some(hours) = r.and_then(|r| r.schedule.as_ref()) {
+        lines.table("schedule", false);
+        lines.string("timezone", None, Some(&hours.timezone), "");
+        let days = hours.days.iter().map(|day| toml::Value::String(day.as_str().to_string())).collect();
+        lines.value("days", None, Some(toml::Value::Array(days)), "[] for no working hours");
+        lines.string("start", None, Some(&hours.start), "started then, kept running until stop");
+        lines.string("stop", None, Some(&hours.stop), "");
     }
     lines.out
 }

@@ -116,6 +116,9 @@ impl Setup {
             ),
             // After the NAME, its flags still complete.
             case(&in_repo, "devbox-gen show alice --in".into(), &["--input"], "devbox-gen show alice --input ".into()),
+            // The values of `completions SHELL` and `man COMMAND`, not file names (fish offered those).
+            case(&in_repo, "devbox-gen completions f".into(), &["fish"], "devbox-gen completions fish ".into()),
+            case(&in_repo, "devbox-gen man bu".into(), &["build"], "devbox-gen man build ".into()),
         ]
     }
 }

@@ -374,3 +374,42 @@ fn keys_are_read_from_a_pipe_and_a_directory_is_told_as_one() {
     let stderr = refused(&repo, &["bob", "--email", "bob@example.com", "--ssh-key-file", repo.path().join("users").to_str().unwrap()]);
     assert_contains!(stderr, ": this is a directory\n");
 }
+
+/// A box that stops by itself says so in its own file: `[defaults]`'s `idle` and `schedule`
+/// are shown as commented tables, and the file still validates as written.
+#[test]
+fn idle_and_working_hours_from_the_defaults_are_shown_in_the_file() {
+    let settings = format!(
+        "{SETTINGS}idle = {{ after = \"2h\" }}\nschedule = {{ timezone = \"Europe/Berlin\", days = [\"mon\", \"fri\"], start = \"08:00\", stop = \"19:00\" }}\n"
+    );
+    let repo = Repo::new(&settings);
+    let key = key_file(&repo, "devbox.pub", &format!("{KEY_ALICE}\n"));
+    repo.run_ok(&["new", "alice", "--email", "alice@example.com", "--ssh-key-file", &key], 0);
+    let written = repo.read("users/alice.toml");
+    assert_contains!(
+        written,
+        "\n# [idle]\n# after = \"2h\"                     # stops after this long unused; \"never\" keeps it running\n"
+    );
+    assert_contains!(
+        written,
+        "\n# [schedule]\n# timezone = \"Europe/Berlin\"\n# days = [\"mon\", \"fri\"]            # [] for no working hours\n# start = \"08:00\"                  # started then, kept running until stop\n# stop = \"19:00\"\n"
+    );
+    // Uncommented as written, they give the box what it has now.
+    let uncommented = written.replace("# [idle]", "[idle]").replace("# after", "after").replace("# [schedule]", "[schedule]");
+    let uncommented = ["timezone", "days", "start", "stop"]
+        .iter()
+        .fold(uncommented, |text, key| text.replace(&format!("# {key} ="), &format!("{key} =")));
+    let before = repo.run_ok(&["show", "alice"], 0).stdout;
+    repo.write("users/alice.toml", &uncommented);
+    assert_eq!(repo.run_ok(&["show", "alice"], 0).stdout, before);
+}
+
+/// Two keys in one `--ssh-key` are told in terms of the flag, not of the file it would become.
+#[test]
+fn several_keys_in_one_flag_say_to_repeat_the_flag() {
+    let repo = Repo::new(SETTINGS);
+    let stderr = refused(&repo, &["alice", "--email", "alice@example.com", "--ssh-key", &format!("{KEY_ALICE}\n{KEY_ALICE_2}")]);
+    assert_contains!(stderr, "error: --ssh-key: one key per flag, and this holds several lines\n");
+    assert_contains!(stderr, "help: pass `--ssh-key` once for each key");
+    assert_not_contains!(stderr, "authorized_keys");
+}
