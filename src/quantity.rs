@@ -117,6 +117,23 @@ impl Quantity {
     }
 }
 
+impl Quantity {
+    /// [`Quantity::binary`], followed by the amount in Gi (or Mi, under a Gi) to one decimal when
+    /// the exact figure is in a smaller unit: `1094432Mi (about 1068.8Gi)`, so that a total can be
+    /// read against a quota written in Gi. The exact figure stays first.
+    pub(crate) fn binary_readable(self) -> String {
+        let exact = self.binary();
+        let bytes = self.nanos / NANOS;
+        let (unit, size) = if bytes >= 1 << 30 { ("Gi", 1u128 << 30) } else { ("Mi", 1u128 << 20) };
+        if bytes < size || exact.ends_with(unit) || exact.ends_with("Ti") || exact.ends_with("Pi") || exact.ends_with("Ei") {
+            return exact;
+        }
+        // Tenths of the unit, rounded half up.
+        let tenths = (bytes * 10 + size / 2) / size;
+        format!("{exact} (about {}.{}{unit})", tenths / 10, tenths % 10)
+    }
+}
+
 /// Sums saturate rather than wrap: no total of boxes comes near 2^128 billionths of a unit, and
 /// a saturated one still compares as over any quota.
 impl std::ops::Add for Quantity {
@@ -208,6 +225,19 @@ fn unknown_suffix(text: &str, number: &str, suffix: &str) -> QuantityError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_figure_in_a_small_unit_is_also_given_in_a_large_one() {
+        let of = |text: &str| Quantity::parse(text).unwrap().binary_readable();
+        assert_eq!(of("1094432Mi"), "1094432Mi (about 1068.8Gi)");
+        assert_eq!(of("2573741825"), "2573741825 (about 2.4Gi)");
+        assert_eq!(of("500M"), "500000000 (about 476.8Mi)");
+        assert_eq!(of("256Gi"), "256Gi");
+        assert_eq!(of("1.5Gi"), "1.5Gi");
+        assert_eq!(of("768Mi"), "768Mi");
+        assert_eq!(of("2Ti"), "2Ti");
+        assert_eq!(of("1000"), "1000");
+    }
 
     fn q(text: &str) -> Quantity {
         Quantity::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))

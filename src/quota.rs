@@ -127,14 +127,14 @@ impl Resource {
         }
     }
 
-    /// `24 CPUs`, `1 GPU`, `100Gi`: an amount with its unit.
+    /// `24 CPUs`, `1 GPU`, `100Gi`, `1094432Mi (about 1068.8Gi)`: an amount with its unit.
     pub(crate) fn amount(self, amount: Quantity) -> String {
-        let shown = self.show(amount);
         let unit = match self {
             Self::Cpu => "CPU",
             Self::Gpu => "GPU",
-            Self::Memory | Self::Storage => return shown,
+            Self::Memory | Self::Storage => return amount.binary_readable(),
         };
+        let shown = self.show(amount);
         if shown == "1" { format!("1 {unit}") } else { format!("{shown} {unit}s") }
     }
 }

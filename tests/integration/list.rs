@@ -33,7 +33,7 @@ fn one_line_a_box_and_the_states_counted() {
          carol  stopped          500m  1Gi     -                             50Gi  -                                                           carol@example.com\n\
          \n\
          3 boxes: 2 running, 1 stopped\n\
-         devboxes: running boxes request 4.52 CPUs, 16928Mi memory, 1 GPU (sidecars included); home volumes take 150Gi\n"
+         devboxes: running boxes request 4.52 CPUs, 16928Mi (about 16.5Gi) memory, 1 GPU (sidecars included); home volumes take 150Gi\n"
     );
     assert_eq!(run.stderr, "");
 }
@@ -49,7 +49,7 @@ fn totals_count_every_container_beside_the_quota() {
     let text = repo.run_ok(&["list"], 0).stdout;
     assert!(
         text.ends_with(
-            "devboxes: running boxes request 4.52 of 8 CPUs, 16928Mi of 64Gi memory, 1 of 2 GPUs (sidecars included); home volumes take 150Gi of 1Ti\n"
+            "devboxes: running boxes request 4.52 of 8 CPUs, 16928Mi (about 16.5Gi) of 64Gi memory, 1 of 2 GPUs (sidecars included); home volumes take 150Gi of 1Ti\n"
         ),
         "{text}"
     );
