@@ -65,7 +65,7 @@ pub(crate) const BASE_NAME: &str = "devboxes";
 /// caches manifests by commit; for an Application with this annotation, a new commit that
 /// changes nothing under these paths carries the cached manifests over instead of rendering
 /// them again (Argo CD 2.11 and later, with or without webhooks). Relative paths are joined to
-/// the source path (`GetAppRefreshPaths` in argo-cd's util/app/path). Every Application here
+/// the source path (`GetSourceRefreshPaths`, `GetAppRefreshPaths` before 3.3, in argo-cd's util/app/path). Every Application here
 /// renders its own directory and nothing else (a bundle's kustomization.yaml lists only its
 /// own files), so `.` is exact, and a merge that changes one user file renders one box, not
 /// 10,000 (docs/scale.md).

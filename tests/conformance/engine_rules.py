@@ -157,7 +157,7 @@ the behaviour is written down (a doc, a source file, an issue); so does each fai
      under those paths carries the cached manifests over (Argo CD 2.11 and later, with or
      without webhooks). So a path that misses a file the Application renders (its
      kustomization.yaml and what that lists) leaves a change to that file unapplied.
-     Paths as Argo CD reads them (GetAppRefreshPaths): split at `;`, an absolute path is
+     Paths as Argo CD reads them (GetSourceRefreshPaths; GetAppRefreshPaths before 3.3): split at `;`, an absolute path is
      relative to the repository root, a relative one joined to the source path and
      cleaned; a changed file counts when it is a refresh path, lies beneath one, or
      matches one as a filepath.Match pattern (AppFilesHaveChanged). Sources: argo-cd
@@ -261,7 +261,7 @@ CITE = {
     "R8": "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources",
     "R10": (
         "https://argo-cd.readthedocs.io/en/stable/operator-manual/high_availability/#manifest-paths-annotation; "
-        "https://github.com/argoproj/argo-cd/blob/master/util/app/path/path.go (GetAppRefreshPaths, AppFilesHaveChanged)"
+        "https://github.com/argoproj/argo-cd/blob/master/util/app/path/path.go (GetSourceRefreshPaths, AppFilesHaveChanged)"
     ),
     "R11": (
         "https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests; "
@@ -1107,7 +1107,7 @@ class Checker:
 
     @staticmethod
     def refresh_paths(annotation: str, source_path: str) -> list[str]:
-        """GetAppRefreshPaths: `;`-separated; absolute from the repository root, relative
+        """GetSourceRefreshPaths (GetAppRefreshPaths before 3.3): `;`-separated; absolute from the repository root, relative
         joined to the source path (filepath.Clean(filepath.Join(...)))."""
         paths = []
         for item in annotation.split(";"):
