@@ -12,6 +12,7 @@ use super::{
 };
 use crate::diff::risk::Level;
 use crate::diff::{Change, Plan, ResourceChange};
+use crate::text::printable;
 
 /// GitHub's limit on the body of an issue or PR comment, in characters.
 #[cfg(test)]
@@ -59,7 +60,7 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     if !fields.is_empty() {
         out.push_str(&format!("<details><summary><b>{}</b></summary>\n\n", html(&fields_heading(fields))));
         for (i, field) in fields.iter().enumerate() {
-            let line = format!("- {}\n", inline(&field_line(field, USERS_SHOWN)));
+            let line = format!("- {}\n", inline(&bounded(&field_line(field, USERS_SHOWN), MAX_LINE)));
             if out.len() + line.len() + RESERVE > budget / 2 {
                 out.push_str(&format!("- … and {} more: run `{}` to see them all\n", fields.len() - i, baseline.command()));
                 break;
@@ -76,7 +77,7 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
     let mut cut = false;
     let close = "</details>\n\n";
     'users: for user in &plan.users {
-        let open = format!("<details><summary><b>{}</b></summary>\n\n", html(&user_heading(user)));
+        let open = format!("<details><summary><b>{}</b></summary>\n\n", html(&bounded(&user_heading(user), MAX_LINE)));
         if out.len() + open.len() + close.len() + RESERVE > budget {
             cut = true;
             break;
@@ -105,6 +106,9 @@ pub(crate) fn render_within(plan: &Plan, baseline: &Baseline, budget: usize) -> 
             baseline.command()
         ));
     }
+    if out.len() > budget {
+        return too_big(plan, baseline);
+    }
     out
 }
 
@@ -129,9 +133,9 @@ fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String)
             _ => format!("{}: {}", group.label(), group.user_list(USERS_SHOWN)),
         };
         let row = match group.amount(&report) {
-            Some(amount) => format!("| {} | {} | {} |\n", inline(&who), inline(&amount), inline(&group.what)),
-            None if priced => format!("| {} | | {} |\n", inline(&who), inline(&group.what)),
-            None => format!("| {} | {} |\n", inline(&who), inline(&group.what)),
+            Some(amount) => format!("| {} | {} | {} |\n", cell(&who), cell(&amount), cell(&group.what)),
+            None if priced => format!("| {} | | {} |\n", cell(&who), cell(&group.what)),
+            None => format!("| {} | {} |\n", cell(&who), cell(&group.what)),
         };
         if out.len() + row.len() + RESERVE > limit {
             let note = format!("… and {} more: run `{}` to see them all", groups.len() - i, baseline.command());
@@ -149,7 +153,9 @@ fn cost_table(plan: &Plan, baseline: &Baseline, budget: usize, out: &mut String)
 /// among hundreds of new keys is never left out without a word. Whether every one is listed.
 fn risk_list(groups: &[RiskGroup<'_>], baseline: &Baseline, budget: usize, out: &mut String) -> bool {
     let mut in_full = true;
-    for (i, group) in groups.iter().enumerate() {
+    // Those without room: the shorter ones after one that did not fit are still tried.
+    let mut untold: Vec<&RiskGroup<'_>> = Vec::new();
+    for group in groups {
         if in_full {
             let item = risk_item(group);
             if out.len() + item.len() + RESERVE <= budget / 2 {
@@ -161,21 +167,42 @@ fn risk_list(groups: &[RiskGroup<'_>], baseline: &Baseline, budget: usize, out: 
         let line = risk_headline(group);
         if out.len() + line.len() + RESERVE <= budget * 3 / 4 {
             out.push_str(&line);
-            continue;
+        } else {
+            untold.push(group);
         }
-        let rest = &groups[i..];
-        let by_level: Vec<String> = [Level::Data, Level::Sync, Level::Access, Level::Downtime, Level::Restart]
-            .into_iter()
-            .filter_map(|level| {
-                let count: usize = rest.iter().filter(|group| group.risk.level() == level).map(|group| group.users.len()).sum();
-                (count > 0).then(|| format!("{count} {}", label(level)))
-            })
-            .collect();
-        let count: usize = rest.iter().map(|group| group.users.len()).sum();
-        out.push_str(&format!("- … and {count} more ({}): run `{}` to see them all\n", by_level.join(", "), baseline.command()));
-        return false;
     }
-    true
+    if untold.is_empty() {
+        return true;
+    }
+    let (count, by_level) = counted(&untold);
+    out.push_str(&format!("- … and {count} more ({by_level}): run `{}` to see them all\n", baseline.command()));
+    false
+}
+
+/// How many risks `groups` hold, and by level: `3 🛑 DATA, 1 🔑 ACCESS`.
+fn counted(groups: &[&RiskGroup<'_>]) -> (usize, String) {
+    let by_level: Vec<String> = [Level::Data, Level::Sync, Level::Access, Level::Downtime, Level::Restart]
+        .into_iter()
+        .filter_map(|level| {
+            let count: usize = groups.iter().filter(|group| group.risk.level() == level).map(|group| group.users.len()).sum();
+            (count > 0).then(|| format!("{count} {}", label(level)))
+        })
+        .collect();
+    (groups.iter().map(|group| group.users.len()).sum(), by_level.join(", "))
+}
+
+/// What is posted when the report, for all its cutting, would still not fit: the risks counted
+/// by level. GitHub refuses a comment over its limit, and the CI step would leave the previous
+/// report up, however harmless it was.
+fn too_big(plan: &Plan, baseline: &Baseline) -> String {
+    let groups = group_risks(plan);
+    let all: Vec<&RiskGroup<'_>> = groups.iter().collect();
+    let (count, by_level) = counted(&all);
+    let risks = if count == 0 { "No risks.".to_string() } else { format!("{count} risks: {by_level}.") };
+    format!(
+        "{MARKER}\n### devbox-gen diff\n\n> [!WARNING]\n> This report is too long for a comment, even cut. {risks} Run `{}` to see them.\n",
+        baseline.command()
+    )
 }
 
 fn label(level: Level) -> &'static str {
@@ -190,7 +217,8 @@ fn label(level: Level) -> &'static str {
 
 /// A risk by its one line, for when the comment has no room for its details.
 fn risk_headline(group: &RiskGroup<'_>) -> String {
-    format!("- **{}** **{}**: {}\n", label(group.risk.level()), inline(&group.who()), inline(&group.risk.summary))
+    let (who, summary) = (group.who(), &group.risk.summary);
+    format!("- **{}** **{}**: {}\n", label(group.risk.level()), inline(&bounded(&who, MAX_LINE)), inline(&bounded(summary, MAX_LINE)))
 }
 
 fn risk_item(group: &RiskGroup<'_>) -> String {
@@ -199,15 +227,15 @@ fn risk_item(group: &RiskGroup<'_>) -> String {
     if group.users.len() > 1 {
         item.push_str(&format!(
             "  - <details><summary>the {}</summary>{}</details>\n",
-            html(&group.who()),
-            html(&group.user_list(USERS_SHOWN))
+            html(&bounded(&group.who(), MAX_LINE)),
+            html(&bounded(&group.user_list(USERS_SHOWN), MAX_LINE * 4))
         ));
     }
     for detail in &risk.details {
-        item.push_str(&format!("  - {}\n", inline(detail)));
+        item.push_str(&format!("  - {}\n", inline(&bounded(detail, MAX_LINE))));
     }
     for help in &risk.help {
-        item.push_str(&format!("  - **help:** {}\n", inline(help)));
+        item.push_str(&format!("  - **help:** {}\n", inline(&bounded(help, MAX_LINE))));
     }
     item
 }
@@ -216,22 +244,20 @@ fn risk_item(group: &RiskGroup<'_>) -> String {
 /// removed resource is one line: its contents are in the base already, and the comment's room
 /// is better spent on what is new.
 fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
+    let code = |text: &str| inline(&crate::diff::risk::code(&bounded(text, MAX_LINE)));
+    // With no room for even its one line, nothing: the note after the diffs says what is cut.
+    let within = |line: String| if room.is_some_and(|room| line.len() > room) { String::new() } else { line };
     if let Some((from, to)) = resource.moved_only() {
-        return format!(
-            "**moved** {} ({} → {})\n\n",
-            inline(&crate::diff::risk::code(&resource.id)),
-            inline(&crate::diff::risk::code(&format!("out/{from}"))),
-            inline(&crate::diff::risk::code(&format!("out/{to}")))
-        );
+        return within(format!("**moved** {} ({} → {})\n\n", code(&resource.id), code(&format!("out/{from}")), code(&format!("out/{to}"))));
     }
     if let (Change::Removed, Some(path)) = (resource.change, &resource.before) {
         let lines = resource.diff.lines().filter(|l| l.starts_with('-') && !l.starts_with("--- ")).count();
-        return format!(
+        return within(format!(
             "**removed** {} ({}, {})\n\n",
-            inline(&crate::diff::risk::code(&resource.id)),
-            inline(&crate::diff::risk::code(&format!("out/{path}"))),
+            code(&resource.id),
+            code(&format!("out/{path}")),
             crate::text::plural(lines, "line", "lines")
-        );
+        ));
     }
     // Line by line, so the line breaks stay: a control or bidirectional character of a file
     // is shown escaped, never reorders what the reviewer reads.
@@ -245,12 +271,15 @@ fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
         .collect();
     let longest_run = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run.max(2) + 1);
-    let mut block = format!("**{}** {}\n\n{fence}diff\n", resource.change.as_str(), inline(&crate::diff::risk::code(&resource.id)));
+    let mut block = format!("**{}** {}\n\n{fence}diff\n", resource.change.as_str(), code(&resource.id));
     let end = format!("{fence}\n\n");
     match room {
         None => block.push_str(&diff),
         Some(room) => {
             let cut_line = "… (cut)\n";
+            if block.len() + cut_line.len() + end.len() > room {
+                return String::new();
+            }
             for line in diff.split_inclusive('\n') {
                 if block.len() + line.len() + cut_line.len() + end.len() > room {
                     block.push_str(cut_line);
@@ -268,13 +297,40 @@ fn resource_block(resource: &ResourceChange, room: Option<usize>) -> String {
 }
 
 /// Text with code in backticks (rustc style), as Markdown: code spans kept, everything else
-/// escaped so no character of it is read as markup.
+/// escaped so no character of it is read as markup. Line breaks and other controls are shown
+/// escaped ([`printable`]): a value from the pull request (a path, a template's value) cannot
+/// start a line of its own, where it would be a heading, a list item or a code fence that
+/// swallows the risks after it.
 pub(crate) fn inline(text: &str) -> String {
-    if text.matches('`').count() % 2 == 1 {
-        return escape(text);
-    }
-    text.split('`').enumerate().map(|(i, part)| if i % 2 == 1 { format!("`{part}`") } else { escape(part) }).collect()
+    spans(text, |code| format!("`{code}`"))
 }
+
+/// [`inline`] for a table cell: a `|` splits a cell even inside a code span unless escaped
+/// (GFM's tables extension takes `\|` there).
+fn cell(text: &str) -> String {
+    spans(text, |code| format!("`{}`", code.replace('|', "\\|")))
+}
+
+fn spans(text: &str, code_span: impl Fn(&str) -> String) -> String {
+    let text = printable(text);
+    if text.matches('`').count() % 2 == 1 {
+        return escape(&text);
+    }
+    text.split('`').enumerate().map(|(i, part)| if i % 2 == 1 { code_span(part) } else { escape(part) }).collect()
+}
+
+/// At most `max` bytes of `text` (cut at a character), and a mark where it was cut: one value
+/// of the pull request, however long, cannot take the room of the risks after it.
+fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… (cut here; the text report has it whole)", &text[..end]).into()
+}
+
+/// How long one risk's line, or one of its details, may be in the comment.
+const MAX_LINE: usize = 2_000;
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -287,8 +343,10 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// Text inside an HTML block (`<summary>`): escaped, and on one line, as a blank line would end
+/// the block and let what follows be read as Markdown.
 fn html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    printable(text).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -409,6 +467,77 @@ mod tests {
         let markdown = render(&tricky, &Baseline::Disk);
         assert!(!markdown.contains('\u{202e}') && !markdown.contains('\u{1b}'), "{markdown}");
         assert!(markdown.contains("evil\\u{202e}gnp.exe\\u{1b}[2J\n"), "the line keeps its break: {markdown}");
+    }
+
+    /// A risk with only its one line.
+    fn risk(kind: crate::diff::risk::Kind, user: &str, summary: String) -> crate::diff::risk::Risk {
+        crate::diff::risk::Risk {
+            kind,
+            resource: format!("StatefulSet/ns/{user}"),
+            user: user.into(),
+            summary,
+            details: Vec::new(),
+            help: Vec::new(),
+            facts: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Text of the pull request in a risk (a template's `HOME`, a hand-written file's path) that
+    /// would, raw, end its list item and open a heading and a code fence swallowing every risk
+    /// after it: it stays on its line, and the risk after it is still a list item.
+    #[test]
+    fn a_line_break_in_a_value_cannot_start_markup_of_its_own() {
+        use crate::diff::risk::Kind;
+        let fence = "`".repeat(40);
+        let mut tricky = plan(1, 1);
+        let injected = format!("HOME /storage/jupyter\n\nNo other risks.\n=====\n\n{fence}\r- fake");
+        tricky.risks.push(risk(Kind::HomeOwnerChanged, "dave\n# fake heading", injected));
+        tricky.risks.push(risk(Kind::HomeVolumeRemoved, "carol", "the home volume `carol-home` leaves out/".into()));
+        let markdown = render(&tricky, &Baseline::Disk);
+        for line in markdown.lines() {
+            assert!(
+                !line.starts_with("No other risks")
+                    && !line.starts_with("=====")
+                    && !line.starts_with(&fence)
+                    && !line.starts_with("# fake"),
+                "{line}"
+            );
+        }
+        assert!(markdown.contains("\n- **🛑 DATA** **carol**: the home volume `carol-home` leaves out/\n"), "{markdown}");
+    }
+
+    /// A `|` in a table cell, inside a code span too, is escaped, so it cannot add a cell.
+    #[test]
+    fn a_pipe_in_a_cell_stays_in_its_cell() {
+        assert_eq!(cell("no `gpu_hour` for `nvidia | x`"), "no `gpu_hour` for `nvidia \\| x`");
+        assert_eq!(cell("a | b"), "a \\| b");
+    }
+
+    /// One risk as long as the comment cannot push the others out: it is cut, and a home
+    /// volume removed after it is still named.
+    #[test]
+    fn one_long_risk_leaves_room_for_the_others() {
+        use crate::diff::risk::Kind;
+        let mut padded = plan(1, 1);
+        padded.risks.push(risk(Kind::HomeOwnerChanged, "dave", format!("HOME /storage/{}", "a".repeat(46_000))));
+        padded.risks.push(risk(Kind::HomeVolumeRemoved, "carol", "the home volume `carol-home` leaves out/".into()));
+        let markdown = render(&padded, &Baseline::Disk);
+        assert!(markdown.contains("**carol**: the home volume `carol-home` leaves out/"), "{}", &markdown[..2_000]);
+        assert!(markdown.contains("… (cut here; the text report has it whole)"));
+        assert!(markdown.len() <= BUDGET);
+    }
+
+    /// A resource whose name alone is longer than the comment: the report still fits.
+    #[test]
+    fn a_huge_name_cannot_push_the_comment_over_the_limit() {
+        let mut huge = plan(2, 1);
+        huge.users[1].resources[0].id = format!("ConfigMap/ns/{}", "a".repeat(70_000));
+        huge.users[1].resources[0].change = Change::Added;
+        let markdown = render(&huge, &Baseline::Disk);
+        assert!(markdown.len() <= BUDGET, "{}", markdown.len());
+        huge.users[1].resources[0].change = Change::Removed;
+        huge.users[1].resources[0].before = Some(format!("x/{}", "b".repeat(70_000)));
+        assert!(render(&huge, &Baseline::Disk).len() <= BUDGET);
     }
 
     #[test]
