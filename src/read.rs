@@ -22,6 +22,7 @@ use crate::source::SourceFile;
 
 mod links;
 mod recovery;
+mod toml_version;
 
 pub(crate) use links::{LeavingLink, links_leaving_the_repository};
 
@@ -166,27 +167,18 @@ pub(crate) fn git_prefix(root: &Path) -> Option<String> {
 pub fn from_texts(settings: Option<&str>, users: &[(&str, &str)]) -> (ConfigRepo, Diagnostics) {
     let mut diagnostics = Diagnostics::default();
     let text_given = settings.is_some();
-    let settings = settings
-        .and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), strip_bom(text.to_string()), &mut diagnostics))
-        .filter(without_stand_ins);
+    let settings =
+        settings.and_then(|text| parse::<DevboxConfig>("devbox.toml".into(), text.to_string(), &mut diagnostics)).filter(without_stand_ins);
     let mut parsed_users = Vec::new();
     for (name, text) in users {
         let shown = format!("users/{name}.toml");
-        if let Some(parsed) = parse::<UserFile>(shown, strip_bom(text.to_string()), &mut diagnostics) {
+        if let Some(parsed) = parse::<UserFile>(shown, text.to_string(), &mut diagnostics) {
             parsed_users.push((name.to_string(), parsed));
         }
     }
     parsed_users.sort_by(|a, b| a.0.cmp(&b.0));
     let settings_unreadable = text_given && settings.is_none();
     (ConfigRepo { root: PathBuf::from("."), settings, settings_unreadable, users: parsed_users, git_prefix: None }, diagnostics)
-}
-
-/// A BOM is what some Windows editors add; TOML does not allow it, people do not see it.
-fn strip_bom(text: String) -> String {
-    match text.strip_prefix('\u{feff}') {
-        Some(stripped) => stripped.to_string(),
-        None => text,
-    }
 }
 
 fn display_path(root: &Path, path: &Path) -> String {
@@ -353,7 +345,7 @@ fn read_text(path: &Path, shown: &str, diagnostics: &mut Diagnostics) -> Option<
         }
     };
     match String::from_utf8(bytes) {
-        Ok(text) => Some(strip_bom(text)),
+        Ok(text) => Some(text),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -391,7 +383,23 @@ fn control_character(file: &Arc<SourceFile>) -> Option<(usize, Diagnostic)> {
     ))
 }
 
+/// What reads a config repo's TOML besides devbox-gen, and reads only TOML 1.0.
+const TOML_1_0_TOOLS: &str = "taplo (the editors' check of the `#:schema` line, and its pre-commit hook) and Python's tomllib";
+
 fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnostics: &mut Diagnostics) -> Option<Parsed<T>> {
+    // A byte order mark is what some Windows editors add, and people do not see: read past it,
+    // and say that taplo and tomllib will not.
+    let (text, byte_order_mark) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => (rest.to_string(), true),
+        None => (text, false),
+    };
+    if byte_order_mark {
+        diagnostics.push(
+            Diagnostic::warning("the file starts with a byte order mark")
+                .in_path(shown.clone())
+                .help(format!("{TOML_1_0_TOOLS} refuse it: save the file as UTF-8 without a byte order mark")),
+        );
+    }
     if let Some(offset) = crate::authorized_keys::private_key_at(&text) {
         let file = Arc::new(SourceFile::unparsed(shown, String::new()));
         let (line, column) = line_column(&text, offset);
@@ -450,6 +458,14 @@ fn parse<T: DeserializeOwned + JsonSchema>(shown: String, text: String, diagnost
         }
     };
     let file = Arc::new(SourceFile::indexed(shown, text.clone(), document.get_ref()));
+    for (span, newer) in toml_version::newer_than_1_0(&text) {
+        diagnostics.push(
+            Diagnostic::error(newer.message())
+                .at(&file, span, newer.label())
+                .help(format!("{TOML_1_0_TOOLS} read TOML 1.0: they refuse the whole file"))
+                .help(newer.help()),
+        );
+    }
     let recovered = recovery::deserialize::<T>(&file, document);
     if !recovered.ignored.is_empty() {
         let schema = recovery::Schema::of::<T>();
