@@ -3,6 +3,7 @@
 //! them too, to know which keys exist where when suggesting a fix for a typo.
 
 use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema};
 use serde_json::Value;
 
@@ -18,7 +19,47 @@ pub fn files() -> Vec<(&'static str, String)> {
 
 /// Draft-07, because taplo's validator knows drafts 4, 6 and 7 only.
 pub(crate) fn schema_for<T: JsonSchema>() -> Schema {
-    SchemaSettings::draft07().into_generator().into_root_schema_for::<T>()
+    SchemaSettings::draft07().with_transform(RecursiveTransform(without_null)).into_generator().into_root_schema_for::<T>()
+}
+
+/// TOML has no null: an `Option` field is a key left out, never `null`. schemars writes one as
+/// `anyOf: [T, {type: null}]` (or `type: [T, "null"]`), and taplo then answers a wrong value
+/// with "is not valid under any of the schemas listed in the 'anyOf' keyword" where, against
+/// `T` alone, it names the values allowed. The nulls of table defaults (`{uid: null}`) go too.
+fn without_null(schema: &mut Schema) {
+    let Some(object) = schema.as_object_mut() else { return };
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|kind| kind != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            object.insert("type".into(), only);
+        }
+    }
+    let not_null = |variant: &Value| variant.get("type") != Some(&Value::from("null"));
+    if let Some(Value::Array(variants)) = object.get("anyOf")
+        && let [variant] = variants.iter().filter(|variant| not_null(variant)).collect::<Vec<_>>()[..]
+        && variants.len() == 2
+    {
+        // `{description, allOf: [$ref]}`: draft-07 ignores the siblings of a `$ref` itself.
+        let variant = variant.clone();
+        object.remove("anyOf");
+        object.insert("allOf".into(), Value::Array(vec![variant]));
+    }
+    if let Some(Value::Array(values)) = object.get_mut("enum") {
+        values.retain(|value| !value.is_null());
+    }
+    match object.get_mut("default") {
+        Some(Value::Null) => {
+            object.remove("default");
+        }
+        Some(Value::Object(fields)) => {
+            fields.retain(|_, value| !value.is_null());
+            if fields.is_empty() {
+                object.remove("default");
+            }
+        }
+        _ => {}
+    }
 }
 
 fn to_pretty_json(schema: &Schema) -> String {

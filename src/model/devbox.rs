@@ -14,6 +14,7 @@ pub(crate) struct DevboxConfig {
     pub namespace: Option<String>,
     /// Delivery manifests to emit: `argocd` and/or `flux`.
     #[serde(default)]
+    #[schemars(extend("uniqueItems" = true))]
     pub gitops: Vec<GitOps>,
     /// A jsonnet template that replaces the embedded one; it may
     /// `import 'devbox-gen/devbox.libsonnet'` and extend it. Relative to this file.
@@ -205,7 +206,7 @@ pub(crate) struct Runtime {
     /// UID of `jupyter` in the image (default 10001); 1 to 2147483647, as a pod's runAsUser.
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub uid: Option<u32>,
-    /// GID of `jupyter` in the image, also the volume's fsGroup (default 10001); 1 to 2147483647.
+    /// GID of `jupyter` in the image, also the volume's fsGroup (default: the uid); 1 to 2147483647.
     #[schemars(range(min = 1, max = 2_147_483_647))]
     pub gid: Option<u32>,
 }
@@ -316,6 +317,7 @@ pub(crate) struct Prices {
     /// `{ "nvidia-l4" = 0.71 }`. A box with a type not listed here is reported with its price
     /// unknown.
     #[serde(default)]
+    #[schemars(extend("additionalProperties" = {"type": "number", "format": "double", "minimum": 0}))]
     pub gpu_hour: std::collections::BTreeMap<String, f64>,
     /// Prices on Spot VMs, for boxes scheduled on Spot nodes (node selector
     /// `cloud.google.com/gke-spot: "true"`). A price left out here is the on-demand one above.
@@ -335,5 +337,6 @@ pub(crate) struct SpotPrices {
     pub memory_gib_hour: Option<f64>,
     /// One GPU for one hour on Spot, by GKE accelerator type.
     #[serde(default)]
+    #[schemars(extend("additionalProperties" = {"type": "number", "format": "double", "minimum": 0}))]
     pub gpu_hour: std::collections::BTreeMap<String, f64>,
 }

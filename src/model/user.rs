@@ -34,7 +34,7 @@ pub(crate) struct UserFile {
     pub spot: Option<bool>,
     /// Datasets of devbox.toml's `[datasets]` to mount read-only, by name (e.g.
     /// `["imagenet"]`). Replaces `[defaults] datasets`: `[]` mounts none.
-    #[schemars(extend("examples" = [["imagenet"]]))]
+    #[schemars(extend("examples" = [["imagenet"]], "uniqueItems" = true))]
     pub datasets: Option<Vec<String>>,
     /// An optional GPU (GKE accelerator).
     pub gpu: Option<Gpu>,
@@ -83,7 +83,7 @@ pub(crate) struct UserDefaults {
     /// user file: they can be stopped at any time).
     pub spot: Option<bool>,
     /// Datasets of `[datasets]` every box mounts, by name, unless its user file lists its own.
-    #[schemars(extend("examples" = [["imagenet"]]))]
+    #[schemars(extend("examples" = [["imagenet"]], "uniqueItems" = true))]
     pub datasets: Option<Vec<String>>,
     /// Default GPU.
     pub gpu: Option<Gpu>,
@@ -93,7 +93,8 @@ pub(crate) struct UserDefaults {
     pub schedule: Option<Schedule>,
     /// Default home volume size and storage class.
     pub home: Option<Home>,
-    /// Default tailnet tags.
+    /// Default tailnet tags. Not `hostname`: every box would have the same name on the tailnet.
+    #[schemars(extend("not" = {"required": ["hostname"]}))]
     pub tailscale: Option<Tailscale>,
     /// Environment variables every box gets; a user file overrides them one by one.
     #[serde(default)]
@@ -145,9 +146,9 @@ pub(crate) struct Gpu {
     /// GKE accelerator name, e.g. `nvidia-tesla-t4`, `nvidia-l4`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// How many GPUs (default 1). With `sharing`, 1: GKE gives a container at most one
-    /// shared GPU.
-    #[schemars(range(min = 1, max = 16))]
+    /// How many GPUs (default 1): 1, 2, 4, 8 or 16, as GKE attaches them to a node. With
+    /// `sharing`, 1: GKE gives a container at most one shared GPU.
+    #[schemars(range(min = 1, max = 16), extend("enum" = [1, 2, 4, 8, 16]))]
     pub count: Option<u32>,
     /// Share one physical GPU with other boxes: `time-sharing` (GKE node pools created with
     /// `gpu-sharing-strategy=time-sharing`). `mps` is refused: GKE's MPS needs `hostIPC`, which
@@ -166,6 +167,8 @@ pub(crate) enum GpuSharing {
     /// Containers take turns on the whole GPU, its memory shared without limits.
     TimeSharing,
     /// NVIDIA's Multi-Process Service: refused, GKE's MPS clients need the host's IPC namespace.
+    /// Read only to say so; not offered by the schema, so editors do not complete it.
+    #[schemars(skip)]
     Mps,
 }
 
@@ -186,7 +189,7 @@ pub(crate) struct Home {
 #[schemars(deny_unknown_fields)]
 pub(crate) struct Ssh {
     /// Public keys allowed to log in as `jupyter` (at least one). Never a private key.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub authorized_keys: Vec<String>,
     /// Secret with `id_ed25519` and `id_ed25519.pub`, mounted at /secrets. Default `NAME-ssh`.
     pub key_secret: Option<String>,
@@ -225,7 +228,7 @@ pub(crate) struct Schedule {
     #[schemars(extend("examples" = ["Europe/Berlin"]))]
     pub timezone: Option<String>,
     /// Working days. Default: Monday to Friday. `[]`: no working hours (only `[idle]`).
-    #[schemars(extend("examples" = [["mon", "tue", "wed", "thu", "fri"]]))]
+    #[schemars(extend("examples" = [["mon", "tue", "wed", "thu", "fri"]], "uniqueItems" = true))]
     pub days: Option<Vec<Weekday>>,
     /// When working hours begin, `"HH:MM"` (24-hour clock), e.g. `"08:00"`.
     #[schemars(extend("examples" = ["08:00"]))]

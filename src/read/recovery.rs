@@ -460,7 +460,10 @@ impl Schema {
     fn kind(&self, node: &Value) -> Kind {
         let node = self.resolve(node);
         let strings = |values: &Vec<Value>| values.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>();
-        if let Some(values) = node.get("enum").and_then(Value::as_array) {
+        // An enum of numbers (`[gpu] count`) is a number, whose values validation tells.
+        if let Some(values) = node.get("enum").and_then(Value::as_array)
+            && values.iter().all(Value::is_string)
+        {
             return Kind::Choice(strings(values));
         }
         if let Some(variants) = node.get("oneOf").and_then(Value::as_array) {

@@ -49,8 +49,11 @@ const MAX_EMAIL_LEN: usize = 254;
 
 pub(super) fn email(value: &str) -> Result<(), Finding> {
     if value.len() > MAX_EMAIL_LEN {
-        return Err(Finding::error(format!("the address is {} characters long, more than the {MAX_EMAIL_LEN} mail allows", value.len()))
-            .help("write the owner's address alone, like `alice@example.com`"));
+        return Err(Finding::error(format!(
+            "the address is {} bytes long in UTF-8, more than the {MAX_EMAIL_LEN} mail allows",
+            value.len()
+        ))
+        .help("write the owner's address alone, like `alice@example.com`"));
     }
     // An unquoted local part (RFC 5322's dot-atom) and a host name: what a directory hands out.
     let label_ok = |label: &str| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-');

@@ -76,6 +76,16 @@ type = \"nvidia-l4\"
 count = \"1\""
     [bad-enum]="state = \"paused\"
 $good"
+    [gpu-count-gke-cannot-attach]="$good
+[gpu]
+type = \"nvidia-l4\"
+count = 6"
+    [dataset-twice]="datasets = [\"imagenet\", \"imagenet\"]
+$good"
+    [mps-sharing]="$good
+[gpu]
+type = \"nvidia-l4\"
+sharing = \"mps\""
     [missing-email]="[ssh]
 authorized_keys = [\"$key\"]"
 )

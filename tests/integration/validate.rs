@@ -632,7 +632,7 @@ fn an_env_too_long_to_apply_is_refused_at_the_table() {
 #[test]
 fn an_address_mail_would_not_carry_is_refused() {
     for (email, shown) in [
-        (format!("{}@example.com", "a".repeat(250_000)), "the address is 250012 characters long, more than the 254 mail allows"),
+        (format!("{}@example.com", "a".repeat(250_000)), "the address is 250012 bytes long in UTF-8, more than the 254 mail allows"),
         ("dave@-example.com".to_string(), "`dave@-example.com` is not an email address"),
         ("dave\u{202E}moc.elpmaxe@example.com".to_string(), "`dave\\u{202e}moc.elpmaxe@example.com` is not an email address"),
     ] {
