@@ -299,7 +299,7 @@ pub(crate) struct Cluster {
 #[schemars(deny_unknown_fields)]
 pub(crate) struct Prices {
     /// ISO 4217 code of the prices (default `USD`, written `$` in the diff).
-    #[schemars(extend("examples" = ["USD", "EUR"]))]
+    #[schemars(extend("examples" = ["USD", "EUR"]), regex(pattern = "^[A-Z]{3}$"))]
     pub currency: Option<String>,
     /// One CPU core for one hour (a running box pays for its pod's requests).
     #[schemars(extend("examples" = [0.0316]))]

@@ -55,6 +55,7 @@ pub(crate) struct UserFile {
     /// name) and reads `$$` as `$`. A value holds no NUL, and `NAME=value` with its closing NUL
     /// fits in 128 KiB, what Linux's execve(2) passes.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
     pub env: BTreeMap<String, String>,
 }
 
@@ -98,6 +99,7 @@ pub(crate) struct UserDefaults {
     pub tailscale: Option<Tailscale>,
     /// Environment variables every box gets; a user file overrides them one by one.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
     pub env: BTreeMap<String, String>,
 }
 

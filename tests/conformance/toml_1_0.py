@@ -11,6 +11,9 @@ the pre-commit hook) and Python's tomllib read TOML 1.0 and refuse a whole file 
   - the TOML 1.0 ways to write the same (and look-alikes: a multi-line array, a literal
     string holding `\\e`, an escaped backslash): all three accept them.
 
+Then the patterns schema/ gives `[env]` names, as taplo applies them, against devbox-gen's
+own rule: each name is accepted by both or refused by both.
+
 usage: toml_1_0.py DEVBOX_GEN REPO   (REPO: a config repo with schema/ and devbox.toml)
 """
 
@@ -33,6 +36,17 @@ NEWER = {
     "escape \\x": HEAD + 'env.GREETING = "caf\\xe9"\n',
 }
 BYTE_ORDER_MARK = "\ufeff" + HEAD
+ENV_NAMES = {
+    "A": True,
+    "_x": True,
+    "PIP_INDEX_2": True,
+    "lower_case": True,
+    "1A": False,
+    "MY-VAR": False,
+    "A.B": False,
+    "É": False,
+    "A B": False,
+}
 OLDER = {
     "inline table on one line": HEAD + 'resources = { cpu = "4", memory = "16Gi" }\n',
     "a table of its own": HEAD + '[resources]\ncpu = "4"\nmemory = "16Gi"\n',
@@ -88,11 +102,16 @@ def main() -> None:
             taplo_ok, tomllib_ok, ours_ok, stderr = verdicts(binary, repo, taplo, text)
             if not (taplo_ok and tomllib_ok and ours_ok):
                 failures.append(f"{name}: taplo {taplo_ok}, tomllib {tomllib_ok}, devbox-gen {ours_ok}: all should accept it\n{stderr}")
+        for env_name, valid in ENV_NAMES.items():
+            taplo_ok, _, ours_ok, stderr = verdicts(binary, repo, taplo, HEAD + f'env."{env_name}" = "1"\n')
+            if taplo_ok != valid or ours_ok != valid:
+                failures.append(f"[env] name {env_name!r}: taplo {taplo_ok}, devbox-gen {ours_ok}, expected {valid}\n{stderr}")
     if failures:
         sys.exit("\n".join(f"FAIL {failure}" for failure in failures))
     print(
         f"TOML 1.0: {len(NEWER)} files of TOML 1.1 syntax refused by taplo, tomllib and devbox-gen alike; "
-        f"{len(OLDER)} TOML 1.0 files accepted by all three; a byte order mark refused by taplo and tomllib, warned of by devbox-gen"
+        f"{len(OLDER)} TOML 1.0 files accepted by all three; a byte order mark refused by taplo and tomllib, warned of by devbox-gen; "
+        f"schema/ and devbox-gen agree on {len(ENV_NAMES)} [env] names"
     )
 
 
