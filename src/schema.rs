@@ -83,23 +83,17 @@ pub(crate) fn known_keys<T: JsonSchema>(path: &str) -> Vec<String> {
     node.get("properties").and_then(Value::as_object).map(|props| props.keys().cloned().collect()).unwrap_or_default()
 }
 
-/// Follows `$ref`, `allOf: [$ref]` and the `anyOf: [T, null]` that `Option<T>` becomes.
-fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
+/// Follows `$ref`, and the `allOf: [$ref]` that draft-07 wraps one in when it has siblings
+/// (an optional field's description: [`without_null`]).
+pub(crate) fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
     loop {
         if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-            let pointer = reference.trim_start_matches('#');
-            match root.pointer(pointer) {
+            match root.pointer(reference.trim_start_matches('#')) {
                 Some(target) => node = target,
                 None => return node,
             }
         } else if let Some(first) = node.get("allOf").and_then(Value::as_array).and_then(|all| all.first()) {
-            node = first; // draft-07 wraps `$ref` in `allOf` when it has siblings like `default`
-        } else if let Some(variant) = node
-            .get("anyOf")
-            .and_then(Value::as_array)
-            .and_then(|variants| variants.iter().find(|v| v.get("type") != Some(&Value::from("null"))))
-        {
-            node = variant;
+            node = first;
         } else {
             return node;
         }

@@ -136,7 +136,7 @@ pub(crate) fn is_claim_file(path: &str) -> bool {
 }
 
 /// How the name of a [`Staging`] directory starts.
-pub(crate) const STAGING_PREFIX: &str = ".out.devbox-gen-";
+const STAGING_PREFIX: &str = ".out.devbox-gen-";
 
 /// A new `out/` being assembled in a directory beside the old one, written to by the compile
 /// while other boxes are still rendering; [`apply`] completes it and swaps it in. Dropped

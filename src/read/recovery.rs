@@ -410,22 +410,8 @@ impl Schema {
         Self { root: schema::schema_for::<T>().to_value() }
     }
 
-    /// Follows `$ref`, `allOf: [$ref]` and the `anyOf: [T, null]` of an `Option<T>`.
-    fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
-        for _ in 0..16 {
-            if let Some(target) = node.get("$ref").and_then(Value::as_str).and_then(|r| self.root.pointer(r.trim_start_matches('#'))) {
-                node = target;
-            } else if let Some(first) = node.get("allOf").and_then(Value::as_array).and_then(|all| all.first()) {
-                node = first;
-            } else if let Some(variant) =
-                node.get("anyOf").and_then(Value::as_array).and_then(|any| any.iter().find(|v| v.get("type") != Some(&Value::from("null"))))
-            {
-                node = variant;
-            } else {
-                break;
-            }
-        }
-        node
+    fn resolve<'a>(&'a self, node: &'a Value) -> &'a Value {
+        schema::resolve(&self.root, node)
     }
 
     fn child<'a>(&'a self, node: &'a Value, step: &Step) -> Option<&'a Value> {
